@@ -1,0 +1,147 @@
+//! The state root and every path below it. Nothing else in the workspace
+//! joins path strings for state: ask the layout.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::layer::{Layer, OverlayPath};
+use crate::name::InstanceName;
+
+/// Where production keeps mutable state.
+pub const DEFAULT_ROOT: &str = "/var/lib/left4me";
+
+/// The state root (`--root` / `LEFT4ME_ROOT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRoot {
+    root: PathBuf,
+}
+
+impl StateRoot {
+    /// Uses `root` as the state root, made absolute against the current
+    /// directory (paths end up in mount options and unit files).
+    pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
+        let root = std::path::absolute(root.as_ref())?;
+        Ok(Self { root })
+    }
+
+    /// Creates the top-level directories if missing. Idempotent.
+    pub fn ensure(&self) -> io::Result<()> {
+        for dir in [
+            self.root.clone(),
+            self.installation(),
+            self.overlays(),
+            self.workshop_cache(),
+            self.instances(),
+            self.runtime(),
+            self.tmp(),
+            self.locks(),
+        ] {
+            std::fs::create_dir_all(&dir)?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn installation(&self) -> PathBuf {
+        self.root.join("installation")
+    }
+
+    pub fn overlays(&self) -> PathBuf {
+        self.root.join("overlays")
+    }
+
+    pub fn overlay(&self, path: &OverlayPath) -> PathBuf {
+        self.overlays().join(path.as_str())
+    }
+
+    pub fn layer(&self, layer: &Layer) -> PathBuf {
+        match layer {
+            Layer::Overlay(path) => self.overlay(path),
+            Layer::Installation => self.installation(),
+        }
+    }
+
+    /// The layer's path relative to the root, for `openat2` beneath it.
+    pub fn layer_relative(layer: &Layer) -> PathBuf {
+        match layer {
+            Layer::Overlay(path) => Path::new("overlays").join(path.as_str()),
+            Layer::Installation => PathBuf::from("installation"),
+        }
+    }
+
+    pub fn workshop_cache(&self) -> PathBuf {
+        self.root.join("workshop_cache")
+    }
+
+    pub fn instances(&self) -> PathBuf {
+        self.root.join("instances")
+    }
+
+    pub fn runtime(&self) -> PathBuf {
+        self.root.join("runtime")
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    pub fn instance(&self, name: &InstanceName) -> InstancePaths {
+        InstancePaths {
+            dir: self.instances().join(name.as_str()),
+            runtime: self.runtime().join(name.as_str()),
+            lock: self.locks().join(format!("{name}.lock")),
+        }
+    }
+}
+
+/// Paths of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePaths {
+    /// `instances/NAME/`: what `initialize` writes.
+    pub dir: PathBuf,
+    /// `runtime/NAME/`: overlay dirs, console log, supervisor state.
+    pub runtime: PathBuf,
+    /// `locks/NAME.lock`: outlives `delete`, so deletes serialize too.
+    pub lock: PathBuf,
+}
+
+impl InstancePaths {
+    pub fn instance_env(&self) -> PathBuf {
+        self.dir.join("instance.env")
+    }
+    pub fn server_cfg(&self) -> PathBuf {
+        self.dir.join("server.cfg")
+    }
+    pub fn spec(&self) -> PathBuf {
+        self.dir.join("spec.yaml")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.runtime.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.runtime.join("work")
+    }
+    pub fn merged(&self) -> PathBuf {
+        self.runtime.join("merged")
+    }
+    /// Where staged cfg files go: `upper/left4dead2/cfg`.
+    pub fn upper_cfg(&self) -> PathBuf {
+        self.upper().join("left4dead2").join("cfg")
+    }
+    pub fn console_log(&self) -> PathBuf {
+        self.runtime.join("console.log")
+    }
+    pub fn supervisor_state(&self) -> PathBuf {
+        self.runtime.join("supervisor.json")
+    }
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.runtime.join("supervisor.lock")
+    }
+}

@@ -1,0 +1,10 @@
+//! The host layer of left4me: everything that touches the machine.
+//!
+//! Only this crate mounts filesystems and starts or signals processes; the
+//! CLI and the panel call the [`lifecycle`] functions.
+
+pub mod fsutil;
+pub mod layer;
+pub mod layout;
+pub mod name;
+pub mod spec;
