@@ -6,5 +6,6 @@
 pub mod fsutil;
 pub mod layer;
 pub mod layout;
+pub mod mount;
 pub mod name;
 pub mod spec;
