@@ -4,8 +4,13 @@
 //! CLI and the panel call the [`lifecycle`] functions.
 
 pub mod fsutil;
+pub mod events;
+pub mod instance_env;
 pub mod layer;
+pub mod lifecycle;
 pub mod layout;
+pub mod lock;
 pub mod mount;
 pub mod name;
 pub mod spec;
+pub mod supervisor;

@@ -64,7 +64,9 @@ pub enum MountError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0} is already mounted with different layers; refusing to stack another mount on it")]
+    #[error(
+        "{0} already has a mount with other layers; refusing to stack another on it (`left4me instance stop` unmounts it)"
+    )]
     ForeignMount(PathBuf),
     #[error(
         "the mount options for this kernel's legacy mount(2) would be {len} bytes, more than the {LEGACY_OPTIONS_MAX} it accepts; use fewer overlays, a shorter state root path, or a kernel >= 6.8"

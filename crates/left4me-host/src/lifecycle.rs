@@ -1,0 +1,365 @@
+//! The instance lifecycle: initialize, start, stop, reset, delete, status
+//! and list. Every mutating operation holds the instance's lock, reports
+//! its steps and checks for cancellation between them.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::events::{Cancelled, Ctx};
+use crate::fsutil::{copy_atomic, remove_dir_all_if_exists, write_atomic};
+use crate::instance_env::InstanceEnv;
+use crate::layout::{InstancePaths, StateRoot};
+use crate::lock::{InstanceLock, LockError};
+use crate::mount::{self, MountError};
+use crate::name::InstanceName;
+use crate::spec::{Spec, SpecError};
+use crate::supervisor::{LogSource, Supervisor, SupervisorError, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Spec(#[from] Box<SpecError>),
+    #[error("instance {0} is not initialized; give it a spec (`--spec FILE`) first")]
+    NotInitialized(InstanceName),
+    #[error(
+        "overlay {overlay:?} of instance {name} does not exist any more; restore {path} or change the spec"
+    )]
+    MissingOverlay {
+        name: InstanceName,
+        overlay: String,
+        path: std::path::PathBuf,
+    },
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is still mounted; refusing to delete files below it")]
+    StillMounted(std::path::PathBuf),
+}
+
+impl From<Cancelled> for HostError {
+    fn from(c: Cancelled) -> Self {
+        Self::Supervisor(SupervisorError::Cancelled(c))
+    }
+}
+
+impl From<SpecError> for HostError {
+    fn from(e: SpecError) -> Self {
+        Self::Spec(Box::new(e))
+    }
+}
+
+impl HostError {
+    /// Whether the caller asked for something invalid (exit code 2), as
+    /// opposed to an operation that failed.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Spec(_) | Self::NotInitialized(_) | Self::MissingOverlay { .. }
+        )
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Supervisor(SupervisorError::Cancelled(_)))
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HostError {
+    let context = context.into();
+    move |source| HostError::Io { context, source }
+}
+
+/// What `start` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    Started,
+    AlreadyRunning,
+}
+
+/// Everything `status` reports about an instance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub initialized: bool,
+    pub mounted: bool,
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// Unix seconds.
+    pub since: Option<u64>,
+    pub restarts: u32,
+    pub port: Option<u16>,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+/// The host layer's entry point: a state root and a supervisor backend.
+#[derive(Debug)]
+pub struct Host {
+    root: StateRoot,
+    supervisor: Box<dyn Supervisor>,
+}
+
+impl Host {
+    /// Opens the state root (creating its directories) with a backend.
+    pub fn open(root: StateRoot, supervisor: Box<dyn Supervisor>) -> Result<Self, HostError> {
+        root.ensure()
+            .map_err(io(format!("creating state root {}", root.path().display())))?;
+        Ok(Self { root, supervisor })
+    }
+
+    pub fn root(&self) -> &StateRoot {
+        &self.root
+    }
+
+    fn lock(&self, name: &InstanceName) -> Result<InstanceLock, HostError> {
+        Ok(InstanceLock::try_acquire(
+            name,
+            &self.root.instance(name).lock,
+        )?)
+    }
+
+    fn target<'a>(&'a self, name: &'a InstanceName, paths: &'a InstancePaths) -> Target<'a> {
+        Target {
+            root: &self.root,
+            name,
+            paths,
+        }
+    }
+
+    /// Writes the instance's files from `spec`. Idempotent; a running
+    /// server keeps its old files until the next start.
+    pub fn initialize(&self, name: &InstanceName, spec: &Spec, ctx: &Ctx<'_>) -> Result<(), HostError> {
+        let _lock = self.lock(name)?;
+        self.initialize_locked(name, spec, ctx)
+    }
+
+    fn initialize_locked(&self, name: &InstanceName, spec: &Spec, ctx: &Ctx<'_>) -> Result<(), HostError> {
+        let paths = self.root.instance(name);
+        let existed = paths.spec().exists();
+        let result = self.write_instance(name, &paths, spec, ctx);
+        if result.is_err() && !existed {
+            // A first initialize that did not finish leaves nothing behind.
+            let _ = remove_dir_all_if_exists(&paths.dir);
+        }
+        result
+    }
+
+    fn write_instance(
+        &self,
+        name: &InstanceName,
+        paths: &InstancePaths,
+        spec: &Spec,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), HostError> {
+        ctx.step("checking overlays...")?;
+        self.check_overlays(name, spec)?;
+        ctx.step("creating instance directories...")?;
+        for dir in [&paths.dir, &paths.upper(), &paths.work(), &paths.merged()] {
+            std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
+        ctx.step("writing instance.env...")?;
+        let env = InstanceEnv::from_spec(spec).render(&self.root);
+        write_atomic(&paths.instance_env(), env.as_bytes()).map_err(io("writing instance.env"))?;
+        ctx.step("writing server.cfg...")?;
+        write_atomic(&paths.server_cfg(), spec.server_cfg().as_bytes())
+            .map_err(io("writing server.cfg"))?;
+        // The spec goes last: its presence means "initialized".
+        ctx.step("writing spec.yaml...")?;
+        write_atomic(&paths.spec(), spec.to_yaml().as_bytes()).map_err(io("writing spec.yaml"))?;
+        Ok(())
+    }
+
+    fn check_overlays(&self, name: &InstanceName, spec: &Spec) -> Result<(), HostError> {
+        for o in spec.overlays() {
+            let path = self.root.overlay(&o.path);
+            if !mount::is_plain_dir(&path) {
+                return Err(HostError::MissingOverlay {
+                    name: name.clone(),
+                    overlay: o.path.as_str().to_owned(),
+                    path,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Initializes from `spec` when given, stages the cfg files into the
+    /// upper layer, mounts and starts the server.
+    pub fn start(
+        &self,
+        name: &InstanceName,
+        spec: Option<&Spec>,
+        ctx: &Ctx<'_>,
+    ) -> Result<StartOutcome, HostError> {
+        let _lock = self.lock(name)?;
+        let paths = self.root.instance(name);
+        let target = self.target(name, &paths);
+        let spec = match spec {
+            Some(spec) => {
+                self.initialize_locked(name, spec, ctx)?;
+                spec.clone()
+            }
+            None if paths.spec().exists() => Spec::load(&paths.spec(), &self.root)?,
+            None => return Err(HostError::NotInitialized(name.clone())),
+        };
+        self.check_overlays(name, &spec)?;
+        if self.supervisor.status(&target)?.active {
+            ctx.step(format!("instance {name} is already running"))?;
+            return Ok(StartOutcome::AlreadyRunning);
+        }
+        ctx.step("clearing leftovers of an earlier run...")?;
+        self.supervisor.prepare(&target, ctx)?;
+        ctx.step("staging server.cfg files into the upper layer...")?;
+        self.stage(&paths, &spec)?;
+        self.supervisor.start(&target, ctx)?;
+        ctx.step("start complete.")?;
+        Ok(StartOutcome::Started)
+    }
+
+    /// Copies `server.cfg` and each aliased overlay's `cfg/server.cfg` (as
+    /// `server_<alias>.cfg`) into `upper/left4dead2/cfg/` before mounting:
+    /// writing through `merged` later would copy the lower file up with
+    /// its owner.
+    fn stage(&self, paths: &InstancePaths, spec: &Spec) -> Result<(), HostError> {
+        let cfg = paths.upper_cfg();
+        std::fs::create_dir_all(&cfg).map_err(io(format!("creating {}", cfg.display())))?;
+        for entry in std::fs::read_dir(&cfg).map_err(io("listing staged cfg files"))? {
+            let entry = entry.map_err(io("listing staged cfg files"))?;
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            if file_name.starts_with("server") && file_name.ends_with(".cfg") {
+                std::fs::remove_file(entry.path())
+                    .map_err(io(format!("removing stale {file_name}")))?;
+            }
+        }
+        copy_atomic(&paths.server_cfg(), &cfg.join("server.cfg")).map_err(io("staging server.cfg"))?;
+        for o in spec.overlays() {
+            let Some(alias) = &o.alias else { continue };
+            let layer = self.root.overlay(&o.path);
+            if let Some(text) = read_beneath(&layer, Path::new("left4dead2/cfg/server.cfg"))
+                .map_err(io(format!("reading server.cfg of overlay {}", o.path)))?
+            {
+                write_atomic(&cfg.join(alias.staged_cfg_name()), &text)
+                    .map_err(io(format!("staging {}", alias.staged_cfg_name())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the server and unmounts. Succeeds when already stopped.
+    pub fn stop(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
+        let _lock = self.lock(name)?;
+        let paths = self.root.instance(name);
+        self.supervisor.stop(&self.target(name, &paths), ctx)?;
+        ctx.step("stop complete.")?;
+        Ok(())
+    }
+
+    /// Stops the server and removes the instance's files and runtime
+    /// state; the next start re-initializes from a spec.
+    pub fn reset(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
+        let _lock = self.lock(name)?;
+        self.purge(name, ctx)?;
+        ctx.step("reset complete.")?;
+        Ok(())
+    }
+
+    /// Like reset, and the supervisor forgets the instance too.
+    pub fn delete(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
+        let _lock = self.lock(name)?;
+        self.purge(name, ctx)?;
+        let paths = self.root.instance(name);
+        self.supervisor.forget(&self.target(name, &paths))?;
+        ctx.step("delete complete.")?;
+        Ok(())
+    }
+
+    fn purge(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
+        let paths = self.root.instance(name);
+        self.supervisor.stop(&self.target(name, &paths), ctx)?;
+        // Never walk into a mount: that would delete through it.
+        if mount::find_mount(&paths.merged())?.is_some() {
+            return Err(HostError::StillMounted(paths.merged()));
+        }
+        ctx.step("removing runtime files...")?;
+        remove_dir_all_if_exists(&paths.runtime).map_err(io("removing runtime directory"))?;
+        ctx.step("removing instance files...")?;
+        remove_dir_all_if_exists(&paths.dir).map_err(io("removing instance directory"))?;
+        Ok(())
+    }
+
+    pub fn status(&self, name: &InstanceName) -> Result<InstanceStatus, HostError> {
+        let paths = self.root.instance(name);
+        let process = self.supervisor.status(&self.target(name, &paths))?;
+        let port = InstanceEnv::load(&paths.instance_env(), &self.root)
+            .ok()
+            .map(|env| env.port.get());
+        Ok(InstanceStatus {
+            name: name.to_string(),
+            initialized: paths.spec().exists(),
+            mounted: mount::find_mount(&paths.merged())?.is_some(),
+            running: process.running,
+            pid: process.pid,
+            since: process.since,
+            restarts: process.restarts,
+            port,
+            state: process.state,
+            reason: process.reason,
+        })
+    }
+
+    /// Every instance with files or runtime state, by name.
+    pub fn list(&self) -> Result<Vec<InstanceStatus>, HostError> {
+        let mut names = BTreeSet::new();
+        for dir in [self.root.instances(), self.root.runtime()] {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(format!("listing {}", dir.display()))(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
+                if let Some(name) = entry.file_name().to_str().and_then(|n| InstanceName::parse(n).ok()) {
+                    names.insert(name);
+                }
+            }
+        }
+        names.iter().map(|name| self.status(name)).collect()
+    }
+
+    pub fn log_source(&self, name: &InstanceName) -> LogSource {
+        let paths = self.root.instance(name);
+        self.supervisor.log_source(&self.target(name, &paths))
+    }
+}
+
+/// Reads `relative` below `dir` without following any symlink, so an
+/// overlay cannot point the staging at a file outside it. `None` when
+/// the file does not exist.
+fn read_beneath(dir: &Path, relative: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let dir_fd = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = match rustix::fs::openat2(
+        &dir_fd,
+        relative,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut contents = Vec::new();
+    std::fs::File::from(fd).read_to_end(&mut contents)?;
+    Ok(Some(contents))
+}

@@ -1,0 +1,80 @@
+//! One lock per instance, so two operations on it never interleave.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+
+use crate::name::InstanceName;
+
+/// Held for the length of an operation; released on drop (and by the
+/// kernel if the process dies, so a killed CLI never leaves it stuck).
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("instance {0} is busy: another operation on it is running; try again when it ends")]
+    Busy(InstanceName),
+    #[error("cannot open lock file {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl InstanceLock {
+    pub fn try_acquire(name: &InstanceName, path: &Path) -> Result<Self, LockError> {
+        let io = |source| LockError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(LockError::Busy(name.clone())),
+            Err(TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+}
+
+/// Whether some process holds an exclusive lock on `path` right now.
+pub fn is_locked(path: &Path) -> std::io::Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_told_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locks/a.lock");
+        let name = InstanceName::parse("a").unwrap();
+        let held = InstanceLock::try_acquire(&name, &path).unwrap();
+        assert!(is_locked(&path).unwrap());
+        let err = InstanceLock::try_acquire(&name, &path).unwrap_err();
+        assert!(err.to_string().contains("instance a is busy"), "{err}");
+        drop(held);
+        assert!(!is_locked(&path).unwrap());
+        InstanceLock::try_acquire(&name, &path).unwrap();
+    }
+}

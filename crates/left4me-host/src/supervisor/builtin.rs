@@ -1,0 +1,648 @@
+//! The built-in supervisor: a small daemon per running instance.
+//!
+//! `start` mounts the overlay, then launches `PROGRAM supervise --detach`,
+//! which launches the daemon (`PROGRAM supervise`) in its own process group
+//! and exits, so the daemon is reparented to init and outlives the CLI or
+//! the panel that started it. The daemon holds `supervisor.lock` for its
+//! whole life (liveness without PID guessing), runs `merged/srcds_run` with
+//! the merged tree as working directory, copies its output into the rotated
+//! `console.log`, restarts it after crashes with backoff, gives up after
+//! too many crashes in a window, and records everything in
+//! `supervisor.json`. SIGTERM asks it to stop: SIGINT to the game's process
+//! group, SIGKILL after the stop timeout.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustix::process::Signal;
+use serde::{Deserialize, Serialize};
+
+use super::console_log::ConsoleLog;
+use super::process::{self, group_exists, signal_group, signal_process};
+use super::{
+    LogSource, ProcessStatus, Supervisor, SupervisorError, Target, mount_instance, unmount_instance,
+};
+use crate::events::{Ctx, fault_point};
+use crate::fsutil::{remove_file_if_exists, write_atomic};
+use crate::instance_env::InstanceEnv;
+use crate::layout::{InstancePaths, StateRoot};
+use crate::lock::is_locked;
+use crate::mount::{self, MountApi, MountState};
+use crate::name::InstanceName;
+
+/// The subcommand of the host program that runs [`supervise_main`].
+pub const SUPERVISE_SUBCOMMAND: &str = "supervise";
+
+/// How the daemon treats crashes, stops and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// Give up after this many crashes within `window_secs`.
+    pub max_crashes: u32,
+    pub window_secs: u64,
+    /// First restart delay; doubles per crash in the window.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// SIGINT first; SIGKILL when the game has not exited after this.
+    pub stop_timeout_ms: u64,
+    pub log_max_bytes: u64,
+    /// Rotated logs kept besides the current one.
+    pub log_keep: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            max_crashes: 5,
+            window_secs: 60,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 30_000,
+            stop_timeout_ms: 15_000,
+            log_max_bytes: 8 * 1024 * 1024,
+            log_keep: 3,
+        }
+    }
+}
+
+impl RestartPolicy {
+    fn stop_timeout(&self) -> Duration {
+        Duration::from_millis(self.stop_timeout_ms)
+    }
+
+    fn backoff(&self, crashes_in_window: u32) -> Duration {
+        let factor = 1u64 << crashes_in_window.saturating_sub(1).min(20);
+        Duration::from_millis(
+            self.backoff_initial_ms
+                .saturating_mul(factor)
+                .min(self.backoff_max_ms),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+/// `supervisor.json`, written atomically by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonState {
+    pub supervisor_pid: u32,
+    pub state: RunState,
+    pub pid: Option<u32>,
+    pub pid_start_time: Option<u64>,
+    pub since: Option<u64>,
+    pub restarts: u32,
+    pub reason: Option<String>,
+}
+
+impl DaemonState {
+    fn load(path: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuiltinSupervisor {
+    /// The program with the [`SUPERVISE_SUBCOMMAND`] (the `left4me` binary).
+    pub program: PathBuf,
+    pub policy: RestartPolicy,
+    pub mount_api: MountApi,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl BuiltinSupervisor {
+    fn supervise_command(&self, target: &Target<'_>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.arg(SUPERVISE_SUBCOMMAND)
+            .arg("--root")
+            .arg(target.root.path())
+            .arg("--policy")
+            .arg(serde_json::to_string(&self.policy).expect("policy serialises"))
+            .arg(target.name.as_str());
+        cmd
+    }
+
+    fn spawn_daemon(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
+        let state_path = target.paths.supervisor_state();
+        remove_file_if_exists(&state_path)
+            .map_err(SupervisorError::io("removing old supervisor state"))?;
+        let status = self
+            .supervise_command(target)
+            .arg("--detach")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(SupervisorError::io(format!(
+                "running {} {SUPERVISE_SUBCOMMAND}",
+                self.program.display()
+            )))?;
+        if !status.success() {
+            return Err(SupervisorError::Failed(format!(
+                "the supervisor could not be launched ({status})"
+            )));
+        }
+        self.wait_for_launch(target)
+    }
+
+    /// Waits until the daemon reports the game process, or its failure.
+    fn wait_for_launch(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let state_path = target.paths.supervisor_state();
+        loop {
+            let state = DaemonState::load(&state_path);
+            match &state {
+                Some(s) if s.state == RunState::Running => return Ok(()),
+                Some(s) if matches!(s.state, RunState::Failed | RunState::Stopped) => {
+                    return Err(SupervisorError::Failed(format!(
+                        "the server did not start: {}",
+                        s.reason.as_deref().unwrap_or("no reason recorded")
+                    )));
+                }
+                // A crash on the first run already counts as started: the
+                // daemon is restarting it and `status` tells the story.
+                Some(s) if s.state == RunState::Backoff => return Ok(()),
+                _ => {}
+            }
+            let alive = is_locked(&target.paths.supervisor_lock()).unwrap_or(false);
+            if Instant::now() > deadline || (state.is_some() && !alive) {
+                return Err(SupervisorError::Failed(format!(
+                    "the supervisor did not report a running server; last console lines: {}",
+                    last_lines(&target.paths.console_log(), 5).join(" | ")
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Supervisor for BuiltinSupervisor {
+    fn prepare(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError> {
+        let env = target.load_env()?;
+        if mount::mount_state(target.root, &target.overlay_spec(&env))? == MountState::Foreign {
+            return Err(mount::MountError::ForeignMount(target.paths.merged()).into());
+        }
+        // Staging writes into upper/, which must not change under a live
+        // mount: take our stale mount down and make a fresh one after.
+        self.stop(target, ctx)
+    }
+
+    fn start(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError> {
+        ctx.step("mounting the overlay...")?;
+        mount_instance(target, self.mount_api)?;
+        fault_point("after-mount");
+        let launched = ctx
+            .step("starting the server process...")
+            .map_err(SupervisorError::from)
+            .and_then(|()| self.spawn_daemon(target));
+        if let Err(e) = launched {
+            // Leave nothing half-started: no mount without a process.
+            let _ = self.stop(target, &Ctx::new(&crate::events::discard, &Default::default()));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn stop(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError> {
+        let paths = target.paths;
+        let state = DaemonState::load(&paths.supervisor_state());
+        if is_locked(&paths.supervisor_lock()).unwrap_or(false) {
+            ctx.emit(crate::events::Event::Step("stopping the server process...".into()));
+            if let Some(state) = &state {
+                signal_process(state.supervisor_pid, Signal::TERM);
+            }
+            let deadline =
+                Instant::now() + self.policy.stop_timeout() + Duration::from_secs(5);
+            while is_locked(&paths.supervisor_lock()).unwrap_or(false) {
+                if Instant::now() > deadline {
+                    // The daemon is stuck: take it and the game down hard.
+                    if let Some(state) = &state {
+                        signal_process(state.supervisor_pid, Signal::KILL);
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // A daemon killed with -9 leaves its game running: find it by the
+        // recorded PID and start time and stop it the same way.
+        if let Some(DaemonState {
+            pid: Some(pid),
+            pid_start_time: Some(started),
+            ..
+        }) = DaemonState::load(&paths.supervisor_state())
+            && process::is_same_process_alive(pid, started)
+        {
+            ctx.emit(crate::events::Event::Step(format!(
+                "stopping orphaned server process {pid}..."
+            )));
+            stop_group(pid, self.policy.stop_timeout());
+        }
+        ctx.emit(crate::events::Event::Step("unmounting overlay...".into()));
+        unmount_instance(target)
+    }
+
+    fn status(&self, target: &Target<'_>) -> Result<ProcessStatus, SupervisorError> {
+        let state = DaemonState::load(&target.paths.supervisor_state());
+        let supervised = is_locked(&target.paths.supervisor_lock()).unwrap_or(false);
+        let Some(state) = state else {
+            return Ok(ProcessStatus {
+                state: "stopped".into(),
+                ..Default::default()
+            });
+        };
+        let game_alive = matches!((state.pid, state.pid_start_time), (Some(p), Some(t)) if process::is_same_process_alive(p, t));
+        let (label, reason) = match (supervised, state.state) {
+            (true, s) => (state_label(s), state.reason.clone()),
+            (false, RunState::Failed | RunState::Stopped) => (state_label(state.state), state.reason.clone()),
+            (false, _) if game_alive => (
+                "orphaned",
+                Some("the supervisor died; the game still runs (stop will end it)".into()),
+            ),
+            (false, _) => (
+                "failed",
+                Some("the supervisor died unexpectedly".into()),
+            ),
+        };
+        let running = game_alive && state.state == RunState::Running;
+        Ok(ProcessStatus {
+            running,
+            active: supervised,
+            pid: state.pid.filter(|_| game_alive),
+            since: state.since.filter(|_| running),
+            restarts: state.restarts,
+            state: label.into(),
+            reason,
+        })
+    }
+
+    fn log_source(&self, target: &Target<'_>) -> LogSource {
+        LogSource::File(target.paths.console_log())
+    }
+
+    fn forget(&self, _target: &Target<'_>) -> Result<(), SupervisorError> {
+        Ok(())
+    }
+}
+
+fn state_label(state: RunState) -> &'static str {
+    match state {
+        RunState::Starting => "starting",
+        RunState::Running => "running",
+        RunState::Backoff => "restarting",
+        RunState::Stopping => "stopping",
+        RunState::Stopped => "stopped",
+        RunState::Failed => "failed",
+    }
+}
+
+/// SIGINT to the group, SIGKILL after `timeout`, until the group is gone.
+fn stop_group(pgid: u32, timeout: Duration) {
+    signal_group(pgid, Signal::INT);
+    let deadline = Instant::now() + timeout;
+    while group_exists(pgid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if group_exists(pgid) {
+        signal_group(pgid, Signal::KILL);
+    }
+}
+
+/// The last `n` lines of a file, empty if unreadable.
+pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
+}
+
+/// Arguments of the [`SUPERVISE_SUBCOMMAND`].
+#[derive(Debug, Clone)]
+pub struct SuperviseArgs {
+    pub root: PathBuf,
+    pub name: InstanceName,
+    pub policy: RestartPolicy,
+    pub detach: bool,
+}
+
+/// Entry point of the supervise subcommand.
+pub fn supervise_main(args: SuperviseArgs) -> Result<(), SupervisorError> {
+    let root = StateRoot::new(&args.root).map_err(SupervisorError::io("state root"))?;
+    let paths = root.instance(&args.name);
+    if args.detach {
+        return launch_detached(&root, &args, &paths);
+    }
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(paths.supervisor_lock())
+        .map_err(SupervisorError::io("opening supervisor.lock"))?;
+    if lock.try_lock().is_err() {
+        return Err(SupervisorError::Failed(format!(
+            "instance {} already has a supervisor",
+            args.name
+        )));
+    }
+    let target = Target {
+        root: &root,
+        name: &args.name,
+        paths: &paths,
+    };
+    let env = target.load_env()?;
+    let log = ConsoleLog::open(
+        &paths.console_log(),
+        args.policy.log_max_bytes,
+        args.policy.log_keep,
+    )
+    .map_err(SupervisorError::io("opening console.log"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(SupervisorError::io("starting the supervisor runtime"))?;
+    let daemon = Daemon {
+        paths: paths.clone(),
+        env,
+        policy: args.policy,
+        log: Arc::new(Mutex::new(log)),
+    };
+    let result = runtime.block_on(daemon.run());
+    drop(lock);
+    result
+}
+
+fn launch_detached(
+    root: &StateRoot,
+    args: &SuperviseArgs,
+    paths: &InstancePaths,
+) -> Result<(), SupervisorError> {
+    // Early failures of the daemon (before it opens the log) land here too.
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(paths.console_log())
+        .map_err(SupervisorError::io("opening console.log"))?;
+    let program = std::env::current_exe().map_err(SupervisorError::io("locating self"))?;
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(program)
+        .arg(SUPERVISE_SUBCOMMAND)
+        .arg("--root")
+        .arg(root.path())
+        .arg("--policy")
+        .arg(serde_json::to_string(&args.policy).expect("policy serialises"))
+        .arg(args.name.as_str())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        // Its own group: a Ctrl-C in the terminal that ran the CLI does not
+        // reach it.
+        .process_group(0)
+        .spawn()
+        .map_err(SupervisorError::io("launching the supervisor"))?;
+    Ok(())
+}
+
+struct Daemon {
+    paths: InstancePaths,
+    env: InstanceEnv,
+    policy: RestartPolicy,
+    log: Arc<Mutex<ConsoleLog>>,
+}
+
+enum Outcome {
+    Exited(ExitStatus),
+    StopRequested,
+}
+
+impl Daemon {
+    fn note(&self, text: &str) {
+        let line = format!("[left4me] {text}");
+        let _ = self.log.lock().expect("log lock").write_line(line.as_bytes());
+    }
+
+    fn record(&self, state: &DaemonState) {
+        let json = serde_json::to_vec_pretty(state).expect("state serialises");
+        if let Err(e) = write_atomic(&self.paths.supervisor_state(), &json) {
+            self.note(&format!("cannot write supervisor.json: {e}"));
+        }
+    }
+
+    async fn run(self) -> Result<(), SupervisorError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(SupervisorError::io("installing SIGTERM handler"))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(SupervisorError::io("installing SIGINT handler"))?;
+        // Registered so a hangup is ignored rather than fatal.
+        let _hup = signal(SignalKind::hangup())
+            .map_err(SupervisorError::io("installing SIGHUP handler"))?;
+
+        let mut state = DaemonState {
+            supervisor_pid: std::process::id(),
+            state: RunState::Starting,
+            pid: None,
+            pid_start_time: None,
+            since: None,
+            restarts: 0,
+            reason: None,
+        };
+        let mut crashes: VecDeque<Instant> = VecDeque::new();
+        let window = Duration::from_secs(self.policy.window_secs);
+        loop {
+            let outcome = match self.spawn() {
+                Ok(mut child) => {
+                    let pid = child.id().unwrap_or(0);
+                    state.state = RunState::Running;
+                    state.pid = Some(pid);
+                    state.pid_start_time = process::start_time(pid);
+                    state.since = Some(unix_now());
+                    self.record(&state);
+                    self.note(&format!("server process {pid} started"));
+                    let outcome = tokio::select! {
+                        status = child.wait() => match status {
+                            Ok(status) => Outcome::Exited(status),
+                            Err(e) => {
+                                self.note(&format!("lost track of the server process: {e}"));
+                                Outcome::StopRequested
+                            }
+                        },
+                        _ = term.recv() => Outcome::StopRequested,
+                        _ = int.recv() => Outcome::StopRequested,
+                    };
+                    if let Outcome::StopRequested = outcome {
+                        state.state = RunState::Stopping;
+                        self.record(&state);
+                        self.stop_child(&mut child, pid).await;
+                    }
+                    // Whatever the game left behind in its group goes too.
+                    signal_group(pid, Signal::KILL);
+                    outcome
+                }
+                Err(e) => {
+                    self.note(&format!("cannot start the server: {e}"));
+                    state.reason = Some(format!("cannot start srcds_run: {e}"));
+                    Outcome::Exited(std::os::unix::process::ExitStatusExt::from_raw(127 << 8))
+                }
+            };
+            state.pid = None;
+            state.pid_start_time = None;
+            state.since = None;
+            let status = match outcome {
+                Outcome::StopRequested => {
+                    state.state = RunState::Stopped;
+                    state.reason = Some("stopped on request".into());
+                    self.record(&state);
+                    self.note("server stopped on request");
+                    return Ok(());
+                }
+                Outcome::Exited(status) => status,
+            };
+            if status.success() {
+                state.state = RunState::Stopped;
+                state.reason = Some("the server exited by itself (exit code 0)".into());
+                self.record(&state);
+                self.note("server exited by itself with code 0; not restarting");
+                return Ok(());
+            }
+            let how = describe_exit(status);
+            let now = Instant::now();
+            crashes.push_back(now);
+            while crashes.front().is_some_and(|t| now.duration_since(*t) > window) {
+                crashes.pop_front();
+            }
+            let in_window = u32::try_from(crashes.len()).unwrap_or(u32::MAX);
+            if in_window >= self.policy.max_crashes {
+                let reason = format!(
+                    "gave up after {in_window} crashes within {}s; last: {how}",
+                    self.policy.window_secs
+                );
+                self.note(&reason);
+                state.state = RunState::Failed;
+                state.reason = Some(reason);
+                self.record(&state);
+                return Ok(());
+            }
+            let delay = self.policy.backoff(in_window);
+            self.note(&format!(
+                "server crashed ({how}); restarting in {} ms",
+                delay.as_millis()
+            ));
+            state.state = RunState::Backoff;
+            state.reason = Some(format!("crashed ({how})"));
+            state.restarts += 1;
+            self.record(&state);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = term.recv() => return self.stopped_in_backoff(state),
+                _ = int.recv() => return self.stopped_in_backoff(state),
+            }
+        }
+    }
+
+    fn stopped_in_backoff(&self, mut state: DaemonState) -> Result<(), SupervisorError> {
+        state.state = RunState::Stopped;
+        state.reason = Some("stopped on request".into());
+        self.record(&state);
+        self.note("stopped on request while waiting to restart");
+        Ok(())
+    }
+
+    fn spawn(&self) -> std::io::Result<tokio::process::Child> {
+        let merged = self.paths.merged();
+        let port = self.env.port.to_string();
+        let mut child = tokio::process::Command::new(merged.join("srcds_run"))
+            .args(["-game", "left4dead2", "+ip", "0.0.0.0", "-port", &port])
+            .args(&self.env.arguments)
+            // srcds_run changes into its own directory; starting from the
+            // merged tree is what makes the overlays' add-ons load.
+            .current_dir(&merged)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump(out, Arc::clone(&self.log)));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump(err, Arc::clone(&self.log)));
+        }
+        Ok(child)
+    }
+
+    async fn stop_child(&self, child: &mut tokio::process::Child, pid: u32) {
+        self.note(&format!("stopping server process {pid} (SIGINT)"));
+        signal_group(pid, Signal::INT);
+        let timeout = self.policy.stop_timeout();
+        if tokio::time::timeout(timeout, child.wait()).await.is_err() {
+            self.note(&format!(
+                "server did not exit within {} ms; killing it",
+                timeout.as_millis()
+            ));
+            signal_group(pid, Signal::KILL);
+            let _ = child.wait().await;
+        }
+    }
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+async fn pump(stream: impl tokio::io::AsyncRead + Unpin, log: Arc<Mutex<ConsoleLog>>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                let _ = log.lock().expect("log lock").write_line(text);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RestartPolicy {
+            backoff_initial_ms: 100,
+            backoff_max_ms: 500,
+            ..Default::default()
+        };
+        let ms: Vec<u128> = (1..=5).map(|n| p.backoff(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 500, 500]);
+    }
+}

@@ -1,0 +1,151 @@
+//! Supervisors run an instance's game process. Two backends share one
+//! interface: systemd template units in production, and a built-in
+//! supervisor where systemd is absent (development, CI, containers).
+//!
+//! Starting includes mounting the overlay: the built-in backend mounts in
+//! process; with systemd, `left4me-mount@NAME.service` does it as root.
+
+pub mod builtin;
+pub mod console_log;
+pub mod process;
+pub mod systemd;
+
+use std::path::PathBuf;
+
+use crate::events::{Cancelled, Ctx};
+use crate::layout::{InstancePaths, StateRoot};
+use crate::instance_env::InstanceEnv;
+use crate::lock::LockError;
+use crate::mount::{self, MountApi, MountError, MountState, OverlaySpec};
+use crate::name::InstanceName;
+
+/// The instance a supervisor acts on.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub root: &'a StateRoot,
+    pub name: &'a InstanceName,
+    pub paths: &'a InstancePaths,
+}
+
+/// What a supervisor knows about an instance's process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessStatus {
+    /// The game process is up.
+    pub running: bool,
+    /// A supervisor is in charge (running, or waiting to restart).
+    pub active: bool,
+    pub pid: Option<u32>,
+    /// Unix seconds when the current process started.
+    pub since: Option<u64>,
+    /// Restarts after crashes since the last start.
+    pub restarts: u32,
+    /// `running`, `backoff`, `stopped`, `failed`, ... as the backend says.
+    pub state: String,
+    /// Why it is not running, when the supervisor knows.
+    pub reason: Option<String>,
+}
+
+/// Where an instance's console log lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    /// The built-in supervisor's rotated `console.log`.
+    File(PathBuf),
+    /// A systemd unit's journal.
+    Journal { unit: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl SupervisorError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+}
+
+/// One interface over the two backends.
+pub trait Supervisor: Send + Sync + std::fmt::Debug {
+    /// Clears what an earlier run left (an orphaned process, a stale mount
+    /// of ours) so the caller can stage files into `upper/`. Refuses when
+    /// something it did not make is mounted at `merged`.
+    fn prepare(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError>;
+
+    /// Mounts the instance's overlay (built-in backend) and starts its
+    /// process. Staging is done by the caller. On cancellation or failure
+    /// everything this call did is undone.
+    fn start(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError>;
+
+    /// Stops the process and unmounts. Succeeds when already stopped.
+    fn stop(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError>;
+
+    fn status(&self, target: &Target<'_>) -> Result<ProcessStatus, SupervisorError>;
+
+    fn log_source(&self, target: &Target<'_>) -> LogSource;
+
+    /// Called when an instance is deleted, to forget backend state.
+    fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError>;
+}
+
+impl Target<'_> {
+    /// Reads and validates `instance.env`.
+    pub fn load_env(&self) -> Result<InstanceEnv, SupervisorError> {
+        InstanceEnv::load(&self.paths.instance_env(), self.root)
+            .map_err(|e| SupervisorError::Failed(e.to_string()))
+    }
+
+    /// The overlay mount of this instance, paths relative to the root.
+    pub fn overlay_spec(&self, env: &InstanceEnv) -> OverlaySpec {
+        let rel = |p: PathBuf| {
+            p.strip_prefix(self.root.path())
+                .expect("instance paths are below the root")
+                .to_owned()
+        };
+        OverlaySpec {
+            lowers: env.lowers.clone(),
+            upper: rel(self.paths.upper()),
+            work: rel(self.paths.work()),
+            target: rel(self.paths.merged()),
+        }
+    }
+}
+
+/// Mounts an instance's overlay from its `instance.env`: reused when our
+/// exact layers are already mounted, refused when anything else is. Shared
+/// by the built-in supervisor and the root mount helper.
+pub fn mount_instance(target: &Target<'_>, api: MountApi) -> Result<(), SupervisorError> {
+    let env = target.load_env()?;
+    let spec = target.overlay_spec(&env);
+    match mount::mount_state(target.root, &spec)? {
+        MountState::NotMounted => Ok(mount::mount(target.root, &spec, api)?),
+        MountState::Ours => Ok(()),
+        MountState::Foreign => Err(MountError::ForeignMount(target.paths.merged()).into()),
+    }
+}
+
+/// Unmounts everything at an instance's `merged` (stacked mounts included).
+pub fn unmount_instance(target: &Target<'_>) -> Result<(), SupervisorError> {
+    for _ in 0..16 {
+        if !mount::unmount(&target.paths.merged())? {
+            return Ok(());
+        }
+    }
+    Err(SupervisorError::Failed(format!(
+        "{} still has mounts after 16 unmounts",
+        target.paths.merged().display()
+    )))
+}

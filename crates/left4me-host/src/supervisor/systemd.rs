@@ -1,0 +1,185 @@
+//! The systemd backend: `left4me-server@NAME.service`, which requires
+//! `left4me-mount@NAME.service` (a root oneshot running the mount helper).
+//! The panel itself holds no privilege; polkit lets it start and stop
+//! exactly these units.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::{LogSource, ProcessStatus, Supervisor, SupervisorError, Target};
+use crate::events::{Ctx, Event};
+use crate::name::InstanceName;
+
+#[derive(Debug, Clone)]
+pub struct SystemdSupervisor {
+    /// `systemctl`, found on `PATH` unless configured.
+    pub systemctl: PathBuf,
+}
+
+impl Default for SystemdSupervisor {
+    fn default() -> Self {
+        Self {
+            systemctl: PathBuf::from("systemctl"),
+        }
+    }
+}
+
+/// `left4me-server@NAME.service`.
+pub fn server_unit(name: &InstanceName) -> String {
+    format!("left4me-server@{name}.service")
+}
+
+/// `left4me-mount@NAME.service`.
+pub fn mount_unit(name: &InstanceName) -> String {
+    format!("left4me-mount@{name}.service")
+}
+
+impl SystemdSupervisor {
+    fn systemctl<I, S>(&self, ctx: Option<&Ctx<'_>>, args: I) -> Result<String, SupervisorError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<S> = args.into_iter().collect();
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let output = Command::new(&self.systemctl)
+            .args(&args)
+            .output()
+            .map_err(SupervisorError::io(format!(
+                "running {}",
+                self.systemctl.display()
+            )))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if let Some(ctx) = ctx {
+            for line in stderr.lines() {
+                ctx.emit(Event::Stderr(line.to_owned()));
+            }
+        }
+        if !output.status.success() {
+            return Err(SupervisorError::Failed(format!(
+                "systemctl {} failed ({}): {}",
+                shown.join(" "),
+                output.status,
+                stderr.trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+impl Supervisor for SystemdSupervisor {
+    fn prepare(&self, _target: &Target<'_>, _ctx: &Ctx<'_>) -> Result<(), SupervisorError> {
+        // The mount unit unmounts when the server unit stops, so a stopped
+        // instance has nothing mounted; the mount helper refuses the rest.
+        Ok(())
+    }
+
+    fn start(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError> {
+        let unit = server_unit(target.name);
+        ctx.step(format!("starting {unit}..."))?;
+        self.systemctl(Some(ctx), ["start", unit.as_str()])?;
+        Ok(())
+    }
+
+    fn stop(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError> {
+        // The mount unit has StopWhenUnneeded=yes: it unmounts when the
+        // server unit stops, and polkit need only allow the server unit.
+        let unit = server_unit(target.name);
+        ctx.emit(Event::Step(format!("stopping {unit}...")));
+        self.systemctl(Some(ctx), ["stop", unit.as_str()])?;
+        Ok(())
+    }
+
+    fn status(&self, target: &Target<'_>) -> Result<ProcessStatus, SupervisorError> {
+        let unit = server_unit(target.name);
+        let out = self.systemctl(
+            None,
+            [
+                "show",
+                unit.as_str(),
+                "--timestamp=unix",
+                "--property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,NRestarts,Result",
+            ],
+        )?;
+        Ok(parse_show(&out))
+    }
+
+    fn log_source(&self, target: &Target<'_>) -> LogSource {
+        LogSource::Journal {
+            unit: server_unit(target.name),
+        }
+    }
+
+    fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
+        // Nothing to forget when the unit never failed; ignore that error.
+        let _ = self.systemctl(None, ["reset-failed", server_unit(target.name).as_str()]);
+        Ok(())
+    }
+}
+
+/// Parses `systemctl show --property=... --timestamp=unix` output.
+pub fn parse_show(text: &str) -> ProcessStatus {
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or("")
+    };
+    let active = get("ActiveState");
+    let sub = get("SubState");
+    let pid: Option<u32> = get("MainPID").parse().ok().filter(|p| *p != 0);
+    let running = active == "active" && sub == "running";
+    let since = get("ExecMainStartTimestamp")
+        .strip_prefix('@')
+        .and_then(|s| s.parse().ok())
+        .filter(|_| running);
+    let result = get("Result");
+    ProcessStatus {
+        running,
+        active: matches!(active, "active" | "activating" | "reloading"),
+        pid: pid.filter(|_| running),
+        since,
+        restarts: get("NRestarts").parse().unwrap_or(0),
+        state: match (active, sub) {
+            ("activating", "auto-restart") => "restarting".into(),
+            ("active", "running") => "running".into(),
+            ("failed", _) => "failed".into(),
+            ("inactive", _) => "stopped".into(),
+            (a, s) => format!("{a}/{s}"),
+        },
+        reason: (active == "failed" && !result.is_empty())
+            .then(|| format!("systemd reports result {result:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_systemctl_show_output() {
+        let running = "ActiveState=active\nSubState=running\nMainPID=4242\nExecMainStartTimestamp=@1763870000\nNRestarts=2\nResult=success\n";
+        let s = parse_show(running);
+        assert!(s.running && s.active);
+        assert_eq!((s.pid, s.since, s.restarts), (Some(4242), Some(1_763_870_000), 2));
+
+        let failed = "ActiveState=failed\nSubState=failed\nMainPID=0\nExecMainStartTimestamp=\nNRestarts=5\nResult=start-limit-hit\n";
+        let s = parse_show(failed);
+        assert!(!s.running && !s.active);
+        assert_eq!(s.state, "failed");
+        assert_eq!(s.reason.as_deref(), Some("systemd reports result \"start-limit-hit\""));
+
+        let restarting = "ActiveState=activating\nSubState=auto-restart\nMainPID=0\nNRestarts=1\n";
+        assert_eq!(parse_show(restarting).state, "restarting");
+    }
+
+    #[test]
+    fn unit_names_follow_the_template() {
+        let name = InstanceName::parse("coop-1").unwrap();
+        assert_eq!(server_unit(&name), "left4me-server@coop-1.service");
+        assert_eq!(mount_unit(&name), "left4me-mount@coop-1.service");
+    }
+}

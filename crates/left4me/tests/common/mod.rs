@@ -1,0 +1,149 @@
+//! Test harness: a temporary state root with a synthetic installation
+//! (the srcds simulator as `srcds_run`) and the real `left4me` binary.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const LEFT4ME: &str = env!("CARGO_BIN_EXE_left4me");
+pub const SRCDS_SIM: &str = env!("CARGO_BIN_EXE_srcds-sim");
+
+/// Fails the test loudly when not root: these tests mount overlayfs.
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test mounts overlayfs and must run as root (CI runs it as root); it does not skip"
+    );
+}
+
+/// A port free for both UDP (A2S) and TCP (RCON) right now.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub struct TestRoot {
+    pub dir: tempfile::TempDir,
+    /// Extra environment for every `left4me` call.
+    pub env: Vec<(String, String)>,
+}
+
+impl TestRoot {
+    pub fn new() -> Self {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("left4me-test-").tempdir().unwrap();
+        let root = Self {
+            dir,
+            env: vec![
+                ("LEFT4ME_RESTART_BACKOFF_MS".into(), "100".into()),
+                ("LEFT4ME_STOP_TIMEOUT_MS".into(), "5000".into()),
+            ],
+        };
+        let status = Command::new(SRCDS_SIM)
+            .arg("make-installation")
+            .arg(root.path().join("installation"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "make-installation failed");
+        root
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(LEFT4ME);
+        cmd.arg("--root").arg(self.path());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.env_remove("LEFT4ME_ROOT").env_remove("LEFT4ME_FAULT");
+        cmd
+    }
+
+    /// Runs `left4me ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs `left4me ARGS`, which must succeed.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "left4me {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn overlay(&self, name: &str, files: &[(&str, &str)]) {
+        let dir = self.path().join("overlays").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (rel, content) in files {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+    }
+
+    /// Writes a spec file and returns its path.
+    pub fn spec(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn status(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["instance", "status", name, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn merged(&self, name: &str) -> PathBuf {
+        self.path().join("runtime").join(name).join("merged")
+    }
+
+    pub fn console_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join("runtime").join(name).join("console.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        // Leave no process or mount behind, whatever the test did.
+        let Ok(out) = self.cmd().args(["instance", "list", "--json"]).output() else { return };
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for instance in list {
+            if let Some(name) = instance["name"].as_str() {
+                let _ = self.cmd().args(["instance", "stop", name]).output();
+            }
+        }
+    }
+}
+
+pub fn a2s_addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

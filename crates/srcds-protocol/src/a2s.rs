@@ -1,0 +1,143 @@
+//! The Source server query protocol (A2S) over UDP.
+//!
+//! Each query opens its own ephemeral UDP socket connected to the server, so
+//! the kernel drops datagrams from any other address and concurrent queries
+//! never see each other's replies. A query is one request, at most a few
+//! challenge round trips (Left 4 Dead 2 answers every query with a challenge
+//! first, as an anti-spoofing measure), and a reply that may be split over
+//! several datagrams.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), srcds_protocol::QueryError> {
+//! use std::time::Duration;
+//! let addr = "127.0.0.1:27015".parse().unwrap();
+//! let info = srcds_protocol::a2s::info(addr, Duration::from_secs(2)).await?;
+//! println!("{} on {} ({}/{})", info.name, info.map, info.players, info.max_players);
+//! # Ok(()) }
+//! ```
+
+mod packet;
+mod parse;
+mod transport;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use transport::Query;
+
+/// A server's answer to `A2S_INFO`: what it runs and how full it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Info {
+    /// Network protocol version of the server (17 for current Source games).
+    pub protocol: u8,
+    /// The server's `hostname`.
+    pub name: String,
+    /// The map currently loaded, e.g. `c1m1_hotel`.
+    pub map: String,
+    /// The game directory, `left4dead2` for L4D2.
+    pub folder: String,
+    /// The game's description, e.g. `Left 4 Dead 2`.
+    pub game: String,
+    /// Steam application id, truncated to 16 bits by the protocol (550 for L4D2).
+    pub app_id: u16,
+    /// Players currently connected, bots included.
+    pub players: u8,
+    /// Player slots.
+    pub max_players: u8,
+    /// How many of `players` are bots.
+    pub bots: u8,
+    /// `'d'` dedicated, `'l'` listen (non-dedicated), `'p'` SourceTV relay.
+    pub server_type: char,
+    /// Host operating system: `'l'` Linux, `'w'` Windows, `'m'`/`'o'` macOS.
+    pub environment: char,
+    /// Whether joining requires a password (`sv_password` is set).
+    pub visibility: bool,
+    /// Whether the server is VAC-secured.
+    pub vac: bool,
+    /// Game version string, e.g. `2.2.4.3`.
+    pub version: String,
+    /// Game port the server listens on (extra data, may be absent).
+    pub port: Option<u16>,
+    /// The server's SteamID (extra data, may be absent).
+    pub steam_id: Option<u64>,
+    /// SourceTV port and name, when SourceTV is enabled.
+    pub tv: Option<(u16, String)>,
+    /// The `sv_tags` keywords, comma separated.
+    pub keywords: Option<String>,
+    /// 64-bit game id; its low 24 bits are the full app id.
+    pub game_id: Option<u64>,
+}
+
+/// One entry of an `A2S_PLAYER` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Player {
+    /// Chunk index; many Source games, L4D2 included, send 0 for everybody,
+    /// so do not use it as an identifier.
+    pub index: u8,
+    /// Player name (may be empty for players still connecting).
+    pub name: String,
+    /// Score (frags); game-specific meaning.
+    pub score: i32,
+    /// Time connected to the server. Serialized as seconds (a float), which is
+    /// what a human or a script reading `--json` output expects.
+    #[serde(serialize_with = "serialize_secs")]
+    pub duration: Duration,
+}
+
+/// One console variable from an `A2S_RULES` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    /// Cvar name, e.g. `mp_gamemode`.
+    pub name: String,
+    /// Its current value, as text.
+    pub value: String,
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The server did not complete its answer in time: it is down, the port is
+    /// wrong, or a firewall drops the packets.
+    #[error("no answer from {addr} within {after:?} (is the server running and the port right?)")]
+    Timeout {
+        /// The server that was queried.
+        addr: SocketAddr,
+        /// The time limit that ran out.
+        after: Duration,
+    },
+    /// The operating system reported a network failure (e.g. connection
+    /// refused when nothing listens on the port).
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server answered with bytes that are not a valid reply.
+    #[error("malformed reply from the server: {0}")]
+    Malformed(String),
+    /// The server sent a bzip2-compressed multi-packet reply. Only old Source
+    /// engine builds do that; Left 4 Dead 2 never does, so it is not supported.
+    #[error("the server sent a compressed reply, which is not supported")]
+    Compressed,
+}
+
+/// Asks a server who it is, what it runs and how many players it has.
+pub async fn info(addr: SocketAddr, timeout: Duration) -> Result<Info, QueryError> {
+    let reply = transport::exchange(addr, Query::Info, timeout).await?;
+    parse::info(reply.body())
+}
+
+/// Lists the players connected to a server.
+pub async fn players(addr: SocketAddr, timeout: Duration) -> Result<Vec<Player>, QueryError> {
+    let reply = transport::exchange(addr, Query::Players, timeout).await?;
+    parse::players(reply.body())
+}
+
+/// Lists a server's public console variables (those flagged as notify).
+pub async fn rules(addr: SocketAddr, timeout: Duration) -> Result<Vec<Rule>, QueryError> {
+    let reply = transport::exchange(addr, Query::Rules, timeout).await?;
+    parse::rules(reply.body())
+}
+
+fn serialize_secs<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
