@@ -94,8 +94,7 @@ impl InstanceEnv {
                 _ => {}
             }
         }
-        let lowers: Vec<Layer> =
-            lowers.ok_or_else(|| fail("L4D2_LOWERDIRS is missing".into()))?;
+        let lowers: Vec<Layer> = lowers.ok_or_else(|| fail("L4D2_LOWERDIRS is missing".into()))?;
         if lowers.last() != Some(&Layer::Installation) {
             return Err(fail("L4D2_LOWERDIRS must end with the installation".into()));
         }
@@ -150,10 +149,7 @@ fn quote(value: &str) -> String {
 
 /// Reverses [`quote`]; unquoted values (the predecessor's) pass through.
 fn unquote(value: &str) -> String {
-    let Some(inner) = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-    else {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
         return value.to_owned();
     };
     let mut out = String::with_capacity(inner.len());
@@ -178,7 +174,11 @@ mod tests {
         let root = StateRoot::new("/var/lib/left4me").unwrap();
         let spec = Spec::new(
             Port::new(27016).unwrap(),
-            vec!["+map".into(), "c1m1_hotel".into(), "+sv_tags=\"x$y\"".into()],
+            vec![
+                "+map".into(),
+                "c1m1_hotel".into(),
+                "+sv_tags=\"x$y\"".into(),
+            ],
             vec![],
             vec![OverlayRef {
                 path: OverlayPath::parse("ws/1").unwrap(),
@@ -192,7 +192,10 @@ mod tests {
             text,
             "L4D2_PORT=27016\nL4D2_ARGS=\"+map c1m1_hotel +sv_tags=\\\"x\\$y\\\"\"\nL4D2_LOWERDIRS=/var/lib/left4me/overlays/ws/1:/var/lib/left4me/installation\n"
         );
-        assert_eq!(InstanceEnv::parse(&text, Path::new("e"), &root).unwrap(), env);
+        assert_eq!(
+            InstanceEnv::parse(&text, Path::new("e"), &root).unwrap(),
+            env
+        );
     }
 
     #[test]
@@ -213,7 +216,10 @@ mod tests {
             "/var/lib/left4me/overlays/1",
         ] {
             let text = format!("L4D2_PORT=27015\nL4D2_LOWERDIRS={dirs}\n");
-            assert!(InstanceEnv::parse(&text, Path::new("e"), &root).is_err(), "{dirs}");
+            assert!(
+                InstanceEnv::parse(&text, Path::new("e"), &root).is_err(),
+                "{dirs}"
+            );
         }
     }
 }

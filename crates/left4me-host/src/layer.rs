@@ -18,7 +18,9 @@ pub enum InvalidOverlayPath {
     Empty,
     #[error("overlay path {0:?} is absolute; give it relative to the overlays directory")]
     Absolute(String),
-    #[error("overlay path {0:?} contains '..'; overlay paths must stay inside the overlays directory")]
+    #[error(
+        "overlay path {0:?} contains '..'; overlay paths must stay inside the overlays directory"
+    )]
     ParentComponent(String),
     #[error(
         "overlay path {0:?} has an invalid component; use letters, digits, '.', '_' and '-', not starting with '.'"
@@ -102,11 +104,20 @@ mod tests {
         use InvalidOverlayPath::*;
         assert_eq!(OverlayPath::parse(""), Err(Empty));
         assert!(matches!(OverlayPath::parse("/etc"), Err(Absolute(_))));
-        assert!(matches!(OverlayPath::parse("a/../b"), Err(ParentComponent(_))));
+        assert!(matches!(
+            OverlayPath::parse("a/../b"),
+            Err(ParentComponent(_))
+        ));
         assert!(matches!(OverlayPath::parse(".."), Err(ParentComponent(_))));
         for bad in ["a//b", "./a", ".hidden", "a:b", "a,b", "a b", "a\\b"] {
-            assert!(matches!(OverlayPath::parse(bad), Err(BadComponent(_))), "{bad}");
+            assert!(
+                matches!(OverlayPath::parse(bad), Err(BadComponent(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(OverlayPath::parse(&"a".repeat(201)), Err(TooLong(_))));
+        assert!(matches!(
+            OverlayPath::parse(&"a".repeat(201)),
+            Err(TooLong(_))
+        ));
     }
 }

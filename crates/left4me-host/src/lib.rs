@@ -3,12 +3,12 @@
 //! Only this crate mounts filesystems and starts or signals processes; the
 //! CLI and the panel call the [`lifecycle`] functions.
 
-pub mod fsutil;
 pub mod events;
+pub mod fsutil;
 pub mod instance_env;
 pub mod layer;
-pub mod lifecycle;
 pub mod layout;
+pub mod lifecycle;
 pub mod lock;
 pub mod mount;
 pub mod name;

@@ -138,12 +138,22 @@ impl Host {
 
     /// Writes the instance's files from `spec`. Idempotent; a running
     /// server keeps its old files until the next start.
-    pub fn initialize(&self, name: &InstanceName, spec: &Spec, ctx: &Ctx<'_>) -> Result<(), HostError> {
+    pub fn initialize(
+        &self,
+        name: &InstanceName,
+        spec: &Spec,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), HostError> {
         let _lock = self.lock(name)?;
         self.initialize_locked(name, spec, ctx)
     }
 
-    fn initialize_locked(&self, name: &InstanceName, spec: &Spec, ctx: &Ctx<'_>) -> Result<(), HostError> {
+    fn initialize_locked(
+        &self,
+        name: &InstanceName,
+        spec: &Spec,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), HostError> {
         let paths = self.root.instance(name);
         let existed = paths.spec().exists();
         let result = self.write_instance(name, &paths, spec, ctx);
@@ -242,7 +252,8 @@ impl Host {
                     .map_err(io(format!("removing stale {file_name}")))?;
             }
         }
-        copy_atomic(&paths.server_cfg(), &cfg.join("server.cfg")).map_err(io("staging server.cfg"))?;
+        copy_atomic(&paths.server_cfg(), &cfg.join("server.cfg"))
+            .map_err(io("staging server.cfg"))?;
         for o in spec.overlays() {
             let Some(alias) = &o.alias else { continue };
             let layer = self.root.overlay(&o.path);
@@ -329,7 +340,11 @@ impl Host {
             };
             for entry in entries {
                 let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
-                if let Some(name) = entry.file_name().to_str().and_then(|n| InstanceName::parse(n).ok()) {
+                if let Some(name) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| InstanceName::parse(n).ok())
+                {
                     names.insert(name);
                 }
             }
@@ -347,7 +362,11 @@ impl Host {
 /// overlay cannot point the staging at a file outside it. `None` when
 /// the file does not exist.
 fn read_beneath(dir: &Path, relative: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let dir_fd = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let fd = match rustix::fs::openat2(
         &dir_fd,
         relative,

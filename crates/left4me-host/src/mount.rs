@@ -241,12 +241,13 @@ fn mount_new(
             rustix::mount::fsconfig_set_fd(&fs_fd, "lowerdir+", fd.as_fd())
         } else {
             let path = root.layer(layer);
-            let value = path.to_str().filter(|p| p.len() <= FSCONFIG_STRING_MAX).ok_or(
-                MountError::UnsupportedPath(
+            let value = path
+                .to_str()
+                .filter(|p| p.len() <= FSCONFIG_STRING_MAX)
+                .ok_or(MountError::UnsupportedPath(
                     path.clone(),
                     "longer than 255 bytes or not UTF-8 (fsconfig string limit)",
-                ),
-            )?;
+                ))?;
             rustix::mount::fsconfig_set_string(&fs_fd, "lowerdir+", value)
         };
         match result {
@@ -323,7 +324,9 @@ pub fn legacy_options(root: &StateRoot, spec: &OverlaySpec) -> Result<String, Mo
 
 fn mount_legacy(root: &StateRoot, spec: &OverlaySpec) -> Result<(), MountError> {
     let options = legacy_options(root, spec)?;
-    let data = CString::new(options).expect("checked paths contain no NUL");
+    let data = CString::new(options).map_err(|_| {
+        MountError::UnsupportedPath(root.path().to_owned(), "paths cannot contain NUL bytes")
+    })?;
     rustix::mount::mount(
         "overlay",
         root.path().join(&spec.target).as_path(),
@@ -419,9 +422,12 @@ fn unescape_octal(field: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            let value =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(value);
             i += 4;
         } else {
@@ -502,7 +508,10 @@ mod tests {
         let errno = rustix::mount::fsconfig_set_string(&fs_fd, "no_such_option", "1").unwrap_err();
         let err = kernel_error(&fs_fd, "option", errno);
         let text = err.to_string();
-        assert!(text.contains("no_such_option"), "kernel text missing: {text}");
+        assert!(
+            text.contains("no_such_option"),
+            "kernel text missing: {text}"
+        );
     }
 
     #[test]

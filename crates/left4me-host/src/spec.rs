@@ -299,9 +299,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error_at(&self, span: &Span, message: impl Into<String>) -> SpecError {
-        let (line, column) = span
-            .start()
-            .map_or((0, 0), |m| (m.line(), m.column()));
+        let (line, column) = span.start().map_or((0, 0), |m| (m.line(), m.column()));
         SpecError {
             file: self.file.to_owned(),
             line,
@@ -338,7 +336,8 @@ impl Parser<'_> {
                 "port" => {
                     let scalar = self.scalar(value, "port")?;
                     port = Some(
-                        Port::parse(scalar.as_str()).map_err(|m| self.error_at(scalar.span(), m))?,
+                        Port::parse(scalar.as_str())
+                            .map_err(|m| self.error_at(scalar.span(), m))?,
                     );
                 }
                 "arguments" => {
@@ -359,7 +358,7 @@ impl Parser<'_> {
                 "overlays" => {
                     for item in self.sequence(value, "overlays")?.iter() {
                         overlays.push(self.overlay(item, root)?);
-                        overlay_spans.push(item.span().clone());
+                        overlay_spans.push(*item.span());
                     }
                 }
                 other => {
@@ -376,8 +375,7 @@ impl Parser<'_> {
             column: 1,
             message: "`port` is missing; add e.g. `port: 27015` (1024-65535)".to_owned(),
         })?;
-        check_overlay_list(&overlays)
-            .map_err(|(i, m)| self.error_at(&overlay_spans[i], m))?;
+        check_overlay_list(&overlays).map_err(|(i, m)| self.error_at(&overlay_spans[i], m))?;
         Ok(Spec {
             port,
             arguments,
@@ -389,7 +387,9 @@ impl Parser<'_> {
     fn load_error(&self, err: &marked_yaml::LoadError) -> SpecError {
         use marked_yaml::LoadError as E;
         let (marker, message) = match err {
-            E::TopLevelMustBeMapping(m) => (*m, format!("the spec must be a mapping with keys {KEYS}")),
+            E::TopLevelMustBeMapping(m) => {
+                (*m, format!("the spec must be a mapping with keys {KEYS}"))
+            }
             E::TopLevelMustBeSequence(m) => (*m, "unexpected top-level sequence".to_owned()),
             E::UnexpectedAnchor(m) => (*m, "YAML anchors are not supported in specs".to_owned()),
             E::MappingKeyMustBeScalar(m) => (*m, "mapping keys must be plain strings".to_owned()),
@@ -413,11 +413,7 @@ impl Parser<'_> {
             .ok_or_else(|| self.error_at(node.span(), format!("{what} must be a single value")))
     }
 
-    fn sequence<'n>(
-        &self,
-        node: &'n Node,
-        key: &str,
-    ) -> Result<&'n MarkedSequenceNode, SpecError> {
+    fn sequence<'n>(&self, node: &'n Node, key: &str) -> Result<&'n MarkedSequenceNode, SpecError> {
         if let Some(seq) = node.as_sequence() {
             return Ok(seq);
         }
@@ -486,7 +482,10 @@ impl Parser<'_> {
             }
         }
         let path = path.ok_or_else(|| {
-            self.error_at(map.span(), "this overlay has no `path`; add `path: <dir under overlays/>`")
+            self.error_at(
+                map.span(),
+                "this overlay has no `path`; add `path: <dir under overlays/>`",
+            )
         })?;
         Ok((path, alias))
     }
@@ -522,7 +521,10 @@ mod tests {
         assert_eq!(spec.arguments(), ["+map", "c1m1_hotel", "-tickrate", "100"]);
         assert_eq!(spec.config(), ["hostname \"Friends #1\"", "sv_cheats 0"]);
         assert_eq!(spec.overlays()[0].path.as_str(), "1");
-        assert_eq!(spec.overlays()[0].alias.as_ref().unwrap().as_str(), "overlay_1");
+        assert_eq!(
+            spec.overlays()[0].alias.as_ref().unwrap().as_str(),
+            "overlay_1"
+        );
         assert_eq!(spec.overlays()[1].alias, None);
 
         let with_null = "port: 27016\noverlays:\n- {path: '2', alias: null}\n";
@@ -537,10 +539,19 @@ mod tests {
         let spec = Spec::new(
             Port::new(27020).unwrap(),
             vec!["+map".into(), "c2m1_highway".into()],
-            vec!["hostname \"a: b\" # not a comment".into(), "say 'hi'".into()],
             vec![
-                OverlayRef { path: OverlayPath::parse("1").unwrap(), alias: Some(Alias::parse("null").unwrap()) },
-                OverlayRef { path: OverlayPath::parse("ws/2").unwrap(), alias: None },
+                "hostname \"a: b\" # not a comment".into(),
+                "say 'hi'".into(),
+            ],
+            vec![
+                OverlayRef {
+                    path: OverlayPath::parse("1").unwrap(),
+                    alias: Some(Alias::parse("null").unwrap()),
+                },
+                OverlayRef {
+                    path: OverlayPath::parse("ws/2").unwrap(),
+                    alias: None,
+                },
             ],
         )
         .unwrap();
@@ -567,17 +578,53 @@ mod tests {
             ("arguments: []\n", (1, 1), "`port` is missing"),
             ("port: 27015\nport: 27016\n", (2, 1), "appears twice"),
             ("port: 27015\narguments: +map\n", (2, 12), "must be a list"),
-            ("port: 27015\narguments:\n- '+hostname My Server'\n", (3, 3), "contains whitespace"),
-            ("port: 27015\nconfig:\n- [a]\n", (3, 3), "must be a single value"),
+            (
+                "port: 27015\narguments:\n- '+hostname My Server'\n",
+                (3, 3),
+                "contains whitespace",
+            ),
+            (
+                "port: 27015\nconfig:\n- [a]\n",
+                (3, 3),
+                "must be a single value",
+            ),
             ("port: 27015\noverlays:\n- /etc\n", (3, 3), "is absolute"),
-            ("port: 27015\noverlays:\n- 1/../../etc\n", (3, 3), "contains '..'"),
+            (
+                "port: 27015\noverlays:\n- 1/../../etc\n",
+                (3, 3),
+                "contains '..'",
+            ),
             ("port: 27015\noverlays:\n- '3'\n", (3, 3), "does not exist"),
-            ("port: 27015\noverlays:\n- {path: '1', alias: Bad}\n", (3, 22), "alias \"Bad\" is invalid"),
-            ("port: 27015\noverlays:\n- {path: '1', alias: ''}\n", (3, 22), "alias \"\" is invalid"),
-            ("port: 27015\noverlays:\n- {path: '1', alias: a}\n- {path: '2', alias: a}\n", (4, 3), "alias \"a\" is used twice"),
-            ("port: 27015\noverlays:\n- '1'\n- '1'\n", (4, 3), "listed twice"),
-            ("port: 27015\noverlays:\n- {alias: a}\n", (3, 3), "has no `path`"),
-            ("port: 27015\noverlays:\n- {path: '1', weight: 2}\n", (3, 15), "unknown overlay key"),
+            (
+                "port: 27015\noverlays:\n- {path: '1', alias: Bad}\n",
+                (3, 22),
+                "alias \"Bad\" is invalid",
+            ),
+            (
+                "port: 27015\noverlays:\n- {path: '1', alias: ''}\n",
+                (3, 22),
+                "alias \"\" is invalid",
+            ),
+            (
+                "port: 27015\noverlays:\n- {path: '1', alias: a}\n- {path: '2', alias: a}\n",
+                (4, 3),
+                "alias \"a\" is used twice",
+            ),
+            (
+                "port: 27015\noverlays:\n- '1'\n- '1'\n",
+                (4, 3),
+                "listed twice",
+            ),
+            (
+                "port: 27015\noverlays:\n- {alias: a}\n",
+                (3, 3),
+                "has no `path`",
+            ),
+            (
+                "port: 27015\noverlays:\n- {path: '1', weight: 2}\n",
+                (3, 15),
+                "unknown overlay key",
+            ),
             ("- 1\n", (1, 1), "must be a mapping"),
             ("port: [27015\n", (2, 1), "YAML syntax error"),
             ("", (0, 0), "the spec is empty"),

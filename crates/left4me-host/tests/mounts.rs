@@ -76,30 +76,54 @@ fn precedence_with(api: MountApi) {
     let fx = Fixture::new();
     write_files(
         &fx.root.installation(),
-        &[("a.txt", "install"), ("b.txt", "install"), ("c.txt", "install"), ("d.txt", "install")],
+        &[
+            ("a.txt", "install"),
+            ("b.txt", "install"),
+            ("c.txt", "install"),
+            ("d.txt", "install"),
+        ],
     );
     let one = fx.overlay("1", &[("a.txt", "one")]);
     let two = fx.overlay("2", &[("a.txt", "two"), ("b.txt", "two")]);
-    let three = fx.overlay("3", &[("a.txt", "three"), ("b.txt", "three"), ("c.txt", "three")]);
+    let three = fx.overlay(
+        "3",
+        &[("a.txt", "three"), ("b.txt", "three"), ("c.txt", "three")],
+    );
     let spec = fx.spec(vec![one, two, three, Layer::Installation]);
-    assert_eq!(mount::mount_state(&fx.root, &spec).unwrap(), MountState::NotMounted);
+    assert_eq!(
+        mount::mount_state(&fx.root, &spec).unwrap(),
+        MountState::NotMounted
+    );
     mount::mount(&fx.root, &spec, api).unwrap();
 
     let m = fx.merged();
     assert_eq!(read(m.join("a.txt")), "one", "first overlay wins");
     assert_eq!(read(m.join("b.txt")), "two");
     assert_eq!(read(m.join("c.txt")), "three");
-    assert_eq!(read(m.join("d.txt")), "install", "installation is the bottom");
-    assert_eq!(mount::mount_state(&fx.root, &spec).unwrap(), MountState::Ours);
+    assert_eq!(
+        read(m.join("d.txt")),
+        "install",
+        "installation is the bottom"
+    );
+    assert_eq!(
+        mount::mount_state(&fx.root, &spec).unwrap(),
+        MountState::Ours
+    );
 
     // Writes land in upper, never in a lower layer.
     fs::write(m.join("a.txt"), "written").unwrap();
-    assert_eq!(read(fx.root.path().join("runtime/t/upper/a.txt")), "written");
+    assert_eq!(
+        read(fx.root.path().join("runtime/t/upper/a.txt")),
+        "written"
+    );
     assert_eq!(read(fx.root.path().join("overlays/1/a.txt")), "one");
 
     assert!(mount::unmount(&m).unwrap());
     assert!(!mount::unmount(&m).unwrap(), "second unmount is a no-op");
-    assert_eq!(mount::mount_state(&fx.root, &spec).unwrap(), MountState::NotMounted);
+    assert_eq!(
+        mount::mount_state(&fx.root, &spec).unwrap(),
+        MountState::NotMounted
+    );
 }
 
 #[test]
@@ -130,12 +154,18 @@ fn five_hundred_layers_mount_and_501_are_refused() {
     assert!(fx.merged().join("f0.txt").exists());
     assert!(fx.merged().join("f498.txt").exists());
     assert!(fx.merged().join("base.txt").exists());
-    assert_eq!(mount::mount_state(&fx.root, &spec).unwrap(), MountState::Ours);
+    assert_eq!(
+        mount::mount_state(&fx.root, &spec).unwrap(),
+        MountState::Ours
+    );
     mount::unmount(&fx.merged()).unwrap();
 
     lowers.insert(0, fx.overlay("one-too-many", &[]));
     let err = mount::mount(&fx.root, &fx.spec(lowers), MountApi::Auto).unwrap_err();
-    assert!(matches!(err, MountError::TooManyLayers { count: 501 }), "{err}");
+    assert!(
+        matches!(err, MountError::TooManyLayers { count: 501 }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -148,7 +178,10 @@ fn legacy_options_that_do_not_fit_a_page_are_refused_before_the_kernel() {
     let err = mount::mount(&fx.root, &spec, MountApi::Legacy).unwrap_err();
     assert!(matches!(err, MountError::OptionsTooLong { .. }), "{err}");
     assert!(err.to_string().contains("more than the 4095"), "{err}");
-    assert_eq!(mount::mount_state(&fx.root, &spec).unwrap(), MountState::NotMounted);
+    assert_eq!(
+        mount::mount_state(&fx.root, &spec).unwrap(),
+        MountState::NotMounted
+    );
     // The new API takes the same stack.
     mount::mount(&fx.root, &spec, MountApi::Auto).unwrap();
 }
@@ -158,7 +191,10 @@ fn symlinked_layers_are_refused() {
     let fx = Fixture::new();
     let outside = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(outside.path(), fx.root.overlays().join("sneaky")).unwrap();
-    let spec = fx.spec(vec![Layer::Overlay(OverlayPath::parse("sneaky").unwrap()), Layer::Installation]);
+    let spec = fx.spec(vec![
+        Layer::Overlay(OverlayPath::parse("sneaky").unwrap()),
+        Layer::Installation,
+    ]);
     let err = mount::mount(&fx.root, &spec, MountApi::Auto).unwrap_err();
     assert!(matches!(err, MountError::Open { .. }), "{err}");
     assert!(err.to_string().contains("no symlinks"), "{err}");
@@ -172,7 +208,10 @@ fn a_mount_with_other_layers_is_foreign() {
     let spec = fx.spec(vec![one.clone(), Layer::Installation]);
     mount::mount(&fx.root, &spec, MountApi::Auto).unwrap();
     let other = fx.spec(vec![two, one, Layer::Installation]);
-    assert_eq!(mount::mount_state(&fx.root, &other).unwrap(), MountState::Foreign);
+    assert_eq!(
+        mount::mount_state(&fx.root, &other).unwrap(),
+        MountState::Foreign
+    );
 }
 
 #[test]
@@ -184,6 +223,9 @@ fn kernel_refusals_name_the_step_and_errno() {
     spec.work = spec.upper.clone();
     let err = mount::mount(&fx.root, &spec, MountApi::NewWithFds).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("overlayfs refused the mount: create:"), "{text}");
+    assert!(
+        text.starts_with("overlayfs refused the mount: create:"),
+        "{text}"
+    );
     assert!(text.contains("Invalid argument"), "{text}");
 }

@@ -67,7 +67,7 @@ fn print_event(event: Event) {
 
 /// Runs a lifecycle operation on a worker thread; Ctrl-C cancels it
 /// between steps (the operation rolls back what it did).
-fn cancellable<T: Send + 'static>(
+pub(crate) fn cancellable<T: Send + 'static>(
     host: Host,
     op: impl FnOnce(&Host, &Ctx<'_>) -> Result<T, HostError> + Send + 'static,
 ) -> Result<T, Failure> {
@@ -102,7 +102,7 @@ pub(crate) fn host_failure(error: HostError) -> Failure {
     }
 }
 
-fn load_spec(host: &Host, path: &PathBuf) -> Result<Spec, Failure> {
+fn load_spec(host: &Host, path: &std::path::Path) -> Result<Spec, Failure> {
     Spec::load(path, host.root()).map_err(Failure::invalid)
 }
 
@@ -169,7 +169,7 @@ pub(crate) fn run(cli: &Cli, cmd: &InstanceCommand) -> CliResult {
     Ok(())
 }
 
-fn wait_ready_for(status: &InstanceStatus, limit: Duration) -> CliResult {
+pub(crate) fn wait_ready_for(status: &InstanceStatus, limit: Duration) -> CliResult {
     let port = status
         .port
         .context("the instance has no port in instance.env")?;
@@ -178,7 +178,10 @@ fn wait_ready_for(status: &InstanceStatus, limit: Duration) -> CliResult {
         .enable_all()
         .build()?;
     let deadline = Instant::now() + limit;
-    eprintln!("› waiting up to {}s for {addr} to answer A2S_INFO...", limit.as_secs());
+    eprintln!(
+        "› waiting up to {}s for {addr} to answer A2S_INFO...",
+        limit.as_secs()
+    );
     runtime.block_on(async {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -200,7 +203,9 @@ fn wait_ready_for(status: &InstanceStatus, limit: Duration) -> CliResult {
 }
 
 fn uptime(since: Option<u64>) -> String {
-    let Some(since) = since else { return "-".into() };
+    let Some(since) = since else {
+        return "-".into();
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -225,7 +230,10 @@ fn print_status(s: &InstanceStatus) {
 }
 
 fn print_list(all: &[InstanceStatus]) {
-    println!("{:<24} {:<11} {:>6} {:>8} {:>8}  UPTIME", "NAME", "STATE", "PORT", "PID", "RESTARTS");
+    println!(
+        "{:<24} {:<11} {:>6} {:>8} {:>8}  UPTIME",
+        "NAME", "STATE", "PORT", "PID", "RESTARTS"
+    );
     for s in all {
         println!(
             "{:<24} {:<11} {:>6} {:>8} {:>8}  {}",

@@ -16,7 +16,14 @@ pub(crate) fn show(source: &LogSource, lines: usize, follow: bool) -> CliResult 
     match source {
         LogSource::Journal { unit } => {
             let mut cmd = std::process::Command::new("journalctl");
-            cmd.args(["--unit", unit, "--output", "cat", "--lines", &lines.to_string()]);
+            cmd.args([
+                "--unit",
+                unit,
+                "--output",
+                "cat",
+                "--lines",
+                &lines.to_string(),
+            ]);
             if follow {
                 cmd.arg("--follow");
             }
@@ -44,7 +51,11 @@ fn print_tail(path: &Path, n: usize) -> CliResult {
     match std::fs::read(path) {
         Ok(current) => text.extend(current),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display())).into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("reading {}", path.display()))
+                .into());
+        }
     }
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();

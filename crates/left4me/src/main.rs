@@ -1,5 +1,6 @@
 //! `left4me`: run Left 4 Dead 2 servers on this host.
 
+mod demo;
 mod instance;
 mod logs;
 mod net;
@@ -17,7 +18,11 @@ use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy, Superv
 use left4me_host::supervisor::systemd::SystemdSupervisor;
 
 #[derive(Debug, Parser)]
-#[command(name = "left4me", version, about = "Run Left 4 Dead 2 dedicated servers on this host")]
+#[command(
+    name = "left4me",
+    version,
+    about = "Run Left 4 Dead 2 dedicated servers on this host"
+)]
 struct Cli {
     /// State root: installation, overlays, instances, runtime state.
     #[arg(long, global = true, env = "LEFT4ME_ROOT", default_value = DEFAULT_ROOT)]
@@ -49,13 +54,28 @@ struct PolicyArgs {
     #[arg(long, global = true, env = "LEFT4ME_MAX_CRASHES", default_value_t = 5)]
     max_crashes: u32,
     /// Crash window in seconds.
-    #[arg(long, global = true, env = "LEFT4ME_CRASH_WINDOW_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        global = true,
+        env = "LEFT4ME_CRASH_WINDOW_SECS",
+        default_value_t = 60
+    )]
     crash_window_secs: u64,
     /// First restart delay in milliseconds; doubles per crash (max 30 s).
-    #[arg(long, global = true, env = "LEFT4ME_RESTART_BACKOFF_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        global = true,
+        env = "LEFT4ME_RESTART_BACKOFF_MS",
+        default_value_t = 1000
+    )]
     restart_backoff_ms: u64,
     /// Milliseconds between SIGINT and SIGKILL when stopping.
-    #[arg(long, global = true, env = "LEFT4ME_STOP_TIMEOUT_MS", default_value_t = 15_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "LEFT4ME_STOP_TIMEOUT_MS",
+        default_value_t = 15_000
+    )]
     stop_timeout_ms: u64,
 }
 
@@ -76,6 +96,8 @@ enum Command {
     /// Manage server instances.
     #[command(subcommand)]
     Instance(instance::InstanceCommand),
+    /// Start a demo server from a synthetic installation (no Steam needed).
+    Demo(demo::DemoArgs),
     /// Query a game server with A2S (info, players, rules).
     Query(net::QueryArgs),
     /// Run an RCON command on a game server.
@@ -111,14 +133,20 @@ pub(crate) struct Failure {
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
-        Self { code: 1, error: error.into() }
+        Self {
+            code: 1,
+            error: error.into(),
+        }
     }
 }
 
 impl Failure {
     /// Exit code 2: the input was invalid.
     pub(crate) fn invalid(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: 2, error: error.into() }
+        Self {
+            code: 2,
+            error: error.into(),
+        }
     }
 }
 
@@ -140,15 +168,19 @@ fn open_host(cli: &Cli) -> anyhow::Result<Host> {
     Ok(Host::open(root, supervisor(cli)?)?)
 }
 
-fn run(cli: Cli) -> CliResult {
+fn run(cli: &Cli) -> CliResult {
     match &cli.command {
-        Command::Instance(cmd) => instance::run(&cli, cmd),
+        Command::Instance(cmd) => instance::run(cli, cmd),
+        Command::Demo(args) => demo::run(cli, args),
         Command::Query(args) => net::query(args),
         Command::Rcon(args) => net::rcon(args),
-        Command::MountHelper(cmd) => mount_helper(&cli, cmd),
-        Command::Supervise { policy, detach, name } => {
-            let policy: RestartPolicy =
-                serde_json::from_str(policy).map_err(Failure::invalid)?;
+        Command::MountHelper(cmd) => mount_helper(cli, cmd),
+        Command::Supervise {
+            policy,
+            detach,
+            name,
+        } => {
+            let policy: RestartPolicy = serde_json::from_str(policy).map_err(Failure::invalid)?;
             left4me_host::supervisor::builtin::supervise_main(SuperviseArgs {
                 root: cli.root.clone(),
                 name: name.clone(),
@@ -165,7 +197,11 @@ fn mount_helper(cli: &Cli, cmd: &MountHelperCommand) -> CliResult {
     let root = StateRoot::new(&cli.root)?;
     let (MountHelperCommand::Mount { name } | MountHelperCommand::Umount { name }) = cmd;
     let paths = root.instance(name);
-    let target = Target { root: &root, name, paths: &paths };
+    let target = Target {
+        root: &root,
+        name,
+        paths: &paths,
+    };
     match cmd {
         MountHelperCommand::Mount { .. } => mount_instance(&target, MountApi::Auto)?,
         MountHelperCommand::Umount { .. } => unmount_instance(&target)?,
@@ -175,7 +211,7 @@ fn mount_helper(cli: &Cli, cmd: &MountHelperCommand) -> CliResult {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
             // One line: the error and its causes.

@@ -45,7 +45,11 @@ pub(crate) struct RconArgs {
 fn resolve(address: &str) -> Result<SocketAddr, Failure> {
     address
         .to_socket_addrs()
-        .map_err(|e| Failure::invalid(anyhow::anyhow!("invalid address {address:?} (want HOST:PORT): {e}")))?
+        .map_err(|e| {
+            Failure::invalid(anyhow::anyhow!(
+                "invalid address {address:?} (want HOST:PORT): {e}"
+            ))
+        })?
         .next()
         .ok_or_else(|| Failure::invalid(anyhow::anyhow!("{address:?} resolves to no address")))
 }
@@ -64,12 +68,20 @@ pub(crate) fn query(args: &QueryArgs) -> CliResult {
             .await
             .with_context(|| format!("A2S_INFO to {addr}"))?;
         let players = if args.players {
-            Some(a2s::players(addr, timeout).await.with_context(|| format!("A2S_PLAYER to {addr}"))?)
+            Some(
+                a2s::players(addr, timeout)
+                    .await
+                    .with_context(|| format!("A2S_PLAYER to {addr}"))?,
+            )
         } else {
             None
         };
         let rules = if args.rules {
-            Some(a2s::rules(addr, timeout).await.with_context(|| format!("A2S_RULES to {addr}"))?)
+            Some(
+                a2s::rules(addr, timeout)
+                    .await
+                    .with_context(|| format!("A2S_RULES to {addr}"))?,
+            )
         } else {
             None
         };
@@ -80,11 +92,19 @@ pub(crate) fn query(args: &QueryArgs) -> CliResult {
         }
         println!("name:    {}", info.name);
         println!("map:     {}", info.map);
-        println!("players: {}/{} ({} bots)", info.players, info.max_players, info.bots);
+        println!(
+            "players: {}/{} ({} bots)",
+            info.players, info.max_players, info.bots
+        );
         println!("version: {}", info.version);
         println!("password: {}", if info.visibility { "yes" } else { "no" });
         for p in players.iter().flatten() {
-            println!("player:  {:<32} score {:>4}  {:>6.0}s", p.name, p.score, p.duration.as_secs_f32());
+            println!(
+                "player:  {:<32} score {:>4}  {:>6.0}s",
+                p.name,
+                p.score,
+                p.duration.as_secs_f32()
+            );
         }
         for r in rules.iter().flatten() {
             println!("rule:    {} = {}", r.name, r.value);
@@ -105,7 +125,10 @@ pub(crate) fn rcon(args: &RconArgs) -> CliResult {
         let mut client = RconClient::connect(addr, password, timeout)
             .await
             .with_context(|| format!("RCON to {addr}"))?;
-        let reply = client.exec(&command).await.with_context(|| format!("RCON command {command:?}"))?;
+        let reply = client
+            .exec(&command)
+            .await
+            .with_context(|| format!("RCON command {command:?}"))?;
         print!("{reply}");
         if !reply.is_empty() && !reply.ends_with('\n') {
             println!();

@@ -8,12 +8,18 @@ use std::time::Duration;
 use common::*;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn a2s_name(port: u16) -> String {
     runtime()
-        .block_on(srcds_protocol::a2s::info(a2s_addr(port), Duration::from_secs(2)))
+        .block_on(srcds_protocol::a2s::info(
+            a2s_addr(port),
+            Duration::from_secs(2),
+        ))
         .expect("A2S_INFO answered")
         .name
 }
@@ -32,7 +38,15 @@ fn start_query_and_sigint_stop() {
     let t = TestRoot::new();
     let port = free_port();
     let spec = basic_spec(&t, port, "Left4Me Test");
-    t.ok(&["instance", "start", "alpha", "--spec", &spec, "--wait-ready", "10"]);
+    t.ok(&[
+        "instance",
+        "start",
+        "alpha",
+        "--spec",
+        &spec,
+        "--wait-ready",
+        "10",
+    ]);
 
     let status = t.status("alpha");
     assert_eq!(status["state"], "running");
@@ -52,7 +66,10 @@ fn start_query_and_sigint_stop() {
     assert_eq!(status["state"], "stopped");
     let log = t.console_log("alpha");
     assert!(log.contains("stopping server process"), "{log}");
-    assert!(!log.contains("killing it"), "SIGINT alone must stop it:\n{log}");
+    assert!(
+        !log.contains("killing it"),
+        "SIGINT alone must stop it:\n{log}"
+    );
     assert!(log.contains("server stopped on request"), "{log}");
 
     // Stop is idempotent.
@@ -65,11 +82,27 @@ fn the_server_outlives_the_cli_and_start_is_idempotent() {
     let t = TestRoot::new();
     let port = free_port();
     let spec = basic_spec(&t, port, "Persistent");
-    t.ok(&["instance", "start", "beta", "--spec", &spec, "--wait-ready", "10"]);
+    t.ok(&[
+        "instance",
+        "start",
+        "beta",
+        "--spec",
+        &spec,
+        "--wait-ready",
+        "10",
+    ]);
     let pid = t.status("beta")["pid"].as_u64().unwrap();
     let again = t.ok(&["instance", "start", "beta"]);
-    assert!(stderr(&again).contains("already running"), "{}", stderr(&again));
-    assert_eq!(t.status("beta")["pid"].as_u64().unwrap(), pid, "same process");
+    assert!(
+        stderr(&again).contains("already running"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        t.status("beta")["pid"].as_u64().unwrap(),
+        pid,
+        "same process"
+    );
     assert_eq!(a2s_name(port), "Persistent");
 }
 
@@ -77,9 +110,29 @@ fn the_server_outlives_the_cli_and_start_is_idempotent() {
 fn cfg_staging_with_aliases_and_layer_precedence() {
     let t = TestRoot::new();
     let port = free_port();
-    t.overlay("top", &[("left4dead2/cfg/server.cfg", "hostname \"From Top\"\n"), ("left4dead2/who.txt", "top")]);
-    t.overlay("middle", &[("left4dead2/cfg/server.cfg", "sv_password middle\n"), ("left4dead2/who.txt", "middle"), ("left4dead2/mid.txt", "middle")]);
-    t.overlay("bottom", &[("left4dead2/who.txt", "bottom"), ("left4dead2/mid.txt", "bottom"), ("left4dead2/low.txt", "bottom")]);
+    t.overlay(
+        "top",
+        &[
+            ("left4dead2/cfg/server.cfg", "hostname \"From Top\"\n"),
+            ("left4dead2/who.txt", "top"),
+        ],
+    );
+    t.overlay(
+        "middle",
+        &[
+            ("left4dead2/cfg/server.cfg", "sv_password middle\n"),
+            ("left4dead2/who.txt", "middle"),
+            ("left4dead2/mid.txt", "middle"),
+        ],
+    );
+    t.overlay(
+        "bottom",
+        &[
+            ("left4dead2/who.txt", "bottom"),
+            ("left4dead2/mid.txt", "bottom"),
+            ("left4dead2/low.txt", "bottom"),
+        ],
+    );
     // A stale staged file from an earlier run must disappear.
     let upper_cfg = t.path().join("runtime/gamma/upper/left4dead2/cfg");
     std::fs::create_dir_all(&upper_cfg).unwrap();
@@ -91,19 +144,39 @@ fn cfg_staging_with_aliases_and_layer_precedence() {
             "port: {port}\nconfig:\n- exec server_top\n- exec server_middle\n- rcon_password pw\noverlays:\n- {{path: top, alias: top}}\n- {{path: middle, alias: middle}}\n- {{path: bottom, alias: bottom}}\n"
         ),
     );
-    t.ok(&["instance", "start", "gamma", "--spec", spec.to_str().unwrap(), "--wait-ready", "10"]);
+    t.ok(&[
+        "instance",
+        "start",
+        "gamma",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--wait-ready",
+        "10",
+    ]);
 
     let merged = t.merged("gamma").join("left4dead2");
     let read = |rel: &str| std::fs::read_to_string(merged.join(rel)).unwrap();
     assert_eq!(read("who.txt"), "top", "the first overlay wins");
     assert_eq!(read("mid.txt"), "middle");
     assert_eq!(read("low.txt"), "bottom");
-    assert!(merged.join("maps/c1m1_hotel.bsp").exists(), "the installation is the bottom layer");
+    assert!(
+        merged.join("maps/c1m1_hotel.bsp").exists(),
+        "the installation is the bottom layer"
+    );
     assert_eq!(read("cfg/server_top.cfg"), "hostname \"From Top\"\n");
     assert_eq!(read("cfg/server_middle.cfg"), "sv_password middle\n");
-    assert!(!merged.join("cfg/server_bottom.cfg").exists(), "no cfg in that overlay, nothing staged");
-    assert!(!merged.join("cfg/server_old.cfg").exists(), "stale staged cfg removed");
-    assert_eq!(read("cfg/server.cfg"), "exec server_top\nexec server_middle\nrcon_password pw\n");
+    assert!(
+        !merged.join("cfg/server_bottom.cfg").exists(),
+        "no cfg in that overlay, nothing staged"
+    );
+    assert!(
+        !merged.join("cfg/server_old.cfg").exists(),
+        "stale staged cfg removed"
+    );
+    assert_eq!(
+        read("cfg/server.cfg"),
+        "exec server_top\nexec server_middle\nrcon_password pw\n"
+    );
     // Staged files live in upper, so they belong to us, not to a layer.
     assert!(upper_cfg.join("server_top.cfg").exists());
     // And the game reads them through exec.
@@ -117,22 +190,42 @@ fn bad_input_exits_2_with_a_located_message() {
     let out = t.run(&["instance", "init", "delta", "--spec", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("bad.yaml:3:3: overlay path \"../etc\" contains '..'"), "{err}");
+    assert!(
+        err.contains("bad.yaml:3:3: overlay path \"../etc\" contains '..'"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one readable line: {err}");
 
     let out = t.run(&["instance", "start", "Bad_Name"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("invalid instance name"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid instance name"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = t.run(&["instance", "start", "uninitialized"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not initialized"), "{}", stderr(&out));
 
     let missing = t.spec("missing.yaml", "port: 27015\noverlays: [nope]\n");
-    let out = t.run(&["instance", "init", "delta", "--spec", missing.to_str().unwrap()]);
+    let out = t.run(&[
+        "instance",
+        "init",
+        "delta",
+        "--spec",
+        missing.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("missing.yaml:2:12: overlay \"nope\" does not exist"), "{}", stderr(&out));
-    assert!(!t.path().join("instances/delta").exists(), "nothing written for invalid input");
+    assert!(
+        stderr(&out).contains("missing.yaml:2:12: overlay \"nope\" does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !t.path().join("instances/delta").exists(),
+        "nothing written for invalid input"
+    );
 }
 
 #[test]
@@ -147,7 +240,11 @@ fn a_held_lock_makes_start_busy_and_concurrent_starts_run_one_server() {
     let held = left4me_host::lock::InstanceLock::try_acquire(&name, &lock_path).unwrap();
     let out = t.run(&["instance", "start", "eps"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("instance eps is busy"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("instance eps is busy"),
+        "{}",
+        stderr(&out)
+    );
     drop(held);
 
     let a = t.cmd().args(["instance", "start", "eps"]).output();
@@ -168,7 +265,11 @@ fn a_held_lock_makes_start_busy_and_concurrent_starts_run_one_server() {
     assert!(first.status.success() || second.status.success());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let merged = t.merged("eps");
-    assert_eq!(mounts.matches(merged.to_str().unwrap()).count(), 1, "exactly one mount, never stacked");
+    assert_eq!(
+        mounts.matches(merged.to_str().unwrap()).count(),
+        1,
+        "exactly one mount, never stacked"
+    );
     assert_eq!(a2s_name(port), "Busy");
 }
 
@@ -177,7 +278,12 @@ fn kill_9_between_mount_and_spawn_is_repaired_by_the_next_start() {
     let t = TestRoot::new();
     let port = free_port();
     let spec = basic_spec(&t, port, "Recovered");
-    let out = t.cmd().args(["instance", "start", "zeta", "--spec", &spec]).env("LEFT4ME_FAULT", "after-mount").output().unwrap();
+    let out = t
+        .cmd()
+        .args(["instance", "start", "zeta", "--spec", &spec])
+        .env("LEFT4ME_FAULT", "after-mount")
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "the fault point aborts the CLI");
     let status = t.status("zeta");
     assert_eq!(status["mounted"], true, "died after mounting");
@@ -186,11 +292,19 @@ fn kill_9_between_mount_and_spawn_is_repaired_by_the_next_start() {
     t.ok(&["instance", "start", "zeta", "--wait-ready", "10"]);
     assert_eq!(a2s_name(port), "Recovered");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert_eq!(mounts.matches(t.merged("zeta").to_str().unwrap()).count(), 1);
+    assert_eq!(
+        mounts.matches(t.merged("zeta").to_str().unwrap()).count(),
+        1
+    );
 
     // The same state is also repaired by stop and by delete.
     t.ok(&["instance", "stop", "zeta"]);
-    let out = t.cmd().args(["instance", "start", "zeta"]).env("LEFT4ME_FAULT", "after-mount").output().unwrap();
+    let out = t
+        .cmd()
+        .args(["instance", "start", "zeta"])
+        .env("LEFT4ME_FAULT", "after-mount")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     t.ok(&["instance", "delete", "zeta"]);
     assert!(!t.path().join("instances/zeta").exists());
@@ -201,16 +315,25 @@ fn kill_9_between_mount_and_spawn_is_repaired_by_the_next_start() {
 fn crashes_restart_with_backoff_then_give_up() {
     let mut t = TestRoot::new();
     t.env.push(("LEFT4ME_MAX_CRASHES".into(), "3".into()));
-    t.env.push(("LEFT4ME_RESTART_BACKOFF_MS".into(), "50".into()));
+    t.env
+        .push(("LEFT4ME_RESTART_BACKOFF_MS".into(), "50".into()));
     let port = free_port();
-    let spec = t.spec("crash.yaml", &format!("port: {port}\nconfig:\n- sim_crash_after_ms 300\n"));
+    let spec = t.spec(
+        "crash.yaml",
+        &format!("port: {port}\nconfig:\n- sim_crash_after_ms 300\n"),
+    );
     t.ok(&["instance", "start", "eta", "--spec", spec.to_str().unwrap()]);
-    wait_until("the supervisor gives up", Duration::from_secs(20), || t.status("eta")["state"] == "failed");
+    wait_until("the supervisor gives up", Duration::from_secs(20), || {
+        t.status("eta")["state"] == "failed"
+    });
     let status = t.status("eta");
     assert_eq!(status["restarts"], 2, "{status}");
     assert_eq!(status["running"], false);
     let reason = status["reason"].as_str().unwrap();
-    assert!(reason.starts_with("gave up after 3 crashes within 60s; last: exit code"), "{reason}");
+    assert!(
+        reason.starts_with("gave up after 3 crashes within 60s; last: exit code"),
+        "{reason}"
+    );
     let log = t.console_log("eta");
     assert_eq!(log.matches("server crashed").count(), 2, "{log}");
     assert_eq!(log.matches("] server process").count(), 3, "{log}");
@@ -224,7 +347,15 @@ fn a_crash_is_restarted_and_keeps_serving() {
     let t = TestRoot::new();
     let port = free_port();
     let spec = basic_spec(&t, port, "Phoenix");
-    t.ok(&["instance", "start", "theta", "--spec", &spec, "--wait-ready", "10"]);
+    t.ok(&[
+        "instance",
+        "start",
+        "theta",
+        "--spec",
+        &spec,
+        "--wait-ready",
+        "10",
+    ]);
     let first = t.status("theta")["pid"].as_u64().unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(first as i32).unwrap(),
@@ -237,7 +368,12 @@ fn a_crash_is_restarted_and_keeps_serving() {
     });
     assert_eq!(t.status("theta")["restarts"], 1);
     wait_until("A2S answers again", Duration::from_secs(10), || {
-        runtime().block_on(srcds_protocol::a2s::info(a2s_addr(port), Duration::from_millis(300))).is_ok()
+        runtime()
+            .block_on(srcds_protocol::a2s::info(
+                a2s_addr(port),
+                Duration::from_millis(300),
+            ))
+            .is_ok()
     });
     assert!(t.console_log("theta").contains("killed by signal 9"));
 }
@@ -247,15 +383,36 @@ fn a_killed_supervisor_leaves_an_orphan_that_stop_ends() {
     let t = TestRoot::new();
     let port = free_port();
     let spec = basic_spec(&t, port, "Orphan");
-    t.ok(&["instance", "start", "iota", "--spec", &spec, "--wait-ready", "10"]);
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(t.path().join("runtime/iota/supervisor.json")).unwrap()).unwrap();
+    t.ok(&[
+        "instance",
+        "start",
+        "iota",
+        "--spec",
+        &spec,
+        "--wait-ready",
+        "10",
+    ]);
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.path().join("runtime/iota/supervisor.json")).unwrap(),
+    )
+    .unwrap();
     let daemon = state["supervisor_pid"].as_u64().unwrap() as i32;
     let game = state["pid"].as_u64().unwrap();
-    rustix::process::kill_process(rustix::process::Pid::from_raw(daemon).unwrap(), rustix::process::Signal::KILL).unwrap();
-    wait_until("status notices", Duration::from_secs(5), || t.status("iota")["state"] == "orphaned");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(daemon).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    wait_until("status notices", Duration::from_secs(5), || {
+        t.status("iota")["state"] == "orphaned"
+    });
     t.ok(&["instance", "stop", "iota"]);
-    assert!(!std::path::Path::new(&format!("/proc/{game}")).exists() || std::fs::read_to_string(format!("/proc/{game}/stat")).unwrap().contains(") Z"));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{game}")).exists()
+            || std::fs::read_to_string(format!("/proc/{game}/stat"))
+                .unwrap()
+                .contains(") Z")
+    );
     assert_eq!(t.status("iota")["mounted"], false);
 }
 
@@ -268,7 +425,8 @@ fn reset_and_delete_remove_everything_and_list_shows_the_rest() {
     let s2 = t.spec("two.yaml", &format!("port: {p2}\n"));
     t.ok(&["instance", "init", "lambda", "--spec", s2.to_str().unwrap()]);
 
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&t.ok(&["instance", "list", "--json"]).stdout).unwrap();
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&t.ok(&["instance", "list", "--json"]).stdout).unwrap();
     let names: Vec<&str> = list.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["kappa", "lambda"]);
     assert_eq!(list[0]["running"], true);
@@ -280,11 +438,17 @@ fn reset_and_delete_remove_everything_and_list_shows_the_rest() {
     assert_eq!(status["initialized"], false);
     assert_eq!(status["mounted"], false);
     let out = t.run(&["instance", "start", "kappa"]);
-    assert_eq!(out.status.code(), Some(2), "reset forgets the spec: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "reset forgets the spec: {}",
+        stderr(&out)
+    );
 
     t.ok(&["instance", "delete", "lambda"]);
     t.ok(&["instance", "delete", "lambda"]);
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&t.ok(&["instance", "list", "--json"]).stdout).unwrap();
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&t.ok(&["instance", "list", "--json"]).stdout).unwrap();
     assert!(list.is_empty(), "{list:?}");
 }
 
@@ -293,11 +457,22 @@ fn logs_show_the_console() {
     let t = TestRoot::new();
     let port = free_port();
     let spec = basic_spec(&t, port, "Chatty");
-    t.ok(&["instance", "start", "mu", "--spec", &spec, "--wait-ready", "10"]);
+    t.ok(&[
+        "instance",
+        "start",
+        "mu",
+        "--spec",
+        &spec,
+        "--wait-ready",
+        "10",
+    ]);
     let out = t.ok(&["instance", "logs", "mu", "--lines", "200"]);
     let text = stdout(&out);
     assert!(text.contains("[left4me] server process"), "{text}");
-    assert!(text.contains("server.cfg"), "the simulator's boot lines are there: {text}");
+    assert!(
+        text.contains("server.cfg"),
+        "the simulator's boot lines are there: {text}"
+    );
     let out = t.ok(&["instance", "logs", "mu", "--lines", "1"]);
     assert_eq!(stdout(&out).lines().count(), 1);
 }
@@ -307,7 +482,15 @@ fn query_and_rcon_commands_talk_to_the_server() {
     let t = TestRoot::new();
     let port = free_port();
     let spec = basic_spec(&t, port, "Talkative");
-    t.ok(&["instance", "start", "nu", "--spec", &spec, "--wait-ready", "10"]);
+    t.ok(&[
+        "instance",
+        "start",
+        "nu",
+        "--spec",
+        &spec,
+        "--wait-ready",
+        "10",
+    ]);
     let addr = format!("127.0.0.1:{port}");
     let out = t.ok(&["query", &addr, "--players", "--rules", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -315,10 +498,30 @@ fn query_and_rcon_commands_talk_to_the_server() {
     assert!(json["rules"].as_array().unwrap().len() > 10);
 
     let pw = t.spec("pw", "secret\n");
-    let out = t.ok(&["rcon", &addr, "--password-file", pw.to_str().unwrap(), "status"]);
-    assert!(stdout(&out).contains("hostname: Talkative"), "{}", stdout(&out));
+    let out = t.ok(&[
+        "rcon",
+        &addr,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "status",
+    ]);
+    assert!(
+        stdout(&out).contains("hostname: Talkative"),
+        "{}",
+        stdout(&out)
+    );
     let wrong = t.spec("wrong", "nope\n");
-    let out = t.run(&["rcon", &addr, "--password-file", wrong.to_str().unwrap(), "status"]);
+    let out = t.run(&[
+        "rcon",
+        &addr,
+        "--password-file",
+        wrong.to_str().unwrap(),
+        "status",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("wrong RCON password"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrong RCON password"),
+        "{}",
+        stderr(&out)
+    );
 }

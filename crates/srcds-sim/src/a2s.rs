@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use crate::server::Shared;
+use crate::server::{Shared, stopped};
 use crate::state::{GAME_VERSION, GameState};
 
 const SINGLE: [u8; 4] = [0xFF; 4];
@@ -228,7 +228,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, socket: UdpSocket) {
     let mut exit = shared.exit_watch();
     loop {
         tokio::select! {
-            _ = exit.wait_for(Option::is_some) => break,
+            () = stopped(&mut exit) => break,
             received = socket.recv_from(&mut buf) => match received {
                 Ok((len, peer)) => {
                     if !shared.is_ready() {
@@ -267,7 +267,10 @@ mod tests {
             parse_request(&[0xFF, 0xFF, 0xFF, 0xFF, A2S_RULES, 1, 0]),
             Some(Request::Rules(None))
         );
-        assert_eq!(parse_request(&[0xFF, 0xFF, 0xFF, 0xFF, A2S_INFO, b'x']), None);
+        assert_eq!(
+            parse_request(&[0xFF, 0xFF, 0xFF, 0xFF, A2S_INFO, b'x']),
+            None
+        );
         assert_eq!(parse_request(&[0xFF, 0xFF, 0xFF]), None);
         assert_eq!(parse_request(&[]), None);
         assert_eq!(parse_request(&[0xFE, 0xFF, 0xFF, 0xFF, A2S_RULES]), None);

@@ -51,10 +51,7 @@ impl SimConfig {
         while i < args.len() {
             let arg = &args[i];
             // The values following this argument, up to the next option.
-            let values: Vec<&String> = args[i + 1..]
-                .iter()
-                .take_while(|a| !is_option(a))
-                .collect();
+            let values: Vec<&String> = args[i + 1..].iter().take_while(|a| !is_option(a)).collect();
             let first = || {
                 values
                     .first()
@@ -203,8 +200,8 @@ pub fn run_from_args(args: Vec<OsString>) -> ExitCode {
             Err(e) => fail(&format!("cannot read the current directory: {e}")),
         },
         Tool::MakeInstallation { dir, files, bytes } => {
-            let result = std::env::current_exe()
-                .and_then(|exe| make_installation(&dir, &exe, files, bytes));
+            let result =
+                std::env::current_exe().and_then(|exe| make_installation(&dir, &exe, files, bytes));
             match result {
                 Ok(()) => {
                     println!(
@@ -342,7 +339,10 @@ mod tests {
     #[test]
     fn quoted_command_line_values() {
         let config = SimConfig::from_srcds_args(".", &["+hostname".to_owned(), "A b".to_owned()]);
-        assert_eq!(config.map(|c| c.commands), Ok(vec!["hostname \"A b\"".to_owned()]));
+        assert_eq!(
+            config.map(|c| c.commands),
+            Ok(vec!["hostname \"A b\"".to_owned()])
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ pub(crate) struct Cvars {
 impl Cvars {
     pub(crate) fn new() -> Self {
         Self {
-            values: DEFS.iter().map(|d| (d.name, d.default.to_owned())).collect(),
+            values: DEFS
+                .iter()
+                .map(|d| (d.name, d.default.to_owned()))
+                .collect(),
         }
     }
 
@@ -400,6 +403,10 @@ mod tests {
         assert!(list.trim_end().ends_with("total convars/concommands"));
         let filtered = Cvars::new().cvarlist("sv_rcon");
         assert!(filtered.contains("sv_rcon_maxfailures"));
-        assert!(filtered.trim_end().ends_with("convars/concommands for [sv_rcon]"));
+        assert!(
+            filtered
+                .trim_end()
+                .ends_with("convars/concommands for [sv_rcon]")
+        );
     }
 }

@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Files per filler directory: large flat directories are slow to list.
 const FILES_PER_DIR: usize = 1000;
@@ -167,7 +167,9 @@ fn remove_stale_filler(root: &Path, files: usize) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     let dirs = files.div_ceil(FILES_PER_DIR);
-    let wanted_dirs: Vec<String> = (0..dirs).map(|d| filler_dir_name(d * FILES_PER_DIR)).collect();
+    let wanted_dirs: Vec<String> = (0..dirs)
+        .map(|d| filler_dir_name(d * FILES_PER_DIR))
+        .collect();
     for entry in entries {
         let entry = entry?;
         let path = entry.path();
@@ -202,7 +204,7 @@ fn parse_filler_index(name: &str) -> Option<usize> {
     (filler_file_name(index) == name).then_some(index)
 }
 
-fn remove_any(path: &PathBuf) -> io::Result<()> {
+fn remove_any(path: &Path) -> io::Result<()> {
     if fs::symlink_metadata(path)?.is_dir() {
         fs::remove_dir_all(path)
     } else {

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::server::Shared;
+use crate::server::{Shared, booted, stopped};
 use crate::state::{Output, SimExit};
 
 const SERVERDATA_AUTH: i32 = 3;
@@ -85,13 +85,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut exit = shared.exit_watch();
     let mut ready = shared.ready_watch();
     tokio::select! {
-        _ = exit.wait_for(Option::is_some) => return,
-        _ = ready.wait_for(|r| *r) => {}
+        () = stopped(&mut exit) => return,
+        () = booted(&mut ready) => {}
     }
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            _ = exit.wait_for(Option::is_some) => break,
+            () = stopped(&mut exit) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     connections.spawn(serve_connection(Arc::clone(&shared), stream, peer));
@@ -112,7 +112,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     let mut failures = 0u64;
     loop {
         let packet = tokio::select! {
-            _ = exit.wait_for(Option::is_some) => return,
+            () = stopped(&mut exit) => return,
             packet = read_packet(&mut reader) => packet,
         };
         let packet = match packet {
@@ -146,10 +146,9 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
                         .console
                         .print(&format!("rcon from \"{peer}\": Bad Password"));
                     if failures >= max_failures {
-                        shared.console.print(&format!(
-                            "Banning {} for rcon hacking attempts",
-                            peer.ip()
-                        ));
+                        shared
+                            .console
+                            .print(&format!("Banning {} for rcon hacking attempts", peer.ip()));
                         let _ = writer.write_all(&reply).await;
                         return;
                     }
@@ -237,7 +236,11 @@ mod tests {
         assert!(read_packet(&mut negative.as_slice()).await.is_err());
         let truncated = [14, 0, 0, 0, 1, 0];
         assert!(read_packet(&mut truncated.as_slice()).await.is_err());
-        assert!(read_packet(&mut [].as_slice()).await.is_ok_and(|p| p.is_none()));
+        assert!(
+            read_packet(&mut [].as_slice())
+                .await
+                .is_ok_and(|p| p.is_none())
+        );
     }
 
     #[test]

@@ -143,6 +143,19 @@ impl Shared {
     }
 }
 
+/// Resolves once the server stops. (Unlike `wait_for`, holds no borrow of
+/// the watched value across the caller's `.await`s, which would make the
+/// task `!Send`.)
+pub(crate) async fn stopped(exit: &mut watch::Receiver<Option<SimExit>>) {
+    // An error means the server state is gone: stopped as well.
+    let _ = exit.wait_for(Option::is_some).await;
+}
+
+/// Resolves once the server has booted.
+pub(crate) async fn booted(ready: &mut watch::Receiver<bool>) {
+    let _ = ready.wait_for(|r| *r).await;
+}
+
 /// A running simulated server. Dropping it stops the server.
 #[derive(Debug)]
 pub struct SimHandle {
@@ -207,7 +220,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     };
     let local_addr = udp.local_addr()?;
     let port = local_addr.port();
-    console.print(&format!("Game.dll loaded for \"Left 4 Dead 2\""));
+    console.print("Game.dll loaded for \"Left 4 Dead 2\"");
 
     let mut state = GameState::new(console.clone(), &config.game, config.root.as_deref());
     state.vac_secure = config.vac_secure;
@@ -273,7 +286,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
 async fn boot(shared: Arc<Shared>, delay: Duration) {
     let mut exit = shared.exit_watch();
     tokio::select! {
-        _ = exit.wait_for(Option::is_some) => return,
+        () = stopped(&mut exit) => return,
         () = tokio::time::sleep(delay) => {}
     }
     let (vac, empty) = {
@@ -300,7 +313,7 @@ async fn boot(shared: Arc<Shared>, delay: Duration) {
 async fn crash_later(shared: Arc<Shared>, after: Duration) {
     let mut exit = shared.exit_watch();
     tokio::select! {
-        _ = exit.wait_for(Option::is_some) => {}
+        () = stopped(&mut exit) => {}
         () = tokio::time::sleep(after) => {
             let crash = shared.lock_state().crash_exit();
             shared.request_exit(crash);
@@ -324,8 +337,8 @@ impl SimHandle {
         let mut ready = self.shared.ready_watch();
         let mut exit = self.shared.exit_watch();
         tokio::select! {
-            _ = ready.wait_for(|r| *r) => {}
-            _ = exit.wait_for(Option::is_some) => {}
+            () = booted(&mut ready) => {}
+            () = stopped(&mut exit) => {}
         }
     }
 
@@ -366,7 +379,8 @@ impl SimHandle {
 
     /// The current value of a cvar (`None` if the simulator does not know it).
     pub fn cvar(&self, name: &str) -> Option<String> {
-        crate::cvars::Cvars::is_known(name).then(|| self.shared.lock_state().cvars.get(name).to_owned())
+        crate::cvars::Cvars::is_known(name)
+            .then(|| self.shared.lock_state().cvars.get(name).to_owned())
     }
 
     /// The current map.

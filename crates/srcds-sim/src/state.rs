@@ -127,6 +127,8 @@ pub(crate) struct GameState {
     next_userid: u16,
     /// Set by `quit` or `sim_crash`; the network layer acts on it.
     pub(crate) exit: Option<SimExit>,
+    /// True while `server.cfg` runs for a map load.
+    loading_map: bool,
     pub(crate) console: Console,
 }
 
@@ -143,6 +145,7 @@ impl GameState {
             players: Vec::new(),
             next_userid: 2,
             exit: None,
+            loading_map: false,
             console,
         }
     }
@@ -207,13 +210,21 @@ impl GameState {
             "version" => {
                 let _ = writeln!(
                     out.text,
-                    "Protocol version 2.2.4.3\nExe version {GAME_VERSION} (left4dead2)\nExe build: 00:00:00 Jan  1 2024 (8919) (550)"
+                    "Protocol version 2042\nExe version {GAME_VERSION} (left4dead2)\nExe build: 00:00:00 Jan  1 2024 (8919) (550)"
                 );
             }
             "exec" => match args.first() {
                 Some(name) => self.exec_file(name, out, depth),
                 None => out.line("exec <filename>: execute a script file"),
             },
+            "map" | "changelevel" if self.loading_map => {
+                // srcds would load maps forever; a config that changes the
+                // map on every map load is a bug worth seeing in the log.
+                out.line(&format!(
+                    "{}: ignored while loading a map (from a map-load config)",
+                    command.name
+                ));
+            }
             "map" | "changelevel" => match args.first() {
                 Some(map) if valid_map_name(map) => {
                     if let Some(mode) = args.get(1) {
@@ -321,11 +332,11 @@ impl GameState {
         } else {
             cfg
         };
-        console.print(&format!(
-            "Executing dedicated server config file {cfg}"
-        ));
+        console.print(&format!("Executing dedicated server config file {cfg}"));
         let mut out = Output::default();
+        self.loading_map = true;
         self.exec_file(&cfg, &mut out, 0);
+        self.loading_map = false;
         if !out.text.is_empty() {
             console.print(&out.text);
         }
@@ -359,7 +370,11 @@ impl GameState {
         self.next_userid = self.next_userid.wrapping_add(1).max(2);
         let steam_id = match steam_id {
             Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
-            _ => format!("STEAM_1:{}:{}", userid % 2, 10_000 + u32::from(userid) * 7_919),
+            _ => format!(
+                "STEAM_1:{}:{}",
+                userid % 2,
+                10_000 + u32::from(userid) * 7_919
+            ),
         };
         let client_port = 27005 + (userid - 2) % 1000;
         let console = self.console.clone();
@@ -404,7 +419,11 @@ impl GameState {
         } else {
             "not hibernating"
         };
-        let secure = if self.vac_secure { "secure" } else { "insecure" };
+        let secure = if self.vac_secure {
+            "secure"
+        } else {
+            "insecure"
+        };
         let t = &mut out.text;
         let _ = writeln!(t, "hostname: {}", self.cvars.get("hostname"));
         let _ = writeln!(t, "version : {GAME_VERSION} 8919 {secure}  (unknown)");
@@ -417,7 +436,10 @@ impl GameState {
             self.max_players()
         );
         let _ = writeln!(t);
-        let _ = writeln!(t, "# userid name uniqueid connected ping loss state rate adr");
+        let _ = writeln!(
+            t,
+            "# userid name uniqueid connected ping loss state rate adr"
+        );
         for p in &self.players {
             let _ = writeln!(
                 t,
@@ -456,7 +478,7 @@ impl GameState {
             if name.matches('.').count() > 1 {
                 out.line(&format!("{name} (not loaded: more than one dot in name)"));
             } else {
-                out.line(&format!("{name}"));
+                out.line(name);
                 loaded += 1;
             }
         }
@@ -512,9 +534,15 @@ mod tests {
     #[test]
     fn cvars_unknown_commands_and_echo() {
         let mut s = state();
-        assert_eq!(run(&mut s, "hostname My Server; echo a  \"b c\""), "a b c\n");
+        assert_eq!(
+            run(&mut s, "hostname My Server; echo a  \"b c\""),
+            "a b c\n"
+        );
         assert!(run(&mut s, "hostname").starts_with("\"hostname\" = \"My Server\""));
-        assert_eq!(run(&mut s, "frobnicate 1"), "Unknown command \"frobnicate\"\n");
+        assert_eq!(
+            run(&mut s, "frobnicate 1"),
+            "Unknown command \"frobnicate\"\n"
+        );
     }
 
     #[test]
@@ -522,7 +550,10 @@ mod tests {
         let mut s = state();
         s.cvars.set("maxplayers", "2");
         assert!(run(&mut s, "status").contains("(hibernating)"));
-        let out = run(&mut s, "sim_join Ellis; sim_join Ellis STEAM_1:1:42; sim_join Nick");
+        let out = run(
+            &mut s,
+            "sim_join Ellis; sim_join Ellis STEAM_1:1:42; sim_join Nick",
+        );
         assert!(out.contains("Client \"Ellis\" connected (127.0.0.1:27005)."));
         assert!(out.contains("Client \"(1)Ellis\" connected"));
         assert!(out.contains("sim_join: server is full (2 max)"));
@@ -553,6 +584,27 @@ mod tests {
         run(&mut s, "map c2m1_highway versus");
         assert_eq!(s.map, "c2m1_highway");
         assert_eq!(s.cvars.get("mp_gamemode"), "versus");
+    }
+
+    #[test]
+    fn server_cfg_cannot_change_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("left4dead2/cfg");
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::write(cfg.join("server.cfg"), "map c2m1_highway\nhostname x\n").unwrap();
+        let console = Console::new(false);
+        let mut s = GameState::new(console.clone(), "left4dead2", Some(dir.path()));
+        s.load_map("c1m1_hotel", false);
+        assert_eq!(s.map, "c1m1_hotel");
+        assert_eq!(s.cvars.get("hostname"), "x");
+        assert!(
+            console
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("map: ignored"))
+        );
+        run(&mut s, "changelevel c3m1_plankcountry");
+        assert_eq!(s.map, "c3m1_plankcountry");
     }
 
     #[test]

@@ -126,24 +126,29 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl BuiltinSupervisor {
-    fn supervise_command(&self, target: &Target<'_>) -> std::process::Command {
-        let mut cmd = std::process::Command::new(&self.program);
-        cmd.arg(SUPERVISE_SUBCOMMAND)
-            .arg("--root")
-            .arg(target.root.path())
-            .arg("--policy")
-            .arg(serde_json::to_string(&self.policy).expect("policy serialises"))
-            .arg(target.name.as_str());
-        cmd
-    }
+/// `PROGRAM supervise --root ROOT --policy JSON NAME`.
+fn supervise_command(
+    program: &Path,
+    root: &StateRoot,
+    name: &InstanceName,
+    policy: &RestartPolicy,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.arg(SUPERVISE_SUBCOMMAND)
+        .arg("--root")
+        .arg(root.path())
+        .arg("--policy")
+        .arg(serde_json::to_string(policy).expect("a policy always serialises"))
+        .arg(name.as_str());
+    cmd
+}
 
+impl BuiltinSupervisor {
     fn spawn_daemon(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
         let state_path = target.paths.supervisor_state();
         remove_file_if_exists(&state_path)
             .map_err(SupervisorError::io("removing old supervisor state"))?;
-        let status = self
-            .supervise_command(target)
+        let status = supervise_command(&self.program, target.root, target.name, &self.policy)
             .arg("--detach")
             .current_dir("/")
             .stdin(Stdio::null())
@@ -213,7 +218,10 @@ impl Supervisor for BuiltinSupervisor {
             .and_then(|()| self.spawn_daemon(target));
         if let Err(e) = launched {
             // Leave nothing half-started: no mount without a process.
-            let _ = self.stop(target, &Ctx::new(&crate::events::discard, &Default::default()));
+            let _ = self.stop(
+                target,
+                &Ctx::new(&crate::events::discard, &Default::default()),
+            );
             return Err(e);
         }
         Ok(())
@@ -223,12 +231,13 @@ impl Supervisor for BuiltinSupervisor {
         let paths = target.paths;
         let state = DaemonState::load(&paths.supervisor_state());
         if is_locked(&paths.supervisor_lock()).unwrap_or(false) {
-            ctx.emit(crate::events::Event::Step("stopping the server process...".into()));
+            ctx.emit(crate::events::Event::Step(
+                "stopping the server process...".into(),
+            ));
             if let Some(state) = &state {
                 signal_process(state.supervisor_pid, Signal::TERM);
             }
-            let deadline =
-                Instant::now() + self.policy.stop_timeout() + Duration::from_secs(5);
+            let deadline = Instant::now() + self.policy.stop_timeout() + Duration::from_secs(5);
             while is_locked(&paths.supervisor_lock()).unwrap_or(false) {
                 if Instant::now() > deadline {
                     // The daemon is stuck: take it and the game down hard.
@@ -270,15 +279,14 @@ impl Supervisor for BuiltinSupervisor {
         let game_alive = matches!((state.pid, state.pid_start_time), (Some(p), Some(t)) if process::is_same_process_alive(p, t));
         let (label, reason) = match (supervised, state.state) {
             (true, s) => (state_label(s), state.reason.clone()),
-            (false, RunState::Failed | RunState::Stopped) => (state_label(state.state), state.reason.clone()),
+            (false, RunState::Failed | RunState::Stopped) => {
+                (state_label(state.state), state.reason.clone())
+            }
             (false, _) if game_alive => (
                 "orphaned",
                 Some("the supervisor died; the game still runs (stop will end it)".into()),
             ),
-            (false, _) => (
-                "failed",
-                Some("the supervisor died unexpectedly".into()),
-            ),
+            (false, _) => ("failed", Some("the supervisor died unexpectedly".into())),
         };
         let running = game_alive && state.state == RunState::Running;
         Ok(ProcessStatus {
@@ -403,13 +411,7 @@ fn launch_detached(
         .map_err(SupervisorError::io("opening console.log"))?;
     let program = std::env::current_exe().map_err(SupervisorError::io("locating self"))?;
     use std::os::unix::process::CommandExt;
-    std::process::Command::new(program)
-        .arg(SUPERVISE_SUBCOMMAND)
-        .arg("--root")
-        .arg(root.path())
-        .arg("--policy")
-        .arg(serde_json::to_string(&args.policy).expect("policy serialises"))
-        .arg(args.name.as_str())
+    supervise_command(&program, root, &args.name, &args.policy)
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -437,7 +439,11 @@ enum Outcome {
 impl Daemon {
     fn note(&self, text: &str) {
         let line = format!("[left4me] {text}");
-        let _ = self.log.lock().expect("log lock").write_line(line.as_bytes());
+        let _ = self
+            .log
+            .lock()
+            .expect("log lock")
+            .write_line(line.as_bytes());
     }
 
     fn record(&self, state: &DaemonState) {
@@ -527,7 +533,10 @@ impl Daemon {
             let how = describe_exit(status);
             let now = Instant::now();
             crashes.push_back(now);
-            while crashes.front().is_some_and(|t| now.duration_since(*t) > window) {
+            while crashes
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > window)
+            {
                 crashes.pop_front();
             }
             let in_window = u32::try_from(crashes.len()).unwrap_or(u32::MAX);

@@ -13,8 +13,8 @@ pub mod systemd;
 use std::path::PathBuf;
 
 use crate::events::{Cancelled, Ctx};
-use crate::layout::{InstancePaths, StateRoot};
 use crate::instance_env::InstanceEnv;
+use crate::layout::{InstancePaths, StateRoot};
 use crate::lock::LockError;
 use crate::mount::{self, MountApi, MountError, MountState, OverlaySpec};
 use crate::name::InstanceName;

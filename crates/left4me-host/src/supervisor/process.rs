@@ -21,7 +21,11 @@ pub fn is_same_process_alive(pid: u32, started: u64) -> bool {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rfind(')').and_then(|i| s.get(i + 2..i + 3)).map(|c| c == "Z"))
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s.get(i + 2..i + 3))
+                .map(|c| c == "Z")
+        })
         .unwrap_or(false)
 }
 

@@ -46,13 +46,14 @@ impl SystemdSupervisor {
             .iter()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
             .collect();
-        let output = Command::new(&self.systemctl)
-            .args(&args)
-            .output()
-            .map_err(SupervisorError::io(format!(
-                "running {}",
-                self.systemctl.display()
-            )))?;
+        let output =
+            Command::new(&self.systemctl)
+                .args(&args)
+                .output()
+                .map_err(SupervisorError::io(format!(
+                    "running {}",
+                    self.systemctl.display()
+                )))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if let Some(ctx) = ctx {
             for line in stderr.lines() {
@@ -164,13 +165,19 @@ mod tests {
         let running = "ActiveState=active\nSubState=running\nMainPID=4242\nExecMainStartTimestamp=@1763870000\nNRestarts=2\nResult=success\n";
         let s = parse_show(running);
         assert!(s.running && s.active);
-        assert_eq!((s.pid, s.since, s.restarts), (Some(4242), Some(1_763_870_000), 2));
+        assert_eq!(
+            (s.pid, s.since, s.restarts),
+            (Some(4242), Some(1_763_870_000), 2)
+        );
 
         let failed = "ActiveState=failed\nSubState=failed\nMainPID=0\nExecMainStartTimestamp=\nNRestarts=5\nResult=start-limit-hit\n";
         let s = parse_show(failed);
         assert!(!s.running && !s.active);
         assert_eq!(s.state, "failed");
-        assert_eq!(s.reason.as_deref(), Some("systemd reports result \"start-limit-hit\""));
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("systemd reports result \"start-limit-hit\"")
+        );
 
         let restarting = "ActiveState=activating\nSubState=auto-restart\nMainPID=0\nNRestarts=1\n";
         assert_eq!(parse_show(restarting).state, "restarting");

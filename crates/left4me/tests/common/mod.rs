@@ -32,7 +32,10 @@ pub fn free_port() -> u16 {
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -46,7 +49,10 @@ pub struct TestRoot {
 impl TestRoot {
     pub fn new() -> Self {
         require_root();
-        let dir = tempfile::Builder::new().prefix("left4me-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("left4me-test-")
+            .tempdir()
+            .unwrap();
         let root = Self {
             dir,
             env: vec![
@@ -119,14 +125,17 @@ impl TestRoot {
     }
 
     pub fn console_log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path().join("runtime").join(name).join("console.log")).unwrap_or_default()
+        std::fs::read_to_string(self.path().join("runtime").join(name).join("console.log"))
+            .unwrap_or_default()
     }
 }
 
 impl Drop for TestRoot {
     fn drop(&mut self) {
         // Leave no process or mount behind, whatever the test did.
-        let Ok(out) = self.cmd().args(["instance", "list", "--json"]).output() else { return };
+        let Ok(out) = self.cmd().args(["instance", "list", "--json"]).output() else {
+            return;
+        };
         let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
         for instance in list {
             if let Some(name) = instance["name"].as_str() {
