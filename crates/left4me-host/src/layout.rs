@@ -57,6 +57,30 @@ impl StateRoot {
         self.overlays().join(path.as_str())
     }
 
+    /// Checks an overlay is a real directory (not a symlink, which the
+    /// mount would refuse anyway) and says what is wrong if not.
+    pub fn check_overlay(&self, path: &OverlayPath) -> Result<(), String> {
+        let dir = self.overlay(path);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(meta) if meta.file_type().is_symlink() => Err(format!(
+                "overlay {:?} is a symlink ({}); overlays must be real directories",
+                path.as_str(),
+                dir.display()
+            )),
+            Ok(_) => Err(format!(
+                "overlay {:?} is not a directory ({})",
+                path.as_str(),
+                dir.display()
+            )),
+            Err(_) => Err(format!(
+                "overlay {:?} does not exist: create the directory {} or remove the entry",
+                path.as_str(),
+                dir.display()
+            )),
+        }
+    }
+
     pub fn layer(&self, layer: &Layer) -> PathBuf {
         match layer {
             Layer::Overlay(path) => self.overlay(path),

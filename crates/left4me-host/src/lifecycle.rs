@@ -26,14 +26,8 @@ pub enum HostError {
     Spec(#[from] Box<SpecError>),
     #[error("instance {0} is not initialized; give it a spec (`--spec FILE`) first")]
     NotInitialized(InstanceName),
-    #[error(
-        "overlay {overlay:?} of instance {name} does not exist any more; restore {path} or change the spec"
-    )]
-    MissingOverlay {
-        name: InstanceName,
-        overlay: String,
-        path: std::path::PathBuf,
-    },
+    #[error("instance {name}: {problem}")]
+    BadOverlay { name: InstanceName, problem: String },
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
     #[error(transparent)]
@@ -65,7 +59,7 @@ impl HostError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::Spec(_) | Self::NotInitialized(_) | Self::MissingOverlay { .. }
+            Self::Spec(_) | Self::NotInitialized(_) | Self::BadOverlay { .. }
         )
     }
 
@@ -191,14 +185,12 @@ impl Host {
 
     fn check_overlays(&self, name: &InstanceName, spec: &Spec) -> Result<(), HostError> {
         for o in spec.overlays() {
-            let path = self.root.overlay(&o.path);
-            if !mount::is_plain_dir(&path) {
-                return Err(HostError::MissingOverlay {
+            self.root
+                .check_overlay(&o.path)
+                .map_err(|problem| HostError::BadOverlay {
                     name: name.clone(),
-                    overlay: o.path.as_str().to_owned(),
-                    path,
-                });
-            }
+                    problem,
+                })?;
         }
         Ok(())
     }

@@ -489,11 +489,6 @@ pub fn mount_state(root: &StateRoot, spec: &OverlaySpec) -> Result<MountState, M
     }
 }
 
-/// Checks a path is a plain directory (not a symlink) without following it.
-pub fn is_plain_dir(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

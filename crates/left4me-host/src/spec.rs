@@ -437,17 +437,8 @@ impl Parser<'_> {
         let path = OverlayPath::parse(path_node.as_str())
             .map_err(|e| self.error_at(path_node.span(), e.to_string()))?;
         if let Some(root) = root {
-            let dir = root.overlay(&path);
-            if !dir.is_dir() {
-                return Err(self.error_at(
-                    path_node.span(),
-                    format!(
-                        "overlay {:?} does not exist: create the directory {} or remove the entry",
-                        path.as_str(),
-                        dir.display()
-                    ),
-                ));
-            }
+            root.check_overlay(&path)
+                .map_err(|m| self.error_at(path_node.span(), m))?;
         }
         Ok(OverlayRef { path, alias })
     }

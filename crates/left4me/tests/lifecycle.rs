@@ -525,3 +525,124 @@ fn query_and_rcon_commands_talk_to_the_server() {
         stderr(&out)
     );
 }
+
+mod in_process {
+    //! The library called directly, to cancel at exact steps.
+    use super::common::*;
+    use left4me_host::events::{CancellationToken, Ctx, Event};
+    use left4me_host::layout::StateRoot;
+    use left4me_host::lifecycle::Host;
+    use left4me_host::mount::MountApi;
+    use left4me_host::name::InstanceName;
+    use left4me_host::spec::{Port, Spec};
+    use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
+
+    fn host(t: &TestRoot) -> Host {
+        Host::open(
+            StateRoot::new(t.path()).unwrap(),
+            Box::new(BuiltinSupervisor {
+                program: LEFT4ME.into(),
+                policy: RestartPolicy::default(),
+                mount_api: MountApi::Auto,
+            }),
+        )
+        .unwrap()
+    }
+
+    /// Runs `start`, cancelling when the step `at` is reported.
+    fn start_cancelled_at(t: &TestRoot, name: &str, at: &str) {
+        let host = host(t);
+        let token = CancellationToken::new();
+        let sink = |event: Event| {
+            if event == Event::Step(at.to_owned()) {
+                token.cancel();
+            }
+        };
+        let ctx = Ctx::new(&sink, &token);
+        let spec = Spec::new(Port::new(free_port()).unwrap(), vec![], vec![], vec![]).unwrap();
+        let name = InstanceName::parse(name).unwrap();
+        let err = host.start(&name, Some(&spec), &ctx).unwrap_err();
+        assert!(err.is_cancelled(), "{err}");
+    }
+
+    #[test]
+    fn cancelling_after_the_mount_unmounts_again() {
+        let t = TestRoot::new();
+        start_cancelled_at(&t, "xi", "mounting the overlay...");
+        let status = t.status("xi");
+        assert_eq!(status["mounted"], false, "{status}");
+        assert_eq!(status["running"], false);
+        assert_eq!(status["initialized"], true, "initialization had finished");
+        t.ok(&["instance", "start", "xi"]);
+        assert_eq!(t.status("xi")["running"], true);
+    }
+
+    #[test]
+    fn cancelling_a_first_initialize_leaves_nothing() {
+        let t = TestRoot::new();
+        start_cancelled_at(&t, "omicron", "writing server.cfg...");
+        assert!(!t.path().join("instances/omicron").exists());
+        assert_eq!(t.status("omicron")["initialized"], false);
+    }
+}
+
+#[test]
+fn mount_helper_mounts_from_instance_env_and_refuses_foreign_layers() {
+    let t = TestRoot::new();
+    t.overlay("maps", &[("left4dead2/maps/extra.bsp", "bsp")]);
+    let spec = t.spec(
+        "s.yaml",
+        &format!("port: {}\noverlays: [maps]\n", free_port()),
+    );
+    t.ok(&["instance", "init", "pi", "--spec", spec.to_str().unwrap()]);
+    t.ok(&["mount-helper", "mount", "pi"]);
+    t.ok(&["mount-helper", "mount", "pi"]);
+    assert_eq!(t.status("pi")["mounted"], true);
+    assert!(t.merged("pi").join("left4dead2/maps/extra.bsp").exists());
+    assert!(t.merged("pi").join("srcds_run").exists());
+    t.ok(&["mount-helper", "umount", "pi"]);
+    t.ok(&["mount-helper", "umount", "pi"]);
+    assert_eq!(t.status("pi")["mounted"], false);
+
+    let env_file = t.path().join("instances/pi/instance.env");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let tampered: String = env
+        .lines()
+        .map(|l| {
+            if l.starts_with("L4D2_LOWERDIRS=") {
+                format!("L4D2_LOWERDIRS=/etc:{}/installation\n", t.path().display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&env_file, tampered).unwrap();
+    let out = t.run(&["mount-helper", "mount", "pi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("\"/etc\" is neither the installation nor below"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(t.status("pi")["mounted"], false);
+}
+
+#[test]
+fn a_symlinked_overlay_is_refused_before_anything_is_written() {
+    let t = TestRoot::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("overlays")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), t.path().join("overlays/evil")).unwrap();
+    let spec = t.spec(
+        "s.yaml",
+        &format!("port: {}\noverlays: [evil]\n", free_port()),
+    );
+    let out = t.run(&["instance", "start", "rho", "--spec", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("s.yaml:2:12: overlay \"evil\" is a symlink"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(t.status("rho")["mounted"], false);
+}

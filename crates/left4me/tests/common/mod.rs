@@ -60,12 +60,16 @@ impl TestRoot {
                 ("LEFT4ME_STOP_TIMEOUT_MS".into(), "5000".into()),
             ],
         };
-        let status = Command::new(SRCDS_SIM)
+        let out = Command::new(SRCDS_SIM)
             .arg("make-installation")
             .arg(root.path().join("installation"))
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success(), "make-installation failed");
+        assert!(
+            out.status.success(),
+            "make-installation failed: {}",
+            stderr(&out)
+        );
         root
     }
 

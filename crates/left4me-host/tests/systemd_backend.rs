@@ -1,0 +1,147 @@
+//! The systemd backend against a stand-in `systemctl` that records its
+//! arguments and answers `show` like systemd does (systemd is not PID 1
+//! here, so the real one cannot start units).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use left4me_host::events::{CancellationToken, Ctx, discard};
+use left4me_host::layout::StateRoot;
+use left4me_host::lifecycle::Host;
+use left4me_host::name::InstanceName;
+use left4me_host::spec::{Port, Spec};
+use left4me_host::supervisor::LogSource;
+use left4me_host::supervisor::systemd::SystemdSupervisor;
+
+/// Writes a fake systemctl into `dir`; `show` prints `show_output`, and
+/// `start` fails with `start_error` when given.
+fn fake_systemctl(dir: &Path, show_output: &str, start_error: Option<&str>) -> PathBuf {
+    let script = dir.join("systemctl");
+    let log = dir.join("calls.log");
+    let fail = start_error.map_or(String::new(), |msg| {
+        format!("if [ \"$1\" = start ]; then echo '{msg}' >&2; exit 1; fi\n")
+    });
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\n{fail}if [ \"$1\" = show ]; then printf '{}'; fi\nexit 0\n",
+            log.display(),
+            show_output.replace('\n', "\\n")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+fn calls(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("calls.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn host(dir: &Path, systemctl: PathBuf) -> Host {
+    let root = StateRoot::new(dir.join("root")).unwrap();
+    let host = Host::open(root, Box::new(SystemdSupervisor { systemctl })).unwrap();
+    std::fs::create_dir_all(host.root().installation()).unwrap();
+    host
+}
+
+const INACTIVE: &str = "ActiveState=inactive\nSubState=dead\nMainPID=0\nExecMainStartTimestamp=\nNRestarts=0\nResult=success\n";
+
+#[test]
+fn start_stop_status_and_delete_drive_the_server_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), fake_systemctl(dir.path(), INACTIVE, None));
+    let name = InstanceName::parse("coop-1").unwrap();
+    let spec = Spec::new(
+        Port::new(27015).unwrap(),
+        vec![],
+        vec!["hostname x".into()],
+        vec![],
+    )
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let ctx = Ctx::new(&discard, &cancel);
+
+    host.start(&name, Some(&spec), &ctx).unwrap();
+    // Staged before the unit starts, as user left4me would.
+    let staged = host
+        .root()
+        .path()
+        .join("runtime/coop-1/upper/left4dead2/cfg/server.cfg");
+    assert_eq!(std::fs::read_to_string(staged).unwrap(), "hostname x\n");
+    host.stop(&name, &ctx).unwrap();
+    let status = host.status(&name).unwrap();
+    assert_eq!(status.state, "stopped");
+    assert_eq!(status.port, Some(27015));
+    host.delete(&name, &ctx).unwrap();
+
+    let calls = calls(dir.path());
+    let show = "show left4me-server@coop-1.service --timestamp=unix --property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,NRestarts,Result";
+    assert_eq!(
+        calls,
+        [
+            show,
+            "start left4me-server@coop-1.service",
+            "stop left4me-server@coop-1.service",
+            show,
+            "stop left4me-server@coop-1.service",
+            "reset-failed left4me-server@coop-1.service",
+        ]
+    );
+    assert_eq!(
+        host.log_source(&name),
+        LogSource::Journal {
+            unit: "left4me-server@coop-1.service".into()
+        }
+    );
+}
+
+#[test]
+fn a_refused_start_reports_systemctls_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let systemctl = fake_systemctl(
+        dir.path(),
+        INACTIVE,
+        Some("Failed to start left4me-server@coop-2.service: Access denied"),
+    );
+    let host = host(dir.path(), systemctl);
+    let name = InstanceName::parse("coop-2").unwrap();
+    let spec = Spec::new(Port::new(27016).unwrap(), vec![], vec![], vec![]).unwrap();
+    let cancel = CancellationToken::new();
+    let err = host
+        .start(&name, Some(&spec), &Ctx::new(&discard, &cancel))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("systemctl start left4me-server@coop-2.service failed"),
+        "{text}"
+    );
+    assert!(text.contains("Access denied"), "{text}");
+}
+
+#[test]
+fn an_active_unit_is_not_started_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = "ActiveState=active\nSubState=running\nMainPID=99\nExecMainStartTimestamp=@1763870000\nNRestarts=1\nResult=success\n";
+    let host = host(dir.path(), fake_systemctl(dir.path(), running, None));
+    let name = InstanceName::parse("coop-3").unwrap();
+    let spec = Spec::new(Port::new(27017).unwrap(), vec![], vec![], vec![]).unwrap();
+    let cancel = CancellationToken::new();
+    let outcome = host
+        .start(&name, Some(&spec), &Ctx::new(&discard, &cancel))
+        .unwrap();
+    assert_eq!(
+        outcome,
+        left4me_host::lifecycle::StartOutcome::AlreadyRunning
+    );
+    assert!(!calls(dir.path()).iter().any(|c| c.starts_with("start")));
+    let status = host.status(&name).unwrap();
+    assert_eq!(
+        (status.running, status.pid, status.restarts),
+        (true, Some(99), 1)
+    );
+}
