@@ -17,11 +17,25 @@ pub struct StateRoot {
 }
 
 impl StateRoot {
-    /// Uses `root` as the state root, made absolute against the current
-    /// directory (paths end up in mount options and unit files).
+    /// Uses `root` as the state root: absolute, and with symlinks and `..`
+    /// resolved when it exists, because mounts are recognised by comparing
+    /// paths with what the kernel reports in `/proc/self/mountinfo`.
     pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
-        let root = std::path::absolute(root.as_ref())?;
+        let absolute = std::path::absolute(root.as_ref())?;
+        let root = match std::fs::canonicalize(&absolute) {
+            Ok(real) => real,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => absolute,
+            Err(e) => return Err(e),
+        };
         Ok(Self { root })
+    }
+
+    /// Creates the root and its top-level directories if missing
+    /// (idempotent), and returns the root with its real path.
+    pub fn open(root: impl AsRef<Path>) -> io::Result<Self> {
+        let candidate = Self::new(root)?;
+        candidate.ensure()?;
+        Self::new(&candidate.root)
     }
 
     /// Creates the top-level directories if missing. Idempotent.

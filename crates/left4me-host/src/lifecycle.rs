@@ -8,8 +8,8 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use crate::events::{Cancelled, Ctx};
-use crate::fsutil::{copy_atomic, remove_dir_all_if_exists, write_atomic};
+use crate::events::{Cancelled, Ctx, Event};
+use crate::fsutil::{copy_atomic, remove_dir_all_if_exists, remove_file_if_exists, write_atomic};
 use crate::instance_env::InstanceEnv;
 use crate::layout::{InstancePaths, StateRoot};
 use crate::lock::{InstanceLock, LockError};
@@ -32,10 +32,12 @@ pub enum HostError {
     Supervisor(#[from] SupervisorError),
     #[error(transparent)]
     Mount(#[from] MountError),
-    #[error("{context}: {source}")]
+    // The io error is in the message and deliberately not a `source`, so
+    // a cause chain (anyhow's `{:#}`) prints it once.
+    #[error("{context}: {error}")]
     Io {
         context: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0} is still mounted; refusing to delete files below it")]
     StillMounted(std::path::PathBuf),
@@ -70,7 +72,7 @@ impl HostError {
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HostError {
     let context = context.into();
-    move |source| HostError::Io { context, source }
+    move |error| HostError::Io { context, error }
 }
 
 /// What `start` did.
@@ -106,8 +108,8 @@ pub struct Host {
 impl Host {
     /// Opens the state root (creating its directories) with a backend.
     pub fn open(root: StateRoot, supervisor: Box<dyn Supervisor>) -> Result<Self, HostError> {
-        root.ensure()
-            .map_err(io(format!("creating state root {}", root.path().display())))?;
+        let root = StateRoot::open(root.path())
+            .map_err(io(format!("opening state root {}", root.path().display())))?;
         Ok(Self { root, supervisor })
     }
 
@@ -149,11 +151,15 @@ impl Host {
         ctx: &Ctx<'_>,
     ) -> Result<(), HostError> {
         let paths = self.root.instance(name);
-        let existed = paths.spec().exists();
+        let existed = self.exists(name);
         let result = self.write_instance(name, &paths, spec, ctx);
         if result.is_err() && !existed {
-            // A first initialize that did not finish leaves nothing behind.
+            // A first initialize that did not finish leaves nothing behind
+            // (nothing can be mounted yet: it never got that far).
             let _ = remove_dir_all_if_exists(&paths.dir);
+            if mount::mounts_below(&paths.runtime).is_ok_and(|m| m.is_empty()) {
+                let _ = remove_dir_all_if_exists(&paths.runtime);
+            }
         }
         result
     }
@@ -171,14 +177,15 @@ impl Host {
         for dir in [&paths.dir, &paths.upper(), &paths.work(), &paths.merged()] {
             std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         }
-        ctx.step("writing instance.env...")?;
+        // The last cancellation point: the three files below belong
+        // together, so once the first is written the rest follow.
+        ctx.step("writing instance.env, server.cfg and spec.yaml...")?;
         let env = InstanceEnv::from_spec(spec).render(&self.root);
         write_atomic(&paths.instance_env(), env.as_bytes()).map_err(io("writing instance.env"))?;
-        ctx.step("writing server.cfg...")?;
         write_atomic(&paths.server_cfg(), spec.server_cfg().as_bytes())
             .map_err(io("writing server.cfg"))?;
-        // The spec goes last: its presence means "initialized".
-        ctx.step("writing spec.yaml...")?;
+        // The spec goes last: its presence means "initialized", and start
+        // re-renders the other two from it.
         write_atomic(&paths.spec(), spec.to_yaml().as_bytes()).map_err(io("writing spec.yaml"))?;
         Ok(())
     }
@@ -206,15 +213,14 @@ impl Host {
         let _lock = self.lock(name)?;
         let paths = self.root.instance(name);
         let target = self.target(name, &paths);
+        // spec.yaml is the source of truth: re-rendering the other files
+        // from it repairs whatever an interrupted operation left.
         let spec = match spec {
-            Some(spec) => {
-                self.initialize_locked(name, spec, ctx)?;
-                spec.clone()
-            }
+            Some(spec) => spec.clone(),
             None if paths.spec().exists() => Spec::load(&paths.spec(), &self.root)?,
             None => return Err(HostError::NotInitialized(name.clone())),
         };
-        self.check_overlays(name, &spec)?;
+        self.initialize_locked(name, &spec, ctx)?;
         if self.supervisor.status(&target)?.active {
             ctx.step(format!("instance {name} is already running"))?;
             return Ok(StartOutcome::AlreadyRunning);
@@ -224,7 +230,7 @@ impl Host {
         ctx.step("staging server.cfg files into the upper layer...")?;
         self.stage(&paths, &spec)?;
         self.supervisor.start(&target, ctx)?;
-        ctx.step("start complete.")?;
+        ctx.emit(Event::Step("start complete.".into()));
         Ok(StartOutcome::Started)
     }
 
@@ -264,7 +270,7 @@ impl Host {
         let _lock = self.lock(name)?;
         let paths = self.root.instance(name);
         self.supervisor.stop(&self.target(name, &paths), ctx)?;
-        ctx.step("stop complete.")?;
+        ctx.emit(Event::Step("stop complete.".into()));
         Ok(())
     }
 
@@ -273,7 +279,7 @@ impl Host {
     pub fn reset(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
         let _lock = self.lock(name)?;
         self.purge(name, ctx)?;
-        ctx.step("reset complete.")?;
+        ctx.emit(Event::Step("reset complete.".into()));
         Ok(())
     }
 
@@ -283,7 +289,7 @@ impl Host {
         self.purge(name, ctx)?;
         let paths = self.root.instance(name);
         self.supervisor.forget(&self.target(name, &paths))?;
-        ctx.step("delete complete.")?;
+        ctx.emit(Event::Step("delete complete.".into()));
         Ok(())
     }
 
@@ -291,14 +297,23 @@ impl Host {
         let paths = self.root.instance(name);
         self.supervisor.stop(&self.target(name, &paths), ctx)?;
         // Never walk into a mount: that would delete through it.
-        if mount::find_mount(&paths.merged())?.is_some() {
-            return Err(HostError::StillMounted(paths.merged()));
+        if let Some(point) = mount::mounts_below(&paths.runtime)?.into_iter().next() {
+            return Err(HostError::StillMounted(point));
         }
-        ctx.step("removing runtime files...")?;
-        remove_dir_all_if_exists(&paths.runtime).map_err(io("removing runtime directory"))?;
-        ctx.step("removing instance files...")?;
+        // spec.yaml first: without it the instance counts as uninitialized,
+        // whatever an interruption leaves of the rest.
+        ctx.emit(Event::Step("removing instance files...".into()));
+        remove_file_if_exists(&paths.spec()).map_err(io("removing spec.yaml"))?;
         remove_dir_all_if_exists(&paths.dir).map_err(io("removing instance directory"))?;
+        ctx.emit(Event::Step("removing runtime files...".into()));
+        remove_dir_all_if_exists(&paths.runtime).map_err(io("removing runtime directory"))?;
         Ok(())
+    }
+
+    /// Whether the instance has files or runtime state.
+    pub fn exists(&self, name: &InstanceName) -> bool {
+        let paths = self.root.instance(name);
+        paths.dir.exists() || paths.runtime.exists()
     }
 
     pub fn status(&self, name: &InstanceName) -> Result<InstanceStatus, HostError> {

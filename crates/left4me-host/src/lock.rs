@@ -16,18 +16,18 @@ pub struct InstanceLock {
 pub enum LockError {
     #[error("instance {0} is busy: another operation on it is running; try again when it ends")]
     Busy(InstanceName),
-    #[error("cannot open lock file {path}: {source}")]
+    #[error("cannot open lock file {path}: {error}")]
     Io {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl InstanceLock {
     pub fn try_acquire(name: &InstanceName, path: &Path) -> Result<Self, LockError> {
-        let io = |source| LockError::Io {
+        let io = |error| LockError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;

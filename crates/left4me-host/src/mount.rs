@@ -57,12 +57,12 @@ pub enum MountError {
     #[error("{count} lower layers requested; the kernel stacks at most {MAX_LAYERS}")]
     TooManyLayers { count: usize },
     #[error(
-        "cannot open {what} {path} beneath the state root (it must be a real directory, no symlinks): {source}"
+        "cannot open {what} {path} beneath the state root (it must be a real directory, no symlinks): {error}"
     )]
     Open {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{0} already has a mount with other layers; refusing to stack another on it (`left4me instance stop` unmounts it)"
@@ -76,10 +76,10 @@ pub enum MountError {
     UnsupportedPath(PathBuf, &'static str),
     #[error("overlayfs refused the mount: {message}")]
     Kernel { message: String },
-    #[error("cannot unmount {path}: {source}")]
+    #[error("cannot unmount {path}: {error}")]
     Unmount {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot read /proc/self/mountinfo: {0}")]
     MountInfo(std::io::Error),
@@ -101,7 +101,7 @@ fn open_beneath(
     .map_err(|e| MountError::Open {
         what,
         path: root.path().join(relative),
-        source: e.into(),
+        error: e.into(),
     })
 }
 
@@ -122,7 +122,7 @@ fn open_dirs(root: &StateRoot, spec: &OverlaySpec) -> Result<OpenedDirs, MountEr
     .map_err(|e| MountError::Open {
         what: "state root",
         path: root.path().to_owned(),
-        source: e.into(),
+        error: e.into(),
     })?;
     let lowers = spec
         .lowers
@@ -346,7 +346,7 @@ pub fn unmount(target: &Path) -> Result<bool, MountError> {
     }
     rustix::mount::unmount(target, UnmountFlags::NOFOLLOW).map_err(|e| MountError::Unmount {
         path: target.to_owned(),
-        source: e.into(),
+        error: e.into(),
     })?;
     Ok(true)
 }
@@ -356,15 +356,25 @@ pub fn unmount(target: &Path) -> Result<bool, MountError> {
 pub struct MountEntry {
     pub mount_point: PathBuf,
     pub fs_type: String,
-    pub super_options: String,
+    /// Super options, split on the commas that separate them and then
+    /// unescaped (a comma inside a path is octal-escaped, so splitting
+    /// must come first).
+    pub super_options: Vec<String>,
 }
 
 impl MountEntry {
+    /// The value of `key=` among the super options.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.super_options
+            .iter()
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+    }
+
     /// Lower layer paths of an overlay mount, in the kernel's order,
     /// whether it lists them as `lowerdir=a:b` or `lowerdir+=a,lowerdir+=b`.
     pub fn overlay_lowers(&self) -> Vec<PathBuf> {
         let mut lowers = Vec::new();
-        for option in split_unescaped(&self.super_options, ',') {
+        for option in &self.super_options {
             if let Some(list) = option.strip_prefix("lowerdir=") {
                 lowers.extend(
                     split_unescaped(list, ':')
@@ -451,19 +461,32 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
             Some(MountEntry {
                 mount_point: PathBuf::from(unescape_octal(mount_point)),
                 fs_type: unescape_octal(fs_type),
-                super_options: unescape_octal(super_options),
+                super_options: super_options.split(',').map(unescape_octal).collect(),
             })
         })
         .collect()
 }
 
+fn mounts() -> Result<Vec<MountEntry>, MountError> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(MountError::MountInfo)?;
+    Ok(parse_mountinfo(&text))
+}
+
 /// The topmost mount at exactly `target`, if any.
 pub fn find_mount(target: &Path) -> Result<Option<MountEntry>, MountError> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(MountError::MountInfo)?;
     // Later lines are mounted later, so the last match is the visible one.
-    Ok(parse_mountinfo(&text)
+    Ok(mounts()?
         .into_iter()
         .rfind(|entry| entry.mount_point == target))
+}
+
+/// Mount points at or below `dir`.
+pub fn mounts_below(dir: &Path) -> Result<Vec<PathBuf>, MountError> {
+    Ok(mounts()?
+        .into_iter()
+        .map(|entry| entry.mount_point)
+        .filter(|point| point.starts_with(dir))
+        .collect())
 }
 
 /// What is mounted at an instance's `merged` directory.
@@ -482,7 +505,11 @@ pub fn mount_state(root: &StateRoot, spec: &OverlaySpec) -> Result<MountState, M
         return Ok(MountState::NotMounted);
     };
     let expected: Vec<PathBuf> = spec.lowers.iter().map(|l| root.layer(l)).collect();
-    if entry.fs_type == "overlay" && entry.overlay_lowers() == expected {
+    let upper = root.path().join(&spec.upper);
+    if entry.fs_type == "overlay"
+        && entry.overlay_lowers() == expected
+        && entry.option("upperdir").map(Path::new) == Some(upper.as_path())
+    {
         Ok(MountState::Ours)
     } else {
         Ok(MountState::Foreign)
@@ -512,7 +539,7 @@ mod tests {
     #[test]
     fn parses_both_mountinfo_layer_styles() {
         let text = "36 35 0:31 / /srv/a\\040b rw,relatime shared:1 - overlay overlay rw,lowerdir=/l/1:/l/a\\:b,upperdir=/u,workdir=/w\n\
-                    37 35 0:32 / /srv/c rw - overlay overlay rw,lowerdir+=/l/1,lowerdir+=/l/x\\,y,upperdir=/u\n";
+                    37 35 0:32 / /srv/c rw - overlay overlay rw,lowerdir+=/l/1,lowerdir+=/l/x\\054y,upperdir=/u\n";
         let entries = parse_mountinfo(text);
         assert_eq!(entries[0].mount_point, Path::new("/srv/a b"));
         assert_eq!(
@@ -523,5 +550,6 @@ mod tests {
             entries[1].overlay_lowers(),
             [PathBuf::from("/l/1"), PathBuf::from("/l/x,y")]
         );
+        assert_eq!(entries[0].option("upperdir"), Some("/u"));
     }
 }

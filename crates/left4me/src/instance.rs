@@ -145,6 +145,7 @@ pub(crate) fn run(cli: &Cli, cmd: &InstanceCommand) -> CliResult {
             cancellable(host, move |h, ctx| h.delete(&name, ctx))?;
         }
         InstanceCommand::Status { name, json } => {
+            require_exists(&host, name)?;
             let status = host.status(name).map_err(host_failure)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
@@ -164,9 +165,22 @@ pub(crate) fn run(cli: &Cli, cmd: &InstanceCommand) -> CliResult {
             name,
             lines,
             follow,
-        } => crate::logs::show(&host.log_source(name), *lines, *follow)?,
+        } => {
+            require_exists(&host, name)?;
+            crate::logs::show(&host.log_source(name), *lines, *follow)?;
+        }
     }
     Ok(())
+}
+
+pub(crate) fn require_exists(host: &Host, name: &InstanceName) -> CliResult {
+    if host.exists(name) {
+        Ok(())
+    } else {
+        Err(Failure::invalid(anyhow::anyhow!(
+            "there is no instance {name} (`left4me instance list` shows them)"
+        )))
+    }
 }
 
 pub(crate) fn wait_ready_for(status: &InstanceStatus, limit: Duration) -> CliResult {

@@ -95,6 +95,11 @@ fn follow_file(path: &Path) -> CliResult {
             out.flush()?;
             let rotated = std::fs::metadata(path).is_ok_and(|m| m.ino() != *ino);
             if rotated {
+                // Lines written to the old file after the read above are
+                // still in it: take them before switching.
+                buf.clear();
+                file.read_to_end(&mut buf)?;
+                out.write_all(&buf)?;
                 current = open(path);
                 pos = 0;
                 continue;

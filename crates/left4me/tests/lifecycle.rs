@@ -336,6 +336,8 @@ fn crashes_restart_with_backoff_then_give_up() {
     );
     let log = t.console_log("eta");
     assert_eq!(log.matches("server crashed").count(), 2, "{log}");
+    // The game's last words before each crash are kept.
+    assert_eq!(log.matches("Segmentation fault").count(), 3, "{log}");
     assert_eq!(log.matches("] server process").count(), 3, "{log}");
     // A failed instance can be started again.
     t.ok(&["instance", "stop", "eta"]);
@@ -434,9 +436,8 @@ fn reset_and_delete_remove_everything_and_list_shows_the_rest() {
     assert_eq!(list[1]["running"], false);
 
     t.ok(&["instance", "reset", "kappa"]);
-    let status = t.status("kappa");
-    assert_eq!(status["initialized"], false);
-    assert_eq!(status["mounted"], false);
+    assert!(!t.path().join("instances/kappa").exists());
+    assert!(!t.path().join("runtime/kappa").exists());
     let out = t.run(&["instance", "start", "kappa"]);
     assert_eq!(
         out.status.code(),
@@ -580,9 +581,9 @@ mod in_process {
     #[test]
     fn cancelling_a_first_initialize_leaves_nothing() {
         let t = TestRoot::new();
-        start_cancelled_at(&t, "omicron", "writing server.cfg...");
+        start_cancelled_at(&t, "omicron", "creating instance directories...");
         assert!(!t.path().join("instances/omicron").exists());
-        assert_eq!(t.status("omicron")["initialized"], false);
+        assert!(!t.path().join("runtime/omicron").exists());
     }
 }
 
@@ -644,5 +645,71 @@ fn a_symlinked_overlay_is_refused_before_anything_is_written() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(t.status("rho")["mounted"], false);
+    assert!(!t.path().join("instances/rho").exists());
+    assert!(!t.path().join("runtime/rho").exists());
+}
+
+#[test]
+fn a_missing_srcds_run_fails_the_start_and_leaves_nothing_mounted() {
+    let t = TestRoot::new();
+    std::fs::remove_file(t.path().join("installation/srcds_run")).unwrap();
+    let spec = basic_spec(&t, free_port(), "Nothing");
+    let out = t.run(&["instance", "start", "sigma", "--spec", &spec]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the server did not start: cannot run"),
+        "{err}"
+    );
+    assert!(err.contains("runtime/sigma/merged/srcds_run"), "{err}");
+    let status = t.status("sigma");
+    assert_eq!(status["mounted"], false);
+    assert_eq!(status["state"], "failed");
+}
+
+#[test]
+fn a_state_root_behind_a_symlink_is_handled_like_the_real_path() {
+    let t = TestRoot::new();
+    let link_dir = tempfile::tempdir().unwrap();
+    let link = link_dir.path().join("root-link");
+    std::os::unix::fs::symlink(t.path(), &link).unwrap();
+    let via_link = |args: &[&str]| {
+        let out = std::process::Command::new(LEFT4ME)
+            .arg("--root")
+            .arg(&link)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    };
+    let spec = basic_spec(&t, free_port(), "Linked");
+    via_link(&["instance", "start", "tau", "--spec", &spec]);
+    let status: serde_json::Value =
+        serde_json::from_slice(&via_link(&["instance", "status", "tau", "--json"]).stdout).unwrap();
+    assert_eq!(status["mounted"], true);
+    via_link(&["instance", "stop", "tau"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("runtime/tau/merged"),
+        "stop through the link unmounted"
+    );
+    via_link(&["instance", "delete", "tau"]);
+}
+
+#[test]
+fn status_and_logs_of_an_unknown_instance_say_so() {
+    let t = TestRoot::new();
+    for args in [
+        &["instance", "status", "typo"][..],
+        &["instance", "logs", "typo"][..],
+    ] {
+        let out = t.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("there is no instance typo"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }

@@ -98,6 +98,10 @@ pub enum RunState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonState {
     pub supervisor_pid: u32,
+    /// The kernel's boot id: PIDs and start times repeat across reboots.
+    pub boot_id: String,
+    /// The daemon's own stop timeout, which `stop` waits for.
+    pub stop_timeout_ms: u64,
     pub state: RunState,
     pub pid: Option<u32>,
     pub pid_start_time: Option<u64>,
@@ -109,6 +113,17 @@ pub struct DaemonState {
 impl DaemonState {
     fn load(path: &Path) -> Option<Self> {
         serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// The game process recorded here, if it still runs.
+    fn live_game(&self) -> Option<u32> {
+        let (pid, started) = (self.pid?, self.pid_start_time?);
+        (self.boot_id == process::boot_id() && process::is_same_process_alive(pid, started))
+            .then_some(pid)
+    }
+
+    fn stop_timeout(&self) -> Duration {
+        Duration::from_millis(self.stop_timeout_ms)
     }
 }
 
@@ -168,29 +183,37 @@ impl BuiltinSupervisor {
 
     /// Waits until the daemon reports the game process, or its failure.
     fn wait_for_launch(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let started = Instant::now();
         let state_path = target.paths.supervisor_state();
+        let failed = |why: &str| {
+            SupervisorError::Failed(format!(
+                "{why}; last console lines: {}",
+                last_lines(&target.paths.console_log(), 5).join(" | ")
+            ))
+        };
         loop {
             let state = DaemonState::load(&state_path);
             match &state {
                 Some(s) if s.state == RunState::Running => return Ok(()),
+                // A crash on the first run already counts as started: the
+                // daemon is restarting it and `status` tells the story.
+                Some(s) if s.state == RunState::Backoff => return Ok(()),
                 Some(s) if matches!(s.state, RunState::Failed | RunState::Stopped) => {
                     return Err(SupervisorError::Failed(format!(
                         "the server did not start: {}",
                         s.reason.as_deref().unwrap_or("no reason recorded")
                     )));
                 }
-                // A crash on the first run already counts as started: the
-                // daemon is restarting it and `status` tells the story.
-                Some(s) if s.state == RunState::Backoff => return Ok(()),
+                Some(_) if !is_locked(&target.paths.supervisor_lock()).unwrap_or(false) => {
+                    return Err(failed("the supervisor died while starting the server"));
+                }
+                None if started.elapsed() > Duration::from_secs(5) => {
+                    return Err(failed("the supervisor did not come up within 5 s"));
+                }
+                _ if started.elapsed() > Duration::from_secs(30) => {
+                    return Err(failed("the server process did not start within 30 s"));
+                }
                 _ => {}
-            }
-            let alive = is_locked(&target.paths.supervisor_lock()).unwrap_or(false);
-            if Instant::now() > deadline || (state.is_some() && !alive) {
-                return Err(SupervisorError::Failed(format!(
-                    "the supervisor did not report a running server; last console lines: {}",
-                    last_lines(&target.paths.console_log(), 5).join(" | ")
-                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -237,7 +260,10 @@ impl Supervisor for BuiltinSupervisor {
             if let Some(state) = &state {
                 signal_process(state.supervisor_pid, Signal::TERM);
             }
-            let deadline = Instant::now() + self.policy.stop_timeout() + Duration::from_secs(5);
+            let timeout = state
+                .as_ref()
+                .map_or(self.policy.stop_timeout(), DaemonState::stop_timeout);
+            let deadline = Instant::now() + timeout + Duration::from_secs(5);
             while is_locked(&paths.supervisor_lock()).unwrap_or(false) {
                 if Instant::now() > deadline {
                     // The daemon is stuck: take it and the game down hard.
@@ -251,17 +277,13 @@ impl Supervisor for BuiltinSupervisor {
         }
         // A daemon killed with -9 leaves its game running: find it by the
         // recorded PID and start time and stop it the same way.
-        if let Some(DaemonState {
-            pid: Some(pid),
-            pid_start_time: Some(started),
-            ..
-        }) = DaemonState::load(&paths.supervisor_state())
-            && process::is_same_process_alive(pid, started)
+        if let Some(state) = DaemonState::load(&paths.supervisor_state())
+            && let Some(pid) = state.live_game()
         {
             ctx.emit(crate::events::Event::Step(format!(
                 "stopping orphaned server process {pid}..."
             )));
-            stop_group(pid, self.policy.stop_timeout());
+            stop_group(pid, state.stop_timeout());
         }
         ctx.emit(crate::events::Event::Step("unmounting overlay...".into()));
         unmount_instance(target)
@@ -276,7 +298,7 @@ impl Supervisor for BuiltinSupervisor {
                 ..Default::default()
             });
         };
-        let game_alive = matches!((state.pid, state.pid_start_time), (Some(p), Some(t)) if process::is_same_process_alive(p, t));
+        let game_alive = state.live_game().is_some();
         let (label, reason) = match (supervised, state.state) {
             (true, s) => (state_label(s), state.reason.clone()),
             (false, RunState::Failed | RunState::Stopped) => {
@@ -365,11 +387,17 @@ pub fn supervise_main(args: SuperviseArgs) -> Result<(), SupervisorError> {
         .write(true)
         .open(paths.supervisor_lock())
         .map_err(SupervisorError::io("opening supervisor.lock"))?;
-    if lock.try_lock().is_err() {
-        return Err(SupervisorError::Failed(format!(
-            "instance {} already has a supervisor",
-            args.name
-        )));
+    // `status` probes the lock with a brief shared lock; retry for a while
+    // so a probe at the wrong moment does not stop us from starting.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while lock.try_lock().is_err() {
+        if Instant::now() > deadline {
+            return Err(SupervisorError::Failed(format!(
+                "instance {} already has a supervisor",
+                args.name
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     let target = Target {
         root: &root,
@@ -431,9 +459,17 @@ struct Daemon {
     log: Arc<Mutex<ConsoleLog>>,
 }
 
+/// How one run of the game ended.
 enum Outcome {
     Exited(ExitStatus),
     StopRequested,
+}
+
+/// A running game process and the tasks copying its output.
+struct Running {
+    child: tokio::process::Child,
+    pid: u32,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -453,6 +489,14 @@ impl Daemon {
         }
     }
 
+    /// Records a final state and ends the daemon.
+    fn finish(&self, mut state: DaemonState, run: RunState, reason: String) {
+        self.note(&reason);
+        state.state = run;
+        state.reason = Some(reason);
+        self.record(&state);
+    }
+
     async fn run(self) -> Result<(), SupervisorError> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())
@@ -465,6 +509,8 @@ impl Daemon {
 
         let mut state = DaemonState {
             supervisor_pid: std::process::id(),
+            boot_id: process::boot_id(),
+            stop_timeout_ms: self.policy.stop_timeout_ms,
             state: RunState::Starting,
             pid: None,
             pid_start_time: None,
@@ -472,62 +518,57 @@ impl Daemon {
             restarts: 0,
             reason: None,
         };
+        // Written at once, so `stop` can find us even before the game runs.
+        self.record(&state);
         let mut crashes: VecDeque<Instant> = VecDeque::new();
         let window = Duration::from_secs(self.policy.window_secs);
         loop {
-            let outcome = match self.spawn() {
-                Ok(mut child) => {
-                    let pid = child.id().unwrap_or(0);
-                    state.state = RunState::Running;
-                    state.pid = Some(pid);
-                    state.pid_start_time = process::start_time(pid);
-                    state.since = Some(unix_now());
-                    self.record(&state);
-                    self.note(&format!("server process {pid} started"));
-                    let outcome = tokio::select! {
-                        status = child.wait() => match status {
-                            Ok(status) => Outcome::Exited(status),
-                            Err(e) => {
-                                self.note(&format!("lost track of the server process: {e}"));
-                                Outcome::StopRequested
-                            }
-                        },
-                        _ = term.recv() => Outcome::StopRequested,
-                        _ = int.recv() => Outcome::StopRequested,
-                    };
-                    if let Outcome::StopRequested = outcome {
-                        state.state = RunState::Stopping;
-                        self.record(&state);
-                        self.stop_child(&mut child, pid).await;
-                    }
-                    // Whatever the game left behind in its group goes too.
-                    signal_group(pid, Signal::KILL);
-                    outcome
-                }
+            let mut running = match self.spawn() {
+                Ok(running) => running,
                 Err(e) => {
-                    self.note(&format!("cannot start the server: {e}"));
-                    state.reason = Some(format!("cannot start srcds_run: {e}"));
-                    Outcome::Exited(std::os::unix::process::ExitStatusExt::from_raw(127 << 8))
+                    // Not a crash: retrying cannot help a missing program.
+                    let program = self.paths.merged().join("srcds_run");
+                    let reason = format!("cannot run {}: {e}", program.display());
+                    self.finish(state, RunState::Failed, reason);
+                    return Ok(());
                 }
             };
+            state.state = RunState::Running;
+            state.pid = Some(running.pid);
+            state.pid_start_time = process::start_time(running.pid);
+            state.since = Some(unix_now());
+            self.record(&state);
+            self.note(&format!("server process {} started", running.pid));
+            let outcome = tokio::select! {
+                status = running.child.wait() => match status {
+                    Ok(status) => Outcome::Exited(status),
+                    Err(e) => {
+                        self.note(&format!("lost track of the server process: {e}"));
+                        Outcome::StopRequested
+                    }
+                },
+                _ = term.recv() => Outcome::StopRequested,
+                _ = int.recv() => Outcome::StopRequested,
+            };
+            if let Outcome::StopRequested = outcome {
+                state.state = RunState::Stopping;
+                self.record(&state);
+                self.stop_child(&mut running).await;
+            }
+            self.drain(running).await;
             state.pid = None;
             state.pid_start_time = None;
             state.since = None;
             let status = match outcome {
                 Outcome::StopRequested => {
-                    state.state = RunState::Stopped;
-                    state.reason = Some("stopped on request".into());
-                    self.record(&state);
-                    self.note("server stopped on request");
+                    self.finish(state, RunState::Stopped, "server stopped on request".into());
                     return Ok(());
                 }
                 Outcome::Exited(status) => status,
             };
             if status.success() {
-                state.state = RunState::Stopped;
-                state.reason = Some("the server exited by itself (exit code 0)".into());
-                self.record(&state);
-                self.note("server exited by itself with code 0; not restarting");
+                let reason = "the server exited by itself (exit code 0); not restarting";
+                self.finish(state, RunState::Stopped, reason.into());
                 return Ok(());
             }
             let how = describe_exit(status);
@@ -545,10 +586,7 @@ impl Daemon {
                     "gave up after {in_window} crashes within {}s; last: {how}",
                     self.policy.window_secs
                 );
-                self.note(&reason);
-                state.state = RunState::Failed;
-                state.reason = Some(reason);
-                self.record(&state);
+                self.finish(state, RunState::Failed, reason);
                 return Ok(());
             }
             let delay = self.policy.backoff(in_window);
@@ -560,27 +598,34 @@ impl Daemon {
             state.reason = Some(format!("crashed ({how})"));
             state.restarts += 1;
             self.record(&state);
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                _ = term.recv() => return self.stopped_in_backoff(state),
-                _ = int.recv() => return self.stopped_in_backoff(state),
+            let stop = tokio::select! {
+                () = tokio::time::sleep(delay) => false,
+                _ = term.recv() => true,
+                _ = int.recv() => true,
+            };
+            if stop {
+                let reason = "stopped on request while waiting to restart";
+                self.finish(state, RunState::Stopped, reason.into());
+                return Ok(());
             }
         }
     }
 
-    fn stopped_in_backoff(&self, mut state: DaemonState) -> Result<(), SupervisorError> {
-        state.state = RunState::Stopped;
-        state.reason = Some("stopped on request".into());
-        self.record(&state);
-        self.note("stopped on request while waiting to restart");
-        Ok(())
-    }
-
-    fn spawn(&self) -> std::io::Result<tokio::process::Child> {
+    fn spawn(&self) -> std::io::Result<Running> {
         let merged = self.paths.merged();
         let port = self.env.port.to_string();
         let mut child = tokio::process::Command::new(merged.join("srcds_run"))
-            .args(["-game", "left4dead2", "+ip", "0.0.0.0", "-port", &port])
+            // -norestart: srcds_run would otherwise loop on its own and
+            // hide crashes (and SIGINT) from us.
+            .args([
+                "-game",
+                "left4dead2",
+                "-norestart",
+                "+ip",
+                "0.0.0.0",
+                "-port",
+                &port,
+            ])
             .args(&self.env.arguments)
             // srcds_run changes into its own directory; starting from the
             // merged tree is what makes the overlays' add-ons load.
@@ -590,26 +635,48 @@ impl Daemon {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()?;
+        let pid = child.id().unwrap_or(0);
+        let mut pumps = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump(out, Arc::clone(&self.log)));
+            pumps.push(tokio::spawn(pump(out, Arc::clone(&self.log))));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump(err, Arc::clone(&self.log)));
+            pumps.push(tokio::spawn(pump(err, Arc::clone(&self.log))));
         }
-        Ok(child)
+        Ok(Running { child, pid, pumps })
     }
 
-    async fn stop_child(&self, child: &mut tokio::process::Child, pid: u32) {
+    async fn stop_child(&self, running: &mut Running) {
+        let pid = running.pid;
         self.note(&format!("stopping server process {pid} (SIGINT)"));
         signal_group(pid, Signal::INT);
         let timeout = self.policy.stop_timeout();
-        if tokio::time::timeout(timeout, child.wait()).await.is_err() {
+        if tokio::time::timeout(timeout, running.child.wait())
+            .await
+            .is_err()
+        {
             self.note(&format!(
                 "server did not exit within {} ms; killing it",
                 timeout.as_millis()
             ));
             signal_group(pid, Signal::KILL);
-            let _ = child.wait().await;
+            let _ = running.child.wait().await;
+        }
+    }
+
+    /// After the game exits: end what it left in its process group, then
+    /// let the pumps copy the last of its output (a crash message is the
+    /// line that matters most).
+    async fn drain(&self, running: Running) {
+        signal_group(running.pid, Signal::KILL);
+        for mut pump in running.pumps {
+            if tokio::time::timeout(Duration::from_secs(2), &mut pump)
+                .await
+                .is_err()
+            {
+                pump.abort();
+                self.note("the server's output pipe stayed open; stopped reading it");
+            }
         }
     }
 }

@@ -62,10 +62,10 @@ pub enum SupervisorError {
     Mount(#[from] MountError),
     #[error(transparent)]
     Lock(#[from] LockError),
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         context: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0}")]
     Failed(String),
@@ -74,7 +74,7 @@ pub enum SupervisorError {
 impl SupervisorError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
-        move |source| Self::Io { context, source }
+        move |error| Self::Io { context, error }
     }
 }
 
@@ -137,10 +137,18 @@ pub fn mount_instance(target: &Target<'_>, api: MountApi) -> Result<(), Supervis
     }
 }
 
-/// Unmounts everything at an instance's `merged` (stacked mounts included).
+/// Unmounts everything at an instance's `merged` (stacked mounts included)
+/// and empties `work/`, where overlayfs leaves a root-owned mode-0 `work/work`
+/// that an unprivileged panel could not delete later.
 pub fn unmount_instance(target: &Target<'_>) -> Result<(), SupervisorError> {
     for _ in 0..16 {
         if !mount::unmount(&target.paths.merged())? {
+            let work = target.paths.work();
+            if work.exists() {
+                crate::fsutil::remove_dir_all_if_exists(&work)
+                    .and_then(|()| std::fs::create_dir(&work))
+                    .map_err(SupervisorError::io(format!("emptying {}", work.display())))?;
+            }
             return Ok(());
         }
     }

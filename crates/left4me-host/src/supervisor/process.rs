@@ -29,6 +29,13 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// This boot's id; empty if the kernel does not say.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 fn pid(raw: u32) -> Option<Pid> {
     i32::try_from(raw).ok().and_then(Pid::from_raw)
 }

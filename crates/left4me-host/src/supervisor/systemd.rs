@@ -6,9 +6,11 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::{LogSource, ProcessStatus, Supervisor, SupervisorError, Target};
 use crate::events::{Ctx, Event};
+use crate::mount;
 use crate::name::InstanceName;
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,20 @@ impl Supervisor for SystemdSupervisor {
         let unit = server_unit(target.name);
         ctx.emit(Event::Step(format!("stopping {unit}...")));
         self.systemctl(Some(ctx), ["stop", unit.as_str()])?;
+        // The unmount is a separate job that systemd queues after the
+        // stop; wait for it, so nothing stages into a live upper/.
+        let merged = target.paths.merged();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while mount::find_mount(&merged)?.is_some() {
+            if Instant::now() > deadline {
+                return Err(SupervisorError::Failed(format!(
+                    "{} is still mounted 30 s after stopping {unit}; see `systemctl status {}`",
+                    merged.display(),
+                    mount_unit(target.name)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(())
     }
 
