@@ -107,9 +107,13 @@ pub struct Host {
 
 impl Host {
     /// Opens the state root (creating its directories) with a backend.
-    pub fn open(root: StateRoot, supervisor: Box<dyn Supervisor>) -> Result<Self, HostError> {
-        let root = StateRoot::open(root.path())
-            .map_err(io(format!("opening state root {}", root.path().display())))?;
+    pub fn open(
+        root: impl AsRef<Path>,
+        supervisor: Box<dyn Supervisor>,
+    ) -> Result<Self, HostError> {
+        let root = root.as_ref();
+        let root =
+            StateRoot::open(root).map_err(io(format!("opening state root {}", root.display())))?;
         Ok(Self { root, supervisor })
     }
 

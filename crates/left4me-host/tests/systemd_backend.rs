@@ -6,7 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use left4me_host::events::{CancellationToken, Ctx, discard};
-use left4me_host::layout::StateRoot;
 use left4me_host::lifecycle::Host;
 use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
@@ -43,8 +42,7 @@ fn calls(dir: &Path) -> Vec<String> {
 }
 
 fn host(dir: &Path, systemctl: PathBuf) -> Host {
-    let root = StateRoot::new(dir.join("root")).unwrap();
-    let host = Host::open(root, Box::new(SystemdSupervisor { systemctl })).unwrap();
+    let host = Host::open(dir.join("root"), Box::new(SystemdSupervisor { systemctl })).unwrap();
     std::fs::create_dir_all(host.root().installation()).unwrap();
     host
 }

@@ -116,7 +116,7 @@ fn main() {
 
     // left4me: initialize + stage + mount + spawn, through the library.
     let host = Host::open(
-        root.clone(),
+        root.path(),
         Box::new(BuiltinSupervisor {
             program: env!("CARGO_BIN_EXE_left4me").into(),
             policy: RestartPolicy::default(),

@@ -164,8 +164,7 @@ fn supervisor(cli: &Cli) -> anyhow::Result<Box<dyn Supervisor>> {
 }
 
 fn open_host(cli: &Cli) -> anyhow::Result<Host> {
-    let root = StateRoot::new(&cli.root)?;
-    Ok(Host::open(root, supervisor(cli)?)?)
+    Ok(Host::open(&cli.root, supervisor(cli)?)?)
 }
 
 fn run(cli: &Cli) -> CliResult {

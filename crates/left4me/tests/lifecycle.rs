@@ -531,7 +531,6 @@ mod in_process {
     //! The library called directly, to cancel at exact steps.
     use super::common::*;
     use left4me_host::events::{CancellationToken, Ctx, Event};
-    use left4me_host::layout::StateRoot;
     use left4me_host::lifecycle::Host;
     use left4me_host::mount::MountApi;
     use left4me_host::name::InstanceName;
@@ -540,7 +539,7 @@ mod in_process {
 
     fn host(t: &TestRoot) -> Host {
         Host::open(
-            StateRoot::new(t.path()).unwrap(),
+            t.path(),
             Box::new(BuiltinSupervisor {
                 program: LEFT4ME.into(),
                 policy: RestartPolicy::default(),
