@@ -2,12 +2,15 @@
 //!
 //! The new mount API (`fsopen`/`fsconfig`) is used with one `lowerdir+` per
 //! layer, each passed as an `O_PATH` descriptor opened with
-//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` below the state root, so
-//! neither a symlink planted in the tree nor a long path can redirect a
-//! layer. Older kernels get fallbacks: layer paths as strings (6.8-6.12),
-//! then a legacy `mount(2)` option string (before 6.8), refused up front
-//! when it would not fit in one page. `lowerdir` and `lowerdir+` are never
-//! mixed.
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` below the state root:
+//! nothing can be swapped between the check and the mount, and path length
+//! does not matter. Older kernels get fallbacks that pass the checked paths
+//! as strings: `lowerdir+` strings (6.8-6.12), then a legacy `mount(2)`
+//! option string (before 6.8), refused up front when it would not fit in
+//! one page. With strings, a writer of the state root could swap in a
+//! symlink between the check and the kernel's lookup; where untrusted code
+//! can write overlays, run the mount helper on a kernel >= 6.13.
+//! `lowerdir` and `lowerdir+` are never mixed.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};

@@ -19,3 +19,18 @@ mod wire;
 
 pub use a2s::{Info, Player, QueryError, Rule};
 pub use rcon::{RconClient, RconError};
+
+#[cfg(test)]
+mod test_rng {
+    /// A small xorshift generator for garbage-input tests: deterministic,
+    /// no extra dependency.
+    pub(crate) fn xorshift(seed: u32) -> impl FnMut() -> u32 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        }
+    }
+}

@@ -204,14 +204,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        // A small xorshift generator: deterministic, no extra dependency.
-        let mut state: u32 = 0x2545_f491;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_f491);
         for _ in 0..2000 {
             let len = (next() % 64) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();

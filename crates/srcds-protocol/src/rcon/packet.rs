@@ -174,13 +174,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut state: u32 = 0x9e37_79b9;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9);
         for _ in 0..2000 {
             let mut inbound = Inbound::default();
             let mut bytes: Vec<u8> = (0..next() % 40).map(|_| next() as u8).collect();
