@@ -1,0 +1,239 @@
+use std::collections::HashSet;
+
+use sqlx::FromRow;
+
+use crate::{Result, Store, StoreError, now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+impl JobState {
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub server_id: Option<i64>,
+    pub subject: String,
+    pub locks: String,
+    pub state: JobState,
+    pub error: Option<String>,
+    pub progress_done: Option<i64>,
+    pub progress_total: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl Job {
+    pub fn lock_keys(&self) -> impl Iterator<Item = &str> {
+        self.locks.split_whitespace()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub user_id: i64,
+    pub username: &'a str,
+    pub server_id: Option<i64>,
+    pub subject: &'a str,
+    /// Resource keys; two jobs sharing one never run at the same time, and
+    /// run in the order they were queued.
+    pub locks: &'a [String],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobFilter {
+    All,
+    User(i64),
+    Server(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct LogLine {
+    pub seq: i64,
+    pub stream: String,
+    pub line: String,
+    pub at: i64,
+}
+
+impl Store {
+    pub async fn create_job(&self, new: &NewJob<'_>) -> Result<Job> {
+        Ok(sqlx::query_as(
+            "INSERT INTO jobs (kind, user_id, username, server_id, subject, locks, state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
+        )
+        .bind(new.kind)
+        .bind(new.user_id)
+        .bind(new.username)
+        .bind(new.server_id)
+        .bind(new.subject)
+        .bind(new.locks.join(" "))
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Job> {
+        sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Newest first.
+    pub async fn jobs(&self, filter: JobFilter, limit: i64) -> Result<Vec<Job>> {
+        let query = match filter {
+            JobFilter::All => {
+                sqlx::query_as("SELECT * FROM jobs ORDER BY id DESC LIMIT ?").bind(limit)
+            }
+            JobFilter::User(id) => {
+                sqlx::query_as("SELECT * FROM jobs WHERE user_id = ? ORDER BY id DESC LIMIT ?")
+                    .bind(id)
+                    .bind(limit)
+            }
+            JobFilter::Server(id) => {
+                sqlx::query_as("SELECT * FROM jobs WHERE server_id = ? ORDER BY id DESC LIMIT ?")
+                    .bind(id)
+                    .bind(limit)
+            }
+        };
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Marks the next runnable job running and returns it. A queued job is
+    /// runnable when none of its lock keys is held by a running job or
+    /// wanted by an older queued job (so jobs on one resource keep their
+    /// order).
+    pub async fn claim_next_job(&self) -> Result<Option<Job>> {
+        let mut tx = self.pool.begin().await?;
+        let active: Vec<Job> = sqlx::query_as(
+            "SELECT * FROM jobs WHERE state IN ('running', 'queued') ORDER BY state = 'queued', id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut taken: HashSet<&str> = HashSet::new();
+        let mut chosen = None;
+        for job in &active {
+            let free = job.lock_keys().all(|k| !taken.contains(k));
+            if job.state == JobState::Queued && free {
+                chosen = Some(job.id);
+                break;
+            }
+            taken.extend(job.lock_keys());
+        }
+        let Some(id) = chosen else {
+            return Ok(None);
+        };
+        let job = sqlx::query_as(
+            "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? RETURNING *",
+        )
+        .bind(now())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    pub async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(error)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Cancels a job that has not started. Returns whether it was queued.
+    pub async fn cancel_queued_job(&self, id: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// After a restart: jobs that were running when the panel stopped.
+    pub async fn interrupt_running_jobs(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET state = 'interrupted', finished_at = ?,
+                    error = COALESCE(error, 'the panel stopped while the job was running')
+             WHERE state = 'running'",
+        )
+        .bind(now())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    pub async fn set_job_progress(&self, id: i64, done: i64, total: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET progress_done = ?, progress_total = ? WHERE id = ?")
+            .bind(done)
+            .bind(total)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends a log line; returns its sequence number (1, 2, ...).
+    pub async fn append_job_log(&self, job_id: i64, stream: &str, line: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO job_logs (job_id, seq, stream, line, at)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1), ?2, ?3, ?4)
+             RETURNING seq",
+        )
+        .bind(job_id)
+        .bind(stream)
+        .bind(line)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Log lines with a sequence number above `after`, in order.
+    pub async fn job_log_after(&self, job_id: i64, after: i64) -> Result<Vec<LogLine>> {
+        Ok(sqlx::query_as(
+            "SELECT seq, stream, line, at FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(job_id)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,156 @@
+use std::ops::RangeInclusive;
+
+use sqlx::FromRow;
+
+use crate::{Result, Store, StoreError, is_unique_violation, now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Server {
+    pub id: i64,
+    pub owner_id: i64,
+    pub blueprint_id: i64,
+    pub name: String,
+    pub hostname: String,
+    pub port: i64,
+    pub rcon_password: String,
+    pub desired_state: DesiredState,
+    pub created_at: i64,
+}
+
+/// What creating a server needs. `port: None` takes the lowest free port
+/// of `port_range`.
+#[derive(Debug, Clone)]
+pub struct NewServer<'a> {
+    pub owner_id: i64,
+    pub blueprint_id: i64,
+    pub name: &'a str,
+    pub hostname: &'a str,
+    pub port: Option<u16>,
+    pub port_range: RangeInclusive<u16>,
+    pub rcon_password: &'a str,
+}
+
+impl Store {
+    pub async fn create_server(&self, new: &NewServer<'_>) -> Result<Server> {
+        // One transaction, so two creations cannot take the same port.
+        let mut tx = self.pool.begin().await?;
+        let used: Vec<i64> = sqlx::query_scalar("SELECT port FROM servers")
+            .fetch_all(&mut *tx)
+            .await?;
+        let port = match new.port {
+            Some(port) if used.contains(&i64::from(port)) => {
+                return Err(StoreError::Conflict(format!("port {port} is already used by another server")));
+            }
+            Some(port) => port,
+            None => new
+                .port_range
+                .clone()
+                .find(|p| !used.contains(&i64::from(*p)))
+                .ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "every port from {} to {} is in use; delete a server or widen the port range",
+                        new.port_range.start(),
+                        new.port_range.end()
+                    ))
+                })?,
+        };
+        let server = sqlx::query_as(
+            "INSERT INTO servers (owner_id, blueprint_id, name, hostname, port, rcon_password, desired_state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'stopped', ?) RETURNING *",
+        )
+        .bind(new.owner_id)
+        .bind(new.blueprint_id)
+        .bind(new.name)
+        .bind(new.hostname)
+        .bind(i64::from(port))
+        .bind(new.rcon_password)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a server named {:?} already exists", new.name))
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        Ok(server)
+    }
+
+    pub async fn server(&self, id: i64) -> Result<Server> {
+        sqlx::query_as("SELECT * FROM servers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn servers(&self, owner: Option<i64>) -> Result<Vec<Server>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM servers WHERE ?1 IS NULL OR owner_id = ?1 ORDER BY name COLLATE NOCASE, id",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn rename_server(&self, id: i64, name: &str) -> Result<()> {
+        sqlx::query("UPDATE servers SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("a server named {name:?} already exists"))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    pub async fn set_server_hostname(&self, id: i64, hostname: &str) -> Result<()> {
+        sqlx::query("UPDATE servers SET hostname = ? WHERE id = ?")
+            .bind(hostname)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_server_blueprint(&self, id: i64, blueprint_id: i64) -> Result<()> {
+        sqlx::query("UPDATE servers SET blueprint_id = ? WHERE id = ?")
+            .bind(blueprint_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_desired_state(&self, id: i64, state: DesiredState) -> Result<()> {
+        sqlx::query("UPDATE servers SET desired_state = ? WHERE id = ?")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_server(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM servers WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! The store against a real SQLite file.
+
+use left4me_store::{DesiredState, JobState, NewJob, NewServer, OverlayKind, Store, StoreError};
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
+    (dir, store)
+}
+
+fn job<'a>(kind: &'a str, locks: &'a [String]) -> NewJob<'a> {
+    NewJob {
+        kind,
+        user_id: 1,
+        username: "alice",
+        server_id: None,
+        subject: "test",
+        locks,
+    }
+}
+
+#[tokio::test]
+async fn opening_twice_keeps_data_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("left4me.db");
+    let store = Store::open(&path).await.unwrap();
+    store.create_user("alice", "hash", true).await.unwrap();
+    store.close().await;
+    let again = Store::open(&path).await.unwrap();
+    assert_eq!(again.count_users().await.unwrap(), 1);
+    assert!(
+        dir.path().join("left4me.db-wal").exists(),
+        "WAL journal in use"
+    );
+}
+
+#[tokio::test]
+async fn usernames_are_unique_ignoring_case() {
+    let (_d, store) = store().await;
+    store.create_user("Alice", "h", false).await.unwrap();
+    let err = store.create_user("alice", "h", false).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("taken")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn jobs_on_one_resource_run_one_at_a_time_in_order() {
+    let (_d, store) = store().await;
+    store.create_user("alice", "h", true).await.unwrap();
+    let s1 = vec!["server:1".to_owned()];
+    let s2 = vec!["server:2".to_owned()];
+    let a = store.create_job(&job("start", &s1)).await.unwrap();
+    let b = store.create_job(&job("stop", &s1)).await.unwrap();
+    let c = store.create_job(&job("start", &s2)).await.unwrap();
+
+    assert_eq!(store.claim_next_job().await.unwrap().unwrap().id, a.id);
+    // b waits for a; c is free.
+    assert_eq!(store.claim_next_job().await.unwrap().unwrap().id, c.id);
+    assert!(store.claim_next_job().await.unwrap().is_none());
+    store
+        .finish_job(a.id, JobState::Succeeded, None)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_next_job().await.unwrap().unwrap().id, b.id);
+}
+
+#[tokio::test]
+async fn a_blocked_job_keeps_later_jobs_on_its_resources_waiting() {
+    let (_d, store) = store().await;
+    store.create_user("alice", "h", true).await.unwrap();
+    let global = vec!["install".to_owned(), "server:1".to_owned()];
+    let s1 = vec!["server:1".to_owned()];
+    let install_lock = vec!["install".to_owned()];
+    let running = store
+        .create_job(&job("install", &install_lock))
+        .await
+        .unwrap();
+    store.claim_next_job().await.unwrap();
+    let waiting = store.create_job(&job("both", &global)).await.unwrap();
+    let later = store.create_job(&job("start", &s1)).await.unwrap();
+    // `later` must not overtake `waiting` on server:1.
+    assert!(store.claim_next_job().await.unwrap().is_none());
+    store
+        .finish_job(running.id, JobState::Succeeded, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_next_job().await.unwrap().unwrap().id,
+        waiting.id
+    );
+    store
+        .finish_job(waiting.id, JobState::Succeeded, None)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_next_job().await.unwrap().unwrap().id, later.id);
+}
+
+#[tokio::test]
+async fn log_lines_are_numbered_and_read_after_a_point() {
+    let (_d, store) = store().await;
+    store.create_user("alice", "h", true).await.unwrap();
+    let j = store.create_job(&job("start", &[])).await.unwrap();
+    for i in 1..=5 {
+        let seq = store
+            .append_job_log(j.id, "step", &format!("line {i}"))
+            .await
+            .unwrap();
+        assert_eq!(seq, i);
+    }
+    let tail = store.job_log_after(j.id, 3).await.unwrap();
+    let lines: Vec<_> = tail.iter().map(|l| (l.seq, l.line.as_str())).collect();
+    assert_eq!(lines, [(4, "line 4"), (5, "line 5")]);
+}
+
+#[tokio::test]
+async fn cancel_and_interrupt() {
+    let (_d, store) = store().await;
+    store.create_user("alice", "h", true).await.unwrap();
+    let a = store.create_job(&job("a", &[])).await.unwrap();
+    let b = store.create_job(&job("b", &[])).await.unwrap();
+    store.claim_next_job().await.unwrap();
+    assert!(
+        !store.cancel_queued_job(a.id).await.unwrap(),
+        "a is running"
+    );
+    assert!(store.cancel_queued_job(b.id).await.unwrap());
+    assert_eq!(store.interrupt_running_jobs().await.unwrap(), 1);
+    assert_eq!(store.job(a.id).await.unwrap().state, JobState::Interrupted);
+    assert_eq!(store.job(b.id).await.unwrap().state, JobState::Cancelled);
+}
+
+#[tokio::test]
+async fn ports_come_from_the_range_until_it_is_exhausted() {
+    let (_d, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let bp = store.create_blueprint(user.id, "coop").await.unwrap();
+    let new = |name: &'static str, port| NewServer {
+        owner_id: user.id,
+        blueprint_id: bp.id,
+        name,
+        hostname: "h",
+        port,
+        port_range: 27015..=27016,
+        rcon_password: "pw",
+    };
+    assert_eq!(
+        store.create_server(&new("a", None)).await.unwrap().port,
+        27015
+    );
+    assert_eq!(
+        store.create_server(&new("b", None)).await.unwrap().port,
+        27016
+    );
+    let err = store.create_server(&new("c", None)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("every port from 27015 to 27016 is in use"),
+        "{err}"
+    );
+    let err = store
+        .create_server(&new("d", Some(27015)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("port 27015 is already used"),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .create_server(&new("e", Some(30000)))
+            .await
+            .unwrap()
+            .port,
+        30000
+    );
+    let err = store
+        .create_server(&new("a", Some(30001)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("named \"a\" already exists"),
+        "{err}"
+    );
+    let a = store.servers(Some(user.id)).await.unwrap()[0].clone();
+    assert_eq!(a.desired_state, DesiredState::Stopped);
+}
+
+#[tokio::test]
+async fn used_overlays_and_blueprints_cannot_be_deleted() {
+    let (_d, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let o = store
+        .create_overlay(user.id, "maps", OverlayKind::Files)
+        .await
+        .unwrap();
+    let bp = store.create_blueprint(user.id, "coop").await.unwrap();
+    store
+        .set_blueprint_overlays(bp.id, &[(o.id, true)])
+        .await
+        .unwrap();
+    let err = store.delete_overlay(o.id).await.unwrap_err();
+    assert!(err.to_string().contains("used by blueprint coop"), "{err}");
+    store
+        .create_server(&NewServer {
+            owner_id: user.id,
+            blueprint_id: bp.id,
+            name: "s1",
+            hostname: "h",
+            port: None,
+            port_range: 27015..=27115,
+            rcon_password: "pw",
+        })
+        .await
+        .unwrap();
+    let err = store.delete_blueprint(bp.id).await.unwrap_err();
+    assert!(err.to_string().contains("used by server s1"), "{err}");
+    assert_eq!(
+        store.user_possessions(user.id).await.unwrap(),
+        ["1 server", "1 blueprint", "1 overlay"]
+    );
+}
