@@ -1,15 +1,14 @@
 //! `left4me demo`: a working server without Steam, from a synthetic
 //! installation whose `srcds_run` is the simulator.
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
 
-use crate::{Cli, CliResult, open_host};
+use crate::{Cli, CliResult, Failure, open_host};
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -19,35 +18,37 @@ pub(crate) struct DemoArgs {
     port: u16,
 }
 
-fn random_password() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 12];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// Creates a synthetic installation (the simulator as `srcds_run`, found
+/// next to this binary) unless one is there.
+pub(crate) fn ensure_synthetic_installation(installation: &Path) -> CliResult {
+    if installation.join("srcds_run").exists() {
+        return Ok(());
+    }
+    let sim: PathBuf = std::env::current_exe()?
+        .parent()
+        .context("locating the left4me binary")?
+        .join("srcds-sim");
+    eprintln!(
+        "› creating a synthetic installation in {}...",
+        installation.display()
+    );
+    let status = std::process::Command::new(&sim)
+        .arg("make-installation")
+        .arg(installation)
+        .status()
+        .with_context(|| format!("running {} (build it with `cargo build`)", sim.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("make-installation failed ({status})").into())
+    }
 }
 
 pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
     let host = open_host(cli)?;
-    let installation = host.root().installation();
-    if !installation.join("srcds_run").exists() {
-        let sim: PathBuf = std::env::current_exe()?
-            .parent()
-            .context("locating the left4me binary")?
-            .join("srcds-sim");
-        eprintln!(
-            "› creating a synthetic installation in {}...",
-            installation.display()
-        );
-        let status = std::process::Command::new(&sim)
-            .arg("make-installation")
-            .arg(&installation)
-            .status()
-            .with_context(|| format!("running {} (build it with `cargo build`)", sim.display()))?;
-        if !status.success() {
-            return Err(anyhow::anyhow!("make-installation failed ({status})").into());
-        }
-    }
-    let password = random_password()?;
-    let port = Port::new(args.port).map_err(|e| crate::Failure::invalid(anyhow::anyhow!(e)))?;
+    ensure_synthetic_installation(&host.root().installation())?;
+    let password = left4me_web::auth::random_token()[..24].to_owned();
+    let port = Port::new(args.port).map_err(|e| Failure::invalid(anyhow::anyhow!(e)))?;
     let spec = Spec::new(
         port,
         vec!["+map".into(), "c1m1_hotel".into()],
@@ -64,9 +65,10 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
         h.status(&owned)
     })?;
     crate::instance::wait_ready_for(&status, std::time::Duration::from_secs(20))?;
-    let pw_file = cli.root.join("demo-rcon-password");
+    let root_dir = crate::settings(cli)?.root;
+    let pw_file = root_dir.join("demo-rcon-password");
     std::fs::write(&pw_file, format!("{password}\n"))?;
-    let root = cli.root.display();
+    let root = root_dir.display();
     println!("server {name} is up on port {port} (steam://connect/127.0.0.1:{port})");
     println!("  left4me --root {root} query 127.0.0.1:{port} --players");
     println!(

@@ -4,18 +4,18 @@ mod demo;
 mod instance;
 mod logs;
 mod net;
+mod panel;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use left4me_host::layout::{DEFAULT_ROOT, StateRoot};
+use clap::{Parser, Subcommand, ValueEnum};
+use left4me_host::layout::StateRoot;
 use left4me_host::lifecycle::Host;
 use left4me_host::mount::MountApi;
 use left4me_host::name::InstanceName;
-use left4me_host::supervisor::Supervisor;
-use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy, SuperviseArgs};
-use left4me_host::supervisor::systemd::SystemdSupervisor;
+use left4me_host::supervisor::builtin::{RestartPolicy, SuperviseArgs};
+use left4me_web::config::{Config, SupervisorKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,16 +24,34 @@ use left4me_host::supervisor::systemd::SystemdSupervisor;
     about = "Run Left 4 Dead 2 dedicated servers on this host"
 )]
 struct Cli {
-    /// State root: installation, overlays, instances, runtime state.
-    #[arg(long, global = true, env = "LEFT4ME_ROOT", default_value = DEFAULT_ROOT)]
-    root: PathBuf,
+    /// Configuration file (default /etc/left4me/left4me.toml, if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
 
-    /// Who runs the game processes.
-    #[arg(long, global = true, env = "LEFT4ME_SUPERVISOR", value_enum, default_value_t = Backend::Builtin)]
-    supervisor: Backend,
+    /// State root: installation, overlays, instances, runtime state
+    /// (default /var/lib/left4me; env LEFT4ME_ROOT).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
 
-    #[command(flatten)]
-    policy: PolicyArgs,
+    /// Who runs the game processes (env LEFT4ME_SUPERVISOR).
+    #[arg(long, global = true, value_enum)]
+    supervisor: Option<Backend>,
+
+    /// Built-in supervisor: give up after this many crashes within the
+    /// crash window (env LEFT4ME_MAX_CRASHES; default 5).
+    #[arg(long, global = true)]
+    max_crashes: Option<u32>,
+    /// Crash window in seconds (env LEFT4ME_CRASH_WINDOW_SECS; default 60).
+    #[arg(long, global = true)]
+    crash_window_secs: Option<u64>,
+    /// First restart delay in ms, doubling per crash, at most 30 s (env
+    /// LEFT4ME_RESTART_BACKOFF_MS; default 1000).
+    #[arg(long, global = true)]
+    restart_backoff_ms: Option<u64>,
+    /// Milliseconds between SIGINT and SIGKILL when stopping (env
+    /// LEFT4ME_STOP_TIMEOUT_MS; default 15000).
+    #[arg(long, global = true)]
+    stop_timeout_ms: Option<u64>,
 
     #[command(subcommand)]
     command: Command,
@@ -47,52 +65,18 @@ enum Backend {
     Systemd,
 }
 
-/// Crash and stop handling of the built-in supervisor.
-#[derive(Debug, Args)]
-struct PolicyArgs {
-    /// Give up after this many crashes within the crash window.
-    #[arg(long, global = true, env = "LEFT4ME_MAX_CRASHES", default_value_t = 5)]
-    max_crashes: u32,
-    /// Crash window in seconds.
-    #[arg(
-        long,
-        global = true,
-        env = "LEFT4ME_CRASH_WINDOW_SECS",
-        default_value_t = 60
-    )]
-    crash_window_secs: u64,
-    /// First restart delay in milliseconds; doubles per crash (max 30 s).
-    #[arg(
-        long,
-        global = true,
-        env = "LEFT4ME_RESTART_BACKOFF_MS",
-        default_value_t = 1000
-    )]
-    restart_backoff_ms: u64,
-    /// Milliseconds between SIGINT and SIGKILL when stopping.
-    #[arg(
-        long,
-        global = true,
-        env = "LEFT4ME_STOP_TIMEOUT_MS",
-        default_value_t = 15_000
-    )]
-    stop_timeout_ms: u64,
-}
-
-impl PolicyArgs {
-    fn policy(&self) -> RestartPolicy {
-        RestartPolicy {
-            max_crashes: self.max_crashes,
-            window_secs: self.crash_window_secs,
-            backoff_initial_ms: self.restart_backoff_ms,
-            stop_timeout_ms: self.stop_timeout_ms,
-            ..RestartPolicy::default()
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the web panel.
+    Serve(panel::ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage panel users.
+    #[command(subcommand)]
+    User(panel::UserCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(panel::ConfigCommand),
     /// Manage server instances.
     #[command(subcommand)]
     Instance(instance::InstanceCommand),
@@ -152,23 +136,48 @@ impl Failure {
 
 pub(crate) type CliResult = Result<(), Failure>;
 
-fn supervisor(cli: &Cli) -> anyhow::Result<Box<dyn Supervisor>> {
-    Ok(match cli.supervisor {
-        Backend::Builtin => Box::new(BuiltinSupervisor {
-            program: std::env::current_exe()?,
-            policy: cli.policy.policy(),
-            mount_api: MountApi::Auto,
-        }),
-        Backend::Systemd => Box::new(SystemdSupervisor::default()),
-    })
+/// The configuration: file, then environment, then these flags.
+pub(crate) fn settings(cli: &Cli) -> Result<Config, Failure> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(Failure::invalid)?;
+    if let Some(root) = &cli.root {
+        config.root.clone_from(root);
+    }
+    if let Some(backend) = cli.supervisor {
+        config.supervisor = match backend {
+            Backend::Builtin => SupervisorKind::Builtin,
+            Backend::Systemd => SupervisorKind::Systemd,
+        };
+    }
+    if let Some(v) = cli.max_crashes {
+        config.max_crashes = v;
+    }
+    if let Some(v) = cli.crash_window_secs {
+        config.crash_window_secs = v;
+    }
+    if let Some(v) = cli.restart_backoff_ms {
+        config.restart_backoff_ms = v;
+    }
+    if let Some(v) = cli.stop_timeout_ms {
+        config.stop_timeout_ms = v;
+    }
+    Ok(config)
 }
 
-fn open_host(cli: &Cli) -> anyhow::Result<Host> {
-    Ok(Host::open(&cli.root, supervisor(cli)?)?)
+pub(crate) fn open_host(cli: &Cli) -> Result<Host, Failure> {
+    let config = settings(cli)?;
+    let program = std::env::current_exe()?;
+    Ok(Host::open(
+        &config.root,
+        left4me_web::supervisor(&config, &program),
+    )?)
 }
 
 fn run(cli: &Cli) -> CliResult {
     match &cli.command {
+        Command::Serve(args) => panel::serve(cli, args),
+        Command::Migrate => panel::migrate(cli),
+        Command::User(cmd) => panel::user(cli, cmd),
+        Command::Config(cmd) => panel::config(cmd),
         Command::Instance(cmd) => instance::run(cli, cmd),
         Command::Demo(args) => demo::run(cli, args),
         Command::Query(args) => net::query(args),
@@ -181,7 +190,7 @@ fn run(cli: &Cli) -> CliResult {
         } => {
             let policy: RestartPolicy = serde_json::from_str(policy).map_err(Failure::invalid)?;
             left4me_host::supervisor::builtin::supervise_main(SuperviseArgs {
-                root: cli.root.clone(),
+                root: settings(cli)?.root,
                 name: name.clone(),
                 policy,
                 detach: *detach,
@@ -193,7 +202,7 @@ fn run(cli: &Cli) -> CliResult {
 
 fn mount_helper(cli: &Cli, cmd: &MountHelperCommand) -> CliResult {
     use left4me_host::supervisor::{Target, mount_instance, unmount_instance};
-    let root = StateRoot::new(&cli.root)?;
+    let root = StateRoot::new(settings(cli)?.root)?;
     let (MountHelperCommand::Mount { name } | MountHelperCommand::Umount { name }) = cmd;
     let paths = root.instance(name);
     let target = Target {

@@ -1,0 +1,346 @@
+//! Passwords, sessions, CSRF and login rate limits.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use left4me_store::{Session, User};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "left4me_session";
+/// Double-submit token for forms shown before login (login, setup).
+pub const PRE_SESSION_CSRF_COOKIE: &str = "left4me_csrf";
+pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
+
+/// Hashes with argon2id (default parameters). Slow on purpose: call it on
+/// a blocking thread.
+pub fn hash_password(password: &str) -> Result<String, AppError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(AppError::internal)
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// 32 random bytes, hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sessions are stored by the hash of their token, so a copy of the
+/// database does not let anyone in.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The logged-in user of a request.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub session: Session,
+}
+
+impl CurrentUser {
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.is_admin
+    }
+
+    /// Whether the user may see and change something owned by `owner_id`.
+    pub fn may_access(&self, owner_id: i64) -> bool {
+        self.user.is_admin || self.user.id == owner_id
+    }
+
+    /// `None` for admins (everything), the user's id otherwise.
+    pub fn owner_filter(&self) -> Option<i64> {
+        (!self.user.is_admin).then_some(self.user.id)
+    }
+
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.user.is_admin {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+}
+
+async fn session_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<CurrentUser>, AppError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some(session) = state.store().session(&token_hash(&token)).await? else {
+        return Ok(None);
+    };
+    let user = state.store().user(session.user_id).await?;
+    Ok(Some(CurrentUser { user, session }))
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        session_user(state, &parts.headers)
+            .await?
+            .ok_or(AppError::LoginRequired)
+    }
+}
+
+/// The user if logged in.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(session_user(state, &parts.headers).await?))
+    }
+}
+
+const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
+
+/// Checks the CSRF token of every state-changing request: from the
+/// `X-CSRF-Token` header, a `csrf` query parameter (multipart uploads) or
+/// a `csrf` form field, against the session's token (or, before login, the
+/// double-submit cookie). Compared in constant time.
+pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let expected = match session_user(&state, &parts.headers).await {
+        Ok(Some(user)) => {
+            let token = user.session.csrf_token.clone();
+            parts.extensions.insert(user);
+            Some(token)
+        }
+        Ok(None) => cookie(&parts.headers, PRE_SESSION_CSRF_COOKIE),
+        Err(e) => return e.into_response(),
+    };
+    let from_header = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let from_query = parts
+        .uri
+        .query()
+        .and_then(|q| form_field(q.as_bytes(), "csrf"));
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let (provided, body) = match (from_header.or(from_query), is_form) {
+        (Some(token), _) => (Some(token), body),
+        (None, true) => match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
+            Ok(bytes) => (form_field(&bytes, "csrf"), Body::from(bytes)),
+            Err(_) => {
+                return AppError::PayloadTooLarge("the form is too large".into()).into_response();
+            }
+        },
+        (None, false) => (None, body),
+    };
+    match (expected, provided) {
+        (Some(expected), Some(provided)) if constant_time_eq(&expected, &provided) => {
+            next.run(Request::from_parts(parts, body)).await
+        }
+        _ => AppError::Forbidden(
+            "This form expired or came from another site. Reload the page and try again.".into(),
+        )
+        .into_response(),
+    }
+}
+
+fn form_field(encoded: &[u8], name: &str) -> Option<String> {
+    decode_form(encoded)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs.
+fn decode_form(encoded: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &[u8]) -> String {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            match s[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < s.len() => {
+                    let hex = std::str::from_utf8(&s[i + 1..i + 3]).ok();
+                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    encoded
+        .split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut it = pair.splitn(2, |b| *b == b'=');
+            let k = decode(it.next().unwrap_or_default());
+            let v = decode(it.next().unwrap_or_default());
+            (k, v)
+        })
+        .collect()
+}
+
+/// Failed logins per IP and per username within a window.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+/// Per username: 5 failures in 5 minutes. Per IP: 20.
+pub const USER_LIMIT: usize = 5;
+pub const IP_LIMIT: usize = 20;
+pub const LIMIT_WINDOW: Duration = Duration::from_secs(300);
+
+impl LoginLimiter {
+    /// `Err(wait)` when `key` has `max` failures within the window.
+    pub fn check(&self, key: &str, max: usize) -> Result<(), Duration> {
+        let mut failures = self.failures.lock().expect("limiter lock");
+        let now = Instant::now();
+        let Some(list) = failures.get_mut(key) else {
+            return Ok(());
+        };
+        while list
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LIMIT_WINDOW)
+        {
+            list.pop_front();
+        }
+        if list.len() >= max {
+            let oldest = *list.front().expect("non-empty");
+            Err(LIMIT_WINDOW.saturating_sub(now.duration_since(oldest)))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn record_failure(&self, key: &str) {
+        let mut failures = self.failures.lock().expect("limiter lock");
+        failures
+            .entry(key.to_owned())
+            .or_default()
+            .push_back(Instant::now());
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.failures.lock().expect("limiter lock").remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(&hash, "correct horse battery"));
+        assert!(!verify_password(&hash, "wrong"));
+        assert!(!verify_password("garbage", "wrong"));
+    }
+
+    #[test]
+    fn form_fields_decode() {
+        assert_eq!(
+            form_field(b"a=1&csrf=ab%2Bc+d&x", "csrf").as_deref(),
+            Some("ab+c d")
+        );
+        assert_eq!(form_field(b"csrf=%zz", "csrf").as_deref(), Some("%zz"));
+        assert_eq!(form_field(b"csrf=%4", "csrf").as_deref(), Some("%4"));
+    }
+
+    #[test]
+    fn limiter_blocks_after_max_failures() {
+        let limiter = LoginLimiter::default();
+        for _ in 0..3 {
+            assert!(limiter.check("user:a", 3).is_ok());
+            limiter.record_failure("user:a");
+        }
+        assert!(limiter.check("user:a", 3).is_err());
+        assert!(limiter.check("user:b", 3).is_ok());
+        limiter.clear("user:a");
+        assert!(limiter.check("user:a", 3).is_ok());
+    }
+}

@@ -1,0 +1,299 @@
+//! Configuration: defaults, then `/etc/left4me/left4me.toml` (or
+//! `--config`), then `LEFT4ME_*` environment variables, then command-line
+//! flags. Unknown keys in the file are errors.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the file is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/left4me/left4me.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SupervisorKind {
+    Builtin,
+    Systemd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub root: PathBuf,
+    pub listen: SocketAddr,
+    /// Defaults to `<root>/left4me.db`.
+    pub database: Option<PathBuf>,
+    pub supervisor: SupervisorKind,
+    pub secure_cookies: bool,
+    pub port_range_start: u16,
+    pub port_range_end: u16,
+    pub workers: usize,
+    pub upload_limit_mb: u64,
+    /// Host name players connect to; defaults to the panel's own host.
+    pub public_host: Option<String>,
+    pub max_crashes: u32,
+    pub crash_window_secs: u64,
+    pub restart_backoff_ms: u64,
+    pub stop_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from(left4me_host::layout::DEFAULT_ROOT),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            database: None,
+            supervisor: SupervisorKind::Builtin,
+            secure_cookies: false,
+            port_range_start: 27015,
+            port_range_end: 27115,
+            workers: 2,
+            upload_limit_mb: 512,
+            public_host: None,
+            max_crashes: 5,
+            crash_window_secs: 60,
+            restart_backoff_ms: 1000,
+            stop_timeout_ms: 15_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env {
+        var: String,
+        value: String,
+        message: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The commented default file, as `left4me config default` prints it.
+pub const DEFAULT_TOML: &str = r#"# left4me configuration (/etc/left4me/left4me.toml).
+# Every key can be overridden by an environment variable LEFT4ME_<KEY>
+# (upper case, e.g. LEFT4ME_LISTEN), and some by command-line flags.
+
+# State root: game installation, overlays, instances, runtime state.
+root = "/var/lib/left4me"
+
+# Where the web panel listens.
+listen = "127.0.0.1:8000"
+
+# SQLite database; defaults to <root>/left4me.db.
+# database = "/var/lib/left4me/left4me.db"
+
+# Who runs the game servers: "builtin" (a supervisor started by left4me)
+# or "systemd" (left4me-server@NAME.service units).
+supervisor = "builtin"
+
+# Mark session cookies Secure; turn on when the panel is served over HTTPS.
+secure_cookies = false
+
+# Ports handed to new servers that do not ask for one.
+port_range_start = 27015
+port_range_end = 27115
+
+# Background job workers.
+workers = 2
+
+# Largest upload, in MiB.
+upload_limit_mb = 512
+
+# Host name players use to connect (steam://connect/HOST:PORT); defaults to
+# the host name the panel was opened with.
+# public_host = "l4d2.example.org"
+
+# Built-in supervisor: give up after max_crashes within crash_window_secs,
+# first restart after restart_backoff_ms (doubling), SIGKILL stop_timeout_ms
+# after SIGINT.
+max_crashes = 5
+crash_window_secs = 60
+restart_backoff_ms = 1000
+stop_timeout_ms = 15000
+"#;
+
+impl Config {
+    /// Loads the file (an explicit path must exist; the default may not),
+    /// then applies the environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(explicit, |key| std::env::var(key).ok())
+    }
+
+    pub fn load_with_env(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+        let mut config = match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                Self::default()
+            }
+            Err(error) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    error,
+                });
+            }
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn set<T: std::str::FromStr>(
+            env: &impl Fn(&str) -> Option<String>,
+            var: &str,
+            slot: &mut T,
+        ) -> Result<(), ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            if let Some(value) = env(var) {
+                *slot = value.parse().map_err(|e: T::Err| ConfigError::Env {
+                    var: var.to_owned(),
+                    value: value.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+            Ok(())
+        }
+        set(&env, "LEFT4ME_ROOT", &mut self.root)?;
+        set(&env, "LEFT4ME_LISTEN", &mut self.listen)?;
+        if let Some(db) = env("LEFT4ME_DATABASE") {
+            self.database = Some(PathBuf::from(db));
+        }
+        if let Some(value) = env("LEFT4ME_SUPERVISOR") {
+            self.supervisor = match value.as_str() {
+                "builtin" => SupervisorKind::Builtin,
+                "systemd" => SupervisorKind::Systemd,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "LEFT4ME_SUPERVISOR".into(),
+                        value,
+                        message: "use builtin or systemd".into(),
+                    });
+                }
+            };
+        }
+        set(&env, "LEFT4ME_SECURE_COOKIES", &mut self.secure_cookies)?;
+        set(&env, "LEFT4ME_PORT_RANGE_START", &mut self.port_range_start)?;
+        set(&env, "LEFT4ME_PORT_RANGE_END", &mut self.port_range_end)?;
+        set(&env, "LEFT4ME_WORKERS", &mut self.workers)?;
+        set(&env, "LEFT4ME_UPLOAD_LIMIT_MB", &mut self.upload_limit_mb)?;
+        if let Some(host) = env("LEFT4ME_PUBLIC_HOST") {
+            self.public_host = Some(host).filter(|h| !h.is_empty());
+        }
+        set(&env, "LEFT4ME_MAX_CRASHES", &mut self.max_crashes)?;
+        set(
+            &env,
+            "LEFT4ME_CRASH_WINDOW_SECS",
+            &mut self.crash_window_secs,
+        )?;
+        set(
+            &env,
+            "LEFT4ME_RESTART_BACKOFF_MS",
+            &mut self.restart_backoff_ms,
+        )?;
+        set(&env, "LEFT4ME_STOP_TIMEOUT_MS", &mut self.stop_timeout_ms)?;
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.port_range_start < 1024 || self.port_range_start > self.port_range_end {
+            return Err(ConfigError::Invalid(format!(
+                "port_range_start..port_range_end ({}..{}) must be a non-empty range from 1024 up",
+                self.port_range_start, self.port_range_end
+            )));
+        }
+        if self.workers == 0 {
+            return Err(ConfigError::Invalid("workers must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.root.join("left4me.db"))
+    }
+
+    pub fn port_range(&self) -> RangeInclusive<u16> {
+        self.port_range_start..=self.port_range_end
+    }
+
+    pub fn upload_limit_bytes(&self) -> u64 {
+        self.upload_limit_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_file_is_the_default_config() {
+        let parsed = Config::parse(DEFAULT_TOML, Path::new("default.toml")).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::parse(
+            "listen = \"127.0.0.1:1\"\nlisten_port = 3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("c.toml: "), "{text}");
+        assert!(text.contains("listen_port"), "{text}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "workers = 3\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        let env = |k: &str| (k == "LEFT4ME_LISTEN").then(|| "127.0.0.1:9100".to_owned());
+        let config = Config::load_with_env(Some(&file), env).unwrap();
+        assert_eq!(config.workers, 3);
+        assert_eq!(config.listen.port(), 9100);
+
+        let bad = |k: &str| (k == "LEFT4ME_WORKERS").then(|| "many".to_owned());
+        let err = Config::load_with_env(Some(&file), bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("environment variable LEFT4ME_WORKERS=\"many\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        let err =
+            Config::load_with_env(Some(Path::new("/nonexistent/l.toml")), |_| None).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read /nonexistent/l.toml"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The one error type at the HTTP edge: it logs what went wrong in detail
+//! and shows the user a page that says what to do.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use left4me_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Not logged in: send to the login page.
+    #[error("please log in")]
+    LoginRequired,
+    /// Missing, or not the user's to see (never tell which).
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Self::Internal(err.to_string())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::LoginRequired => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict(message) => Self::Conflict(message),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(err: askama::Error) -> Self {
+        Self::Internal(format!("rendering a page: {err}"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Self::LoginRequired = self {
+            return Redirect::to("/login").into_response();
+        }
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                "Something went wrong on the server. The details are in the panel's log.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let title = status.canonical_reason().unwrap_or("Error");
+        let page = ErrorPage {
+            title,
+            message: &message,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, message).into_response(),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,426 @@
+//! Background jobs: persisted in the database, run by a pool of workers,
+//! logged line by line (numbered, so streams can resume), cancellable.
+//!
+//! Scheduling lives in the store (`claim_next_job`): a job names resource
+//! keys (`server:ID` now; `install`, `overlay:ID` later) and two jobs that
+//! share a key never run at once and keep their order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use left4me_host::events::{CancellationToken, Ctx, Event};
+use left4me_host::lifecycle::{Host, HostError};
+use left4me_store::{Job, JobState, LogLine, NewJob, Server, Store, User};
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use crate::spec_builder::{build_spec, instance_name};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    ServerStart,
+    ServerStop,
+    ServerRestart,
+    ServerReset,
+    ServerDelete,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServerStart => "server.start",
+            Self::ServerStop => "server.stop",
+            Self::ServerRestart => "server.restart",
+            Self::ServerReset => "server.reset",
+            Self::ServerDelete => "server.delete",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::ServerStart,
+            Self::ServerStop,
+            Self::ServerRestart,
+            Self::ServerReset,
+            Self::ServerDelete,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
+    }
+
+    /// The verb shown to users.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::ServerStart => "start",
+            Self::ServerStop => "stop",
+            Self::ServerRestart => "restart",
+            Self::ServerReset => "reset",
+            Self::ServerDelete => "delete",
+        }
+    }
+}
+
+/// What job streams receive.
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    Line { job_id: i64, line: LogLine },
+    Progress { job_id: i64, done: i64, total: i64 },
+    Finished { job_id: i64, state: JobState },
+}
+
+#[derive(Debug, Clone)]
+pub struct Jobs(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    host: Arc<Host>,
+    wake: Notify,
+    running: Mutex<HashMap<i64, CancellationToken>>,
+    events: broadcast::Sender<JobEvent>,
+    shutdown: CancellationToken,
+    /// How long a start waits for the server to answer queries.
+    ready_timeout: Duration,
+}
+
+/// Why a job did not succeed.
+#[derive(Debug)]
+enum JobError {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<HostError> for JobError {
+    fn from(e: HostError) -> Self {
+        if e.is_cancelled() {
+            Self::Cancelled
+        } else {
+            Self::Failed(e.to_string())
+        }
+    }
+}
+
+impl From<left4me_store::StoreError> for JobError {
+    fn from(e: left4me_store::StoreError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+impl Jobs {
+    pub fn new(store: Store, host: Arc<Host>, ready_timeout: Duration) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            host,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            events: broadcast::channel(4096).0,
+            shutdown: CancellationToken::new(),
+            ready_timeout,
+        }))
+    }
+
+    pub fn spawn_workers(&self, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..count)
+            .map(|_| {
+                let jobs = self.clone();
+                tokio::spawn(async move { jobs.worker().await })
+            })
+            .collect()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.0.events.subscribe()
+    }
+
+    /// Queues a job on a server.
+    pub async fn enqueue(
+        &self,
+        kind: JobKind,
+        user: &User,
+        server: &Server,
+    ) -> left4me_store::Result<Job> {
+        let locks = [format!("server:{}", server.id)];
+        let subject = format!("server {}", server.name);
+        let job = self
+            .0
+            .store
+            .create_job(&NewJob {
+                kind: kind.as_str(),
+                user_id: user.id,
+                username: &user.username,
+                server_id: Some(server.id),
+                subject: &subject,
+                locks: &locks,
+            })
+            .await?;
+        self.0.wake.notify_waiters();
+        Ok(job)
+    }
+
+    /// Cancels a queued job, or asks a running one to stop between steps
+    /// (it rolls back what it did).
+    pub async fn cancel(&self, job: &Job) -> left4me_store::Result<()> {
+        if self.0.store.cancel_queued_job(job.id).await? {
+            let _ = self.0.events.send(JobEvent::Finished {
+                job_id: job.id,
+                state: JobState::Cancelled,
+            });
+            return Ok(());
+        }
+        if let Some(token) = self.0.running.lock().expect("running lock").get(&job.id) {
+            token.cancel();
+        }
+        Ok(())
+    }
+
+    /// Stops taking jobs, gives running ones a moment, and marks the rest
+    /// interrupted. Servers keep running.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.0.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.0.running.lock().expect("running lock").is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match self.0.store.interrupt_running_jobs().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("{n} running job(s) marked interrupted"),
+            Err(e) => tracing::error!("marking jobs interrupted: {e}"),
+        }
+    }
+
+    async fn worker(&self) {
+        loop {
+            if self.0.shutdown.is_cancelled() {
+                return;
+            }
+            let wake = self.0.wake.notified();
+            match self.0.store.claim_next_job().await {
+                Ok(Some(job)) => self.run(job).await,
+                Ok(None) => {
+                    tokio::select! {
+                        () = wake => {}
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = self.0.shutdown.cancelled() => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("claiming a job: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn run(&self, job: Job) {
+        let token = CancellationToken::new();
+        self.0
+            .running
+            .lock()
+            .expect("running lock")
+            .insert(job.id, token.clone());
+        self.log(
+            job.id,
+            "step",
+            &format!("{} ({}) queued by {}", job.subject, job.kind, job.username),
+        )
+        .await;
+        let result = self.execute(&job, &token).await;
+        let (state, error) = match result {
+            Ok(()) => (JobState::Succeeded, None),
+            Err(JobError::Cancelled) => (JobState::Cancelled, Some("cancelled".to_owned())),
+            Err(JobError::Failed(message)) => (JobState::Failed, Some(message)),
+        };
+        if let Some(error) = &error {
+            self.log(job.id, "error", error).await;
+        }
+        self.log(job.id, "step", &format!("job {}", state.as_str()))
+            .await;
+        if let Err(e) = self
+            .0
+            .store
+            .finish_job(job.id, state, error.as_deref())
+            .await
+        {
+            tracing::error!("recording the end of job {}: {e}", job.id);
+        }
+        self.0.running.lock().expect("running lock").remove(&job.id);
+        let _ = self.0.events.send(JobEvent::Finished {
+            job_id: job.id,
+            state,
+        });
+        // Its locks are free now: another worker may find work.
+        self.0.wake.notify_waiters();
+    }
+
+    async fn log(&self, job_id: i64, stream: &str, text: &str) {
+        match self.0.store.append_job_log(job_id, stream, text).await {
+            Ok(seq) => {
+                let line = LogLine {
+                    seq,
+                    stream: stream.to_owned(),
+                    line: text.to_owned(),
+                    at: left4me_store::now(),
+                };
+                let _ = self.0.events.send(JobEvent::Line { job_id, line });
+            }
+            Err(e) => tracing::error!("logging job {job_id}: {e}"),
+        }
+    }
+
+    async fn progress(&self, job_id: i64, done: i64, total: i64) {
+        if let Err(e) = self.0.store.set_job_progress(job_id, done, total).await {
+            tracing::error!("progress of job {job_id}: {e}");
+        }
+        let _ = self.0.events.send(JobEvent::Progress {
+            job_id,
+            done,
+            total,
+        });
+    }
+
+    async fn execute(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
+        let kind = JobKind::parse(&job.kind)
+            .ok_or_else(|| JobError::Failed(format!("unknown job kind {:?}", job.kind)))?;
+        let server_id = job
+            .server_id
+            .ok_or_else(|| JobError::Failed("the server no longer exists".into()))?;
+        let server = self.0.store.server(server_id).await?;
+        let name = instance_name(server.id);
+        match kind {
+            JobKind::ServerStart => self.start(job, &server, token).await,
+            JobKind::ServerStop => {
+                self.0
+                    .store
+                    .set_desired_state(server.id, left4me_store::DesiredState::Stopped)
+                    .await?;
+                self.host_op(job.id, token, move |host, ctx| host.stop(&name, ctx))
+                    .await
+            }
+            JobKind::ServerRestart => {
+                let stop_name = name.clone();
+                self.host_op(job.id, token, move |host, ctx| host.stop(&stop_name, ctx))
+                    .await?;
+                self.start(job, &server, token).await
+            }
+            JobKind::ServerReset => {
+                self.0
+                    .store
+                    .set_desired_state(server.id, left4me_store::DesiredState::Stopped)
+                    .await?;
+                self.host_op(job.id, token, move |host, ctx| host.reset(&name, ctx))
+                    .await
+            }
+            JobKind::ServerDelete => {
+                self.host_op(job.id, token, move |host, ctx| host.delete(&name, ctx))
+                    .await?;
+                self.0.store.delete_server(server.id).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        job: &Job,
+        server: &Server,
+        token: &CancellationToken,
+    ) -> Result<(), JobError> {
+        let store = &self.0.store;
+        let blueprint = store.blueprint(server.blueprint_id).await?;
+        let overlays = store.blueprint_overlays(blueprint.id).await?;
+        let spec = build_spec(server, &blueprint, &overlays).map_err(JobError::Failed)?;
+        store
+            .set_desired_state(server.id, left4me_store::DesiredState::Running)
+            .await?;
+        let name = instance_name(server.id);
+        self.host_op(job.id, token, move |host, ctx| {
+            host.start(&name, Some(&spec), ctx).map(|_| ())
+        })
+        .await?;
+        self.wait_ready(job.id, server, token).await
+    }
+
+    /// Waits for the server to answer A2S_INFO, with a progress bar.
+    async fn wait_ready(
+        &self,
+        job_id: i64,
+        server: &Server,
+        token: &CancellationToken,
+    ) -> Result<(), JobError> {
+        let port = u16::try_from(server.port).map_err(|_| JobError::Failed("bad port".into()))?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let total = i64::try_from(self.0.ready_timeout.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        self.log(
+            job_id,
+            "step",
+            &format!("waiting for the server to answer on port {port}..."),
+        )
+        .await;
+        let started = tokio::time::Instant::now();
+        let mut last_second = -1;
+        loop {
+            if token.is_cancelled() {
+                return Err(JobError::Cancelled);
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= self.0.ready_timeout {
+                return Err(JobError::Failed(format!(
+                    "the server is running but did not answer queries within {total} s; see its log"
+                )));
+            }
+            let second = i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX);
+            if second != last_second {
+                self.progress(job_id, second, total).await;
+                last_second = second;
+            }
+            if let Ok(info) = srcds_protocol::a2s::info(addr, Duration::from_millis(500)).await {
+                self.progress(job_id, total, total).await;
+                self.log(
+                    job_id,
+                    "step",
+                    &format!("ready: {} on {}", info.name, info.map),
+                )
+                .await;
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs a host operation on a blocking thread, streaming its events
+    /// into the job log as they happen.
+    async fn host_op<T: Send + 'static>(
+        &self,
+        job_id: i64,
+        token: &CancellationToken,
+        op: impl FnOnce(&Host, &Ctx<'_>) -> Result<T, HostError> + Send + 'static,
+    ) -> Result<T, JobError> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let host = Arc::clone(&self.0.host);
+        let token = token.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let sink = move |event: Event| {
+                let _ = tx.send(event);
+            };
+            op(&host, &Ctx::new(&sink, &token))
+        });
+        while let Some(event) = rx.recv().await {
+            match event {
+                Event::Step(text) => self.log(job_id, "step", &text).await,
+                Event::Stdout(text) => self.log(job_id, "stdout", &text).await,
+                Event::Stderr(text) => self.log(job_id, "stderr", &text).await,
+                Event::Progress { done, total } => {
+                    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                    self.progress(job_id, as_i64(done), as_i64(total)).await;
+                }
+            }
+        }
+        task.await
+            .map_err(|e| JobError::Failed(format!("the job's worker thread failed: {e}")))?
+            .map_err(JobError::from)
+    }
+}

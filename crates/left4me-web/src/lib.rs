@@ -1,0 +1,142 @@
+//! The left4me web panel.
+//!
+//! [`launch_with_listener`] runs the panel on a bound listener until a
+//! shutdown signal: migrations, the job workers, the HTTP server, and on
+//! shutdown the jobs are wound down (running ones marked interrupted;
+//! servers keep running).
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+mod pages;
+mod routes;
+pub mod spec_builder;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use left4me_host::lifecycle::Host;
+use left4me_host::mount::MountApi;
+use left4me_host::supervisor::Supervisor;
+use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
+use left4me_host::supervisor::systemd::SystemdSupervisor;
+use left4me_store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, SupervisorKind};
+use crate::jobs::Jobs;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("opening the database {path}: {error}")]
+    Database {
+        path: std::path::PathBuf,
+        error: left4me_store::StoreError,
+    },
+    #[error("opening the state root: {0}")]
+    Host(#[from] left4me_host::lifecycle::HostError),
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Everything the panel needs besides its configuration.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The program with the `supervise` subcommand (the `left4me` binary).
+    pub supervisor_program: std::path::PathBuf,
+    /// How long a start job waits for the server to answer queries.
+    pub ready_timeout: Duration,
+}
+
+/// The supervisor backend the configuration asks for. `program` is the
+/// binary with the `supervise` subcommand (the `left4me` binary).
+pub fn supervisor(config: &Config, program: &std::path::Path) -> Box<dyn Supervisor> {
+    match config.supervisor {
+        SupervisorKind::Builtin => Box::new(BuiltinSupervisor {
+            program: program.to_owned(),
+            policy: RestartPolicy {
+                max_crashes: config.max_crashes,
+                window_secs: config.crash_window_secs,
+                backoff_initial_ms: config.restart_backoff_ms,
+                stop_timeout_ms: config.stop_timeout_ms,
+                ..RestartPolicy::default()
+            },
+            mount_api: MountApi::Auto,
+        }),
+        SupervisorKind::Systemd => Box::new(SystemdSupervisor::default()),
+    }
+}
+
+/// Opens the database (applying migrations) at the configured path.
+pub async fn open_store(config: &Config) -> Result<Store, LaunchError> {
+    let path = config.database_path();
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    Store::open(&path)
+        .await
+        .map_err(|error| LaunchError::Database { path, error })
+}
+
+/// Runs the panel on `listener` until `shutdown` resolves.
+pub async fn launch_with_listener(
+    config: Config,
+    launch: Launch,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LaunchError> {
+    let store = open_store(&config).await?;
+    let host = Arc::new(Host::open(
+        &config.root,
+        supervisor(&config, &launch.supervisor_program),
+    )?);
+    let interrupted =
+        store
+            .interrupt_running_jobs()
+            .await
+            .map_err(|error| LaunchError::Database {
+                path: config.database_path(),
+                error,
+            })?;
+    if interrupted > 0 {
+        tracing::warn!(
+            "{interrupted} job(s) were running when the panel last stopped; marked interrupted"
+        );
+    }
+    let setup_token = match store.count_users().await {
+        Ok(0) => {
+            let token = auth::random_token();
+            let addr = listener.local_addr().map_err(LaunchError::Serve)?;
+            println!(
+                "left4me: no users yet. Create the first admin at http://{addr}/setup?token={token}"
+            );
+            Some(token)
+        }
+        _ => None,
+    };
+    let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
+    let workers = jobs.spawn_workers(config.workers);
+    let state = AppState::new(config, store.clone(), host, jobs.clone(), setup_token);
+    let app = routes::router(state);
+    let addr = listener.local_addr().map_err(LaunchError::Serve)?;
+    tracing::info!("listening on http://{addr}");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(LaunchError::Serve)?;
+    jobs.shutdown(Duration::from_secs(5)).await;
+    for worker in workers {
+        worker.abort();
+    }
+    store.close().await;
+    Ok(())
+}

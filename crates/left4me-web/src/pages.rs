@@ -1,0 +1,212 @@
+//! Typed templates: full pages extend `base.html` and get a [`Layout`].
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::response::Html;
+use left4me_store::{Blueprint, BlueprintOverlay, Job, LogLine, Overlay, User};
+
+use crate::auth::CurrentUser;
+use crate::error::AppResult;
+
+/// What every page shows around its content.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub(crate) username: String,
+    pub(crate) is_admin: bool,
+    pub(crate) csrf: String,
+}
+
+impl Layout {
+    pub(crate) fn of(user: &CurrentUser) -> Self {
+        Self {
+            username: user.user.username.clone(),
+            is_admin: user.user.is_admin,
+            csrf: user.session.csrf_token.clone(),
+        }
+    }
+}
+
+/// Field errors of a form, by field name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FormErrors(HashMap<&'static str, String>);
+
+impl FormErrors {
+    pub(crate) fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.insert(field, message.into());
+    }
+
+    pub(crate) fn get(&self, field: &str) -> &str {
+        self.0.get(field).map_or("", String::as_str)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+pub(crate) fn render(page: &impl Template) -> AppResult<Html<String>> {
+    Ok(Html(page.render()?))
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC.
+pub(crate) fn datetime(secs: &i64) -> String {
+    let secs = *secs;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub(crate) struct SetupPage {
+    pub(crate) token: String,
+    pub(crate) csrf: String,
+    pub(crate) username: String,
+    pub(crate) errors: FormErrors,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage {
+    pub(crate) csrf: String,
+    pub(crate) username: String,
+    pub(crate) error: String,
+}
+
+/// A server row with its live state.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerRow {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) hostname: String,
+    pub(crate) port: i64,
+    pub(crate) owner: String,
+    pub(crate) blueprint: String,
+    pub(crate) desired: String,
+    pub(crate) actual: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub(crate) struct DashboardPage {
+    pub(crate) l: Layout,
+    pub(crate) servers: Vec<ServerRow>,
+    pub(crate) blueprints: Vec<Blueprint>,
+    pub(crate) form: NewServerForm,
+    pub(crate) errors: FormErrors,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(crate) struct NewServerForm {
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) hostname: String,
+    #[serde(default)]
+    pub(crate) port: String,
+    #[serde(default)]
+    pub(crate) blueprint_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "server.html")]
+pub(crate) struct ServerPage {
+    pub(crate) l: Layout,
+    pub(crate) row: ServerRow,
+    pub(crate) rcon_password: String,
+    pub(crate) blueprint_id: i64,
+    pub(crate) blueprints: Vec<Blueprint>,
+    pub(crate) connect: String,
+    pub(crate) spec_yaml: String,
+    pub(crate) pid: String,
+    pub(crate) uptime: String,
+    pub(crate) restarts: u32,
+    pub(crate) reason: String,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) errors: FormErrors,
+}
+
+#[derive(Template)]
+#[template(path = "blueprints.html")]
+pub(crate) struct BlueprintsPage {
+    pub(crate) l: Layout,
+    pub(crate) blueprints: Vec<Blueprint>,
+    pub(crate) name: String,
+    pub(crate) errors: FormErrors,
+}
+
+#[derive(Template)]
+#[template(path = "blueprint.html")]
+pub(crate) struct BlueprintPage {
+    pub(crate) l: Layout,
+    pub(crate) blueprint: Blueprint,
+    pub(crate) overlays: Vec<BlueprintOverlay>,
+    pub(crate) available: Vec<Overlay>,
+    pub(crate) preview: String,
+    pub(crate) errors: FormErrors,
+    pub(crate) saved: bool,
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+pub(crate) struct JobsPage {
+    pub(crate) l: Layout,
+    pub(crate) title: String,
+    pub(crate) jobs: Vec<Job>,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+pub(crate) struct JobPage {
+    pub(crate) l: Layout,
+    pub(crate) job: Job,
+    pub(crate) lines: Vec<LogLine>,
+    pub(crate) last_seq: i64,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+pub(crate) struct UsersPage {
+    pub(crate) l: Layout,
+    pub(crate) users: Vec<User>,
+    pub(crate) me: i64,
+    pub(crate) username: String,
+    pub(crate) errors: FormErrors,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(crate) struct AccountPage {
+    pub(crate) l: Layout,
+    pub(crate) errors: FormErrors,
+    pub(crate) changed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_unix_time() {
+        assert_eq!(datetime(&0), "1970-01-01 00:00:00");
+        assert_eq!(datetime(&1_763_870_400), "2025-11-23 04:00:00");
+        assert_eq!(datetime(&951_782_400), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,253 @@
+//! Blueprints: server templates with config, arguments and ordered overlays.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use left4me_store::{Blueprint, BlueprintOverlay};
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::domain::{DisplayName, parse_arguments};
+use crate::error::{AppError, AppResult};
+use crate::pages::{BlueprintPage, BlueprintsPage, FormErrors, Layout, render};
+use crate::spec_builder::server_cfg_lines;
+use crate::state::AppState;
+
+async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Blueprint> {
+    let blueprint = state.store().blueprint(id).await?;
+    if user.may_access(blueprint.owner_id) {
+        Ok(blueprint)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
+    let page = BlueprintsPage {
+        l: Layout::of(&user),
+        blueprints: state.store().blueprints(user.owner_filter()).await?,
+        name: String::new(),
+        errors: FormErrors::default(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateForm {
+    name: String,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<CreateForm>,
+) -> AppResult<Response> {
+    match DisplayName::parse(&form.name) {
+        Ok(name) => {
+            let blueprint = state
+                .store()
+                .create_blueprint(user.id(), name.as_str())
+                .await?;
+            Ok(Redirect::to(&format!("/blueprints/{}", blueprint.id)).into_response())
+        }
+        Err(message) => {
+            let mut errors = FormErrors::default();
+            errors.add("name", message);
+            let page = BlueprintsPage {
+                l: Layout::of(&user),
+                blueprints: state.store().blueprints(user.owner_filter()).await?,
+                name: form.name,
+                errors,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+    }
+}
+
+/// The preview text: what a server of this blueprint gets as server.cfg.
+fn preview_text(config: &str, overlays: &[BlueprintOverlay]) -> String {
+    server_cfg_lines(
+        config,
+        overlays,
+        "<the server's hostname>",
+        "<generated per server>",
+    )
+    .join("\n")
+}
+
+async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    blueprint: Blueprint,
+    overlays: Vec<BlueprintOverlay>,
+    errors: FormErrors,
+    saved: bool,
+) -> AppResult<BlueprintPage> {
+    let available = state
+        .store()
+        .overlays(user.owner_filter())
+        .await?
+        .into_iter()
+        .filter(|o| !overlays.iter().any(|bo| bo.overlay_id == o.id))
+        .collect();
+    Ok(BlueprintPage {
+        l: Layout::of(user),
+        preview: preview_text(&blueprint.config, &overlays),
+        blueprint,
+        overlays,
+        available,
+        errors,
+        saved,
+    })
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let blueprint = load(&state, &user, id).await?;
+    let overlays = state.store().blueprint_overlays(id).await?;
+    let page = page(
+        &state,
+        &user,
+        blueprint,
+        overlays,
+        FormErrors::default(),
+        false,
+    )
+    .await?;
+    Ok(render(&page)?.into_response())
+}
+
+/// The blueprint form as submitted: fields in order, several with the
+/// same name (`overlay`), some named after an overlay (`pos_7`).
+struct Submitted(Vec<(String, String)>);
+
+impl Submitted {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The overlay list after moves, removals and an addition.
+    async fn overlays(
+        &self,
+        state: &AppState,
+        user: &CurrentUser,
+    ) -> AppResult<Vec<BlueprintOverlay>> {
+        let mut rows: Vec<(f64, usize, i64, bool)> = Vec::new();
+        for (index, (key, value)) in self.0.iter().enumerate() {
+            if key != "overlay" {
+                continue;
+            }
+            let id: i64 = value
+                .parse()
+                .map_err(|_| AppError::BadRequest("bad overlay id".into()))?;
+            if self.get(&format!("remove_{id}")).is_some() {
+                continue;
+            }
+            let position = self
+                .get(&format!("pos_{id}"))
+                .and_then(|p| p.trim().parse::<f64>().ok())
+                .unwrap_or(index as f64);
+            let expose = self.get(&format!("expose_{id}")).is_some();
+            rows.push((position, index, id, expose));
+        }
+        if let Some(added) = self.get("add_overlay").filter(|v| !v.is_empty()) {
+            let id: i64 = added
+                .parse()
+                .map_err(|_| AppError::BadRequest("bad overlay id".into()))?;
+            if !rows.iter().any(|r| r.2 == id) {
+                rows.push((f64::MAX, usize::MAX, id, false));
+            }
+        }
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut overlays = Vec::new();
+        for (position, (_, _, id, expose)) in rows.into_iter().enumerate() {
+            let overlay = state.store().overlay(id).await?;
+            if !user.may_access(overlay.owner_id) {
+                return Err(AppError::NotFound);
+            }
+            overlays.push(BlueprintOverlay {
+                overlay_id: id,
+                name: overlay.name,
+                position: i64::try_from(position).unwrap_or(i64::MAX),
+                expose_server_cfg: expose,
+            });
+        }
+        Ok(overlays)
+    }
+}
+
+pub(crate) async fn save(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let mut blueprint = load(&state, &user, id).await?;
+    let form = Submitted(fields);
+    let overlays = form.overlays(&state, &user).await?;
+    let mut errors = FormErrors::default();
+    let name = DisplayName::parse(form.get("name").unwrap_or_default())
+        .map_err(|e| errors.add("name", e))
+        .ok();
+    let config = form.get("config").unwrap_or_default().replace("\r\n", "\n");
+    let arguments = parse_arguments(form.get("arguments").unwrap_or_default()).join(" ");
+    blueprint.config.clone_from(&config);
+    blueprint.arguments.clone_from(&arguments);
+    let Some(name) = name else {
+        blueprint.name = form.get("name").unwrap_or_default().to_owned();
+        let page = page(&state, &user, blueprint, overlays, errors, false).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+    };
+    let store = state.store();
+    store
+        .update_blueprint(id, name.as_str(), &config, &arguments)
+        .await?;
+    let list: Vec<(i64, bool)> = overlays
+        .iter()
+        .map(|o| (o.overlay_id, o.expose_server_cfg))
+        .collect();
+    store.set_blueprint_overlays(id, &list).await?;
+    let blueprint = store.blueprint(id).await?;
+    let overlays = store.blueprint_overlays(id).await?;
+    let page = page(
+        &state,
+        &user,
+        blueprint,
+        overlays,
+        FormErrors::default(),
+        true,
+    )
+    .await?;
+    Ok(render(&page)?.into_response())
+}
+
+/// The live preview: the same form, answered with the server.cfg text.
+pub(crate) async fn preview(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    let form = Submitted(fields);
+    let overlays = form.overlays(&state, &user).await?;
+    let config = form.get("config").unwrap_or_default().replace("\r\n", "\n");
+    Ok(preview_text(&config, &overlays).into_response())
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    state.store().delete_blueprint(id).await?;
+    Ok(Redirect::to("/blueprints").into_response())
+}

@@ -1,0 +1,221 @@
+//! Jobs: lists, the job page, its live log (SSE, resumable with
+//! `Last-Event-ID`) and cancellation.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::Stream;
+use left4me_store::{Job, JobFilter, JobState, LogLine};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::auth::CurrentUser;
+use crate::error::{AppError, AppResult};
+use crate::jobs::JobEvent;
+use crate::pages::{JobPage, JobsPage, Layout, render};
+use crate::state::AppState;
+
+/// The job, if the user started it, owns its server, or is an admin.
+async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
+    let job = state.store().job(id).await?;
+    if user.is_admin() || job.user_id == Some(user.id()) {
+        return Ok(job);
+    }
+    if let Some(server_id) = job.server_id
+        && let Ok(server) = state.store().server(server_id).await
+        && server.owner_id == user.id()
+    {
+        return Ok(job);
+    }
+    Err(AppError::NotFound)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    server: Option<i64>,
+}
+
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> AppResult<Response> {
+    let (title, filter) = match query.server {
+        Some(id) => {
+            let server = crate::routes::servers::load_server(&state, &user, id).await?;
+            (format!("Jobs of {}", server.name), JobFilter::Server(id))
+        }
+        None if user.is_admin() => ("All jobs".to_owned(), JobFilter::All),
+        None => ("Your jobs".to_owned(), JobFilter::User(user.id())),
+    };
+    let page = JobsPage {
+        l: Layout::of(&user),
+        title,
+        jobs: state.store().jobs(filter, 200).await?,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let job = load(&state, &user, id).await?;
+    let lines = state.store().job_log_after(id, 0).await?;
+    let page = JobPage {
+        l: Layout::of(&user),
+        last_seq: lines.last().map_or(0, |l| l.seq),
+        job,
+        lines,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let job = load(&state, &user, id).await?;
+    if !(user.is_admin() || job.user_id == Some(user.id())) {
+        return Err(AppError::Forbidden(
+            "Only the user who started a job, or an admin, can cancel it.".into(),
+        ));
+    }
+    if !job.state.is_finished() {
+        state.jobs().cancel(&job).await?;
+    }
+    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventsQuery {
+    after: Option<i64>,
+}
+
+fn line_event(line: &LogLine) -> Event {
+    Event::default()
+        .id(line.seq.to_string())
+        .event("line")
+        .data(serde_json::to_string(line).unwrap_or_default())
+}
+
+/// The job log as server-sent events: every line after `Last-Event-ID`
+/// (or `?after=`), then new lines as they come, then an `end` event.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(query): Query<EventsQuery>,
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    load(&state, &user, id).await?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(query.after)
+        .unwrap_or(0);
+    // Subscribe before reading the backlog, so no line falls between.
+    let events = state.jobs().subscribe();
+    let (tx, rx) = mpsc::channel::<Event>(256);
+    tokio::spawn(stream_job(state, id, after, events, tx));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn stream_job(
+    state: AppState,
+    id: i64,
+    mut last: i64,
+    mut events: broadcast::Receiver<JobEvent>,
+    tx: mpsc::Sender<Event>,
+) {
+    // Sends every stored line after `last`; false when the client left.
+    async fn catch_up(state: &AppState, id: i64, last: &mut i64, tx: &mpsc::Sender<Event>) -> bool {
+        let Ok(lines) = state.store().job_log_after(id, *last).await else {
+            return false;
+        };
+        for line in &lines {
+            if tx.send(line_event(line)).await.is_err() {
+                return false;
+            }
+            *last = line.seq;
+        }
+        true
+    }
+    async fn end(
+        state: &AppState,
+        id: i64,
+        last: &mut i64,
+        tx: &mpsc::Sender<Event>,
+        job_state: JobState,
+    ) {
+        if catch_up(state, id, last, tx).await {
+            let _ = tx
+                .send(Event::default().event("end").data(job_state.as_str()))
+                .await;
+        }
+    }
+
+    if !catch_up(&state, id, &mut last, &tx).await {
+        return;
+    }
+    match state.store().job(id).await {
+        Ok(job) if job.state.is_finished() => {
+            return end(&state, id, &mut last, &tx, job.state).await;
+        }
+        Ok(_) => {}
+        Err(_) => return,
+    }
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = tx.closed() => return,
+        };
+        match event {
+            Ok(JobEvent::Line { job_id, line }) if job_id == id => {
+                if line.seq == last + 1 {
+                    if tx.send(line_event(&line)).await.is_err() {
+                        return;
+                    }
+                    last = line.seq;
+                } else if line.seq > last && !catch_up(&state, id, &mut last, &tx).await {
+                    return;
+                }
+            }
+            Ok(JobEvent::Progress {
+                job_id,
+                done,
+                total,
+            }) if job_id == id => {
+                let event = Event::default()
+                    .event("progress")
+                    .data(format!("{done}/{total}"));
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            Ok(JobEvent::Finished {
+                job_id,
+                state: job_state,
+            }) if job_id == id => {
+                return end(&state, id, &mut last, &tx, job_state).await;
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                if !catch_up(&state, id, &mut last, &tx).await {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

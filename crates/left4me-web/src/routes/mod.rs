@@ -1,0 +1,88 @@
+//! The HTTP surface: one module per area.
+
+mod account;
+mod blueprints;
+mod jobs;
+mod servers;
+mod session;
+mod users;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
+        .route("/setup", get(session::setup_page).post(session::setup))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/", get(servers::dashboard))
+        .route("/servers", post(servers::create))
+        .route("/servers/{id}", get(servers::show))
+        .route("/servers/{id}/action", post(servers::action))
+        .route("/servers/{id}/settings", post(servers::settings))
+        .route(
+            "/blueprints",
+            get(blueprints::index).post(blueprints::create),
+        )
+        .route(
+            "/blueprints/{id}",
+            get(blueprints::show).post(blueprints::save),
+        )
+        .route("/blueprints/{id}/preview", post(blueprints::preview))
+        .route("/blueprints/{id}/delete", post(blueprints::delete))
+        .route("/jobs", get(jobs::index))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/events", get(jobs::events))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/users", get(users::index).post(users::create))
+        .route("/users/{id}/active", post(users::set_active))
+        .route("/users/{id}/delete", post(users::delete))
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::change_password))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::csrf_guard,
+        ))
+        .with_state(state)
+}
+
+/// Checks the database answers and the state root is there.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let db = state.store().ping().await;
+    let root = state
+        .host()
+        .root()
+        .installation()
+        .parent()
+        .map(std::path::Path::is_dir);
+    match (db, root) {
+        (Ok(()), Some(true)) => (StatusCode::OK, "ok\n".to_owned()),
+        (Err(e), _) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state root missing\n".to_owned(),
+        ),
+    }
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/app.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/app.js"),
+    )
+}

@@ -1,0 +1,317 @@
+//! Servers: the dashboard list, creation, the server page and its actions.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use left4me_store::{JobFilter, NewServer, Server};
+use serde::Deserialize;
+
+use crate::auth::{CurrentUser, random_token};
+use crate::domain::{DisplayName, Hostname, parse_optional_port};
+use crate::error::{AppError, AppResult};
+use crate::jobs::JobKind;
+use crate::pages::{
+    DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerRow, render,
+};
+use crate::spec_builder::{build_spec, instance_name};
+use crate::state::AppState;
+
+/// The server, if the user may see it; otherwise "not found".
+pub(crate) async fn load_server(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+) -> AppResult<Server> {
+    let server = state.store().server(id).await?;
+    if user.may_access(server.owner_id) {
+        Ok(server)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// Rows with the live state from the supervisor.
+async fn rows(state: &AppState, servers: Vec<Server>) -> AppResult<Vec<ServerRow>> {
+    let users: HashMap<i64, String> = state
+        .store()
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    let blueprints: HashMap<i64, String> = state
+        .store()
+        .blueprints(None)
+        .await?
+        .into_iter()
+        .map(|b| (b.id, b.name))
+        .collect();
+    let host = std::sync::Arc::clone(state.host());
+    let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
+    let actual: Vec<String> = tokio::task::spawn_blocking(move || {
+        ids.iter()
+            .map(|id| {
+                host.status(&instance_name(*id))
+                    .map_or_else(|e| format!("unknown ({e})"), |s| s.state)
+            })
+            .collect()
+    })
+    .await
+    .map_err(AppError::internal)?;
+    Ok(servers
+        .into_iter()
+        .zip(actual)
+        .map(|(s, actual)| ServerRow {
+            id: s.id,
+            owner: users.get(&s.owner_id).cloned().unwrap_or_default(),
+            blueprint: blueprints.get(&s.blueprint_id).cloned().unwrap_or_default(),
+            name: s.name,
+            hostname: s.hostname,
+            port: s.port,
+            desired: match s.desired_state {
+                left4me_store::DesiredState::Running => "running".into(),
+                left4me_store::DesiredState::Stopped => "stopped".into(),
+            },
+            actual,
+        })
+        .collect())
+}
+
+async fn dashboard_page(
+    state: &AppState,
+    user: &CurrentUser,
+    form: NewServerForm,
+    errors: FormErrors,
+) -> AppResult<DashboardPage> {
+    let servers = state.store().servers(user.owner_filter()).await?;
+    Ok(DashboardPage {
+        l: Layout::of(user),
+        servers: rows(state, servers).await?,
+        blueprints: state.store().blueprints(user.owner_filter()).await?,
+        form,
+        errors,
+    })
+}
+
+pub(crate) async fn dashboard(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> AppResult<Response> {
+    let page = dashboard_page(
+        &state,
+        &user,
+        NewServerForm::default(),
+        FormErrors::default(),
+    )
+    .await?;
+    Ok(render(&page)?.into_response())
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<NewServerForm>,
+) -> AppResult<Response> {
+    let mut errors = FormErrors::default();
+    let name = DisplayName::parse(&form.name)
+        .map_err(|e| errors.add("name", e))
+        .ok();
+    let hostname = Hostname::parse(&form.hostname)
+        .map_err(|e| errors.add("hostname", e))
+        .ok();
+    let port = parse_optional_port(&form.port)
+        .map_err(|e| errors.add("port", e))
+        .ok();
+    let blueprint = match form.blueprint_id.parse::<i64>() {
+        Ok(id) => match state.store().blueprint(id).await {
+            Ok(b) if user.may_access(b.owner_id) => Some(b),
+            _ => {
+                errors.add("blueprint_id", "choose one of your blueprints");
+                None
+            }
+        },
+        Err(_) => {
+            errors.add("blueprint_id", "choose a blueprint (create one first)");
+            None
+        }
+    };
+    let (Some(name), Some(hostname), Some(port), Some(blueprint)) =
+        (name, hostname, port, blueprint)
+    else {
+        let page = dashboard_page(&state, &user, form, errors).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+    };
+    let rcon_password = random_token()[..20].to_owned();
+    let created = state
+        .store()
+        .create_server(&NewServer {
+            owner_id: user.id(),
+            blueprint_id: blueprint.id,
+            name: name.as_str(),
+            hostname: hostname.as_str(),
+            port,
+            port_range: state.config().port_range(),
+            rcon_password: &rcon_password,
+        })
+        .await;
+    match created {
+        Ok(server) => Ok(Redirect::to(&format!("/servers/{}", server.id)).into_response()),
+        Err(left4me_store::StoreError::Conflict(message)) => {
+            let field = if message.contains("port") {
+                "port"
+            } else {
+                "name"
+            };
+            errors.add(field, message);
+            let page = dashboard_page(&state, &user, form, errors).await?;
+            Ok((StatusCode::CONFLICT, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The host players connect to: configured, or the host the panel was
+/// opened with.
+fn public_host(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(host) = &state.config().public_host {
+        return host.clone();
+    }
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+async fn server_page(
+    state: &AppState,
+    user: &CurrentUser,
+    server: Server,
+    headers: &HeaderMap,
+    errors: FormErrors,
+) -> AppResult<ServerPage> {
+    let blueprint = state.store().blueprint(server.blueprint_id).await?;
+    let overlays = state.store().blueprint_overlays(blueprint.id).await?;
+    let spec_yaml = match build_spec(&server, &blueprint, &overlays) {
+        Ok(spec) => spec.to_yaml(),
+        Err(e) => format!("# this server cannot start: {e}"),
+    };
+    let host = std::sync::Arc::clone(state.host());
+    let name = instance_name(server.id);
+    let status = tokio::task::spawn_blocking(move || host.status(&name))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
+    let connect = format!(
+        "steam://connect/{}:{}",
+        public_host(state, headers),
+        server.port
+    );
+    let rcon_password = server.rcon_password.clone();
+    let blueprint_id = server.blueprint_id;
+    let jobs = state.store().jobs(JobFilter::Server(server.id), 20).await?;
+    let row = rows(state, vec![server]).await?.remove(0);
+    Ok(ServerPage {
+        l: Layout::of(user),
+        row,
+        rcon_password,
+        blueprint_id,
+        blueprints: state.store().blueprints(user.owner_filter()).await?,
+        connect,
+        spec_yaml,
+        pid: status.pid.map_or("-".into(), |p| p.to_string()),
+        uptime: status.since.map_or("-".into(), |since| {
+            let secs = u64::try_from(left4me_store::now())
+                .unwrap_or(0)
+                .saturating_sub(since);
+            format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60)
+        }),
+        restarts: status.restarts,
+        reason: status.reason.unwrap_or_default(),
+        jobs,
+        errors,
+    })
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let server = load_server(&state, &user, id).await?;
+    let page = server_page(&state, &user, server, &headers, FormErrors::default()).await?;
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActionForm {
+    action: String,
+}
+
+pub(crate) async fn action(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<ActionForm>,
+) -> AppResult<Response> {
+    let server = load_server(&state, &user, id).await?;
+    let kind = match form.action.as_str() {
+        "start" => JobKind::ServerStart,
+        "stop" => JobKind::ServerStop,
+        "restart" => JobKind::ServerRestart,
+        "reset" => JobKind::ServerReset,
+        "delete" => JobKind::ServerDelete,
+        other => return Err(AppError::BadRequest(format!("unknown action {other:?}"))),
+    };
+    let job = state.jobs().enqueue(kind, &user.user, &server).await?;
+    Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SettingsForm {
+    name: String,
+    hostname: String,
+    blueprint_id: i64,
+}
+
+pub(crate) async fn settings(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<SettingsForm>,
+) -> AppResult<Response> {
+    let server = load_server(&state, &user, id).await?;
+    let mut errors = FormErrors::default();
+    let name = DisplayName::parse(&form.name)
+        .map_err(|e| errors.add("name", e))
+        .ok();
+    let hostname = Hostname::parse(&form.hostname)
+        .map_err(|e| errors.add("hostname", e))
+        .ok();
+    let blueprint = match state.store().blueprint(form.blueprint_id).await {
+        Ok(b) if user.may_access(b.owner_id) => Some(b),
+        _ => {
+            errors.add("blueprint_id", "choose one of your blueprints");
+            None
+        }
+    };
+    if let (Some(name), Some(hostname), Some(blueprint)) = (name, hostname, blueprint) {
+        let store = state.store();
+        match store.rename_server(id, name.as_str()).await {
+            Ok(()) => {
+                store.set_server_hostname(id, hostname.as_str()).await?;
+                store.set_server_blueprint(id, blueprint.id).await?;
+                return Ok(Redirect::to(&format!("/servers/{id}")).into_response());
+            }
+            Err(left4me_store::StoreError::Conflict(message)) => errors.add("name", message),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let page = server_page(&state, &user, server, &headers, errors).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+}

@@ -1,0 +1,229 @@
+//! First-run setup, login and logout.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::auth::{
+    self, IP_LIMIT, MaybeUser, PRE_SESSION_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS,
+    USER_LIMIT,
+};
+use crate::domain::{NewPassword, Username};
+use crate::error::{AppError, AppResult};
+use crate::pages::{FormErrors, LoginPage, SetupPage, render};
+use crate::state::AppState;
+
+/// The pre-session CSRF token: the cookie's if present, else a new one
+/// (returned with the cookie header to set).
+fn pre_session_csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    match auth::cookie(headers, PRE_SESSION_CSRF_COOKIE) {
+        Some(token) if token.len() == 64 => (token, None),
+        _ => {
+            let token = auth::random_token();
+            let set = auth::set_cookie(
+                PRE_SESSION_CSRF_COOKIE,
+                &token,
+                3600,
+                state.config().secure_cookies,
+            );
+            (token, Some(set))
+        }
+    }
+}
+
+fn with_cookies(cookies: impl IntoIterator<Item = String>, body: impl IntoResponse) -> Response {
+    let headers: Vec<(header::HeaderName, String)> = cookies
+        .into_iter()
+        .map(|c| (header::SET_COOKIE, c))
+        .collect();
+    (AppendHeaders(headers), body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SetupQuery {
+    #[serde(default)]
+    token: String,
+}
+
+pub(crate) async fn setup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SetupQuery>,
+) -> AppResult<Response> {
+    if !state.setup_token_matches(&query.token) {
+        return Err(AppError::NotFound);
+    }
+    let (csrf, set) = pre_session_csrf(&state, &headers);
+    let page = SetupPage {
+        token: query.token,
+        csrf,
+        username: String::new(),
+        errors: FormErrors::default(),
+    };
+    Ok(with_cookies(set, render(&page)?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SetupForm {
+    token: String,
+    csrf: String,
+    username: String,
+    password: String,
+    confirm: String,
+}
+
+pub(crate) async fn setup(
+    State(state): State<AppState>,
+    Form(form): Form<SetupForm>,
+) -> AppResult<Response> {
+    if !state.setup_token_matches(&form.token) {
+        return Err(AppError::NotFound);
+    }
+    let mut errors = FormErrors::default();
+    let username = Username::parse(&form.username)
+        .map_err(|e| errors.add("username", e))
+        .ok();
+    let password = NewPassword::parse(&form.password)
+        .map_err(|e| errors.add("password", e))
+        .ok();
+    if form.password != form.confirm {
+        errors.add("confirm", "the passwords differ");
+    }
+    let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
+        let page = SetupPage {
+            token: form.token,
+            csrf: form.csrf,
+            username: form.username,
+            errors,
+        };
+        return Ok(render(&page)?.into_response());
+    };
+    let hash = hash_blocking(password).await?;
+    // Another request may have created the first user meanwhile.
+    if state.store().count_users().await? > 0 {
+        state.consume_setup_token();
+        return Err(AppError::Conflict(
+            "the first user already exists; log in".into(),
+        ));
+    }
+    let user = state
+        .store()
+        .create_user(username.as_str(), &hash, true)
+        .await?;
+    state.consume_setup_token();
+    tracing::info!(user = %user.username, "first admin created");
+    start_session(&state, user.id).await
+}
+
+/// Hashes on a blocking thread (argon2 is slow on purpose).
+pub(crate) async fn hash_blocking(password: NewPassword) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(password.as_str()))
+        .await
+        .map_err(AppError::internal)?
+}
+
+async fn start_session(state: &AppState, user_id: i64) -> AppResult<Response> {
+    let token = auth::random_token();
+    let csrf = auth::random_token();
+    state
+        .store()
+        .create_session(&auth::token_hash(&token), user_id, &csrf, SESSION_TTL_SECS)
+        .await?;
+    let cookie = auth::set_cookie(
+        SESSION_COOKIE,
+        &token,
+        SESSION_TTL_SECS,
+        state.config().secure_cookies,
+    );
+    Ok(with_cookies([cookie], Redirect::to("/")))
+}
+
+pub(crate) async fn login_page(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    if user.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let (csrf, set) = pre_session_csrf(&state, &headers);
+    let page = LoginPage {
+        csrf,
+        username: String::new(),
+        error: String::new(),
+    };
+    Ok(with_cookies(set, render(&page)?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> AppResult<Response> {
+    let limiter = state.limiter();
+    let ip_key = format!("ip:{}", peer.ip());
+    let user_key = format!("user:{}", form.username.trim().to_lowercase());
+    for (key, max) in [(&ip_key, IP_LIMIT), (&user_key, USER_LIMIT)] {
+        if let Err(wait) = limiter.check(key, max) {
+            return Err(AppError::TooManyRequests(format!(
+                "Too many failed logins. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            )));
+        }
+    }
+    let user = state.store().user_by_name(form.username.trim()).await?;
+    let password = form.password.clone();
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    // Verify even for unknown users, so timing does not tell who exists.
+    let valid = tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        auth::verify_password(&hash, &password)
+    })
+    .await
+    .map_err(AppError::internal)?;
+    match user {
+        Some(user) if valid && user.is_active => {
+            limiter.clear(&user_key);
+            start_session(&state, user.id).await
+        }
+        _ => {
+            limiter.record_failure(&ip_key);
+            limiter.record_failure(&user_key);
+            let page = LoginPage {
+                csrf: form.csrf,
+                username: form.username,
+                error: "Wrong username or password, or the account is deactivated.".into(),
+            };
+            Ok((axum::http::StatusCode::UNAUTHORIZED, render(&page)?).into_response())
+        }
+    }
+}
+
+/// An argon2id hash of a random password, verified against when the
+/// username does not exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$W3yBlhu1jv8D6rKy5cTBNGf7Ua8OlK3A4xC4qbT6nAQ";
+
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    if let Some(token) = auth::cookie(&headers, SESSION_COOKIE) {
+        state
+            .store()
+            .delete_session(&auth::token_hash(&token))
+            .await?;
+    }
+    let clear = auth::set_cookie(SESSION_COOKIE, "", 0, state.config().secure_cookies);
+    Ok(with_cookies([clear], Redirect::to("/login")))
+}

@@ -1,0 +1,78 @@
+//! Shared state of the running panel.
+
+use std::sync::{Arc, Mutex};
+
+use left4me_host::lifecycle::Host;
+use left4me_store::Store;
+
+use crate::auth::LoginLimiter;
+use crate::config::Config;
+use crate::jobs::Jobs;
+
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Store,
+    host: Arc<Host>,
+    jobs: Jobs,
+    limiter: LoginLimiter,
+    /// While no user exists: the one-time token of the setup page.
+    setup_token: Mutex<Option<String>>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        host: Arc<Host>,
+        jobs: Jobs,
+        setup_token: Option<String>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            store,
+            host,
+            jobs,
+            limiter: LoginLimiter::default(),
+            setup_token: Mutex::new(setup_token),
+        }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn host(&self) -> &Arc<Host> {
+        &self.0.host
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.0.jobs
+    }
+
+    pub fn limiter(&self) -> &LoginLimiter {
+        &self.0.limiter
+    }
+
+    /// Whether `token` is the current setup token (constant time).
+    pub fn setup_token_matches(&self, token: &str) -> bool {
+        self.0
+            .setup_token
+            .lock()
+            .expect("setup token lock")
+            .as_deref()
+            .is_some_and(|expected| crate::auth::constant_time_eq(expected, token))
+    }
+
+    /// The setup page works once.
+    pub fn consume_setup_token(&self) {
+        *self.0.setup_token.lock().expect("setup token lock") = None;
+    }
+}

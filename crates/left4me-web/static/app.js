@@ -1,0 +1,80 @@
+// Small enhancements; every page works without them.
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+// Confirmation for destructive buttons and forms.
+document.addEventListener("click", (e) => {
+  const el = e.target.closest("[data-confirm]");
+  if (el && el.tagName === "BUTTON" && !confirm(el.dataset.confirm)) e.preventDefault();
+});
+document.addEventListener("submit", (e) => {
+  const form = e.target;
+  if (form.dataset.confirm && !confirm(form.dataset.confirm)) e.preventDefault();
+});
+
+// Blueprint editor: move rows, renumber, and keep the preview live.
+function setupBlueprint(form) {
+  const rows = form.querySelector("#overlay-rows tbody");
+  const renumber = () => rows.querySelectorAll("input.pos").forEach((p, i) => { p.value = i + 1; });
+  rows.addEventListener("click", (e) => {
+    const row = e.target.closest("tr");
+    if (e.target.classList.contains("up") && row.previousElementSibling) row.parentNode.insertBefore(row, row.previousElementSibling);
+    else if (e.target.classList.contains("down") && row.nextElementSibling) row.parentNode.insertBefore(row.nextElementSibling, row);
+    else return;
+    renumber();
+    refresh();
+  });
+  const preview = form.querySelector("#preview");
+  let timer = null;
+  const refresh = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const body = new URLSearchParams(new FormData(form));
+      const res = await fetch(form.dataset.preview, { method: "POST", body, headers: { "X-CSRF-Token": csrf() } });
+      if (res.ok) preview.textContent = await res.text();
+    }, 150);
+  };
+  form.addEventListener("input", refresh);
+  form.addEventListener("change", refresh);
+}
+
+// Job page: stream the log; EventSource resumes with Last-Event-ID.
+function setupJobLog(log) {
+  if (log.dataset.finished === "true") return;
+  const state = document.getElementById("job-state");
+  const progress = document.getElementById("job-progress");
+  let last = Number(log.querySelector(".line:last-child")?.dataset.seq ?? 0);
+  const source = new EventSource(log.dataset.events);
+  source.addEventListener("line", (e) => {
+    const line = JSON.parse(e.data);
+    if (line.seq <= last) return;
+    last = line.seq;
+    const span = document.createElement("span");
+    span.className = "line " + line.stream;
+    span.dataset.seq = line.seq;
+    span.textContent = line.line + "\n";
+    log.appendChild(span);
+    log.scrollTop = log.scrollHeight;
+  });
+  source.addEventListener("progress", (e) => {
+    const [done, total] = e.data.split("/").map(Number);
+    progress.hidden = false;
+    progress.max = total;
+    progress.value = done;
+  });
+  source.addEventListener("end", (e) => {
+    source.close();
+    state.textContent = e.data;
+    state.className = "state state-" + e.data;
+    log.dataset.finished = "true";
+    document.getElementById("cancel-form")?.remove();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("blueprint-form");
+  if (form) setupBlueprint(form);
+  const log = document.getElementById("job-log");
+  if (log) setupJobLog(log);
+});

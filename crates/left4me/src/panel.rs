@@ -1,0 +1,136 @@
+//! `left4me serve`, `migrate`, `user create` and `config default`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use left4me_web::config::DEFAULT_TOML;
+use left4me_web::domain::{NewPassword, Username};
+
+use crate::{Cli, CliResult, Failure, settings};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8000; env LEFT4ME_LISTEN).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Without a game installation, create a synthetic one whose servers
+    /// are the bundled simulator, so everything can be tried without Steam.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user; the password comes from LEFT4ME_ADMIN_PASSWORD or a prompt.
+    Create {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print a commented default configuration file.
+    Default,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+pub(crate) fn serve(cli: &Cli, args: &ServeArgs) -> CliResult {
+    let mut config = settings(cli)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEFT4ME_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if args.demo {
+        crate::demo::ensure_synthetic_installation(&config.root.join("installation"))?;
+    }
+    let launch = left4me_web::Launch {
+        supervisor_program: std::env::current_exe()?,
+        ready_timeout: Duration::from_secs(60),
+    };
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        left4me_web::launch_with_listener(config, launch, listener, shutdown_signal()).await?;
+        Ok::<_, Failure>(())
+    })
+}
+
+pub(crate) fn migrate(cli: &Cli) -> CliResult {
+    let config = settings(cli)?;
+    runtime()?.block_on(async {
+        let store = left4me_web::open_store(&config).await?;
+        store.close().await;
+        println!(
+            "database {} is up to date",
+            config.database_path().display()
+        );
+        Ok::<_, Failure>(())
+    })
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("LEFT4ME_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(rpassword::prompt_password("Password: ")?);
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+pub(crate) fn user(cli: &Cli, cmd: &UserCommand) -> CliResult {
+    let UserCommand::Create { name, admin } = cmd;
+    let username = Username::parse(name)
+        .map_err(|e| Failure::invalid(anyhow::anyhow!("username {name:?}: {e}")))?;
+    let password = NewPassword::parse(&read_password()?)
+        .map_err(|e| Failure::invalid(anyhow::anyhow!("password: {e}")))?;
+    let hash =
+        left4me_web::auth::hash_password(password.as_str()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = settings(cli)?;
+    runtime()?.block_on(async {
+        let store = left4me_web::open_store(&config).await?;
+        let user = store.create_user(username.as_str(), &hash, *admin).await?;
+        store.close().await;
+        println!(
+            "created {} {}",
+            if user.is_admin { "admin" } else { "user" },
+            user.username
+        );
+        Ok::<_, Failure>(())
+    })
+}
+
+pub(crate) fn config(cmd: &ConfigCommand) -> CliResult {
+    let ConfigCommand::Default = cmd;
+    std::io::stdout().write_all(DEFAULT_TOML.as_bytes())?;
+    Ok(())
+}
