@@ -75,6 +75,9 @@ impl OverlayFiles {
         let mut zip = ZipArchive::new(archive).map_err(|e| FilesError::Zip(e.to_string()))?;
         let plan = plan_unpack(&zip, into, limits)?;
         self.check_targets(into, &plan)?;
+        // Created even for an archive of only files, so the upload's
+        // target always exists afterwards.
+        self.mkdir(into)?;
         self.extract(&mut zip, &plan, limits)
     }
 
@@ -158,7 +161,6 @@ impl OverlayFiles {
         plan: &[Planned],
         limits: ZipLimits,
     ) -> Result<usize, FilesError> {
-        self.mkdir(&RelPath::root())?;
         let mut remaining_total = limits.max_total_bytes;
         let mut files_written = 0;
         for entry in plan {

@@ -109,14 +109,23 @@ impl OverlayFiles {
     /// listed, never descended into. More than [`MAX_WALK_ENTRIES`] entries
     /// is an error.
     pub fn walk(&self) -> Result<Vec<Entry>, FilesError> {
+        self.walk_limited(MAX_WALK_ENTRIES)
+    }
+
+    fn walk_limited(&self, limit: usize) -> Result<Vec<Entry>, FilesError> {
         let mut out = Vec::new();
-        self.walk_into(&RelPath::root(), &mut out)?;
+        self.walk_into(&RelPath::root(), &mut out, limit)?;
         Ok(out)
     }
 
     /// One level of [`walk`](Self::walk). Each directory is listed and
     /// closed before descending, so depth costs no descriptors.
-    fn walk_into(&self, dir: &RelPath, out: &mut Vec<Entry>) -> Result<(), FilesError> {
+    fn walk_into(
+        &self,
+        dir: &RelPath,
+        out: &mut Vec<Entry>,
+        limit: usize,
+    ) -> Result<(), FilesError> {
         let entries = match self.list(dir) {
             // A subdirectory removed or replaced while walking: skip it.
             Err(
@@ -125,15 +134,13 @@ impl OverlayFiles {
             other => other?,
         };
         for entry in entries {
-            if out.len() >= MAX_WALK_ENTRIES {
-                return Err(FilesError::TooManyEntries {
-                    limit: MAX_WALK_ENTRIES,
-                });
+            if out.len() >= limit {
+                return Err(FilesError::TooManyEntries { limit });
             }
             let subdir = (entry.kind == EntryKind::Dir).then(|| entry.path.clone());
             out.push(entry);
             if let Some(subdir) = subdir {
-                self.walk_into(&subdir, out)?;
+                self.walk_into(&subdir, out, limit)?;
             }
         }
         Ok(())
@@ -490,5 +497,34 @@ fn entry_from_stat(path: RelPath, name: &str, stat: &rustix::fs::Stat) -> Entry 
             sys::stat_size(stat)
         },
         modified: sys::stat_mtime(stat),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound itself is tested small; 100 000 real files take too long
+    /// to create for a unit test.
+    #[test]
+    fn walk_is_bounded() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(base.path().join("a/b")).unwrap();
+        std::fs::write(base.path().join("a/b/c"), b"").unwrap();
+        std::fs::write(base.path().join("d"), b"").unwrap();
+        let files = OverlayFiles::open(base.path()).unwrap();
+        assert_eq!(files.walk_limited(4).unwrap().len(), 4);
+        assert!(matches!(
+            files.walk_limited(3),
+            Err(FilesError::TooManyEntries { limit: 3 })
+        ));
+        assert_eq!(MAX_WALK_ENTRIES, 100_000);
+    }
+
+    /// The web panel shares one `OverlayFiles` between request tasks.
+    #[test]
+    fn overlay_files_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<OverlayFiles>();
     }
 }

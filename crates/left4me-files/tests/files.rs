@@ -417,23 +417,6 @@ fn walk_is_depth_first_and_sorted() {
 }
 
 #[test]
-fn walk_is_bounded() {
-    let fx = Fixture::new();
-    let dir = fx.overlay.join("many");
-    fs::create_dir(&dir).unwrap();
-    // 100_000 files plus the directory itself: one entry too many.
-    for i in 0..left4me_files::MAX_WALK_ENTRIES {
-        fs::File::create(dir.join(i.to_string())).unwrap();
-    }
-    assert!(matches!(
-        fx.files.walk(),
-        Err(FilesError::TooManyEntries { limit: 100_000 })
-    ));
-    fs::remove_file(dir.join("0")).unwrap();
-    assert_eq!(fx.files.walk().unwrap().len(), 100_000);
-}
-
-#[test]
 fn special_files_are_never_opened() {
     let fx = Fixture::new();
     let dir = fs::File::open(&fx.overlay).unwrap();

@@ -117,7 +117,7 @@ fn one_bad_entry_rejects_the_whole_archive() {
             }
             other => panic!("{name}: expected ZipEntryRejected, got {other:?}"),
         }
-        assert!(err.to_string().contains(name), "{err}");
+        assert!(err.to_string().contains(&format!("{name:?}")), "{err}");
         assert!(fx.tree().is_empty(), "{name}: wrote {:?}", fx.tree());
         fx.assert_outside_untouched();
     }
@@ -228,40 +228,53 @@ fn lie_about_size(zip: &mut [u8], declared: u32) {
     patch(zip, b"PK\x01\x02", 24);
 }
 
-#[test]
-fn a_bomb_is_stopped_by_counting_actual_bytes() {
-    let fx = Fixture::new();
+/// 8 MiB of zeros deflate to a few KiB.
+fn bomb() -> Vec<u8> {
     let zeros = vec![0u8; 8 << 20];
-    let mut zip = archive(&[Item::File("bomb.bin", &zeros)]).into_inner();
+    let zip = archive(&[Item::File("bomb.bin", &zeros)]).into_inner();
     assert!(zip.len() < 64 << 10, "compressed to {} bytes", zip.len());
-    lie_about_size(&mut zip, 1000);
-    let limits = ZipLimits {
-        max_entries: 10,
-        max_total_bytes: 1 << 20,
-        max_file_bytes: 2 << 20,
-    };
+    zip
+}
+
+const BOMB_LIMITS: ZipLimits = ZipLimits {
+    max_entries: 10,
+    max_total_bytes: 1 << 20,
+    max_file_bytes: 16 << 20,
+};
+
+#[test]
+fn a_bomb_is_stopped_by_max_total_bytes() {
+    let fx = Fixture::new();
     let err = fx
         .files
-        .unpack_zip(&RelPath::root(), &mut Cursor::new(zip.clone()), limits)
+        .unpack_zip(&RelPath::root(), &mut Cursor::new(bomb()), BOMB_LIMITS)
         .unwrap_err();
     assert!(matches!(err, FilesError::ZipTooLarge { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the archive is too large: it unpacks to more than 1 MiB"
+    );
     assert!(fx.tree().is_empty(), "{:?}", fx.tree().keys());
+}
 
-    // The per-file limit catches it the same way.
-    let limits = ZipLimits {
-        max_file_bytes: 1 << 20,
-        max_total_bytes: 4 << 20,
-        ..limits
-    };
+/// A bomb whose headers claim 1000 bytes: the actual bytes are what
+/// counts, and nothing of it may land on disk.
+#[test]
+fn a_bomb_with_lying_headers_writes_nothing() {
+    let fx = Fixture::new();
+    let mut zip = bomb();
+    lie_about_size(&mut zip, 1000);
     let err = fx
         .files
-        .unpack_zip(&RelPath::root(), &mut Cursor::new(zip), limits)
+        .unpack_zip(&RelPath::root(), &mut Cursor::new(zip), BOMB_LIMITS)
         .unwrap_err();
+    // The zip crate itself refuses output beyond the declared size; should
+    // it ever stop doing so, our own count reports the limit instead.
     assert!(
-        matches!(err, FilesError::ZipEntryRejected { ref name, .. } if name == "bomb.bin"),
+        matches!(err, FilesError::Zip(_) | FilesError::ZipTooLarge { .. }),
         "{err:?}"
     );
-    assert!(fx.tree().is_empty());
+    assert!(fx.tree().is_empty(), "{:?}", fx.tree().keys());
     assert_no_temp_files(&fx.overlay);
 }
 

@@ -335,11 +335,26 @@ impl Jobs {
             .set_desired_state(server.id, left4me_store::DesiredState::Running)
             .await?;
         let name = instance_name(server.id);
+        let start_name = name.clone();
         self.host_op(job.id, token, move |host, ctx| {
-            host.start(&name, Some(&spec), ctx).map(|_| ())
+            host.start(&start_name, Some(&spec), ctx).map(|_| ())
         })
         .await?;
-        self.wait_ready(job.id, server, token).await
+        match self.wait_ready(job.id, server, token).await {
+            Err(JobError::Cancelled) => {
+                // Cancelling a start undoes it: stop what was started.
+                self.log(job.id, "step", "cancelled: stopping the server again...")
+                    .await;
+                store
+                    .set_desired_state(server.id, left4me_store::DesiredState::Stopped)
+                    .await?;
+                let fresh = CancellationToken::new();
+                self.host_op(job.id, &fresh, move |host, ctx| host.stop(&name, ctx))
+                    .await?;
+                Err(JobError::Cancelled)
+            }
+            other => other,
+        }
     }
 
     /// Waits for the server to answer A2S_INFO, with a progress bar.

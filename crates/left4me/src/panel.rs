@@ -60,6 +60,7 @@ pub(crate) fn serve(cli: &Cli, args: &ServeArgs) -> CliResult {
         config.listen = listen;
     }
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEFT4ME_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

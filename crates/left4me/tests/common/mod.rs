@@ -2,6 +2,8 @@
 //! (the srcds simulator as `srcds_run`) and the real `left4me` binary.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod panel;
+
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,188 @@
+//! spawn_app(): the real panel on 127.0.0.1:0 with a fresh state root and
+//! SQLite file, driven over HTTP with a cookie-keeping client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use left4me_web::config::Config;
+use left4me_web::{Launch, launch_with_listener};
+use reqwest::StatusCode;
+use tokio::sync::oneshot;
+
+use super::{LEFT4ME, TestRoot};
+
+pub struct App {
+    pub root: TestRoot,
+    pub addr: SocketAddr,
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub const ADMIN: (&str, &str) = ("admin", "admin-password-1");
+
+pub fn test_config(root: &TestRoot) -> Config {
+    Config {
+        root: root.path().to_owned(),
+        workers: 2,
+        restart_backoff_ms: 100,
+        stop_timeout_ms: 5000,
+        ..Config::default()
+    }
+}
+
+/// Creates a user straight in the database (like `left4me user create`).
+pub async fn seed_user(config: &Config, name: &str, password: &str, admin: bool) {
+    let store = left4me_web::open_store(config).await.unwrap();
+    let hash = left4me_web::auth::hash_password(password).unwrap();
+    store.create_user(name, &hash, admin).await.unwrap();
+    store.close().await;
+}
+
+impl App {
+    /// A running panel with an admin account (`ADMIN`).
+    pub async fn spawn() -> Self {
+        let root = TestRoot::new();
+        let config = test_config(&root);
+        seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+        Self::spawn_with(root, config).await
+    }
+
+    pub async fn spawn_with(root: TestRoot, config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let launch = Launch {
+            supervisor_program: LEFT4ME.into(),
+            ready_timeout: Duration::from_secs(20),
+        };
+        let server = tokio::spawn({
+            let config = config.clone();
+            async move {
+                launch_with_listener(config, launch, listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        Self {
+            root,
+            addr,
+            config,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A new browser-like client (own cookie jar, no redirects followed).
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: format!("http://{}", self.addr),
+        }
+    }
+
+    /// A client logged in as `user`.
+    pub async fn login(&self, user: &str, password: &str) -> Client {
+        let client = self.client();
+        let res = client.login(user, password).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "login as {user} failed"
+        );
+        client
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// The value of `name="csrf"` or the csrf meta tag in a page.
+pub fn csrf_in(html: &str) -> String {
+    let marker = ["name=\"csrf\" value=\"", "name=\"csrf-token\" content=\""]
+        .iter()
+        .find_map(|m| html.find(m).map(|i| i + m.len()))
+        .expect("a CSRF token on the page");
+    html[marker..marker + 64].to_owned()
+}
+
+impl Client {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let res = self.get(path).await;
+        let status = res.status();
+        (status, res.text().await.unwrap())
+    }
+
+    /// The CSRF token, from a page that has one.
+    pub async fn csrf(&self, page: &str) -> String {
+        csrf_in(&self.get_text(page).await.1)
+    }
+
+    /// Posts a form with this session's CSRF token added.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf("/account").await;
+        self.post_with_csrf(path, fields, &token).await
+    }
+
+    pub async fn post_with_csrf(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        token: &str,
+    ) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", token)];
+        form.extend_from_slice(fields);
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> reqwest::Response {
+        let token = self.csrf("/login").await;
+        self.post_with_csrf(
+            "/login",
+            &[("username", user), ("password", password)],
+            &token,
+        )
+        .await
+    }
+
+    /// The id at the end of a redirect like `/servers/7`.
+    pub fn redirect_id(res: &reqwest::Response) -> i64 {
+        let location = res.headers()["location"].to_str().unwrap();
+        location.rsplit('/').next().unwrap().parse().unwrap()
+    }
+}

@@ -1,0 +1,640 @@
+//! The web panel over HTTP: the real server on 127.0.0.1:0, a fresh state
+//! root and SQLite file, the built-in supervisor and the srcds simulator.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::panel::{ADMIN, App, Client, csrf_in, seed_user, test_config};
+use common::*;
+use reqwest::StatusCode;
+
+/// SSE events of a finished stream: (id, event, data).
+fn parse_sse(body: &str) -> Vec<(Option<i64>, String, String)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .filter_map(|block| {
+            let (mut id, mut event, mut data) = (None, "message".to_owned(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            (!block.starts_with(':')).then_some((id, event, data))
+        })
+        .collect()
+}
+
+/// Reads a job's event stream to its end.
+async fn job_events(
+    client: &Client,
+    job: i64,
+    last_event_id: Option<i64>,
+) -> Vec<(Option<i64>, String, String)> {
+    let mut req = client
+        .http
+        .get(format!("{}/jobs/{job}/events", client.base));
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let res = tokio::time::timeout(Duration::from_secs(60), req.send())
+        .await
+        .expect("events answered")
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = tokio::time::timeout(Duration::from_secs(60), res.text())
+        .await
+        .expect("the job ends")
+        .unwrap();
+    parse_sse(&body)
+}
+
+async fn create_blueprint(client: &Client, name: &str, config: &str) -> i64 {
+    let res = client.post("/blueprints", &[("name", name)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let id = Client::redirect_id(&res);
+    let res = client
+        .post(
+            &format!("/blueprints/{id}"),
+            &[
+                ("name", name),
+                ("config", config),
+                ("arguments", "+map c1m1_hotel"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    id
+}
+
+async fn create_server(client: &Client, name: &str, blueprint: i64, port: u16) -> i64 {
+    let res = client
+        .post(
+            "/servers",
+            &[
+                ("name", name),
+                ("hostname", &format!("{name} host")),
+                ("blueprint_id", &blueprint.to_string()),
+                ("port", &port.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
+    Client::redirect_id(&res)
+}
+
+async fn action(client: &Client, server: i64, what: &str) -> i64 {
+    let res = client
+        .post(&format!("/servers/{server}/action"), &[("action", what)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    Client::redirect_id(&res)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_starts_streams_its_job_log_stops_and_is_deleted() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "sv_cheats 0").await;
+    let port = free_port();
+    let server = create_server(&client, "alpha", bp, port).await;
+
+    let job = action(&client, server, "start").await;
+    let events = job_events(&client, job, None).await;
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e.1 == "line")
+        .map(|e| e.2.as_str())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("mounting the overlay")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ready: alpha host on c1m1_hotel")),
+        "{lines:?}"
+    );
+    assert_eq!(events.last().unwrap().1, "end");
+    assert_eq!(events.last().unwrap().2, "succeeded");
+    let ids: Vec<i64> = events.iter().filter_map(|e| e.0).collect();
+    assert_eq!(
+        ids,
+        (1..=i64::try_from(ids.len()).unwrap()).collect::<Vec<_>>(),
+        "contiguous ids"
+    );
+
+    let info = srcds_protocol::a2s::info(a2s_addr(port), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(info.name, "alpha host");
+    let (status, page) = client.get_text(&format!("/servers/{server}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&format!("steam://connect/127.0.0.1:{port}")),
+        "{page}"
+    );
+    assert!(page.contains("state-running"), "{page}");
+
+    let job = action(&client, server, "stop").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let job = action(&client, server, "delete").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    assert_eq!(
+        client.get(&format!("/servers/{server}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !app.root
+            .path()
+            .join(format!("instances/server-{server}"))
+            .exists()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_stream_resumes_after_last_event_id_without_loss_or_repeats() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let server = create_server(&client, "beta", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    let all = job_events(&client, job, None).await;
+    let total = all.iter().filter(|e| e.1 == "line").count();
+    assert!(total > 6);
+
+    let resumed = job_events(&client, job, Some(4)).await;
+    let ids: Vec<i64> = resumed.iter().filter_map(|e| e.0).collect();
+    assert_eq!(ids, (5..=i64::try_from(total).unwrap()).collect::<Vec<_>>());
+    assert_eq!(resumed.last().unwrap().1, "end");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_start_midway_stops_the_server_again() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    // The simulator stays silent for a minute: the job waits for it.
+    let bp = create_blueprint(&client, "Slow", "sim_boot_delay_ms 60000").await;
+    let server = create_server(&client, "gamma", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    let page = format!("/jobs/{job}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, html) = client.get_text(&page).await;
+        if html.contains("waiting for the server to answer") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never reached the wait"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = client.post(&format!("/jobs/{job}/cancel"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let events = job_events(&client, job, None).await;
+    assert_eq!(events.last().unwrap().2, "cancelled");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.2.contains("stopping the server again"))
+    );
+    let status = app.root.status(&format!("server-{server}"));
+    assert_eq!(status["running"], false, "{status}");
+    assert_eq!(status["mounted"], false, "{status}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_changes_without_the_csrf_token_are_refused() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let raw = |path: &str, form: &[(&str, &str)]| {
+        client
+            .http
+            .post(format!("{}{path}", client.base))
+            .form(form)
+            .send()
+    };
+    let res = raw("/blueprints", &[("name", "x")]).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = raw("/blueprints", &[("name", "x"), ("csrf", &"0".repeat(64))])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("came from another site"));
+    let res = raw("/logout", &[]).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // The token of another session does not work either.
+    let other = app.login(ADMIN.0, ADMIN.1).await;
+    let other_token = other.csrf("/account").await;
+    let res = client
+        .post_with_csrf("/blueprints", &[("name", "x")], &other_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // A login form posted without the pre-session cookie is refused too.
+    let fresh = reqwest::Client::new();
+    let res = fresh
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", "a".repeat(64).as_str()),
+            ("username", ADMIN.0),
+            ("password", ADMIN.1),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (_, list) = client.get_text("/blueprints").await;
+    assert!(!list.contains("/blueprints/1\""), "nothing was created");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_are_rate_limited_per_username() {
+    let mut app = App::spawn().await;
+    let client = app.client();
+    for _ in 0..5 {
+        let res = client.login(ADMIN.0, "wrong password").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("Wrong username or password")
+        );
+    }
+    let res = client.login(ADMIN.0, ADMIN.1).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.text().await.unwrap().contains("Too many failed logins"));
+    // Another username from the same address is not locked yet.
+    seed_user(&app.config, "carol", "carol-password-1", false).await;
+    let res = app.client().login("carol", "carol-password-1").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_see_and_change_only_what_they_own() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let res = admin
+        .post(
+            "/users",
+            &[("username", "alice"), ("password", "alice-password-1")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    admin
+        .post(
+            "/users",
+            &[("username", "bob"), ("password", "bob-password-12")],
+        )
+        .await;
+    let alice = app.login("alice", "alice-password-1").await;
+    let bob = app.login("bob", "bob-password-12").await;
+
+    let bp = create_blueprint(&alice, "Alice's", "").await;
+    let server = create_server(&alice, "alices-server", bp, free_port()).await;
+    let job = action(&alice, server, "stop").await;
+
+    for path in [
+        format!("/servers/{server}"),
+        format!("/blueprints/{bp}"),
+        format!("/jobs/{job}"),
+    ] {
+        assert_eq!(
+            bob.get(&path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+        assert_eq!(alice.get(&path).await.status(), StatusCode::OK, "{path}");
+        assert_eq!(admin.get(&path).await.status(), StatusCode::OK, "{path}");
+    }
+    let res = bob
+        .post(
+            &format!("/servers/{server}/action"),
+            &[("action", "delete")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (_, dashboard) = bob.get_text("/").await;
+    assert!(!dashboard.contains("alices-server"));
+    // Bob cannot build a server on Alice's blueprint.
+    let res = bob
+        .post(
+            "/servers",
+            &[
+                ("name", "x"),
+                ("hostname", "x"),
+                ("blueprint_id", &bp.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Nor cancel her job.
+    assert_eq!(
+        bob.post(&format!("/jobs/{job}/cancel"), &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Non-admins have no user administration.
+    assert_eq!(bob.get("/users").await.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_administered_safely() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    // Validation errors keep the input.
+    let res = admin
+        .post("/users", &[("username", "dave"), ("password", "short")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("use at least 10 characters") && html.contains("value=\"dave\""),
+        "{html}"
+    );
+    // Never yourself.
+    let res = admin.post("/users/1/delete", &[]).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let res = admin.post("/users/1/active", &[("active", "false")]).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    // Never a user who owns something.
+    admin
+        .post(
+            "/users",
+            &[("username", "erin"), ("password", "erin-password-1")],
+        )
+        .await;
+    let erin = app.login("erin", "erin-password-1").await;
+    create_blueprint(&erin, "Erin's", "").await;
+    let res = admin.post("/users/2/delete", &[]).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("still owns 1 blueprint"));
+    // Deactivating ends her sessions.
+    let res = admin.post("/users/2/active", &[("active", "false")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = erin.get("/").await;
+    assert_eq!(res.headers()["location"], "/login");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changing_the_password_ends_the_other_sessions() {
+    let mut app = App::spawn().await;
+    let first = app.login(ADMIN.0, ADMIN.1).await;
+    let second = app.login(ADMIN.0, ADMIN.1).await;
+    let res = first
+        .post(
+            "/account/password",
+            &[
+                ("current", ADMIN.1),
+                ("password", "a-new-password-2"),
+                ("confirm", "a-new-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        first.get("/").await.status(),
+        StatusCode::OK,
+        "this session stays"
+    );
+    assert_eq!(
+        second.get("/").await.status(),
+        StatusCode::SEE_OTHER,
+        "the other one ends"
+    );
+    assert_eq!(
+        app.client()
+            .login(ADMIN.0, "a-new-password-2")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_port_range_is_a_clear_409() {
+    let root = TestRoot::new();
+    let mut config = test_config(&root);
+    let port = free_port();
+    config.port_range_start = port;
+    config.port_range_end = port;
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    let mut app = App::spawn_with(root, config).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let form = |name: &'static str| {
+        [
+            ("name", name),
+            ("hostname", "h"),
+            ("blueprint_id", "1"),
+            ("port", ""),
+        ]
+    };
+    assert_eq!(
+        client.post("/servers", &form("one")).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let res = client.post("/servers", &form("two")).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(&format!("every port from {port} to {port} is in use")),
+        "{html}"
+    );
+    assert!(html.contains("value=\"two\""), "the form keeps its input");
+    let _ = bp;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_reports_ok() {
+    let mut app = App::spawn().await;
+    let res = reqwest::get(app.url("/health")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), "ok\n");
+    app.stop().await;
+}
+
+/// `left4me serve` as its own process, with its stdout lines.
+struct PanelProcess {
+    child: Child,
+    addr: String,
+    stdout: std::sync::mpsc::Receiver<String>,
+}
+
+impl PanelProcess {
+    fn start(root: &TestRoot, port: u16) -> Self {
+        let addr = format!("127.0.0.1:{port}");
+        let mut child = root
+            .cmd()
+            .args(["serve", "--listen", &addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        wait_until("the panel listens", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        Self {
+            child,
+            addr,
+            stdout: rx,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
+    let root = TestRoot::new();
+    let port = free_port();
+    let mut panel = PanelProcess::start(&root, port);
+    let line = std::iter::from_fn(|| panel.stdout.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|l| l.contains("/setup?token="))
+        .expect("the setup URL is printed");
+    let url = line.split_whitespace().last().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("http://{}/setup?token=", panel.addr)),
+        "{line}"
+    );
+
+    let client = Client {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: format!("http://{}", panel.addr),
+    };
+    let path = url.trim_start_matches(&client.base).to_owned();
+    let token = path.split("token=").nth(1).unwrap().to_owned();
+    let (status, html) = client.get_text(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_in(&html);
+    let res = client
+        .post_with_csrf(
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "root-admin"),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+            &csrf,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "validation errors re-render");
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("use at least 10 characters")
+    );
+    let res = client
+        .post_with_csrf(
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "root-admin"),
+                ("password", "first-admin-pw"),
+                ("confirm", "first-admin-pw"),
+            ],
+            &csrf,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, dashboard) = client.get_text("/").await;
+    assert!(dashboard.contains("root-admin"), "logged in");
+    assert_eq!(
+        client.get(&path).await.status(),
+        StatusCode::NOT_FOUND,
+        "the token works once"
+    );
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(i32::try_from(panel.child.id()).unwrap()).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = panel.child.wait().unwrap();
+    assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panel_killed_during_a_job_marks_it_interrupted_on_restart() {
+    let root = TestRoot::new();
+    let config = test_config(&root);
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    let port = free_port();
+    let mut panel = PanelProcess::start(&root, port);
+    let client = Client {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: format!("http://{}", panel.addr),
+    };
+    assert_eq!(
+        client.login(ADMIN.0, ADMIN.1).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let bp = create_blueprint(&client, "Slow", "sim_boot_delay_ms 60000").await;
+    let game_port = free_port();
+    let server = create_server(&client, "delta", bp, game_port).await;
+    let job = action(&client, server, "start").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !client
+        .get_text(&format!("/jobs/{job}"))
+        .await
+        .1
+        .contains("waiting for the server to answer")
+    {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panel.child.kill().unwrap();
+    panel.child.wait().unwrap();
+
+    let mut panel = PanelProcess::start(&root, port);
+    // Sessions live in the database, so the browser is still logged in.
+    let (_, html) = client.get_text(&format!("/jobs/{job}")).await;
+    assert!(html.contains("id=\"job-state\">interrupted"), "{html}");
+    // The game itself was not touched by the panel's death.
+    let status = root.status(&format!("server-{server}"));
+    assert_eq!(status["running"], true, "{status}");
+    panel.child.kill().unwrap();
+    panel.child.wait().unwrap();
+}
