@@ -16,6 +16,25 @@
 //! - files are replaced atomically (temp file, fsync, rename, fsync dir);
 //! - symlinks are listed (as [`EntryKind::Symlink`]) and can be moved or
 //!   removed, but are never read, written or descended through.
+//!
+//! All calls block on the filesystem; from async code run them with
+//! `spawn_blocking`. One [`OverlayFiles`] can be shared between threads.
+//!
+//! ```
+//! use left4me_files::{OverlayFiles, RelPath};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let files = OverlayFiles::open(dir.path())?;
+//! let cfg = RelPath::parse("cfg/server.cfg")?;
+//! files.write(&cfg, b"hostname \"left4me\"\n")?;
+//! assert_eq!(files.read(&cfg, 64 * 1024)?, b"hostname \"left4me\"\n");
+//!
+//! let err = RelPath::parse("../../etc/passwd").unwrap_err();
+//! assert_eq!(err.to_string(), "invalid path \"../../etc/passwd\": '..' is not allowed");
+//! # Ok(())
+//! # }
+//! ```
 
 mod archive;
 mod atomic;

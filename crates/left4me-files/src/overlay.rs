@@ -222,7 +222,7 @@ impl OverlayFiles {
             return Err(FilesError::AlreadyExists(to.clone()));
         }
         let from_dir = self.open_dir(&from_parent)?;
-        let from_stat = self.require_entry(from_dir.as_fd(), from_name, from)?;
+        let from_stat = require_entry(from_dir.as_fd(), from_name, from)?;
         if sys::file_type(&from_stat) == FileType::Directory && to.is_inside(from) {
             return Err(FilesError::MoveIntoItself {
                 from: from.clone(),
@@ -254,7 +254,7 @@ impl OverlayFiles {
         let (parent, name) = path.split_parent("remove")?;
         let dir = self.open_dir(&parent)?;
         let context = || format!("cannot remove \"{path}\"");
-        let stat = self.require_entry(dir.as_fd(), name, path)?;
+        let stat = require_entry(dir.as_fd(), name, path)?;
         if sys::file_type(&stat) == FileType::Directory {
             let c_name = std::ffi::CString::new(name).map_err(|e| FilesError::io(context(), e))?;
             sys::remove_tree(dir.as_fd(), &c_name, 0).map_err(|e| FilesError::io(context(), e))?;
@@ -422,19 +422,18 @@ impl OverlayFiles {
             Ok(written)
         })
     }
+}
 
-    /// `lstat` of `name` in `dir`; missing is [`FilesError::NotFound`].
-    fn require_entry(
-        &self,
-        dir: BorrowedFd<'_>,
-        name: &str,
-        path: &RelPath,
-    ) -> Result<rustix::fs::Stat, FilesError> {
-        sys::lstat_at(dir, name).map_err(|e| match e {
-            Errno::NOENT => FilesError::NotFound(path.clone()),
-            _ => FilesError::io(format!("cannot examine \"{path}\""), e),
-        })
-    }
+/// `lstat` of `name` in `dir`; missing is [`FilesError::NotFound`].
+fn require_entry(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    path: &RelPath,
+) -> Result<rustix::fs::Stat, FilesError> {
+    sys::lstat_at(dir, name).map_err(|e| match e {
+        Errno::NOENT => FilesError::NotFound(path.clone()),
+        _ => FilesError::io(format!("cannot examine \"{path}\""), e),
+    })
 }
 
 /// A file may be replaced if it is absent or a regular file; replacing a
