@@ -199,6 +199,48 @@ pub(crate) struct AccountPage {
     pub(crate) changed: bool,
 }
 
+#[derive(Template)]
+#[template(path = "overlays.html")]
+pub(crate) struct OverlaysPage {
+    pub(crate) l: Layout,
+    pub(crate) overlays: Vec<Overlay>,
+    pub(crate) name: String,
+    pub(crate) errors: FormErrors,
+}
+
+/// A row of the file browser.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRow {
+    pub(crate) path: String,
+    pub(crate) name: String,
+    pub(crate) is_dir: bool,
+    pub(crate) is_link: bool,
+    pub(crate) size: u64,
+    pub(crate) editable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "overlay.html")]
+pub(crate) struct OverlayPage {
+    pub(crate) l: Layout,
+    pub(crate) overlay: Overlay,
+    pub(crate) used_by: String,
+    pub(crate) dir: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) rows: Vec<FileRow>,
+    pub(crate) upload_limit_mb: u64,
+}
+
+#[derive(Template)]
+#[template(path = "overlay_edit.html")]
+pub(crate) struct OverlayEditPage {
+    pub(crate) l: Layout,
+    pub(crate) overlay: Overlay,
+    pub(crate) path: String,
+    pub(crate) dir: String,
+    pub(crate) content: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -638,3 +638,290 @@ async fn a_panel_killed_during_a_job_marks_it_interrupted_on_restart() {
     panel.child.kill().unwrap();
     panel.child.wait().unwrap();
 }
+
+async fn create_overlay(client: &Client, name: &str) -> i64 {
+    let res = client.post("/overlays", &[("name", name)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    Client::redirect_id(&res)
+}
+
+/// Posts a multipart upload (the CSRF token goes in the query string).
+async fn upload(
+    client: &Client,
+    overlay: i64,
+    dir: &str,
+    files: Vec<(&str, Vec<u8>)>,
+) -> reqwest::Response {
+    let token = client.csrf("/account").await;
+    let mut form = reqwest::multipart::Form::new().text("unpack", "on");
+    for (name, bytes) in files {
+        form = form.part(
+            "files",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+    }
+    client
+        .http
+        .post(format!(
+            "{}/overlays/{overlay}/upload?path={dir}&csrf={token}",
+            client.base
+        ))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    for (name, content) in entries {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_overlays_upload_browse_edit_download_and_zip() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let overlay = create_overlay(&client, "Configs").await;
+    let res = upload(
+        &client,
+        overlay,
+        "left4dead2/cfg",
+        vec![
+            ("server.cfg", b"sv_cheats 0\n".to_vec()),
+            ("extra.cfg", b"echo hi\n".to_vec()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let archive = zip_of(&[
+        ("left4dead2/addons/a.vpk", "vpk"),
+        ("left4dead2/maps/b.bsp", "bsp"),
+    ]);
+    let res = upload(&client, overlay, "", vec![("content.zip", archive)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let dir = app.root.path().join(format!("overlays/{overlay}"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("left4dead2/cfg/server.cfg")).unwrap(),
+        "sv_cheats 0\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("left4dead2/addons/a.vpk")).unwrap(),
+        "vpk"
+    );
+    assert!(
+        !dir.join("content.zip").exists(),
+        "zip archives are unpacked"
+    );
+
+    let (status, listing) = client
+        .get_text(&format!("/overlays/{overlay}?path=left4dead2/cfg"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        listing.contains("extra.cfg") && listing.contains("server.cfg"),
+        "{listing}"
+    );
+    let res = client
+        .get(&format!(
+            "/overlays/{overlay}/download?path=left4dead2/cfg/extra.cfg"
+        ))
+        .await;
+    assert_eq!(res.text().await.unwrap(), "echo hi\n");
+
+    let res = client
+        .post(
+            &format!("/overlays/{overlay}/edit"),
+            &[
+                ("path", "left4dead2/cfg/server.cfg"),
+                ("content", "sv_cheats 1\r\nsv_alltalk 1\r\n"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("left4dead2/cfg/server.cfg")).unwrap(),
+        "sv_cheats 1\nsv_alltalk 1\n"
+    );
+    let res = client
+        .post(
+            &format!("/overlays/{overlay}/mkdir"),
+            &[("dir", "left4dead2"), ("name", "scripts")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(dir.join("left4dead2/scripts").is_dir());
+    let res = client
+        .post(
+            &format!("/overlays/{overlay}/move"),
+            &[
+                ("dir", ""),
+                ("from", "left4dead2/cfg/extra.cfg"),
+                ("to", "left4dead2/scripts/extra.cfg"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(dir.join("left4dead2/scripts/extra.cfg").exists());
+    let res = client
+        .post(
+            &format!("/overlays/{overlay}/remove"),
+            &[("dir", ""), ("path", "left4dead2/scripts")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(!dir.join("left4dead2/scripts").exists());
+
+    let res = client.get(&format!("/overlays/{overlay}/zip")).await;
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    let bytes = res.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    assert!(
+        names.iter().any(|n| n == "left4dead2/cfg/server.cfg"),
+        "{names:?}"
+    );
+    assert!(zip.by_name("left4dead2/maps/b.bsp").is_ok());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traversal_and_zip_slip_are_refused_and_write_nothing() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let overlay = create_overlay(&client, "Target").await;
+    let dir = app.root.path().join(format!("overlays/{overlay}"));
+
+    for bad in ["../evil.txt", "/abs.txt", "ok/../../evil.txt"] {
+        let archive = zip_of(&[("fine.txt", "fine"), (bad, "evil")]);
+        let res = upload(&client, overlay, "", vec![("bad.zip", archive)]).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let text = res.text().await.unwrap();
+        assert!(
+            text.contains("archive entry") && text.contains("rejected"),
+            "{bad}: names the bad entry: {text}"
+        );
+        assert!(
+            !dir.join("fine.txt").exists(),
+            "a bad archive writes nothing ({bad})"
+        );
+    }
+    assert!(!app.root.path().join("overlays/evil.txt").exists());
+    assert!(!app.root.path().join("evil.txt").exists());
+
+    let res = upload(&client, overlay, "..", vec![("x.cfg", b"x".to_vec())]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = client
+        .post(
+            &format!("/overlays/{overlay}/mkdir"),
+            &[("dir", ""), ("name", "../x")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("is not allowed"));
+    let res = client
+        .get(&format!(
+            "/overlays/{overlay}/download?path=../../left4me.db"
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = client
+        .post(
+            &format!("/overlays/{overlay}/edit"),
+            &[("path", "/etc/passwd"), ("content", "x")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // A symlink planted in the overlay is never followed.
+    std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+    let res = client
+        .get(&format!("/overlays/{overlay}/download?path=etc/hostname"))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = upload(
+        &client,
+        overlay,
+        "etc",
+        vec![("hostname", b"pwned".to_vec())],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_ne!(
+        std::fs::read_to_string("/etc/hostname").unwrap_or_default(),
+        "pwned"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blueprint_preview_and_overlay_deletion_rules() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let first = create_overlay(&client, "First").await;
+    let second = create_overlay(&client, "Second").await;
+    let bp = create_blueprint(&client, "Versus", "mp_gamemode versus").await;
+    let path = format!("/blueprints/{bp}");
+    let first_s = first.to_string();
+    let second_s = second.to_string();
+    // Add both (first on top), expose both.
+    client
+        .post(
+            &path,
+            &[
+                ("name", "Versus"),
+                ("config", "mp_gamemode versus"),
+                ("add_overlay", &first_s),
+            ],
+        )
+        .await;
+    let expose_first = format!("expose_{first}");
+    let expose_second = format!("expose_{second}");
+    let fields = [
+        ("name", "Versus"),
+        ("config", "mp_gamemode versus"),
+        ("overlay", first_s.as_str()),
+        (expose_first.as_str(), "on"),
+        ("add_overlay", second_s.as_str()),
+    ];
+    assert_eq!(client.post(&path, &fields).await.status(), StatusCode::OK);
+    let fields = [
+        ("name", "Versus"),
+        ("config", "mp_gamemode versus"),
+        ("overlay", first_s.as_str()),
+        (expose_first.as_str(), "on"),
+        ("overlay", second_s.as_str()),
+        (expose_second.as_str(), "on"),
+    ];
+    let res = client.post(&format!("{path}/preview"), &fields).await;
+    assert_eq!(
+        res.text().await.unwrap(),
+        format!(
+            "exec server_overlay_{second}\nexec server_overlay_{first}\nmp_gamemode versus\nhostname \"<the server's hostname>\"\nrcon_password \"<generated per server>\""
+        ),
+        "lowest overlay first, secrets last"
+    );
+    assert_eq!(client.post(&path, &fields).await.status(), StatusCode::OK);
+
+    let res = client.post(&format!("/overlays/{first}/delete"), &[]).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("used by blueprint Versus")
+    );
+    assert!(app.root.path().join(format!("overlays/{first}")).is_dir());
+    app.stop().await;
+}

@@ -3,11 +3,13 @@
 mod account;
 mod blueprints;
 mod jobs;
+mod overlays;
 mod servers;
 mod session;
 mod users;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -16,6 +18,11 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub(crate) fn router(state: AppState) -> Router {
+    // The handler enforces the configured limit per file; this only keeps
+    // the multipart reader from refusing large bodies early.
+    let upload_body_limit = usize::try_from(state.config().upload_limit_bytes())
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024);
     Router::new()
         .route("/health", get(health))
         .route("/static/app.css", get(css))
@@ -38,6 +45,22 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/blueprints/{id}/preview", post(blueprints::preview))
         .route("/blueprints/{id}/delete", post(blueprints::delete))
+        .route("/overlays", get(overlays::index).post(overlays::create))
+        .route("/overlays/{id}", get(overlays::show))
+        .route(
+            "/overlays/{id}/upload",
+            post(overlays::upload).layer(DefaultBodyLimit::max(upload_body_limit)),
+        )
+        .route("/overlays/{id}/mkdir", post(overlays::mkdir))
+        .route("/overlays/{id}/move", post(overlays::rename))
+        .route("/overlays/{id}/remove", post(overlays::remove))
+        .route("/overlays/{id}/download", get(overlays::download))
+        .route("/overlays/{id}/zip", get(overlays::zip))
+        .route(
+            "/overlays/{id}/edit",
+            get(overlays::edit_page).post(overlays::edit),
+        )
+        .route("/overlays/{id}/delete", post(overlays::delete))
         .route("/jobs", get(jobs::index))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/events", get(jobs::events))

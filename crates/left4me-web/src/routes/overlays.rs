@@ -1,0 +1,456 @@
+//! Files overlays: a file manager over `overlays/<id>/`.
+
+use std::path::PathBuf;
+
+use axum::Form;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use left4me_files::{EntryKind, FilesError, OverlayFiles, RelPath, ZipLimits};
+use left4me_store::{Overlay, OverlayKind};
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::CurrentUser;
+use crate::domain::DisplayName;
+use crate::error::{AppError, AppResult};
+use crate::pages::{
+    FileRow, FormErrors, Layout, OverlayEditPage, OverlayPage, OverlaysPage, render,
+};
+use crate::spec_builder::overlay_path;
+use crate::state::AppState;
+
+/// Text files up to this size can be edited in the browser.
+const EDIT_LIMIT: u64 = 1024 * 1024;
+
+impl From<FilesError> for AppError {
+    fn from(err: FilesError) -> Self {
+        match err {
+            FilesError::Io { .. } => AppError::Internal(err.to_string()),
+            FilesError::AlreadyExists(_) => AppError::Conflict(err.to_string()),
+            FilesError::FileTooLarge { .. } | FilesError::ZipTooLarge { .. } => {
+                AppError::PayloadTooLarge(err.to_string())
+            }
+            other => AppError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Overlay> {
+    let overlay = state.store().overlay(id).await?;
+    if user.may_access(overlay.owner_id) {
+        Ok(overlay)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+fn overlay_dir(state: &AppState, id: i64) -> PathBuf {
+    state.host().root().overlay(&overlay_path(id))
+}
+
+/// Runs a file operation on a blocking thread.
+async fn with_files<T: Send + 'static>(
+    state: &AppState,
+    id: i64,
+    op: impl FnOnce(&OverlayFiles) -> Result<T, FilesError> + Send + 'static,
+) -> AppResult<T> {
+    let dir = overlay_dir(state, id);
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|error| FilesError::Io {
+            context: format!("creating {}", dir.display()),
+            error,
+        })?;
+        op(&OverlayFiles::open(&dir)?)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::from)
+}
+
+fn rel(path: &str) -> AppResult<RelPath> {
+    RelPath::parse(path).map_err(AppError::from)
+}
+
+pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
+    let page = OverlaysPage {
+        l: Layout::of(&user),
+        overlays: state.store().overlays(user.owner_filter()).await?,
+        name: String::new(),
+        errors: FormErrors::default(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateForm {
+    name: String,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<CreateForm>,
+) -> AppResult<Response> {
+    let name = match DisplayName::parse(&form.name) {
+        Ok(name) => name,
+        Err(message) => {
+            let mut errors = FormErrors::default();
+            errors.add("name", message);
+            let page = OverlaysPage {
+                l: Layout::of(&user),
+                overlays: state.store().overlays(user.owner_filter()).await?,
+                name: form.name,
+                errors,
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+        }
+    };
+    let overlay = state
+        .store()
+        .create_overlay(user.id(), name.as_str(), OverlayKind::Files)
+        .await?;
+    with_files(&state, overlay.id, |_| Ok(())).await?;
+    Ok(Redirect::to(&format!("/overlays/{}", overlay.id)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PathQuery {
+    #[serde(default)]
+    path: String,
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(query): Query<PathQuery>,
+) -> AppResult<Response> {
+    let overlay = load(&state, &user, id).await?;
+    let dir = rel(&query.path)?;
+    let listed = dir.clone();
+    let entries = with_files(&state, id, move |files| files.list(&listed)).await?;
+    let rows = entries
+        .into_iter()
+        .map(|e| FileRow {
+            path: e.path.as_str().to_owned(),
+            name: e.name,
+            is_dir: e.kind == EntryKind::Dir,
+            is_link: e.kind == EntryKind::Symlink,
+            size: e.size,
+            editable: e.kind == EntryKind::File && e.size <= EDIT_LIMIT,
+        })
+        .collect();
+    let page = OverlayPage {
+        l: Layout::of(&user),
+        used_by: state.store().blueprints_using_overlay(id).await?.join(", "),
+        overlay,
+        parent: dir.parent().map(|p| p.as_str().to_owned()),
+        dir: dir.as_str().to_owned(),
+        rows,
+        upload_limit_mb: state.config().upload_limit_mb,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+fn back_to(id: i64, dir: &str) -> Response {
+    Redirect::to(&format!("/overlays/{id}?path={}", encode(dir))).into_response()
+}
+
+/// Percent-encodes a path for a query string.
+fn encode(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Uploads: every file field is streamed to a temp file below the state
+/// root (counting bytes against the limit), then written into the overlay
+/// atomically, or unpacked when it is a `.zip` and unpacking is on.
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(query): Query<PathQuery>,
+    mut multipart: Multipart,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    let dir = rel(&query.path)?;
+    let limit = state.config().upload_limit_bytes();
+    let mut unpack = false;
+    let mut staged: Vec<(String, tempfile::TempPath)> = Vec::new();
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| AppError::BadRequest(format!("the upload was cut off: {e}")))?
+    {
+        if field.name() == Some("unpack") {
+            unpack = true;
+            continue;
+        }
+        let Some(file_name) = field
+            .file_name()
+            .map(str::to_owned)
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        let temp = tempfile::NamedTempFile::new_in(state.host().root().tmp())
+            .map_err(AppError::internal)?;
+        let (std_file, path) = temp.into_parts();
+        let mut out = tokio::fs::File::from_std(std_file);
+        let mut written: u64 = 0;
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| AppError::BadRequest(format!("the upload was cut off: {e}")))?
+        {
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(AppError::PayloadTooLarge(format!(
+                    "{file_name} is larger than the upload limit of {} MiB",
+                    state.config().upload_limit_mb
+                )));
+            }
+            out.write_all(&chunk).await.map_err(AppError::internal)?;
+        }
+        out.flush().await.map_err(AppError::internal)?;
+        staged.push((file_name, path));
+    }
+    if staged.is_empty() {
+        return Err(AppError::BadRequest(
+            "choose at least one file to upload".into(),
+        ));
+    }
+    let target = dir.clone();
+    with_files(&state, id, move |files| {
+        for (name, temp) in &staged {
+            // Browsers send a bare file name; anything else is refused.
+            let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+            let mut source = std::fs::File::open(temp).map_err(|error| FilesError::Io {
+                context: "reading the upload".into(),
+                error,
+            })?;
+            if unpack && base.to_ascii_lowercase().ends_with(".zip") {
+                files.unpack_zip(&target, &mut source, ZipLimits::default())?;
+            } else {
+                files.write_from(&target.join(base)?, &mut source, limit)?;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    state.store().touch_overlay(id).await?;
+    Ok(back_to(id, dir.as_str()))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MkdirForm {
+    dir: String,
+    name: String,
+}
+
+pub(crate) async fn mkdir(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<MkdirForm>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    let target = rel(&form.dir)?.join_path(&rel(form.name.trim())?)?;
+    with_files(&state, id, move |files| files.mkdir(&target)).await?;
+    state.store().touch_overlay(id).await?;
+    Ok(back_to(id, &form.dir))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MoveForm {
+    dir: String,
+    from: String,
+    to: String,
+}
+
+pub(crate) async fn rename(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<MoveForm>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    let (from, to) = (rel(&form.from)?, rel(form.to.trim())?);
+    with_files(&state, id, move |files| files.rename(&from, &to)).await?;
+    state.store().touch_overlay(id).await?;
+    Ok(back_to(id, &form.dir))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RemoveForm {
+    dir: String,
+    path: String,
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<RemoveForm>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    let path = rel(&form.path)?;
+    with_files(&state, id, move |files| files.remove(&path)).await?;
+    state.store().touch_overlay(id).await?;
+    Ok(back_to(id, &form.dir))
+}
+
+fn attachment(name: &str, content_type: &str, body: Body) -> Response {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{safe}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn file_body(file: std::fs::File) -> Body {
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    Body::from_stream(stream)
+}
+
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(query): Query<PathQuery>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    let path = rel(&query.path)?;
+    let name = path.file_name().unwrap_or("file").to_owned();
+    let file = with_files(&state, id, move |files| files.open_read(&path)).await?;
+    Ok(attachment(
+        &name,
+        "application/octet-stream",
+        file_body(file),
+    ))
+}
+
+pub(crate) async fn zip(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let overlay = load(&state, &user, id).await?;
+    let tmp = state.host().root().tmp();
+    let file = with_files(&state, id, move |files| {
+        // An unnamed temp file: nothing to clean up, whatever happens.
+        let mut out = tempfile::tempfile_in(&tmp).map_err(|error| FilesError::Io {
+            context: "creating the archive".into(),
+            error,
+        })?;
+        files.write_zip(&mut out)?;
+        use std::io::Seek;
+        out.rewind().map_err(|error| FilesError::Io {
+            context: "reading the archive".into(),
+            error,
+        })?;
+        Ok(out)
+    })
+    .await?;
+    let name = format!("overlay-{}-{}.zip", overlay.id, overlay.name);
+    Ok(attachment(&name, "application/zip", file_body(file)))
+}
+
+pub(crate) async fn edit_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(query): Query<PathQuery>,
+) -> AppResult<Response> {
+    let overlay = load(&state, &user, id).await?;
+    let path = rel(&query.path)?;
+    let read = path.clone();
+    let bytes = with_files(&state, id, move |files| {
+        match files.read(&read, EDIT_LIMIT) {
+            // A new file starts empty.
+            Err(FilesError::NotFound(_)) => Ok(Vec::new()),
+            other => other,
+        }
+    })
+    .await?;
+    let content = String::from_utf8(bytes).map_err(|_| {
+        AppError::BadRequest("this file is not text (UTF-8); download it instead".into())
+    })?;
+    let page = OverlayEditPage {
+        l: Layout::of(&user),
+        dir: path
+            .parent()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
+        path: path.as_str().to_owned(),
+        overlay,
+        content,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EditForm {
+    path: String,
+    content: String,
+}
+
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<EditForm>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    let path = rel(&form.path)?;
+    let dir = path
+        .parent()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let content = form.content.replace("\r\n", "\n");
+    with_files(&state, id, move |files| {
+        files.write(&path, content.as_bytes())
+    })
+    .await?;
+    state.store().touch_overlay(id).await?;
+    Ok(back_to(id, &dir))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    load(&state, &user, id).await?;
+    state.store().delete_overlay(id).await?;
+    let dir = overlay_dir(&state, id);
+    tokio::task::spawn_blocking(move || left4me_host::fsutil::remove_dir_all_if_exists(&dir))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
+    Ok(Redirect::to("/overlays").into_response())
+}
