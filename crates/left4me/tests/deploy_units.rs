@@ -19,13 +19,10 @@ fn offline_root() -> tempfile::TempDir {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), units.join(entry.file_name())).unwrap();
     }
-    std::fs::create_dir_all(root.path().join("usr/lib/systemd")).unwrap();
-    let status = Command::new("cp")
-        .args(["-r", "/usr/lib/systemd/system"])
-        .arg(root.path().join("usr/lib/systemd/"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "copying systemd's units failed");
+    copy_tree(
+        Path::new("/usr/lib/systemd/system"),
+        &root.path().join("usr/lib/systemd/system"),
+    );
     for exe in [
         "opt/left4me/bin/left4me",
         "var/lib/left4me/runtime/demo/merged/srcds_run",
@@ -37,6 +34,32 @@ fn offline_root() -> tempfile::TempDir {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     root
+}
+
+/// Copies a tree keeping symlinks as symlinks; entries that vanish while
+/// copying (a package upgrade in progress) are skipped.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let Ok(meta) = std::fs::symlink_metadata(&src) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            if let Ok(target) = std::fs::read_link(&src) {
+                std::os::unix::fs::symlink(target, &dst).unwrap();
+            }
+        } else if meta.is_dir() {
+            copy_tree(&src, &dst);
+        } else if let Err(e) = std::fs::copy(&src, &dst) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "copying {}: {e}",
+                src.display()
+            );
+        }
+    }
 }
 
 fn systemd_analyze(args: &[&str]) -> std::process::Output {

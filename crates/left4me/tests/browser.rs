@@ -1,0 +1,283 @@
+//! End to end in headless Chromium (Debian's `chromium` and
+//! `chromium-driver`): setup → login → files overlay with an uploaded
+//! `cfg/server.cfg` → blueprint exposing it (the preview shows the exec
+//! line) → server → start (the job log streams) → stop → delete. A
+//! screenshot of each page is saved under `artifacts/e2e/`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until the element's text contains `needle`.
+async fn wait_text(browser: &Client, css: &str, needle: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(el) = browser.find(Locator::Css(css)).await
+            && el.text().await.is_ok_and(|t| t.contains(needle))
+        {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let page = browser.source().await.unwrap_or_default();
+            panic!("{css} never contained {needle:?}; page:\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(browser: &Client, css: &str, value: &str) {
+    let el = browser.find(Locator::Css(css)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+fn start_chromedriver() -> (KillOnDrop, u16) {
+    for program in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            std::path::Path::new(program).exists(),
+            "{program} is missing: install Debian's chromium and chromium-driver (.ci/run does); this test does not skip"
+        );
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("chromedriver listens", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (KillOnDrop(child), port)
+}
+
+async fn open_browser(driver_port: u16, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("chromedriver starts a Chromium session")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
+    let root = TestRoot::new();
+    let (_driver, driver_port) = start_chromedriver();
+    let panel_port = free_port();
+    let mut panel = KillOnDrop(
+        root.cmd()
+            .args(["serve", "--listen", &format!("127.0.0.1:{panel_port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = BufReader::new(panel.0.stdout.take().unwrap());
+    let setup_url = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.contains("/setup?token="))
+                .map(str::to_owned)
+        })
+        .expect("the setup URL is printed");
+    let base = format!("http://127.0.0.1:{panel_port}");
+    let profile = tempfile::tempdir().unwrap();
+    let browser = open_browser(driver_port, profile.path()).await;
+
+    // Setup creates the first admin and logs in.
+    browser.goto(&setup_url).await.unwrap();
+    shot(&browser, "01-setup").await;
+    fill(&browser, "input[name=username]", "friend").await;
+    fill(&browser, "input[name=password]", "friend-password-1").await;
+    fill(&browser, "input[name=confirm]", "friend-password-1").await;
+    click(&browser, "form button").await;
+    wait_text(&browser, "h1", "Servers", 10).await;
+
+    // Log out and in again.
+    click(&browser, "header form button").await;
+    wait_text(&browser, "h1", "left4me", 10).await;
+    shot(&browser, "02-login").await;
+    fill(&browser, "input[name=username]", "friend").await;
+    fill(&browser, "input[name=password]", "friend-password-1").await;
+    click(&browser, "form button").await;
+    wait_text(&browser, "h1", "Servers", 10).await;
+    shot(&browser, "03-dashboard-empty").await;
+
+    // A files overlay with left4dead2/cfg/server.cfg.
+    browser.goto(&format!("{base}/overlays")).await.unwrap();
+    fill(&browser, "#new-overlay input[name=name]", "Friendly config").await;
+    click(&browser, "#new-overlay button").await;
+    wait_text(&browser, "h1", "Overlay Friendly config", 10).await;
+    let overlay_url = browser.current_url().await.unwrap().to_string();
+    let overlay_id: i64 = overlay_url.rsplit('/').next().unwrap().parse().unwrap();
+    fill(&browser, "input[name=name][placeholder]", "left4dead2/cfg").await;
+    click(&browser, "form[action$='/mkdir'] button").await;
+    browser
+        .goto(&format!("{base}/overlays/{overlay_id}?path=left4dead2/cfg"))
+        .await
+        .unwrap();
+    let local_cfg = profile.path().join("server.cfg");
+    std::fs::write(&local_cfg, "sv_alltalk 1\n").unwrap();
+    browser
+        .find(Locator::Css("#upload-files"))
+        .await
+        .unwrap()
+        .send_keys(local_cfg.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&browser, "#upload-form button").await;
+    wait_text(&browser, "#files", "server.cfg", 10).await;
+    shot(&browser, "04-overlay-with-server-cfg").await;
+
+    // A blueprint using it, with its server.cfg exposed.
+    browser.goto(&format!("{base}/blueprints")).await.unwrap();
+    fill(&browser, "#new-blueprint input[name=name]", "Coop").await;
+    click(&browser, "#new-blueprint button").await;
+    wait_text(&browser, "h1", "Blueprint Coop", 10).await;
+    browser
+        .find(Locator::Css("#add_overlay"))
+        .await
+        .unwrap()
+        .select_by_value(&overlay_id.to_string())
+        .await
+        .unwrap();
+    fill(&browser, "#config", "mp_gamemode coop").await;
+    click(&browser, "#blueprint-form > button").await;
+    wait_text(&browser, "#saved", "Saved", 10).await;
+    click(&browser, &format!("#expose_{overlay_id}")).await;
+    // The live preview follows the tick without saving.
+    wait_text(
+        &browser,
+        "#preview",
+        &format!("exec server_overlay_{overlay_id}"),
+        10,
+    )
+    .await;
+    let preview = text_of(&browser, "#preview").await;
+    assert!(
+        preview.starts_with(&format!(
+            "exec server_overlay_{overlay_id}\nmp_gamemode coop"
+        )),
+        "{preview}"
+    );
+    shot(&browser, "05-blueprint-preview").await;
+    click(&browser, "#blueprint-form > button").await;
+    wait_text(&browser, "#saved", "Saved", 10).await;
+
+    // A server from it.
+    let game_port = free_port();
+    browser.goto(&format!("{base}/")).await.unwrap();
+    fill(&browser, "#new-server input[name=name]", "Friday night").await;
+    fill(
+        &browser,
+        "#new-server input[name=hostname]",
+        "Friends of left4me",
+    )
+    .await;
+    fill(
+        &browser,
+        "#new-server input[name=port]",
+        &game_port.to_string(),
+    )
+    .await;
+    click(&browser, "#new-server button").await;
+    wait_text(&browser, "h1", "Friday night", 10).await;
+    shot(&browser, "06-server").await;
+
+    // Start: the job page streams the log until the server answers.
+    click(&browser, "button[value=start]").await;
+    wait_text(&browser, "#job-log", "ready: Friends of left4me", 30).await;
+    wait_text(&browser, "#job-state", "succeeded", 10).await;
+    shot(&browser, "07-start-job").await;
+    let info = srcds_protocol::a2s::info(a2s_addr(game_port), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(info.name, "Friends of left4me");
+
+    // Stop.
+    click(&browser, "a[href^='/servers/']").await;
+    wait_text(&browser, "#server-state", "running", 10).await;
+    shot(&browser, "08-server-running").await;
+    click(&browser, "button[value=stop]").await;
+    wait_text(&browser, "#job-state", "succeeded", 30).await;
+    shot(&browser, "09-stop-job").await;
+
+    // Delete (confirming the dialog).
+    click(&browser, "a[href^='/servers/']").await;
+    wait_text(&browser, "#server-state", "stopped", 10).await;
+    click(&browser, "button[value=delete]").await;
+    browser.accept_alert().await.unwrap();
+    wait_text(&browser, "#job-state", "succeeded", 30).await;
+    shot(&browser, "10-delete-job").await;
+    browser.goto(&format!("{base}/")).await.unwrap();
+    let page = browser.source().await.unwrap();
+    assert!(!page.contains("Friday night"), "the server is gone");
+    shot(&browser, "11-dashboard-after-delete").await;
+
+    browser.close().await.unwrap();
+    let _ = panel.0.kill();
+}
