@@ -33,7 +33,7 @@ CREATE TABLE blueprints (
     owner_id   INTEGER NOT NULL REFERENCES users(id),
     name       TEXT    NOT NULL,
     config     TEXT    NOT NULL DEFAULT '',
-    -- One launch argument per line.
+    -- Launch arguments, separated by whitespace.
     arguments  TEXT    NOT NULL DEFAULT '',
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL

@@ -8,7 +8,7 @@ pub struct Blueprint {
     pub owner_id: i64,
     pub name: String,
     pub config: String,
-    /// One launch argument per line.
+    /// Launch arguments, separated by whitespace.
     pub arguments: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -28,7 +28,7 @@ impl Store {
         let now = now();
         Ok(sqlx::query_as(
             "INSERT INTO blueprints (owner_id, name, config, arguments, created_at, updated_at)
-             VALUES (?, ?, '', '+map\nc1m1_hotel', ?, ?) RETURNING *",
+             VALUES (?, ?, '', '+map c1m1_hotel', ?, ?) RETURNING *",
         )
         .bind(owner_id)
         .bind(name)

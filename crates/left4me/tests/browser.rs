@@ -246,6 +246,12 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     .await;
     click(&browser, "#new-server button").await;
     wait_text(&browser, "h1", "Friday night", 10).await;
+    let spec = text_of(&browser, "#spec").await;
+    assert!(spec.contains("- \"+map\"\n- \"c1m1_hotel\""), "{spec}");
+    assert!(
+        spec.contains(&format!("alias: \"overlay_{overlay_id}\"")),
+        "{spec}"
+    );
     shot(&browser, "06-server").await;
 
     // Start: the job page streams the log until the server answers.

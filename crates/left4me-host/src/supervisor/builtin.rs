@@ -285,7 +285,9 @@ impl Supervisor for BuiltinSupervisor {
             )));
             stop_group(pid, state.stop_timeout());
         }
-        ctx.emit(crate::events::Event::Step("unmounting overlay...".into()));
+        if mount::find_mount(&paths.merged())?.is_some() {
+            ctx.emit(crate::events::Event::Step("unmounting overlay...".into()));
+        }
         unmount_instance(target)
     }
 
