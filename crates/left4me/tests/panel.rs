@@ -925,3 +925,50 @@ async fn blueprint_preview_and_overlay_deletion_rules() {
     assert!(app.root.path().join(format!("overlays/{first}")).is_dir());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_create_migrate_and_config_default_from_the_shell() {
+    let root = TestRoot::new();
+    let out = root
+        .cmd()
+        .args(["user", "create", "shelly", "--admin"])
+        .env("LEFT4ME_ADMIN_PASSWORD", "shelly-password-1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "created admin shelly");
+    let out = root
+        .cmd()
+        .args(["user", "create", "shelly"])
+        .env("LEFT4ME_ADMIN_PASSWORD", "shelly-password-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("the username \"shelly\" is taken"), "{}", stderr(&out));
+    let out = root
+        .cmd()
+        .args(["user", "create", "weak"])
+        .env("LEFT4ME_ADMIN_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("at least 10 characters"));
+
+    let out = root.ok(&["migrate"]);
+    assert!(stdout(&out).contains("is up to date"));
+
+    let out = root.ok(&["config", "default"]);
+    let file = root.path().join("left4me.toml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let parsed = left4me_web::config::Config::load_with_env(Some(&file), |_| None).unwrap();
+    assert_eq!(parsed, left4me_web::config::Config::default());
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlisten_addr = 2\n").unwrap();
+    let out = root.run(&["--config", file.to_str().unwrap(), "migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("listen_addr"), "unknown keys are errors: {}", stderr(&out));
+
+    let config = test_config(&root);
+    let mut app = App::spawn_with(root, config).await;
+    app.login("shelly", "shelly-password-1").await;
+    app.stop().await;
+}
