@@ -14,7 +14,11 @@ use left4me_store::{NewServer, Store};
 const LEFT4ME: &str = env!("CARGO_BIN_EXE_left4me");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -37,7 +41,13 @@ fn rss_kib(pid: u32) -> u64 {
 fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
     let started = Instant::now();
     let child = Command::new(LEFT4ME)
-        .args(["--root", root.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -52,7 +62,10 @@ fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
                 return (child, started.elapsed());
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the panel did not come up");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the panel did not come up"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -69,14 +82,21 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     // Baseline: a process of the same binary that starts and exits.
     let baseline = median(
         (0..20)
             .map(|_| {
                 let t = Instant::now();
-                let status = Command::new(LEFT4ME).args(["config", "default"]).stdout(Stdio::null()).status().unwrap();
+                let status = Command::new(LEFT4ME)
+                    .args(["config", "default"])
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
                 assert!(status.success());
                 t.elapsed()
             })
@@ -118,7 +138,10 @@ fn main() {
                 .unwrap();
         }
         let hash = left4me_web::auth::token_hash(&token);
-        store.create_session(&hash, user.id, &"1".repeat(64), 3600).await.unwrap();
+        store
+            .create_session(&hash, user.id, &"1".repeat(64), 3600)
+            .await
+            .unwrap();
         store.close().await;
     });
     let port = free_port();
@@ -149,12 +172,34 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("| measurement | value |");
     println!("|---|---|");
-    println!("| baseline: `left4me config default` start to exit (median of 20) | {:.1} ms |", ms(baseline));
-    println!("| first start (creates + migrates the database) to first answer | {:.1} ms |", ms(first_start));
-    println!("| warm start to first answered request (median of 10) | {:.1} ms ({:.1}x the baseline) |", ms(median(starts.clone())), median(starts).as_secs_f64() / baseline.as_secs_f64());
+    println!(
+        "| baseline: `left4me config default` start to exit (median of 20) | {:.1} ms |",
+        ms(baseline)
+    );
+    println!(
+        "| first start (creates + migrates the database) to first answer | {:.1} ms |",
+        ms(first_start)
+    );
+    println!(
+        "| warm start to first answered request (median of 10) | {:.1} ms ({:.1}x the baseline) |",
+        ms(median(starts.clone())),
+        median(starts).as_secs_f64() / baseline.as_secs_f64()
+    );
     idle_rss.sort_unstable();
-    println!("| idle resident memory, no servers (median of 10) | {:.1} MiB |", idle_rss[idle_rss.len() / 2] as f64 / 1024.0);
-    println!("| idle resident memory, 200 servers registered | {:.1} MiB |", rss_200_idle as f64 / 1024.0);
-    println!("| resident memory after 20 dashboard renders of 200 servers | {:.1} MiB |", rss_200_after as f64 / 1024.0);
-    println!("| dashboard with 200 servers (median of 20) | {:.1} ms |", ms(median(dashboard)));
+    println!(
+        "| idle resident memory, no servers (median of 10) | {:.1} MiB |",
+        idle_rss[idle_rss.len() / 2] as f64 / 1024.0
+    );
+    println!(
+        "| idle resident memory, 200 servers registered | {:.1} MiB |",
+        rss_200_idle as f64 / 1024.0
+    );
+    println!(
+        "| resident memory after 20 dashboard renders of 200 servers | {:.1} MiB |",
+        rss_200_after as f64 / 1024.0
+    );
+    println!(
+        "| dashboard with 200 servers (median of 20) | {:.1} ms |",
+        ms(median(dashboard))
+    );
 }

@@ -944,7 +944,11 @@ async fn user_create_migrate_and_config_default_from_the_shell() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("the username \"shelly\" is taken"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the username \"shelly\" is taken"),
+        "{}",
+        stderr(&out)
+    );
     let out = root
         .cmd()
         .args(["user", "create", "weak"])
@@ -965,10 +969,205 @@ async fn user_create_migrate_and_config_default_from_the_shell() {
     std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlisten_addr = 2\n").unwrap();
     let out = root.run(&["--config", file.to_str().unwrap(), "migrate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("listen_addr"), "unknown keys are errors: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("listen_addr"),
+        "unknown keys are errors: {}",
+        stderr(&out)
+    );
 
     let config = test_config(&root);
     let mut app = App::spawn_with(root, config).await;
     app.login("shelly", "shelly-password-1").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_reset_rename_and_reassign() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let coop = create_blueprint(&client, "Coop", "").await;
+    let versus = create_blueprint(&client, "Versus", "mp_gamemode versus").await;
+    let port = free_port();
+    let server = create_server(&client, "epsilon", coop, port).await;
+    let instance = format!("server-{server}");
+
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let first_pid = app.root.status(&instance)["pid"].as_u64().unwrap();
+    let job = action(&client, server, "restart").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let second_pid = app.root.status(&instance)["pid"].as_u64().unwrap();
+    assert_ne!(first_pid, second_pid, "a new process");
+
+    // Rename and reassign: the spec for the next start follows.
+    let res = client
+        .post(
+            &format!("/servers/{server}/settings"),
+            &[
+                ("name", "zeta"),
+                ("hostname", "Zeta Host"),
+                ("blueprint_id", &versus.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = client.get_text(&format!("/servers/{server}")).await;
+    assert!(page.contains("<h1>zeta"), "renamed");
+    assert!(
+        page.contains("mp_gamemode versus"),
+        "the next start uses the new blueprint"
+    );
+    assert!(page.contains("Zeta Host"));
+    // A blueprint in use cannot be deleted.
+    let res = client
+        .post(&format!("/blueprints/{versus}/delete"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("used by server zeta"));
+    let res = client
+        .post(&format!("/blueprints/{coop}/delete"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "an unused one can");
+
+    let job = action(&client, server, "reset").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    assert!(
+        !app.root
+            .path()
+            .join(format!("instances/{instance}"))
+            .exists()
+    );
+    assert!(!app.root.path().join(format!("runtime/{instance}")).exists());
+    // The next start initializes again, with the new blueprint.
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let cfg = std::fs::read_to_string(
+        app.root
+            .path()
+            .join(format!("instances/{instance}/server.cfg")),
+    )
+    .unwrap();
+    assert!(
+        cfg.contains("mp_gamemode versus") && cfg.contains("hostname \"Zeta Host\""),
+        "{cfg}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blueprint_overlays_reorder_and_remove() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let a = create_overlay(&client, "A").await.to_string();
+    let b = create_overlay(&client, "B").await.to_string();
+    let bp = create_blueprint(&client, "Order", "").await;
+    let path = format!("/blueprints/{bp}");
+    client
+        .post(&path, &[("name", "Order"), ("add_overlay", &a)])
+        .await;
+    client
+        .post(
+            &path,
+            &[("name", "Order"), ("overlay", &a), ("add_overlay", &b)],
+        )
+        .await;
+    let order = |html: &str| html.find("<td>A</td>").unwrap() < html.find("<td>B</td>").unwrap();
+    assert!(order(&client.get_text(&path).await.1), "A first, as added");
+    // Move B above A with the position fields.
+    let (pos_a, pos_b) = (format!("pos_{a}"), format!("pos_{b}"));
+    let res = client
+        .post(
+            &path,
+            &[
+                ("name", "Order"),
+                ("overlay", &a),
+                (&pos_a, "2"),
+                ("overlay", &b),
+                (&pos_b, "1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!order(&res.text().await.unwrap()), "B first now");
+    // Remove A.
+    let remove_a = format!("remove_{a}");
+    let res = client
+        .post(
+            &path,
+            &[
+                ("name", "Order"),
+                ("overlay", &b),
+                ("overlay", &a),
+                (&remove_a, "on"),
+            ],
+        )
+        .await;
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<td>B</td>") && !html.contains("<td>A</td>"),
+        "A removed"
+    );
+    // A foreign overlay cannot be smuggled in.
+    seed_user(&app.config, "mallory", "mallory-password", false).await;
+    let mallory = app.login("mallory", "mallory-password").await;
+    let own = create_blueprint(&mallory, "Mine", "").await;
+    let res = mallory
+        .post(
+            &format!("/blueprints/{own}"),
+            &[("name", "Mine"), ("add_overlay", &a)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
+    let root = TestRoot::new();
+    let mut config = test_config(&root);
+    config.upload_limit_mb = 1;
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    let mut app = App::spawn_with(root, config).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let overlay = create_overlay(&client, "Big").await;
+    let res = upload(
+        &client,
+        overlay,
+        "",
+        vec![("big.vpk", vec![7u8; 2 * 1024 * 1024])],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("larger than the upload limit of 1 MiB")
+    );
+    let dir = app.root.path().join(format!("overlays/{overlay}"));
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    assert_eq!(
+        std::fs::read_dir(app.root.path().join("tmp"))
+            .unwrap()
+            .count(),
+        0,
+        "no temp files left"
+    );
     app.stop().await;
 }
