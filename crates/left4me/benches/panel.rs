@@ -40,7 +40,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// that took.
 fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
     let started = Instant::now();
-    let child = Command::new(LEFT4ME)
+    let mut child = Command::new(LEFT4ME)
         .args([
             "--root",
             root.to_str().unwrap(),
@@ -62,10 +62,11 @@ fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
                 return (child, started.elapsed());
             }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the panel did not come up"
-        );
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the panel did not come up");
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
 }
