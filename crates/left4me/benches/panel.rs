@@ -36,11 +36,8 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Starts the panel and returns it once /health answers, with the time
-/// that took.
-fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(LEFT4ME)
+fn spawn_panel(root: &Path, port: u16) -> Child {
+    Command::new(LEFT4ME)
         .args([
             "--root",
             root.to_str().unwrap(),
@@ -51,7 +48,14 @@ fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts the panel and returns it once /health answers, with the time
+/// that took.
+fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
+    let started = Instant::now();
+    let child = spawn_panel(root, port);
     loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
@@ -63,8 +67,7 @@ fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
             }
         }
         if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(child);
             panic!("the panel did not come up");
         }
         std::thread::sleep(Duration::from_millis(1));
