@@ -250,6 +250,20 @@ pub(crate) async fn upload(
     Ok(back_to(id, dir.as_str()))
 }
 
+/// Applies one change to the overlay's files, then shows the folder.
+async fn change(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    dir: &str,
+    op: impl FnOnce(&OverlayFiles) -> Result<(), FilesError> + Send + 'static,
+) -> AppResult<Response> {
+    load(state, user, id).await?;
+    with_files(state, id, op).await?;
+    state.store().touch_overlay(id).await?;
+    Ok(back_to(id, dir))
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct MkdirForm {
     dir: String,
@@ -262,11 +276,11 @@ pub(crate) async fn mkdir(
     Path(id): Path<i64>,
     Form(form): Form<MkdirForm>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
     let target = rel(&form.dir)?.join_path(&rel(form.name.trim())?)?;
-    with_files(&state, id, move |files| files.mkdir(&target)).await?;
-    state.store().touch_overlay(id).await?;
-    Ok(back_to(id, &form.dir))
+    change(&state, &user, id, &form.dir, move |files| {
+        files.mkdir(&target)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,11 +296,11 @@ pub(crate) async fn rename(
     Path(id): Path<i64>,
     Form(form): Form<MoveForm>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
     let (from, to) = (rel(&form.from)?, rel(form.to.trim())?);
-    with_files(&state, id, move |files| files.rename(&from, &to)).await?;
-    state.store().touch_overlay(id).await?;
-    Ok(back_to(id, &form.dir))
+    change(&state, &user, id, &form.dir, move |files| {
+        files.rename(&from, &to)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,11 +315,11 @@ pub(crate) async fn remove(
     Path(id): Path<i64>,
     Form(form): Form<RemoveForm>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
     let path = rel(&form.path)?;
-    with_files(&state, id, move |files| files.remove(&path)).await?;
-    state.store().touch_overlay(id).await?;
-    Ok(back_to(id, &form.dir))
+    change(&state, &user, id, &form.dir, move |files| {
+        files.remove(&path)
+    })
+    .await
 }
 
 fn attachment(name: &str, content_type: &str, body: Body) -> Response {
