@@ -60,7 +60,8 @@ impl Job {
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub kind: &'a str,
-    pub user_id: i64,
+    /// `None` for jobs the panel starts by itself.
+    pub user_id: Option<i64>,
     pub username: &'a str,
     pub server_id: Option<i64>,
     pub subject: &'a str,

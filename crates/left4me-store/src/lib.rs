@@ -2,6 +2,7 @@
 //! timeout and migrations embedded in the binary. Only the panel process
 //! writes it.
 
+mod activity;
 mod blueprints;
 mod jobs;
 mod overlays;
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use activity::{Activity, ActivityFilter, ConsoleCommand};
 pub use blueprints::{Blueprint, BlueprintOverlay};
 pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob};
 pub use overlays::{Overlay, OverlayKind};

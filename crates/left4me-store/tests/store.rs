@@ -11,7 +11,7 @@ async fn store() -> (tempfile::TempDir, Store) {
 fn job<'a>(kind: &'a str, locks: &'a [String]) -> NewJob<'a> {
     NewJob {
         kind,
-        user_id: 1,
+        user_id: Some(1),
         username: "alice",
         server_id: None,
         subject: "test",

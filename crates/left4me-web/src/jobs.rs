@@ -60,6 +60,30 @@ impl JobKind {
     }
 }
 
+/// Who asked for a job.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    User(&'a User),
+    /// The panel itself, bringing servers back to their desired state.
+    Reconciler,
+}
+
+impl Actor<'_> {
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Self::User(user) => Some(user.id),
+            Self::Reconciler => None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::User(user) => &user.username,
+            Self::Reconciler => "reconciler",
+        }
+    }
+}
+
 /// What job streams receive.
 #[derive(Debug, Clone)]
 pub enum JobEvent {
@@ -132,11 +156,11 @@ impl Jobs {
         self.0.events.subscribe()
     }
 
-    /// Queues a job on a server.
+    /// Queues a job on a server and records it in the activity log.
     pub async fn enqueue(
         &self,
         kind: JobKind,
-        user: &User,
+        actor: Actor<'_>,
         server: &Server,
     ) -> left4me_store::Result<Job> {
         let locks = [format!("server:{}", server.id)];
@@ -146,12 +170,21 @@ impl Jobs {
             .store
             .create_job(&NewJob {
                 kind: kind.as_str(),
-                user_id: user.id,
-                username: &user.username,
+                user_id: actor.id(),
+                username: actor.name(),
                 server_id: Some(server.id),
                 subject: &subject,
                 locks: &locks,
             })
+            .await?;
+        self.0
+            .store
+            .record_activity(
+                actor.id().map(|id| (id, actor.name())),
+                Some(server.id),
+                &format!("server.{}", kind.verb()),
+                &format!("{} server {} (job #{})", kind.verb(), server.name, job.id),
+            )
             .await?;
         self.0.wake.notify_waiters();
         Ok(job)

@@ -241,6 +241,29 @@ pub(crate) struct OverlayEditPage {
     pub(crate) content: String,
 }
 
+#[derive(Template)]
+#[template(path = "activity.html")]
+pub(crate) struct ActivityPage {
+    pub(crate) l: Layout,
+    pub(crate) title: String,
+    pub(crate) base: String,
+    pub(crate) kind: String,
+    pub(crate) actor: String,
+    pub(crate) entries: Vec<left4me_store::Activity>,
+    pub(crate) older: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console.html")]
+pub(crate) struct ConsolePage {
+    pub(crate) l: Layout,
+    pub(crate) server_id: i64,
+    pub(crate) name: String,
+    pub(crate) commands: Vec<left4me_store::ConsoleCommand>,
+    /// The commands as a JSON list, for ↑/↓.
+    pub(crate) history_json: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,56 @@ function setupJobLog(log) {
   });
 }
 
+// Console: send without reloading; ↑/↓ walk the persisted history.
+function setupConsole(form) {
+  const input = form.querySelector("#console-input");
+  const output = document.getElementById("console-output");
+  const history = JSON.parse(form.dataset.history || "[]");
+  let cursor = history.length;
+  const show = (entry) => {
+    const div = document.createElement("div");
+    div.className = "entry";
+    const cmd = document.createElement("div");
+    cmd.className = "cmd";
+    cmd.textContent = "> " + entry.command;
+    div.appendChild(cmd);
+    const pre = document.createElement("pre");
+    pre.className = entry.error ? "reply error" : "reply";
+    pre.textContent = entry.error ?? entry.reply ?? "";
+    div.appendChild(pre);
+    output.appendChild(div);
+    div.scrollIntoView({ block: "end" });
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowUp" && cursor > 0) { cursor -= 1; input.value = history[cursor]; e.preventDefault(); }
+    else if (e.key === "ArrowDown") { cursor = Math.min(cursor + 1, history.length); input.value = history[cursor] ?? ""; e.preventDefault(); }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const command = input.value.trim();
+    if (!command) return;
+    input.disabled = true;
+    try {
+      const res = await fetch(form.action, {
+        method: "POST",
+        headers: { "Accept": "application/json", "X-CSRF-Token": csrf() },
+        body: new URLSearchParams({ command }),
+      });
+      if (res.ok) show(await res.json());
+      else show({ command, error: (await res.text()).replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim() });
+      history.push(command);
+      cursor = history.length;
+      input.value = "";
+    } finally {
+      input.disabled = false;
+      input.focus();
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const consoleForm = document.getElementById("console-form");
+  if (consoleForm) setupConsole(consoleForm);
   const form = document.getElementById("blueprint-form");
   if (form) setupBlueprint(form);
   const log = document.getElementById("job-log");

@@ -1171,3 +1171,151 @@ async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
     );
     app.stop().await;
 }
+
+async fn console(client: &Client, server: i64, command: &str) -> serde_json::Value {
+    let token = client.csrf("/account").await;
+    let res = client
+        .http
+        .post(format!("{}/servers/{server}/console", client.base))
+        .header("accept", "application/json")
+        .header("x-csrf-token", token)
+        .form(&[("command", command)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_runs_rcon_keeps_history_and_records_errors() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let server = create_server(&client, "console-test", bp, free_port()).await;
+
+    // Not running yet: the error is shown and recorded.
+    let entry = console(&client, server, "status").await;
+    assert!(
+        entry["error"].as_str().unwrap().contains("not running"),
+        "{entry}"
+    );
+
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let entry = console(&client, server, "status").await;
+    assert!(
+        entry["reply"]
+            .as_str()
+            .unwrap()
+            .contains("hostname: console-test host"),
+        "{entry}"
+    );
+    let entry = console(&client, server, "cvarlist").await;
+    assert!(
+        entry["reply"].as_str().unwrap().len() > 16 * 1024,
+        "a multi-packet reply arrives whole"
+    );
+    // Changing the password behind the panel's back: the next command says so.
+    console(&client, server, "rcon_password changed-elsewhere").await;
+    let entry = console(&client, server, "status").await;
+    assert!(
+        entry["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused the RCON password"),
+        "{entry}"
+    );
+
+    let (_, page) = client.get_text(&format!("/servers/{server}/console")).await;
+    let history_start = page.find("data-history=\"").unwrap() + "data-history=\"".len();
+    let history = &page[history_start..history_start + page[history_start..].find('"').unwrap()];
+    let history = history.replace("&quot;", "\"").replace("&#34;", "\"");
+    let history: Vec<String> = serde_json::from_str(&history).unwrap();
+    assert_eq!(
+        history,
+        [
+            "status",
+            "status",
+            "cvarlist",
+            "rcon_password changed-elsewhere",
+            "status"
+        ]
+    );
+    assert!(page.contains("not running"), "errors stay visible");
+
+    // Others cannot use it.
+    seed_user(&app.config, "eve", "eve-password-12", false).await;
+    let eve = app.login("eve", "eve-password-12").await;
+    assert_eq!(
+        eve.get(&format!("/servers/{server}/console"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let res = eve
+        .post(
+            &format!("/servers/{server}/console"),
+            &[("command", "quit")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_activity_log_records_who_did_what() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    admin
+        .post(
+            "/users",
+            &[("username", "frank"), ("password", "frank-password-1")],
+        )
+        .await;
+    let frank = app.login("frank", "frank-password-1").await;
+    let overlay = create_overlay(&frank, "Maps").await;
+    frank
+        .post(
+            &format!("/overlays/{overlay}/mkdir"),
+            &[("dir", ""), ("name", "left4dead2")],
+        )
+        .await;
+    let bp = create_blueprint(&frank, "Frank's", "").await;
+    let server = create_server(&frank, "franks-server", bp, free_port()).await;
+    action(&frank, server, "stop").await;
+
+    let (status, all) = admin.get_text("/activity").await;
+    assert_eq!(status, StatusCode::OK);
+    for needle in [
+        "created user frank",
+        "created overlay Maps",
+        "created folder /left4dead2 in overlay Maps",
+        "created blueprint Frank&#x27;s",
+        "created server franks-server",
+        "stop server franks-server",
+    ] {
+        assert!(
+            all.contains(needle) || all.contains(&needle.replace("&#x27;", "&#39;")),
+            "{needle} missing"
+        );
+    }
+    let (_, filtered) = admin.get_text("/activity?kind=server.stop").await;
+    assert!(
+        filtered.contains("stop server franks-server") && !filtered.contains("created overlay")
+    );
+    let (_, by_frank) = admin.get_text("/activity?actor=frank").await;
+    assert!(
+        !by_frank.contains("created user frank"),
+        "that was the admin"
+    );
+    // Frank sees his server's log, not the global one.
+    assert_eq!(frank.get("/activity").await.status(), StatusCode::NOT_FOUND);
+    let (status, own) = frank.get_text(&format!("/servers/{server}/activity")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(own.contains("stop server franks-server") && !own.contains("created overlay"));
+    app.stop().await;
+}

@@ -49,6 +49,8 @@ pub(crate) async fn create(
                 .store()
                 .create_blueprint(user.id(), name.as_str())
                 .await?;
+            let detail = format!("created blueprint {}", blueprint.name);
+            super::record(&state, &user, None, "blueprint.create", detail).await?;
             Ok(Redirect::to(&format!("/blueprints/{}", blueprint.id)).into_response())
         }
         Err(message) => {
@@ -214,6 +216,17 @@ pub(crate) async fn save(
         .map(|o| (o.overlay_id, o.expose_server_cfg))
         .collect();
     store.set_blueprint_overlays(id, &list).await?;
+    let names: Vec<&str> = overlays.iter().map(|o| o.name.as_str()).collect();
+    let detail = format!(
+        "saved blueprint {} (overlays: {})",
+        name.as_str(),
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    );
+    super::record(&state, &user, None, "blueprint.edit", detail).await?;
     let blueprint = store.blueprint(id).await?;
     let overlays = store.blueprint_overlays(id).await?;
     let page = page(
@@ -247,7 +260,9 @@ pub(crate) async fn delete(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
+    let blueprint = load(&state, &user, id).await?;
     state.store().delete_blueprint(id).await?;
+    let detail = format!("deleted blueprint {}", blueprint.name);
+    super::record(&state, &user, None, "blueprint.delete", detail).await?;
     Ok(Redirect::to("/blueprints").into_response())
 }

@@ -1,7 +1,9 @@
 //! The HTTP surface: one module per area.
 
 mod account;
+mod activity;
 mod blueprints;
+mod console;
 mod jobs;
 mod overlays;
 mod servers;
@@ -65,6 +67,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route(
+            "/servers/{id}/console",
+            get(console::page).post(console::execute),
+        )
+        .route("/activity", get(activity::all))
+        .route("/servers/{id}/activity", get(activity::of_server))
         .route("/users", get(users::index).post(users::create))
         .route("/users/{id}/active", post(users::set_active))
         .route("/users/{id}/delete", post(users::delete))
@@ -75,6 +83,26 @@ pub(crate) fn router(state: AppState) -> Router {
             crate::auth::csrf_guard,
         ))
         .with_state(state)
+}
+
+/// Records what a user did in the activity log.
+pub(crate) async fn record(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+    server_id: Option<i64>,
+    kind: &str,
+    detail: String,
+) -> crate::error::AppResult<()> {
+    state
+        .store()
+        .record_activity(
+            Some((user.id(), &user.user.username)),
+            server_id,
+            kind,
+            &detail,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Checks the database answers and the state root is there.

@@ -112,6 +112,8 @@ pub(crate) async fn create(
         .create_overlay(user.id(), name.as_str(), OverlayKind::Files)
         .await?;
     with_files(&state, overlay.id, |_| Ok(())).await?;
+    let detail = format!("created overlay {}", overlay.name);
+    super::record(&state, &user, None, "overlay.create", detail).await?;
     Ok(Redirect::to(&format!("/overlays/{}", overlay.id)).into_response())
 }
 
@@ -180,7 +182,7 @@ pub(crate) async fn upload(
     Query(query): Query<PathQuery>,
     mut multipart: Multipart,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
+    let overlay = load(&state, &user, id).await?;
     let dir = rel(&query.path)?;
     let limit = state.config().upload_limit_bytes();
     let mut unpack = false;
@@ -228,6 +230,7 @@ pub(crate) async fn upload(
             "choose at least one file to upload".into(),
         ));
     }
+    let uploaded: Vec<String> = staged.iter().map(|(name, _)| name.clone()).collect();
     let target = dir.clone();
     with_files(&state, id, move |files| {
         for (name, temp) in &staged {
@@ -247,20 +250,31 @@ pub(crate) async fn upload(
     })
     .await?;
     state.store().touch_overlay(id).await?;
+    let detail = format!(
+        "uploaded {} into overlay {} /{}",
+        uploaded.join(", "),
+        overlay.name,
+        dir.as_str()
+    );
+    super::record(&state, &user, None, "overlay.edit", detail).await?;
     Ok(back_to(id, dir.as_str()))
 }
 
-/// Applies one change to the overlay's files, then shows the folder.
+/// Applies one change to the overlay's files, records it, then shows the
+/// folder again.
 async fn change(
     state: &AppState,
     user: &CurrentUser,
     id: i64,
     dir: &str,
+    what: String,
     op: impl FnOnce(&OverlayFiles) -> Result<(), FilesError> + Send + 'static,
 ) -> AppResult<Response> {
-    load(state, user, id).await?;
+    let overlay = load(state, user, id).await?;
     with_files(state, id, op).await?;
     state.store().touch_overlay(id).await?;
+    let detail = format!("{what} in overlay {}", overlay.name);
+    super::record(state, user, None, "overlay.edit", detail).await?;
     Ok(back_to(id, dir))
 }
 
@@ -277,7 +291,8 @@ pub(crate) async fn mkdir(
     Form(form): Form<MkdirForm>,
 ) -> AppResult<Response> {
     let target = rel(&form.dir)?.join_path(&rel(form.name.trim())?)?;
-    change(&state, &user, id, &form.dir, move |files| {
+    let what = format!("created folder /{}", target.as_str());
+    change(&state, &user, id, &form.dir, what, move |files| {
         files.mkdir(&target)
     })
     .await
@@ -297,7 +312,8 @@ pub(crate) async fn rename(
     Form(form): Form<MoveForm>,
 ) -> AppResult<Response> {
     let (from, to) = (rel(&form.from)?, rel(form.to.trim())?);
-    change(&state, &user, id, &form.dir, move |files| {
+    let what = format!("moved /{} to /{}", from.as_str(), to.as_str());
+    change(&state, &user, id, &form.dir, what, move |files| {
         files.rename(&from, &to)
     })
     .await
@@ -316,7 +332,8 @@ pub(crate) async fn remove(
     Form(form): Form<RemoveForm>,
 ) -> AppResult<Response> {
     let path = rel(&form.path)?;
-    change(&state, &user, id, &form.dir, move |files| {
+    let what = format!("deleted /{}", path.as_str());
+    change(&state, &user, id, &form.dir, what, move |files| {
         files.remove(&path)
     })
     .await
@@ -439,19 +456,17 @@ pub(crate) async fn edit(
     Path(id): Path<i64>,
     Form(form): Form<EditForm>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
     let path = rel(&form.path)?;
     let dir = path
         .parent()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let content = form.content.replace("\r\n", "\n");
-    with_files(&state, id, move |files| {
+    let what = format!("edited /{}", path.as_str());
+    change(&state, &user, id, &dir, what, move |files| {
         files.write(&path, content.as_bytes())
     })
-    .await?;
-    state.store().touch_overlay(id).await?;
-    Ok(back_to(id, &dir))
+    .await
 }
 
 pub(crate) async fn delete(
@@ -459,12 +474,14 @@ pub(crate) async fn delete(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
+    let overlay = load(&state, &user, id).await?;
     state.store().delete_overlay(id).await?;
     let dir = overlay_dir(&state, id);
     tokio::task::spawn_blocking(move || left4me_host::fsutil::remove_dir_all_if_exists(&dir))
         .await
         .map_err(AppError::internal)?
         .map_err(AppError::internal)?;
+    let detail = format!("deleted overlay {}", overlay.name);
+    super::record(&state, &user, None, "overlay.delete", detail).await?;
     Ok(Redirect::to("/overlays").into_response())
 }

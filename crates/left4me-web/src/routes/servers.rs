@@ -158,7 +158,11 @@ pub(crate) async fn create(
         })
         .await;
     match created {
-        Ok(server) => Ok(Redirect::to(&format!("/servers/{}", server.id)).into_response()),
+        Ok(server) => {
+            let detail = format!("created server {} on port {}", server.name, server.port);
+            super::record(&state, &user, Some(server.id), "server.create", detail).await?;
+            Ok(Redirect::to(&format!("/servers/{}", server.id)).into_response())
+        }
         Err(left4me_store::StoreError::Conflict(message)) => {
             let field = if message.contains("port") {
                 "port"
@@ -267,7 +271,10 @@ pub(crate) async fn action(
         "delete" => JobKind::ServerDelete,
         other => return Err(AppError::BadRequest(format!("unknown action {other:?}"))),
     };
-    let job = state.jobs().enqueue(kind, &user.user, &server).await?;
+    let job = state
+        .jobs()
+        .enqueue(kind, crate::jobs::Actor::User(&user.user), &server)
+        .await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }
 
@@ -306,6 +313,14 @@ pub(crate) async fn settings(
             Ok(()) => {
                 store.set_server_hostname(id, hostname.as_str()).await?;
                 store.set_server_blueprint(id, blueprint.id).await?;
+                let detail = format!(
+                    "changed server {} to name {}, hostname {:?}, blueprint {}",
+                    server.name,
+                    name.as_str(),
+                    hostname.as_str(),
+                    blueprint.name
+                );
+                super::record(&state, &user, Some(id), "server.settings", detail).await?;
                 return Ok(Redirect::to(&format!("/servers/{id}")).into_response());
             }
             Err(left4me_store::StoreError::Conflict(message)) => errors.add("name", message),

@@ -62,7 +62,12 @@ pub(crate) async fn create(
             .create_user(username.as_str(), &hash, form.admin.is_some())
             .await
         {
-            Ok(_) => return Ok(Redirect::to("/users").into_response()),
+            Ok(created) => {
+                let role = if created.is_admin { "admin" } else { "user" };
+                let detail = format!("created {role} {}", created.username);
+                super::record(&state, &user, None, "user.create", detail).await?;
+                return Ok(Redirect::to("/users").into_response());
+            }
             Err(left4me_store::StoreError::Conflict(message)) => errors.add("username", message),
             Err(e) => return Err(e.into()),
         }
@@ -106,6 +111,13 @@ pub(crate) async fn set_active(
         .store()
         .set_user_active(target.id, form.active)
         .await?;
+    let verb = if form.active {
+        "activated"
+    } else {
+        "deactivated"
+    };
+    let detail = format!("{verb} {}", target.username);
+    super::record(&state, &user, None, "user.active", detail).await?;
     Ok(Redirect::to("/users").into_response())
 }
 
@@ -124,5 +136,7 @@ pub(crate) async fn delete(
         )));
     }
     state.store().delete_user(target.id).await?;
+    let detail = format!("deleted {}", target.username);
+    super::record(&state, &user, None, "user.delete", detail).await?;
     Ok(Redirect::to("/users").into_response())
 }

@@ -1,0 +1,123 @@
+use sqlx::FromRow;
+
+use crate::{Result, Store, now};
+
+/// One entry of the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct Activity {
+    pub id: i64,
+    pub at: i64,
+    pub user_id: Option<i64>,
+    pub actor: String,
+    pub server_id: Option<i64>,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Which entries to list; `None` fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityFilter {
+    pub server_id: Option<i64>,
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    /// Entries with an id below this (the next page).
+    pub before: Option<i64>,
+}
+
+/// A console command and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct ConsoleCommand {
+    pub id: i64,
+    pub server_id: i64,
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub command: String,
+    pub reply: Option<String>,
+    pub error: Option<String>,
+    pub at: i64,
+}
+
+impl Store {
+    pub async fn record_activity(
+        &self,
+        user: Option<(i64, &str)>,
+        server_id: Option<i64>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO activity (at, user_id, actor, server_id, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(now())
+        .bind(user.map(|u| u.0))
+        .bind(user.map_or("reconciler", |u| u.1))
+        .bind(server_id)
+        .bind(kind)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Newest first, at most `limit`.
+    pub async fn activity(&self, filter: &ActivityFilter, limit: i64) -> Result<Vec<Activity>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM activity
+             WHERE (?1 IS NULL OR server_id = ?1)
+               AND (?2 IS NULL OR kind = ?2)
+               AND (?3 IS NULL OR actor = ?3)
+               AND (?4 IS NULL OR id < ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(filter.server_id)
+        .bind(filter.kind.as_deref())
+        .bind(filter.actor.as_deref())
+        .bind(filter.before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn record_console_command(
+        &self,
+        server_id: i64,
+        user: (i64, &str),
+        command: &str,
+        outcome: std::result::Result<&str, &str>,
+    ) -> Result<ConsoleCommand> {
+        let (reply, error) = match outcome {
+            Ok(reply) => (Some(reply), None),
+            Err(error) => (None, Some(error)),
+        };
+        Ok(sqlx::query_as(
+            "INSERT INTO console_commands (server_id, user_id, username, command, reply, error, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(server_id)
+        .bind(user.0)
+        .bind(user.1)
+        .bind(command)
+        .bind(reply)
+        .bind(error)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The last `limit` commands of a server, oldest first.
+    pub async fn console_commands(
+        &self,
+        server_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ConsoleCommand>> {
+        let mut rows: Vec<ConsoleCommand> = sqlx::query_as(
+            "SELECT * FROM console_commands WHERE server_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(server_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+}
