@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod log_follow;
 mod pages;
 mod routes;
 pub mod spec_builder;
@@ -122,7 +123,15 @@ pub async fn launch_with_listener(
     };
     let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
     let workers = jobs.spawn_workers(config.workers);
-    let state = AppState::new(config, store.clone(), host, jobs.clone(), setup_token);
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let state = AppState::new(
+        config,
+        store.clone(),
+        host,
+        jobs.clone(),
+        setup_token,
+        stopping.clone(),
+    );
     let app = routes::router(state);
     let addr = listener.local_addr().map_err(LaunchError::Serve)?;
     tracing::info!("listening on http://{addr}");
@@ -130,7 +139,11 @@ pub async fn launch_with_listener(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Ends the live streams, which would otherwise hold the shutdown.
+        stopping.cancel();
+    })
     .await
     .map_err(LaunchError::Serve)?;
     jobs.shutdown(Duration::from_secs(5)).await;

@@ -264,6 +264,17 @@ pub(crate) struct ConsolePage {
     pub(crate) history_json: String,
 }
 
+#[derive(Template)]
+#[template(path = "server_log.html")]
+pub(crate) struct ServerLogPage {
+    pub(crate) l: Layout,
+    pub(crate) server_id: i64,
+    pub(crate) name: String,
+    /// The last lines, for readers without JavaScript.
+    pub(crate) text: String,
+    pub(crate) note: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

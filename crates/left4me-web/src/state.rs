@@ -21,6 +21,9 @@ struct Inner {
     limiter: LoginLimiter,
     /// While no user exists: the one-time token of the setup page.
     setup_token: Mutex<Option<String>>,
+    /// Cancelled when the panel shuts down: long-lived streams end then,
+    /// so the graceful shutdown does not wait for them forever.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -30,6 +33,7 @@ impl AppState {
         host: Arc<Host>,
         jobs: Jobs,
         setup_token: Option<String>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Self {
         Self(Arc::new(Inner {
             config,
@@ -38,6 +42,7 @@ impl AppState {
             jobs,
             limiter: LoginLimiter::default(),
             setup_token: Mutex::new(setup_token),
+            shutdown,
         }))
     }
 
@@ -55,6 +60,10 @@ impl AppState {
 
     pub fn jobs(&self) -> &Jobs {
         &self.0.jobs
+    }
+
+    pub fn shutdown(&self) -> &tokio_util::sync::CancellationToken {
+        &self.0.shutdown
     }
 
     pub fn limiter(&self) -> &LoginLimiter {

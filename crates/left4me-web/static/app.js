@@ -119,7 +119,23 @@ function setupConsole(form) {
   });
 }
 
+// Server log: replace the static tail with the live stream (which starts
+// with the same tail) and keep following.
+function setupServerLog(log) {
+  const source = new EventSource(log.dataset.events);
+  let fresh = true;
+  source.addEventListener("line", (e) => {
+    if (fresh) { log.textContent = ""; fresh = false; }
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.appendChild(document.createTextNode(e.data + "\n"));
+    while (log.childNodes.length > 5000) log.removeChild(log.firstChild);
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const serverLog = document.getElementById("server-log");
+  if (serverLog) setupServerLog(serverLog);
   const consoleForm = document.getElementById("console-form");
   if (consoleForm) setupConsole(consoleForm);
   const form = document.getElementById("blueprint-form");

@@ -1319,3 +1319,106 @@ async fn the_activity_log_records_who_did_what() {
     assert!(own.contains("stop server franks-server") && !own.contains("created overlay"));
     app.stop().await;
 }
+
+/// Reads SSE `line` events from an open stream until `done` says so.
+async fn read_lines_until<B: AsRef<[u8]>>(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<B>> + Unpin),
+    buffer: &mut String,
+    seen: &mut Vec<(String, String)>,
+    done: impl Fn(&[(String, String)]) -> bool,
+) {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done(seen) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; lines so far: {seen:#?}"))
+            .expect("the stream stays open")
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut id, mut data, mut is_line) = (String::new(), String::new(), false);
+            for l in block.lines() {
+                if let Some(v) = l.strip_prefix("id:") {
+                    id = v.trim().to_owned();
+                } else if let Some(v) = l.strip_prefix("data:") {
+                    data = v.strip_prefix(' ').unwrap_or(v).to_owned();
+                } else if l.starts_with("event:") && l.ends_with("line") {
+                    is_line = true;
+                }
+            }
+            if is_line {
+                seen.push((id, data));
+            }
+        }
+    }
+}
+
+async fn open_log(client: &Client, server: i64, last_event_id: Option<&str>) -> reqwest::Response {
+    let mut req = client
+        .http
+        .get(format!("{}/servers/{server}/log/events", client.base));
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_stream_survives_a_crash_restart_and_resumes() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let server = create_server(&client, "loggy", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+
+    let mut stream = Box::pin(open_log(&client, server, None).await.bytes_stream());
+    let (mut buffer, mut seen) = (String::new(), Vec::new());
+    read_lines_until(&mut stream, &mut buffer, &mut seen, |s| {
+        s.iter()
+            .any(|(_, l)| l.contains("] server process") && l.ends_with("started"))
+    })
+    .await;
+    // Kill the game behind everyone's back: the supervisor restarts it and
+    // the same stream shows the crash and the new boot.
+    let pid = app.root.status(&format!("server-{server}"))["pid"]
+        .as_u64()
+        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    read_lines_until(&mut stream, &mut buffer, &mut seen, |s| {
+        s.iter()
+            .filter(|(_, l)| l.contains("] server process") && l.ends_with("started"))
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .any(|(_, l)| l.contains("server crashed (killed by signal 9)")),
+        "{seen:#?}"
+    );
+    drop(stream);
+
+    // Reconnecting with the id of a line continues right after it.
+    let middle = seen.len() / 2;
+    let mut stream = Box::pin(
+        open_log(&client, server, Some(&seen[middle].0))
+            .await
+            .bytes_stream(),
+    );
+    let (mut buffer, mut resumed) = (String::new(), Vec::new());
+    read_lines_until(&mut stream, &mut buffer, &mut resumed, |s| !s.is_empty()).await;
+    assert_eq!(resumed[0], seen[middle + 1], "no line lost or repeated");
+    app.stop().await;
+}

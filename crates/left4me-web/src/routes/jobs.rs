@@ -124,10 +124,12 @@ pub(crate) async fn events(
     // Subscribe before reading the backlog, so no line falls between.
     let events = state.jobs().subscribe();
     let (tx, rx) = mpsc::channel::<Event>(256);
-    tokio::spawn(stream_job(state, id, after, events, tx));
+    tokio::spawn(stream_job(state.clone(), id, after, events, tx));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
+    let stream =
+        futures_util::StreamExt::take_until(stream, state.shutdown().clone().cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

@@ -6,6 +6,7 @@ mod blueprints;
 mod console;
 mod jobs;
 mod overlays;
+mod server_log;
 mod servers;
 mod session;
 mod users;
@@ -71,6 +72,8 @@ pub(crate) fn router(state: AppState) -> Router {
             "/servers/{id}/console",
             get(console::page).post(console::execute),
         )
+        .route("/servers/{id}/log", get(server_log::page))
+        .route("/servers/{id}/log/events", get(server_log::events))
         .route("/activity", get(activity::all))
         .route("/servers/{id}/activity", get(activity::of_server))
         .route("/users", get(users::index).post(users::create))

@@ -108,7 +108,10 @@ impl App {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.unwrap();
+            tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("the panel shuts down within 30 s, open streams or not")
+                .unwrap();
         }
     }
 }
