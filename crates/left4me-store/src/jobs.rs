@@ -165,6 +165,16 @@ impl Store {
         Ok(Some(job))
     }
 
+    /// Whether a job for the server is queued or running.
+    pub async fn server_has_active_job(&self, server_id: i64) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE server_id = ? AND state IN ('queued', 'running'))",
+        )
+        .bind(server_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?")
             .bind(state)

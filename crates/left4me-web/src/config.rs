@@ -37,6 +37,8 @@ pub struct Config {
     pub crash_window_secs: u64,
     pub restart_backoff_ms: u64,
     pub stop_timeout_ms: u64,
+    /// How often desired and actual server states are compared.
+    pub reconcile_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             crash_window_secs: 60,
             restart_backoff_ms: 1000,
             stop_timeout_ms: 15_000,
+            reconcile_interval_secs: 30,
         }
     }
 }
@@ -121,6 +124,11 @@ max_crashes = 5
 crash_window_secs = 60
 restart_backoff_ms = 1000
 stop_timeout_ms = 15000
+
+# Seconds between comparisons of each server's desired and actual state
+# (also done right after the panel starts, which brings servers back after
+# a reboot).
+reconcile_interval_secs = 30
 "#;
 
 impl Config {
@@ -215,6 +223,11 @@ impl Config {
             &mut self.restart_backoff_ms,
         )?;
         set(&env, "LEFT4ME_STOP_TIMEOUT_MS", &mut self.stop_timeout_ms)?;
+        set(
+            &env,
+            "LEFT4ME_RECONCILE_INTERVAL_SECS",
+            &mut self.reconcile_interval_secs,
+        )?;
         Ok(())
     }
 
@@ -224,6 +237,11 @@ impl Config {
                 "port_range_start..port_range_end ({}..{}) must be a non-empty range from 1024 up",
                 self.port_range_start, self.port_range_end
             )));
+        }
+        if self.reconcile_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "reconcile_interval_secs must be at least 1".into(),
+            ));
         }
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers must be at least 1".into()));

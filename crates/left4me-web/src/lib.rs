@@ -12,6 +12,7 @@ pub mod error;
 pub mod jobs;
 pub mod log_follow;
 mod pages;
+pub mod reconciler;
 mod routes;
 pub mod spec_builder;
 pub mod state;
@@ -124,6 +125,11 @@ pub async fn launch_with_listener(
     let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
     let workers = jobs.spawn_workers(config.workers);
     let stopping = tokio_util::sync::CancellationToken::new();
+    let reconciler = reconciler::Reconciler::new(store.clone(), Arc::clone(&host), jobs.clone())
+        .spawn(
+            Duration::from_secs(config.reconcile_interval_secs),
+            stopping.clone(),
+        );
     let state = AppState::new(
         config,
         store.clone(),
@@ -146,6 +152,7 @@ pub async fn launch_with_listener(
     })
     .await
     .map_err(LaunchError::Serve)?;
+    reconciler.abort();
     jobs.shutdown(Duration::from_secs(5)).await;
     for worker in workers {
         worker.abort();

@@ -1422,3 +1422,162 @@ async fn the_log_stream_survives_a_crash_restart_and_resumes() {
     assert_eq!(resumed[0], seen[middle + 1], "no line lost or repeated");
     app.stop().await;
 }
+
+/// Kills the supervisor daemon and the game of an instance with SIGKILL,
+/// as a crash of the host (or someone's `kill -9`) would.
+fn kill_instance(root: &TestRoot, instance: &str) {
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            root.path()
+                .join(format!("runtime/{instance}/supervisor.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for key in ["supervisor_pid", "pid"] {
+        if let Some(pid) = state[key].as_u64() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap(),
+                rustix::process::Signal::KILL,
+            );
+        }
+    }
+}
+
+async fn wait_for_a2s(port: u16, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while srcds_protocol::a2s::info(a2s_addr(port), Duration::from_millis(300))
+        .await
+        .is_err()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn fast_reconciling_app() -> App {
+    let root = TestRoot::new();
+    let mut config = test_config(&root);
+    config.reconcile_interval_secs = 1;
+    config.max_crashes = 2;
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    App::spawn_with(root, config).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reconciler_restarts_a_server_killed_behind_the_panels_back() {
+    let mut app = fast_reconciling_app().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let port = free_port();
+    let server = create_server(&client, "sturdy", bp, port).await;
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let instance = format!("server-{server}");
+    let old_pid = app.root.status(&instance)["pid"].as_u64().unwrap();
+
+    kill_instance(&app.root, &instance);
+    wait_until(
+        "the reconciler starts it again",
+        Duration::from_secs(30),
+        || {
+            let status = app.root.status(&instance);
+            status["running"] == true && status["pid"].as_u64() != Some(old_pid)
+        },
+    );
+    wait_for_a2s(port, "the restarted server answers").await;
+    let (_, activity) = client
+        .get_text(&format!("/servers/{server}/activity"))
+        .await;
+    assert!(
+        activity.contains("should be running but is stopped; starting it"),
+        "{activity}"
+    );
+    assert!(activity.contains("reconciler"), "{activity}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_simulated_reboot_brings_the_running_servers_back() {
+    let mut app = fast_reconciling_app().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let (up_port, down_port) = (free_port(), free_port());
+    let up = create_server(&client, "wanted-up", bp, up_port).await;
+    let down = create_server(&client, "wanted-down", bp, down_port).await;
+    for (server, verb) in [(up, "start"), (down, "start"), (down, "stop")] {
+        let job = action(&client, server, verb).await;
+        assert_eq!(
+            job_events(&client, job, None).await.last().unwrap().2,
+            "succeeded"
+        );
+    }
+    app.stop().await;
+
+    // The reboot: every process and mount is gone.
+    for server in [up, down] {
+        let instance = format!("server-{server}");
+        if app
+            .root
+            .path()
+            .join(format!("runtime/{instance}/supervisor.json"))
+            .exists()
+        {
+            kill_instance(&app.root, &instance);
+        }
+        let merged = app.root.merged(&instance);
+        while rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH).is_ok() {}
+    }
+    let config = app.config.clone();
+    let root = std::mem::replace(&mut app.root, TestRoot::new());
+    let mut app = App::spawn_with(root, config).await;
+    wait_for_a2s(up_port, "the server that was running comes back").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        srcds_protocol::a2s::info(a2s_addr(down_port), Duration::from_millis(300))
+            .await
+            .is_err(),
+        "the stopped one stays stopped"
+    );
+    assert_eq!(app.root.status(&format!("server-{down}"))["running"], false);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_whose_supervisor_gave_up_shows_failed_and_is_left_alone() {
+    let mut app = fast_reconciling_app().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Crashy", "sim_crash_after_ms 3000").await;
+    let server = create_server(&client, "crashy", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let instance = format!("server-{server}");
+    wait_until("the supervisor gives up", Duration::from_secs(30), || {
+        app.root.status(&instance)["state"] == "failed"
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, activity) = client
+        .get_text(&format!("/servers/{server}/activity"))
+        .await;
+    assert_eq!(
+        activity
+            .matches("server crashy failed: gave up after 2 crashes")
+            .count(),
+        1,
+        "{activity}"
+    );
+    let (_, dashboard) = client.get_text("/").await;
+    assert!(dashboard.contains("state-failed"), "{dashboard}");
+    assert_eq!(
+        app.root.status(&instance)["state"],
+        "failed",
+        "not restarted behind the user's back"
+    );
+    app.stop().await;
+}

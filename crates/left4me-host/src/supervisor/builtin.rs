@@ -310,7 +310,11 @@ impl Supervisor for BuiltinSupervisor {
                 "orphaned",
                 Some("the supervisor died; the game still runs (stop will end it)".into()),
             ),
-            (false, _) => ("failed", Some("the supervisor died unexpectedly".into())),
+            // Not a give-up: a reconciler may start it again.
+            (false, _) => (
+                "stopped",
+                Some("the supervisor is gone (it was killed, or the host restarted)".into()),
+            ),
         };
         let running = game_alive && state.state == RunState::Running;
         Ok(ProcessStatus {

@@ -1,0 +1,154 @@
+//! Brings servers back to their desired state: right after the panel
+//! starts (after a host reboot nothing runs) and then periodically.
+//!
+//! A server that should run but does not is started again, unless its
+//! supervisor gave up after repeated crashes: that stays `failed`, with the
+//! supervisor's reason, until someone acts. A server that runs but should
+//! not is stopped. Servers with a queued or running job are left alone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use left4me_host::lifecycle::Host;
+use left4me_store::{DesiredState, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::{Actor, JobKind, Jobs};
+use crate::spec_builder::instance_name;
+
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    store: Store,
+    host: Arc<Host>,
+    jobs: Jobs,
+    /// The last drift reported per server, so a lasting one is logged once.
+    reported: Arc<Mutex<HashMap<i64, String>>>,
+}
+
+impl Reconciler {
+    pub fn new(store: Store, host: Arc<Host>, jobs: Jobs) -> Self {
+        Self {
+            store,
+            host,
+            jobs,
+            reported: Arc::default(),
+        }
+    }
+
+    /// Runs a pass now and then every `interval` until `stop`.
+    pub fn spawn(self, interval: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.run_once().await {
+                    tracing::error!("reconciling: {e}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    /// Whether the newest job of the server is a start of ours that failed:
+    /// then starting again would only loop.
+    async fn last_auto_start_failed(&self, server_id: i64) -> Result<bool, String> {
+        let last = self
+            .store
+            .jobs(left4me_store::JobFilter::Server(server_id), 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(last.first().is_some_and(|job| {
+            job.user_id.is_none()
+                && job.kind == JobKind::ServerStart.as_str()
+                && job.state == left4me_store::JobState::Failed
+        }))
+    }
+
+    /// One pass; returns what it found (for tests and logs).
+    pub async fn run_once(&self) -> Result<Vec<String>, String> {
+        let servers = self.store.servers(None).await.map_err(|e| e.to_string())?;
+        let mut found = Vec::new();
+        for server in servers {
+            if self
+                .store
+                .server_has_active_job(server.id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                continue;
+            }
+            let host = Arc::clone(&self.host);
+            let name = instance_name(server.id);
+            let status = tokio::task::spawn_blocking(move || host.status(&name))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let active = status.state == "running" || status.state == "restarting";
+            let (drift, action) = match (server.desired_state, active, status.state.as_str()) {
+                (DesiredState::Running, false, "failed") => (
+                    format!(
+                        "server {} failed: {}",
+                        server.name,
+                        status.reason.as_deref().unwrap_or("no reason recorded")
+                    ),
+                    None,
+                ),
+                (DesiredState::Running, false, state)
+                    if self.last_auto_start_failed(server.id).await? =>
+                {
+                    (
+                        format!(
+                            "server {} should be running but is {state}; the last automatic start failed, so it is left for someone to look at",
+                            server.name
+                        ),
+                        None,
+                    )
+                }
+                (DesiredState::Running, false, state) => (
+                    format!(
+                        "server {} should be running but is {state}; starting it",
+                        server.name
+                    ),
+                    Some(JobKind::ServerStart),
+                ),
+                (DesiredState::Stopped, true, state) => (
+                    format!(
+                        "server {} should be stopped but is {state}; stopping it",
+                        server.name
+                    ),
+                    Some(JobKind::ServerStop),
+                ),
+                _ => {
+                    self.reported
+                        .lock()
+                        .expect("reported lock")
+                        .remove(&server.id);
+                    continue;
+                }
+            };
+            let repeated = self
+                .reported
+                .lock()
+                .expect("reported lock")
+                .insert(server.id, drift.clone())
+                .is_some_and(|previous| previous == drift);
+            if !repeated || action.is_some() {
+                tracing::warn!("{drift}");
+                self.store
+                    .record_activity(None, Some(server.id), "drift", &drift)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            if let Some(kind) = action {
+                self.jobs
+                    .enqueue(kind, Actor::Reconciler, &server)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            found.push(drift);
+        }
+        Ok(found)
+    }
+}
