@@ -275,6 +275,18 @@ pub(crate) struct ServerLogPage {
     pub(crate) note: String,
 }
 
+#[derive(Template)]
+#[template(path = "server_files.html")]
+pub(crate) struct ServerFilesPage {
+    pub(crate) l: Layout,
+    pub(crate) server_id: i64,
+    pub(crate) name: String,
+    pub(crate) mounted: bool,
+    pub(crate) dir: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) rows: Vec<FileRow>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

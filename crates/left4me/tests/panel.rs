@@ -1581,3 +1581,64 @@ async fn a_server_whose_supervisor_gave_up_shows_failed_and_is_left_alone() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_files_tab_shows_the_merged_tree_read_only() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let overlay = create_overlay(&client, "Mod").await;
+    upload(
+        &client,
+        overlay,
+        "left4dead2/addons",
+        vec![("mod.vpk", b"vpk".to_vec())],
+    )
+    .await;
+    let bp = create_blueprint(&client, "Modded", "").await;
+    let overlay_s = overlay.to_string();
+    client
+        .post(
+            &format!("/blueprints/{bp}"),
+            &[("name", "Modded"), ("add_overlay", &overlay_s)],
+        )
+        .await;
+    let server = create_server(&client, "modded", bp, free_port()).await;
+
+    let (_, page) = client.get_text(&format!("/servers/{server}/files")).await;
+    assert!(page.contains("The server is not running"), "{page}");
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let (_, page) = client
+        .get_text(&format!("/servers/{server}/files?path=left4dead2/addons"))
+        .await;
+    assert!(
+        page.contains("mod.vpk"),
+        "the overlay's file is in the merged tree: {page}"
+    );
+    let (_, page) = client.get_text(&format!("/servers/{server}/files")).await;
+    assert!(page.contains("srcds_run"), "and the installation under it");
+    let res = client
+        .get(&format!(
+            "/servers/{server}/files/download?path=left4dead2/addons/mod.vpk"
+        ))
+        .await;
+    assert_eq!(res.text().await.unwrap(), "vpk");
+    let res = client
+        .get(&format!(
+            "/servers/{server}/files/download?path=../../../left4me.db"
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Nothing to write with: the tab has no forms.
+    assert_eq!(
+        client
+            .post(&format!("/servers/{server}/files"), &[])
+            .await
+            .status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    app.stop().await;
+}

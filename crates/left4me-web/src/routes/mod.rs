@@ -6,6 +6,7 @@ mod blueprints;
 mod console;
 mod jobs;
 mod overlays;
+mod server_files;
 mod server_log;
 mod servers;
 mod session;
@@ -72,6 +73,8 @@ pub(crate) fn router(state: AppState) -> Router {
             "/servers/{id}/console",
             get(console::page).post(console::execute),
         )
+        .route("/servers/{id}/files", get(server_files::browse))
+        .route("/servers/{id}/files/download", get(server_files::download))
         .route("/servers/{id}/log", get(server_log::page))
         .route("/servers/{id}/log/events", get(server_log::events))
         .route("/activity", get(activity::all))

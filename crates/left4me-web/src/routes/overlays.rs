@@ -339,7 +339,7 @@ pub(crate) async fn remove(
     .await
 }
 
-fn attachment(name: &str, content_type: &str, body: Body) -> Response {
+pub(crate) fn attachment(name: &str, content_type: &str, body: Body) -> Response {
     let safe: String = name
         .chars()
         .map(|c| {
@@ -363,7 +363,7 @@ fn attachment(name: &str, content_type: &str, body: Body) -> Response {
         .into_response()
 }
 
-fn file_body(file: std::fs::File) -> Body {
+pub(crate) fn file_body(file: std::fs::File) -> Body {
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     Body::from_stream(stream)
 }
