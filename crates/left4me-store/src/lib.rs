@@ -8,6 +8,7 @@ mod jobs;
 mod overlays;
 mod servers;
 mod sessions;
+mod sessions_played;
 mod users;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob};
 pub use overlays::{Overlay, OverlayKind};
 pub use servers::{DesiredState, NewServer, Server};
 pub use sessions::Session;
+pub use sessions_played::PlayerSession;
 pub use users::User;
 
 #[derive(Debug, thiserror::Error)]

@@ -39,6 +39,10 @@ pub struct Config {
     pub stop_timeout_ms: u64,
     /// How often desired and actual server states are compared.
     pub reconcile_interval_secs: u64,
+    /// How often running servers are asked for their live state.
+    pub poll_interval_secs: u64,
+    /// How long finished player sessions are kept.
+    pub player_history_days: u64,
 }
 
 impl Default for Config {
@@ -59,6 +63,8 @@ impl Default for Config {
             restart_backoff_ms: 1000,
             stop_timeout_ms: 15_000,
             reconcile_interval_secs: 30,
+            poll_interval_secs: 5,
+            player_history_days: 30,
         }
     }
 }
@@ -129,6 +135,11 @@ stop_timeout_ms = 15000
 # (also done right after the panel starts, which brings servers back after
 # a reboot).
 reconcile_interval_secs = 30
+
+# Seconds between live-state polls of running servers (map, players), and
+# days of player history kept.
+poll_interval_secs = 5
+player_history_days = 30
 "#;
 
 impl Config {
@@ -228,6 +239,16 @@ impl Config {
             "LEFT4ME_RECONCILE_INTERVAL_SECS",
             &mut self.reconcile_interval_secs,
         )?;
+        set(
+            &env,
+            "LEFT4ME_POLL_INTERVAL_SECS",
+            &mut self.poll_interval_secs,
+        )?;
+        set(
+            &env,
+            "LEFT4ME_PLAYER_HISTORY_DAYS",
+            &mut self.player_history_days,
+        )?;
         Ok(())
     }
 
@@ -237,6 +258,11 @@ impl Config {
                 "port_range_start..port_range_end ({}..{}) must be a non-empty range from 1024 up",
                 self.port_range_start, self.port_range_end
             )));
+        }
+        if self.poll_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "poll_interval_secs must be at least 1".into(),
+            ));
         }
         if self.reconcile_interval_secs == 0 {
             return Err(ConfigError::Invalid(

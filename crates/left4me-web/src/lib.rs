@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod live;
 pub mod log_follow;
 mod pages;
 pub mod reconciler;
@@ -130,6 +131,19 @@ pub async fn launch_with_listener(
             Duration::from_secs(config.reconcile_interval_secs),
             stopping.clone(),
         );
+    let live = Arc::new(live::Live::default());
+    let poller = live::Poller {
+        store: store.clone(),
+        host: Arc::clone(&host),
+        live: Arc::clone(&live),
+        history_secs: i64::try_from(config.player_history_days)
+            .unwrap_or(i64::MAX / 86_400)
+            .saturating_mul(86_400),
+    }
+    .spawn(
+        Duration::from_secs(config.poll_interval_secs),
+        stopping.clone(),
+    );
     let state = AppState::new(
         config,
         store.clone(),
@@ -137,6 +151,7 @@ pub async fn launch_with_listener(
         jobs.clone(),
         setup_token,
         stopping.clone(),
+        live,
     );
     let app = routes::router(state);
     let addr = listener.local_addr().map_err(LaunchError::Serve)?;
@@ -153,6 +168,7 @@ pub async fn launch_with_listener(
     .await
     .map_err(LaunchError::Serve)?;
     reconciler.abort();
+    poller.abort();
     jobs.shutdown(Duration::from_secs(5)).await;
     for worker in workers {
         worker.abort();

@@ -101,6 +101,8 @@ pub(crate) struct ServerRow {
     pub(crate) blueprint: String,
     pub(crate) desired: String,
     pub(crate) actual: String,
+    /// Map and players from the last poll, if the server answered.
+    pub(crate) live: String,
 }
 
 #[derive(Template)]
@@ -141,6 +143,8 @@ pub(crate) struct ServerPage {
     pub(crate) reason: String,
     pub(crate) jobs: Vec<Job>,
     pub(crate) errors: FormErrors,
+    pub(crate) online: Vec<crate::live::OnlinePlayer>,
+    pub(crate) sessions: Vec<left4me_store::PlayerSession>,
 }
 
 #[derive(Template)]

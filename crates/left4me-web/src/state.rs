@@ -24,6 +24,7 @@ struct Inner {
     /// Cancelled when the panel shuts down: long-lived streams end then,
     /// so the graceful shutdown does not wait for them forever.
     shutdown: tokio_util::sync::CancellationToken,
+    live: Arc<crate::live::Live>,
 }
 
 impl AppState {
@@ -34,6 +35,7 @@ impl AppState {
         jobs: Jobs,
         setup_token: Option<String>,
         shutdown: tokio_util::sync::CancellationToken,
+        live: Arc<crate::live::Live>,
     ) -> Self {
         Self(Arc::new(Inner {
             config,
@@ -43,6 +45,7 @@ impl AppState {
             limiter: LoginLimiter::default(),
             setup_token: Mutex::new(setup_token),
             shutdown,
+            live,
         }))
     }
 
@@ -64,6 +67,10 @@ impl AppState {
 
     pub fn shutdown(&self) -> &tokio_util::sync::CancellationToken {
         &self.0.shutdown
+    }
+
+    pub fn live(&self) -> &crate::live::Live {
+        &self.0.live
     }
 
     pub fn limiter(&self) -> &LoginLimiter {

@@ -1642,3 +1642,88 @@ async fn the_files_tab_shows_the_merged_tree_read_only() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn players_joining_and_leaving_become_sessions() {
+    let root = TestRoot::new();
+    let mut config = test_config(&root);
+    config.poll_interval_secs = 1;
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    let mut app = App::spawn_with(root, config).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
+    let server = create_server(&client, "lively", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+
+    console(&client, server, "sim_join Coach STEAM_1:0:42").await;
+    console(&client, server, "sim_join Ellis STEAM_1:1:7").await;
+    let page = format!("/servers/{server}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, html) = client.get_text(&page).await;
+        if html.contains("STEAM_1:0:42") && html.contains("Ellis") && html.contains("2/8 players") {
+            assert!(html.contains("c1m1_hotel"), "{html}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "players never showed: {html}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (_, dashboard) = client.get_text("/").await;
+    assert!(
+        dashboard.contains("c1m1_hotel · 2/8 players"),
+        "{dashboard}"
+    );
+
+    console(&client, server, "sim_leave Coach").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let store = left4me_web::open_store(&app.config).await.unwrap();
+        let sessions = store.recent_player_sessions(server, 10).await.unwrap();
+        store.close().await;
+        let coach = sessions.iter().find(|s| s.name == "Coach").unwrap();
+        let ellis = sessions.iter().find(|s| s.name == "Ellis").unwrap();
+        if coach.left_at.is_some() {
+            assert_eq!(coach.steam_id.as_deref(), Some("STEAM_1:0:42"));
+            assert!(ellis.left_at.is_none(), "Ellis is still on");
+            assert_eq!(
+                sessions.len(),
+                2,
+                "one session each, no duplicates: {sessions:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Coach's session never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Stopping the server ends the remaining sessions.
+    let job = action(&client, server, "stop").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let store = left4me_web::open_store(&app.config).await.unwrap();
+        let open = store.open_player_sessions(server).await.unwrap();
+        store.close().await;
+        if open.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sessions stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    app.stop().await;
+}

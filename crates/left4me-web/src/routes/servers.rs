@@ -76,6 +76,19 @@ async fn rows(state: &AppState, servers: Vec<Server>) -> AppResult<Vec<ServerRow
                 left4me_store::DesiredState::Stopped => "stopped".into(),
             },
             actual,
+            live: state.live().get(s.id).map_or_else(String::new, |live| {
+                format!(
+                    "{} · {}/{} players{}",
+                    live.map,
+                    live.players,
+                    live.max_players,
+                    if live.hibernating {
+                        " · hibernating"
+                    } else {
+                        ""
+                    }
+                )
+            }),
         })
         .collect())
 }
@@ -215,6 +228,7 @@ async fn server_page(
         server.port
     );
     let rcon_password = server.rcon_password.clone();
+    let server_id = server.id;
     let blueprint_id = server.blueprint_id;
     let jobs = state.store().jobs(JobFilter::Server(server.id), 20).await?;
     let row = rows(state, vec![server]).await?.remove(0);
@@ -237,6 +251,12 @@ async fn server_page(
         reason: status.reason.unwrap_or_default(),
         jobs,
         errors,
+        online: state
+            .live()
+            .get(server_id)
+            .map(|l| l.online)
+            .unwrap_or_default(),
+        sessions: state.store().recent_player_sessions(server_id, 30).await?,
     })
 }
 

@@ -1,0 +1,237 @@
+//! Live state of running servers: a poller asks each one (A2S_INFO,
+//! A2S_PLAYER and RCON `status`, concurrently, each bounded by a timeout so
+//! a silent server never stalls the others) and keeps the latest answer in
+//! memory. Player sessions go to the database when players come and go.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use left4me_host::lifecycle::Host;
+use left4me_store::{Server, Store};
+use srcds_protocol::{RconClient, a2s};
+use tokio_util::sync::CancellationToken;
+
+use crate::spec_builder::instance_name;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OnlinePlayer {
+    pub name: String,
+    pub score: i32,
+    pub seconds: u64,
+    pub steam_id: Option<String>,
+    pub ping: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LiveState {
+    pub map: String,
+    pub players: u8,
+    pub max_players: u8,
+    pub hibernating: bool,
+    pub online: Vec<OnlinePlayer>,
+    /// Unix seconds of the answer.
+    pub at: i64,
+}
+
+/// The latest live state per server id.
+#[derive(Debug, Default)]
+pub struct Live(RwLock<HashMap<i64, LiveState>>);
+
+impl Live {
+    pub fn get(&self, server_id: i64) -> Option<LiveState> {
+        self.0.read().expect("live lock").get(&server_id).cloned()
+    }
+
+    fn set(&self, server_id: i64, state: Option<LiveState>) {
+        let mut map = self.0.write().expect("live lock");
+        match state {
+            Some(state) => map.insert(server_id, state),
+            None => map.remove(&server_id),
+        };
+    }
+}
+
+/// A player line of RCON `status`:
+/// `#  2 "Name" STEAM_1:0:12345 05:12 48 0 active 30000 127.0.0.1:27005`.
+fn parse_status_player(line: &str) -> Option<(String, String, u32)> {
+    let rest = line.strip_prefix('#')?.trim_start();
+    let (_userid, rest) = rest.split_once(' ')?;
+    let rest = rest.trim_start().strip_prefix('"')?;
+    let (name, rest) = rest.split_once('"')?;
+    let mut fields = rest.split_whitespace();
+    let steam_id = fields.next()?.to_owned();
+    let _connected = fields.next()?;
+    let ping = fields.next()?.parse().ok()?;
+    Some((name.to_owned(), steam_id, ping))
+}
+
+/// Players (name → steam id, ping) and whether the server hibernates.
+pub fn parse_status(text: &str) -> (HashMap<String, (String, u32)>, bool) {
+    let players = text
+        .lines()
+        .filter_map(parse_status_player)
+        .map(|(name, id, ping)| (name, (id, ping)))
+        .collect();
+    let hibernating = text
+        .lines()
+        .any(|l| l.starts_with("players") && l.contains("(hibernating)"));
+    (players, hibernating)
+}
+
+async fn poll_one(server: &Server, timeout: Duration) -> Option<LiveState> {
+    let port = u16::try_from(server.port).ok()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let info = a2s::info(addr, timeout).await.ok()?;
+    let players = a2s::players(addr, timeout).await.unwrap_or_default();
+    let status = async {
+        let mut client = RconClient::connect(addr, &server.rcon_password, timeout)
+            .await
+            .ok()?;
+        client.exec("status").await.ok()
+    };
+    let (details, hibernating) = match tokio::time::timeout(timeout, status).await {
+        Ok(Some(text)) => parse_status(&text),
+        _ => (HashMap::new(), false),
+    };
+    let online = players
+        .into_iter()
+        .filter(|p| !p.name.is_empty())
+        .map(|p| {
+            let extra = details.get(&p.name);
+            OnlinePlayer {
+                steam_id: extra.map(|(id, _)| id.clone()),
+                ping: extra.map(|(_, ping)| *ping),
+                name: p.name,
+                score: p.score,
+                seconds: p.duration.as_secs(),
+            }
+        })
+        .collect();
+    Some(LiveState {
+        map: info.map,
+        players: info.players,
+        max_players: info.max_players,
+        hibernating,
+        online,
+        at: left4me_store::now(),
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Poller {
+    pub store: Store,
+    pub host: Arc<Host>,
+    pub live: Arc<Live>,
+    /// Finished player sessions are kept this long.
+    pub history_secs: i64,
+}
+
+impl Poller {
+    pub fn spawn(self, interval: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.cycle(interval.min(Duration::from_secs(2))).await {
+                    tracing::error!("polling servers: {e}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    /// One round over every server, all at once.
+    pub async fn cycle(&self, timeout: Duration) -> Result<(), String> {
+        let servers = self.store.servers(None).await.map_err(|e| e.to_string())?;
+        let host = Arc::clone(&self.host);
+        let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
+        let running: Vec<bool> = tokio::task::spawn_blocking(move || {
+            ids.iter()
+                .map(|id| host.status(&instance_name(*id)).is_ok_and(|s| s.running))
+                .collect()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let polls = servers
+            .iter()
+            .zip(&running)
+            .map(|(server, running)| async move {
+                let state = if *running {
+                    poll_one(server, timeout).await
+                } else {
+                    None
+                };
+                (server.id, state)
+            });
+        for (server_id, state) in futures_util::future::join_all(polls).await {
+            self.record_sessions(server_id, state.as_ref()).await?;
+            self.live.set(server_id, state);
+        }
+        self.store
+            .prune_player_sessions(self.history_secs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Opens sessions for players who appeared and closes those of players
+    /// who left (all of them when the server is down).
+    async fn record_sessions(
+        &self,
+        server_id: i64,
+        state: Option<&LiveState>,
+    ) -> Result<(), String> {
+        let err = |e: left4me_store::StoreError| e.to_string();
+        let open = self
+            .store
+            .open_player_sessions(server_id)
+            .await
+            .map_err(err)?;
+        let online: &[OnlinePlayer] = state.map_or(&[], |s| &s.online);
+        let key =
+            |name: &str, steam: Option<&str>| steam.map_or_else(|| name.to_owned(), str::to_owned);
+        for session in &open {
+            let still = online.iter().any(|p| {
+                key(&p.name, p.steam_id.as_deref())
+                    == key(&session.name, session.steam_id.as_deref())
+            });
+            if !still {
+                self.store
+                    .close_player_session(session.id)
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        for player in online {
+            let known = open.iter().any(|s| {
+                key(&s.name, s.steam_id.as_deref()) == key(&player.name, player.steam_id.as_deref())
+            });
+            if !known {
+                self.store
+                    .open_player_session(server_id, &player.name, player.steam_id.as_deref())
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_players_and_hibernation_from_status() {
+        let text = "hostname: X\nplayers : 2 humans, 0 bots (8 max) (not hibernating)\n\n# userid name uniqueid connected ping loss state rate adr\n#  2 \"Coach\" STEAM_1:0:42 05:12 48 0 active 30000 127.0.0.1:27005\n#  3 \"Name With Spaces\" STEAM_1:1:7 00:03 120 0 active 30000 127.0.0.1:27006\n#end\n";
+        let (players, hibernating) = parse_status(text);
+        assert!(!hibernating);
+        assert_eq!(players["Coach"], ("STEAM_1:0:42".to_owned(), 48));
+        assert_eq!(players["Name With Spaces"], ("STEAM_1:1:7".to_owned(), 120));
+        let (_, hibernating) = parse_status("players : 0 humans, 0 bots (8 max) (hibernating)\n");
+        assert!(hibernating);
+    }
+}
