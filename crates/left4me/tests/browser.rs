@@ -264,10 +264,26 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
         .unwrap();
     assert_eq!(info.name, "Friends of left4me");
 
-    // Stop.
+    // The log tab shows the boot; the console answers `status`; ↑ recalls it.
     click(&browser, "a[href^='/servers/']").await;
     wait_text(&browser, "#server-state", "running", 10).await;
     shot(&browser, "08-server-running").await;
+    click(&browser, "nav.tabs a[href$='/log']").await;
+    wait_text(&browser, "#server-log", "] server process", 15).await;
+    shot(&browser, "08a-log").await;
+    click(&browser, "nav.tabs a[href$='/console']").await;
+    fill(&browser, "#console-input", "status").await;
+    click(&browser, "#console-form button").await;
+    wait_text(&browser, "#console-output", "hostname: Friends of left4me", 15).await;
+    let input = browser.find(Locator::Css("#console-input")).await.unwrap();
+    input.send_keys("\u{E013}").await.unwrap(); // WebDriver's ArrowUp key
+    let recalled = input.prop("value").await.unwrap().unwrap_or_default();
+    assert_eq!(recalled, "status", "↑ recalls the last command");
+    shot(&browser, "08b-console").await;
+
+    // Stop.
+    click(&browser, "nav.tabs a:first-child").await;
+    wait_text(&browser, "#server-state", "running", 10).await;
     click(&browser, "button[value=stop]").await;
     wait_text(&browser, "#job-state", "succeeded", 30).await;
     shot(&browser, "09-stop-job").await;
