@@ -274,7 +274,13 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     click(&browser, "nav.tabs a[href$='/console']").await;
     fill(&browser, "#console-input", "status").await;
     click(&browser, "#console-form button").await;
-    wait_text(&browser, "#console-output", "hostname: Friends of left4me", 15).await;
+    wait_text(
+        &browser,
+        "#console-output",
+        "hostname: Friends of left4me",
+        15,
+    )
+    .await;
     let input = browser.find(Locator::Css("#console-input")).await.unwrap();
     input.send_keys("\u{E013}").await.unwrap(); // WebDriver's ArrowUp key
     let recalled = input.prop("value").await.unwrap().unwrap_or_default();
