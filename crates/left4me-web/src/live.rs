@@ -80,6 +80,12 @@ pub fn parse_status(text: &str) -> (HashMap<String, (String, u32)>, bool) {
     (players, hibernating)
 }
 
+/// Polls the given servers all at once; each answer is bounded by
+/// `timeout` (a silent server gives `None` without delaying the others).
+pub async fn poll_servers(servers: &[&Server], timeout: Duration) -> Vec<Option<LiveState>> {
+    futures_util::future::join_all(servers.iter().map(|server| poll_one(server, timeout))).await
+}
+
 async fn poll_one(server: &Server, timeout: Duration) -> Option<LiveState> {
     let port = u16::try_from(server.port).ok()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
