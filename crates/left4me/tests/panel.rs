@@ -1250,12 +1250,10 @@ async fn the_console_runs_rcon_keeps_history_and_records_errors() {
     // Others cannot use it.
     seed_user(&app.config, "eve", "eve-password-12", false).await;
     let eve = app.login("eve", "eve-password-12").await;
-    assert_eq!(
-        eve.get(&format!("/servers/{server}/console"))
-            .await
-            .status(),
-        StatusCode::NOT_FOUND
-    );
+    for tab in ["console", "log", "log/events", "files", "activity"] {
+        let status = eve.get(&format!("/servers/{server}/{tab}")).await.status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{tab}");
+    }
     let res = eve
         .post(
             &format!("/servers/{server}/console"),
