@@ -16,7 +16,7 @@ use crate::lock::{InstanceLock, LockError};
 use crate::mount::{self, MountError};
 use crate::name::InstanceName;
 use crate::spec::{Spec, SpecError};
-use crate::supervisor::{LogSource, Supervisor, SupervisorError, Target};
+use crate::supervisor::{LogSource, ProcessStatus, Supervisor, SupervisorError, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -318,6 +318,13 @@ impl Host {
     pub fn exists(&self, name: &InstanceName) -> bool {
         let paths = self.root.instance(name);
         paths.dir.exists() || paths.runtime.exists()
+    }
+
+    /// Only what the supervisor says (no file or mount checks): cheap
+    /// enough to ask for many instances at once.
+    pub fn process_status(&self, name: &InstanceName) -> Result<ProcessStatus, HostError> {
+        let paths = self.root.instance(name);
+        Ok(self.supervisor.status(&self.target(name, &paths))?)
     }
 
     pub fn status(&self, name: &InstanceName) -> Result<InstanceStatus, HostError> {

@@ -156,7 +156,10 @@ impl Poller {
         let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
         let running: Vec<bool> = tokio::task::spawn_blocking(move || {
             ids.iter()
-                .map(|id| host.status(&instance_name(*id)).is_ok_and(|s| s.running))
+                .map(|id| {
+                    host.process_status(&instance_name(*id))
+                        .is_ok_and(|s| s.running)
+                })
                 .collect()
         })
         .await

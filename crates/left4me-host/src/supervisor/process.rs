@@ -29,11 +29,17 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// This boot's id; empty if the kernel does not say.
+/// This boot's id; empty if the kernel does not say. Read once: it cannot
+/// change while we run.
 pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 fn pid(raw: u32) -> Option<Pid> {

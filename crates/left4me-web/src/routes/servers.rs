@@ -54,7 +54,7 @@ async fn rows(state: &AppState, servers: Vec<Server>) -> AppResult<Vec<ServerRow
     let actual: Vec<String> = tokio::task::spawn_blocking(move || {
         ids.iter()
             .map(|id| {
-                host.status(&instance_name(*id))
+                host.process_status(&instance_name(*id))
                     .map_or_else(|e| format!("unknown ({e})"), |s| s.state)
             })
             .collect()

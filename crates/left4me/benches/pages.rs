@@ -1,0 +1,210 @@
+//! Page latency and throughput under `wrk` on loopback: the dashboard and
+//! a server page with 200 servers registered and 20 running, against
+//! `/health` (the cheapest route) in the same run. Needs root and `wrk`
+//! (Debian package). `cargo bench -p left4me --bench pages`.
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use left4me_store::{NewServer, Store};
+
+const LEFT4ME: &str = env!("CARGO_BIN_EXE_left4me");
+const SRCDS_SIM: &str = env!("CARGO_BIN_EXE_srcds-sim");
+const REGISTERED: usize = 200;
+const RUNNING: usize = 20;
+
+fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// (requests/s, p50 ms, p99 ms) from `wrk --latency` output.
+fn wrk(url: &str, token: &str) -> (f64, f64, f64) {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            "-c16",
+            "-d5s",
+            "--latency",
+            "-H",
+            &format!("Cookie: left4me_session={token}"),
+            url,
+        ])
+        .output()
+        .expect("wrk must be installed (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "errors from {url}:\n{text}");
+    let ms = |v: &str| -> f64 {
+        if let Some(n) = v.strip_suffix("ms") {
+            n.parse().unwrap()
+        } else if let Some(n) = v.strip_suffix("us") {
+            n.parse::<f64>().unwrap() / 1000.0
+        } else {
+            v.trim_end_matches('s').parse::<f64>().unwrap() * 1000.0
+        }
+    };
+    let find = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    (
+        find("Requests/sec:").parse().unwrap(),
+        ms(&find("50%")),
+        ms(&find("99%")),
+    )
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this benchmark starts servers on overlayfs: run it as root"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let status = Command::new(SRCDS_SIM)
+        .arg("make-installation")
+        .arg(root.join("installation"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let token = "0".repeat(64);
+    let csrf = "1".repeat(64);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&root.join("left4me.db")).await.unwrap();
+        let user = store.create_user("bench", "x", true).await.unwrap();
+        let bp = store.create_blueprint(user.id, "bench").await.unwrap();
+        let mut ports = std::collections::HashSet::new();
+        for i in 0..REGISTERED {
+            let name = format!("server-{i:03}");
+            let port = std::iter::repeat_with(free_port)
+                .find(|p| ports.insert(*p))
+                .unwrap();
+            store
+                .create_server(&NewServer {
+                    owner_id: user.id,
+                    blueprint_id: bp.id,
+                    name: &name,
+                    hostname: &name,
+                    port: Some(port),
+                    port_range: 27015..=27115,
+                    rcon_password: "x",
+                })
+                .await
+                .unwrap();
+        }
+        store
+            .create_session(&left4me_web::auth::token_hash(&token), user.id, &csrf, 3600)
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut panel: Child = Command::new(LEFT4ME)
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        for id in 1..=RUNNING {
+            let res = client
+                .post(format!("{base}/servers/{id}/action"))
+                .header("cookie", format!("left4me_session={token}"))
+                .header("x-csrf-token", &csrf)
+                .form(&[("action", "start")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for id in 1..=RUNNING {
+        loop {
+            let out = Command::new(LEFT4ME)
+                .args([
+                    "--root",
+                    root.to_str().unwrap(),
+                    "instance",
+                    "status",
+                    &format!("server-{id}"),
+                    "--json",
+                ])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).contains("\"running\": true") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server {id} did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // Let the poller see them all once.
+    std::thread::sleep(Duration::from_secs(6));
+
+    let health = wrk(&format!("{base}/health"), &token);
+    let dashboard = wrk(&format!("{base}/"), &token);
+    let server_page = wrk(&format!("{base}/servers/1"), &token);
+
+    for id in 1..=RUNNING {
+        let _ = Command::new(LEFT4ME)
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "instance",
+                "stop",
+                &format!("server-{id}"),
+            ])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = panel.kill();
+    let _ = panel.wait();
+
+    println!("wrk -t2 -c16 -d5s, {REGISTERED} servers registered, {RUNNING} running");
+    println!("| route | requests/s | p50 | p99 |");
+    println!("|---|---|---|---|");
+    for (name, (rps, p50, p99)) in [
+        ("/health (baseline)", health),
+        ("/ (dashboard)", dashboard),
+        ("/servers/1", server_page),
+    ] {
+        println!(
+            "| {name} | {rps:.0} ({:.2}x baseline) | {p50:.2} ms | {p99:.2} ms |",
+            rps / health.0
+        );
+    }
+}
