@@ -439,13 +439,12 @@ async fn changing_the_password_ends_the_other_sessions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exhausted_port_range_is_a_clear_409() {
-    let root = TestRoot::new();
-    let mut config = test_config(&root);
     let port = free_port();
-    config.port_range_start = port;
-    config.port_range_end = port;
-    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
-    let mut app = App::spawn_with(root, config).await;
+    let mut app = App::spawn_configured(|c| {
+        c.port_range_start = port;
+        c.port_range_end = port;
+    })
+    .await;
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Coop", "").await;
     let form = |name: &'static str| {
@@ -530,14 +529,7 @@ async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
         "{line}"
     );
 
-    let client = Client {
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        base: format!("http://{}", panel.addr),
-    };
+    let client = Client::new(&format!("http://{}", panel.addr));
     let path = url.trim_start_matches(&client.base).to_owned();
     let token = path.split("token=").nth(1).unwrap().to_owned();
     let (status, html) = client.get_text(&path).await;
@@ -599,14 +591,7 @@ async fn a_panel_killed_during_a_job_marks_it_interrupted_on_restart() {
     seed_user(&config, ADMIN.0, ADMIN.1, true).await;
     let port = free_port();
     let mut panel = PanelProcess::start(&root, port);
-    let client = Client {
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        base: format!("http://{}", panel.addr),
-    };
+    let client = Client::new(&format!("http://{}", panel.addr));
     assert_eq!(
         client.login(ADMIN.0, ADMIN.1).await.status(),
         StatusCode::SEE_OTHER
@@ -1135,11 +1120,10 @@ async fn blueprint_overlays_reorder_and_remove() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
-    let root = TestRoot::new();
-    let mut config = test_config(&root);
-    config.upload_limit_mb = 1;
-    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
-    let mut app = App::spawn_with(root, config).await;
+    let mut app = App::spawn_configured(|c| {
+        c.upload_limit_mb = 1;
+    })
+    .await;
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let overlay = create_overlay(&client, "Big").await;
     let res = upload(
@@ -1454,12 +1438,11 @@ async fn wait_for_a2s(port: u16, what: &str) {
 }
 
 async fn fast_reconciling_app() -> App {
-    let root = TestRoot::new();
-    let mut config = test_config(&root);
-    config.reconcile_interval_secs = 1;
-    config.max_crashes = 2;
-    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
-    App::spawn_with(root, config).await
+    App::spawn_configured(|c| {
+        c.reconcile_interval_secs = 1;
+        c.max_crashes = 2;
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1643,11 +1626,10 @@ async fn the_files_tab_shows_the_merged_tree_read_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn players_joining_and_leaving_become_sessions() {
-    let root = TestRoot::new();
-    let mut config = test_config(&root);
-    config.poll_interval_secs = 1;
-    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
-    let mut app = App::spawn_with(root, config).await;
+    let mut app = App::spawn_configured(|c| {
+        c.poll_interval_secs = 1;
+    })
+    .await;
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
     let server = create_server(&client, "lively", bp, free_port()).await;

@@ -48,6 +48,15 @@ impl App {
         Self::spawn_with(root, config).await
     }
 
+    /// A running panel with an admin account and a changed configuration.
+    pub async fn spawn_configured(change: impl FnOnce(&mut Config)) -> Self {
+        let root = TestRoot::new();
+        let mut config = test_config(&root);
+        change(&mut config);
+        seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+        Self::spawn_with(root, config).await
+    }
+
     pub async fn spawn_with(root: TestRoot, config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -81,14 +90,7 @@ impl App {
 
     /// A new browser-like client (own cookie jar, no redirects followed).
     pub fn client(&self) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: format!("http://{}", self.addr),
-        }
+        Client::new(&format!("http://{}", self.addr))
     }
 
     /// A client logged in as `user`.
@@ -132,6 +134,18 @@ pub fn csrf_in(html: &str) -> String {
 }
 
 impl Client {
+    /// A browser-like client of `base` (own cookie jar, no redirects).
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
