@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod journal;
 pub mod live;
 pub mod log_follow;
 mod pages;
