@@ -24,6 +24,15 @@ impl Store {
         .await?)
     }
 
+    /// Every open session, of all servers.
+    pub async fn open_player_sessions_all(&self) -> Result<Vec<PlayerSession>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM player_sessions WHERE left_at IS NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn open_player_session(
         &self,
         server_id: i64,

@@ -57,6 +57,20 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<left4me_files::FilesError> for AppError {
+    fn from(err: left4me_files::FilesError) -> Self {
+        match err {
+            left4me_files::FilesError::Io { .. } => AppError::Internal(err.to_string()),
+            left4me_files::FilesError::AlreadyExists(_) => AppError::Conflict(err.to_string()),
+            left4me_files::FilesError::FileTooLarge { .. }
+            | left4me_files::FilesError::ZipTooLarge { .. } => {
+                AppError::PayloadTooLarge(err.to_string())
+            }
+            other => AppError::BadRequest(other.to_string()),
+        }
+    }
+}
+
 impl From<askama::Error> for AppError {
     fn from(err: askama::Error) -> Self {
         Self::Internal(format!("rendering a page: {err}"))

@@ -140,6 +140,7 @@ pub async fn launch_with_listener(
         history_secs: i64::try_from(config.player_history_days)
             .unwrap_or(i64::MAX / 86_400)
             .saturating_mul(86_400),
+        last_prune: Arc::default(),
     }
     .spawn(
         Duration::from_secs(config.poll_interval_secs),

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use left4me_host::lifecycle::Host;
-use left4me_store::{Server, Store};
+use left4me_store::{PlayerSession, Server, Store};
 use srcds_protocol::{RconClient, a2s};
 use tokio_util::sync::CancellationToken;
 
@@ -132,6 +132,8 @@ pub struct Poller {
     pub live: Arc<Live>,
     /// Finished player sessions are kept this long.
     pub history_secs: i64,
+    /// When old sessions were last pruned.
+    pub last_prune: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Poller {
@@ -164,20 +166,49 @@ impl Poller {
         })
         .await
         .map_err(|e| e.to_string())?;
-        let polls = servers
+        let up: Vec<&Server> = servers
             .iter()
             .zip(&running)
-            .map(|(server, running)| async move {
-                let state = if *running {
-                    poll_one(server, timeout).await
-                } else {
-                    None
-                };
-                (server.id, state)
-            });
-        for (server_id, state) in futures_util::future::join_all(polls).await {
-            self.record_sessions(server_id, state.as_ref()).await?;
-            self.live.set(server_id, state);
+            .filter_map(|(server, running)| running.then_some(server))
+            .collect();
+        let mut answers: HashMap<i64, LiveState> = HashMap::new();
+        for (server, state) in up.iter().zip(poll_servers(&up, timeout).await) {
+            if let Some(state) = state {
+                answers.insert(server.id, state);
+            }
+        }
+        // One query for every open session, not one per server and cycle.
+        let mut open: HashMap<i64, Vec<PlayerSession>> = HashMap::new();
+        for session in self
+            .store
+            .open_player_sessions_all()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            open.entry(session.server_id).or_default().push(session);
+        }
+        for server in &servers {
+            let state = answers.remove(&server.id);
+            let sessions = open.remove(&server.id).unwrap_or_default();
+            self.record_sessions(server.id, &sessions, state.as_ref())
+                .await?;
+            self.live.set(server.id, state);
+        }
+        self.prune_now_and_then().await
+    }
+
+    /// Forgets old player sessions, at most once an hour.
+    async fn prune_now_and_then(&self) -> Result<(), String> {
+        let due = {
+            let mut last = self.last_prune.lock().expect("prune lock");
+            let due = !last.is_some_and(|at| at.elapsed() < Duration::from_secs(3600));
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if !due {
+            return Ok(());
         }
         self.store
             .prune_player_sessions(self.history_secs)
@@ -191,18 +222,14 @@ impl Poller {
     async fn record_sessions(
         &self,
         server_id: i64,
+        open: &[PlayerSession],
         state: Option<&LiveState>,
     ) -> Result<(), String> {
         let err = |e: left4me_store::StoreError| e.to_string();
-        let open = self
-            .store
-            .open_player_sessions(server_id)
-            .await
-            .map_err(err)?;
         let online: &[OnlinePlayer] = state.map_or(&[], |s| &s.online);
         let key =
             |name: &str, steam: Option<&str>| steam.map_or_else(|| name.to_owned(), str::to_owned);
-        for session in &open {
+        for session in open {
             let still = online.iter().any(|p| {
                 key(&p.name, p.steam_id.as_deref())
                     == key(&session.name, session.steam_id.as_deref())

@@ -156,6 +156,11 @@ async fn tail(path: &Path, count: usize) -> (Vec<Line>, Option<(tokio::fs::File,
     (lines.split_off(skip), current)
 }
 
+/// The last `count` complete lines (reaching into the previous rotation).
+pub async fn last_lines(path: &Path, count: usize) -> Vec<Line> {
+    tail(path, count).await.0
+}
+
 /// Streams the log into the returned channel until the receiver is dropped.
 pub fn follow(path: PathBuf, resume: Option<Position>, backlog: usize) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(1024);

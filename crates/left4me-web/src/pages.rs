@@ -223,6 +223,21 @@ pub(crate) struct FileRow {
     pub(crate) editable: bool,
 }
 
+impl FileRow {
+    /// A listed entry; files up to `edit_limit` bytes get an edit link.
+    pub(crate) fn from_entry(e: left4me_files::Entry, edit_limit: u64) -> Self {
+        use left4me_files::EntryKind;
+        Self {
+            path: e.path.as_str().to_owned(),
+            name: e.name,
+            is_dir: e.kind == EntryKind::Dir,
+            is_link: e.kind == EntryKind::Symlink,
+            size: e.size,
+            editable: e.kind == EntryKind::File && e.size <= edit_limit,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "overlay.html")]
 pub(crate) struct OverlayPage {

@@ -3,15 +3,13 @@
 //! panel's CPU time with 100 watchers is compared with 1 watcher in the
 //! same run. `cargo bench -p left4me --bench log_watchers`.
 
+mod common;
+
 use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use left4me_store::{NewServer, Store};
 
-const LEFT4ME: &str = env!("CARGO_BIN_EXE_left4me");
 const LINES_PER_SEC: u64 = 1000;
 const SECONDS: u64 = 5;
 
@@ -104,63 +102,18 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let token = "0".repeat(64);
-    runtime.block_on(async {
-        let store = Store::open(&root.join("left4me.db")).await.unwrap();
-        let user = store.create_user("bench", "x", true).await.unwrap();
-        let bp = store.create_blueprint(user.id, "bench").await.unwrap();
-        store
-            .create_server(&NewServer {
-                owner_id: user.id,
-                blueprint_id: bp.id,
-                name: "noisy",
-                hostname: "noisy",
-                port: None,
-                port_range: 30000..=30999,
-                rcon_password: "x",
-            })
-            .await
-            .unwrap();
-        store
-            .create_session(
-                &left4me_web::auth::token_hash(&token),
-                user.id,
-                &"1".repeat(64),
-                3600,
-            )
-            .await
-            .unwrap();
-        store.close().await;
-    });
+    runtime.block_on(common::seed(&root, 1, || None));
     let log = root.join("runtime/server-1/console.log");
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     std::fs::write(&log, "boot\n").unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut panel: Child = Command::new(LEFT4ME)
-        .args([
-            "--root",
-            root.to_str().unwrap(),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let port = common::loopback_port();
+    let panel = common::spawn_panel(&root, port);
+    common::wait_listening(port);
     let pid = panel.id();
     let total = LINES_PER_SEC * SECONDS;
-    let (one_cpu, one_ok) = runtime.block_on(run(port, pid, &log, &token, 1, 0));
-    let (many_cpu, many_ok) = runtime.block_on(run(port, pid, &log, &token, 100, total));
-    let _ = panel.kill();
-    let _ = panel.wait();
+    let (one_cpu, one_ok) = runtime.block_on(run(port, pid, &log, common::TOKEN, 1, 0));
+    let (many_cpu, many_ok) = runtime.block_on(run(port, pid, &log, common::TOKEN, 100, total));
+    common::stop(panel);
     println!(
         "| watchers | lines each ({LINES_PER_SEC}/s for {SECONDS} s) | complete and in order | panel CPU |"
     );

@@ -3,13 +3,13 @@
 //! `/health` (the cheapest route) in the same run. Needs root and `wrk`
 //! (Debian package). `cargo bench -p left4me --bench pages`.
 
+mod common;
+
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use left4me_store::{NewServer, Store};
-
-const LEFT4ME: &str = env!("CARGO_BIN_EXE_left4me");
+use common::LEFT4ME;
 const SRCDS_SIM: &str = env!("CARGO_BIN_EXE_srcds-sim");
 const REGISTERED: usize = 200;
 const RUNNING: usize = 20;
@@ -78,61 +78,18 @@ fn main() {
         .status()
         .unwrap();
     assert!(status.success());
-    let token = "0".repeat(64);
-    let csrf = "1".repeat(64);
+    let (token, csrf) = (common::TOKEN, common::CSRF);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        let store = Store::open(&root.join("left4me.db")).await.unwrap();
-        let user = store.create_user("bench", "x", true).await.unwrap();
-        let bp = store.create_blueprint(user.id, "bench").await.unwrap();
-        let mut ports = std::collections::HashSet::new();
-        for i in 0..REGISTERED {
-            let name = format!("server-{i:03}");
-            let port = std::iter::repeat_with(free_port)
-                .find(|p| ports.insert(*p))
-                .unwrap();
-            store
-                .create_server(&NewServer {
-                    owner_id: user.id,
-                    blueprint_id: bp.id,
-                    name: &name,
-                    hostname: &name,
-                    port: Some(port),
-                    port_range: 27015..=27115,
-                    rcon_password: "x",
-                })
-                .await
-                .unwrap();
-        }
-        store
-            .create_session(&left4me_web::auth::token_hash(&token), user.id, &csrf, 3600)
-            .await
-            .unwrap();
-        store.close().await;
-    });
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut panel: Child = Command::new(LEFT4ME)
-        .args([
-            "--root",
-            root.to_str().unwrap(),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut ports = std::collections::HashSet::new();
+    runtime.block_on(common::seed(&root, REGISTERED, || {
+        std::iter::repeat_with(free_port).find(|p| ports.insert(*p))
+    }));
+    let port = common::loopback_port();
+    let panel = common::spawn_panel(&root, port);
+    common::wait_listening(port);
     let base = format!("http://127.0.0.1:{port}");
     runtime.block_on(async {
         let client = reqwest::Client::builder()
@@ -143,7 +100,7 @@ fn main() {
             let res = client
                 .post(format!("{base}/servers/{id}/action"))
                 .header("cookie", format!("left4me_session={token}"))
-                .header("x-csrf-token", &csrf)
+                .header("x-csrf-token", csrf)
                 .form(&[("action", "start")])
                 .send()
                 .await
@@ -175,9 +132,9 @@ fn main() {
     // Let the poller see them all once.
     std::thread::sleep(Duration::from_secs(6));
 
-    let health = wrk(&format!("{base}/health"), &token);
-    let dashboard = wrk(&format!("{base}/"), &token);
-    let server_page = wrk(&format!("{base}/servers/1"), &token);
+    let health = wrk(&format!("{base}/health"), token);
+    let dashboard = wrk(&format!("{base}/"), token);
+    let server_page = wrk(&format!("{base}/servers/1"), token);
 
     for id in 1..=RUNNING {
         let _ = Command::new(LEFT4ME)
@@ -191,8 +148,7 @@ fn main() {
             .stderr(Stdio::null())
             .status();
     }
-    let _ = panel.kill();
-    let _ = panel.wait();
+    common::stop(panel);
 
     println!("wrk -t2 -c16 -d5s, {REGISTERED} servers registered, {RUNNING} running");
     println!("| route | requests/s | p50 | p99 |");

@@ -4,14 +4,14 @@
 //! config default`) measured in the same run. Run with
 //! `cargo bench -p left4me --bench panel`.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use left4me_store::{NewServer, Store};
-
-const LEFT4ME: &str = env!("CARGO_BIN_EXE_left4me");
+use common::LEFT4ME;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -36,28 +36,13 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn spawn_panel(root: &Path, port: u16) -> Child {
-    Command::new(LEFT4ME)
-        .args([
-            "--root",
-            root.to_str().unwrap(),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// Starts the panel and returns it once /health answers, with the time
 /// that took.
 // The child goes back to the caller, which stops and reaps it.
 #[allow(clippy::zombie_processes)]
 fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
     let started = Instant::now();
-    let child = spawn_panel(root, port);
+    let child = common::spawn_panel(root, port);
     loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
@@ -69,17 +54,11 @@ fn start_panel(root: &Path, port: u16) -> (Child, Duration) {
             }
         }
         if started.elapsed() > Duration::from_secs(30) {
-            stop(child);
+            common::stop(child);
             panic!("the panel did not come up");
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn stop(mut child: Child) {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    let _ = child.wait();
 }
 
 fn main() {
@@ -111,7 +90,7 @@ fn main() {
 
     // First start creates and migrates the database; then ten warm starts.
     let (child, first_start) = start_panel(root, free_port());
-    stop(child);
+    common::stop(child);
     let mut starts = Vec::new();
     let mut idle_rss = Vec::new();
     for _ in 0..10 {
@@ -119,37 +98,12 @@ fn main() {
         starts.push(took);
         std::thread::sleep(Duration::from_millis(500));
         idle_rss.push(rss_kib(child.id()));
-        stop(child);
+        common::stop(child);
     }
 
     // 200 servers registered, and a logged-in dashboard listing them all.
-    let token = "0".repeat(64);
-    runtime.block_on(async {
-        let store = Store::open(&root.join("left4me.db")).await.unwrap();
-        let user = store.create_user("bench", "x", true).await.unwrap();
-        let bp = store.create_blueprint(user.id, "bench").await.unwrap();
-        for i in 0..200 {
-            let name = format!("server-{i:03}");
-            store
-                .create_server(&NewServer {
-                    owner_id: user.id,
-                    blueprint_id: bp.id,
-                    name: &name,
-                    hostname: &name,
-                    port: None,
-                    port_range: 30000..=30999,
-                    rcon_password: "x",
-                })
-                .await
-                .unwrap();
-        }
-        let hash = left4me_web::auth::token_hash(&token);
-        store
-            .create_session(&hash, user.id, &"1".repeat(64), 3600)
-            .await
-            .unwrap();
-        store.close().await;
-    });
+    let token = common::TOKEN;
+    runtime.block_on(common::seed(root, 200, || None));
     let port = free_port();
     let (child, _) = start_panel(root, port);
     std::thread::sleep(Duration::from_millis(500));
@@ -173,7 +127,7 @@ fn main() {
         times
     });
     let rss_200_after = rss_kib(child.id());
-    stop(child);
+    common::stop(child);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("| measurement | value |");

@@ -247,14 +247,11 @@ fn a_held_lock_makes_start_busy_and_concurrent_starts_run_one_server() {
     );
     drop(held);
 
-    let a = t.cmd().args(["instance", "start", "eps"]).output();
-    let b = t.cmd().args(["instance", "start", "eps"]).output();
     let (first, second) = std::thread::scope(|s| {
         let one = s.spawn(|| t.cmd().args(["instance", "start", "eps"]).output().unwrap());
         let two = s.spawn(|| t.cmd().args(["instance", "start", "eps"]).output().unwrap());
         (one.join().unwrap(), two.join().unwrap())
     });
-    drop((a, b));
     for out in [&first, &second] {
         assert!(
             out.status.success() || stderr(out).contains("is busy"),
@@ -711,4 +708,39 @@ fn status_and_logs_of_an_unknown_instance_say_so() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn logs_follow_prints_new_lines_across_a_rotation() {
+    use std::io::{BufRead, BufReader, Write};
+    let t = TestRoot::new();
+    let log = t.path().join("runtime/omega/console.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "old one\nold two\n").unwrap();
+    let mut child = t
+        .cmd()
+        .args(["instance", "logs", "omega", "--lines", "1", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(5)).expect("a line");
+    assert_eq!(next(), "old two", "the tail first");
+    writeln!(
+        std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+        "new one"
+    )
+    .unwrap();
+    assert_eq!(next(), "new one");
+    std::fs::rename(&log, t.path().join("runtime/omega/console.log.1")).unwrap();
+    std::fs::write(&log, "after rotation\n").unwrap();
+    assert_eq!(next(), "after rotation");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -361,7 +361,7 @@ fn stop_group(pgid: u32, timeout: Duration) {
 }
 
 /// The last `n` lines of a file, empty if unreadable.
-pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
+fn last_lines(path: &Path, n: usize) -> Vec<String> {
     let text = std::fs::read(path).unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_files::{EntryKind, FilesError, OverlayFiles, RelPath, ZipLimits};
+use left4me_files::{FilesError, OverlayFiles, RelPath, ZipLimits};
 use left4me_store::{Overlay, OverlayKind};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -23,19 +23,6 @@ use crate::state::AppState;
 
 /// Text files up to this size can be edited in the browser.
 const EDIT_LIMIT: u64 = 1024 * 1024;
-
-impl From<FilesError> for AppError {
-    fn from(err: FilesError) -> Self {
-        match err {
-            FilesError::Io { .. } => AppError::Internal(err.to_string()),
-            FilesError::AlreadyExists(_) => AppError::Conflict(err.to_string()),
-            FilesError::FileTooLarge { .. } | FilesError::ZipTooLarge { .. } => {
-                AppError::PayloadTooLarge(err.to_string())
-            }
-            other => AppError::BadRequest(other.to_string()),
-        }
-    }
-}
 
 async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Overlay> {
     let overlay = state.store().overlay(id).await?;
@@ -135,14 +122,7 @@ pub(crate) async fn show(
     let entries = with_files(&state, id, move |files| files.list(&listed)).await?;
     let rows = entries
         .into_iter()
-        .map(|e| FileRow {
-            path: e.path.as_str().to_owned(),
-            name: e.name,
-            is_dir: e.kind == EntryKind::Dir,
-            is_link: e.kind == EntryKind::Symlink,
-            size: e.size,
-            editable: e.kind == EntryKind::File && e.size <= EDIT_LIMIT,
-        })
+        .map(|e| FileRow::from_entry(e, EDIT_LIMIT))
         .collect();
     let page = OverlayPage {
         l: Layout::of(&user),

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use left4me_files::{EntryKind, FilesError, OverlayFiles, RelPath};
+use left4me_files::{FilesError, OverlayFiles, RelPath};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
@@ -55,14 +55,7 @@ pub(crate) async fn browse(
     let rows = entries.map(|entries| {
         entries
             .into_iter()
-            .map(|e| FileRow {
-                path: e.path.as_str().to_owned(),
-                name: e.name,
-                is_dir: e.kind == EntryKind::Dir,
-                is_link: e.kind == EntryKind::Symlink,
-                size: e.size,
-                editable: false,
-            })
+            .map(|e| FileRow::from_entry(e, 0))
             .collect()
     });
     let page = ServerFilesPage {

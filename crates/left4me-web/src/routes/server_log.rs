@@ -13,9 +13,9 @@ use futures_util::stream::BoxStream;
 use left4me_host::supervisor::LogSource;
 
 use crate::auth::CurrentUser;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::journal::follow_journal;
-use crate::log_follow::{Position, follow};
+use crate::log_follow::{Position, follow, last_lines};
 use crate::pages::{Layout, ServerLogPage, render};
 use crate::routes::servers::load_server;
 use crate::spec_builder::instance_name;
@@ -32,12 +32,8 @@ pub(crate) async fn page(
     let server = load_server(&state, &user, id).await?;
     let (lines, note) = match state.host().log_source(&instance_name(id)) {
         LogSource::File(path) => {
-            let lines = tokio::task::spawn_blocking(move || {
-                left4me_host::supervisor::builtin::last_lines(&path, BACKLOG)
-            })
-            .await
-            .map_err(AppError::internal)?;
-            (lines, String::new())
+            let lines = last_lines(&path, BACKLOG).await;
+            (lines.into_iter().map(|l| l.text).collect(), String::new())
         }
         LogSource::Journal { unit } => (Vec::new(), format!("Live from the journal of {unit}.")),
     };
