@@ -712,7 +712,7 @@ fn status_and_logs_of_an_unknown_instance_say_so() {
 
 #[test]
 fn logs_follow_prints_new_lines_across_a_rotation() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     let t = TestRoot::new();
     let log = t.path().join("runtime/omega/console.log");
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
@@ -723,13 +723,7 @@ fn logs_follow_prints_new_lines_across_a_rotation() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stdout_lines(&mut child);
     let next = || rx.recv_timeout(Duration::from_secs(5)).expect("a line");
     assert_eq!(next(), "old two", "the tail first");
     writeln!(
