@@ -160,6 +160,11 @@ impl InstancePaths {
     pub fn spec(&self) -> PathBuf {
         self.dir.join("spec.yaml")
     }
+    /// Present while the instance should come back after a host reboot;
+    /// the systemd backend's root helper enables the unit to match.
+    pub fn start_on_boot(&self) -> PathBuf {
+        self.dir.join("start-on-boot")
+    }
     pub fn upper(&self) -> PathBuf {
         self.runtime.join("upper")
     }

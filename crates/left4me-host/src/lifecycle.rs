@@ -225,6 +225,9 @@ impl Host {
             None => return Err(HostError::NotInitialized(name.clone())),
         };
         self.initialize_locked(name, &spec, ctx)?;
+        // Before the active check: a server started by an older version,
+        // or by hand, gets its boot setting all the same.
+        self.supervisor.set_start_on_boot(&target, true, ctx)?;
         if self.supervisor.status(&target)?.active {
             ctx.step(format!("instance {name} is already running"))?;
             return Ok(StartOutcome::AlreadyRunning);
@@ -272,8 +275,7 @@ impl Host {
     /// Stops the server and unmounts. Succeeds when already stopped.
     pub fn stop(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
         let _lock = self.lock(name)?;
-        let paths = self.root.instance(name);
-        self.supervisor.stop(&self.target(name, &paths), ctx)?;
+        self.stop_locked(name, ctx)?;
         ctx.emit(Event::Step("stop complete.".into()));
         Ok(())
     }
@@ -297,9 +299,17 @@ impl Host {
         Ok(())
     }
 
+    fn stop_locked(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
+        let paths = self.root.instance(name);
+        let target = self.target(name, &paths);
+        self.supervisor.set_start_on_boot(&target, false, ctx)?;
+        self.supervisor.stop(&target, ctx)?;
+        Ok(())
+    }
+
     fn purge(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
         let paths = self.root.instance(name);
-        self.supervisor.stop(&self.target(name, &paths), ctx)?;
+        self.stop_locked(name, ctx)?;
         // Never walk into a mount: that would delete through it.
         if let Some(point) = mount::mounts_below(&paths.runtime)?.into_iter().next() {
             return Err(HostError::StillMounted(point));

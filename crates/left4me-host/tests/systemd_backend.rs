@@ -13,12 +13,12 @@ use left4me_host::supervisor::LogSource;
 use left4me_host::supervisor::systemd::SystemdSupervisor;
 
 /// Writes a fake systemctl into `dir`; `show` prints `show_output`, and
-/// `start` fails with `start_error` when given.
+/// starting a server unit fails with `start_error` when given.
 fn fake_systemctl(dir: &Path, show_output: &str, start_error: Option<&str>) -> PathBuf {
     let script = dir.join("systemctl");
     let log = dir.join("calls.log");
     let fail = start_error.map_or(String::new(), |msg| {
-        format!("if [ \"$1\" = start ]; then echo '{msg}' >&2; exit 1; fi\n")
+        format!("case \"$1 $2\" in 'start left4me-server@'*) echo '{msg}' >&2; exit 1 ;; esac\n")
     });
     std::fs::write(
         &script,
@@ -71,7 +71,13 @@ fn start_stop_status_and_delete_drive_the_server_unit() {
         .path()
         .join("runtime/coop-1/upper/left4dead2/cfg/server.cfg");
     assert_eq!(std::fs::read_to_string(staged).unwrap(), "hostname x\n");
+    let marker = host.root().path().join("instances/coop-1/start-on-boot");
+    assert!(
+        marker.is_file(),
+        "a started server comes back after a reboot"
+    );
     host.stop(&name, &ctx).unwrap();
+    assert!(!marker.exists(), "a stopped one does not");
     let status = host.status(&name).unwrap();
     assert_eq!(status.state, "stopped");
     assert_eq!(status.port, Some(27015));
@@ -82,10 +88,13 @@ fn start_stop_status_and_delete_drive_the_server_unit() {
     assert_eq!(
         calls,
         [
+            "start left4me-autostart@coop-1.service",
             show,
             "start left4me-server@coop-1.service",
+            "start left4me-autostart@coop-1.service",
             "stop left4me-server@coop-1.service",
             show,
+            "start left4me-autostart@coop-1.service",
             "stop left4me-server@coop-1.service",
             "reset-failed left4me-server@coop-1.service",
         ]
@@ -136,7 +145,9 @@ fn an_active_unit_is_not_started_twice() {
         outcome,
         left4me_host::lifecycle::StartOutcome::AlreadyRunning
     );
-    assert!(!calls(dir.path()).iter().any(|c| c.starts_with("start")));
+    let calls = calls(dir.path());
+    assert!(!calls.iter().any(|c| c.starts_with("start left4me-server")));
+    assert!(calls.contains(&"start left4me-autostart@coop-3.service".to_owned()));
     let status = host.status(&name).unwrap();
     assert_eq!(
         (status.running, status.pid, status.restarts),

@@ -6,7 +6,7 @@ mod logs;
 mod net;
 mod panel;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -15,6 +15,7 @@ use left4me_host::lifecycle::Host;
 use left4me_host::mount::MountApi;
 use left4me_host::name::InstanceName;
 use left4me_host::supervisor::builtin::{RestartPolicy, SuperviseArgs};
+use left4me_host::supervisor::systemd::{server_unit, sync_start_on_boot};
 use left4me_web::config::{Config, SupervisorKind};
 
 #[derive(Debug, Parser)]
@@ -90,6 +91,11 @@ enum Command {
     /// left4me-mount@.service).
     #[command(name = "mount-helper", subcommand)]
     MountHelper(MountHelperCommand),
+    /// Enable or disable left4me-server@NAME.service for boot to match the
+    /// instance's start-on-boot file (root; used by
+    /// left4me-autostart@.service).
+    #[command(name = "autostart-helper")]
+    AutostartHelper { name: InstanceName },
     /// The built-in supervisor daemon (started by `instance start`).
     #[command(name = "supervise", hide = true)]
     Supervise {
@@ -183,6 +189,13 @@ fn run(cli: &Cli) -> CliResult {
         Command::Query(args) => net::query(args),
         Command::Rcon(args) => net::rcon(args),
         Command::MountHelper(cmd) => mount_helper(cli, cmd),
+        Command::AutostartHelper { name } => {
+            let root = StateRoot::new(settings(cli)?.root)?;
+            let on = sync_start_on_boot(&root, name, Path::new("systemctl"))?;
+            let unit = server_unit(name);
+            println!("{unit} {}", if on { "enabled" } else { "disabled" });
+            Ok(())
+        }
         Command::Supervise {
             policy,
             detach,

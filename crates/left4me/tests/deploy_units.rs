@@ -1,8 +1,13 @@
 //! The shipped systemd units, checked offline with `systemd-analyze` (systemd
 //! is installed but is not PID 1 here, so nothing is started).
 
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::{LEFT4ME, TestRoot, free_port, stderr};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd")
@@ -78,6 +83,7 @@ fn units_verify_cleanly() {
         &root_arg,
         "left4me-server@demo.service",
         "left4me-mount@demo.service",
+        "left4me-autostart@demo.service",
         "l4d2-game.slice",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -88,30 +94,42 @@ fn units_verify_cleanly() {
     );
 }
 
-#[test]
-fn the_server_unit_is_hardened() {
+/// The exposure level `systemd-analyze security` gives an instance of a
+/// template unit (0 is best, 10 worst).
+fn exposure(template: &str) -> (f32, String) {
     let root = offline_root();
-    let unit = root
-        .path()
-        .join("etc/systemd/system/left4me-server@demo.service");
-    std::fs::copy(
-        root.path()
-            .join("etc/systemd/system/left4me-server@.service"),
-        &unit,
-    )
-    .unwrap();
+    let units = root.path().join("etc/systemd/system");
+    let name = template.replace("@.", "@demo.");
+    let unit = units.join(&name);
+    std::fs::copy(units.join(template), &unit).unwrap();
     let out = systemd_analyze(&["security", "--offline=true", unit.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let level: f32 = stdout
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let level = stdout
         .lines()
         .find_map(|l| {
-            l.split("Overall exposure level for left4me-server@demo.service: ")
+            l.split(&format!("Overall exposure level for {name}: "))
                 .nth(1)
         })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{stdout}"));
-    assert!(level <= 2.0, "exposure {level} > 2.0:\n{stdout}");
+    (level, stdout)
+}
+
+#[test]
+fn the_server_and_autostart_units_are_hardened() {
+    // The game runs unprivileged; the autostart helper runs as root but
+    // may only talk to PID 1.
+    for (template, limit) in [
+        ("left4me-server@.service", 2.0),
+        ("left4me-autostart@.service", 1.5),
+    ] {
+        let (level, report) = exposure(template);
+        assert!(
+            level <= limit,
+            "{template}: exposure {level} > {limit}:\n{report}"
+        );
+    }
 }
 
 #[test]
@@ -166,4 +184,289 @@ fn settings_of(unit: &str) -> Vec<(&str, &str)> {
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim(), v.trim())))
         .collect()
+}
+
+/// Runs the real polkitd with our rules on a private D-Bus, in a private
+/// mount namespace where /etc/passwd has a `left4me` user, and asks it
+/// with pkcheck on behalf of processes running as `left4me` and `nobody`.
+#[test]
+fn polkit_lets_the_panel_manage_its_units_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.d");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::copy(
+        deploy_dir().join("../polkit/50-left4me.rules"),
+        rules.join("50-left4me.rules"),
+    )
+    .unwrap();
+    let mut passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    passwd.push_str("left4me:x:4242:4242::/nonexistent:/usr/sbin/nologin\n");
+    std::fs::write(dir.path().join("passwd"), passwd).unwrap();
+    let socket = dir.path().join("bus.sock");
+    std::fs::write(
+        dir.path().join("bus.conf"),
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/><allow own="*"/>
+    <allow send_destination="*"/><allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#,
+            socket.display()
+        ),
+    )
+    .unwrap();
+
+    const MANAGE: &str = "org.freedesktop.systemd1.manage-units";
+    let cases: &[(&str, &str, &str, &str, bool)] = &[
+        (
+            "left4me",
+            MANAGE,
+            "left4me-server@coop-1.service",
+            "start",
+            true,
+        ),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-server@coop-1.service",
+            "stop",
+            true,
+        ),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-server@coop-1.service",
+            "reset-failed",
+            true,
+        ),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-autostart@coop-1.service",
+            "start",
+            true,
+        ),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-autostart@coop-1.service",
+            "stop",
+            false,
+        ),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-server@coop-1.service",
+            "kill",
+            false,
+        ),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-mount@coop-1.service",
+            "start",
+            false,
+        ),
+        ("left4me", MANAGE, "ssh.service", "stop", false),
+        ("left4me", MANAGE, "left4me-server@.service", "start", false),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-server@x.service.wants",
+            "start",
+            false,
+        ),
+        (
+            "left4me",
+            "org.freedesktop.systemd1.manage-unit-files",
+            "",
+            "",
+            false,
+        ),
+        (
+            "nobody",
+            MANAGE,
+            "left4me-server@coop-1.service",
+            "start",
+            false,
+        ),
+    ];
+    let args: Vec<String> = cases
+        .iter()
+        .map(|(user, action, unit, verb, _)| format!("{user} {action} {unit} {verb}"))
+        .collect();
+    let script = r#"
+set -eu
+dir=$1; shift
+mount --bind "$dir/rules.d" /etc/polkit-1/rules.d
+mount --bind "$dir/passwd" /etc/passwd
+dbus-daemon --config-file="$dir/bus.conf" --fork --print-pid > "$dir/dbus.pid"
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus.sock"
+/usr/lib/polkit-1/polkitd --no-debug > "$dir/polkitd.log" 2>&1 &
+polkitd=$!
+trap 'kill $polkitd $(cat "$dir/dbus.pid") 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    dbus-send --system --print-reply --dest=org.freedesktop.DBus / \
+        org.freedesktop.DBus.NameHasOwner string:org.freedesktop.PolicyKit1 \
+        | grep -q 'boolean true' && break
+    sleep 0.05
+done
+for case in "$@"; do
+    set -- $case
+    setpriv --reuid="$1" --regid=65534 --clear-groups sleep 30 &
+    subject=$!
+    sleep 0.05
+    if [ -n "${3:-}" ]; then
+        details="--detail unit $3 --detail verb $4"
+    else
+        details=""
+    fi
+    if pkcheck --process $subject --action-id $2 $details >/dev/null 2>&1; then
+        echo "yes $case"
+    else
+        echo "no $case"
+    fi
+    kill $subject
+done
+"#;
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(dir.path())
+        .args(&args)
+        .output()
+        .expect("unshare (util-linux) must be installed; this test does not skip");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = std::fs::read_to_string(dir.path().join("polkitd.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "polkit harness failed ({}): {}\npolkitd: {log}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<&str> = stdout.lines().collect();
+    let expected: Vec<String> = cases
+        .iter()
+        .zip(&args)
+        .map(|((.., allowed), case)| format!("{} {case}", if *allowed { "yes" } else { "no" }))
+        .collect();
+    assert_eq!(answers, expected, "polkitd: {log}");
+}
+
+/// The boot setting from `instance start` to the symlink systemd reads at
+/// boot. A stand-in `systemctl` plays PID 1: it runs the autostart oneshot
+/// as systemd would and hands unit-file work to the real systemctl on an
+/// offline root, which creates and removes the real symlinks.
+#[test]
+fn start_enables_the_server_unit_for_boot_and_stop_and_delete_disable_it() {
+    let offline = offline_root();
+    let mut t = TestRoot::new();
+    let bin = t.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = t.path().join("systemctl.calls");
+    std::fs::write(
+        bin.join("systemctl"),
+        format!(
+            r#"#!/bin/sh
+echo "$@" >> '{calls}'
+case "$1" in
+show) printf 'ActiveState=inactive\nSubState=dead\nMainPID=0\n' ;;
+start)
+    case "$2" in
+    left4me-autostart@*.service)
+        name=${{2#left4me-autostart@}}
+        exec '{left4me}' --root '{state}' autostart-helper "${{name%.service}}" ;;
+    esac ;;
+--no-reload) exec /usr/bin/systemctl --root='{offline}' "$@" ;;
+esac
+"#,
+            calls = calls.display(),
+            left4me = LEFT4ME,
+            state = t.path().display(),
+            offline = offline.path().display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("systemctl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    t.env.push(("PATH".into(), path));
+    let is_enabled = || {
+        let out = Command::new("systemctl")
+            .arg(format!("--root={}", offline.path().display()))
+            .args(["is-enabled", "left4me-server@coop-1.service"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let wants = offline
+        .path()
+        .join("etc/systemd/system/multi-user.target.wants/left4me-server@coop-1.service");
+    let marker = t.path().join("instances/coop-1/start-on-boot");
+    let spec = t.spec("s.yaml", &format!("port: {}\n", free_port()));
+    let systemd = ["--supervisor", "systemd", "instance"];
+    let run = |args: &[&str]| t.ok(&[&systemd[..], args].concat());
+
+    assert_eq!(is_enabled(), "disabled");
+    run(&["start", "coop-1", "--spec", spec.to_str().unwrap()]);
+    assert!(marker.is_file());
+    assert_eq!(is_enabled(), "enabled");
+    assert_eq!(
+        std::fs::read_link(&wants).unwrap(),
+        Path::new("/etc/systemd/system/left4me-server@.service")
+    );
+
+    run(&["stop", "coop-1"]);
+    assert!(!marker.exists());
+    assert_eq!(is_enabled(), "disabled");
+    assert!(wants.symlink_metadata().is_err());
+
+    // A lost symlink (say the helper never ran) comes back with the next
+    // start, and a repeated helper run changes nothing.
+    run(&["start", "coop-1"]);
+    std::fs::remove_file(&wants).unwrap();
+    run(&["start", "coop-1"]);
+    assert_eq!(is_enabled(), "enabled");
+    let again = t.ok(&["autostart-helper", "coop-1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        "left4me-server@coop-1.service enabled\n"
+    );
+
+    run(&["delete", "coop-1"]);
+    assert!(!t.path().join("instances/coop-1").exists());
+    assert_eq!(is_enabled(), "disabled");
+
+    let log = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        log.lines()
+            .take_while(|l| !l.starts_with("start left4me-server@"))
+            .any(|l| l == "start left4me-autostart@coop-1.service"),
+        "the boot setting is recorded before the server starts:\n{log}"
+    );
+
+    let bad = t.run(&["autostart-helper", "../etc"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("invalid instance name"),
+        "{}",
+        stderr(&bad)
+    );
 }

@@ -332,6 +332,17 @@ impl Supervisor for BuiltinSupervisor {
         LogSource::File(target.paths.console_log())
     }
 
+    fn set_start_on_boot(
+        &self,
+        _target: &Target<'_>,
+        _on: bool,
+        _ctx: &Ctx<'_>,
+    ) -> Result<(), SupervisorError> {
+        // Nothing of ours survives a reboot to act on it: the panel starts
+        // the servers it wants running when it starts itself.
+        Ok(())
+    }
+
     fn forget(&self, _target: &Target<'_>) -> Result<(), SupervisorError> {
         Ok(())
     }

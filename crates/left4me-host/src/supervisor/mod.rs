@@ -97,6 +97,16 @@ pub trait Supervisor: Send + Sync + std::fmt::Debug {
 
     fn log_source(&self, target: &Target<'_>) -> LogSource;
 
+    /// Records whether the instance comes back after a host reboot. Called
+    /// before every start (true) and stop (false), so a crash between the
+    /// two steps leaves the intent recorded for the next run to finish.
+    fn set_start_on_boot(
+        &self,
+        target: &Target<'_>,
+        on: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), SupervisorError>;
+
     /// Called when an instance is deleted, to forget backend state.
     fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError>;
 }

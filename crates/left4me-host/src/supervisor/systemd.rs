@@ -2,14 +2,22 @@
 //! `left4me-mount@NAME.service` (a root oneshot running the mount helper).
 //! The panel itself holds no privilege; polkit lets it start and stop
 //! exactly these units.
+//!
+//! Enabling a unit for boot is a unit-file change, which polkit cannot
+//! narrow to one unit. So the panel records its wish in the instance's
+//! `start-on-boot` file and starts `left4me-autostart@NAME.service`, a root
+//! oneshot that enables or disables the server unit to match
+//! ([`sync_start_on_boot`]) and can do nothing else.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{LogSource, ProcessStatus, Supervisor, SupervisorError, Target};
 use crate::events::{Ctx, Event};
+use crate::fsutil;
+use crate::layout::StateRoot;
 use crate::mount;
 use crate::name::InstanceName;
 
@@ -35,6 +43,33 @@ pub fn server_unit(name: &InstanceName) -> String {
 /// `left4me-mount@NAME.service`.
 pub fn mount_unit(name: &InstanceName) -> String {
     format!("left4me-mount@{name}.service")
+}
+
+/// `left4me-autostart@NAME.service`.
+pub fn autostart_unit(name: &InstanceName) -> String {
+    format!("left4me-autostart@{name}.service")
+}
+
+/// The root side of `left4me-autostart@NAME.service`: enables the server
+/// unit when the instance exists and has a `start-on-boot` file, disables
+/// it otherwise. Idempotent, so running it again repairs any crash.
+/// Returns whether the unit is now enabled.
+pub fn sync_start_on_boot(
+    root: &StateRoot,
+    name: &InstanceName,
+    systemctl: &Path,
+) -> Result<bool, SupervisorError> {
+    // The directory is the panel's to write: trust only a plain file.
+    let marker = root.instance(name).start_on_boot();
+    let on = std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file());
+    let supervisor = SystemdSupervisor {
+        systemctl: systemctl.to_owned(),
+    };
+    // --no-reload: the symlink only matters at the next boot, and a
+    // daemon-reload per click would be costly on a busy host.
+    let verb = if on { "enable" } else { "disable" };
+    supervisor.systemctl(None, ["--no-reload", verb, server_unit(name).as_str()])?;
+    Ok(on)
 }
 
 impl SystemdSupervisor {
@@ -131,6 +166,27 @@ impl Supervisor for SystemdSupervisor {
         }
     }
 
+    fn set_start_on_boot(
+        &self,
+        target: &Target<'_>,
+        on: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), SupervisorError> {
+        let marker = target.paths.start_on_boot();
+        let written = if on {
+            let text = format!(
+                "{} is enabled while this file exists.\n",
+                server_unit(target.name)
+            );
+            fsutil::write_atomic(&marker, text.as_bytes())
+        } else {
+            fsutil::remove_file_if_exists(&marker)
+        };
+        written.map_err(SupervisorError::io(format!("writing {}", marker.display())))?;
+        self.systemctl(Some(ctx), ["start", autostart_unit(target.name).as_str()])?;
+        Ok(())
+    }
+
     fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
         // Nothing to forget when the unit never failed; ignore that error.
         let _ = self.systemctl(None, ["reset-failed", server_unit(target.name).as_str()]);
@@ -204,5 +260,6 @@ mod tests {
         let name = InstanceName::parse("coop-1").unwrap();
         assert_eq!(server_unit(&name), "left4me-server@coop-1.service");
         assert_eq!(mount_unit(&name), "left4me-mount@coop-1.service");
+        assert_eq!(autostart_unit(&name), "left4me-autostart@coop-1.service");
     }
 }
