@@ -21,7 +21,7 @@ pub use activity::{Activity, ActivityFilter, ConsoleCommand};
 pub use blueprints::{Blueprint, BlueprintOverlay};
 pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob};
 pub use overlays::{Overlay, OverlayKind};
-pub use servers::{DesiredState, NewServer, Server};
+pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerFilter};
 pub use sessions::Session;
 pub use sessions_played::PlayerSession;
 pub use users::User;

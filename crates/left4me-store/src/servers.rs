@@ -25,6 +25,23 @@ pub struct Server {
     pub created_at: i64,
 }
 
+/// A server with the names the server list shows beside it.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ListedServer {
+    #[sqlx(flatten)]
+    pub server: Server,
+    pub owner_name: String,
+    pub blueprint_name: String,
+}
+
+/// Which servers to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFilter {
+    /// All servers, or those of one owner.
+    Owner(Option<i64>),
+    One(i64),
+}
+
 /// What creating a server needs. `port: None` takes the lowest free port
 /// of `port_range`.
 #[derive(Debug, Clone)]
@@ -99,6 +116,26 @@ impl Store {
             "SELECT * FROM servers WHERE ?1 IS NULL OR owner_id = ?1 ORDER BY name COLLATE NOCASE, id",
         )
         .bind(owner)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Servers with their owner's and blueprint's names, in one query.
+    pub async fn listed_servers(&self, filter: ServerFilter) -> Result<Vec<ListedServer>> {
+        let (owner, id) = match filter {
+            ServerFilter::Owner(owner) => (owner, None),
+            ServerFilter::One(id) => (None, Some(id)),
+        };
+        Ok(sqlx::query_as(
+            "SELECT s.*, u.username AS owner_name, b.name AS blueprint_name
+             FROM servers s
+             JOIN users u ON u.id = s.owner_id
+             JOIN blueprints b ON b.id = s.blueprint_id
+             WHERE (?1 IS NULL OR s.owner_id = ?1) AND (?2 IS NULL OR s.id = ?2)
+             ORDER BY s.name COLLATE NOCASE, s.id",
+        )
+        .bind(owner)
+        .bind(id)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -1,6 +1,8 @@
 //! The store against a real SQLite file.
 
-use left4me_store::{DesiredState, JobState, NewJob, NewServer, OverlayKind, Store, StoreError};
+use left4me_store::{
+    DesiredState, JobState, NewJob, NewServer, OverlayKind, ServerFilter, Store, StoreError,
+};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -185,6 +187,66 @@ async fn ports_come_from_the_range_until_it_is_exhausted() {
     );
     let a = store.servers(Some(user.id)).await.unwrap()[0].clone();
     assert_eq!(a.desired_state, DesiredState::Stopped);
+}
+
+#[tokio::test]
+async fn listed_servers_carry_owner_and_blueprint_names_and_filter() {
+    let (_d, store) = store().await;
+    let alice = store.create_user("alice", "h", true).await.unwrap();
+    let bob = store.create_user("bob", "h", false).await.unwrap();
+    let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
+    let versus = store.create_blueprint(bob.id, "versus").await.unwrap();
+    let mut ids = Vec::new();
+    for (owner, blueprint, name) in [(bob.id, versus.id, "Zed"), (alice.id, coop.id, "alpha")] {
+        let server = store
+            .create_server(&NewServer {
+                owner_id: owner,
+                blueprint_id: blueprint,
+                name,
+                hostname: "h",
+                port: None,
+                port_range: 27015..=27115,
+                rcon_password: "pw",
+            })
+            .await
+            .unwrap();
+        ids.push(server.id);
+    }
+    let names = |listed: Vec<left4me_store::ListedServer>| {
+        listed
+            .into_iter()
+            .map(|l| (l.server.name, l.owner_name, l.blueprint_name))
+            .collect::<Vec<_>>()
+    };
+    let all = store
+        .listed_servers(ServerFilter::Owner(None))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(all),
+        [
+            ("alpha".into(), "alice".into(), "coop".into()),
+            ("Zed".into(), "bob".into(), "versus".into())
+        ]
+    );
+    let bobs = store
+        .listed_servers(ServerFilter::Owner(Some(bob.id)))
+        .await
+        .unwrap();
+    assert_eq!(names(bobs), [("Zed".into(), "bob".into(), "versus".into())]);
+    let one = store
+        .listed_servers(ServerFilter::One(ids[1]))
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].server.id, ids[1]);
+    assert!(
+        store
+            .listed_servers(ServerFilter::One(9999))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -1,12 +1,10 @@
 //! Servers: the dashboard list, creation, the server page and its actions.
 
-use std::collections::HashMap;
-
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_store::{JobFilter, NewServer, Server};
+use left4me_store::{JobFilter, ListedServer, NewServer, Server, ServerFilter};
 use serde::Deserialize;
 
 use crate::auth::{CurrentUser, random_token};
@@ -33,25 +31,10 @@ pub(crate) async fn load_server(
     }
 }
 
-/// Rows with the live state from the supervisor.
-async fn rows(state: &AppState, servers: Vec<Server>) -> AppResult<Vec<ServerRow>> {
-    let users: HashMap<i64, String> = state
-        .store()
-        .users()
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u.username))
-        .collect();
-    let blueprints: HashMap<i64, String> = state
-        .store()
-        .blueprints(None)
-        .await?
-        .into_iter()
-        .map(|b| (b.id, b.name))
-        .collect();
+/// The supervisor's word for each server's state, asked off the runtime.
+async fn actual_states(state: &AppState, ids: Vec<i64>) -> AppResult<Vec<String>> {
     let host = std::sync::Arc::clone(state.host());
-    let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
-    let actual: Vec<String> = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         ids.iter()
             .map(|id| {
                 host.process_status(&instance_name(*id))
@@ -60,37 +43,38 @@ async fn rows(state: &AppState, servers: Vec<Server>) -> AppResult<Vec<ServerRow
             .collect()
     })
     .await
-    .map_err(AppError::internal)?;
-    Ok(servers
-        .into_iter()
-        .zip(actual)
-        .map(|(s, actual)| ServerRow {
-            id: s.id,
-            owner: users.get(&s.owner_id).cloned().unwrap_or_default(),
-            blueprint: blueprints.get(&s.blueprint_id).cloned().unwrap_or_default(),
-            name: s.name,
-            hostname: s.hostname,
-            port: s.port,
-            desired: match s.desired_state {
-                left4me_store::DesiredState::Running => "running".into(),
-                left4me_store::DesiredState::Stopped => "stopped".into(),
-            },
-            actual,
-            live: state.live().get(s.id).map_or_else(String::new, |live| {
-                format!(
-                    "{} · {}/{} players{}",
-                    live.map,
-                    live.players,
-                    live.max_players,
-                    if live.hibernating {
-                        " · hibernating"
-                    } else {
-                        ""
-                    }
-                )
-            }),
-        })
-        .collect())
+    .map_err(AppError::internal)
+}
+
+/// A server list row, with the poller's map and players.
+fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
+    let s = listed.server;
+    ServerRow {
+        id: s.id,
+        owner: listed.owner_name,
+        blueprint: listed.blueprint_name,
+        live: state.live().get(s.id).map_or_else(String::new, |live| {
+            format!(
+                "{} · {}/{} players{}",
+                live.map,
+                live.players,
+                live.max_players,
+                if live.hibernating {
+                    " · hibernating"
+                } else {
+                    ""
+                }
+            )
+        }),
+        name: s.name,
+        hostname: s.hostname,
+        port: s.port,
+        desired: match s.desired_state {
+            left4me_store::DesiredState::Running => "running".into(),
+            left4me_store::DesiredState::Stopped => "stopped".into(),
+        },
+        actual,
+    }
 }
 
 async fn dashboard_page(
@@ -99,10 +83,18 @@ async fn dashboard_page(
     form: NewServerForm,
     errors: FormErrors,
 ) -> AppResult<DashboardPage> {
-    let servers = state.store().servers(user.owner_filter()).await?;
+    let listed = state
+        .store()
+        .listed_servers(ServerFilter::Owner(user.owner_filter()))
+        .await?;
+    let actual = actual_states(state, listed.iter().map(|l| l.server.id).collect()).await?;
     Ok(DashboardPage {
         l: Layout::of(user),
-        servers: rows(state, servers).await?,
+        servers: listed
+            .into_iter()
+            .zip(actual)
+            .map(|(listed, actual)| row(state, listed, actual))
+            .collect(),
         blueprints: state.store().blueprints(user.owner_filter()).await?,
         form,
         errors,
@@ -231,7 +223,13 @@ async fn server_page(
     let server_id = server.id;
     let blueprint_id = server.blueprint_id;
     let jobs = state.store().jobs(JobFilter::Server(server.id), 20).await?;
-    let row = rows(state, vec![server]).await?.remove(0);
+    let listed = state
+        .store()
+        .listed_servers(ServerFilter::One(server_id))
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound)?;
+    let row = row(state, listed, status.state);
     Ok(ServerPage {
         l: Layout::of(user),
         row,
