@@ -12,6 +12,7 @@ use std::time::Duration;
 use left4me_host::events::{CancellationToken, Ctx, Event};
 use left4me_host::lifecycle::{Host, HostError};
 use left4me_store::{Job, JobState, LogLine, NewJob, Server, Store, User};
+use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::spec_builder::{build_spec, instance_name};
@@ -408,24 +409,24 @@ impl Jobs {
             &format!("waiting for the server to answer on port {port}..."),
         )
         .await;
-        let started = tokio::time::Instant::now();
-        let mut last_second = -1;
-        loop {
+        let mut wait = ReadyWait::new(addr, self.0.ready_timeout);
+        let mut last_second = None;
+        let waited = loop {
             if token.is_cancelled() {
                 return Err(JobError::Cancelled);
             }
-            let elapsed = started.elapsed();
-            if elapsed >= self.0.ready_timeout {
-                return Err(JobError::Failed(format!(
-                    "the server is running but did not answer queries within {total} s; see its log"
-                )));
-            }
-            let second = i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX);
-            if second != last_second {
+            let second = i64::try_from(wait.waited().as_secs()).unwrap_or(i64::MAX);
+            if last_second != Some(second) {
                 self.progress(job_id, second, total).await;
-                last_second = second;
+                last_second = Some(second);
             }
-            if let Ok(info) = srcds_protocol::a2s::info(addr, Duration::from_millis(500)).await {
+            match wait.next_try().await {
+                Try::NotYet => {}
+                done => break done,
+            }
+        };
+        match waited {
+            Try::Ready(info) => {
                 self.progress(job_id, total, total).await;
                 self.log(
                     job_id,
@@ -433,9 +434,11 @@ impl Jobs {
                     &format!("ready: {} on {}", info.name, info.map),
                 )
                 .await;
-                return Ok(());
+                Ok(())
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            Try::NotYet | Try::TimedOut => Err(JobError::Failed(format!(
+                "the server is running but did not answer queries within {total} s; see its log"
+            ))),
         }
     }
 

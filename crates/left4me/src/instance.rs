@@ -1,7 +1,7 @@
 //! `left4me instance ...`: the lifecycle commands.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -9,6 +9,7 @@ use left4me_host::events::{CancellationToken, Ctx, Event};
 use left4me_host::lifecycle::{Host, HostError, InstanceStatus, StartOutcome};
 use left4me_host::name::InstanceName;
 use left4me_host::spec::Spec;
+use srcds_protocol::a2s::{ReadyWait, Try};
 
 use crate::{Cli, CliResult, Failure, open_host};
 
@@ -191,29 +192,25 @@ pub(crate) fn wait_ready_for(status: &InstanceStatus, limit: Duration) -> CliRes
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let deadline = Instant::now() + limit;
     eprintln!(
         "› waiting up to {}s for {addr} to answer A2S_INFO...",
         limit.as_secs()
     );
-    runtime.block_on(async {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Failure::from(anyhow::anyhow!(
-                    "the server did not answer A2S_INFO on {addr} within {}s (it is still running; see `left4me instance logs {}`)",
-                    limit.as_secs(),
-                    status.name
-                )));
-            }
-            let attempt = left.min(Duration::from_millis(500));
-            if let Ok(info) = srcds_protocol::a2s::info(addr, attempt).await {
-                eprintln!("› ready: {} on {} ({}/{} players)", info.name, info.map, info.players, info.max_players);
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+    let waited = runtime.block_on(ReadyWait::new(addr, limit).finish());
+    match waited {
+        Try::Ready(info) => {
+            eprintln!(
+                "› ready: {} on {} ({}/{} players)",
+                info.name, info.map, info.players, info.max_players
+            );
+            Ok(())
         }
-    })
+        Try::NotYet | Try::TimedOut => Err(Failure::from(anyhow::anyhow!(
+            "the server did not answer A2S_INFO on {addr} within {}s (it is still running; see `left4me instance logs {}`)",
+            limit.as_secs(),
+            status.name
+        ))),
+    }
 }
 
 fn uptime(since: Option<u64>) -> String {

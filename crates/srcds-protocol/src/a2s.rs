@@ -141,3 +141,85 @@ pub async fn rules(addr: SocketAddr, timeout: Duration) -> Result<Vec<Rule>, Que
 fn serialize_secs<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }
+
+/// Waits for a booting server to answer `A2S_INFO`. The caller drives
+/// the loop, so it can report progress or give up between tries:
+///
+/// ```no_run
+/// # async fn demo(addr: std::net::SocketAddr) {
+/// use srcds_protocol::a2s::{ReadyWait, Try};
+/// let mut wait = ReadyWait::new(addr, std::time::Duration::from_secs(60));
+/// loop {
+///     match wait.next_try().await {
+///         Try::Ready(info) => break println!("{} is up", info.name),
+///         Try::TimedOut => break eprintln!("no answer"),
+///         Try::NotYet => eprintln!("waited {:?}", wait.waited()),
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ReadyWait {
+    addr: SocketAddr,
+    limit: Duration,
+    started: tokio::time::Instant,
+    tried: bool,
+}
+
+/// The outcome of one [`ReadyWait::next_try`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Try {
+    /// The server answered.
+    Ready(Box<Info>),
+    /// No answer yet; there is time left.
+    NotYet,
+    /// No answer within the limit.
+    TimedOut,
+}
+
+impl ReadyWait {
+    const PAUSE: Duration = Duration::from_millis(200);
+    const TRY: Duration = Duration::from_millis(500);
+
+    pub fn new(addr: SocketAddr, limit: Duration) -> Self {
+        Self {
+            addr,
+            limit,
+            started: tokio::time::Instant::now(),
+            tried: false,
+        }
+    }
+
+    /// How long this wait has lasted.
+    pub fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Pauses 200 ms after an earlier try, then asks once, bounded by
+    /// what is left of the limit.
+    pub async fn next_try(&mut self) -> Try {
+        if std::mem::replace(&mut self.tried, true) {
+            let left = self.limit.saturating_sub(self.waited());
+            tokio::time::sleep(Self::PAUSE.min(left)).await;
+        }
+        let left = self.limit.saturating_sub(self.waited());
+        if left.is_zero() {
+            return Try::TimedOut;
+        }
+        match info(self.addr, left.min(Self::TRY)).await {
+            Ok(info) => Try::Ready(Box::new(info)),
+            Err(_) if self.waited() >= self.limit => Try::TimedOut,
+            Err(_) => Try::NotYet,
+        }
+    }
+
+    /// Tries until the server answers or the limit passes: never `NotYet`.
+    pub async fn finish(mut self) -> Try {
+        loop {
+            match self.next_try().await {
+                Try::NotYet => {}
+                done => return done,
+            }
+        }
+    }
+}

@@ -20,6 +20,37 @@ async fn server() -> srcds_sim::SimHandle {
 }
 
 #[tokio::test]
+async fn waiting_ends_when_a_booting_server_answers_or_at_the_limit() {
+    let sim = srcds_sim::start(SimConfig::default().command("sim_boot_delay_ms 700"))
+        .await
+        .unwrap();
+    let addr = sim.local_addr();
+    let mut wait = a2s::ReadyWait::new(addr, Duration::from_secs(10));
+    let mut silent = 0;
+    let info = loop {
+        match wait.next_try().await {
+            a2s::Try::Ready(info) => break info,
+            a2s::Try::NotYet => silent += 1,
+            a2s::Try::TimedOut => panic!("no answer after {:?}", wait.waited()),
+        }
+    };
+    assert_eq!(info.map, "c1m1_hotel");
+    assert!(silent >= 1, "it tried while the server was silent");
+    assert!(wait.waited() >= Duration::from_millis(700));
+    sim.shutdown().await;
+
+    // A silent port: tries until the limit, then says so.
+    let mut wait = a2s::ReadyWait::new(addr, Duration::from_millis(600));
+    let mut tries = vec![wait.next_try().await];
+    while tries.last() == Some(&a2s::Try::NotYet) {
+        tries.push(wait.next_try().await);
+    }
+    assert_eq!(tries.last(), Some(&a2s::Try::TimedOut));
+    assert!(tries.len() >= 2, "{tries:?}");
+    assert!(wait.waited() >= Duration::from_millis(600));
+}
+
+#[tokio::test]
 async fn info_players_and_split_rules() {
     let sim = server().await;
     let addr = sim.local_addr();
