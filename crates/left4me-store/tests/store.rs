@@ -10,6 +10,19 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A server with the next free port of 27015-27115.
+fn new_server(owner_id: i64, blueprint_id: i64, name: &str) -> NewServer<'_> {
+    NewServer {
+        owner_id,
+        blueprint_id,
+        name,
+        hostname: "h",
+        port: None,
+        port_range: 27015..=27115,
+        rcon_password: "pw",
+    }
+}
+
 fn job<'a>(kind: &'a str, locks: &'a [String]) -> NewJob<'a> {
     NewJob {
         kind,
@@ -139,13 +152,9 @@ async fn ports_come_from_the_range_until_it_is_exhausted() {
     let user = store.create_user("alice", "h", true).await.unwrap();
     let bp = store.create_blueprint(user.id, "coop").await.unwrap();
     let new = |name: &'static str, port| NewServer {
-        owner_id: user.id,
-        blueprint_id: bp.id,
-        name,
-        hostname: "h",
         port,
         port_range: 27015..=27016,
-        rcon_password: "pw",
+        ..new_server(user.id, bp.id, name)
     };
     assert_eq!(
         store.create_server(&new("a", None)).await.unwrap().port,
@@ -199,15 +208,7 @@ async fn listed_servers_carry_owner_and_blueprint_names_and_filter() {
     let mut ids = Vec::new();
     for (owner, blueprint, name) in [(bob.id, versus.id, "Zed"), (alice.id, coop.id, "alpha")] {
         let server = store
-            .create_server(&NewServer {
-                owner_id: owner,
-                blueprint_id: blueprint,
-                name,
-                hostname: "h",
-                port: None,
-                port_range: 27015..=27115,
-                rcon_password: "pw",
-            })
+            .create_server(&new_server(owner, blueprint, name))
             .await
             .unwrap();
         ids.push(server.id);
@@ -265,15 +266,7 @@ async fn used_overlays_and_blueprints_cannot_be_deleted() {
     let err = store.delete_overlay(o.id).await.unwrap_err();
     assert!(err.to_string().contains("used by blueprint coop"), "{err}");
     store
-        .create_server(&NewServer {
-            owner_id: user.id,
-            blueprint_id: bp.id,
-            name: "s1",
-            hostname: "h",
-            port: None,
-            port_range: 27015..=27115,
-            rcon_password: "pw",
-        })
+        .create_server(&new_server(user.id, bp.id, "s1"))
         .await
         .unwrap();
     let err = store.delete_blueprint(bp.id).await.unwrap_err();

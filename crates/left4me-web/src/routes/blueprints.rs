@@ -15,21 +15,26 @@ use crate::spec_builder::server_cfg_lines;
 use crate::state::AppState;
 
 async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Blueprint> {
-    let blueprint = state.store().blueprint(id).await?;
-    if user.may_access(blueprint.owner_id) {
-        Ok(blueprint)
-    } else {
-        Err(AppError::NotFound)
-    }
+    user.visible(state.store().blueprint(id).await?)
+}
+
+/// The list with the creation form (refilled after a mistake).
+async fn list_page(
+    state: &AppState,
+    user: &CurrentUser,
+    name: String,
+    errors: FormErrors,
+) -> AppResult<BlueprintsPage> {
+    Ok(BlueprintsPage {
+        l: Layout::of(user),
+        blueprints: state.store().blueprints(user.owner_filter()).await?,
+        name,
+        errors,
+    })
 }
 
 pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
-    let page = BlueprintsPage {
-        l: Layout::of(&user),
-        blueprints: state.store().blueprints(user.owner_filter()).await?,
-        name: String::new(),
-        errors: FormErrors::default(),
-    };
+    let page = list_page(&state, &user, String::new(), FormErrors::default()).await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -56,12 +61,7 @@ pub(crate) async fn create(
         Err(message) => {
             let mut errors = FormErrors::default();
             errors.add("name", message);
-            let page = BlueprintsPage {
-                l: Layout::of(&user),
-                blueprints: state.store().blueprints(user.owner_filter()).await?,
-                name: form.name,
-                errors,
-            };
+            let page = list_page(&state, &user, form.name, errors).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
     }

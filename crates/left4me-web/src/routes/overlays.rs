@@ -25,12 +25,7 @@ use crate::state::AppState;
 const EDIT_LIMIT: u64 = 1024 * 1024;
 
 async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Overlay> {
-    let overlay = state.store().overlay(id).await?;
-    if user.may_access(overlay.owner_id) {
-        Ok(overlay)
-    } else {
-        Err(AppError::NotFound)
-    }
+    user.visible(state.store().overlay(id).await?)
 }
 
 fn overlay_dir(state: &AppState, id: i64) -> PathBuf {
@@ -60,13 +55,23 @@ fn rel(path: &str) -> AppResult<RelPath> {
     RelPath::parse(path).map_err(AppError::from)
 }
 
-pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
-    let page = OverlaysPage {
-        l: Layout::of(&user),
+/// The list with the creation form (refilled after a mistake).
+async fn list_page(
+    state: &AppState,
+    user: &CurrentUser,
+    name: String,
+    errors: FormErrors,
+) -> AppResult<OverlaysPage> {
+    Ok(OverlaysPage {
+        l: Layout::of(user),
         overlays: state.store().overlays(user.owner_filter()).await?,
-        name: String::new(),
-        errors: FormErrors::default(),
-    };
+        name,
+        errors,
+    })
+}
+
+pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
+    let page = list_page(&state, &user, String::new(), FormErrors::default()).await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -85,12 +90,7 @@ pub(crate) async fn create(
         Err(message) => {
             let mut errors = FormErrors::default();
             errors.add("name", message);
-            let page = OverlaysPage {
-                l: Layout::of(&user),
-                overlays: state.store().overlays(user.owner_filter()).await?,
-                name: form.name,
-                errors,
-            };
+            let page = list_page(&state, &user, form.name, errors).await?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
         }
     };

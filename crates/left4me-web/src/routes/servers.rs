@@ -23,12 +23,7 @@ pub(crate) async fn load_server(
     user: &CurrentUser,
     id: i64,
 ) -> AppResult<Server> {
-    let server = state.store().server(id).await?;
-    if user.may_access(server.owner_id) {
-        Ok(server)
-    } else {
-        Err(AppError::NotFound)
-    }
+    user.visible(state.store().server(id).await?)
 }
 
 /// The supervisor's word for each server's state, asked off the runtime.
