@@ -2,12 +2,13 @@
 //! live streaming: the last lines first, then every new line, across
 //! rotations and truncation, resumable from a position.
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use left4me_host::supervisor::console_log::rotated_path;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 /// Where a line ends: the file (by inode) and the byte offset after it.
@@ -43,27 +44,42 @@ pub struct Line {
 /// How often the file is checked for growth.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Reads one file of the log from an offset, in whole lines. Synchronous:
+/// each poll runs as one blocking task, not one per file operation, which
+/// is what kept many watchers busy handing work between threads.
 struct Reader {
     path: PathBuf,
-    file: Option<tokio::fs::File>,
+    file: Option<File>,
     inode: u64,
     offset: u64,
     partial: Vec<u8>,
 }
 
-async fn open(path: &Path) -> Option<(tokio::fs::File, u64)> {
-    let file = tokio::fs::File::open(path).await.ok()?;
-    let inode = file.metadata().await.ok()?.ino();
+fn open(path: &Path) -> Option<(File, u64)> {
+    let file = File::open(path).ok()?;
+    let inode = file.metadata().ok()?.ino();
     Some((file, inode))
 }
 
 impl Reader {
+    /// A reader of `path` starting at `offset` (nothing open if it is missing).
+    fn at(path: PathBuf, opened: Option<(File, u64)>, offset: u64) -> Self {
+        let (file, inode) = opened.map_or((None, 0), |(f, i)| (Some(f), i));
+        Self {
+            path,
+            file,
+            inode,
+            offset,
+            partial: Vec::new(),
+        }
+    }
+
     /// Reads what was appended since the last call, as complete lines.
-    async fn read_new(&mut self) -> Vec<Line> {
+    fn read_new(&mut self) -> Vec<Line> {
         let Some(file) = self.file.as_mut() else {
             return Vec::new();
         };
-        let Ok(meta) = file.metadata().await else {
+        let Ok(meta) = file.metadata() else {
             return Vec::new();
         };
         if meta.len() < self.offset {
@@ -71,15 +87,8 @@ impl Reader {
             self.offset = 0;
             self.partial.clear();
         }
-        if file
-            .seek(std::io::SeekFrom::Start(self.offset))
-            .await
-            .is_err()
-        {
-            return Vec::new();
-        }
         let mut buf = Vec::new();
-        if file.read_to_end(&mut buf).await.is_err() {
+        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_end(&mut buf).is_err() {
             return Vec::new();
         }
         let start = self.offset - self.partial.len() as u64;
@@ -103,146 +112,104 @@ impl Reader {
         lines
     }
 
-    /// Switches to the current file when the path now names another one.
-    async fn rotated(&self) -> bool {
-        match tokio::fs::metadata(&self.path).await {
-            Ok(meta) => self.file.is_none() || meta.ino() != self.inode,
-            Err(_) => false,
-        }
+    /// Where the next unread complete line starts.
+    fn resume_offset(&self) -> u64 {
+        self.offset - self.partial.len() as u64
     }
 
-    async fn reopen(&mut self) {
-        if let Some((file, inode)) = open(&self.path).await {
-            self.file = Some(file);
-            self.inode = inode;
-            self.offset = 0;
-            self.partial.clear();
+    /// New lines; after a rotation the old file's last lines, then the
+    /// new file's.
+    fn poll(&mut self) -> Vec<Line> {
+        let mut lines = self.read_new();
+        let rotated = std::fs::metadata(&self.path)
+            .is_ok_and(|meta| self.file.is_none() || meta.ino() != self.inode);
+        if rotated && let Some((file, inode)) = open(&self.path) {
+            lines.extend(self.read_new());
+            *self = Self::at(self.path.clone(), Some((file, inode)), 0);
+            lines.extend(self.read_new());
         }
+        lines
     }
 }
 
 /// The last `count` complete lines of the log (current file, reaching
-/// into the previous rotation when it is short).
-async fn tail(path: &Path, count: usize) -> (Vec<Line>, Option<(tokio::fs::File, u64, u64)>) {
-    let mut lines = Vec::new();
+/// into the previous rotation when it is short), and a reader of the
+/// current file positioned after them.
+fn tail(path: &Path, count: usize) -> (Vec<Line>, Reader) {
     let older = rotated_path(path, 1);
-    if let Some((file, inode)) = open(&older).await {
-        let mut reader = Reader {
-            path: older,
-            file: Some(file),
-            inode,
-            offset: 0,
-            partial: Vec::new(),
-        };
-        lines.extend(reader.read_new().await);
-    }
-    let current = match open(path).await {
-        Some((file, inode)) => {
-            let mut reader = Reader {
-                path: path.to_owned(),
-                file: Some(file),
-                inode,
-                offset: 0,
-                partial: Vec::new(),
-            };
-            lines.extend(reader.read_new().await);
-            // Resume after the last complete line (a partial one is re-read).
-            let offset = reader.offset - reader.partial.len() as u64;
-            reader.file.map(|f| (f, inode, offset))
-        }
-        None => None,
-    };
+    let mut lines = Reader::at(older.clone(), open(&older), 0).read_new();
+    let mut current = Reader::at(path.to_owned(), open(path), 0);
+    lines.extend(current.read_new());
+    // A partial last line is re-read once it is complete.
+    let current = Reader::at(
+        path.to_owned(),
+        current.file.take().map(|f| (f, current.inode)),
+        current.resume_offset(),
+    );
     let skip = lines.len().saturating_sub(count);
     (lines.split_off(skip), current)
 }
 
+/// Where a follower starts: the backlog to send first and the reader of
+/// the current file.
+fn start(path: &Path, resume: Option<Position>, backlog: usize) -> (Vec<Line>, Reader) {
+    let Some(pos) = resume else {
+        return tail(path, backlog);
+    };
+    let current = open(path);
+    if let Some((_, inode)) = &current
+        && *inode == pos.inode
+    {
+        return (Vec::new(), Reader::at(path.to_owned(), current, pos.offset));
+    }
+    // Maybe the position is in the previous file: finish that first.
+    let older = rotated_path(path, 1);
+    match open(&older) {
+        Some((file, inode)) if inode == pos.inode => {
+            let rest = Reader::at(older, Some((file, inode)), pos.offset).read_new();
+            (rest, Reader::at(path.to_owned(), current, 0))
+        }
+        _ => tail(path, backlog),
+    }
+}
+
 /// The last `count` complete lines (reaching into the previous rotation).
 pub async fn last_lines(path: &Path, count: usize) -> Vec<Line> {
-    tail(path, count).await.0
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || tail(&path, count).0)
+        .await
+        .unwrap_or_default()
 }
 
 /// Streams the log into the returned channel until the receiver is dropped.
 pub fn follow(path: PathBuf, resume: Option<Position>, backlog: usize) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(async move {
-        let mut reader = Reader {
-            path: path.clone(),
-            file: None,
-            inode: 0,
-            offset: 0,
-            partial: Vec::new(),
+        let Ok((first, mut reader)) =
+            tokio::task::spawn_blocking(move || start(&path, resume, backlog)).await
+        else {
+            return;
         };
-        let mut first = Vec::new();
-        let current = open(&path).await;
-        match (resume, current) {
-            (Some(pos), Some((file, inode))) if pos.inode == inode => {
-                reader.file = Some(file);
-                reader.inode = inode;
-                reader.offset = pos.offset;
-            }
-            (Some(pos), current) => {
-                // Maybe the position is in the previous file: finish it first.
-                let older = rotated_path(&path, 1);
-                if let Some((file, inode)) = open(&older).await
-                    && inode == pos.inode
-                {
-                    let mut old = Reader {
-                        path: older,
-                        file: Some(file),
-                        inode,
-                        offset: pos.offset,
-                        partial: Vec::new(),
-                    };
-                    first.extend(old.read_new().await);
-                    if let Some((file, inode)) = current {
-                        reader.file = Some(file);
-                        reader.inode = inode;
-                    }
-                } else {
-                    let (lines, current) = tail(&path, backlog).await;
-                    first = lines;
-                    if let Some((file, inode, offset)) = current {
-                        reader.file = Some(file);
-                        reader.inode = inode;
-                        reader.offset = offset;
-                    }
-                }
-            }
-            (None, _) => {
-                let (lines, current) = tail(&path, backlog).await;
-                first = lines;
-                if let Some((file, inode, offset)) = current {
-                    reader.file = Some(file);
-                    reader.inode = inode;
-                    reader.offset = offset;
-                }
-            }
-        }
-        for line in first {
-            if tx.send(line).await.is_err() {
-                return;
-            }
-        }
+        let mut lines = first;
         loop {
-            for line in reader.read_new().await {
+            for line in lines {
                 if tx.send(line).await.is_err() {
                     return;
                 }
-            }
-            if reader.rotated().await {
-                // Lines written to the old file before it was rotated.
-                for line in reader.read_new().await {
-                    if tx.send(line).await.is_err() {
-                        return;
-                    }
-                }
-                reader.reopen().await;
-                continue;
             }
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 () = tx.closed() => return,
             }
+            let Ok(polled) = tokio::task::spawn_blocking(move || {
+                let lines = reader.poll();
+                (reader, lines)
+            })
+            .await
+            else {
+                return;
+            };
+            (reader, lines) = polled;
         }
     });
     rx

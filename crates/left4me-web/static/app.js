@@ -124,11 +124,12 @@ function setupConsole(form) {
 function setupServerLog(log) {
   const source = new EventSource(log.dataset.events);
   let fresh = true;
-  source.addEventListener("line", (e) => {
+  // Each event is a batch of lines (up to 256), one text node per batch.
+  source.addEventListener("lines", (e) => {
     if (fresh) { log.textContent = ""; fresh = false; }
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.appendChild(document.createTextNode(e.data + "\n"));
-    while (log.childNodes.length > 5000) log.removeChild(log.firstChild);
+    while (log.childNodes.length > 1000) log.removeChild(log.firstChild);
     if (atBottom) log.scrollTop = log.scrollHeight;
   });
 }

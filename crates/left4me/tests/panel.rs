@@ -1295,7 +1295,8 @@ async fn the_activity_log_records_who_did_what() {
     app.stop().await;
 }
 
-/// Reads SSE `line` events from an open stream until `done` says so.
+/// Reads the log stream's SSE `lines` events until `done` says so: one
+/// `(id, text)` per line, where only a batch's last line carries the id.
 async fn read_lines_until<B: AsRef<[u8]>>(
     stream: &mut (impl futures_util::Stream<Item = reqwest::Result<B>> + Unpin),
     buffer: &mut String,
@@ -1313,18 +1314,22 @@ async fn read_lines_until<B: AsRef<[u8]>>(
         buffer.push_str(&String::from_utf8_lossy(chunk.as_ref()));
         while let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
-            let (mut id, mut data, mut is_line) = (String::new(), String::new(), false);
+            let (mut id, mut data, mut is_lines) = (String::new(), Vec::new(), false);
             for l in block.lines() {
                 if let Some(v) = l.strip_prefix("id:") {
                     id = v.trim().to_owned();
                 } else if let Some(v) = l.strip_prefix("data:") {
-                    data = v.strip_prefix(' ').unwrap_or(v).to_owned();
-                } else if l.starts_with("event:") && l.ends_with("line") {
-                    is_line = true;
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                } else if l == "event: lines" {
+                    is_lines = true;
                 }
             }
-            if is_line {
-                seen.push((id, data));
+            if is_lines {
+                let last = data.len().saturating_sub(1);
+                for (i, text) in data.into_iter().enumerate() {
+                    let id = if i == last { id.clone() } else { String::new() };
+                    seen.push((id, text));
+                }
             }
         }
     }
@@ -1385,16 +1390,27 @@ async fn the_log_stream_survives_a_crash_restart_and_resumes() {
     );
     drop(stream);
 
-    // Reconnecting with the id of a line continues right after it.
-    let middle = seen.len() / 2;
+    // Reconnecting with the id of a batch continues right after it.
+    let middle = (0..seen.len() - 1)
+        .rfind(|i| !seen[*i].0.is_empty())
+        .expect("the backlog and the crash came in separate batches");
     let mut stream = Box::pin(
         open_log(&client, server, Some(&seen[middle].0))
             .await
             .bytes_stream(),
     );
     let (mut buffer, mut resumed) = (String::new(), Vec::new());
-    read_lines_until(&mut stream, &mut buffer, &mut resumed, |s| !s.is_empty()).await;
-    assert_eq!(resumed[0], seen[middle + 1], "no line lost or repeated");
+    let expected: Vec<&str> = seen[middle + 1..].iter().map(|(_, t)| t.as_str()).collect();
+    read_lines_until(&mut stream, &mut buffer, &mut resumed, |s| {
+        s.len() >= expected.len()
+    })
+    .await;
+    let texts: Vec<&str> = resumed.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts[..expected.len()],
+        expected[..],
+        "no line lost or repeated"
+    );
     app.stop().await;
 }
 

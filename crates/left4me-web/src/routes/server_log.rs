@@ -8,9 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
 use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use left4me_host::supervisor::LogSource;
+use tokio::sync::mpsc;
 
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
@@ -47,13 +48,30 @@ pub(crate) async fn page(
     Ok(render(&page)?.into_response())
 }
 
-fn line_event(id: &str, text: String) -> Event {
-    let event = Event::default().event("line").data(text);
+fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The most lines sent as one event.
+const BATCH: usize = 256;
+
+/// One event for the lines that were ready together: its data holds them
+/// one per `data:` field, and its id is where the last one ends, so a
+/// reconnect resumes after the batch. Batching keeps a fast log from
+/// costing one write per line per watcher.
+fn lines_event(lines: Vec<(String, String)>) -> Event {
+    let id = lines.last().map(|(id, _)| id.clone()).unwrap_or_default();
+    let text: Vec<String> = lines
+        .into_iter()
+        // A carriage return would end an SSE line too.
+        .map(|(_, text)| text.replace('\r', ""))
+        .collect();
+    let event = Event::default().event("lines").data(text.join("\n"));
     if id.is_empty() { event } else { event.id(id) }
 }
 
-/// Server-sent events, one per line, with ids a reconnect resumes from
-/// exactly (`INODE:OFFSET` in `console.log`, or the journal cursor), across
+/// Server-sent `lines` events with ids a reconnect resumes from exactly
+/// (`INODE:OFFSET` in `console.log`, or the journal cursor), across
 /// restarts and rotations. While the server is down the stream stays open
 /// (keep-alives) and continues when it prints again.
 pub(crate) async fn events(
@@ -67,14 +85,12 @@ pub(crate) async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let stream: BoxStream<'static, Result<Event, Infallible>> =
+    // Each line with the id that resumes after it.
+    let lines: BoxStream<'static, (String, String)> =
         match state.host().log_source(&instance_name(id)) {
             LogSource::File(path) => {
                 let rx = follow(path, resume.as_deref().and_then(Position::parse), BACKLOG);
-                Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-                    let line = rx.recv().await?;
-                    Some((Ok(line_event(&line.end.to_string(), line.text)), rx))
-                }))
+                Box::pin(receiver_stream(rx).map(|l| (l.end.to_string(), l.text)))
             }
             LogSource::Journal { unit } => {
                 let rx = follow_journal(
@@ -83,13 +99,12 @@ pub(crate) async fn events(
                     resume.as_deref(),
                     BACKLOG,
                 );
-                Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-                    let line = rx.recv().await?;
-                    Some((Ok(line_event(&line.cursor, line.text)), rx))
-                }))
+                Box::pin(receiver_stream(rx).map(|l| (l.cursor, l.text)))
             }
         };
-    let stream =
-        futures_util::StreamExt::take_until(stream, state.shutdown().clone().cancelled_owned());
+    let stream = lines
+        .ready_chunks(BATCH)
+        .map(|batch| Ok(lines_event(batch)));
+    let stream = stream.take_until(state.shutdown().clone().cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
 }
