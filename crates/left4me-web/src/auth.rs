@@ -1,6 +1,7 @@
 //! Passwords, sessions, CSRF and login rate limits.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use left4me_store::{Blueprint, Overlay, Server, Session, User};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::config::TrustedProxies;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -272,6 +274,28 @@ fn decode_form(encoded: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The client's address: the peer's, unless the peer is a trusted proxy;
+/// then the last `X-Forwarded-For` entry not added by a trusted proxy
+/// (earlier entries are the client's to forge).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|a| a.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(*ip))
+        .unwrap_or(peer)
+}
+
 /// Failed logins per IP and per username within a window.
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
@@ -337,6 +361,45 @@ owned!(Server, Blueprint, Overlay);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_address_comes_from_trusted_proxies_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted: TrustedProxies = "127.0.0.1,10.0.0.2".parse().unwrap();
+        let headers = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            h
+        };
+        let forged = headers(&["198.51.100.9, 203.0.113.7"]);
+        // Straight from a client: the header is ignored.
+        assert_eq!(
+            client_ip(ip("192.0.2.1"), &forged, &trusted),
+            ip("192.0.2.1")
+        );
+        // Through the proxy: the entry the proxy added, not the forged one.
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &forged, &trusted),
+            ip("203.0.113.7")
+        );
+        // Through two trusted proxies, over several header lines.
+        let chained = headers(&["203.0.113.7", "10.0.0.2"]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &chained, &trusted),
+            ip("203.0.113.7")
+        );
+        // No header, or garbage: the proxy itself.
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &headers(&[]), &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &headers(&["unknown"]), &trusted),
+            ip("127.0.0.1")
+        );
+    }
 
     #[test]
     fn passwords_hash_and_verify() {

@@ -2,7 +2,7 @@
 //! `--config`), then `LEFT4ME_*` environment variables, then command-line
 //! flags. Unknown keys in the file are errors.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,31 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/left4me/left4me.toml";
 pub enum SupervisorKind {
     Builtin,
     Systemd,
+}
+
+/// Addresses of reverse proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct TrustedProxies(pub Vec<IpAddr>);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = std::net::AddrParseError;
+
+    /// A comma-separated list, as in `LEFT4ME_TRUSTED_PROXIES=127.0.0.1,::1`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -33,6 +58,10 @@ pub struct Config {
     pub upload_limit_mb: u64,
     /// Host name players connect to; defaults to the panel's own host.
     pub public_host: Option<String>,
+    /// Reverse proxies in front of the panel: for requests from them, the
+    /// client address (for login rate limits) is taken from
+    /// `X-Forwarded-For`.
+    pub trusted_proxies: TrustedProxies,
     pub max_crashes: u32,
     pub crash_window_secs: u64,
     pub restart_backoff_ms: u64,
@@ -58,6 +87,7 @@ impl Default for Config {
             workers: 2,
             upload_limit_mb: 512,
             public_host: None,
+            trusted_proxies: TrustedProxies::default(),
             max_crashes: 5,
             crash_window_secs: 60,
             restart_backoff_ms: 1000,
@@ -122,6 +152,11 @@ upload_limit_mb = 512
 # Host name players use to connect (steam://connect/HOST:PORT); defaults to
 # the host name the panel was opened with.
 # public_host = "l4d2.example.org"
+
+# Reverse proxies in front of the panel (exact addresses). Requests from
+# them are attributed to the client named in X-Forwarded-For, so login
+# rate limits apply per client rather than to the proxy as a whole.
+# trusted_proxies = ["127.0.0.1", "::1"]
 
 # Built-in supervisor: give up after max_crashes within crash_window_secs,
 # first restart after restart_backoff_ms (doubling), SIGKILL stop_timeout_ms
@@ -222,6 +257,7 @@ impl Config {
         if let Some(host) = env("LEFT4ME_PUBLIC_HOST") {
             self.public_host = Some(host).filter(|h| !h.is_empty());
         }
+        set(&env, "LEFT4ME_TRUSTED_PROXIES", &mut self.trusted_proxies)?;
         set(&env, "LEFT4ME_MAX_CRASHES", &mut self.max_crashes)?;
         set(
             &env,
@@ -327,6 +363,35 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("environment variable LEFT4ME_WORKERS=\"many\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_the_environment() {
+        let parsed = Config::parse(
+            "trusted_proxies = [\"10.0.0.1\", \"::1\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(parsed.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+        assert!(parsed.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!parsed.trusted_proxies.contains("10.0.0.2".parse().unwrap()));
+        // An IPv4 peer seen on an IPv6 socket is the same proxy.
+        assert!(
+            parsed
+                .trusted_proxies
+                .contains("::ffff:10.0.0.1".parse().unwrap())
+        );
+
+        let env = |k: &str| (k == "LEFT4ME_TRUSTED_PROXIES").then(|| "127.0.0.1, ::1".to_owned());
+        let config = Config::load_with_env(Some(Path::new("/dev/null")), env).unwrap();
+        assert_eq!(config.trusted_proxies.0.len(), 2);
+        let bad = |k: &str| (k == "LEFT4ME_TRUSTED_PROXIES").then(|| "10.0.0.0/8".to_owned());
+        let err = Config::load_with_env(Some(Path::new("/dev/null")), bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("LEFT4ME_TRUSTED_PROXIES=\"10.0.0.0/8\""),
             "{err}"
         );
     }

@@ -294,6 +294,43 @@ async fn logins_are_rate_limited_per_username() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_the_ip_limit_counts_each_client() {
+    let mut app = App::spawn_configured(|c| {
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    let base = app.client().base;
+    let mallory = Client::forwarded_for(&base, "203.0.113.5");
+    // Different usernames, so only the per-address limit applies.
+    for i in 0..left4me_web::auth::IP_LIMIT {
+        let res = mallory.login(&format!("guess{i}"), "wrong").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = mallory.login(ADMIN.0, ADMIN.1).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy is not locked out.
+    let res = Client::forwarded_for(&base, "203.0.113.6")
+        .login(ADMIN.0, ADMIN.1)
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+
+    // Without the setting the header is ignored: forging it evades nothing.
+    let mut app = App::spawn().await;
+    let base = app.client().base;
+    for i in 0..left4me_web::auth::IP_LIMIT {
+        let forged = Client::forwarded_for(&base, &format!("198.51.100.{i}"));
+        let res = forged.login(&format!("guess{i}"), "wrong").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = Client::forwarded_for(&base, "198.51.100.200")
+        .login(ADMIN.0, ADMIN.1)
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn users_see_and_change_only_what_they_own() {
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;

@@ -169,10 +169,12 @@ pub(crate) struct LoginForm {
 pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let limiter = state.limiter();
-    let ip_key = format!("ip:{}", peer.ip());
+    let client = auth::client_ip(peer.ip(), &headers, &state.config().trusted_proxies);
+    let ip_key = format!("ip:{client}");
     let user_key = format!("user:{}", form.username.trim().to_lowercase());
     for (key, max) in [(&ip_key, IP_LIMIT), (&user_key, USER_LIMIT)] {
         if let Err(wait) = limiter.check(key, max) {

@@ -136,8 +136,21 @@ pub fn csrf_in(html: &str) -> String {
 impl Client {
     /// A browser-like client of `base` (own cookie jar, no redirects).
     pub fn new(base: &str) -> Self {
+        Self::with_headers(base, reqwest::header::HeaderMap::new())
+    }
+
+    /// A client that sends `X-Forwarded-For: CLIENT`, as a reverse proxy
+    /// in front of the panel would.
+    pub fn forwarded_for(base: &str, client: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", client.parse().unwrap());
+        Self::with_headers(base, headers)
+    }
+
+    fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Self {
         Self {
             http: reqwest::Client::builder()
+                .default_headers(headers)
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
