@@ -41,9 +41,65 @@ pub fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
     write_atomic(to, &std::fs::read(from)?)
 }
 
+/// Whether `relative` below `dir` is a regular file, resolved without
+/// following any symlink (for root code reading what a less privileged
+/// user may write). Missing, or anything but a plain file, means `false`;
+/// a symlink on the way or another error is an error, so tampering is
+/// loud.
+pub fn is_file_beneath(dir: &Path, relative: &Path) -> io::Result<bool> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match rustix::fs::openat2(
+        &dir_fd,
+        relative,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => {
+            Ok(rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode).is_file())
+        }
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_file_beneath_trusts_only_plain_files_and_follows_no_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/file"), "x").unwrap();
+        std::fs::write(outside.path().join("file"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("file"), dir.path().join("a/link")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("b")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("a/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let check = |rel: &str| is_file_beneath(dir.path(), Path::new(rel));
+        assert!(check("a/file").unwrap());
+        assert!(!check("a/missing").unwrap());
+        assert!(!check("a/link").unwrap(), "a symlink is not the file");
+        assert!(
+            !check("a/fifo").unwrap(),
+            "nor is a FIFO, and nothing blocks"
+        );
+        assert!(check("b/file").is_err(), "a symlinked directory is refused");
+        assert!(check("../x").is_err(), "and so is leaving the directory");
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp_files() {

@@ -227,7 +227,7 @@ impl Host {
         self.initialize_locked(name, &spec, ctx)?;
         // Before the active check: a server started by an older version,
         // or by hand, gets its boot setting all the same.
-        self.supervisor.set_start_on_boot(&target, true, ctx)?;
+        self.record_start_on_boot(&target, true, ctx)?;
         if self.supervisor.status(&target)?.active {
             ctx.step(format!("instance {name} is already running"))?;
             return Ok(StartOutcome::AlreadyRunning);
@@ -302,9 +302,54 @@ impl Host {
     fn stop_locked(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
         let paths = self.root.instance(name);
         let target = self.target(name, &paths);
-        self.supervisor.set_start_on_boot(&target, false, ctx)?;
+        self.record_start_on_boot(&target, false, ctx)?;
         self.supervisor.stop(&target, ctx)?;
         Ok(())
+    }
+
+    /// Writes or removes `start-on-boot`, then has the backend follow it.
+    /// The file is the record and must be written; the backend's update
+    /// may fail (a unit not installed, a rate limit) without blocking the
+    /// start or stop, and `repair_start_on_boot` finishes it later.
+    fn record_start_on_boot(
+        &self,
+        target: &Target<'_>,
+        on: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), HostError> {
+        write_start_on_boot(target.paths, target.name, on)?;
+        if let Err(e) = self.supervisor.apply_start_on_boot(target, ctx) {
+            ctx.emit(Event::Stderr(format!(
+                "warning: the boot setting was not updated ({e}); it is retried later"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the backend's boot setting say `on` where it says otherwise
+    /// (after an update that failed or was interrupted). Returns whether
+    /// anything had to change. Turning it on needs an initialized
+    /// instance; turning it off never does.
+    pub fn repair_start_on_boot(
+        &self,
+        name: &InstanceName,
+        on: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<bool, HostError> {
+        let _lock = self.lock(name)?;
+        let paths = self.root.instance(name);
+        let target = self.target(name, &paths);
+        if on && !paths.spec().exists() {
+            return Ok(false);
+        }
+        match self.supervisor.starts_on_boot(&target)? {
+            Some(actual) if actual != on => {
+                write_start_on_boot(&paths, name, on)?;
+                self.supervisor.apply_start_on_boot(&target, ctx)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn purge(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
@@ -384,6 +429,21 @@ impl Host {
         let paths = self.root.instance(name);
         self.supervisor.log_source(&self.target(name, &paths))
     }
+}
+
+fn write_start_on_boot(
+    paths: &InstancePaths,
+    name: &InstanceName,
+    on: bool,
+) -> Result<(), HostError> {
+    let marker = paths.start_on_boot();
+    let written = if on {
+        let text = format!("{name} should run after a reboot while this file exists.\n");
+        write_atomic(&marker, text.as_bytes())
+    } else {
+        remove_file_if_exists(&marker)
+    };
+    written.map_err(io(format!("writing {}", marker.display())))
 }
 
 /// Reads `relative` below `dir` without following any symlink, so an

@@ -2,8 +2,12 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::name::InstanceName;
+
+/// How long a held lock is waited for before the instance counts as busy.
+const BUSY_GRACE: Duration = Duration::from_millis(250);
 
 /// Held for the length of an operation; released on drop (and by the
 /// kernel if the process dies, so a killed CLI never leaves it stuck).
@@ -38,10 +42,19 @@ impl InstanceLock {
             .write(true)
             .open(path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(LockError::Busy(name.clone())),
-            Err(TryLockError::Error(e)) => Err(io(e)),
+        // A child forked by another thread shares the lock's open file
+        // until it execs, so a lock just released can look held for a few
+        // milliseconds: only a lock held past a short grace is "busy".
+        let deadline = Instant::now() + BUSY_GRACE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TryLockError::WouldBlock) => return Err(LockError::Busy(name.clone())),
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
         }
     }
 }

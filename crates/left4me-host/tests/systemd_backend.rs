@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use left4me_host::events::{CancellationToken, Ctx, discard};
+use left4me_host::events::{CancellationToken, Ctx, Event, discard};
 use left4me_host::lifecycle::Host;
 use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
@@ -13,19 +13,34 @@ use left4me_host::supervisor::LogSource;
 use left4me_host::supervisor::systemd::SystemdSupervisor;
 
 /// Writes a fake systemctl into `dir`; `show` prints `show_output`, and
-/// starting a server unit fails with `start_error` when given.
+/// starting a server unit fails with `start_error` when given. `is-enabled`
+/// prints the word in `dir/enabled` (like systemd, exiting 1 unless it is
+/// "enabled"), and starting the autostart unit fails while
+/// `dir/autostart-fails` exists.
 fn fake_systemctl(dir: &Path, show_output: &str, start_error: Option<&str>) -> PathBuf {
     let script = dir.join("systemctl");
     let log = dir.join("calls.log");
     let fail = start_error.map_or(String::new(), |msg| {
         format!("case \"$1 $2\" in 'start left4me-server@'*) echo '{msg}' >&2; exit 1 ;; esac\n")
     });
+    let dir = dir.display();
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$@\" >> '{}'\n{fail}if [ \"$1\" = show ]; then printf '{}'; fi\nexit 0\n",
-            log.display(),
-            show_output.replace('\n', "\\n")
+            r#"#!/bin/sh
+echo "$@" >> '{log}'
+{fail}case "$1 $2" in
+'start left4me-autostart@'*)
+    if [ -e '{dir}/autostart-fails' ]; then echo 'Job failed.' >&2; exit 1; fi ;;
+'is-enabled '*)
+    word=$(cat '{dir}/enabled' 2>/dev/null || echo disabled)
+    echo "$word"; [ "$word" = enabled ]; exit ;;
+'show '*) printf '{show}' ;;
+esac
+exit 0
+"#,
+            log = log.display(),
+            show = show_output.replace('\n', "\\n")
         ),
     )
     .unwrap();
@@ -153,4 +168,84 @@ fn an_active_unit_is_not_started_twice() {
         (status.running, status.pid, status.restarts),
         (true, Some(99), 1)
     );
+}
+
+fn spec(port: u16) -> Spec {
+    Spec::new(Port::new(port).unwrap(), vec![], vec![], vec![]).unwrap()
+}
+
+#[test]
+fn a_failing_boot_setting_warns_but_never_blocks_start_or_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), fake_systemctl(dir.path(), INACTIVE, None));
+    std::fs::write(dir.path().join("autostart-fails"), "").unwrap();
+    let name = InstanceName::parse("coop-4").unwrap();
+    let cancel = CancellationToken::new();
+    let events = std::sync::Mutex::new(Vec::new());
+    let sink = |e: Event| events.lock().unwrap().push(e);
+    let ctx = Ctx::new(&sink, &cancel);
+
+    host.start(&name, Some(&spec(27018)), &ctx).unwrap();
+    let marker = host.root().path().join("instances/coop-4/start-on-boot");
+    assert!(marker.is_file(), "the wish is recorded all the same");
+    host.stop(&name, &ctx).unwrap();
+    assert!(!marker.exists());
+
+    let calls = calls(dir.path());
+    assert!(calls.contains(&"start left4me-server@coop-4.service".to_owned()));
+    assert!(calls.contains(&"stop left4me-server@coop-4.service".to_owned()));
+    let warnings: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stderr(text) if text.starts_with("warning: the boot setting") => {
+                Some(text.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("Job failed."), "{warnings:?}");
+}
+
+#[test]
+fn repair_makes_the_enabled_state_follow_the_desired_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), fake_systemctl(dir.path(), INACTIVE, None));
+    let name = InstanceName::parse("coop-5").unwrap();
+    let cancel = CancellationToken::new();
+    let ctx = Ctx::new(&discard, &cancel);
+    let marker = host.root().path().join("instances/coop-5/start-on-boot");
+    let autostarts = || {
+        calls(dir.path())
+            .iter()
+            .filter(|c| *c == "start left4me-autostart@coop-5.service")
+            .count()
+    };
+
+    // Not initialized: nothing to enable, but disabling is always allowed.
+    assert!(!host.repair_start_on_boot(&name, true, &ctx).unwrap());
+    std::fs::write(dir.path().join("enabled"), "enabled").unwrap();
+    assert!(host.repair_start_on_boot(&name, false, &ctx).unwrap());
+    assert_eq!(autostarts(), 1);
+
+    host.initialize(&name, &spec(27019), &ctx).unwrap();
+    std::fs::write(dir.path().join("enabled"), "disabled").unwrap();
+    assert!(host.repair_start_on_boot(&name, true, &ctx).unwrap());
+    assert!(marker.is_file());
+    assert_eq!(autostarts(), 2);
+    std::fs::write(dir.path().join("enabled"), "enabled").unwrap();
+    assert!(
+        !host.repair_start_on_boot(&name, true, &ctx).unwrap(),
+        "in agreement: nothing to do"
+    );
+    assert!(host.repair_start_on_boot(&name, false, &ctx).unwrap());
+    assert!(!marker.exists());
+    assert_eq!(autostarts(), 3);
+
+    // A helper that keeps failing is an error here: the caller reports it.
+    std::fs::write(dir.path().join("autostart-fails"), "").unwrap();
+    let err = host.repair_start_on_boot(&name, false, &ctx).unwrap_err();
+    assert!(err.to_string().contains("Job failed."), "{err}");
 }

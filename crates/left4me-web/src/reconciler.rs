@@ -4,7 +4,9 @@
 //! A server that should run but does not is started again, unless its
 //! supervisor gave up after repeated crashes: that stays `failed`, with the
 //! supervisor's reason, until someone acts. A server that runs but should
-//! not is stopped. Servers with a queued or running job are left alone.
+//! not is stopped. Where the supervisor keeps a boot setting (systemd's
+//! enabled units), one that disagrees with the desired state is fixed.
+//! Servers with a queued or running job are left alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,6 +68,39 @@ impl Reconciler {
         }))
     }
 
+    /// Enables or disables the server for boot to match its desired state,
+    /// where an earlier update failed or was cut short. A failure is
+    /// logged and tried again next pass.
+    async fn repair_boot_setting(&self, server: &left4me_store::Server) -> Result<(), String> {
+        let host = Arc::clone(&self.host);
+        let name = instance_name(server.id);
+        let on = server.desired_state == DesiredState::Running;
+        let repaired = tokio::task::spawn_blocking(move || {
+            let cancel = left4me_host::events::CancellationToken::new();
+            let ctx = left4me_host::events::Ctx::new(&left4me_host::events::discard, &cancel);
+            host.repair_start_on_boot(&name, on, &ctx)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match repaired {
+            Ok(false) => {}
+            Ok(true) => {
+                let drift = format!(
+                    "server {} was {} to start at boot; fixed",
+                    server.name,
+                    if on { "not set" } else { "still set" }
+                );
+                tracing::warn!("{drift}");
+                self.store
+                    .record_activity(None, Some(server.id), "drift", &drift)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Err(e) => tracing::warn!("server {}: boot setting not repaired: {e}", server.name),
+        }
+        Ok(())
+    }
+
     /// One pass; returns what it found (for tests and logs).
     pub async fn run_once(&self) -> Result<Vec<String>, String> {
         let servers = self.store.servers(None).await.map_err(|e| e.to_string())?;
@@ -79,6 +114,7 @@ impl Reconciler {
             {
                 continue;
             }
+            self.repair_boot_setting(&server).await?;
             let host = Arc::clone(&self.host);
             let name = instance_name(server.id);
             let status = tokio::task::spawn_blocking(move || host.status(&name))

@@ -369,8 +369,9 @@ done
 
 /// The boot setting from `instance start` to the symlink systemd reads at
 /// boot. A stand-in `systemctl` plays PID 1: it runs the autostart oneshot
-/// as systemd would and hands unit-file work to the real systemctl on an
-/// offline root, which creates and removes the real symlinks.
+/// with the unit's capability bounding set and hands unit-file work to the
+/// real systemctl on an offline root, which creates and removes the real
+/// symlinks.
 #[test]
 fn start_enables_the_server_unit_for_boot_and_stop_and_delete_disable_it() {
     let offline = offline_root();
@@ -389,13 +390,15 @@ start)
     case "$2" in
     left4me-autostart@*.service)
         name=${{2#left4me-autostart@}}
-        exec '{left4me}' --root '{state}' autostart-helper "${{name%.service}}" ;;
+        exec setpriv --bounding-set '{caps}' --inh-caps -all \
+            '{left4me}' --root '{state}' autostart-helper "${{name%.service}}" ;;
     esac ;;
 --no-reload) exec /usr/bin/systemctl --root='{offline}' "$@" ;;
 esac
 "#,
             calls = calls.display(),
             left4me = LEFT4ME,
+            caps = bounding_set("left4me-autostart@.service"),
             state = t.path().display(),
             offline = offline.path().display(),
         ),
@@ -424,8 +427,18 @@ esac
     let systemd = ["--supervisor", "systemd", "instance"];
     let run = |args: &[&str]| t.ok(&[&systemd[..], args].concat());
 
+    // The helper runs confined to its unit's capabilities, and the panel
+    // owns the instance directory with mode 0750, as in production.
+    t.ok(&[
+        "instance",
+        "init",
+        "coop-1",
+        "--spec",
+        spec.to_str().unwrap(),
+    ]);
+    give_to_game_user(&t, &["instances", "runtime"]);
     assert_eq!(is_enabled(), "disabled");
-    run(&["start", "coop-1", "--spec", spec.to_str().unwrap()]);
+    run(&["start", "coop-1"]);
     assert!(marker.is_file());
     assert_eq!(is_enabled(), "enabled");
     assert_eq!(
@@ -469,4 +482,121 @@ esac
         "{}",
         stderr(&bad)
     );
+}
+
+/// The `CapabilityBoundingSet=` of a shipped unit, as `setpriv
+/// --bounding-set` takes it (`-all,+sys_admin,...`).
+fn bounding_set(unit: &str) -> String {
+    let text = std::fs::read_to_string(deploy_dir().join(unit)).unwrap();
+    let caps: Vec<String> = settings_of(&text)
+        .into_iter()
+        .filter(|(k, _)| *k == "CapabilityBoundingSet")
+        .flat_map(|(_, v)| v.split_whitespace())
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    assert!(!caps.is_empty(), "{unit} sets no CapabilityBoundingSet");
+    format!("-all,{}", caps.join(","))
+}
+
+/// Runs `left4me ARGS` as root confined to `unit`'s capability bounding
+/// set, as systemd would run the unit's ExecStart.
+fn run_confined(t: &TestRoot, unit: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", &bounding_set(unit), "--inh-caps", "-all"])
+        .arg(LEFT4ME)
+        .arg("--root")
+        .arg(t.path())
+        .args(args);
+    cmd.output()
+        .expect("setpriv (util-linux) must be installed; this test does not skip")
+}
+
+const GAME_UID: &str = "4242";
+
+/// Hands an instance's files to the game user with the modes the panel's
+/// umask (0027) gives them, as in production.
+fn give_to_game_user(t: &TestRoot, paths: &[&str]) {
+    for path in paths {
+        let out = Command::new("chown")
+            .args(["-R", &format!("{GAME_UID}:{GAME_UID}")])
+            .arg(t.path().join(path))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = Command::new("chmod")
+            .args(["-R", "o-rwx"])
+            .arg(t.path().join(path))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+/// Runs a shell command as the game user in `dir`.
+fn as_game_user(dir: &Path, script: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid", GAME_UID, "--regid", GAME_UID, "--clear-groups"])
+        .args(["sh", "-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_mount_helper_with_its_units_capabilities_mounts_a_writable_overlay() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let t = TestRoot::new();
+    t.overlay(
+        "mods",
+        &[
+            ("left4dead2/addons/mod.vpk", "vpk"),
+            ("left4dead2/addons/old.vpk", "old"),
+        ],
+    );
+    let spec = t.spec(
+        "s.yaml",
+        &format!("port: {}\noverlays: [mods]\n", free_port()),
+    );
+    t.ok(&["instance", "init", "pi", "--spec", spec.to_str().unwrap()]);
+    give_to_game_user(&t, &["instances", "runtime", "overlays"]);
+
+    let unit = "left4me-mount@.service";
+    let out = run_confined(&t, unit, &["mount-helper", "mount", "pi"]);
+    assert!(out.status.success(), "mount failed: {}", stderr(&out));
+    let entry = left4me_host::mount::find_mount(&t.merged("pi"))
+        .unwrap()
+        .expect("mounted");
+    assert!(
+        !entry.super_options.iter().any(|o| o == "ro"),
+        "the kernel fell back to a read-only mount: {entry:?}"
+    );
+    // What a game does: new files, changes to an overlay's file (a copy-up
+    // keeping its owner) and deleting a lower file (a whiteout).
+    let out = as_game_user(
+        &t.merged("pi"),
+        "echo new > left4dead2/addons/new.txt \
+         && echo changed >> left4dead2/addons/mod.vpk \
+         && rm left4dead2/addons/old.vpk",
+    );
+    assert!(out.status.success(), "as the game: {}", stderr(&out));
+    let upper = t.path().join("runtime/pi/upper/left4dead2/addons");
+    let copied = std::fs::metadata(upper.join("mod.vpk")).unwrap();
+    assert_eq!(
+        copied.uid().to_string(),
+        GAME_UID,
+        "copied up with its owner"
+    );
+    assert_eq!(
+        std::fs::read_to_string(upper.join("mod.vpk")).unwrap(),
+        "vpkchanged\n"
+    );
+    let whiteout = std::fs::symlink_metadata(upper.join("old.vpk")).unwrap();
+    assert!(whiteout.file_type().is_char_device(), "a whiteout hides it");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("overlays/mods/left4dead2/addons/mod.vpk")).unwrap(),
+        "vpk",
+        "the overlay itself is untouched"
+    );
+    let out = run_confined(&t, unit, &["mount-helper", "umount", "pi"]);
+    assert!(out.status.success(), "umount failed: {}", stderr(&out));
 }

@@ -332,15 +332,18 @@ impl Supervisor for BuiltinSupervisor {
         LogSource::File(target.paths.console_log())
     }
 
-    fn set_start_on_boot(
+    fn apply_start_on_boot(
         &self,
         _target: &Target<'_>,
-        _on: bool,
         _ctx: &Ctx<'_>,
     ) -> Result<(), SupervisorError> {
-        // Nothing of ours survives a reboot to act on it: the panel starts
-        // the servers it wants running when it starts itself.
+        // Nothing of ours survives a reboot to act on the file: the panel
+        // starts the servers it wants running when it starts itself.
         Ok(())
+    }
+
+    fn starts_on_boot(&self, _target: &Target<'_>) -> Result<Option<bool>, SupervisorError> {
+        Ok(None)
     }
 
     fn forget(&self, _target: &Target<'_>) -> Result<(), SupervisorError> {

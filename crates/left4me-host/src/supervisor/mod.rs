@@ -97,15 +97,18 @@ pub trait Supervisor: Send + Sync + std::fmt::Debug {
 
     fn log_source(&self, target: &Target<'_>) -> LogSource;
 
-    /// Records whether the instance comes back after a host reboot. Called
-    /// before every start (true) and stop (false), so a crash between the
-    /// two steps leaves the intent recorded for the next run to finish.
-    fn set_start_on_boot(
+    /// Brings the backend's boot setting in line with the instance's
+    /// `start-on-boot` file (written by the host before every start and
+    /// removed before every stop).
+    fn apply_start_on_boot(
         &self,
         target: &Target<'_>,
-        on: bool,
         ctx: &Ctx<'_>,
     ) -> Result<(), SupervisorError>;
+
+    /// Whether the backend will start the instance at boot; `None` where
+    /// it keeps no such setting.
+    fn starts_on_boot(&self, target: &Target<'_>) -> Result<Option<bool>, SupervisorError>;
 
     /// Called when an instance is deleted, to forget backend state.
     fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError>;

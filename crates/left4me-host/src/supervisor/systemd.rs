@@ -59,9 +59,14 @@ pub fn sync_start_on_boot(
     name: &InstanceName,
     systemctl: &Path,
 ) -> Result<bool, SupervisorError> {
-    // The directory is the panel's to write: trust only a plain file.
+    // The directory is the panel's to write: no symlinks, a plain file.
     let marker = root.instance(name).start_on_boot();
-    let on = std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file());
+    let relative = marker
+        .strip_prefix(root.path())
+        .expect("instance paths are below the root");
+    let on = fsutil::is_file_beneath(root.path(), relative).map_err(SupervisorError::io(
+        format!("checking {}", marker.display()),
+    ))?;
     let supervisor = SystemdSupervisor {
         systemctl: systemctl.to_owned(),
     };
@@ -166,25 +171,34 @@ impl Supervisor for SystemdSupervisor {
         }
     }
 
-    fn set_start_on_boot(
+    fn apply_start_on_boot(
         &self,
         target: &Target<'_>,
-        on: bool,
         ctx: &Ctx<'_>,
     ) -> Result<(), SupervisorError> {
-        let marker = target.paths.start_on_boot();
-        let written = if on {
-            let text = format!(
-                "{} is enabled while this file exists.\n",
-                server_unit(target.name)
-            );
-            fsutil::write_atomic(&marker, text.as_bytes())
-        } else {
-            fsutil::remove_file_if_exists(&marker)
-        };
-        written.map_err(SupervisorError::io(format!("writing {}", marker.display())))?;
         self.systemctl(Some(ctx), ["start", autostart_unit(target.name).as_str()])?;
         Ok(())
+    }
+
+    fn starts_on_boot(&self, target: &Target<'_>) -> Result<Option<bool>, SupervisorError> {
+        // `is-enabled` exits non-zero for "disabled": read the word instead.
+        let unit = server_unit(target.name);
+        let output = Command::new(&self.systemctl)
+            .args(["is-enabled", unit.as_str()])
+            .output()
+            .map_err(SupervisorError::io(format!(
+                "running {}",
+                self.systemctl.display()
+            )))?;
+        let state = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if state.is_empty() {
+            return Err(SupervisorError::Failed(format!(
+                "systemctl is-enabled {unit} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(Some(state.starts_with("enabled")))
     }
 
     fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
