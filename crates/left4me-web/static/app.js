@@ -124,12 +124,21 @@ function setupConsole(form) {
 function setupServerLog(log) {
   const source = new EventSource(log.dataset.events);
   let fresh = true;
-  // Each event is a batch of lines (up to 256), one text node per batch.
+  // Each event is a batch of lines (up to 256), one text node per batch;
+  // the oldest batches go once more than 5,000 lines are shown.
+  let shown = 0;
+  const counts = [];
   source.addEventListener("lines", (e) => {
     if (fresh) { log.textContent = ""; fresh = false; }
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    const count = e.data.split("\n").length;
     log.appendChild(document.createTextNode(e.data + "\n"));
-    while (log.childNodes.length > 1000) log.removeChild(log.firstChild);
+    counts.push(count);
+    shown += count;
+    while (shown > 5000 && counts.length > 1) {
+      shown -= counts.shift();
+      log.removeChild(log.firstChild);
+    }
     if (atBottom) log.scrollTop = log.scrollHeight;
   });
 }

@@ -271,6 +271,44 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     click(&browser, "nav.tabs a[href$='/log']").await;
     wait_text(&browser, "#server-log", "] server process", 15).await;
     shot(&browser, "08a-log").await;
+    // A flood of 6,000 lines: all arrive, and the tab keeps about the last
+    // 5,000 (whole batches are dropped from the top).
+    let url = browser.current_url().await.unwrap();
+    let server_id = url.path().split('/').nth(2).unwrap().to_owned();
+    let console_log = root
+        .path()
+        .join(format!("runtime/server-{server_id}/console.log"));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&console_log)
+        .unwrap();
+    for n in 0..6000 {
+        use std::io::Write;
+        writeln!(file, "flood {n}").unwrap();
+    }
+    wait_text(&browser, "#server-log", "flood 5999", 30).await;
+    let shown = browser
+        .execute(
+            "return document.getElementById('server-log').textContent.trim().split('\\n');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let shown: Vec<String> = serde_json::from_value(shown).unwrap();
+    assert!(
+        (5000 - 256..=5000).contains(&shown.len()),
+        "{} lines shown",
+        shown.len()
+    );
+    assert_eq!(shown.last().map(String::as_str), Some("flood 5999"));
+    let floods: Vec<usize> = shown
+        .iter()
+        .filter_map(|l| l.strip_prefix("flood ")?.parse().ok())
+        .collect();
+    assert!(
+        floods.windows(2).all(|w| w[1] == w[0] + 1),
+        "no line lost in between"
+    );
     click(&browser, "nav.tabs a[href$='/console']").await;
     fill(&browser, "#console-input", "status").await;
     click(&browser, "#console-form button").await;

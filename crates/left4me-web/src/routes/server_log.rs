@@ -66,7 +66,12 @@ fn lines_event(lines: Vec<(String, String)>) -> Event {
         // A carriage return would end an SSE line too.
         .map(|(_, text)| text.replace('\r', ""))
         .collect();
-    let event = Event::default().event("lines").data(text.join("\n"));
+    let mut data = text.join("\n");
+    if data.is_empty() {
+        // A browser drops an event whose data is empty; keep the blank line.
+        data.push(' ');
+    }
+    let event = Event::default().event("lines").data(data);
     if id.is_empty() { event } else { event.id(id) }
 }
 
