@@ -370,13 +370,20 @@ impl Jobs {
             .await?;
         let name = instance_name(server.id);
         let start_name = name.clone();
-        self.host_op(job.id, token, move |host, ctx| {
-            host.start(&start_name, Some(&spec), ctx).map(|_| ())
-        })
-        .await?;
-        match self.wait_ready(job.id, server, token).await {
+        let started = self
+            .host_op(job.id, token, move |host, ctx| {
+                host.start(&start_name, Some(&spec), ctx).map(|_| ())
+            })
+            .await;
+        let ready = match started {
+            Ok(()) => self.wait_ready(job.id, server, token).await,
+            Err(e) => Err(e),
+        };
+        match ready {
             Err(JobError::Cancelled) => {
-                // Cancelling a start undoes it: stop what was started.
+                // Cancelling a start, during the host's steps or the wait,
+                // undoes it: the server is wanted stopped and is stopped
+                // (which also takes back its boot setting).
                 self.log(job.id, "step", "cancelled: stopping the server again...")
                     .await;
                 store

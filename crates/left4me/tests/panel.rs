@@ -221,6 +221,18 @@ async fn cancelling_a_start_midway_stops_the_server_again() {
     let status = app.root.status(&format!("server-{server}"));
     assert_eq!(status["running"], false, "{status}");
     assert_eq!(status["mounted"], false, "{status}");
+    assert!(
+        !app.root
+            .path()
+            .join(format!("instances/server-{server}/start-on-boot"))
+            .exists(),
+        "not wanted after a reboot either"
+    );
+    let (_, html) = client.get_text("/").await;
+    assert!(
+        !html.contains("wanted: running"),
+        "it is wanted stopped, so the reconciler leaves it: {html}"
+    );
     app.stop().await;
 }
 
