@@ -105,6 +105,7 @@ fn start_stop_status_and_delete_drive_the_server_unit() {
         [
             "start left4me-autostart@coop-1.service",
             show,
+            "reset-failed left4me-server@coop-1.service",
             "start left4me-server@coop-1.service",
             "start left4me-autostart@coop-1.service",
             "stop left4me-server@coop-1.service",

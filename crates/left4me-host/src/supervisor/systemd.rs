@@ -124,6 +124,11 @@ impl Supervisor for SystemdSupervisor {
     fn start(&self, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<(), SupervisorError> {
         let unit = server_unit(target.name);
         ctx.step(format!("starting {unit}..."))?;
+        // A start someone asked for is not a crash loop: clear the failed
+        // state and the start rate limit that automatic restarts count
+        // against, or a server that gave up could never be started again.
+        // Nothing to clear when it never failed; ignore that error.
+        let _ = self.systemctl(None, ["reset-failed", unit.as_str()]);
         self.systemctl(Some(ctx), ["start", unit.as_str()])?;
         Ok(())
     }
