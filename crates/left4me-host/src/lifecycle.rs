@@ -375,11 +375,24 @@ impl Host {
         paths.dir.exists() || paths.runtime.exists()
     }
 
-    /// Only what the supervisor says (no file or mount checks): cheap
-    /// enough to ask for many instances at once.
-    pub fn process_status(&self, name: &InstanceName) -> Result<ProcessStatus, HostError> {
-        let paths = self.root.instance(name);
-        Ok(self.supervisor.status(&self.target(name, &paths))?)
+    /// Only what the supervisor says (no file or mount checks), for many
+    /// instances in one question (one `systemctl show`, not one per
+    /// instance), in the order given.
+    pub fn process_statuses(
+        &self,
+        names: &[InstanceName],
+    ) -> Vec<Result<ProcessStatus, HostError>> {
+        let paths: Vec<InstancePaths> = names.iter().map(|n| self.root.instance(n)).collect();
+        let targets: Vec<Target<'_>> = names
+            .iter()
+            .zip(&paths)
+            .map(|(name, paths)| self.target(name, paths))
+            .collect();
+        self.supervisor
+            .statuses(&targets)
+            .into_iter()
+            .map(|r| r.map_err(HostError::from))
+            .collect()
     }
 
     pub fn status(&self, name: &InstanceName) -> Result<InstanceStatus, HostError> {

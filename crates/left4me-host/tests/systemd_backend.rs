@@ -12,7 +12,8 @@ use left4me_host::spec::{Port, Spec};
 use left4me_host::supervisor::LogSource;
 use left4me_host::supervisor::systemd::SystemdSupervisor;
 
-/// Writes a fake systemctl into `dir`; `show` prints `show_output`, and
+/// Writes a fake systemctl into `dir`; `show` prints `show_output` for
+/// each unit, and
 /// starting a server unit fails with `start_error` when given. `is-enabled`
 /// prints the word in `dir/enabled` (like systemd, exiting 1 unless it is
 /// "enabled"), and starting the autostart unit fails while
@@ -35,7 +36,16 @@ echo "$@" >> '{log}'
 'is-enabled '*)
     word=$(cat '{dir}/enabled' 2>/dev/null || echo disabled)
     echo "$word"; [ "$word" = enabled ]; exit ;;
-'show '*) printf '{show}' ;;
+'show '*)
+    # One block per unit asked about, separated by empty lines.
+    first=1
+    for arg in "$@"; do
+        case "$arg" in *.service)
+            [ $first = 1 ] || echo
+            first=0
+            printf '{show}' ;;
+        esac
+    done ;;
 esac
 exit 0
 "#,
@@ -99,7 +109,7 @@ fn start_stop_status_and_delete_drive_the_server_unit() {
     host.delete(&name, &ctx).unwrap();
 
     let calls = calls(dir.path());
-    let show = "show left4me-server@coop-1.service --timestamp=unix --property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,NRestarts,Result";
+    let show = "show --timestamp=unix --property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,NRestarts,Result left4me-server@coop-1.service";
     assert_eq!(
         calls,
         [
@@ -249,4 +259,28 @@ fn repair_makes_the_enabled_state_follow_the_desired_one() {
     std::fs::write(dir.path().join("autostart-fails"), "").unwrap();
     let err = host.repair_start_on_boot(&name, false, &ctx).unwrap_err();
     assert!(err.to_string().contains("Job failed."), "{err}");
+}
+
+#[test]
+fn many_statuses_are_one_question_to_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = "ActiveState=active\nSubState=running\nMainPID=99\nExecMainStartTimestamp=@1763870000\nNRestarts=0\nResult=success\n";
+    let host = host(dir.path(), fake_systemctl(dir.path(), running, None));
+    let names: Vec<InstanceName> = (0..150)
+        .map(|i| InstanceName::parse(&format!("s-{i}")).unwrap())
+        .collect();
+    let statuses = host.process_statuses(&names);
+    assert_eq!(statuses.len(), 150);
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.as_ref().is_ok_and(|s| s.running && s.pid == Some(99)))
+    );
+    let shows: Vec<String> = calls(dir.path())
+        .into_iter()
+        .filter(|c| c.starts_with("show "))
+        .collect();
+    assert_eq!(shows.len(), 2, "batches of 100");
+    assert!(shows[0].ends_with("left4me-server@s-99.service"));
+    assert!(shows[1].contains(" left4me-server@s-100.service "));
 }

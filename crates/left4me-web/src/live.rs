@@ -157,11 +157,10 @@ impl Poller {
         let host = Arc::clone(&self.host);
         let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
         let running: Vec<bool> = tokio::task::spawn_blocking(move || {
-            ids.iter()
-                .map(|id| {
-                    host.process_status(&instance_name(*id))
-                        .is_ok_and(|s| s.running)
-                })
+            let names: Vec<_> = ids.iter().map(|id| instance_name(*id)).collect();
+            host.process_statuses(&names)
+                .into_iter()
+                .map(|s| s.is_ok_and(|s| s.running))
                 .collect()
         })
         .await

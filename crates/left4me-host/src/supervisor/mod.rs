@@ -95,6 +95,12 @@ pub trait Supervisor: Send + Sync + std::fmt::Debug {
 
     fn status(&self, target: &Target<'_>) -> Result<ProcessStatus, SupervisorError>;
 
+    /// The status of each target, in order; backends that can ask about
+    /// many at once override this.
+    fn statuses(&self, targets: &[Target<'_>]) -> Vec<Result<ProcessStatus, SupervisorError>> {
+        targets.iter().map(|t| self.status(t)).collect()
+    }
+
     fn log_source(&self, target: &Target<'_>) -> LogSource;
 
     /// Brings the backend's boot setting in line with the instance's

@@ -157,17 +157,46 @@ impl Supervisor for SystemdSupervisor {
     }
 
     fn status(&self, target: &Target<'_>) -> Result<ProcessStatus, SupervisorError> {
-        let unit = server_unit(target.name);
-        let out = self.systemctl(
-            None,
-            [
-                "show",
-                unit.as_str(),
-                "--timestamp=unix",
-                "--property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,NRestarts,Result",
-            ],
-        )?;
-        Ok(parse_show(&out))
+        self.statuses(std::slice::from_ref(target))
+            .pop()
+            .expect("one status per target")
+    }
+
+    fn statuses(&self, targets: &[Target<'_>]) -> Vec<Result<ProcessStatus, SupervisorError>> {
+        // Bounded batches keep the command line short.
+        targets
+            .chunks(SHOW_BATCH)
+            .flat_map(|chunk| {
+                let units = chunk.iter().map(|t| server_unit(t.name));
+                let args = ["show", "--timestamp=unix", SHOW_PROPERTIES]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(units);
+                let shown = self.systemctl(None, args).and_then(|out| {
+                    let statuses: Vec<ProcessStatus> =
+                        split_show(&out).into_iter().map(parse_show).collect();
+                    if statuses.len() == chunk.len() {
+                        Ok(statuses)
+                    } else {
+                        Err(SupervisorError::Failed(format!(
+                            "systemctl show answered for {} units, asked about {}",
+                            statuses.len(),
+                            chunk.len()
+                        )))
+                    }
+                });
+                match shown {
+                    Ok(statuses) => statuses.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => {
+                        let message = e.to_string();
+                        chunk
+                            .iter()
+                            .map(|_| Err(SupervisorError::Failed(message.clone())))
+                            .collect()
+                    }
+                }
+            })
+            .collect()
     }
 
     fn log_source(&self, target: &Target<'_>) -> LogSource {
@@ -211,6 +240,20 @@ impl Supervisor for SystemdSupervisor {
         let _ = self.systemctl(None, ["reset-failed", server_unit(target.name).as_str()]);
         Ok(())
     }
+}
+
+/// Units asked about per `systemctl show`.
+const SHOW_BATCH: usize = 100;
+
+const SHOW_PROPERTIES: &str =
+    "--property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,NRestarts,Result";
+
+/// `systemctl show` about several units prints one block each, in order,
+/// separated by empty lines.
+pub fn split_show(text: &str) -> Vec<&str> {
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .collect()
 }
 
 /// Parses `systemctl show --property=... --timestamp=unix` output.
@@ -272,6 +315,12 @@ mod tests {
 
         let restarting = "ActiveState=activating\nSubState=auto-restart\nMainPID=0\nNRestarts=1\n";
         assert_eq!(parse_show(restarting).state, "restarting");
+
+        let two = format!("{running}\n{failed}");
+        let blocks = split_show(&two);
+        assert_eq!(blocks.len(), 2);
+        assert!(parse_show(blocks[0]).running);
+        assert_eq!(parse_show(blocks[1]).state, "failed");
     }
 
     #[test]

@@ -30,11 +30,10 @@ pub(crate) async fn load_server(
 async fn actual_states(state: &AppState, ids: Vec<i64>) -> AppResult<Vec<String>> {
     let host = std::sync::Arc::clone(state.host());
     tokio::task::spawn_blocking(move || {
-        ids.iter()
-            .map(|id| {
-                host.process_status(&instance_name(*id))
-                    .map_or_else(|e| format!("unknown ({e})"), |s| s.state)
-            })
+        let names: Vec<_> = ids.iter().map(|id| instance_name(*id)).collect();
+        host.process_statuses(&names)
+            .into_iter()
+            .map(|s| s.map_or_else(|e| format!("unknown ({e})"), |s| s.state))
             .collect()
     })
     .await
