@@ -342,7 +342,12 @@ impl Host {
         if on && !paths.spec().exists() {
             return Ok(false);
         }
-        match self.supervisor.starts_on_boot(&target)? {
+        let actual = self
+            .supervisor
+            .starts_on_boot(std::slice::from_ref(&target))
+            .pop()
+            .expect("one answer per target")?;
+        match actual {
             Some(actual) if actual != on => {
                 write_start_on_boot(&paths, name, on)?;
                 self.supervisor.apply_start_on_boot(&target, ctx)?;
@@ -382,14 +387,27 @@ impl Host {
         &self,
         names: &[InstanceName],
     ) -> Vec<Result<ProcessStatus, HostError>> {
+        self.ask_many(names, |targets| self.supervisor.statuses(targets))
+    }
+
+    /// Whether the supervisor will start each instance at boot, in the
+    /// order given (`None`: the built-in supervisor keeps no such setting).
+    pub fn boot_settings(&self, names: &[InstanceName]) -> Vec<Result<Option<bool>, HostError>> {
+        self.ask_many(names, |targets| self.supervisor.starts_on_boot(targets))
+    }
+
+    fn ask_many<T>(
+        &self,
+        names: &[InstanceName],
+        ask: impl FnOnce(&[Target<'_>]) -> Vec<Result<T, SupervisorError>>,
+    ) -> Vec<Result<T, HostError>> {
         let paths: Vec<InstancePaths> = names.iter().map(|n| self.root.instance(n)).collect();
         let targets: Vec<Target<'_>> = names
             .iter()
             .zip(&paths)
             .map(|(name, paths)| self.target(name, paths))
             .collect();
-        self.supervisor
-            .statuses(&targets)
+        ask(&targets)
             .into_iter()
             .map(|r| r.map_err(HostError::from))
             .collect()

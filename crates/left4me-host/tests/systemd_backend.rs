@@ -12,12 +12,11 @@ use left4me_host::spec::{Port, Spec};
 use left4me_host::supervisor::LogSource;
 use left4me_host::supervisor::systemd::SystemdSupervisor;
 
-/// Writes a fake systemctl into `dir`; `show` prints `show_output` for
-/// each unit, and
-/// starting a server unit fails with `start_error` when given. `is-enabled`
-/// prints the word in `dir/enabled` (like systemd, exiting 1 unless it is
-/// "enabled"), and starting the autostart unit fails while
-/// `dir/autostart-fails` exists.
+/// Writes a fake systemctl into `dir`. `show` prints `show_output` for
+/// each unit, and starting a server unit fails with `start_error` when
+/// given. `is-enabled` prints the word in `dir/enabled` for each unit (like
+/// systemd, exiting 1 unless it is "enabled"), and starting the autostart
+/// unit fails while `dir/autostart-fails` exists.
 fn fake_systemctl(dir: &Path, show_output: &str, start_error: Option<&str>) -> PathBuf {
     let script = dir.join("systemctl");
     let log = dir.join("calls.log");
@@ -35,7 +34,9 @@ echo "$@" >> '{log}'
     if [ -e '{dir}/autostart-fails' ]; then echo 'Job failed.' >&2; exit 1; fi ;;
 'is-enabled '*)
     word=$(cat '{dir}/enabled' 2>/dev/null || echo disabled)
-    echo "$word"; [ "$word" = enabled ]; exit ;;
+    shift
+    for unit in "$@"; do echo "$word"; done
+    [ "$word" = enabled ]; exit ;;
 'show '*)
     # One block per unit asked about, separated by empty lines.
     first=1
@@ -283,4 +284,19 @@ fn many_statuses_are_one_question_to_systemd() {
     assert_eq!(shows.len(), 2, "batches of 100");
     assert!(shows[0].ends_with("left4me-server@s-99.service"));
     assert!(shows[1].contains(" left4me-server@s-100.service "));
+
+    // Boot settings likewise, although `is-enabled` exits 1 for "disabled".
+    let boot = host.boot_settings(&names);
+    assert!(boot.iter().all(|b| matches!(b, Ok(Some(false)))));
+    std::fs::write(dir.path().join("enabled"), "enabled").unwrap();
+    assert!(
+        host.boot_settings(&names)
+            .iter()
+            .all(|b| matches!(b, Ok(Some(true))))
+    );
+    let asked = calls(dir.path())
+        .iter()
+        .filter(|c| c.starts_with("is-enabled "))
+        .count();
+    assert_eq!(asked, 4, "two batches, twice");
 }

@@ -103,24 +103,40 @@ impl Reconciler {
 
     /// One pass; returns what it found (for tests and logs).
     pub async fn run_once(&self) -> Result<Vec<String>, String> {
-        let servers = self.store.servers(None).await.map_err(|e| e.to_string())?;
-        let mut found = Vec::new();
-        for server in servers {
-            if self
+        let mut servers = Vec::new();
+        for server in self.store.servers(None).await.map_err(|e| e.to_string())? {
+            if !self
                 .store
                 .server_has_active_job(server.id)
                 .await
                 .map_err(|e| e.to_string())?
             {
-                continue;
+                servers.push(server);
             }
-            self.repair_boot_setting(&server).await?;
-            let host = Arc::clone(&self.host);
-            let name = instance_name(server.id);
-            let status = tokio::task::spawn_blocking(move || host.status(&name))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+        }
+        // Two questions to the supervisor for all servers, not two each.
+        let host = Arc::clone(&self.host);
+        let names: Vec<_> = servers.iter().map(|s| instance_name(s.id)).collect();
+        let (statuses, boot) = tokio::task::spawn_blocking(move || {
+            (host.process_statuses(&names), host.boot_settings(&names))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut found = Vec::new();
+        for ((server, status), boot) in servers.into_iter().zip(statuses).zip(boot) {
+            let wanted = server.desired_state == DesiredState::Running;
+            match boot {
+                Ok(Some(on)) if on != wanted => self.repair_boot_setting(&server).await?,
+                Ok(_) => {}
+                Err(e) => tracing::warn!("server {}: boot setting unknown: {e}", server.name),
+            }
+            let status = match status {
+                Ok(status) => status,
+                Err(e) => {
+                    tracing::warn!("server {}: state unknown: {e}", server.name);
+                    continue;
+                }
+            };
             let active = status.state == "running" || status.state == "restarting";
             let (drift, action) = match (server.desired_state, active, status.state.as_str()) {
                 (DesiredState::Running, false, "failed") => (

@@ -342,8 +342,8 @@ impl Supervisor for BuiltinSupervisor {
         Ok(())
     }
 
-    fn starts_on_boot(&self, _target: &Target<'_>) -> Result<Option<bool>, SupervisorError> {
-        Ok(None)
+    fn starts_on_boot(&self, targets: &[Target<'_>]) -> Vec<Result<Option<bool>, SupervisorError>> {
+        targets.iter().map(|_| Ok(None)).collect()
     }
 
     fn forget(&self, _target: &Target<'_>) -> Result<(), SupervisorError> {

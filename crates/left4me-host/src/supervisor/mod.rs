@@ -112,9 +112,9 @@ pub trait Supervisor: Send + Sync + std::fmt::Debug {
         ctx: &Ctx<'_>,
     ) -> Result<(), SupervisorError>;
 
-    /// Whether the backend will start the instance at boot; `None` where
-    /// it keeps no such setting.
-    fn starts_on_boot(&self, target: &Target<'_>) -> Result<Option<bool>, SupervisorError>;
+    /// Whether the backend will start each instance at boot, in order;
+    /// `None` where it keeps no such setting.
+    fn starts_on_boot(&self, targets: &[Target<'_>]) -> Vec<Result<Option<bool>, SupervisorError>>;
 
     /// Called when an instance is deleted, to forget backend state.
     fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError>;

@@ -78,6 +78,32 @@ pub fn sync_start_on_boot(
 }
 
 impl SystemdSupervisor {
+    /// Asks `query` about the targets' server units in batches of
+    /// [`UNIT_BATCH`] (short command lines); `query` answers one value per
+    /// unit, in order, or fails for the whole batch.
+    fn per_unit<T>(
+        &self,
+        targets: &[Target<'_>],
+        query: impl Fn(&[String]) -> Result<Vec<T>, SupervisorError>,
+    ) -> Vec<Result<T, SupervisorError>> {
+        targets
+            .chunks(UNIT_BATCH)
+            .flat_map(|chunk| {
+                let units: Vec<String> = chunk.iter().map(|t| server_unit(t.name)).collect();
+                match query(&units) {
+                    Ok(values) => values.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => {
+                        let message = e.to_string();
+                        units
+                            .iter()
+                            .map(|_| Err(SupervisorError::Failed(message.clone())))
+                            .collect()
+                    }
+                }
+            })
+            .collect()
+    }
+
     fn systemctl<I, S>(&self, ctx: Option<&Ctx<'_>>, args: I) -> Result<String, SupervisorError>
     where
         I: IntoIterator<Item = S>,
@@ -163,40 +189,24 @@ impl Supervisor for SystemdSupervisor {
     }
 
     fn statuses(&self, targets: &[Target<'_>]) -> Vec<Result<ProcessStatus, SupervisorError>> {
-        // Bounded batches keep the command line short.
-        targets
-            .chunks(SHOW_BATCH)
-            .flat_map(|chunk| {
-                let units = chunk.iter().map(|t| server_unit(t.name));
-                let args = ["show", "--timestamp=unix", SHOW_PROPERTIES]
-                    .into_iter()
-                    .map(str::to_owned)
-                    .chain(units);
-                let shown = self.systemctl(None, args).and_then(|out| {
-                    let statuses: Vec<ProcessStatus> =
-                        split_show(&out).into_iter().map(parse_show).collect();
-                    if statuses.len() == chunk.len() {
-                        Ok(statuses)
-                    } else {
-                        Err(SupervisorError::Failed(format!(
-                            "systemctl show answered for {} units, asked about {}",
-                            statuses.len(),
-                            chunk.len()
-                        )))
-                    }
-                });
-                match shown {
-                    Ok(statuses) => statuses.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(e) => {
-                        let message = e.to_string();
-                        chunk
-                            .iter()
-                            .map(|_| Err(SupervisorError::Failed(message.clone())))
-                            .collect()
-                    }
-                }
-            })
-            .collect()
+        self.per_unit(targets, |units| {
+            let args = ["show", "--timestamp=unix", SHOW_PROPERTIES]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(units.iter().cloned());
+            let out = self.systemctl(None, args)?;
+            let statuses: Vec<ProcessStatus> =
+                split_show(&out).into_iter().map(parse_show).collect();
+            if statuses.len() == units.len() {
+                Ok(statuses)
+            } else {
+                Err(SupervisorError::Failed(format!(
+                    "systemctl show answered for {} units, asked about {}",
+                    statuses.len(),
+                    units.len()
+                )))
+            }
+        })
     }
 
     fn log_source(&self, target: &Target<'_>) -> LogSource {
@@ -214,25 +224,32 @@ impl Supervisor for SystemdSupervisor {
         Ok(())
     }
 
-    fn starts_on_boot(&self, target: &Target<'_>) -> Result<Option<bool>, SupervisorError> {
-        // `is-enabled` exits non-zero for "disabled": read the word instead.
-        let unit = server_unit(target.name);
-        let output = Command::new(&self.systemctl)
-            .args(["is-enabled", unit.as_str()])
-            .output()
-            .map_err(SupervisorError::io(format!(
-                "running {}",
-                self.systemctl.display()
-            )))?;
-        let state = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if state.is_empty() {
-            return Err(SupervisorError::Failed(format!(
-                "systemctl is-enabled {unit} failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
-        Ok(Some(state.starts_with("enabled")))
+    fn starts_on_boot(&self, targets: &[Target<'_>]) -> Vec<Result<Option<bool>, SupervisorError>> {
+        self.per_unit(targets, |units| {
+            // `is-enabled` exits non-zero when any unit is not enabled:
+            // read the words, one line per unit, instead.
+            let output = Command::new(&self.systemctl)
+                .arg("is-enabled")
+                .args(units)
+                .output()
+                .map_err(SupervisorError::io(format!(
+                    "running {}",
+                    self.systemctl.display()
+                )))?;
+            let words: Vec<Option<bool>> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(|word| Some(word.trim().starts_with("enabled")))
+                .collect();
+            if words.len() == units.len() {
+                Ok(words)
+            } else {
+                Err(SupervisorError::Failed(format!(
+                    "systemctl is-enabled failed ({}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )))
+            }
+        })
     }
 
     fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
@@ -242,8 +259,8 @@ impl Supervisor for SystemdSupervisor {
     }
 }
 
-/// Units asked about per `systemctl show`.
-const SHOW_BATCH: usize = 100;
+/// Units asked about per `systemctl show` or `is-enabled`.
+const UNIT_BATCH: usize = 100;
 
 const SHOW_PROPERTIES: &str =
     "--property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,NRestarts,Result";
