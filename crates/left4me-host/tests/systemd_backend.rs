@@ -124,6 +124,7 @@ fn start_stop_status_and_delete_drive_the_server_unit() {
             "start left4me-autostart@coop-1.service",
             "stop left4me-server@coop-1.service",
             "reset-failed left4me-server@coop-1.service",
+            "start left4me-autostart@coop-1.service",
         ]
     );
     assert_eq!(
@@ -219,6 +220,12 @@ fn a_failing_boot_setting_warns_but_never_blocks_start_or_stop() {
         .collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("Job failed."), "{warnings:?}");
+
+    // Deleting is where it must work: afterwards nothing would repair it.
+    let err = host.delete(&name, &ctx).unwrap_err();
+    assert!(err.to_string().contains("Job failed."), "{err}");
+    std::fs::remove_file(dir.path().join("autostart-fails")).unwrap();
+    host.delete(&name, &ctx).unwrap();
 }
 
 #[test]

@@ -255,6 +255,11 @@ impl Supervisor for SystemdSupervisor {
     fn forget(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
         // Nothing to forget when the unit never failed; ignore that error.
         let _ = self.systemctl(None, ["reset-failed", server_unit(target.name).as_str()]);
+        // The files are gone, so the helper disables the unit. Here that
+        // must work: once the server is deleted nothing would repair it,
+        // and the unit would fail at every boot. An error keeps the server
+        // in the panel, so deleting it again retries.
+        self.systemctl(None, ["start", autostart_unit(target.name).as_str()])?;
         Ok(())
     }
 }
