@@ -191,6 +191,17 @@ fn settings_of(unit: &str) -> Vec<(&str, &str)> {
 /// with pkcheck on behalf of processes running as `left4me` and `nobody`.
 #[test]
 fn polkit_lets_the_panel_manage_its_units_and_nothing_else() {
+    for (program, package) in [
+        ("/usr/lib/polkit-1/polkitd", "polkitd"),
+        ("/usr/bin/pkcheck", "polkitd"),
+        ("/usr/bin/dbus-daemon", "dbus-daemon"),
+        ("/usr/bin/dbus-send", "dbus-bin"),
+    ] {
+        assert!(
+            Path::new(program).exists(),
+            "{program} is missing: install Debian's {package} (.ci/run does); this test does not skip"
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.d");
     std::fs::create_dir(&rules).unwrap();
