@@ -87,7 +87,7 @@ impl Store {
 
     /// Replaces the overlay list: `(overlay id, expose its server.cfg)` in order.
     pub async fn set_blueprint_overlays(&self, id: i64, overlays: &[(i64, bool)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM blueprint_overlays WHERE blueprint_id = ?")
             .bind(id)
             .execute(&mut *tx)

@@ -135,7 +135,7 @@ impl Store {
     /// wanted by an older queued job (so jobs on one resource keep their
     /// order).
     pub async fn claim_next_job(&self) -> Result<Option<Job>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let active: Vec<Job> = sqlx::query_as(
             "SELECT * FROM jobs WHERE state IN ('running', 'queued') ORDER BY state = 'queued', id",
         )

@@ -60,6 +60,14 @@ pub struct Store {
 }
 
 impl Store {
+    /// A transaction that reads and then writes. `BEGIN IMMEDIATE` takes
+    /// the write lock up front, so a concurrent writer makes it wait (busy
+    /// timeout); a deferred one would fail with "database is locked" when
+    /// it upgrades from reading to writing.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Opens (creating if missing) the database at `path` and applies the
     /// embedded migrations.
     pub async fn open(path: &Path) -> Result<Self> {

@@ -58,7 +58,7 @@ pub struct NewServer<'a> {
 impl Store {
     pub async fn create_server(&self, new: &NewServer<'_>) -> Result<Server> {
         // One transaction, so two creations cannot take the same port.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let used: Vec<i64> = sqlx::query_scalar("SELECT port FROM servers")
             .fetch_all(&mut *tx)
             .await?;

@@ -276,3 +276,37 @@ async fn used_overlays_and_blueprints_cannot_be_deleted() {
         ["1 server", "1 blueprint", "1 overlay"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creations_all_succeed_with_distinct_ports() {
+    let (_d, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let bp = store.create_blueprint(user.id, "coop").await.unwrap();
+    // Jobs are claimed meanwhile, as the workers do.
+    for i in 0..12 {
+        store.create_job(&job(&format!("k{i}"), &[])).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let name = format!("s{i}");
+                let server = store
+                    .create_server(&new_server(user.id, bp.id, &name))
+                    .await?;
+                Ok::<_, StoreError>(Some(server.port))
+            } else {
+                store.claim_next_job().await.map(|_| None)
+            }
+        }));
+    }
+    let mut ports = Vec::new();
+    for task in tasks {
+        let result = task.await.unwrap();
+        ports.extend(result.expect("no \"database is locked\"").into_iter());
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 12, "{ports:?}");
+}
