@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use left4me_host::events::{CancellationToken, Ctx, Event};
-use left4me_host::lifecycle::{Host, HostError};
+use left4me_host::lifecycle::{Host, HostError, StartOutcome};
+use left4me_host::name::InstanceName;
+use left4me_host::supervisor::ProcessStatus;
 use left4me_store::{Job, JobState, LogLine, NewJob, Server, Store, User};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
@@ -347,6 +349,12 @@ impl Jobs {
                     .await
             }
             JobKind::ServerDelete => {
+                // Wanted stopped first: if deleting fails halfway, the
+                // reconciler must not start the server again.
+                self.0
+                    .store
+                    .set_desired_state(server.id, left4me_store::DesiredState::Stopped)
+                    .await?;
                 self.host_op(job.id, token, move |host, ctx| host.delete(&name, ctx))
                     .await?;
                 self.0.store.delete_server(server.id).await?;
@@ -369,18 +377,22 @@ impl Jobs {
             .set_desired_state(server.id, left4me_store::DesiredState::Running)
             .await?;
         let name = instance_name(server.id);
+        let was_active = self.process_status(&name).await.is_some_and(|s| s.active);
         let start_name = name.clone();
         let started = self
             .host_op(job.id, token, move |host, ctx| {
-                host.start(&start_name, Some(&spec), ctx).map(|_| ())
+                host.start(&start_name, Some(&spec), ctx)
             })
             .await;
-        let ready = match started {
-            Ok(()) => self.wait_ready(job.id, server, token).await,
-            Err(e) => Err(e),
+        let (started_here, ready) = match started {
+            Ok(outcome) => (
+                outcome == StartOutcome::Started,
+                self.wait_ready(job.id, server, token).await,
+            ),
+            Err(e) => (!was_active, Err(e)),
         };
         match ready {
-            Err(JobError::Cancelled) => {
+            Err(JobError::Cancelled) if started_here => {
                 // Cancelling a start, during the host's steps or the wait,
                 // undoes it: the server is wanted stopped and is stopped
                 // (which also takes back its boot setting).
@@ -394,8 +406,31 @@ impl Jobs {
                     .await?;
                 Err(JobError::Cancelled)
             }
+            Err(JobError::Cancelled) => {
+                // It ran before this job: leave it as it was.
+                self.log(
+                    job.id,
+                    "step",
+                    "cancelled: the server was already running and keeps running",
+                )
+                .await;
+                store
+                    .set_desired_state(server.id, server.desired_state)
+                    .await?;
+                Err(JobError::Cancelled)
+            }
             other => other,
         }
+    }
+
+    /// What the supervisor says of an instance; `None` when it cannot tell.
+    async fn process_status(&self, name: &InstanceName) -> Option<ProcessStatus> {
+        let host = Arc::clone(&self.0.host);
+        let names = [name.clone()];
+        tokio::task::spawn_blocking(move || host.process_statuses(&names).pop()?.ok())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Waits for the server to answer A2S_INFO, with a progress bar.
@@ -416,6 +451,7 @@ impl Jobs {
             &format!("waiting for the server to answer on port {port}..."),
         )
         .await;
+        let name = instance_name(server.id);
         let mut wait = ReadyWait::new(addr, self.0.ready_timeout);
         let mut last_second = None;
         let waited = loop {
@@ -426,6 +462,17 @@ impl Jobs {
             if last_second != Some(second) {
                 self.progress(job_id, second, total).await;
                 last_second = Some(second);
+                // Once a second: a server that gave up or exited will not
+                // answer, so say why now rather than at the time limit.
+                if let Some(status) = self.process_status(&name).await
+                    && !status.active
+                {
+                    return Err(JobError::Failed(format!(
+                        "the server is {} and will not answer{}; see its log",
+                        status.state,
+                        status.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    )));
+                }
             }
             match wait.next_try().await {
                 Try::NotYet => {}

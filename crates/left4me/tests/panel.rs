@@ -236,6 +236,89 @@ async fn cancelling_a_start_midway_stops_the_server_again() {
     app.stop().await;
 }
 
+/// Waits until the job's page shows `text`.
+async fn wait_job_text(client: &Client, job: i64, text: &str) {
+    let page = format!("/jobs/{job}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, html) = client.get_text(&page).await;
+        if html.contains(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} never showed {text:?}:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_start_of_a_running_server_leaves_it_running() {
+    let root = TestRoot::new();
+    let config = test_config(&root);
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    let mut app = App::spawn_waiting(root, config, Duration::from_secs(2)).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    // Silent for a minute: the first start gives up waiting, the server runs on.
+    let bp = create_blueprint(&client, "Slow", "sim_boot_delay_ms 60000").await;
+    let server = create_server(&client, "delta", bp, free_port()).await;
+    let first = action(&client, server, "start").await;
+    let events = job_events(&client, first, None).await;
+    assert_eq!(events.last().unwrap().2, "failed");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.2.contains("did not answer queries within 2 s")),
+        "{events:?}"
+    );
+    let instance = format!("server-{server}");
+    assert_eq!(app.root.status(&instance)["running"], true);
+
+    let second = action(&client, server, "start").await;
+    wait_job_text(&client, second, "waiting for the server to answer").await;
+    let res = client.post(&format!("/jobs/{second}/cancel"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let events = job_events(&client, second, None).await;
+    assert_eq!(events.last().unwrap().2, "cancelled");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.2.contains("already running and keeps running")),
+        "{events:?}"
+    );
+    assert_eq!(app.root.status(&instance)["running"], true, "still running");
+    let (_, html) = client.get_text("/").await;
+    assert!(!html.contains("wanted: stopped"), "still wanted: {html}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_whose_server_gives_up_fails_with_the_reason_at_once() {
+    let mut app = App::spawn_configured(|c| c.max_crashes = 2).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    // Crashes before it ever answers.
+    let bp = create_blueprint(
+        &client,
+        "Doomed",
+        "sim_boot_delay_ms 60000\nsim_crash_after_ms 200",
+    )
+    .await;
+    let server = create_server(&client, "doomed", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    let events = job_events(&client, job, None).await;
+    assert_eq!(events.last().unwrap().2, "failed");
+    let reason = events
+        .iter()
+        .find(|e| e.2.contains("will not answer"))
+        .unwrap_or_else(|| panic!("no early failure in {events:?}"));
+    assert!(
+        reason.2.contains("the server is failed") && reason.2.contains("gave up after 2 crashes"),
+        "{reason:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn state_changes_without_the_csrf_token_are_refused() {
     let mut app = App::spawn().await;

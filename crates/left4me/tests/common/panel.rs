@@ -58,12 +58,17 @@ impl App {
     }
 
     pub async fn spawn_with(root: TestRoot, config: Config) -> Self {
+        Self::spawn_waiting(root, config, Duration::from_secs(20)).await
+    }
+
+    /// Start jobs wait up to `ready_timeout` for a server to answer.
+    pub async fn spawn_waiting(root: TestRoot, config: Config, ready_timeout: Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let launch = Launch {
             supervisor_program: LEFT4ME.into(),
-            ready_timeout: Duration::from_secs(20),
+            ready_timeout,
         };
         let server = tokio::spawn({
             let config = config.clone();
