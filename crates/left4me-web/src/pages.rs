@@ -133,7 +133,10 @@ pub(crate) struct ServerPage {
     pub(crate) l: Layout,
     pub(crate) row: ServerRow,
     pub(crate) rcon_password: String,
-    pub(crate) blueprint_id: i64,
+    /// The settings form: the stored values, or what was just submitted
+    /// when it had a mistake.
+    pub(crate) settings: ServerSettings,
+    /// The user's blueprints, plus the server's own if someone else's.
     pub(crate) blueprints: Vec<Blueprint>,
     pub(crate) connect: String,
     pub(crate) spec_yaml: String,
@@ -145,6 +148,13 @@ pub(crate) struct ServerPage {
     pub(crate) errors: FormErrors,
     pub(crate) online: Vec<crate::live::OnlinePlayer>,
     pub(crate) sessions: Vec<left4me_store::PlayerSession>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct ServerSettings {
+    pub(crate) name: String,
+    pub(crate) hostname: String,
+    pub(crate) blueprint_id: i64,
 }
 
 #[derive(Template)]

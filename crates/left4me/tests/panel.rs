@@ -1092,6 +1092,78 @@ async fn user_create_migrate_and_config_default_from_the_shell() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_settings_form_keeps_input_and_an_admins_blueprint_choice() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let res = admin
+        .post(
+            "/users",
+            &[("username", "bob"), ("password", "bob-password-12")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let bob = app.login("bob", "bob-password-12").await;
+    let bobs = create_blueprint(&bob, "Bob's", "").await;
+    let server = create_server(&bob, "bobs-server", bobs, free_port()).await;
+    // The admin gives bob's server the admin's own blueprint.
+    let admins = create_blueprint(&admin, "Tournament", "mp_gamemode versus").await;
+    let res = admin
+        .post(
+            &format!("/servers/{server}/settings"),
+            &[
+                ("name", "bobs-server"),
+                ("hostname", "Bob"),
+                ("blueprint_id", &admins.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    // Bob sees it selected, and saving keeps it.
+    let (_, page) = bob.get_text(&format!("/servers/{server}")).await;
+    assert!(
+        page.contains(&format!(
+            "<option value=\"{admins}\" selected>Tournament</option>"
+        )),
+        "{page}"
+    );
+    let res = bob
+        .post(
+            &format!("/servers/{server}/settings"),
+            &[
+                ("name", "bobs-server"),
+                ("hostname", "Bob place"),
+                ("blueprint_id", &admins.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = bob.get_text(&format!("/servers/{server}")).await;
+    assert!(page.contains("blueprint Tournament"), "{page}");
+    assert!(page.contains("Bob place"), "{page}");
+
+    // A mistake comes back with what was typed, not the stored values.
+    let res = bob
+        .post(
+            &format!("/servers/{server}/settings"),
+            &[
+                ("name", ""),
+                ("hostname", "Typed host"),
+                ("blueprint_id", &bobs.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("value=\"Typed host\""), "{page}");
+    assert!(
+        page.contains(&format!("<option value=\"{bobs}\" selected>")),
+        "{page}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn restart_reset_rename_and_reassign() {
     let mut app = App::spawn().await;
     let client = app.login(ADMIN.0, ADMIN.1).await;

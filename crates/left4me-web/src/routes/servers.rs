@@ -12,7 +12,7 @@ use crate::domain::{DisplayName, Hostname, parse_optional_port};
 use crate::error::{AppError, AppResult};
 use crate::jobs::JobKind;
 use crate::pages::{
-    DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerRow, render,
+    DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerRow, ServerSettings, render,
 };
 use crate::spec_builder::{build_spec, instance_name};
 use crate::state::AppState;
@@ -195,6 +195,7 @@ async fn server_page(
     server: Server,
     headers: &HeaderMap,
     errors: FormErrors,
+    submitted: Option<ServerSettings>,
 ) -> AppResult<ServerPage> {
     let blueprint = state.store().blueprint(server.blueprint_id).await?;
     let overlays = state.store().blueprint_overlays(blueprint.id).await?;
@@ -215,7 +216,17 @@ async fn server_page(
     );
     let rcon_password = server.rcon_password.clone();
     let server_id = server.id;
-    let blueprint_id = server.blueprint_id;
+    let settings = submitted.unwrap_or_else(|| ServerSettings {
+        name: server.name.clone(),
+        hostname: server.hostname.clone(),
+        blueprint_id: server.blueprint_id,
+    });
+    // An admin may have given the server someone else's blueprint: list
+    // it too, or the form would silently switch to another on save.
+    let mut blueprints = state.store().blueprints(user.owner_filter()).await?;
+    if !blueprints.iter().any(|b| b.id == blueprint.id) {
+        blueprints.insert(0, blueprint);
+    }
     let jobs = state.store().jobs(JobFilter::Server(server.id), 20).await?;
     let listed = state
         .store()
@@ -228,8 +239,8 @@ async fn server_page(
         l: Layout::of(user),
         row,
         rcon_password,
-        blueprint_id,
-        blueprints: state.store().blueprints(user.owner_filter()).await?,
+        settings,
+        blueprints,
         connect,
         spec_yaml,
         pid: status.pid.map_or("-".into(), |p| p.to_string()),
@@ -259,7 +270,7 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
     let server = load_server(&state, &user, id).await?;
-    let page = server_page(&state, &user, server, &headers, FormErrors::default()).await?;
+    let page = server_page(&state, &user, server, &headers, FormErrors::default(), None).await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -290,19 +301,12 @@ pub(crate) async fn action(
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct SettingsForm {
-    name: String,
-    hostname: String,
-    blueprint_id: i64,
-}
-
 pub(crate) async fn settings(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<SettingsForm>,
+    Form(form): Form<ServerSettings>,
 ) -> AppResult<Response> {
     let server = load_server(&state, &user, id).await?;
     let mut errors = FormErrors::default();
@@ -313,7 +317,8 @@ pub(crate) async fn settings(
         .map_err(|e| errors.add("hostname", e))
         .ok();
     let blueprint = match state.store().blueprint(form.blueprint_id).await {
-        Ok(b) if user.may_access(b.owner_id) => Some(b),
+        // Keeping the current one is fine even when it is someone else's.
+        Ok(b) if user.may_access(b.owner_id) || b.id == server.blueprint_id => Some(b),
         _ => {
             errors.add("blueprint_id", "choose one of your blueprints");
             None
@@ -339,6 +344,6 @@ pub(crate) async fn settings(
             Err(e) => return Err(e.into()),
         }
     }
-    let page = server_page(&state, &user, server, &headers, errors).await?;
+    let page = server_page(&state, &user, server, &headers, errors, Some(form)).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
 }
