@@ -101,9 +101,22 @@ pub struct Spec {
 #[error("invalid spec: {0}")]
 pub struct InvalidSpec(pub String);
 
-fn check_argument(arg: &str) -> Result<(), String> {
+/// Launch arguments left4me sets itself (the unit's `ExecStart` and the
+/// built-in supervisor's command line). Another value would make the
+/// server listen where nobody looks, or run another game.
+const RESERVED_ARGUMENTS: &[&str] = &["-port", "+hostport", "-ip", "+ip", "-game", "-norestart"];
+
+/// Checks one launch argument: one word, not one of those left4me sets.
+pub fn check_argument(arg: &str) -> Result<(), String> {
     if arg.is_empty() {
         Err("argument is empty; remove it".into())
+    } else if RESERVED_ARGUMENTS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(arg))
+    {
+        Err(format!(
+            "argument {arg} is set by left4me (the port comes from the server's settings); remove it"
+        ))
     } else if arg.chars().any(|c| c.is_whitespace() || c.is_control()) {
         // instance.env carries arguments as one space-separated value and
         // systemd splits `$L4D2_ARGS` on whitespace, so a space inside one
@@ -573,6 +586,11 @@ mod tests {
                 "port: 27015\narguments:\n- '+hostname My Server'\n",
                 (3, 3),
                 "contains whitespace",
+            ),
+            (
+                "port: 27015\narguments:\n- +map\n- c1m1_hotel\n- -PORT\n- '27099'\n",
+                (5, 3),
+                "argument -PORT is set by left4me",
             ),
             (
                 "port: 27015\nconfig:\n- [a]\n",

@@ -1092,6 +1092,36 @@ async fn user_create_migrate_and_config_default_from_the_shell() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn launch_arguments_left4me_sets_itself_are_refused() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let res = client
+        .post(
+            &format!("/blueprints/{bp}"),
+            &[
+                ("name", "Coop"),
+                ("config", "sv_cheats 0"),
+                ("arguments", "+map c1m1_hotel -port 27099"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("argument -port is set by left4me"), "{page}");
+    assert!(
+        page.contains("value=\"+map c1m1_hotel -port 27099\""),
+        "kept: {page}"
+    );
+    let (_, page) = client.get_text(&format!("/blueprints/{bp}")).await;
+    assert!(
+        page.contains("value=\"+map c1m1_hotel\""),
+        "nothing saved: {page}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_settings_form_keeps_input_and_an_admins_blueprint_choice() {
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;

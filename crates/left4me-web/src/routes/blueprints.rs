@@ -13,6 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::pages::{BlueprintPage, BlueprintsPage, FormErrors, Layout, render};
 use crate::spec_builder::server_cfg_lines;
 use crate::state::AppState;
+use left4me_host::spec::check_argument;
 
 async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Blueprint> {
     user.visible(state.store().blueprint(id).await?)
@@ -199,10 +200,14 @@ pub(crate) async fn save(
         .map_err(|e| errors.add("name", e))
         .ok();
     let config = form.get("config").unwrap_or_default().replace("\r\n", "\n");
-    let arguments = parse_arguments(form.get("arguments").unwrap_or_default()).join(" ");
+    let words = parse_arguments(form.get("arguments").unwrap_or_default());
+    if let Some(problem) = words.iter().find_map(|w| check_argument(w).err()) {
+        errors.add("arguments", problem);
+    }
+    let arguments = words.join(" ");
     blueprint.config.clone_from(&config);
     blueprint.arguments.clone_from(&arguments);
-    let Some(name) = name else {
+    let (Some(name), true) = (name, errors.is_empty()) else {
         blueprint.name = form.get("name").unwrap_or_default().to_owned();
         let page = page(&state, &user, blueprint, overlays, errors, false).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
