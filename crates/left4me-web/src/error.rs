@@ -110,3 +110,40 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// For routes nobody defined: the same "not found" page as for objects.
+pub(crate) async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+/// axum answers requests its extractors cannot read (a path id that is no
+/// number, a form with a missing field) with plain text; show those as the
+/// panel's own error page. An unreadable id is "not found" like any other.
+pub(crate) async fn styled_rejections(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() && plain) {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = String::from_utf8_lossy(&body);
+    if detail.starts_with("Invalid URL") {
+        return AppError::NotFound.into_response();
+    }
+    let mut styled = AppError::BadRequest(format!(
+        "The request could not be read ({detail}). Reload the page and try again."
+    ))
+    .into_response();
+    *styled.status_mut() = status;
+    styled
+}

@@ -1092,6 +1092,29 @@ async fn user_create_migrate_and_config_default_from_the_shell() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn unreadable_requests_get_the_panels_error_page() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    for path in ["/servers/abc", "/jobs/1x", "/no/such/page"] {
+        let res = client.get(path).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("<title>Not Found"), "{path}: {html}");
+    }
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let server = create_server(&client, "eta", bp, free_port()).await;
+    // A form without its fields, as a stale page or a script might send.
+    let res = client
+        .post(&format!("/servers/{server}/settings"), &[("name", "eta")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("The request could not be read"), "{html}");
+    assert!(html.contains("<title>"), "a styled page: {html}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn launch_arguments_left4me_sets_itself_are_refused() {
     let mut app = App::spawn().await;
     let client = app.login(ADMIN.0, ADMIN.1).await;

@@ -84,10 +84,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/users/{id}/delete", post(users::delete))
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
+        .fallback(crate::error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::csrf_guard,
         ))
+        .layer(axum::middleware::from_fn(crate::error::styled_rejections))
         .with_state(state)
 }
 
