@@ -35,16 +35,31 @@ echo "$@" >> '{log}'
 'is-enabled '*)
     word=$(cat '{dir}/enabled' 2>/dev/null || echo disabled)
     shift
-    for unit in "$@"; do echo "$word"; done
+    # "alternate": s-N is enabled for even N; "short": one line too few.
+    [ "$word" = short ] && shift
+    for unit in "$@"; do
+        case "$word" in
+        alternate | short)
+            n=${{unit#left4me-server@s-}}; n=${{n%.service}}
+            if [ $((n % 2)) = 0 ]; then echo enabled; else echo disabled; fi ;;
+        *) echo "$word" ;;
+        esac
+    done
     [ "$word" = enabled ]; exit ;;
 'show '*)
     # One block per unit asked about, separated by empty lines.
     first=1
+    # Units named s-N get MainPID N+1000, so order mistakes show.
     for arg in "$@"; do
         case "$arg" in *.service)
             [ $first = 1 ] || echo
             first=0
-            printf '{show}' ;;
+            case "$arg" in
+            left4me-server@s-*)
+                n=${{arg#left4me-server@s-}}; n=${{n%.service}}
+                printf '{show}' | sed "s/^MainPID=.*/MainPID=$((n + 1000))/" ;;
+            *) printf '{show}' ;;
+            esac ;;
         esac
     done ;;
 esac
@@ -279,11 +294,12 @@ fn many_statuses_are_one_question_to_systemd() {
         .collect();
     let statuses = host.process_statuses(&names);
     assert_eq!(statuses.len(), 150);
-    assert!(
-        statuses
-            .iter()
-            .all(|s| s.as_ref().is_ok_and(|s| s.running && s.pid == Some(99)))
-    );
+    for (i, status) in statuses.iter().enumerate() {
+        let status = status.as_ref().unwrap();
+        assert!(status.running);
+        assert_eq!(status.pid, Some(1000 + i as u32), "answer {i} is s-{i}'s");
+    }
+
     let shows: Vec<String> = calls(dir.path())
         .into_iter()
         .filter(|c| c.starts_with("show "))
@@ -301,9 +317,24 @@ fn many_statuses_are_one_question_to_systemd() {
             .iter()
             .all(|b| matches!(b, Ok(Some(true))))
     );
+    std::fs::write(dir.path().join("enabled"), "alternate").unwrap();
+    for (i, b) in host.boot_settings(&names).iter().enumerate() {
+        assert_eq!(b.as_ref().unwrap(), &Some(i % 2 == 0), "answer {i}");
+    }
     let asked = calls(dir.path())
         .iter()
         .filter(|c| c.starts_with("is-enabled "))
         .count();
-    assert_eq!(asked, 4, "two batches, twice");
+    assert_eq!(asked, 6, "two batches, three times");
+    // A batch answered with a line missing fails whole, never shifted.
+    std::fs::write(dir.path().join("enabled"), "short").unwrap();
+    let short = host.boot_settings(&names);
+    assert!(short.iter().all(Result::is_err));
+    assert!(
+        short[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("answered for 99 units, asked about 100")
+    );
 }

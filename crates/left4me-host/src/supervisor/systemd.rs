@@ -80,7 +80,8 @@ pub fn sync_start_on_boot(
 impl SystemdSupervisor {
     /// Asks `query` about the targets' server units in batches of
     /// [`UNIT_BATCH`] (short command lines); `query` answers one value per
-    /// unit, in order, or fails for the whole batch.
+    /// unit, in order, or fails for the whole batch. A batch answered with
+    /// too few or too many values fails whole, never shifted.
     fn per_unit<T>(
         &self,
         targets: &[Target<'_>],
@@ -91,7 +92,20 @@ impl SystemdSupervisor {
             .flat_map(|chunk| {
                 let units: Vec<String> = chunk.iter().map(|t| server_unit(t.name)).collect();
                 match query(&units) {
-                    Ok(values) => values.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Ok(values) if values.len() == units.len() => {
+                        values.into_iter().map(Ok).collect::<Vec<_>>()
+                    }
+                    Ok(values) => {
+                        let message = format!(
+                            "systemctl answered for {} units, asked about {}",
+                            values.len(),
+                            units.len()
+                        );
+                        units
+                            .iter()
+                            .map(|_| Err(SupervisorError::Failed(message.clone())))
+                            .collect()
+                    }
                     Err(e) => {
                         let message = e.to_string();
                         units
@@ -195,17 +209,7 @@ impl Supervisor for SystemdSupervisor {
                 .map(str::to_owned)
                 .chain(units.iter().cloned());
             let out = self.systemctl(None, args)?;
-            let statuses: Vec<ProcessStatus> =
-                split_show(&out).into_iter().map(parse_show).collect();
-            if statuses.len() == units.len() {
-                Ok(statuses)
-            } else {
-                Err(SupervisorError::Failed(format!(
-                    "systemctl show answered for {} units, asked about {}",
-                    statuses.len(),
-                    units.len()
-                )))
-            }
+            Ok(split_show(&out).into_iter().map(parse_show).collect())
         })
     }
 
@@ -240,14 +244,15 @@ impl Supervisor for SystemdSupervisor {
                 .lines()
                 .map(|word| Some(word.trim().starts_with("enabled")))
                 .collect();
-            if words.len() == units.len() {
-                Ok(words)
-            } else {
+            if words.is_empty() {
+                // Nothing at all: systemctl failed; say why.
                 Err(SupervisorError::Failed(format!(
                     "systemctl is-enabled failed ({}): {}",
                     output.status,
                     String::from_utf8_lossy(&output.stderr).trim()
                 )))
+            } else {
+                Ok(words)
             }
         })
     }
