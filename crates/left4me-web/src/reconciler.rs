@@ -101,6 +101,23 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Whether the server is still wanted as at the start of the pass and
+    /// nobody queued a job for it meanwhile: the pass reads everything
+    /// first, and a user's click since then must win.
+    async fn still_as_seen(&self, seen: &left4me_store::Server) -> Result<bool, String> {
+        let now = match self.store.server(seen.id).await {
+            Ok(server) => server,
+            Err(left4me_store::StoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e.to_string()),
+        };
+        let busy = self
+            .store
+            .server_has_active_job(seen.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(now.desired_state == seen.desired_state && !busy)
+    }
+
     /// One pass; returns what it found (for tests and logs).
     pub async fn run_once(&self) -> Result<Vec<String>, String> {
         let mut servers = Vec::new();
@@ -193,7 +210,9 @@ impl Reconciler {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            if let Some(kind) = action {
+            if let Some(kind) = action
+                && self.still_as_seen(&server).await?
+            {
                 self.jobs
                     .enqueue(kind, Actor::Reconciler, &server)
                     .await
