@@ -127,12 +127,17 @@ pub async fn launch_with_listener(
     let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
     let workers = jobs.spawn_workers(config.workers);
     let stopping = tokio_util::sync::CancellationToken::new();
-    let reconciler = reconciler::Reconciler::new(store.clone(), Arc::clone(&host), jobs.clone())
-        .spawn(
-            Duration::from_secs(config.reconcile_interval_secs),
-            stopping.clone(),
-        );
     let live = Arc::new(live::Live::default());
+    let reconciler = reconciler::Reconciler::new(
+        store.clone(),
+        Arc::clone(&host),
+        jobs.clone(),
+        Arc::clone(&live),
+    )
+    .spawn(
+        Duration::from_secs(config.reconcile_interval_secs),
+        stopping.clone(),
+    );
     let poller = live::Poller {
         store: store.clone(),
         host: Arc::clone(&host),

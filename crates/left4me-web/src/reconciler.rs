@@ -4,7 +4,8 @@
 //! A server that should run but does not is started again, unless its
 //! supervisor gave up after repeated crashes: that stays `failed`, with the
 //! supervisor's reason, until someone acts. A server that runs but should
-//! not is stopped. Where the supervisor keeps a boot setting (systemd's
+//! not is stopped. A game whose built-in supervisor died runs on
+//! unsupervised; it is restarted under a new one only once nobody plays. Where the supervisor keeps a boot setting (systemd's
 //! enabled units), one that disagrees with the desired state is fixed.
 //! Servers with a queued or running job are left alone.
 
@@ -17,6 +18,7 @@ use left4me_store::{DesiredState, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Actor, JobKind, Jobs};
+use crate::live::Live;
 use crate::spec_builder::instance_name;
 
 #[derive(Debug, Clone)]
@@ -24,16 +26,20 @@ pub struct Reconciler {
     store: Store,
     host: Arc<Host>,
     jobs: Jobs,
+    /// Who is playing, from the poller: a game that lost its supervisor
+    /// is not restarted under players.
+    live: Arc<Live>,
     /// The last drift reported per server, so a lasting one is logged once.
     reported: Arc<Mutex<HashMap<i64, String>>>,
 }
 
 impl Reconciler {
-    pub fn new(store: Store, host: Arc<Host>, jobs: Jobs) -> Self {
+    pub fn new(store: Store, host: Arc<Host>, jobs: Jobs, live: Arc<Live>) -> Self {
         Self {
             store,
             host,
             jobs,
+            live,
             reported: Arc::default(),
         }
     }
@@ -164,6 +170,19 @@ impl Reconciler {
                     ),
                     None,
                 ),
+                (DesiredState::Running, false, "orphaned")
+                    if self.live.get(server.id).is_some_and(|l| l.players > 0) =>
+                {
+                    // Restarting would kick them; the start waits until
+                    // the server is empty.
+                    (
+                        format!(
+                            "server {} runs without its supervisor (it died); it is restarted under a new one once nobody is playing",
+                            server.name
+                        ),
+                        None,
+                    )
+                }
                 (DesiredState::Running, false, state)
                     if self.last_auto_start_failed(server.id).await? =>
                 {

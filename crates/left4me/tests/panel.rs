@@ -1891,6 +1891,75 @@ async fn the_files_tab_shows_the_merged_tree_read_only() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_game_whose_supervisor_died_is_restarted_only_once_nobody_plays() {
+    let mut app = App::spawn_configured(|c| {
+        c.poll_interval_secs = 1;
+        c.reconcile_interval_secs = 1;
+    })
+    .await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
+    let server = create_server(&client, "orphan", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "succeeded"
+    );
+    console(&client, server, "sim_join Coach STEAM_1:0:42").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !client.get_text("/").await.1.contains("1/8 players") {
+        assert!(tokio::time::Instant::now() < deadline, "no player shown");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The supervisor dies; the game and its player carry on.
+    let instance = format!("server-{server}");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            app.root
+                .path()
+                .join(format!("runtime/{instance}/supervisor.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let game = app.root.status(&instance)["pid"].as_u64().unwrap();
+    let supervisor = i32::try_from(state["supervisor_pid"].as_u64().unwrap()).unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(supervisor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let activity = format!("/servers/{server}/activity");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !client
+        .get_text(&activity)
+        .await
+        .1
+        .contains("runs without its supervisor")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no drift reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = app.root.status(&instance);
+    assert_eq!(status["state"], "orphaned", "{status}");
+    assert_eq!(
+        status["pid"].as_u64(),
+        Some(game),
+        "not restarted under a player"
+    );
+
+    // Once the player leaves, it is restarted under a new supervisor.
+    console(&client, server, "sim_leave Coach").await;
+    wait_until("restarted when empty", Duration::from_secs(20), || {
+        let status = app.root.status(&instance);
+        status["state"] == "running" && status["pid"].as_u64() != Some(game)
+    });
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn players_joining_and_leaving_become_sessions() {
     let mut app = App::spawn_configured(|c| {
         c.poll_interval_secs = 1;
