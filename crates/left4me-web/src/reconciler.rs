@@ -5,9 +5,10 @@
 //! supervisor gave up after repeated crashes: that stays `failed`, with the
 //! supervisor's reason, until someone acts. A server that runs but should
 //! not is stopped. A game whose built-in supervisor died runs on
-//! unsupervised; it is restarted under a new one only once nobody plays. Where the supervisor keeps a boot setting (systemd's
-//! enabled units), one that disagrees with the desired state is fixed.
-//! Servers with a queued or running job are left alone.
+//! unsupervised; it is restarted under a new one only once nobody plays.
+//! Where the supervisor keeps a boot setting (systemd's enabled units), one
+//! that disagrees with the desired state is fixed. Servers with a queued
+//! or running job are left alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
