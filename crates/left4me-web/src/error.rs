@@ -84,11 +84,16 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
+/// What an error response says, kept beside the page so [`error_pages`]
+/// can answer a script that asked for JSON with the same words.
+#[derive(Debug, Clone)]
+struct ErrorMessage {
+    status: StatusCode,
+    message: String,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let Self::LoginRequired = self {
-            return Redirect::to("/login").into_response();
-        }
         let status = self.status();
         let message = match &self {
             Self::Internal(detail) => {
@@ -97,15 +102,23 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        let title = status.canonical_reason().unwrap_or("Error");
-        let page = ErrorPage {
-            title,
-            message: &message,
+        let mut response = if let Self::LoginRequired = self {
+            Redirect::to("/login").into_response()
+        } else {
+            let title = status.canonical_reason().unwrap_or("Error");
+            let page = ErrorPage {
+                title,
+                message: &message,
+            };
+            match page.render() {
+                Ok(html) => (status, Html(html)).into_response(),
+                Err(_) => (status, message.clone()).into_response(),
+            }
         };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, message).into_response(),
-        }
+        response
+            .extensions_mut()
+            .insert(ErrorMessage { status, message });
+        response
     }
 }
 
@@ -116,34 +129,53 @@ pub(crate) async fn not_found() -> AppError {
     AppError::NotFound
 }
 
-/// axum answers requests its extractors cannot read (a path id that is no
-/// number, a form with a missing field) with plain text; show those as the
-/// panel's own error page. An unreadable id is "not found" like any other.
-pub(crate) async fn styled_rejections(
+/// Every response passes here. axum answers requests its extractors cannot
+/// read (a path id that is no number, a form with a missing field) with
+/// plain text: those become the panel's own error page, and an unreadable
+/// id is "not found" like any other. A script that asked for JSON gets
+/// errors as `{"error": "..."}` with the same status (401 where a browser
+/// would be sent to the login page).
+pub(crate) async fn error_pages(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let response = next.run(request).await;
+    let wants_json = request
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let mut response = next.run(request).await;
     let status = response.status();
     let plain = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/plain"));
-    if !(status.is_client_error() && plain) {
-        return response;
+    if status.is_client_error() && plain && response.extensions().get::<ErrorMessage>().is_none() {
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let detail = String::from_utf8_lossy(&body);
+        response = if detail.starts_with("Invalid URL") {
+            AppError::NotFound.into_response()
+        } else {
+            let mut styled = AppError::BadRequest(format!(
+                "The request could not be read ({detail}). Reload the page and try again."
+            ))
+            .into_response();
+            *styled.status_mut() = status;
+            if let Some(error) = styled.extensions_mut().get_mut::<ErrorMessage>() {
+                error.status = status;
+            }
+            styled
+        };
     }
-    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let detail = String::from_utf8_lossy(&body);
-    if detail.starts_with("Invalid URL") {
-        return AppError::NotFound.into_response();
+    match response.extensions().get::<ErrorMessage>() {
+        Some(error) if wants_json => (
+            error.status,
+            axum::Json(serde_json::json!({ "error": error.message })),
+        )
+            .into_response(),
+        _ => response,
     }
-    let mut styled = AppError::BadRequest(format!(
-        "The request could not be read ({detail}). Reload the page and try again."
-    ))
-    .into_response();
-    *styled.status_mut() = status;
-    styled
 }

@@ -107,11 +107,20 @@ function setupConsole(form) {
         headers: { "Accept": "application/json", "X-CSRF-Token": csrf() },
         body: new URLSearchParams({ command }),
       });
-      if (res.ok) show(await res.json());
-      else show({ command, error: (await res.text()).replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim() });
-      history.push(command);
-      cursor = history.length;
-      input.value = "";
+      if (res.ok) {
+        // Recorded on the server, RCON errors included: part of history.
+        show(await res.json());
+        history.push(command);
+        cursor = history.length;
+        input.value = "";
+      } else {
+        // Refused (a bad command, a lapsed session): the line stays for
+        // another try.
+        const body = await res.json().catch(() => null);
+        show({ command, error: body?.error ?? `${res.status} ${res.statusText}` });
+      }
+    } catch (err) {
+      show({ command, error: `the panel did not answer (${err.message})` });
     } finally {
       input.disabled = false;
       input.focus();

@@ -1428,6 +1428,34 @@ async fn the_console_runs_rcon_keeps_history_and_records_errors() {
     let bp = create_blueprint(&client, "Coop", "").await;
     let server = create_server(&client, "console-test", bp, free_port()).await;
 
+    // What a script gets when it asked for JSON: the error in JSON, with
+    // the status a page would have had (401 where a page would redirect).
+    let post_json = |client: &Client, command: &'static str, token: Option<String>| {
+        let mut req = client
+            .http
+            .post(format!("{}/servers/{server}/console", client.base))
+            .header("accept", "application/json")
+            .form(&[("command", command)]);
+        if let Some(token) = token {
+            req = req.header("x-csrf-token", token);
+        }
+        req.send()
+    };
+    let token = client.csrf("/account").await;
+    let res = post_json(&client, "   ", Some(token)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "type one command line (at most 1000 characters)"
+    );
+    let stranger = app.client();
+    let token = stranger.csrf("/login").await;
+    let res = post_json(&stranger, "status", Some(token)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "please log in");
+
     // Not running yet: the error is shown and recorded.
     let entry = console(&client, server, "status").await;
     assert!(

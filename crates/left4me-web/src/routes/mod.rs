@@ -89,7 +89,7 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::csrf_guard,
         ))
-        .layer(axum::middleware::from_fn(crate::error::styled_rejections))
+        .layer(axum::middleware::from_fn(crate::error::error_pages))
         .with_state(state)
 }
 
