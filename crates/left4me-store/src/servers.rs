@@ -53,6 +53,9 @@ pub struct NewServer<'a> {
     pub port: Option<u16>,
     pub port_range: RangeInclusive<u16>,
     pub rcon_password: &'a str,
+    /// Ports another program on the host holds right now: never handed
+    /// out, and refused when asked for.
+    pub held_elsewhere: &'a [u16],
 }
 
 impl Store {
@@ -66,14 +69,19 @@ impl Store {
             Some(port) if used.contains(&i64::from(port)) => {
                 return Err(StoreError::Conflict(format!("port {port} is already used by another server")));
             }
+            Some(port) if new.held_elsewhere.contains(&port) => {
+                return Err(StoreError::Conflict(format!(
+                    "port {port} is in use by another program on this host; choose another"
+                )));
+            }
             Some(port) => port,
             None => new
                 .port_range
                 .clone()
-                .find(|p| !used.contains(&i64::from(*p)))
+                .find(|p| !used.contains(&i64::from(*p)) && !new.held_elsewhere.contains(p))
                 .ok_or_else(|| {
                     StoreError::Conflict(format!(
-                        "every port from {} to {} is in use; delete a server or widen the port range",
+                        "every port from {} to {} is in use (by servers here or other programs); delete a server or widen the port range",
                         new.port_range.start(),
                         new.port_range.end()
                     ))

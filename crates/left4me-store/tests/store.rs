@@ -20,6 +20,7 @@ fn new_server(owner_id: i64, blueprint_id: i64, name: &str) -> NewServer<'_> {
         port: None,
         port_range: 27015..=27115,
         rcon_password: "pw",
+        held_elsewhere: &[],
     }
 }
 
@@ -168,6 +169,26 @@ async fn ports_come_from_the_range_until_it_is_exhausted() {
     assert!(
         err.to_string()
             .contains("every port from 27015 to 27016 is in use"),
+        "{err}"
+    );
+    // Ports another program holds are skipped, and refused when asked for.
+    let held = NewServer {
+        held_elsewhere: &[30002, 30003],
+        port_range: 30002..=30004,
+        ..new("h1", None)
+    };
+    assert_eq!(store.create_server(&held).await.unwrap().port, 30004);
+    let err = store
+        .create_server(&NewServer {
+            port: Some(30003),
+            name: "h2",
+            ..held
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("port 30003 is in use by another program"),
         "{err}"
     );
     let err = store

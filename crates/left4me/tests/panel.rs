@@ -1092,6 +1092,55 @@ async fn user_create_migrate_and_config_default_from_the_shell() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ports_another_program_holds_are_skipped_or_refused() {
+    // Another program holds the first port of the range.
+    let held = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let start = held.local_addr().unwrap().port();
+    let mut app = App::spawn_configured(|c| {
+        c.port_range_start = start;
+        c.port_range_end = start.saturating_add(20);
+    })
+    .await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let res = client
+        .post(
+            "/servers",
+            &[
+                ("name", "next-free"),
+                ("hostname", "h"),
+                ("port", ""),
+                ("blueprint_id", &bp.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let id = Client::redirect_id(&res);
+    let (_, page) = client.get_text(&format!("/servers/{id}")).await;
+    assert!(!page.contains(&format!("port {start} ")), "{page}");
+
+    let res = client
+        .post(
+            "/servers",
+            &[
+                ("name", "asked-for"),
+                ("hostname", "h"),
+                ("port", &start.to_string()),
+                ("blueprint_id", &bp.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains(&format!("port {start} is in use by another program")),
+        "{page}"
+    );
+    drop(held);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn unreadable_requests_get_the_panels_error_page() {
     let mut app = App::spawn().await;
     let client = app.login(ADMIN.0, ADMIN.1).await;

@@ -144,6 +144,12 @@ pub(crate) async fn create(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
     };
     let rcon_password = random_token()[..20].to_owned();
+    let range = state.config().port_range();
+    let held: Vec<u16> = range
+        .clone()
+        .chain(port)
+        .filter(|p| held_elsewhere(*p))
+        .collect();
     let created = state
         .store()
         .create_server(&NewServer {
@@ -152,8 +158,9 @@ pub(crate) async fn create(
             name: name.as_str(),
             hostname: hostname.as_str(),
             port,
-            port_range: state.config().port_range(),
+            port_range: range,
             rcon_password: &rcon_password,
+            held_elsewhere: &held,
         })
         .await;
     match created {
@@ -174,6 +181,15 @@ pub(crate) async fn create(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether something on this host holds `port` (UDP for the game, TCP for
+/// RCON), so a server there could not start. The panel's own running
+/// servers hold theirs too; the store tells those apart.
+fn held_elsewhere(port: u16) -> bool {
+    let in_use = |e: std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
+    std::net::UdpSocket::bind(("0.0.0.0", port)).is_err_and(in_use)
+        || std::net::TcpListener::bind(("0.0.0.0", port)).is_err_and(in_use)
 }
 
 /// The host players connect to: configured, or the host the panel was

@@ -41,6 +41,7 @@ pub async fn seed(root: &Path, servers: usize, mut port: impl FnMut() -> Option<
                 port: port(),
                 port_range: 30000..=30999,
                 rcon_password: "x",
+                held_elsewhere: &[],
             })
             .await
             .unwrap();
