@@ -39,6 +39,17 @@ impl JobKind {
         }
     }
 
+    /// What the pages call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ServerStart => "start server",
+            Self::ServerStop => "stop server",
+            Self::ServerRestart => "restart server",
+            Self::ServerReset => "reset server",
+            Self::ServerDelete => "delete server",
+        }
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         [
             Self::ServerStart,

@@ -50,6 +50,11 @@ pub(crate) fn render(page: &impl Template) -> AppResult<Html<String>> {
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC.
+/// A job kind as the pages show it ("start server", not "server.start").
+pub(crate) fn job_label(kind: &str) -> String {
+    crate::jobs::JobKind::parse(kind).map_or_else(|| kind.to_owned(), |k| k.label().to_owned())
+}
+
 pub(crate) fn datetime(secs: &i64) -> String {
     let secs = *secs;
     let days = secs.div_euclid(86_400);

@@ -111,6 +111,11 @@ async fn a_server_starts_streams_its_job_log_stops_and_is_deleted() {
 
     let job = action(&client, server, "start").await;
     let events = job_events(&client, job, None).await;
+    let (_, page) = client.get_text(&format!("/jobs/{job}")).await;
+    assert!(
+        page.contains(&format!("Job #{job}: start server")),
+        "{page}"
+    );
     let lines: Vec<&str> = events
         .iter()
         .filter(|e| e.1 == "line")
