@@ -238,6 +238,22 @@ pub(crate) struct FileRow {
     pub(crate) editable: bool,
 }
 
+/// A size as people read it: `812 B`, `4.2 KiB`, `1.5 GiB`.
+pub(crate) fn human_size(bytes: &u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = *bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 impl FileRow {
     /// A listed entry; files up to `edit_limit` bytes get an edit link.
     pub(crate) fn from_entry(e: left4me_files::Entry, edit_limit: u64) -> Self {
@@ -323,6 +339,14 @@ pub(crate) struct ServerFilesPage {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(super::human_size(&0), "0 B");
+        assert_eq!(super::human_size(&812), "812 B");
+        assert_eq!(super::human_size(&4300), "4.2 KiB");
+        assert_eq!(super::human_size(&(3 << 30)), "3.0 GiB");
+    }
+
     use super::*;
 
     #[test]

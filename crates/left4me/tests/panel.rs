@@ -1947,6 +1947,10 @@ async fn the_files_tab_shows_the_merged_tree_read_only() {
         page.contains("mod.vpk"),
         "the overlay's file is in the merged tree: {page}"
     );
+    assert!(
+        page.contains("<span title=\"3 bytes\">3 B</span>"),
+        "sizes are readable: {page}"
+    );
     let (_, page) = client.get_text(&format!("/servers/{server}/files")).await;
     assert!(page.contains("srcds_run"), "and the installation under it");
     let res = client
