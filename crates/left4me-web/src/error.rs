@@ -14,6 +14,9 @@ pub enum AppError {
     /// Missing, or not the user's to see (never tell which).
     #[error("not found")]
     NotFound,
+    /// Missing, with a word on what to do (where there is nothing to hide).
+    #[error("{0}")]
+    NotFoundBecause(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -36,7 +39,7 @@ impl AppError {
     fn status(&self) -> StatusCode {
         match self {
             Self::LoginRequired => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NotFoundBecause(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -49,13 +49,21 @@ pub(crate) struct SetupQuery {
     token: String,
 }
 
+fn invalid_setup_link() -> AppError {
+    AppError::NotFoundBecause(
+        "This setup link is wrong or was already used. If the first admin exists, log in; \
+         otherwise restart the panel, which prints a new link."
+            .into(),
+    )
+}
+
 pub(crate) async fn setup_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<SetupQuery>,
 ) -> AppResult<Response> {
     if !state.setup_token_matches(&query.token) {
-        return Err(AppError::NotFound);
+        return Err(invalid_setup_link());
     }
     let (csrf, set) = pre_session_csrf(&state, &headers);
     let page = SetupPage {
@@ -81,7 +89,7 @@ pub(crate) async fn setup(
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
     if !state.setup_token_matches(&form.token) {
-        return Err(AppError::NotFound);
+        return Err(invalid_setup_link());
     }
     let mut errors = FormErrors::default();
     let username = Username::parse(&form.username)
@@ -100,7 +108,7 @@ pub(crate) async fn setup(
             username: form.username,
             errors,
         };
-        return Ok(render(&page)?.into_response());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
     };
     let hash = hash_blocking(password).await?;
     // Another request may have created the first user meanwhile.
