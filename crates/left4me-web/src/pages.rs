@@ -198,6 +198,8 @@ pub(crate) struct JobPage {
     pub(crate) job: Job,
     pub(crate) lines: Vec<LogLine>,
     pub(crate) last_seq: i64,
+    /// The running or earlier queued job on the same server, if queued.
+    pub(crate) waiting_for: Option<Job>,
 }
 
 #[derive(Template)]

@@ -214,6 +214,15 @@ async fn cancelling_a_start_midway_stops_the_server_again() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A stop clicked meanwhile waits its turn, and its page says for what.
+    let stop = action(&client, server, "stop").await;
+    let (_, html) = client.get_text(&format!("/jobs/{stop}")).await;
+    assert!(
+        html.contains(&format!(
+            "Waits for <a href=\"/jobs/{job}\">job #{job} (start server, running)</a>"
+        )),
+        "{html}"
+    );
     let res = client.post(&format!("/jobs/{job}/cancel"), &[]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let events = job_events(&client, job, None).await;
@@ -222,6 +231,10 @@ async fn cancelling_a_start_midway_stops_the_server_again() {
         events
             .iter()
             .any(|e| e.2.contains("stopping the server again"))
+    );
+    assert_eq!(
+        job_events(&client, stop, None).await.last().unwrap().2,
+        "succeeded"
     );
     let status = app.root.status(&format!("server-{server}"));
     assert_eq!(status["running"], false, "{status}");

@@ -67,13 +67,28 @@ pub(crate) async fn show(
 ) -> AppResult<Response> {
     let job = load(&state, &user, id).await?;
     let lines = state.store().job_log_after(id, 0).await?;
+    let waiting_for = waiting_for(&state, &job).await?;
     let page = JobPage {
         l: Layout::of(&user),
         last_seq: lines.last().map_or(0, |l| l.seq),
         job,
         lines,
+        waiting_for,
     };
     Ok(render(&page)?.into_response())
+}
+
+/// For a queued job: the earlier job on the same server it waits behind
+/// (jobs on one server run one at a time, in order).
+async fn waiting_for(state: &AppState, job: &Job) -> AppResult<Option<Job>> {
+    let (JobState::Queued, Some(server)) = (job.state, job.server_id) else {
+        return Ok(None);
+    };
+    let earlier = state.store().jobs(JobFilter::Server(server), 50).await?;
+    Ok(earlier
+        .into_iter()
+        .filter(|j| j.id < job.id && !j.state.is_finished())
+        .min_by_key(|j| j.id))
 }
 
 pub(crate) async fn cancel(
