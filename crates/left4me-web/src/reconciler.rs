@@ -147,17 +147,26 @@ impl Reconciler {
         .await
         .map_err(|e| e.to_string())?;
         let mut found = Vec::new();
+        // One warning per distinct problem, not one per server: a broken
+        // systemctl would otherwise flood the log every pass.
+        let mut unknown: HashMap<String, Vec<String>> = HashMap::new();
         for ((server, status), boot) in servers.into_iter().zip(statuses).zip(boot) {
             let wanted = server.desired_state == DesiredState::Running;
             match boot {
                 Ok(Some(on)) if on != wanted => self.repair_boot_setting(&server).await?,
                 Ok(_) => {}
-                Err(e) => tracing::warn!("server {}: boot setting unknown: {e}", server.name),
+                Err(e) => unknown
+                    .entry(format!("boot setting unknown: {e}"))
+                    .or_default()
+                    .push(server.name.clone()),
             }
             let status = match status {
                 Ok(status) => status,
                 Err(e) => {
-                    tracing::warn!("server {}: state unknown: {e}", server.name);
+                    unknown
+                        .entry(format!("state unknown: {e}"))
+                        .or_default()
+                        .push(server.name.clone());
                     continue;
                 }
             };
@@ -239,6 +248,9 @@ impl Reconciler {
                     .map_err(|e| e.to_string())?;
             }
             found.push(drift);
+        }
+        for (problem, names) in unknown {
+            tracing::warn!("{problem} (servers {})", names.join(", "));
         }
         Ok(found)
     }
