@@ -68,7 +68,7 @@ async fn create_blueprint(client: &Client, name: &str, config: &str) -> i64 {
             ],
         )
         .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
     id
 }
 
@@ -1025,7 +1025,10 @@ async fn blueprint_preview_and_overlay_deletion_rules() {
         (expose_first.as_str(), "on"),
         ("add_overlay", second_s.as_str()),
     ];
-    assert_eq!(client.post(&path, &fields).await.status(), StatusCode::OK);
+    assert_eq!(
+        client.post(&path, &fields).await.status(),
+        StatusCode::SEE_OTHER
+    );
     let fields = [
         ("name", "Versus"),
         ("config", "mp_gamemode versus"),
@@ -1042,7 +1045,10 @@ async fn blueprint_preview_and_overlay_deletion_rules() {
         ),
         "lowest overlay first, secrets last"
     );
-    assert_eq!(client.post(&path, &fields).await.status(), StatusCode::OK);
+    assert_eq!(
+        client.post(&path, &fields).await.status(),
+        StatusCode::SEE_OTHER
+    );
 
     let res = client.post(&format!("/overlays/{first}/delete"), &[]).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -1403,8 +1409,15 @@ async fn blueprint_overlays_reorder_and_remove() {
             ],
         )
         .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(!order(&res.text().await.unwrap()), "B first now");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"],
+        format!("/blueprints/{bp}?saved=true"),
+        "redirected after the post"
+    );
+    let (_, html) = client.get_text(&format!("{path}?saved=true")).await;
+    assert!(html.contains("Saved."), "{html}");
+    assert!(!order(&html), "B first now");
     // Remove A.
     let remove_a = format!("remove_{a}");
     let res = client
@@ -1418,7 +1431,8 @@ async fn blueprint_overlays_reorder_and_remove() {
             ],
         )
         .await;
-    let html = res.text().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = client.get_text(&path).await.1;
     assert!(
         html.contains("<td>B</td>") && !html.contains("<td>A</td>"),
         "A removed"

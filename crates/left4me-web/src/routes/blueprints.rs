@@ -1,7 +1,7 @@
 //! Blueprints: server templates with config, arguments and ordered overlays.
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_store::{Blueprint, BlueprintOverlay};
@@ -105,10 +105,18 @@ async fn page(
     })
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShowQuery {
+    /// Set by the redirect after a save, to say so.
+    #[serde(default)]
+    saved: bool,
+}
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
+    Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
     let blueprint = load(&state, &user, id).await?;
     let overlays = state.store().blueprint_overlays(id).await?;
@@ -118,7 +126,7 @@ pub(crate) async fn show(
         blueprint,
         overlays,
         FormErrors::default(),
-        false,
+        query.saved,
     )
     .await?;
     Ok(render(&page)?.into_response())
@@ -232,18 +240,8 @@ pub(crate) async fn save(
         }
     );
     super::record(&state, &user, None, "blueprint.edit", detail).await?;
-    let blueprint = store.blueprint(id).await?;
-    let overlays = store.blueprint_overlays(id).await?;
-    let page = page(
-        &state,
-        &user,
-        blueprint,
-        overlays,
-        FormErrors::default(),
-        true,
-    )
-    .await?;
-    Ok(render(&page)?.into_response())
+    // Redirect after the post, so reloading the page does not send it again.
+    Ok(Redirect::to(&format!("/blueprints/{id}?saved=true")).into_response())
 }
 
 /// The live preview: the same form, answered with the server.cfg text.
