@@ -72,18 +72,52 @@ async fn create_blueprint(client: &Client, name: &str, config: &str) -> i64 {
     id
 }
 
-async fn create_server(client: &Client, name: &str, blueprint: i64, port: u16) -> i64 {
-    let res = client
+/// An admin creates a user, who logs in; returns that user's client.
+async fn add_user(app: &App, admin: &Client, name: &str, password: &str) -> Client {
+    let res = admin
+        .post("/users", &[("username", name), ("password", password)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.login(name, password).await
+}
+
+/// Posts a server's settings form.
+async fn post_settings(
+    client: &Client,
+    server: i64,
+    name: &str,
+    hostname: &str,
+    blueprint: i64,
+) -> reqwest::Response {
+    client
+        .post(
+            &format!("/servers/{server}/settings"),
+            &[
+                ("name", name),
+                ("hostname", hostname),
+                ("blueprint_id", &blueprint.to_string()),
+            ],
+        )
+        .await
+}
+
+/// Posts the new-server form; `port` empty takes the next free one.
+async fn post_server(client: &Client, name: &str, blueprint: i64, port: &str) -> reqwest::Response {
+    client
         .post(
             "/servers",
             &[
                 ("name", name),
                 ("hostname", &format!("{name} host")),
                 ("blueprint_id", &blueprint.to_string()),
-                ("port", &port.to_string()),
+                ("port", port),
             ],
         )
-        .await;
+        .await
+}
+
+async fn create_server(client: &Client, name: &str, blueprint: i64, port: u16) -> i64 {
+    let res = post_server(client, name, blueprint, &port.to_string()).await;
     assert_eq!(
         res.status(),
         StatusCode::SEE_OTHER,
@@ -91,6 +125,14 @@ async fn create_server(client: &Client, name: &str, blueprint: i64, port: u16) -
         res.text().await.unwrap()
     );
     Client::redirect_id(&res)
+}
+
+/// Runs a server action to the end; it must succeed. Returns the job.
+async fn act_ok(client: &Client, server: i64, what: &str) -> i64 {
+    let job = action(client, server, what).await;
+    let events = job_events(client, job, None).await;
+    assert_eq!(events.last().unwrap().2, "succeeded", "{what}: {events:?}");
+    job
 }
 
 async fn action(client: &Client, server: i64, what: &str) -> i64 {
@@ -152,16 +194,8 @@ async fn a_server_starts_streams_its_job_log_stops_and_is_deleted() {
     );
     assert!(page.contains("state-running"), "{page}");
 
-    let job = action(&client, server, "stop").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
-    let job = action(&client, server, "delete").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "stop").await;
+    act_ok(&client, server, "delete").await;
     assert_eq!(
         client.get(&format!("/servers/{server}")).await.status(),
         StatusCode::NOT_FOUND
@@ -447,21 +481,8 @@ async fn behind_a_trusted_proxy_the_ip_limit_counts_each_client() {
 async fn users_see_and_change_only_what_they_own() {
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let res = admin
-        .post(
-            "/users",
-            &[("username", "alice"), ("password", "alice-password-1")],
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    admin
-        .post(
-            "/users",
-            &[("username", "bob"), ("password", "bob-password-12")],
-        )
-        .await;
-    let alice = app.login("alice", "alice-password-1").await;
-    let bob = app.login("bob", "bob-password-12").await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let bob = add_user(&app, &admin, "bob", "bob-password-12").await;
 
     let bp = create_blueprint(&alice, "Alice's", "").await;
     let server = create_server(&alice, "alices-server", bp, free_port()).await;
@@ -531,13 +552,7 @@ async fn users_are_administered_safely() {
     let res = admin.post("/users/1/active", &[("active", "false")]).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     // Never a user who owns something.
-    admin
-        .post(
-            "/users",
-            &[("username", "erin"), ("password", "erin-password-1")],
-        )
-        .await;
-    let erin = app.login("erin", "erin-password-1").await;
+    let erin = add_user(&app, &admin, "erin", "erin-password-1").await;
     create_blueprint(&erin, "Erin's", "").await;
     let res = admin.post("/users/2/delete", &[]).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -596,19 +611,11 @@ async fn an_exhausted_port_range_is_a_clear_409() {
     .await;
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Coop", "").await;
-    let form = |name: &'static str| {
-        [
-            ("name", name),
-            ("hostname", "h"),
-            ("blueprint_id", "1"),
-            ("port", ""),
-        ]
-    };
     assert_eq!(
-        client.post("/servers", &form("one")).await.status(),
+        post_server(&client, "one", bp, "").await.status(),
         StatusCode::SEE_OTHER
     );
-    let res = client.post("/servers", &form("two")).await;
+    let res = post_server(&client, "two", bp, "").await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     let html = res.text().await.unwrap();
     assert!(
@@ -1129,33 +1136,13 @@ async fn ports_another_program_holds_are_skipped_or_refused() {
     .await;
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Coop", "").await;
-    let res = client
-        .post(
-            "/servers",
-            &[
-                ("name", "next-free"),
-                ("hostname", "h"),
-                ("port", ""),
-                ("blueprint_id", &bp.to_string()),
-            ],
-        )
-        .await;
+    let res = post_server(&client, "next-free", bp, "").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let id = Client::redirect_id(&res);
     let (_, page) = client.get_text(&format!("/servers/{id}")).await;
     assert!(!page.contains(&format!("port {start} ")), "{page}");
 
-    let res = client
-        .post(
-            "/servers",
-            &[
-                ("name", "asked-for"),
-                ("hostname", "h"),
-                ("port", &start.to_string()),
-                ("blueprint_id", &bp.to_string()),
-            ],
-        )
-        .await;
+    let res = post_server(&client, "asked-for", bp, &start.to_string()).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     let page = res.text().await.unwrap();
     assert!(
@@ -1223,28 +1210,12 @@ async fn launch_arguments_left4me_sets_itself_are_refused() {
 async fn the_settings_form_keeps_input_and_an_admins_blueprint_choice() {
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let res = admin
-        .post(
-            "/users",
-            &[("username", "bob"), ("password", "bob-password-12")],
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let bob = app.login("bob", "bob-password-12").await;
+    let bob = add_user(&app, &admin, "bob", "bob-password-12").await;
     let bobs = create_blueprint(&bob, "Bob's", "").await;
     let server = create_server(&bob, "bobs-server", bobs, free_port()).await;
     // The admin gives bob's server the admin's own blueprint.
     let admins = create_blueprint(&admin, "Tournament", "mp_gamemode versus").await;
-    let res = admin
-        .post(
-            &format!("/servers/{server}/settings"),
-            &[
-                ("name", "bobs-server"),
-                ("hostname", "Bob"),
-                ("blueprint_id", &admins.to_string()),
-            ],
-        )
-        .await;
+    let res = post_settings(&admin, server, "bobs-server", "Bob", admins).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
     // Bob sees it selected, and saving keeps it.
@@ -1255,32 +1226,14 @@ async fn the_settings_form_keeps_input_and_an_admins_blueprint_choice() {
         )),
         "{page}"
     );
-    let res = bob
-        .post(
-            &format!("/servers/{server}/settings"),
-            &[
-                ("name", "bobs-server"),
-                ("hostname", "Bob place"),
-                ("blueprint_id", &admins.to_string()),
-            ],
-        )
-        .await;
+    let res = post_settings(&bob, server, "bobs-server", "Bob place", admins).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (_, page) = bob.get_text(&format!("/servers/{server}")).await;
     assert!(page.contains("blueprint Tournament"), "{page}");
     assert!(page.contains("Bob place"), "{page}");
 
     // A mistake comes back with what was typed, not the stored values.
-    let res = bob
-        .post(
-            &format!("/servers/{server}/settings"),
-            &[
-                ("name", ""),
-                ("hostname", "Typed host"),
-                ("blueprint_id", &bobs.to_string()),
-            ],
-        )
-        .await;
+    let res = post_settings(&bob, server, "", "Typed host", bobs).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = res.text().await.unwrap();
     assert!(page.contains("value=\"Typed host\""), "{page}");
@@ -1301,31 +1254,14 @@ async fn restart_reset_rename_and_reassign() {
     let server = create_server(&client, "epsilon", coop, port).await;
     let instance = format!("server-{server}");
 
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
     let first_pid = app.root.status(&instance)["pid"].as_u64().unwrap();
-    let job = action(&client, server, "restart").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "restart").await;
     let second_pid = app.root.status(&instance)["pid"].as_u64().unwrap();
     assert_ne!(first_pid, second_pid, "a new process");
 
     // Rename and reassign: the spec for the next start follows.
-    let res = client
-        .post(
-            &format!("/servers/{server}/settings"),
-            &[
-                ("name", "zeta"),
-                ("hostname", "Zeta Host"),
-                ("blueprint_id", &versus.to_string()),
-            ],
-        )
-        .await;
+    let res = post_settings(&client, server, "zeta", "Zeta Host", versus).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (_, page) = client.get_text(&format!("/servers/{server}")).await;
     assert!(page.contains("<h1>zeta"), "renamed");
@@ -1345,11 +1281,7 @@ async fn restart_reset_rename_and_reassign() {
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "an unused one can");
 
-    let job = action(&client, server, "reset").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "reset").await;
     assert!(
         !app.root
             .path()
@@ -1358,11 +1290,7 @@ async fn restart_reset_rename_and_reassign() {
     );
     assert!(!app.root.path().join(format!("runtime/{instance}")).exists());
     // The next start initializes again, with the new blueprint.
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
     let cfg = std::fs::read_to_string(
         app.root
             .path()
@@ -1546,11 +1474,7 @@ async fn the_console_runs_rcon_keeps_history_and_records_errors() {
         "{entry}"
     );
 
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
     let entry = console(&client, server, "status").await;
     assert!(
         entry["reply"]
@@ -1613,13 +1537,7 @@ async fn the_console_runs_rcon_keeps_history_and_records_errors() {
 async fn the_activity_log_records_who_did_what() {
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
-    admin
-        .post(
-            "/users",
-            &[("username", "frank"), ("password", "frank-password-1")],
-        )
-        .await;
-    let frank = app.login("frank", "frank-password-1").await;
+    let frank = add_user(&app, &admin, "frank", "frank-password-1").await;
     let overlay = create_overlay(&frank, "Maps").await;
     frank
         .post(
@@ -1721,11 +1639,7 @@ async fn the_log_stream_survives_a_crash_restart_and_resumes() {
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Coop", "").await;
     let server = create_server(&client, "loggy", bp, free_port()).await;
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
 
     let mut stream = Box::pin(open_log(&client, server, None).await.bytes_stream());
     let (mut buffer, mut seen) = (String::new(), Vec::new());
@@ -1829,11 +1743,7 @@ async fn the_reconciler_restarts_a_server_killed_behind_the_panels_back() {
     let bp = create_blueprint(&client, "Coop", "").await;
     let port = free_port();
     let server = create_server(&client, "sturdy", bp, port).await;
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
     let instance = format!("server-{server}");
     let old_pid = app.root.status(&instance)["pid"].as_u64().unwrap();
 
@@ -1910,11 +1820,7 @@ async fn a_server_whose_supervisor_gave_up_shows_failed_and_is_left_alone() {
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Crashy", "sim_crash_after_ms 3000").await;
     let server = create_server(&client, "crashy", bp, free_port()).await;
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
     let instance = format!("server-{server}");
     wait_until("the supervisor gives up", Duration::from_secs(30), || {
         app.root.status(&instance)["state"] == "failed"
@@ -1964,11 +1870,7 @@ async fn the_files_tab_shows_the_merged_tree_read_only() {
 
     let (_, page) = client.get_text(&format!("/servers/{server}/files")).await;
     assert!(page.contains("The server is not running"), "{page}");
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
     let (_, page) = client
         .get_text(&format!("/servers/{server}/files?path=left4dead2/addons"))
         .await;
@@ -2015,11 +1917,7 @@ async fn a_game_whose_supervisor_died_is_restarted_only_once_nobody_plays() {
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
     let server = create_server(&client, "orphan", bp, free_port()).await;
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
     console(&client, server, "sim_join Coach STEAM_1:0:42").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !client.get_text("/").await.1.contains("1/8 players") {
@@ -2083,11 +1981,7 @@ async fn players_joining_and_leaving_become_sessions() {
     let client = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
     let server = create_server(&client, "lively", bp, free_port()).await;
-    let job = action(&client, server, "start").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "start").await;
 
     console(&client, server, "sim_join Coach STEAM_1:0:42").await;
     console(&client, server, "sim_join Ellis STEAM_1:1:7").await;
@@ -2136,11 +2030,7 @@ async fn players_joining_and_leaving_become_sessions() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // Stopping the server ends the remaining sessions.
-    let job = action(&client, server, "stop").await;
-    assert_eq!(
-        job_events(&client, job, None).await.last().unwrap().2,
-        "succeeded"
-    );
+    act_ok(&client, server, "stop").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let store = left4me_web::open_store(&app.config).await.unwrap();
