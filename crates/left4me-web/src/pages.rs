@@ -115,7 +115,7 @@ pub(crate) struct ServerRow {
 pub(crate) struct DashboardPage {
     pub(crate) l: Layout,
     pub(crate) servers: Vec<ServerRow>,
-    pub(crate) blueprints: Vec<Blueprint>,
+    pub(crate) blueprints: Vec<BlueprintChoice>,
     pub(crate) form: NewServerForm,
     pub(crate) errors: FormErrors,
 }
@@ -142,7 +142,7 @@ pub(crate) struct ServerPage {
     /// when it had a mistake.
     pub(crate) settings: ServerSettings,
     /// The user's blueprints, plus the server's own if someone else's.
-    pub(crate) blueprints: Vec<Blueprint>,
+    pub(crate) blueprints: Vec<BlueprintChoice>,
     pub(crate) connect: String,
     pub(crate) spec_yaml: String,
     pub(crate) pid: String,
@@ -153,6 +153,14 @@ pub(crate) struct ServerPage {
     pub(crate) errors: FormErrors,
     pub(crate) online: Vec<crate::live::OnlinePlayer>,
     pub(crate) sessions: Vec<left4me_store::PlayerSession>,
+}
+
+/// A blueprint in a drop-down: someone else's is labelled with its owner,
+/// so an admin can tell two "Coop" apart.
+#[derive(Debug, Clone)]
+pub(crate) struct BlueprintChoice {
+    pub(crate) id: i64,
+    pub(crate) label: String,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

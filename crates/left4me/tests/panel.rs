@@ -1218,11 +1218,15 @@ async fn the_settings_form_keeps_input_and_an_admins_blueprint_choice() {
     let res = post_settings(&admin, server, "bobs-server", "Bob", admins).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
-    // Bob sees it selected, and saving keeps it.
+    // The admin tells blueprints apart by owner.
+    let (_, dashboard) = admin.get_text("/").await;
+    assert!(dashboard.contains("s (bob)</option>"), "{dashboard}");
+    assert!(dashboard.contains(">Tournament</option>"), "{dashboard}");
+    // Bob sees it selected (with its owner), and saving keeps it.
     let (_, page) = bob.get_text(&format!("/servers/{server}")).await;
     assert!(
         page.contains(&format!(
-            "<option value=\"{admins}\" selected>Tournament</option>"
+            "<option value=\"{admins}\" selected>Tournament (admin)</option>"
         )),
         "{page}"
     );

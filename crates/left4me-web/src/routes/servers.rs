@@ -1,10 +1,12 @@
 //! Servers: the dashboard list, creation, the server page and its actions.
 
+use std::collections::HashMap;
+
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_store::{JobFilter, ListedServer, NewServer, Server, ServerFilter};
+use left4me_store::{Blueprint, JobFilter, ListedServer, NewServer, Server, ServerFilter};
 use serde::Deserialize;
 
 use crate::auth::{CurrentUser, random_token};
@@ -12,7 +14,8 @@ use crate::domain::{DisplayName, Hostname, parse_optional_port};
 use crate::error::{AppError, AppResult};
 use crate::jobs::JobKind;
 use crate::pages::{
-    DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerRow, ServerSettings, render,
+    BlueprintChoice, DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerRow,
+    ServerSettings, render,
 };
 use crate::spec_builder::{build_spec, instance_name};
 use crate::state::AppState;
@@ -89,10 +92,46 @@ async fn dashboard_page(
             .zip(actual)
             .map(|(listed, actual)| row(state, listed, actual))
             .collect(),
-        blueprints: state.store().blueprints(user.owner_filter()).await?,
+        blueprints: blueprint_choices(state, user, None).await?,
         form,
         errors,
     })
+}
+
+/// The blueprints a user may build on (all of them for admins), plus
+/// `current` if it is someone else's; others' are labelled with the owner.
+async fn blueprint_choices(
+    state: &AppState,
+    user: &CurrentUser,
+    current: Option<Blueprint>,
+) -> AppResult<Vec<BlueprintChoice>> {
+    let mut blueprints = state.store().blueprints(user.owner_filter()).await?;
+    if let Some(current) = current
+        && !blueprints.iter().any(|b| b.id == current.id)
+    {
+        blueprints.insert(0, current);
+    }
+    let owners: HashMap<i64, String> = if blueprints.iter().all(|b| b.owner_id == user.id()) {
+        HashMap::new()
+    } else {
+        state
+            .store()
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect()
+    };
+    Ok(blueprints
+        .into_iter()
+        .map(|b| BlueprintChoice {
+            id: b.id,
+            label: match owners.get(&b.owner_id) {
+                Some(owner) if b.owner_id != user.id() => format!("{} ({owner})", b.name),
+                _ => b.name,
+            },
+        })
+        .collect())
 }
 
 pub(crate) async fn dashboard(
@@ -239,10 +278,7 @@ async fn server_page(
     });
     // An admin may have given the server someone else's blueprint: list
     // it too, or the form would silently switch to another on save.
-    let mut blueprints = state.store().blueprints(user.owner_filter()).await?;
-    if !blueprints.iter().any(|b| b.id == blueprint.id) {
-        blueprints.insert(0, blueprint);
-    }
+    let blueprints = blueprint_choices(state, user, Some(blueprint)).await?;
     let jobs = state.store().jobs(JobFilter::Server(server.id), 20).await?;
     let listed = state
         .store()
