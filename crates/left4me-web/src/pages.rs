@@ -208,6 +208,8 @@ pub(crate) struct JobPage {
     pub(crate) last_seq: i64,
     /// The running or earlier queued job on the same server, if queued.
     pub(crate) waiting_for: Option<Job>,
+    /// A cancel came after the job had ended.
+    pub(crate) late_cancel: bool,
 }
 
 #[derive(Template)]

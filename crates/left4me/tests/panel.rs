@@ -270,6 +270,14 @@ async fn cancelling_a_start_midway_stops_the_server_again() {
         job_events(&client, stop, None).await.last().unwrap().2,
         "succeeded"
     );
+    // Cancelling again, too late, says so.
+    let res = client.post(&format!("/jobs/{job}/cancel"), &[]).await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let (_, html) = client.get_text(&location).await;
+    assert!(
+        html.contains("The job had already ended (cancelled)"),
+        "{html}"
+    );
     let status = app.root.status(&format!("server-{server}"));
     assert_eq!(status["running"], false, "{status}");
     assert_eq!(status["mounted"], false, "{status}");

@@ -60,10 +60,18 @@ pub(crate) async fn index(
     Ok(render(&page)?.into_response())
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShowQuery {
+    /// Set when a cancel arrived after the job had ended.
+    #[serde(default)]
+    late_cancel: bool,
+}
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
+    Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
     let job = load(&state, &user, id).await?;
     let lines = state.store().job_log_after(id, 0).await?;
@@ -74,6 +82,7 @@ pub(crate) async fn show(
         job,
         lines,
         waiting_for,
+        late_cancel: query.late_cancel,
     };
     Ok(render(&page)?.into_response())
 }
@@ -102,9 +111,11 @@ pub(crate) async fn cancel(
             "Only the user who started a job, or an admin, can cancel it.".into(),
         ));
     }
-    if !job.state.is_finished() {
-        state.jobs().cancel(&job).await?;
+    if job.state.is_finished() {
+        // Nothing to cancel (it ended meanwhile): say so on the page.
+        return Ok(Redirect::to(&format!("/jobs/{id}?late_cancel=true")).into_response());
     }
+    state.jobs().cancel(&job).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
 }
 
