@@ -101,10 +101,12 @@ pub struct Spec {
 #[error("invalid spec: {0}")]
 pub struct InvalidSpec(pub String);
 
-/// Launch arguments left4me sets itself (the unit's `ExecStart` and the
-/// built-in supervisor's command line). Another value would make the
-/// server listen where nobody looks, or run another game.
-const RESERVED_ARGUMENTS: &[&str] = &["-port", "+hostport", "-ip", "+ip", "-game", "-norestart"];
+/// Where the server listens: left4me sets it (the unit's `ExecStart` and
+/// the built-in supervisor's command line), and another value would make
+/// the server listen where nobody looks. Repeating what left4me passes
+/// anyway (`-game left4dead2`, `-norestart`) is harmless and allowed, so
+/// specs written from srcds guides keep loading.
+const RESERVED_ARGUMENTS: &[&str] = &["-port", "+hostport", "-ip", "+ip"];
 
 /// Checks one launch argument: one word, not one of those left4me sets.
 pub fn check_argument(arg: &str) -> Result<(), String> {
@@ -115,7 +117,7 @@ pub fn check_argument(arg: &str) -> Result<(), String> {
         .any(|r| r.eq_ignore_ascii_case(arg))
     {
         Err(format!(
-            "argument {arg} is set by left4me (the port comes from the server's settings); remove it"
+            "argument {arg} is set by left4me (address and port come from the server's settings); remove it"
         ))
     } else if arg.chars().any(|c| c.is_whitespace() || c.is_control()) {
         // instance.env carries arguments as one space-separated value and

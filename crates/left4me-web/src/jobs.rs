@@ -12,6 +12,7 @@ use std::time::Duration;
 use left4me_host::events::{CancellationToken, Ctx, Event};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::name::InstanceName;
+use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
 use left4me_store::{Job, JobState, LogLine, NewJob, Server, Store, User};
 use srcds_protocol::a2s::{ReadyWait, Try};
@@ -346,6 +347,8 @@ impl Jobs {
                     .await
             }
             JobKind::ServerRestart => {
+                // A server that cannot start again is not stopped first.
+                self.spec_of(&server).await?;
                 let stop_name = name.clone();
                 self.host_op(job.id, token, move |host, ctx| host.stop(&stop_name, ctx))
                     .await?;
@@ -381,14 +384,14 @@ impl Jobs {
         token: &CancellationToken,
     ) -> Result<(), JobError> {
         let store = &self.0.store;
-        let blueprint = store.blueprint(server.blueprint_id).await?;
-        let overlays = store.blueprint_overlays(blueprint.id).await?;
-        let spec = build_spec(server, &blueprint, &overlays).map_err(JobError::Failed)?;
+        let spec = self.spec_of(server).await?;
         store
             .set_desired_state(server.id, left4me_store::DesiredState::Running)
             .await?;
         let name = instance_name(server.id);
-        let was_active = self.process_status(&name).await.is_some_and(|s| s.active);
+        // Unknown counts as running: a cancel must never stop a server
+        // this job did not start.
+        let was_active = self.process_status(&name).await.is_none_or(|s| s.active);
         let start_name = name.clone();
         let started = self
             .host_op(job.id, token, move |host, ctx| {
@@ -418,20 +421,25 @@ impl Jobs {
                 Err(JobError::Cancelled)
             }
             Err(JobError::Cancelled) => {
-                // It ran before this job: leave it as it was.
+                // It ran before this job: it keeps running, and stays
+                // wanted running so the reconciler does not stop it.
                 self.log(
                     job.id,
                     "step",
                     "cancelled: the server was already running and keeps running",
                 )
                 .await;
-                store
-                    .set_desired_state(server.id, server.desired_state)
-                    .await?;
                 Err(JobError::Cancelled)
             }
             other => other,
         }
+    }
+
+    /// The spec the server starts from: its blueprint as it is now.
+    async fn spec_of(&self, server: &Server) -> Result<Spec, JobError> {
+        let blueprint = self.0.store.blueprint(server.blueprint_id).await?;
+        let overlays = self.0.store.blueprint_overlays(blueprint.id).await?;
+        build_spec(server, &blueprint, &overlays).map_err(JobError::Failed)
     }
 
     /// What the supervisor says of an instance; `None` when it cannot tell.

@@ -32,6 +32,8 @@ pub struct Reconciler {
     live: Arc<Live>,
     /// The last drift reported per server, so a lasting one is logged once.
     reported: Arc<Mutex<HashMap<i64, String>>>,
+    /// Passes in which an orphaned game was not heard from, per server.
+    orphans_unheard: Arc<Mutex<HashMap<i64, u32>>>,
 }
 
 impl Reconciler {
@@ -42,6 +44,7 @@ impl Reconciler {
             jobs,
             live,
             reported: Arc::default(),
+            orphans_unheard: Arc::default(),
         }
     }
 
@@ -106,6 +109,42 @@ impl Reconciler {
             Err(e) => tracing::warn!("server {}: boot setting not repaired: {e}", server.name),
         }
         Ok(())
+    }
+
+    /// Why a game whose supervisor died is left running for now, if it is:
+    /// restarting would kick its players, so that waits until the poller
+    /// has recently seen it empty. A game nobody hears from for a few
+    /// passes (hung, or not answering queries) is restarted all the same.
+    fn orphan_hold(&self, server: &left4me_store::Server) -> Option<String> {
+        const UNHEARD_PASSES: u32 = 3;
+        let recent = self
+            .live
+            .get(server.id)
+            .filter(|l| left4me_store::now() - l.at <= 60);
+        let mut unheard = self.orphans_unheard.lock().expect("orphans lock");
+        match recent {
+            Some(live) if live.players > 0 => Some(format!(
+                "server {} runs without its supervisor (it died); it is restarted under a new one once nobody is playing",
+                server.name
+            )),
+            Some(_) => {
+                unheard.remove(&server.id);
+                None
+            }
+            None => {
+                let passes = unheard.entry(server.id).or_default();
+                *passes += 1;
+                if *passes <= UNHEARD_PASSES {
+                    Some(format!(
+                        "server {} runs without its supervisor (it died); waiting to learn whether anyone plays on it",
+                        server.name
+                    ))
+                } else {
+                    unheard.remove(&server.id);
+                    None
+                }
+            }
+        }
     }
 
     /// Whether the server is still wanted as at the start of the pass and
@@ -181,17 +220,9 @@ impl Reconciler {
                     None,
                 ),
                 (DesiredState::Running, false, "orphaned")
-                    if self.live.get(server.id).is_some_and(|l| l.players > 0) =>
+                    if let Some(why) = self.orphan_hold(&server) =>
                 {
-                    // Restarting would kick them; the start waits until
-                    // the server is empty.
-                    (
-                        format!(
-                            "server {} runs without its supervisor (it died); it is restarted under a new one once nobody is playing",
-                            server.name
-                        ),
-                        None,
-                    )
+                    (why, None)
                 }
                 (DesiredState::Running, false, state)
                     if self.last_auto_start_failed(server.id).await? =>
@@ -226,6 +257,11 @@ impl Reconciler {
                     continue;
                 }
             };
+            // Read everything first, act later: only what still holds is
+            // acted on, and only what is acted on is said.
+            if action.is_some() && !self.still_as_seen(&server).await? {
+                continue;
+            }
             let repeated = self
                 .reported
                 .lock()
@@ -239,9 +275,7 @@ impl Reconciler {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            if let Some(kind) = action
-                && self.still_as_seen(&server).await?
-            {
+            if let Some(kind) = action {
                 self.jobs
                     .enqueue(kind, Actor::Reconciler, &server)
                     .await

@@ -1215,6 +1215,42 @@ async fn launch_arguments_left4me_sets_itself_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn stored_arguments_repeating_left4me_start_and_conflicting_ones_never_stop_a_server() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let server = create_server(&client, "theta", bp, free_port()).await;
+    act_ok(&client, server, "start").await;
+    let instance = format!("server-{server}");
+    // Blueprints saved by an earlier version, straight in the database.
+    let set_arguments = async |arguments: &str| {
+        let store = left4me_web::open_store(&app.config).await.unwrap();
+        store
+            .update_blueprint(bp, "Coop", "", arguments)
+            .await
+            .unwrap();
+        store.close().await;
+    };
+    set_arguments("+map c1m1_hotel -game left4dead2 -norestart").await;
+    act_ok(&client, server, "restart").await;
+    let pid = app.root.status(&instance)["pid"].as_u64().unwrap();
+
+    set_arguments("+map c1m1_hotel -port 27099").await;
+    let job = action(&client, server, "restart").await;
+    let events = job_events(&client, job, None).await;
+    assert_eq!(events.last().unwrap().2, "failed", "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.2.contains("argument -port is set by left4me")),
+        "{events:?}"
+    );
+    let status = app.root.status(&instance);
+    assert_eq!(status["pid"].as_u64(), Some(pid), "still running: {status}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_settings_form_keeps_input_and_an_admins_blueprint_choice() {
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
@@ -1973,6 +2009,21 @@ async fn a_game_whose_supervisor_died_is_restarted_only_once_nobody_plays() {
         status["pid"].as_u64(),
         Some(game),
         "not restarted under a player"
+    );
+
+    // A panel restart knows nothing of the players at first: it waits to
+    // hear from the game rather than restart it.
+    app.stop().await;
+    let config = app.config.clone();
+    let root = std::mem::replace(&mut app.root, TestRoot::new());
+    let mut app = App::spawn_with(root, config).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = app.root.status(&instance);
+    assert_eq!(
+        status["pid"].as_u64(),
+        Some(game),
+        "not restarted blind: {status}"
     );
 
     // Once the player leaves, it is restarted under a new supervisor.

@@ -184,10 +184,19 @@ pub(crate) async fn create(
     };
     let rcon_password = random_token()[..20].to_owned();
     let range = state.config().port_range();
+    // Never probe our own servers' ports: a server starting right then
+    // could fail to bind while the probe holds its port.
+    let ours: Vec<i64> = state
+        .store()
+        .servers(None)
+        .await?
+        .iter()
+        .map(|s| s.port)
+        .collect();
     let held: Vec<u16> = range
         .clone()
         .chain(port)
-        .filter(|p| held_elsewhere(*p))
+        .filter(|p| !ours.contains(&i64::from(*p)) && held_elsewhere(*p))
         .collect();
     let created = state
         .store()
@@ -279,6 +288,16 @@ async fn server_page(
     // An admin may have given the server someone else's blueprint: list
     // it too, or the form would silently switch to another on save.
     let blueprints = blueprint_choices(state, user, Some(blueprint)).await?;
+    // A submitted choice that is not offered (gone, or not the user's)
+    // shows the current one, so the next save cannot switch silently.
+    let settings = if blueprints.iter().any(|b| b.id == settings.blueprint_id) {
+        settings
+    } else {
+        ServerSettings {
+            blueprint_id: server.blueprint_id,
+            ..settings
+        }
+    };
     let jobs = state.store().jobs(JobFilter::Server(server.id), 20).await?;
     let listed = state
         .store()
