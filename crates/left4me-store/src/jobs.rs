@@ -175,6 +175,19 @@ impl Store {
         .await?)
     }
 
+    /// The earliest unfinished job on the server before `job_id`: what a
+    /// queued job waits for (jobs on one server run in order).
+    pub async fn job_ahead(&self, server_id: i64, job_id: i64) -> Result<Option<Job>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM jobs WHERE server_id = ? AND id < ? AND state IN ('queued', 'running')
+             ORDER BY id LIMIT 1",
+        )
+        .bind(server_id)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?")
             .bind(state)

@@ -93,11 +93,7 @@ async fn waiting_for(state: &AppState, job: &Job) -> AppResult<Option<Job>> {
     let (JobState::Queued, Some(server)) = (job.state, job.server_id) else {
         return Ok(None);
     };
-    let earlier = state.store().jobs(JobFilter::Server(server), 50).await?;
-    Ok(earlier
-        .into_iter()
-        .filter(|j| j.id < job.id && !j.state.is_finished())
-        .min_by_key(|j| j.id))
+    Ok(state.store().job_ahead(server, job.id).await?)
 }
 
 pub(crate) async fn cancel(
