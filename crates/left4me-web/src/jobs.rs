@@ -110,12 +110,21 @@ pub enum JobEvent {
 #[derive(Debug, Clone)]
 pub struct Jobs(Arc<Inner>);
 
+/// Cancellation tokens of the jobs being run.
+#[derive(Debug, Default)]
+struct Running {
+    tokens: HashMap<i64, CancellationToken>,
+    /// Cancels that came after a worker claimed the job but before it
+    /// registered a token: applied when it does, so none is lost.
+    early_cancels: std::collections::HashSet<i64>,
+}
+
 #[derive(Debug)]
 struct Inner {
     store: Store,
     host: Arc<Host>,
     wake: Notify,
-    running: Mutex<HashMap<i64, CancellationToken>>,
+    running: Mutex<Running>,
     events: broadcast::Sender<JobEvent>,
     shutdown: CancellationToken,
     /// How long a start waits for the server to answer queries.
@@ -151,7 +160,7 @@ impl Jobs {
             store,
             host,
             wake: Notify::new(),
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(Running::default()),
             events: broadcast::channel(4096).0,
             shutdown: CancellationToken::new(),
             ready_timeout,
@@ -215,8 +224,12 @@ impl Jobs {
             });
             return Ok(());
         }
-        if let Some(token) = self.0.running.lock().expect("running lock").get(&job.id) {
-            token.cancel();
+        let mut running = self.0.running.lock().expect("running lock");
+        match running.tokens.get(&job.id) {
+            Some(token) => token.cancel(),
+            None => {
+                running.early_cancels.insert(job.id);
+            }
         }
         Ok(())
     }
@@ -226,7 +239,13 @@ impl Jobs {
     pub async fn shutdown(&self, grace: Duration) {
         self.0.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.0.running.lock().expect("running lock").is_empty()
+        while !self
+            .0
+            .running
+            .lock()
+            .expect("running lock")
+            .tokens
+            .is_empty()
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -263,15 +282,22 @@ impl Jobs {
 
     async fn run(&self, job: Job) {
         let token = CancellationToken::new();
-        self.0
-            .running
-            .lock()
-            .expect("running lock")
-            .insert(job.id, token.clone());
+        {
+            let mut running = self.0.running.lock().expect("running lock");
+            if running.early_cancels.remove(&job.id) {
+                token.cancel();
+            }
+            running.tokens.insert(job.id, token.clone());
+        }
         self.log(
             job.id,
             "step",
-            &format!("{} ({}) queued by {}", job.subject, job.kind, job.username),
+            &format!(
+                "{} ({}) queued by {}",
+                job.subject,
+                crate::pages::job_label(&job.kind),
+                job.username
+            ),
         )
         .await;
         let result = self.execute(&job, &token).await;
@@ -293,7 +319,11 @@ impl Jobs {
         {
             tracing::error!("recording the end of job {}: {e}", job.id);
         }
-        self.0.running.lock().expect("running lock").remove(&job.id);
+        {
+            let mut running = self.0.running.lock().expect("running lock");
+            running.tokens.remove(&job.id);
+            running.early_cancels.remove(&job.id);
+        }
         let _ = self.0.events.send(JobEvent::Finished {
             job_id: job.id,
             state,
@@ -546,5 +576,51 @@ impl Jobs {
         task.await
             .map_err(|e| JobError::Failed(format!("the job's worker thread failed: {e}")))?
             .map_err(JobError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
+
+    /// A worker claims a job, and the user's cancel lands before the worker
+    /// has registered the job's token: the job must still end cancelled.
+    #[tokio::test]
+    async fn a_cancel_between_claim_and_run_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
+        let user = store.create_user("alice", "x", true).await.unwrap();
+        let blueprint = store.create_blueprint(user.id, "coop").await.unwrap();
+        let server = store
+            .create_server(&left4me_store::NewServer {
+                owner_id: user.id,
+                blueprint_id: blueprint.id,
+                name: "s",
+                hostname: "s",
+                port: None,
+                port_range: 27015..=27015,
+                rcon_password: "pw",
+                held_elsewhere: &[],
+            })
+            .await
+            .unwrap();
+        let supervisor = BuiltinSupervisor {
+            program: "/nonexistent/left4me".into(),
+            policy: RestartPolicy::default(),
+            mount_api: left4me_host::mount::MountApi::Auto,
+        };
+        let host = Host::open(dir.path().join("root"), Box::new(supervisor)).unwrap();
+        let jobs = Jobs::new(store.clone(), Arc::new(host), Duration::from_secs(1));
+        let queued = jobs
+            .enqueue(JobKind::ServerStart, Actor::User(&user), &server)
+            .await
+            .unwrap();
+        let claimed = store.claim_next_job().await.unwrap().expect("a job");
+        assert_eq!(claimed.id, queued.id);
+        jobs.cancel(&claimed).await.unwrap();
+        jobs.run(claimed).await;
+        let job = store.job(queued.id).await.unwrap();
+        assert_eq!(job.state, JobState::Cancelled, "{job:?}");
     }
 }
