@@ -335,6 +335,6 @@ fn many_statuses_are_one_question_to_systemd() {
             .as_ref()
             .unwrap_err()
             .to_string()
-            .contains("answered for 99 units, asked about 100")
+            .contains("is-enabled answered for 99 of 100 units")
     );
 }

@@ -134,8 +134,8 @@ pub(crate) async fn not_found() -> AppError {
 
 /// Every response passes here. axum answers requests its extractors cannot
 /// read (a path id that is no number, a form with a missing field) with
-/// plain text: those become the panel's own error page, and an unreadable
-/// id is "not found" like any other. A script that asked for JSON gets
+/// plain text: those become the panel's own error page (400: the request
+/// was malformed), and an unreadable id is "not found" like any other. A script that asked for JSON gets
 /// errors as `{"error": "..."}` with the same status (401 where a browser
 /// would be sent to the login page).
 pub(crate) async fn error_pages(
@@ -162,15 +162,10 @@ pub(crate) async fn error_pages(
         response = if detail.starts_with("Invalid URL") {
             AppError::NotFound.into_response()
         } else {
-            let mut styled = AppError::BadRequest(format!(
+            AppError::BadRequest(format!(
                 "The request could not be read ({detail}). Reload the page and try again."
             ))
-            .into_response();
-            *styled.status_mut() = status;
-            if let Some(error) = styled.extensions_mut().get_mut::<ErrorMessage>() {
-                error.status = status;
-            }
-            styled
+            .into_response()
         };
     }
     match response.extensions().get::<ErrorMessage>() {

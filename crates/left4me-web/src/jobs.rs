@@ -303,7 +303,8 @@ impl Jobs {
         let result = self.execute(&job, &token).await;
         let (state, error) = match result {
             Ok(()) => (JobState::Succeeded, None),
-            Err(JobError::Cancelled) => (JobState::Cancelled, Some("cancelled".to_owned())),
+            // The state says it all; no error text to repeat it.
+            Err(JobError::Cancelled) => (JobState::Cancelled, None),
             Err(JobError::Failed(message)) => (JobState::Failed, Some(message)),
         };
         if let Some(error) = &error {
@@ -503,6 +504,7 @@ impl Jobs {
         let name = instance_name(server.id);
         let mut wait = ReadyWait::new(addr, self.0.ready_timeout);
         let mut last_second = None;
+        let mut restarts = self.process_status(&name).await.map_or(0, |s| s.restarts);
         let waited = loop {
             if token.is_cancelled() {
                 return Err(JobError::Cancelled);
@@ -513,14 +515,28 @@ impl Jobs {
                 last_second = Some(second);
                 // Once a second: a server that gave up or exited will not
                 // answer, so say why now rather than at the time limit.
-                if let Some(status) = self.process_status(&name).await
-                    && !status.active
-                {
-                    return Err(JobError::Failed(format!(
-                        "the server is {} and will not answer{}; see its log",
-                        status.state,
-                        status.reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                    )));
+                if let Some(status) = self.process_status(&name).await {
+                    if !status.active {
+                        return Err(JobError::Failed(format!(
+                            "the server is {} and will not answer{}; see its log",
+                            status.state,
+                            status.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                        )));
+                    }
+                    // Crashes while booting show here, not only in the
+                    // server's own log.
+                    if status.restarts > restarts {
+                        restarts = status.restarts;
+                        self.log(
+                            job_id,
+                            "stderr",
+                            &format!(
+                                "the server exited and is restarted (restart {restarts}){}",
+                                status.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                            ),
+                        )
+                        .await;
+                    }
                 }
             }
             match wait.next_try().await {

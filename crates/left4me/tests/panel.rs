@@ -270,6 +270,13 @@ async fn cancelling_a_start_midway_stops_the_server_again() {
         job_events(&client, stop, None).await.last().unwrap().2,
         "succeeded"
     );
+    let (_, activity) = client
+        .get_text(&format!("/servers/{server}/activity"))
+        .await;
+    assert!(
+        activity.contains(&format!("cancelled job #{job} (start server")),
+        "{activity}"
+    );
     // Cancelling again, too late, says so.
     let res = client.post(&format!("/jobs/{job}/cancel"), &[]).await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
@@ -350,6 +357,28 @@ async fn cancelling_a_start_of_a_running_server_leaves_it_running() {
     assert_eq!(app.root.status(&instance)["running"], true, "still running");
     let (_, html) = client.get_text("/").await;
     assert!(!html.contains("wanted: stopped"), "still wanted: {html}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashes_while_a_start_waits_show_in_its_log() {
+    let mut app = App::spawn_configured(|c| c.max_crashes = 50).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(
+        &client,
+        "Crashy",
+        "sim_boot_delay_ms 60000\nsim_crash_after_ms 200",
+    )
+    .await;
+    let server = create_server(&client, "crashy", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    wait_job_text(&client, job, "the server exited and is restarted (restart ").await;
+    let res = client.post(&format!("/jobs/{job}/cancel"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        job_events(&client, job, None).await.last().unwrap().2,
+        "cancelled"
+    );
     app.stop().await;
 }
 
@@ -1177,9 +1206,13 @@ async fn unreadable_requests_get_the_panels_error_page() {
     let res = client
         .post(&format!("/servers/{server}/settings"), &[("name", "eta")])
         .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = res.text().await.unwrap();
     assert!(html.contains("The request could not be read"), "{html}");
+    assert!(
+        html.contains("<title>Bad Request"),
+        "title and status agree: {html}"
+    );
     assert!(html.contains("<title>"), "a styled page: {html}");
     app.stop().await;
 }
@@ -1413,6 +1446,17 @@ async fn blueprint_overlays_reorder_and_remove() {
         html.contains("<td>B</td>") && !html.contains("<td>A</td>"),
         "A removed"
     );
+    // A repeated row (a hand-made request) counts once, and all is saved.
+    let res = client
+        .post(
+            &path,
+            &[("name", "Order 2"), ("overlay", &b), ("overlay", &b)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let html = client.get_text(&path).await.1;
+    assert_eq!(html.matches("<td>B</td>").count(), 1, "{html}");
+    assert!(html.contains("value=\"Order 2\""), "{html}");
     // A foreign overlay cannot be smuggled in.
     seed_user(&app.config, "mallory", "mallory-password", false).await;
     let mallory = app.login("mallory", "mallory-password").await;

@@ -244,15 +244,17 @@ impl Supervisor for SystemdSupervisor {
                 .lines()
                 .map(|word| Some(word.trim().starts_with("enabled")))
                 .collect();
-            if words.is_empty() {
-                // Nothing at all: systemctl failed; say why.
+            if words.len() == units.len() {
+                Ok(words)
+            } else {
+                // It stops at the first unit it cannot tell about: say why.
                 Err(SupervisorError::Failed(format!(
-                    "systemctl is-enabled failed ({}): {}",
+                    "systemctl is-enabled answered for {} of {} units ({}): {}",
+                    words.len(),
+                    units.len(),
                     output.status,
                     String::from_utf8_lossy(&output.stderr).trim()
                 )))
-            } else {
-                Ok(words)
             }
         })
     }

@@ -158,7 +158,9 @@ impl Submitted {
             let id: i64 = value
                 .parse()
                 .map_err(|_| AppError::BadRequest("bad overlay id".into()))?;
-            if self.get(&format!("remove_{id}")).is_some() {
+            // An overlay is in a blueprint once: a repeated row (only a
+            // hand-made request sends one) counts once.
+            if self.get(&format!("remove_{id}")).is_some() || rows.iter().any(|r| r.2 == id) {
                 continue;
             }
             let position = self

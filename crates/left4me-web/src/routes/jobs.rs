@@ -112,6 +112,12 @@ pub(crate) async fn cancel(
         return Ok(Redirect::to(&format!("/jobs/{id}?late_cancel=true")).into_response());
     }
     state.jobs().cancel(&job).await?;
+    let detail = format!(
+        "cancelled job #{id} ({}, {})",
+        crate::pages::job_label(&job.kind),
+        job.subject
+    );
+    super::record(&state, &user, job.server_id, "job.cancel", detail).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
 }
 
