@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use left4me_host::events::{CancellationToken, Ctx, Event};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
-use left4me_host::name::InstanceName;
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
 use left4me_store::{Job, JobState, LogLine, NewJob, Server, Store, User};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::spec_builder::{build_spec, instance_name};
+use crate::spec_builder::{ask_host, build_spec, instance_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -422,7 +421,10 @@ impl Jobs {
         let name = instance_name(server.id);
         // Unknown counts as running: a cancel must never stop a server
         // this job did not start.
-        let was_active = self.process_status(&name).await.is_none_or(|s| s.active);
+        let was_active = self
+            .process_status(server.id)
+            .await
+            .is_none_or(|s| s.active);
         let start_name = name.clone();
         let started = self
             .host_op(job.id, token, move |host, ctx| {
@@ -473,14 +475,14 @@ impl Jobs {
         build_spec(server, &blueprint, &overlays).map_err(JobError::Failed)
     }
 
-    /// What the supervisor says of an instance; `None` when it cannot tell.
-    async fn process_status(&self, name: &InstanceName) -> Option<ProcessStatus> {
-        let host = Arc::clone(&self.0.host);
-        let names = [name.clone()];
-        tokio::task::spawn_blocking(move || host.process_statuses(&names).pop()?.ok())
-            .await
-            .ok()
-            .flatten()
+    /// What the supervisor says of a server; `None` when it cannot tell.
+    async fn process_status(&self, server_id: i64) -> Option<ProcessStatus> {
+        ask_host(&self.0.host, &[server_id], |host, names| {
+            host.process_statuses(names).pop()?.ok()
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Waits for the server to answer A2S_INFO, with a progress bar.
@@ -501,10 +503,12 @@ impl Jobs {
             &format!("waiting for the server to answer on port {port}..."),
         )
         .await;
-        let name = instance_name(server.id);
         let mut wait = ReadyWait::new(addr, self.0.ready_timeout);
         let mut last_second = None;
-        let mut restarts = self.process_status(&name).await.map_or(0, |s| s.restarts);
+        let mut restarts = self
+            .process_status(server.id)
+            .await
+            .map_or(0, |s| s.restarts);
         let waited = loop {
             if token.is_cancelled() {
                 return Err(JobError::Cancelled);
@@ -515,7 +519,7 @@ impl Jobs {
                 last_second = Some(second);
                 // Once a second: a server that gave up or exited will not
                 // answer, so say why now rather than at the time limit.
-                if let Some(status) = self.process_status(&name).await {
+                if let Some(status) = self.process_status(server.id).await {
                     if !status.active {
                         return Err(JobError::Failed(format!(
                             "the server is {} and will not answer{}; see its log",

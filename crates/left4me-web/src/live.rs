@@ -13,7 +13,7 @@ use left4me_store::{PlayerSession, Server, Store};
 use srcds_protocol::{RconClient, a2s};
 use tokio_util::sync::CancellationToken;
 
-use crate::spec_builder::instance_name;
+use crate::spec_builder::ask_host;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OnlinePlayer {
@@ -154,17 +154,14 @@ impl Poller {
     /// One round over every server, all at once.
     pub async fn cycle(&self, timeout: Duration) -> Result<(), String> {
         let servers = self.store.servers(None).await.map_err(|e| e.to_string())?;
-        let host = Arc::clone(&self.host);
         let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
-        let running: Vec<bool> = tokio::task::spawn_blocking(move || {
-            let names: Vec<_> = ids.iter().map(|id| instance_name(*id)).collect();
-            host.process_statuses(&names)
+        let running: Vec<bool> = ask_host(&self.host, &ids, |host, names| {
+            host.process_statuses(names)
                 .into_iter()
                 .map(|s| s.is_ok_and(|s| s.running))
                 .collect()
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let up: Vec<&Server> = servers
             .iter()
             .zip(&running)

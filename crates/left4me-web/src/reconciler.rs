@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Actor, JobKind, Jobs};
 use crate::live::Live;
-use crate::spec_builder::instance_name;
+use crate::spec_builder::{ask_host, instance_name};
 
 #[derive(Debug, Clone)]
 pub struct Reconciler {
@@ -178,13 +178,11 @@ impl Reconciler {
             }
         }
         // Two questions to the supervisor for all servers, not two each.
-        let host = Arc::clone(&self.host);
-        let names: Vec<_> = servers.iter().map(|s| instance_name(s.id)).collect();
-        let (statuses, boot) = tokio::task::spawn_blocking(move || {
-            (host.process_statuses(&names), host.boot_settings(&names))
+        let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
+        let (statuses, boot) = ask_host(&self.host, &ids, |host, names| {
+            (host.process_statuses(names), host.boot_settings(names))
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let mut found = Vec::new();
         // One warning per distinct problem, not one per server: a broken
         // systemctl would otherwise flood the log every pass.

@@ -12,6 +12,21 @@ pub fn instance_name(server_id: i64) -> InstanceName {
         .expect("server-<id> is a valid instance name")
 }
 
+/// Asks the host about the servers `ids` (as their instances) on a
+/// blocking thread: the supervisor may run `systemctl`. The one way the
+/// panel puts questions to the host from async code.
+pub(crate) async fn ask_host<T: Send + 'static>(
+    host: &std::sync::Arc<left4me_host::lifecycle::Host>,
+    ids: &[i64],
+    ask: impl FnOnce(&left4me_host::lifecycle::Host, &[InstanceName]) -> T + Send + 'static,
+) -> Result<T, String> {
+    let host = std::sync::Arc::clone(host);
+    let names: Vec<InstanceName> = ids.iter().map(|id| instance_name(*id)).collect();
+    tokio::task::spawn_blocking(move || ask(&host, &names))
+        .await
+        .map_err(|e| format!("asking the host: {e}"))
+}
+
 /// The overlay directory name below `overlays/`.
 pub fn overlay_path(overlay_id: i64) -> OverlayPath {
     OverlayPath::parse(&overlay_id.to_string()).expect("a number is a valid overlay path")

@@ -343,7 +343,17 @@ pub(crate) fn attachment(name: &str, content_type: &str, body: Body) -> Response
         .into_response()
 }
 
-pub(crate) fn file_body(file: std::fs::File) -> Body {
+/// A file of an overlay or of a server's merged tree, downloaded under
+/// its own name.
+pub(crate) fn file_download(path: &RelPath, file: std::fs::File) -> Response {
+    attachment(
+        path.file_name().unwrap_or("file"),
+        "application/octet-stream",
+        file_body(file),
+    )
+}
+
+fn file_body(file: std::fs::File) -> Body {
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     Body::from_stream(stream)
 }
@@ -356,13 +366,9 @@ pub(crate) async fn download(
 ) -> AppResult<Response> {
     load(&state, &user, id).await?;
     let path = rel(&query.path)?;
-    let name = path.file_name().unwrap_or("file").to_owned();
-    let file = with_files(&state, id, move |files| files.open_read(&path)).await?;
-    Ok(attachment(
-        &name,
-        "application/octet-stream",
-        file_body(file),
-    ))
+    let opened = path.clone();
+    let file = with_files(&state, id, move |files| files.open_read(&opened)).await?;
+    Ok(file_download(&path, file))
 }
 
 pub(crate) async fn zip(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::pages::{FileRow, Layout, ServerFilesPage, render};
-use crate::routes::overlays::{attachment, file_body};
+use crate::routes::overlays::file_download;
 use crate::routes::servers::load_server;
 use crate::spec_builder::instance_name;
 use crate::state::AppState;
@@ -78,15 +78,11 @@ pub(crate) async fn download(
 ) -> AppResult<Response> {
     load_server(&state, &user, id).await?;
     let path = RelPath::parse(&query.path)?;
-    let name = path.file_name().unwrap_or("file").to_owned();
-    let file = with_merged(&state, id, move |files| files.open_read(&path))
+    let opened = path.clone();
+    let file = with_merged(&state, id, move |files| files.open_read(&opened))
         .await?
         .ok_or_else(|| {
             AppError::Conflict("The server is not running, so its files are not mounted.".into())
         })?;
-    Ok(attachment(
-        &name,
-        "application/octet-stream",
-        file_body(file),
-    ))
+    Ok(file_download(&path, file))
 }

@@ -17,7 +17,7 @@ use crate::pages::{
     BlueprintChoice, DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerRow,
     ServerSettings, render,
 };
-use crate::spec_builder::{build_spec, instance_name};
+use crate::spec_builder::{ask_host, build_spec, instance_name};
 use crate::state::AppState;
 
 /// The server, if the user may see it; otherwise "not found".
@@ -31,16 +31,15 @@ pub(crate) async fn load_server(
 
 /// The supervisor's word for each server's state, asked off the runtime.
 async fn actual_states(state: &AppState, ids: Vec<i64>) -> AppResult<Vec<String>> {
-    let host = std::sync::Arc::clone(state.host());
-    tokio::task::spawn_blocking(move || {
-        let names: Vec<_> = ids.iter().map(|id| instance_name(*id)).collect();
-        host.process_statuses(&names)
-            .into_iter()
-            .map(|s| s.map_or_else(|e| format!("unknown ({e})"), |s| s.state))
-            .collect()
+    let statuses = ask_host(state.host(), &ids, |host, names| {
+        host.process_statuses(names)
     })
     .await
-    .map_err(AppError::internal)
+    .map_err(AppError::internal)?;
+    Ok(statuses
+        .into_iter()
+        .map(|s| s.map_or_else(|e| format!("unknown ({e})"), |s| s.state))
+        .collect())
 }
 
 /// A server list row, with the poller's map and players.
