@@ -166,6 +166,16 @@ impl Store {
     }
 
     /// Whether a job for the server is queued or running.
+    /// Servers with a queued or running job, in one query.
+    pub async fn servers_with_active_jobs(&self) -> Result<std::collections::HashSet<i64>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT server_id FROM jobs WHERE server_id IS NOT NULL AND state IN ('queued', 'running')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().collect())
+    }
+
     pub async fn server_has_active_job(&self, server_id: i64) -> Result<bool> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM jobs WHERE server_id = ? AND state IN ('queued', 'running'))",

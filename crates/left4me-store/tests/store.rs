@@ -331,3 +331,46 @@ async fn concurrent_creations_all_succeed_with_distinct_ports() {
     ports.dedup();
     assert_eq!(ports.len(), 12, "{ports:?}");
 }
+
+#[tokio::test]
+async fn servers_with_active_jobs_are_those_with_queued_or_running_ones() {
+    let (_d, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let bp = store.create_blueprint(user.id, "coop").await.unwrap();
+    let a = store
+        .create_server(&new_server(user.id, bp.id, "a"))
+        .await
+        .unwrap();
+    let b = store
+        .create_server(&new_server(user.id, bp.id, "b"))
+        .await
+        .unwrap();
+    let locks = [format!("server:{}", a.id)];
+    let queued = store
+        .create_job(&NewJob {
+            server_id: Some(a.id),
+            ..job("server.start", &locks)
+        })
+        .await
+        .unwrap();
+    let active = store.servers_with_active_jobs().await.unwrap();
+    assert!(
+        active.contains(&a.id) && !active.contains(&b.id),
+        "{active:?}"
+    );
+    assert!(store.server_has_active_job(a.id).await.unwrap());
+    store.claim_next_job().await.unwrap();
+    assert!(
+        store
+            .servers_with_active_jobs()
+            .await
+            .unwrap()
+            .contains(&a.id),
+        "running counts"
+    );
+    store
+        .finish_job(queued.id, JobState::Succeeded, None)
+        .await
+        .unwrap();
+    assert!(store.servers_with_active_jobs().await.unwrap().is_empty());
+}

@@ -166,17 +166,19 @@ impl Reconciler {
 
     /// One pass; returns what it found (for tests and logs).
     pub async fn run_once(&self) -> Result<Vec<String>, String> {
-        let mut servers = Vec::new();
-        for server in self.store.servers(None).await.map_err(|e| e.to_string())? {
-            if !self
-                .store
-                .server_has_active_job(server.id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                servers.push(server);
-            }
-        }
+        let busy = self
+            .store
+            .servers_with_active_jobs()
+            .await
+            .map_err(|e| e.to_string())?;
+        let servers: Vec<_> = self
+            .store
+            .servers(None)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|s| !busy.contains(&s.id))
+            .collect();
         // Two questions to the supervisor for all servers, not two each.
         let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
         let (statuses, boot) = ask_host(&self.host, &ids, |host, names| {
