@@ -602,7 +602,6 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
 
     /// A worker claims a job, and the user's cancel lands before the worker
     /// has registered the job's token: the job must still end cancelled.
@@ -625,13 +624,8 @@ mod tests {
             })
             .await
             .unwrap();
-        let supervisor = BuiltinSupervisor {
-            program: "/nonexistent/left4me".into(),
-            policy: RestartPolicy::default(),
-            mount_api: left4me_host::mount::MountApi::Auto,
-        };
-        let host = Host::open(dir.path().join("root"), Box::new(supervisor)).unwrap();
-        let jobs = Jobs::new(store.clone(), Arc::new(host), Duration::from_secs(1));
+        let host = crate::test_host(&dir.path().join("root"));
+        let jobs = Jobs::new(store.clone(), host, Duration::from_secs(1));
         let queued = jobs
             .enqueue(JobKind::ServerStart, Actor::User(&user), &server)
             .await

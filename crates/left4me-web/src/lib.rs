@@ -183,3 +183,15 @@ pub async fn launch_with_listener(
     store.close().await;
     Ok(())
 }
+
+/// A host for unit tests that never reach a game process: the built-in
+/// supervisor with a program that does not exist.
+#[cfg(test)]
+pub(crate) fn test_host(root: &std::path::Path) -> Arc<Host> {
+    let supervisor = BuiltinSupervisor {
+        program: "/nonexistent/left4me".into(),
+        policy: RestartPolicy::default(),
+        mount_api: MountApi::Auto,
+    };
+    Arc::new(Host::open(root, Box::new(supervisor)).expect("a test state root"))
+}

@@ -44,7 +44,7 @@ impl Live {
         self.0.read().expect("live lock").get(&server_id).cloned()
     }
 
-    fn set(&self, server_id: i64, state: Option<LiveState>) {
+    pub(crate) fn set(&self, server_id: i64, state: Option<LiveState>) {
         let mut map = self.0.write().expect("live lock");
         match state {
             Some(state) => map.insert(server_id, state),

@@ -289,3 +289,71 @@ impl Reconciler {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::LiveState;
+
+    /// The restart policy for a game whose supervisor died, without the
+    /// race between the first pass and the poller that a panel test has.
+    #[tokio::test]
+    async fn an_orphan_waits_to_hear_whether_anyone_plays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
+        let host = crate::test_host(&dir.path().join("root"));
+        let jobs = Jobs::new(store.clone(), Arc::clone(&host), Duration::from_secs(1));
+        let live = Arc::new(Live::default());
+        let reconciler = Reconciler::new(store, host, jobs, Arc::clone(&live));
+        let server = left4me_store::Server {
+            id: 7,
+            owner_id: 1,
+            blueprint_id: 1,
+            name: "orphan".into(),
+            hostname: "h".into(),
+            port: 27015,
+            rcon_password: "pw".into(),
+            desired_state: DesiredState::Running,
+            created_at: 0,
+        };
+        // Nothing heard yet: wait three passes, then restart anyway.
+        for _ in 0..3 {
+            let why = reconciler.orphan_hold(&server).expect("held");
+            assert!(
+                why.contains("waiting to learn whether anyone plays"),
+                "{why}"
+            );
+        }
+        assert_eq!(
+            reconciler.orphan_hold(&server),
+            None,
+            "a silent game is restarted"
+        );
+
+        let heard = |players| LiveState {
+            players,
+            at: left4me_store::now(),
+            ..LiveState::default()
+        };
+        live.set(server.id, Some(heard(1)));
+        let why = reconciler
+            .orphan_hold(&server)
+            .expect("held while someone plays");
+        assert!(why.contains("once nobody is playing"), "{why}");
+        live.set(server.id, Some(heard(0)));
+        assert_eq!(reconciler.orphan_hold(&server), None, "empty: restarted");
+        // An old answer is no news.
+        live.set(
+            server.id,
+            Some(LiveState {
+                at: left4me_store::now() - 3600,
+                ..heard(1)
+            }),
+        );
+        assert!(
+            reconciler
+                .orphan_hold(&server)
+                .is_some_and(|w| w.contains("waiting to learn"))
+        );
+    }
+}
