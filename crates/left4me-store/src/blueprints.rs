@@ -1,6 +1,6 @@
 use sqlx::FromRow;
 
-use crate::{Result, Store, StoreError, now};
+use crate::{Result, Store, StoreError, Viewer, names_list, now};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Blueprint {
@@ -12,6 +12,16 @@ pub struct Blueprint {
     pub arguments: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Visible to everyone on the panel, not only the owner and admins.
+    pub shared: bool,
+}
+
+/// A blueprint with its owner's name, for lists and pickers.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ListedBlueprint {
+    #[sqlx(flatten)]
+    pub blueprint: Blueprint,
+    pub owner_name: String,
 }
 
 /// An overlay in a blueprint's ordered list.
@@ -46,13 +56,89 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
-    pub async fn blueprints(&self, owner: Option<i64>) -> Result<Vec<Blueprint>> {
+    /// The blueprints `viewer` may see (and so build on), with owners.
+    pub async fn visible_blueprints(&self, viewer: Viewer) -> Result<Vec<ListedBlueprint>> {
         Ok(sqlx::query_as(
-            "SELECT * FROM blueprints WHERE ?1 IS NULL OR owner_id = ?1 ORDER BY name COLLATE NOCASE, id",
+            "SELECT b.*, u.username AS owner_name FROM blueprints b JOIN users u ON u.id = b.owner_id
+             WHERE ?1 OR b.owner_id = ?2 OR b.shared
+             ORDER BY b.name COLLATE NOCASE, b.id",
         )
-        .bind(owner)
+        .bind(viewer.is_admin)
+        .bind(viewer.user_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Shares the blueprint with everyone, or takes the share back.
+    /// Sharing needs every overlay in it shared (whoever sees a blueprint
+    /// sees what it is made of); taking it back is refused while other
+    /// people's servers use it.
+    pub async fn set_blueprint_shared(&self, id: i64, shared: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        if shared {
+            let private = private_overlays_of(&mut tx, id).await?;
+            if !private.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "{} private; share {} first, or remove {} from this blueprint",
+                    names_list("overlay", &private),
+                    if private.len() == 1 { "is" } else { "are" },
+                    if private.len() == 1 { "it" } else { "them" },
+                )));
+            }
+        } else {
+            let users: Vec<String> = sqlx::query_scalar(
+                "SELECT s.name || ' (' || u.username || ')'
+                 FROM servers s JOIN users u ON u.id = s.owner_id JOIN blueprints b ON b.id = s.blueprint_id
+                 WHERE s.blueprint_id = ? AND s.owner_id != b.owner_id
+                 ORDER BY s.name COLLATE NOCASE",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "the blueprint stays shared while {} {} it; they can copy it, then move their servers to the copy",
+                    names_list("server", &users),
+                    if users.len() == 1 { "uses" } else { "use" },
+                )));
+            }
+        }
+        sqlx::query("UPDATE blueprints SET shared = ?, updated_at = ? WHERE id = ?")
+            .bind(shared)
+            .bind(now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A private copy of the blueprint for `owner_id`, overlays included.
+    pub async fn copy_blueprint(&self, id: i64, owner_id: i64, name: &str) -> Result<Blueprint> {
+        let mut tx = self.begin_write().await?;
+        let now = now();
+        let copy: Blueprint = sqlx::query_as(
+            "INSERT INTO blueprints (owner_id, name, config, arguments, created_at, updated_at, shared)
+             SELECT ?, ?, config, arguments, ?, ?, 0 FROM blueprints WHERE id = ? RETURNING *",
+        )
+        .bind(owner_id)
+        .bind(name)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "INSERT INTO blueprint_overlays (blueprint_id, overlay_id, position, expose_server_cfg)
+             SELECT ?, overlay_id, position, expose_server_cfg FROM blueprint_overlays WHERE blueprint_id = ?",
+        )
+        .bind(copy.id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(copy)
     }
 
     pub async fn update_blueprint(
@@ -86,6 +172,7 @@ impl Store {
     }
 
     /// Replaces the overlay list: `(overlay id, expose its server.cfg)` in order.
+    /// A shared blueprint takes shared overlays only.
     pub async fn set_blueprint_overlays(&self, id: i64, overlays: &[(i64, bool)]) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM blueprint_overlays WHERE blueprint_id = ?")
@@ -103,6 +190,23 @@ impl Store {
             .bind(expose)
             .execute(&mut *tx)
             .await?;
+        }
+        let shared: bool = sqlx::query_scalar("SELECT shared FROM blueprints WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let private = if shared {
+            private_overlays_of(&mut tx, id).await?
+        } else {
+            Vec::new()
+        };
+        if !private.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "this blueprint is shared, so its overlays must be shared too: {} {} private",
+                names_list("overlay", &private),
+                if private.len() == 1 { "is" } else { "are" },
+            )));
         }
         sqlx::query("UPDATE blueprints SET updated_at = ? WHERE id = ?")
             .bind(now())
@@ -127,9 +231,8 @@ impl Store {
         let users = self.servers_using_blueprint(id).await?;
         if !users.is_empty() {
             return Err(StoreError::Conflict(format!(
-                "the blueprint is used by server{} {}; move or delete {} first",
-                if users.len() == 1 { "" } else { "s" },
-                users.join(", "),
+                "the blueprint is used by {}; move or delete {} first",
+                names_list("server", &users),
                 if users.len() == 1 { "it" } else { "them" },
             )));
         }
@@ -139,4 +242,20 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Names of the private overlays in a blueprint.
+async fn private_overlays_of(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    blueprint_id: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT o.name FROM blueprint_overlays bo
+         JOIN overlays o ON o.id = bo.overlay_id
+         WHERE bo.blueprint_id = ? AND NOT o.shared
+         ORDER BY bo.position",
+    )
+    .bind(blueprint_id)
+    .fetch_all(&mut **tx)
+    .await?)
 }

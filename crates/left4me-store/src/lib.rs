@@ -5,6 +5,7 @@
 mod activity;
 mod blueprints;
 mod jobs;
+mod members;
 mod overlays;
 mod servers;
 mod sessions;
@@ -18,9 +19,10 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use activity::{Activity, ActivityFilter, ConsoleCommand};
-pub use blueprints::{Blueprint, BlueprintOverlay};
+pub use blueprints::{Blueprint, BlueprintOverlay, ListedBlueprint};
 pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob};
-pub use overlays::{Overlay, OverlayKind};
+pub use members::{ServerMember, ServerRole};
+pub use overlays::{ListedOverlay, Overlay, OverlayKind};
 pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerFilter};
 pub use sessions::Session;
 pub use sessions_played::PlayerSession;
@@ -46,6 +48,23 @@ pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whose eyes a list is for: admins see everything, everyone else what
+/// they own and what is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    pub user_id: i64,
+    pub is_admin: bool,
+}
+
+/// "blueprint Coop" or "blueprints Coop, Versus", for conflict messages.
+fn names_list(noun: &str, names: &[String]) -> String {
+    format!(
+        "{noun}{} {}",
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    )
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {

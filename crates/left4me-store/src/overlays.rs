@@ -1,6 +1,6 @@
 use sqlx::FromRow;
 
-use crate::{Result, Store, StoreError, now};
+use crate::{Result, Store, StoreError, Viewer, names_list, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize)]
 #[sqlx(type_name = "TEXT", rename_all = "lowercase")]
@@ -20,6 +20,16 @@ pub struct Overlay {
     pub build_status: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Visible to everyone on the panel, not only the owner and admins.
+    pub shared: bool,
+}
+
+/// An overlay with its owner's name, for lists and pickers.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ListedOverlay {
+    #[sqlx(flatten)]
+    pub overlay: Overlay,
+    pub owner_name: String,
 }
 
 impl Store {
@@ -51,14 +61,54 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
-    /// All overlays, or those of one owner.
-    pub async fn overlays(&self, owner: Option<i64>) -> Result<Vec<Overlay>> {
+    /// The overlays `viewer` may see (and so use), with their owners.
+    pub async fn visible_overlays(&self, viewer: Viewer) -> Result<Vec<ListedOverlay>> {
         Ok(sqlx::query_as(
-            "SELECT * FROM overlays WHERE ?1 IS NULL OR owner_id = ?1 ORDER BY name COLLATE NOCASE, id",
+            "SELECT o.*, u.username AS owner_name FROM overlays o JOIN users u ON u.id = o.owner_id
+             WHERE ?1 OR o.owner_id = ?2 OR o.shared
+             ORDER BY o.name COLLATE NOCASE, o.id",
         )
-        .bind(owner)
+        .bind(viewer.is_admin)
+        .bind(viewer.user_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Shares the overlay with everyone, or takes the share back. Taking
+    /// it back is refused while a blueprint other than its owner's
+    /// private ones uses it: those would break for people who can no
+    /// longer see it.
+    pub async fn set_overlay_shared(&self, id: i64, shared: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        if !shared {
+            let users: Vec<String> = sqlx::query_scalar(
+                "SELECT b.name || ' (' || u.username || ')'
+                 FROM blueprint_overlays bo
+                 JOIN blueprints b ON b.id = bo.blueprint_id
+                 JOIN users u ON u.id = b.owner_id
+                 JOIN overlays o ON o.id = bo.overlay_id
+                 WHERE bo.overlay_id = ? AND (b.owner_id != o.owner_id OR b.shared)
+                 ORDER BY b.name COLLATE NOCASE",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "the overlay stays shared while {} {} it; remove it there (or make a blueprint of yours private) first",
+                    names_list("blueprint", &users),
+                    if users.len() == 1 { "uses" } else { "use" },
+                )));
+            }
+        }
+        sqlx::query("UPDATE overlays SET shared = ?, updated_at = ? WHERE id = ?")
+            .bind(shared)
+            .bind(now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn touch_overlay(&self, id: i64) -> Result<()> {
@@ -96,9 +146,8 @@ impl Store {
         let users = self.blueprints_using_overlay(id).await?;
         if !users.is_empty() {
             return Err(StoreError::Conflict(format!(
-                "the overlay is used by blueprint{} {}; remove it there first",
-                if users.len() == 1 { "" } else { "s" },
-                users.join(", ")
+                "the overlay is used by {}; remove it there first",
+                names_list("blueprint", &users)
             )));
         }
         sqlx::query("DELETE FROM overlays WHERE id = ?")

@@ -2,7 +2,7 @@ use std::ops::RangeInclusive;
 
 use sqlx::FromRow;
 
-use crate::{Result, Store, StoreError, is_unique_violation, now};
+use crate::{Result, ServerRole, Store, StoreError, is_unique_violation, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize)]
 #[sqlx(type_name = "TEXT", rename_all = "lowercase")]
@@ -32,13 +32,16 @@ pub struct ListedServer {
     pub server: Server,
     pub owner_name: String,
     pub blueprint_name: String,
+    /// The viewing user's role when they are a member.
+    pub member_role: Option<ServerRole>,
 }
 
 /// Which servers to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerFilter {
-    /// All servers, or those of one owner.
-    Owner(Option<i64>),
+    All,
+    /// The servers a user owns or is a member of.
+    Of(i64),
     One(i64),
 }
 
@@ -128,22 +131,31 @@ impl Store {
         .await?)
     }
 
-    /// Servers with their owner's and blueprint's names, in one query.
-    pub async fn listed_servers(&self, filter: ServerFilter) -> Result<Vec<ListedServer>> {
-        let (owner, id) = match filter {
-            ServerFilter::Owner(owner) => (owner, None),
+    /// Servers with their owner's and blueprint's names and `viewer`'s
+    /// role, in one query.
+    pub async fn listed_servers(
+        &self,
+        filter: ServerFilter,
+        viewer: i64,
+    ) -> Result<Vec<ListedServer>> {
+        let (of, id) = match filter {
+            ServerFilter::All => (None, None),
+            ServerFilter::Of(user) => (Some(user), None),
             ServerFilter::One(id) => (None, Some(id)),
         };
         Ok(sqlx::query_as(
-            "SELECT s.*, u.username AS owner_name, b.name AS blueprint_name
+            "SELECT s.*, u.username AS owner_name, b.name AS blueprint_name, m.role AS member_role
              FROM servers s
              JOIN users u ON u.id = s.owner_id
              JOIN blueprints b ON b.id = s.blueprint_id
-             WHERE (?1 IS NULL OR s.owner_id = ?1) AND (?2 IS NULL OR s.id = ?2)
+             LEFT JOIN server_members m ON m.server_id = s.id AND m.user_id = ?3
+             WHERE (?1 IS NULL OR s.owner_id = ?1 OR m.user_id IS NOT NULL)
+               AND (?2 IS NULL OR s.id = ?2)
              ORDER BY s.name COLLATE NOCASE, s.id",
         )
-        .bind(owner)
+        .bind(of)
         .bind(id)
+        .bind(viewer)
         .fetch_all(&self.pool)
         .await?)
     }

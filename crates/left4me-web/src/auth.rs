@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use left4me_store::{Blueprint, Overlay, Server, Session, User};
+use left4me_store::{Session, User};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -97,26 +97,6 @@ impl CurrentUser {
 
     pub fn is_admin(&self) -> bool {
         self.user.is_admin
-    }
-
-    /// Whether the user may see and change something owned by `owner_id`.
-    pub fn may_access(&self, owner_id: i64) -> bool {
-        self.user.is_admin || self.user.id == owner_id
-    }
-
-    /// `item` if the user may see it; "not found" otherwise, so nobody
-    /// learns what others own.
-    pub fn visible<T: Owned>(&self, item: T) -> Result<T, AppError> {
-        if self.may_access(item.owner_id()) {
-            Ok(item)
-        } else {
-            Err(AppError::NotFound)
-        }
-    }
-
-    /// `None` for admins (everything), the user's id otherwise.
-    pub fn owner_filter(&self) -> Option<i64> {
-        (!self.user.is_admin).then_some(self.user.id)
     }
 
     pub fn require_admin(&self) -> Result<(), AppError> {
@@ -341,22 +321,6 @@ impl LoginLimiter {
         self.failures.lock().expect("limiter lock").remove(key);
     }
 }
-
-/// Something that belongs to one user.
-pub trait Owned {
-    fn owner_id(&self) -> i64;
-}
-
-macro_rules! owned {
-    ($($t:ty),*) => {$(
-        impl Owned for $t {
-            fn owner_id(&self) -> i64 {
-                self.owner_id
-            }
-        }
-    )*};
-}
-owned!(Server, Blueprint, Overlay);
 
 #[cfg(test)]
 mod tests {

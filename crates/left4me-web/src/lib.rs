@@ -5,6 +5,7 @@
 //! shutdown the jobs are wound down (running ones marked interrupted;
 //! servers keep running).
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod domain;

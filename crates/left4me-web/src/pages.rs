@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::response::Html;
-use left4me_store::{Blueprint, BlueprintOverlay, Job, LogLine, Overlay, User};
+use left4me_store::{
+    Blueprint, BlueprintOverlay, Job, ListedBlueprint, ListedOverlay, LogLine, Overlay, User,
+};
 
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
@@ -103,6 +105,8 @@ pub(crate) struct ServerRow {
     pub(crate) hostname: String,
     pub(crate) port: i64,
     pub(crate) owner: String,
+    /// The viewer's role when they are a member ("operator", "viewer").
+    pub(crate) role: &'static str,
     pub(crate) blueprint: String,
     pub(crate) desired: String,
     pub(crate) actual: String,
@@ -115,7 +119,7 @@ pub(crate) struct ServerRow {
 pub(crate) struct DashboardPage {
     pub(crate) l: Layout,
     pub(crate) servers: Vec<ServerRow>,
-    pub(crate) blueprints: Vec<BlueprintChoice>,
+    pub(crate) blueprints: Vec<Choice>,
     pub(crate) form: NewServerForm,
     pub(crate) errors: FormErrors,
 }
@@ -132,17 +136,48 @@ pub(crate) struct NewServerForm {
     pub(crate) blueprint_id: String,
 }
 
+/// What the server page offers the user, by their access and the
+/// server's state: buttons that do not apply are disabled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerPermissions {
+    pub(crate) control: bool,
+    pub(crate) operate: bool,
+    pub(crate) manage: bool,
+    pub(crate) can_start: bool,
+    pub(crate) can_stop: bool,
+    pub(crate) can_restart: bool,
+}
+
+impl ServerPermissions {
+    pub(crate) fn new(access: crate::access::ServerAccess, actual: &str) -> Self {
+        use crate::access::ServerAction;
+        let control = access.allows(ServerAction::Control);
+        Self {
+            control,
+            operate: access.allows(ServerAction::Console),
+            manage: access.allows(ServerAction::Manage),
+            can_start: control && actual != "running",
+            can_stop: control && actual != "stopped",
+            can_restart: control && actual == "running",
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "server.html")]
 pub(crate) struct ServerPage {
     pub(crate) l: Layout,
     pub(crate) row: ServerRow,
+    pub(crate) p: ServerPermissions,
+    pub(crate) members: Vec<left4me_store::ServerMember>,
+    /// Users who could be added as members: `(id, name)`.
+    pub(crate) candidates: Vec<(i64, String)>,
     pub(crate) rcon_password: String,
     /// The settings form: the stored values, or what was just submitted
     /// when it had a mistake.
     pub(crate) settings: ServerSettings,
     /// The user's blueprints, plus the server's own if someone else's.
-    pub(crate) blueprints: Vec<BlueprintChoice>,
+    pub(crate) blueprints: Vec<Choice>,
     pub(crate) connect: String,
     pub(crate) spec_yaml: String,
     pub(crate) pid: String,
@@ -155,12 +190,25 @@ pub(crate) struct ServerPage {
     pub(crate) sessions: Vec<left4me_store::PlayerSession>,
 }
 
-/// A blueprint in a drop-down: someone else's is labelled with its owner,
-/// so an admin can tell two "Coop" apart.
+/// A blueprint or overlay in a drop-down: someone else's is labelled with
+/// its owner, so two "Coop" can be told apart.
 #[derive(Debug, Clone)]
-pub(crate) struct BlueprintChoice {
+pub(crate) struct Choice {
     pub(crate) id: i64,
     pub(crate) label: String,
+}
+
+impl Choice {
+    pub(crate) fn new(id: i64, name: String, owner_id: i64, owner: &str, user: &CurrentUser) -> Self {
+        Self {
+            id,
+            label: if owner_id == user.id() {
+                name
+            } else {
+                format!("{name} ({owner})")
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -174,7 +222,8 @@ pub(crate) struct ServerSettings {
 #[template(path = "blueprints.html")]
 pub(crate) struct BlueprintsPage {
     pub(crate) l: Layout,
-    pub(crate) blueprints: Vec<Blueprint>,
+    pub(crate) blueprints: Vec<ListedBlueprint>,
+    pub(crate) me: i64,
     pub(crate) name: String,
     pub(crate) errors: FormErrors,
 }
@@ -184,8 +233,11 @@ pub(crate) struct BlueprintsPage {
 pub(crate) struct BlueprintPage {
     pub(crate) l: Layout,
     pub(crate) blueprint: Blueprint,
+    pub(crate) owner: String,
+    /// Owner or admin: the form saves; others see it read-only and copy.
+    pub(crate) can_change: bool,
     pub(crate) overlays: Vec<BlueprintOverlay>,
-    pub(crate) available: Vec<Overlay>,
+    pub(crate) available: Vec<Choice>,
     pub(crate) preview: String,
     pub(crate) errors: FormErrors,
     pub(crate) saved: bool,
@@ -234,7 +286,8 @@ pub(crate) struct AccountPage {
 #[template(path = "overlays.html")]
 pub(crate) struct OverlaysPage {
     pub(crate) l: Layout,
-    pub(crate) overlays: Vec<Overlay>,
+    pub(crate) overlays: Vec<ListedOverlay>,
+    pub(crate) me: i64,
     pub(crate) name: String,
     pub(crate) errors: FormErrors,
 }
@@ -286,6 +339,11 @@ impl FileRow {
 pub(crate) struct OverlayPage {
     pub(crate) l: Layout,
     pub(crate) overlay: Overlay,
+    pub(crate) owner: String,
+    /// Owner or admin: the editing forms are shown.
+    pub(crate) can_change: bool,
+    /// Names of the files just uploaded, to confirm them.
+    pub(crate) uploaded: String,
     pub(crate) used_by: String,
     pub(crate) dir: String,
     pub(crate) parent: Option<String>,
@@ -332,6 +390,8 @@ pub(crate) struct ServerLogPage {
     pub(crate) l: Layout,
     pub(crate) server_id: i64,
     pub(crate) name: String,
+    /// Operators and up: the console, files and activity tabs.
+    pub(crate) operate: bool,
     /// The last lines, for readers without JavaScript.
     pub(crate) text: String,
     pub(crate) note: String,

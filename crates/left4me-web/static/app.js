@@ -37,6 +37,10 @@ function setupBlueprint(form) {
   };
   form.addEventListener("input", refresh);
   form.addEventListener("change", refresh);
+  // Picking an overlay adds it: the form saves at once, no second click.
+  form.querySelector("#add_overlay")?.addEventListener("change", (e) => {
+    if (e.target.value) form.requestSubmit();
+  });
 }
 
 // Job page: stream the log; EventSource resumes with Last-Event-ID.

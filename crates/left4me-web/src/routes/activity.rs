@@ -80,6 +80,8 @@ pub(crate) async fn of_server(
     Path(id): Path<i64>,
     Query(query): Query<ActivityQuery>,
 ) -> AppResult<Response> {
-    let server = crate::routes::servers::load_server(&state, &user, id).await?;
+    let server = crate::access::server(&state, &user, id, crate::access::ServerAction::Activity)
+        .await?
+        .server;
     page(&state, &user, Some((server.id, server.name)), query).await
 }

@@ -7,17 +7,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use left4me_store::{Blueprint, BlueprintOverlay};
 use serde::Deserialize;
 
+use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
 use crate::domain::{DisplayName, parse_arguments};
 use crate::error::{AppError, AppResult};
-use crate::pages::{BlueprintPage, BlueprintsPage, FormErrors, Layout, render};
+use crate::pages::{BlueprintPage, BlueprintsPage, Choice, FormErrors, Layout, render};
 use crate::spec_builder::server_cfg_lines;
 use crate::state::AppState;
 use left4me_host::spec::check_argument;
-
-async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Blueprint> {
-    user.visible(state.store().blueprint(id).await?)
-}
 
 /// The list with the creation form (refilled after a mistake).
 async fn list_page(
@@ -28,7 +25,8 @@ async fn list_page(
 ) -> AppResult<BlueprintsPage> {
     Ok(BlueprintsPage {
         l: Layout::of(user),
-        blueprints: state.store().blueprints(user.owner_filter()).await?,
+        blueprints: state.store().visible_blueprints(user.viewer()).await?,
+        me: user.id(),
         name,
         errors,
     })
@@ -89,14 +87,17 @@ async fn page(
 ) -> AppResult<BlueprintPage> {
     let available = state
         .store()
-        .overlays(user.owner_filter())
+        .visible_overlays(user.viewer())
         .await?
         .into_iter()
-        .filter(|o| !overlays.iter().any(|bo| bo.overlay_id == o.id))
+        .filter(|o| !overlays.iter().any(|bo| bo.overlay_id == o.overlay.id))
+        .map(|o| Choice::new(o.overlay.id, o.overlay.name, o.overlay.owner_id, &o.owner_name, user))
         .collect();
     Ok(BlueprintPage {
         l: Layout::of(user),
         preview: preview_text(&blueprint.config, &overlays),
+        can_change: user.item_access(&blueprint) == Some(ItemAccess::Change),
+        owner: state.store().user(blueprint.owner_id).await?.username,
         blueprint,
         overlays,
         available,
@@ -118,7 +119,7 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
     Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
-    let blueprint = load(&state, &user, id).await?;
+    let blueprint = access::blueprint(&state, &user, id, ItemAccess::Use).await?;
     let overlays = state.store().blueprint_overlays(id).await?;
     let page = page(
         &state,
@@ -144,11 +145,14 @@ impl Submitted {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The overlay list after moves, removals and an addition.
+    /// The overlay list after moves, removals and an addition. Only
+    /// overlays the user can see may be added; ones already in the
+    /// blueprint (`current`) stay, whoever put them there.
     async fn overlays(
         &self,
         state: &AppState,
         user: &CurrentUser,
+        current: &[BlueprintOverlay],
     ) -> AppResult<Vec<BlueprintOverlay>> {
         let mut rows: Vec<(f64, usize, i64, bool)> = Vec::new();
         for (index, (key, value)) in self.0.iter().enumerate() {
@@ -182,7 +186,8 @@ impl Submitted {
         let mut overlays = Vec::new();
         for (position, (_, _, id, expose)) in rows.into_iter().enumerate() {
             let overlay = state.store().overlay(id).await?;
-            if !user.may_access(overlay.owner_id) {
+            if user.item_access(&overlay).is_none() && !current.iter().any(|c| c.overlay_id == id)
+            {
                 return Err(AppError::NotFound);
             }
             overlays.push(BlueprintOverlay {
@@ -202,9 +207,10 @@ pub(crate) async fn save(
     Path(id): Path<i64>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let mut blueprint = load(&state, &user, id).await?;
+    let mut blueprint = access::blueprint(&state, &user, id, ItemAccess::Change).await?;
     let form = Submitted(fields);
-    let overlays = form.overlays(&state, &user).await?;
+    let current = state.store().blueprint_overlays(id).await?;
+    let overlays = form.overlays(&state, &user, &current).await?;
     let mut errors = FormErrors::default();
     let name = DisplayName::parse(form.get("name").unwrap_or_default())
         .map_err(|e| errors.add("name", e))
@@ -230,7 +236,13 @@ pub(crate) async fn save(
         .iter()
         .map(|o| (o.overlay_id, o.expose_server_cfg))
         .collect();
-    store.set_blueprint_overlays(id, &list).await?;
+    if let Err(left4me_store::StoreError::Conflict(message)) =
+        store.set_blueprint_overlays(id, &list).await
+    {
+        errors.add("overlays", message);
+        let page = page(&state, &user, blueprint, overlays, errors, false).await?;
+        return Ok((StatusCode::CONFLICT, render(&page)?).into_response());
+    }
     let names: Vec<&str> = overlays.iter().map(|o| o.name.as_str()).collect();
     let detail = format!(
         "saved blueprint {} (overlays: {})",
@@ -253,9 +265,10 @@ pub(crate) async fn preview(
     Path(id): Path<i64>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
+    access::blueprint(&state, &user, id, ItemAccess::Use).await?;
     let form = Submitted(fields);
-    let overlays = form.overlays(&state, &user).await?;
+    let current = state.store().blueprint_overlays(id).await?;
+    let overlays = form.overlays(&state, &user, &current).await?;
     let config = form.get("config").unwrap_or_default().replace("\r\n", "\n");
     Ok(preview_text(&config, &overlays).into_response())
 }
@@ -265,9 +278,44 @@ pub(crate) async fn delete(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let blueprint = load(&state, &user, id).await?;
+    let blueprint = access::blueprint(&state, &user, id, ItemAccess::Change).await?;
     state.store().delete_blueprint(id).await?;
     let detail = format!("deleted blueprint {}", blueprint.name);
     super::record(&state, &user, None, "blueprint.delete", detail).await?;
     Ok(Redirect::to("/blueprints").into_response())
+}
+
+/// Anyone who can see a blueprint can copy it into their own.
+pub(crate) async fn copy(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let blueprint = access::blueprint(&state, &user, id, ItemAccess::Use).await?;
+    let name = format!("{} (copy)", blueprint.name);
+    let copy = state
+        .store()
+        .copy_blueprint(id, user.id(), DisplayName::parse(&name).map_or(&blueprint.name, |_| &name))
+        .await?;
+    let detail = format!("copied blueprint {} as {}", blueprint.name, copy.name);
+    super::record(&state, &user, None, "blueprint.create", detail).await?;
+    Ok(Redirect::to(&format!("/blueprints/{}", copy.id)).into_response())
+}
+
+pub(crate) async fn share(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<super::ShareForm>,
+) -> AppResult<Response> {
+    let blueprint = access::blueprint(&state, &user, id, ItemAccess::Change).await?;
+    let shared = form.shared();
+    state.store().set_blueprint_shared(id, shared).await?;
+    let detail = format!(
+        "{} blueprint {}",
+        if shared { "shared" } else { "unshared" },
+        blueprint.name
+    );
+    super::record(&state, &user, None, "blueprint.share", detail).await?;
+    Ok(Redirect::to(&format!("/blueprints/{id}")).into_response())
 }

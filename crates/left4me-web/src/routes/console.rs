@@ -13,7 +13,7 @@ use srcds_protocol::{RconClient, RconError};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::pages::{ConsolePage, Layout, render};
-use crate::routes::servers::load_server;
+use crate::access::{self, ServerAction};
 use crate::state::AppState;
 
 /// Commands shown on the page (and offered by ↑/↓).
@@ -25,7 +25,9 @@ pub(crate) async fn page(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let server = load_server(&state, &user, id).await?;
+    let server = access::server(&state, &user, id, ServerAction::Console)
+        .await?
+        .server;
     let commands = state.store().console_commands(id, HISTORY).await?;
     let history: Vec<&str> = commands.iter().map(|c| c.command.as_str()).collect();
     let page = ConsolePage {
@@ -76,7 +78,9 @@ pub(crate) async fn execute(
     Path(id): Path<i64>,
     Form(form): Form<CommandForm>,
 ) -> AppResult<Response> {
-    let server = load_server(&state, &user, id).await?;
+    let server = access::server(&state, &user, id, ServerAction::Console)
+        .await?
+        .server;
     let command = form.command.trim();
     if command.is_empty() || command.len() > 1000 || command.contains(['\n', '\r', '\0']) {
         return Err(AppError::BadRequest(

@@ -13,26 +13,13 @@ use left4me_store::{Job, JobFilter, JobState, LogLine};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::access;
 use crate::auth::CurrentUser;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::jobs::JobEvent;
 use crate::pages::{JobPage, JobsPage, Layout, render};
 use crate::state::AppState;
 
-/// The job, if the user started it, owns its server, or is an admin.
-async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
-    let job = state.store().job(id).await?;
-    if user.is_admin() || job.user_id == Some(user.id()) {
-        return Ok(job);
-    }
-    if let Some(server_id) = job.server_id
-        && let Ok(server) = state.store().server(server_id).await
-        && server.owner_id == user.id()
-    {
-        return Ok(job);
-    }
-    Err(AppError::NotFound)
-}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
@@ -46,7 +33,9 @@ pub(crate) async fn index(
 ) -> AppResult<Response> {
     let (title, filter) = match query.server {
         Some(id) => {
-            let server = crate::routes::servers::load_server(&state, &user, id).await?;
+            let server = access::server(&state, &user, id, access::ServerAction::View)
+                .await?
+                .server;
             (format!("Jobs of {}", server.name), JobFilter::Server(id))
         }
         None if user.is_admin() => ("All jobs".to_owned(), JobFilter::All),
@@ -73,7 +62,7 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
     Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
-    let job = load(&state, &user, id).await?;
+    let job = access::job(&state, &user, id).await?;
     let lines = state.store().job_log_after(id, 0).await?;
     let waiting_for = waiting_for(&state, &job).await?;
     let page = JobPage {
@@ -101,12 +90,7 @@ pub(crate) async fn cancel(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let job = load(&state, &user, id).await?;
-    if !(user.is_admin() || job.user_id == Some(user.id())) {
-        return Err(AppError::Forbidden(
-            "Only the user who started a job, or an admin, can cancel it.".into(),
-        ));
-    }
+    let job = access::cancellable_job(&state, &user, id).await?;
     if job.state.is_finished() {
         // Nothing to cancel (it ended meanwhile): say so on the page.
         return Ok(Redirect::to(&format!("/jobs/{id}?late_cancel=true")).into_response());
@@ -142,7 +126,7 @@ pub(crate) async fn events(
     Path(id): Path<i64>,
     Query(query): Query<EventsQuery>,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    load(&state, &user, id).await?;
+    access::job(&state, &user, id).await?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

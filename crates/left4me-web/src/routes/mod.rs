@@ -39,6 +39,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/servers/{id}", get(servers::show))
         .route("/servers/{id}/action", post(servers::action))
         .route("/servers/{id}/settings", post(servers::settings))
+        .route("/servers/{id}/members", post(servers::member))
         .route(
             "/blueprints",
             get(blueprints::index).post(blueprints::create),
@@ -49,6 +50,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/blueprints/{id}/preview", post(blueprints::preview))
         .route("/blueprints/{id}/delete", post(blueprints::delete))
+        .route("/blueprints/{id}/copy", post(blueprints::copy))
+        .route("/blueprints/{id}/share", post(blueprints::share))
         .route("/overlays", get(overlays::index).post(overlays::create))
         .route("/overlays/{id}", get(overlays::show))
         .route(
@@ -65,6 +68,7 @@ pub(crate) fn router(state: AppState) -> Router {
             get(overlays::edit_page).post(overlays::edit),
         )
         .route("/overlays/{id}/delete", post(overlays::delete))
+        .route("/overlays/{id}/share", post(overlays::share))
         .route("/jobs", get(jobs::index))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/events", get(jobs::events))
@@ -91,6 +95,20 @@ pub(crate) fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(crate::error::error_pages))
         .with_state(state)
+}
+
+/// The share button of an overlay or blueprint.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ShareForm {
+    /// "true" shares, anything else takes the share back.
+    #[serde(default)]
+    shared: String,
+}
+
+impl ShareForm {
+    fn shared(&self) -> bool {
+        self.shared == "true"
+    }
 }
 
 /// Records what a user did in the activity log.

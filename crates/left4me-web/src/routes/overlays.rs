@@ -8,10 +8,11 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_files::{FilesError, OverlayFiles, RelPath, ZipLimits};
-use left4me_store::{Overlay, OverlayKind};
+use left4me_store::OverlayKind;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
+use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
 use crate::domain::DisplayName;
 use crate::error::{AppError, AppResult};
@@ -23,10 +24,6 @@ use crate::state::AppState;
 
 /// Text files up to this size can be edited in the browser.
 const EDIT_LIMIT: u64 = 1024 * 1024;
-
-async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Overlay> {
-    user.visible(state.store().overlay(id).await?)
-}
 
 fn overlay_dir(state: &AppState, id: i64) -> PathBuf {
     state.host().root().overlay(&overlay_path(id))
@@ -64,7 +61,8 @@ async fn list_page(
 ) -> AppResult<OverlaysPage> {
     Ok(OverlaysPage {
         l: Layout::of(user),
-        overlays: state.store().overlays(user.owner_filter()).await?,
+        overlays: state.store().visible_overlays(user.viewer()).await?,
+        me: user.id(),
         name,
         errors,
     })
@@ -110,13 +108,22 @@ pub(crate) struct PathQuery {
     path: String,
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShowQuery {
+    #[serde(default)]
+    path: String,
+    /// Names of the files just uploaded, to confirm them.
+    #[serde(default)]
+    uploaded: String,
+}
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Query(query): Query<PathQuery>,
+    Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
-    let overlay = load(&state, &user, id).await?;
+    let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
     let dir = rel(&query.path)?;
     let listed = dir.clone();
     let entries = with_files(&state, id, move |files| files.list(&listed)).await?;
@@ -127,6 +134,9 @@ pub(crate) async fn show(
     let page = OverlayPage {
         l: Layout::of(&user),
         used_by: state.store().blueprints_using_overlay(id).await?.join(", "),
+        can_change: user.item_access(&overlay) == Some(ItemAccess::Change),
+        owner: state.store().user(overlay.owner_id).await?.username,
+        uploaded: query.uploaded,
         overlay,
         parent: dir.parent().map(|p| p.as_str().to_owned()),
         dir: dir.as_str().to_owned(),
@@ -136,20 +146,12 @@ pub(crate) async fn show(
     Ok(render(&page)?.into_response())
 }
 
-fn back_to(id: i64, dir: &str) -> Response {
-    Redirect::to(&format!("/overlays/{id}?path={}", encode(dir))).into_response()
-}
-
-/// Percent-encodes a path for a query string.
-fn encode(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The overlay's folder `dir` again, with extra query pairs.
+fn back_to(id: i64, dir: &str, extra: &[(&str, &str)]) -> Response {
+    let mut pairs = vec![("path", dir)];
+    pairs.extend_from_slice(extra);
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    Redirect::to(&format!("/overlays/{id}?{query}")).into_response()
 }
 
 /// Uploads: every file field is streamed to a temp file below the state
@@ -162,7 +164,7 @@ pub(crate) async fn upload(
     Query(query): Query<PathQuery>,
     mut multipart: Multipart,
 ) -> AppResult<Response> {
-    let overlay = load(&state, &user, id).await?;
+    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
     let dir = rel(&query.path)?;
     let limit = state.config().upload_limit_bytes();
     let mut unpack = false;
@@ -237,7 +239,7 @@ pub(crate) async fn upload(
         dir.as_str()
     );
     super::record(&state, &user, None, "overlay.edit", detail).await?;
-    Ok(back_to(id, dir.as_str()))
+    Ok(back_to(id, dir.as_str(), &[("uploaded", &uploaded.join(", "))]))
 }
 
 /// Applies one change to the overlay's files, records it, then shows the
@@ -250,12 +252,12 @@ async fn change(
     what: String,
     op: impl FnOnce(&OverlayFiles) -> Result<(), FilesError> + Send + 'static,
 ) -> AppResult<Response> {
-    let overlay = load(state, user, id).await?;
+    let overlay = access::overlay(state, user, id, ItemAccess::Change).await?;
     with_files(state, id, op).await?;
     state.store().touch_overlay(id).await?;
     let detail = format!("{what} in overlay {}", overlay.name);
     super::record(state, user, None, "overlay.edit", detail).await?;
-    Ok(back_to(id, dir))
+    Ok(back_to(id, dir, &[]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,7 +366,7 @@ pub(crate) async fn download(
     Path(id): Path<i64>,
     Query(query): Query<PathQuery>,
 ) -> AppResult<Response> {
-    load(&state, &user, id).await?;
+    access::overlay(&state, &user, id, ItemAccess::Use).await?;
     let path = rel(&query.path)?;
     let opened = path.clone();
     let file = with_files(&state, id, move |files| files.open_read(&opened)).await?;
@@ -376,7 +378,7 @@ pub(crate) async fn zip(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let overlay = load(&state, &user, id).await?;
+    let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
     let tmp = state.host().root().tmp();
     let file = with_files(&state, id, move |files| {
         // An unnamed temp file: nothing to clean up, whatever happens.
@@ -403,7 +405,7 @@ pub(crate) async fn edit_page(
     Path(id): Path<i64>,
     Query(query): Query<PathQuery>,
 ) -> AppResult<Response> {
-    let overlay = load(&state, &user, id).await?;
+    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
     let path = rel(&query.path)?;
     let read = path.clone();
     let bytes = with_files(&state, id, move |files| {
@@ -460,7 +462,7 @@ pub(crate) async fn delete(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let overlay = load(&state, &user, id).await?;
+    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
     state.store().delete_overlay(id).await?;
     let dir = overlay_dir(&state, id);
     tokio::task::spawn_blocking(move || left4me_host::fsutil::remove_dir_all_if_exists(&dir))
@@ -470,4 +472,22 @@ pub(crate) async fn delete(
     let detail = format!("deleted overlay {}", overlay.name);
     super::record(&state, &user, None, "overlay.delete", detail).await?;
     Ok(Redirect::to("/overlays").into_response())
+}
+
+pub(crate) async fn share(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<super::ShareForm>,
+) -> AppResult<Response> {
+    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
+    let shared = form.shared();
+    state.store().set_overlay_shared(id, shared).await?;
+    let detail = format!(
+        "{} overlay {}",
+        if shared { "shared" } else { "unshared" },
+        overlay.name
+    );
+    super::record(&state, &user, None, "overlay.share", detail).await?;
+    Ok(back_to(id, "", &[]))
 }

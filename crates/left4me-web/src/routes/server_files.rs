@@ -9,7 +9,7 @@ use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::pages::{FileRow, Layout, ServerFilesPage, render};
 use crate::routes::overlays::file_download;
-use crate::routes::servers::load_server;
+use crate::access::{self, ServerAction};
 use crate::spec_builder::instance_name;
 use crate::state::AppState;
 
@@ -48,7 +48,9 @@ pub(crate) async fn browse(
     Path(id): Path<i64>,
     Query(query): Query<PathQuery>,
 ) -> AppResult<Response> {
-    let server = load_server(&state, &user, id).await?;
+    let server = access::server(&state, &user, id, ServerAction::Files)
+        .await?
+        .server;
     let dir = RelPath::parse(&query.path)?;
     let listed = dir.clone();
     let entries = with_merged(&state, id, move |files| files.list(&listed)).await?;
@@ -76,7 +78,7 @@ pub(crate) async fn download(
     Path(id): Path<i64>,
     Query(query): Query<PathQuery>,
 ) -> AppResult<Response> {
-    load_server(&state, &user, id).await?;
+    access::server(&state, &user, id, ServerAction::Files).await?;
     let path = RelPath::parse(&query.path)?;
     let opened = path.clone();
     let file = with_merged(&state, id, move |files| files.open_read(&opened))

@@ -18,7 +18,7 @@ use crate::error::AppResult;
 use crate::journal::follow_journal;
 use crate::log_follow::{Position, follow, last_lines};
 use crate::pages::{Layout, ServerLogPage, render};
-use crate::routes::servers::load_server;
+use crate::access::{self, ServerAction};
 use crate::spec_builder::instance_name;
 use crate::state::AppState;
 
@@ -30,7 +30,7 @@ pub(crate) async fn page(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let server = load_server(&state, &user, id).await?;
+    let grant = access::server(&state, &user, id, ServerAction::Log).await?;
     let (lines, note) = match state.host().log_source(&instance_name(id)) {
         LogSource::File(path) => {
             let lines = last_lines(&path, BACKLOG).await;
@@ -40,8 +40,9 @@ pub(crate) async fn page(
     };
     let page = ServerLogPage {
         l: Layout::of(&user),
-        server_id: server.id,
-        name: server.name,
+        server_id: grant.server.id,
+        name: grant.server.name,
+        operate: grant.access.allows(ServerAction::Console),
         text: lines.join("\n"),
         note,
     };
@@ -85,7 +86,7 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    load_server(&state, &user, id).await?;
+    access::server(&state, &user, id, ServerAction::Log).await?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

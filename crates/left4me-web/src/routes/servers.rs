@@ -1,33 +1,23 @@
 //! Servers: the dashboard list, creation, the server page and its actions.
 
-use std::collections::HashMap;
-
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_store::{Blueprint, JobFilter, ListedServer, NewServer, Server, ServerFilter};
+use left4me_store::{Blueprint, JobFilter, ListedServer, NewServer, ServerFilter, ServerRole};
 use serde::Deserialize;
 
+use crate::access::{self, ServerAction, ServerGrant};
 use crate::auth::{CurrentUser, random_token};
 use crate::domain::{DisplayName, Hostname, parse_optional_port};
 use crate::error::{AppError, AppResult};
 use crate::jobs::JobKind;
 use crate::pages::{
-    BlueprintChoice, DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerRow,
-    ServerSettings, render,
+    Choice, DashboardPage, FormErrors, Layout, NewServerForm, ServerPage, ServerPermissions,
+    ServerRow, ServerSettings, render,
 };
 use crate::spec_builder::{ask_host, build_spec, instance_name};
 use crate::state::AppState;
-
-/// The server, if the user may see it; otherwise "not found".
-pub(crate) async fn load_server(
-    state: &AppState,
-    user: &CurrentUser,
-    id: i64,
-) -> AppResult<Server> {
-    user.visible(state.store().server(id).await?)
-}
 
 /// The supervisor's word for each server's state, asked off the runtime.
 async fn actual_states(state: &AppState, ids: Vec<i64>) -> AppResult<Vec<String>> {
@@ -48,6 +38,7 @@ fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
     ServerRow {
         id: s.id,
         owner: listed.owner_name,
+        role: listed.member_role.map_or("", ServerRole::as_str),
         blueprint: listed.blueprint_name,
         live: state.live().get(s.id).map_or_else(String::new, |live| {
             format!(
@@ -79,10 +70,12 @@ async fn dashboard_page(
     form: NewServerForm,
     errors: FormErrors,
 ) -> AppResult<DashboardPage> {
-    let listed = state
-        .store()
-        .listed_servers(ServerFilter::Owner(user.owner_filter()))
-        .await?;
+    let filter = if user.is_admin() {
+        ServerFilter::All
+    } else {
+        ServerFilter::Of(user.id())
+    };
+    let listed = state.store().listed_servers(filter, user.id()).await?;
     let actual = actual_states(state, listed.iter().map(|l| l.server.id).collect()).await?;
     Ok(DashboardPage {
         l: Layout::of(user),
@@ -97,40 +90,27 @@ async fn dashboard_page(
     })
 }
 
-/// The blueprints a user may build on (all of them for admins), plus
-/// `current` if it is someone else's; others' are labelled with the owner.
+/// The blueprints a user may build on (their own, shared ones, all of
+/// them for admins), plus `current` (with its owner's name) if the user
+/// cannot see it; others' are labelled with the owner.
 async fn blueprint_choices(
     state: &AppState,
     user: &CurrentUser,
-    current: Option<Blueprint>,
-) -> AppResult<Vec<BlueprintChoice>> {
-    let mut blueprints = state.store().blueprints(user.owner_filter()).await?;
-    if let Some(current) = current
-        && !blueprints.iter().any(|b| b.id == current.id)
-    {
-        blueprints.insert(0, current);
-    }
-    let owners: HashMap<i64, String> = if blueprints.iter().all(|b| b.owner_id == user.id()) {
-        HashMap::new()
-    } else {
-        state
-            .store()
-            .users()
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.username))
-            .collect()
-    };
-    Ok(blueprints
+    current: Option<(Blueprint, String)>,
+) -> AppResult<Vec<Choice>> {
+    let mut choices: Vec<Choice> = state
+        .store()
+        .visible_blueprints(user.viewer())
+        .await?
         .into_iter()
-        .map(|b| BlueprintChoice {
-            id: b.id,
-            label: match owners.get(&b.owner_id) {
-                Some(owner) if b.owner_id != user.id() => format!("{} ({owner})", b.name),
-                _ => b.name,
-            },
-        })
-        .collect())
+        .map(|b| Choice::new(b.blueprint.id, b.blueprint.name, b.blueprint.owner_id, &b.owner_name, user))
+        .collect();
+    if let Some((current, owner)) = current
+        && !choices.iter().any(|c| c.id == current.id)
+    {
+        choices.insert(0, Choice::new(current.id, current.name, current.owner_id, &owner, user));
+    }
+    Ok(choices)
 }
 
 pub(crate) async fn dashboard(
@@ -164,9 +144,9 @@ pub(crate) async fn create(
         .ok();
     let blueprint = match form.blueprint_id.parse::<i64>() {
         Ok(id) => match state.store().blueprint(id).await {
-            Ok(b) if user.may_access(b.owner_id) => Some(b),
+            Ok(b) if user.item_access(&b).is_some() => Some(b),
             _ => {
-                errors.add("blueprint_id", "choose one of your blueprints");
+                errors.add("blueprint_id", "choose one of the blueprints offered");
                 None
             }
         },
@@ -255,11 +235,12 @@ fn public_host(state: &AppState, headers: &HeaderMap) -> String {
 async fn server_page(
     state: &AppState,
     user: &CurrentUser,
-    server: Server,
+    grant: ServerGrant,
     headers: &HeaderMap,
     errors: FormErrors,
     submitted: Option<ServerSettings>,
 ) -> AppResult<ServerPage> {
+    let ServerGrant { server, access } = grant;
     let blueprint = state.store().blueprint(server.blueprint_id).await?;
     let overlays = state.store().blueprint_overlays(blueprint.id).await?;
     let spec_yaml = match build_spec(&server, &blueprint, &overlays) {
@@ -284,9 +265,11 @@ async fn server_page(
         hostname: server.hostname.clone(),
         blueprint_id: server.blueprint_id,
     });
-    // An admin may have given the server someone else's blueprint: list
-    // it too, or the form would silently switch to another on save.
-    let blueprints = blueprint_choices(state, user, Some(blueprint)).await?;
+    // The server may be on a blueprint the user cannot see (an admin's
+    // choice, or a share taken back): list it too, or the form would
+    // silently switch to another on save.
+    let blueprint_owner = state.store().user(blueprint.owner_id).await?.username;
+    let blueprints = blueprint_choices(state, user, Some((blueprint, blueprint_owner))).await?;
     // A submitted choice that is not offered (gone, or not the user's)
     // shows the current one, so the next save cannot switch silently.
     let settings = if blueprints.iter().any(|b| b.id == settings.blueprint_id) {
@@ -300,14 +283,32 @@ async fn server_page(
     let jobs = state.store().jobs(JobFilter::Server(server.id), 20).await?;
     let listed = state
         .store()
-        .listed_servers(ServerFilter::One(server_id))
+        .listed_servers(ServerFilter::One(server_id), user.id())
         .await?
         .pop()
         .ok_or(AppError::NotFound)?;
     let row = row(state, listed, status.state);
+    let p = ServerPermissions::new(access, &row.actual);
+    let (members, candidates) = if p.manage {
+        let members = state.store().server_members(server_id).await?;
+        let candidates = state
+            .store()
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| u.id != server.owner_id && u.is_active)
+            .map(|u| (u.id, u.username))
+            .collect();
+        (members, candidates)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Ok(ServerPage {
         l: Layout::of(user),
         row,
+        p,
+        members,
+        candidates,
         rcon_password,
         settings,
         blueprints,
@@ -339,8 +340,8 @@ pub(crate) async fn show(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let server = load_server(&state, &user, id).await?;
-    let page = server_page(&state, &user, server, &headers, FormErrors::default(), None).await?;
+    let grant = access::server(&state, &user, id, ServerAction::View).await?;
+    let page = server_page(&state, &user, grant, &headers, FormErrors::default(), None).await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -355,7 +356,6 @@ pub(crate) async fn action(
     Path(id): Path<i64>,
     Form(form): Form<ActionForm>,
 ) -> AppResult<Response> {
-    let server = load_server(&state, &user, id).await?;
     let kind = match form.action.as_str() {
         "start" => JobKind::ServerStart,
         "stop" => JobKind::ServerStop,
@@ -364,6 +364,9 @@ pub(crate) async fn action(
         "delete" => JobKind::ServerDelete,
         other => return Err(AppError::BadRequest(format!("unknown action {other:?}"))),
     };
+    let server = access::server(&state, &user, id, ServerAction::of_job(kind))
+        .await?
+        .server;
     let job = state
         .jobs()
         .enqueue(kind, crate::jobs::Actor::User(&user.user), &server)
@@ -378,7 +381,8 @@ pub(crate) async fn settings(
     Path(id): Path<i64>,
     Form(form): Form<ServerSettings>,
 ) -> AppResult<Response> {
-    let server = load_server(&state, &user, id).await?;
+    let grant = access::server(&state, &user, id, ServerAction::Manage).await?;
+    let server = &grant.server;
     let mut errors = FormErrors::default();
     let name = DisplayName::parse(&form.name)
         .map_err(|e| errors.add("name", e))
@@ -387,10 +391,10 @@ pub(crate) async fn settings(
         .map_err(|e| errors.add("hostname", e))
         .ok();
     let blueprint = match state.store().blueprint(form.blueprint_id).await {
-        // Keeping the current one is fine even when it is someone else's.
-        Ok(b) if user.may_access(b.owner_id) || b.id == server.blueprint_id => Some(b),
+        // Keeping the current one is fine even when the user cannot see it.
+        Ok(b) if user.item_access(&b).is_some() || b.id == server.blueprint_id => Some(b),
         _ => {
-            errors.add("blueprint_id", "choose one of your blueprints");
+            errors.add("blueprint_id", "choose one of the blueprints offered");
             None
         }
     };
@@ -414,6 +418,57 @@ pub(crate) async fn settings(
             Err(e) => return Err(e.into()),
         }
     }
-    let page = server_page(&state, &user, server, &headers, errors, Some(form)).await?;
+    let page = server_page(&state, &user, grant, &headers, errors, Some(form)).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MemberForm {
+    user_id: i64,
+    /// `operator`, `viewer`, or `remove`.
+    role: String,
+}
+
+/// Adds a member, changes their role, or removes them.
+pub(crate) async fn member(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<MemberForm>,
+) -> AppResult<Response> {
+    let server = access::server(&state, &user, id, ServerAction::Manage)
+        .await?
+        .server;
+    let member = state
+        .store()
+        .user(form.user_id)
+        .await
+        .map_err(|_| AppError::BadRequest("choose one of the users offered".into()))?;
+    let role = match form.role.as_str() {
+        "operator" => Some(ServerRole::Operator),
+        "viewer" => Some(ServerRole::Viewer),
+        "remove" => None,
+        other => return Err(AppError::BadRequest(format!("unknown role {other:?}"))),
+    };
+    let detail = match role {
+        Some(role) => {
+            state.store().set_server_member(id, member.id, role).await?;
+            format!(
+                "made {} {} of server {}",
+                member.username,
+                if role == ServerRole::Operator {
+                    "an operator"
+                } else {
+                    "a viewer"
+                },
+                server.name
+            )
+        }
+        None => {
+            state.store().remove_server_member(id, member.id).await?;
+            format!("removed {} from server {}", member.username, server.name)
+        }
+    };
+    super::record(&state, &user, Some(id), "server.members", detail).await?;
+    Ok(Redirect::to(&format!("/servers/{id}#members")).into_response())
 }

@@ -1,0 +1,253 @@
+//! Who may do what: the one place the panel's sharing rules live. Every
+//! route that loads an overlay, a blueprint, a server or a job goes
+//! through here.
+//!
+//! - Overlays and blueprints are private (owner and admins) or shared with
+//!   everyone. Whoever sees one may use it (put an overlay into a
+//!   blueprint, build a server on a blueprint, copy a blueprint); only the
+//!   owner and admins change, share or delete it.
+//! - Servers: the owner and admins manage them (settings, reset, delete,
+//!   members). Members are operators (start, stop, restart, console, log,
+//!   files, activity) or viewers (state, players, log).
+//!
+//! What a user may not see answers "not found", so nobody learns what
+//! others keep private; what they may see but not do answers 403 with the
+//! reason.
+
+use left4me_store::{Blueprint, Job, Overlay, Server, ServerRole, Viewer};
+
+use crate::auth::CurrentUser;
+use crate::error::{AppError, AppResult};
+use crate::jobs::JobKind;
+use crate::state::AppState;
+
+/// What a user may do with an overlay or blueprint they can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ItemAccess {
+    /// See it, and build on it.
+    Use,
+    /// Change, share or delete it.
+    Change,
+}
+
+/// An overlay or a blueprint.
+pub trait Shareable {
+    /// "overlay", "blueprint": for messages.
+    const NOUN: &'static str;
+    fn owner_id(&self) -> i64;
+    fn shared(&self) -> bool;
+}
+
+impl Shareable for Overlay {
+    const NOUN: &'static str = "overlay";
+    fn owner_id(&self) -> i64 {
+        self.owner_id
+    }
+    fn shared(&self) -> bool {
+        self.shared
+    }
+}
+
+impl Shareable for Blueprint {
+    const NOUN: &'static str = "blueprint";
+    fn owner_id(&self) -> i64 {
+        self.owner_id
+    }
+    fn shared(&self) -> bool {
+        self.shared
+    }
+}
+
+/// What a user may do with a server; each level includes the ones below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ServerAccess {
+    Viewer,
+    Operator,
+    /// The owner and admins.
+    Manager,
+}
+
+/// Something done to a server, with the access it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerAction {
+    /// The server page: state, players, jobs.
+    View,
+    /// The game's console log.
+    Log,
+    /// Start, stop, restart.
+    Control,
+    Console,
+    Files,
+    Activity,
+    /// Settings, reset, delete, members.
+    Manage,
+}
+
+impl ServerAction {
+    pub fn needs(self) -> ServerAccess {
+        match self {
+            Self::View | Self::Log => ServerAccess::Viewer,
+            Self::Control | Self::Console | Self::Files | Self::Activity => ServerAccess::Operator,
+            Self::Manage => ServerAccess::Manager,
+        }
+    }
+
+    /// What a job of this kind does to its server.
+    pub fn of_job(kind: JobKind) -> Self {
+        match kind {
+            JobKind::ServerStart | JobKind::ServerStop | JobKind::ServerRestart => Self::Control,
+            JobKind::ServerReset | JobKind::ServerDelete => Self::Manage,
+        }
+    }
+}
+
+impl ServerAccess {
+    pub fn allows(self, action: ServerAction) -> bool {
+        self >= action.needs()
+    }
+}
+
+impl CurrentUser {
+    /// Whose lists the store should build.
+    pub fn viewer(&self) -> Viewer {
+        Viewer {
+            user_id: self.id(),
+            is_admin: self.is_admin(),
+        }
+    }
+
+    /// `None` when the user may not even see the item.
+    pub fn item_access(&self, item: &impl Shareable) -> Option<ItemAccess> {
+        if self.is_admin() || item.owner_id() == self.id() {
+            Some(ItemAccess::Change)
+        } else if item.shared() {
+            Some(ItemAccess::Use)
+        } else {
+            None
+        }
+    }
+
+    /// `None` when the user may not see the server. `role` is the user's
+    /// membership, if any.
+    pub fn server_access(&self, server: &Server, role: Option<ServerRole>) -> Option<ServerAccess> {
+        if self.is_admin() || server.owner_id == self.id() {
+            return Some(ServerAccess::Manager);
+        }
+        role.map(|role| match role {
+            ServerRole::Operator => ServerAccess::Operator,
+            ServerRole::Viewer => ServerAccess::Viewer,
+        })
+    }
+}
+
+/// `item` if the user has `need` on it.
+pub fn require<T: Shareable>(user: &CurrentUser, item: T, need: ItemAccess) -> AppResult<T> {
+    match user.item_access(&item) {
+        None => Err(AppError::NotFound),
+        Some(access) if access >= need => Ok(item),
+        Some(_) => Err(AppError::Forbidden(format!(
+            "This {noun} is shared with you to use; only its owner and admins can change it. Copy it to make your own.",
+            noun = T::NOUN
+        ))),
+    }
+}
+
+pub async fn overlay(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    need: ItemAccess,
+) -> AppResult<Overlay> {
+    require(user, state.store().overlay(id).await?, need)
+}
+
+pub async fn blueprint(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    need: ItemAccess,
+) -> AppResult<Blueprint> {
+    require(user, state.store().blueprint(id).await?, need)
+}
+
+/// A server and what the user may do with it.
+#[derive(Debug, Clone)]
+pub struct ServerGrant {
+    pub server: Server,
+    pub access: ServerAccess,
+}
+
+/// The server if the user may do `action` to it.
+pub async fn server(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    action: ServerAction,
+) -> AppResult<ServerGrant> {
+    let server = state.store().server(id).await?;
+    let role = if user.is_admin() || server.owner_id == user.id() {
+        None
+    } else {
+        state.store().server_role(id, user.id()).await?
+    };
+    let access = user.server_access(&server, role).ok_or(AppError::NotFound)?;
+    if !access.allows(action) {
+        return Err(AppError::Forbidden(match action.needs() {
+            ServerAccess::Manager => {
+                "Only the server's owner and admins can do this.".to_owned()
+            }
+            _ => "You can watch this server but not operate it; ask its owner to make you an operator."
+                .to_owned(),
+        }));
+    }
+    Ok(ServerGrant { server, access })
+}
+
+/// The job if the user started it, may see its server, or is an admin.
+pub async fn job(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
+    let job = state.store().job(id).await?;
+    if user.is_admin() || job.user_id == Some(user.id()) {
+        return Ok(job);
+    }
+    match job.server_id {
+        Some(server_id) => server(state, user, server_id, ServerAction::View)
+            .await
+            .map(|_| job),
+        None => Err(AppError::NotFound),
+    }
+}
+
+/// A job the user may cancel: one they started, or one whose action they
+/// may take on its server.
+pub async fn cancellable_job(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
+    let job = job(state, user, id).await?;
+    if user.is_admin() || job.user_id == Some(user.id()) {
+        return Ok(job);
+    }
+    let action = JobKind::parse(&job.kind).map_or(ServerAction::Manage, ServerAction::of_job);
+    match job.server_id {
+        Some(server_id) => server(state, user, server_id, action).await.map(|_| job),
+        None => Err(AppError::Forbidden(
+            "Only the user who started a job, or an admin, can cancel it.".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_level_includes_the_ones_below() {
+        use ServerAction::*;
+        let all = [View, Log, Control, Console, Files, Activity, Manage];
+        let allowed = |a: ServerAccess| all.iter().filter(|x| a.allows(**x)).count();
+        assert_eq!(allowed(ServerAccess::Viewer), 2);
+        assert!(ServerAccess::Viewer.allows(Log) && !ServerAccess::Viewer.allows(Control));
+        assert_eq!(allowed(ServerAccess::Operator), 6);
+        assert!(!ServerAccess::Operator.allows(Manage));
+        assert_eq!(allowed(ServerAccess::Manager), 7);
+        assert_eq!(ServerAction::of_job(JobKind::ServerRestart), Control);
+        assert_eq!(ServerAction::of_job(JobKind::ServerReset), Manage);
+    }
+}
