@@ -78,11 +78,14 @@ impl Store {
         if shared {
             let private = private_overlays_of(&mut tx, id).await?;
             if !private.is_empty() {
+                let (is, it) = if private.len() == 1 {
+                    ("is", "it")
+                } else {
+                    ("are", "them")
+                };
                 return Err(StoreError::Conflict(format!(
-                    "{} private; share {} first, or remove {} from this blueprint",
+                    "{} {is} private; share {it} first, or remove {it} from this blueprint",
                     names_list("overlay", &private),
-                    if private.len() == 1 { "is" } else { "are" },
-                    if private.len() == 1 { "it" } else { "them" },
                 )));
             }
         } else {

@@ -1,7 +1,8 @@
 //! The store against a real SQLite file.
 
 use left4me_store::{
-    DesiredState, JobState, NewJob, NewServer, OverlayKind, ServerFilter, Store, StoreError,
+    DesiredState, JobState, NewJob, NewServer, OverlayKind, ServerFilter, ServerRole, Store,
+    StoreError, Viewer,
 };
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -241,7 +242,7 @@ async fn listed_servers_carry_owner_and_blueprint_names_and_filter() {
             .collect::<Vec<_>>()
     };
     let all = store
-        .listed_servers(ServerFilter::Owner(None))
+        .listed_servers(ServerFilter::All, alice.id)
         .await
         .unwrap();
     assert_eq!(
@@ -252,19 +253,33 @@ async fn listed_servers_carry_owner_and_blueprint_names_and_filter() {
         ]
     );
     let bobs = store
-        .listed_servers(ServerFilter::Owner(Some(bob.id)))
+        .listed_servers(ServerFilter::Of(bob.id), bob.id)
         .await
         .unwrap();
     assert_eq!(names(bobs), [("Zed".into(), "bob".into(), "versus".into())]);
+    // A member finds the server among theirs, with their role.
+    store
+        .set_server_member(ids[1], bob.id, ServerRole::Viewer)
+        .await
+        .unwrap();
+    let bobs = store
+        .listed_servers(ServerFilter::Of(bob.id), bob.id)
+        .await
+        .unwrap();
+    let roles: Vec<_> = bobs
+        .iter()
+        .map(|l| (l.server.name.as_str(), l.member_role))
+        .collect();
+    assert_eq!(roles, [("alpha", Some(ServerRole::Viewer)), ("Zed", None)]);
     let one = store
-        .listed_servers(ServerFilter::One(ids[1]))
+        .listed_servers(ServerFilter::One(ids[1]), alice.id)
         .await
         .unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].server.id, ids[1]);
     assert!(
         store
-            .listed_servers(ServerFilter::One(9999))
+            .listed_servers(ServerFilter::One(9999), alice.id)
             .await
             .unwrap()
             .is_empty()
@@ -373,4 +388,205 @@ async fn servers_with_active_jobs_are_those_with_queued_or_running_ones() {
         .await
         .unwrap();
     assert!(store.servers_with_active_jobs().await.unwrap().is_empty());
+}
+
+fn conflict(err: StoreError) -> String {
+    match err {
+        StoreError::Conflict(message) => message,
+        other => panic!("expected a conflict, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn shared_items_are_visible_to_everyone_and_private_ones_to_owner_and_admins() {
+    let (_d, store) = store().await;
+    let admin = store.create_user("admin", "h", true).await.unwrap();
+    let alice = store.create_user("alice", "h", false).await.unwrap();
+    let bob = store.create_user("bob", "h", false).await.unwrap();
+    let maps = store
+        .create_overlay(alice.id, "maps", OverlayKind::Files)
+        .await
+        .unwrap();
+    store
+        .create_overlay(alice.id, "secret", OverlayKind::Files)
+        .await
+        .unwrap();
+    store.set_overlay_shared(maps.id, true).await.unwrap();
+    let seen = |viewer: Viewer| {
+        let store = store.clone();
+        async move {
+            store
+                .visible_overlays(viewer)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| format!("{} ({})", o.overlay.name, o.owner_name))
+                .collect::<Vec<_>>()
+        }
+    };
+    let as_user = |id| Viewer {
+        user_id: id,
+        is_admin: false,
+    };
+    assert_eq!(seen(as_user(bob.id)).await, ["maps (alice)"]);
+    assert_eq!(
+        seen(as_user(alice.id)).await,
+        ["maps (alice)", "secret (alice)"]
+    );
+    let admin_view = Viewer {
+        user_id: admin.id,
+        is_admin: true,
+    };
+    assert_eq!(seen(admin_view).await.len(), 2);
+
+    let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
+    store.set_blueprint_shared(coop.id, true).await.unwrap();
+    let bobs: Vec<String> = store
+        .visible_blueprints(as_user(bob.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.blueprint.name)
+        .collect();
+    assert_eq!(bobs, ["coop"]);
+}
+
+#[tokio::test]
+async fn taking_back_a_share_is_refused_while_others_use_it() {
+    let (_d, store) = store().await;
+    let alice = store.create_user("alice", "h", false).await.unwrap();
+    let bob = store.create_user("bob", "h", false).await.unwrap();
+    let maps = store
+        .create_overlay(alice.id, "maps", OverlayKind::Files)
+        .await
+        .unwrap();
+    store.set_overlay_shared(maps.id, true).await.unwrap();
+    // Alice's own private blueprint does not hold the share.
+    let mine = store.create_blueprint(alice.id, "mine").await.unwrap();
+    store
+        .set_blueprint_overlays(mine.id, &[(maps.id, false)])
+        .await
+        .unwrap();
+    store.set_overlay_shared(maps.id, false).await.unwrap();
+    store.set_overlay_shared(maps.id, true).await.unwrap();
+    // Bob's blueprint does, and is named.
+    let bobs = store.create_blueprint(bob.id, "bob coop").await.unwrap();
+    store
+        .set_blueprint_overlays(bobs.id, &[(maps.id, true)])
+        .await
+        .unwrap();
+    let message = conflict(store.set_overlay_shared(maps.id, false).await.unwrap_err());
+    assert!(message.contains("bob coop (bob)"), "{message}");
+    assert!(store.overlay(maps.id).await.unwrap().shared, "still shared");
+
+    // A shared blueprint takes shared overlays only, so sharing one with a
+    // private overlay is refused, naming it; so is adding one later.
+    let secret = store
+        .create_overlay(alice.id, "secret", OverlayKind::Files)
+        .await
+        .unwrap();
+    store
+        .set_blueprint_overlays(mine.id, &[(maps.id, false), (secret.id, false)])
+        .await
+        .unwrap();
+    let message = conflict(store.set_blueprint_shared(mine.id, true).await.unwrap_err());
+    assert!(message.contains("overlay secret is private"), "{message}");
+    store
+        .set_blueprint_overlays(mine.id, &[(maps.id, false)])
+        .await
+        .unwrap();
+    store.set_blueprint_shared(mine.id, true).await.unwrap();
+    let message = conflict(
+        store
+            .set_blueprint_overlays(mine.id, &[(secret.id, false)])
+            .await
+            .unwrap_err(),
+    );
+    assert!(message.contains("secret"), "{message}");
+    assert_eq!(store.blueprint_overlays(mine.id).await.unwrap().len(), 1, "unchanged");
+
+    // Bob builds a server on Alice's shared blueprint: she cannot unshare it.
+    store
+        .create_server(&new_server(bob.id, mine.id, "bobs server"))
+        .await
+        .unwrap();
+    let message = conflict(store.set_blueprint_shared(mine.id, false).await.unwrap_err());
+    assert!(message.contains("bobs server (bob)"), "{message}");
+}
+
+#[tokio::test]
+async fn a_copied_blueprint_is_private_and_independent() {
+    let (_d, store) = store().await;
+    let alice = store.create_user("alice", "h", false).await.unwrap();
+    let bob = store.create_user("bob", "h", false).await.unwrap();
+    let maps = store
+        .create_overlay(alice.id, "maps", OverlayKind::Files)
+        .await
+        .unwrap();
+    store.set_overlay_shared(maps.id, true).await.unwrap();
+    let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
+    store
+        .update_blueprint(coop.id, "coop", "sv_cheats 0", "+map c2m1_highway")
+        .await
+        .unwrap();
+    store
+        .set_blueprint_overlays(coop.id, &[(maps.id, true)])
+        .await
+        .unwrap();
+    store.set_blueprint_shared(coop.id, true).await.unwrap();
+    let copy = store
+        .copy_blueprint(coop.id, bob.id, "coop (copy)")
+        .await
+        .unwrap();
+    assert_eq!(
+        (copy.owner_id, copy.shared, copy.config.as_str(), copy.arguments.as_str()),
+        (bob.id, false, "sv_cheats 0", "+map c2m1_highway")
+    );
+    let overlays = store.blueprint_overlays(copy.id).await.unwrap();
+    assert_eq!(overlays.len(), 1);
+    assert!(overlays[0].expose_server_cfg);
+    store.set_blueprint_overlays(copy.id, &[]).await.unwrap();
+    assert_eq!(store.blueprint_overlays(coop.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn members_have_one_role_each_and_leave_with_their_server() {
+    let (_d, store) = store().await;
+    let alice = store.create_user("alice", "h", false).await.unwrap();
+    let bob = store.create_user("bob", "h", false).await.unwrap();
+    let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
+    let server = store
+        .create_server(&new_server(alice.id, coop.id, "s"))
+        .await
+        .unwrap();
+    store
+        .set_server_member(server.id, bob.id, ServerRole::Viewer)
+        .await
+        .unwrap();
+    store
+        .set_server_member(server.id, bob.id, ServerRole::Operator)
+        .await
+        .unwrap();
+    let members = store.server_members(server.id).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        (members[0].username.as_str(), members[0].role),
+        ("bob", ServerRole::Operator)
+    );
+    let message = conflict(
+        store
+            .set_server_member(server.id, alice.id, ServerRole::Viewer)
+            .await
+            .unwrap_err(),
+    );
+    assert!(message.contains("owner"), "{message}");
+    store.remove_server_member(server.id, bob.id).await.unwrap();
+    store.remove_server_member(server.id, bob.id).await.unwrap();
+    assert_eq!(store.server_role(server.id, bob.id).await.unwrap(), None);
+    store
+        .set_server_member(server.id, bob.id, ServerRole::Viewer)
+        .await
+        .unwrap();
+    store.delete_server(server.id).await.unwrap();
+    assert_eq!(store.server_role(server.id, bob.id).await.unwrap(), None);
 }

@@ -80,6 +80,17 @@ async fn click(browser: &Client, css: &str) {
         .unwrap();
 }
 
+/// Whether the server page's action button `value` can be clicked.
+async fn button_enabled(browser: &Client, value: &str) -> bool {
+    browser
+        .find(Locator::Css(&format!("button[value={value}]")))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap()
+}
+
 fn start_chromedriver() -> (KillOnDrop, u16) {
     for program in [CHROMIUM, CHROMEDRIVER] {
         assert!(
@@ -190,6 +201,7 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
         .await
         .unwrap();
     click(&browser, "#upload-form button").await;
+    wait_text(&browser, "#uploaded", "Uploaded server.cfg", 10).await;
     wait_text(&browser, "#files", "server.cfg", 10).await;
     shot(&browser, "04-overlay-with-server-cfg").await;
 
@@ -205,8 +217,11 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
         .select_by_value(&overlay_id.to_string())
         .await
         .unwrap();
+    // Picking it adds it: the form saves without a second click.
+    wait_text(&browser, "#saved", "Saved", 10).await;
+    wait_text(&browser, "#overlay-rows", "Friendly config", 10).await;
     fill(&browser, "#config", "mp_gamemode coop").await;
-    click(&browser, "#blueprint-form > button").await;
+    click(&browser, "#save-blueprint").await;
     wait_text(&browser, "#saved", "Saved", 10).await;
     click(&browser, &format!("#expose_{overlay_id}")).await;
     // The live preview follows the tick without saving.
@@ -225,7 +240,7 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
         "{preview}"
     );
     shot(&browser, "05-blueprint-preview").await;
-    click(&browser, "#blueprint-form > button").await;
+    click(&browser, "#save-blueprint").await;
     wait_text(&browser, "#saved", "Saved", 10).await;
 
     // A server from it.
@@ -267,6 +282,10 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     // The log tab shows the boot; the console answers `status`; ↑ recalls it.
     click(&browser, "a[href^='/servers/']").await;
     wait_text(&browser, "#server-state", "running", 10).await;
+    // Only the actions that apply to a running server are enabled.
+    for (action, enabled) in [("start", false), ("stop", true), ("restart", true)] {
+        assert_eq!(button_enabled(&browser, action).await, enabled, "{action}");
+    }
     shot(&browser, "08-server-running").await;
     click(&browser, "nav.tabs a[href$='/log']").await;
     wait_text(&browser, "#server-log", "] server process", 15).await;
@@ -335,6 +354,9 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     // Delete (confirming the dialog).
     click(&browser, "a[href^='/servers/']").await;
     wait_text(&browser, "#server-state", "stopped", 10).await;
+    for (action, enabled) in [("start", true), ("stop", false), ("restart", false)] {
+        assert_eq!(button_enabled(&browser, action).await, enabled, "{action}");
+    }
     click(&browser, "button[value=delete]").await;
     browser.accept_alert().await.unwrap();
     wait_text(&browser, "#job-state", "succeeded", 30).await;

@@ -569,6 +569,228 @@ async fn users_see_and_change_only_what_they_own() {
     app.stop().await;
 }
 
+/// Posts a form and expects a redirect (the action was taken).
+async fn post_ok(client: &Client, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let res = client.post(path, fields).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
+    res
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_overlays_and_blueprints_are_used_by_all_and_changed_by_their_owner() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let bob = add_user(&app, &admin, "bob", "bob-password-12").await;
+
+    let maps = create_overlay(&alice, "Alice maps").await;
+    let res = upload(&alice, maps, "", vec![("motd.txt", b"hi".to_vec())]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let coop = create_blueprint(&alice, "Alice coop", "sv_cheats 0").await;
+    post_ok(
+        &alice,
+        &format!("/blueprints/{coop}"),
+        &[
+            ("name", "Alice coop"),
+            ("config", "sv_cheats 0"),
+            ("add_overlay", &maps.to_string()),
+        ],
+    )
+    .await;
+
+    // Private: Bob sees neither, anywhere.
+    for path in [format!("/overlays/{maps}"), format!("/blueprints/{coop}")] {
+        assert_eq!(bob.get(&path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(!bob.get_text("/overlays").await.1.contains("Alice maps"));
+    // Sharing a blueprint whose overlay is private is refused, naming it.
+    let res = alice
+        .post(&format!("/blueprints/{coop}/share"), &[("shared", "true")])
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("Alice maps is private"));
+
+    post_ok(&alice, &format!("/overlays/{maps}/share"), &[("shared", "true")]).await;
+    post_ok(&alice, &format!("/blueprints/{coop}/share"), &[("shared", "true")]).await;
+
+    // Shared: in Bob's lists and pickers, marked with the owner.
+    let (_, list) = bob.get_text("/overlays").await;
+    assert!(list.contains("Alice maps") && list.contains("alice"), "{list}");
+    let (_, dashboard) = bob.get_text("/").await;
+    assert!(dashboard.contains("Alice coop (alice)"), "{dashboard}");
+    // Bob may look and download, not change.
+    let (status, page) = bob.get_text(&format!("/overlays/{maps}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("upload-form") && !page.contains("share-form"));
+    let res = bob
+        .get(&format!("/overlays/{maps}/download?path=motd.txt"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let refused = [
+        (format!("/overlays/{maps}/mkdir"), vec![("dir", ""), ("name", "x")]),
+        (format!("/overlays/{maps}/remove"), vec![("dir", ""), ("path", "motd.txt")]),
+        (format!("/overlays/{maps}/share"), vec![("shared", "false")]),
+        (format!("/overlays/{maps}/delete"), vec![]),
+        (format!("/blueprints/{coop}"), vec![("name", "mine now")]),
+        (format!("/blueprints/{coop}/share"), vec![("shared", "false")]),
+        (format!("/blueprints/{coop}/delete"), vec![]),
+    ];
+    for (path, fields) in &refused {
+        let res = bob.post(path, fields).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(res.text().await.unwrap().contains("only its owner and admins"));
+    }
+    let res = upload(&bob, maps, "", vec![("evil.txt", b"x".to_vec())]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (_, page) = bob.get_text(&format!("/blueprints/{coop}")).await;
+    assert!(page.contains("Copy into my blueprints") && !page.contains("Delete blueprint"));
+
+    // Bob builds a server on it; now Alice cannot take either share back.
+    let server = create_server(&bob, "bobs-server", coop, free_port()).await;
+    let res = alice
+        .post(&format!("/blueprints/{coop}/share"), &[("shared", "false")])
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("bobs-server (bob)"));
+    let res = alice
+        .post(&format!("/overlays/{maps}/share"), &[("shared", "false")])
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("Alice coop (alice)"));
+    let (_, page) = bob.get_text(&format!("/servers/{server}")).await;
+    assert!(page.contains("Alice coop"), "the server keeps its blueprint");
+
+    // Bob copies the blueprint: his own, private, with the same overlays.
+    let res = post_ok(&bob, &format!("/blueprints/{coop}/copy"), &[]).await;
+    let copy = Client::redirect_id(&res);
+    let (_, page) = bob.get_text(&format!("/blueprints/{copy}")).await;
+    assert!(page.contains("Alice coop (copy)") && page.contains("Alice maps"));
+    assert!(page.contains("Delete blueprint"), "he owns the copy");
+    // He cannot put an overlay he cannot see into it.
+    let secret = create_overlay(&alice, "Alice secret").await;
+    let res = bob
+        .post(
+            &format!("/blueprints/{copy}"),
+            &[("name", "mine"), ("add_overlay", &secret.to_string())],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Admins change anyone's items.
+    let res = upload(&admin, maps, "", vec![("admin.txt", b"a".to_vec())]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, activity) = admin.get_text("/activity?kind=overlay.share").await;
+    assert!(activity.contains("shared overlay Alice maps"), "{activity}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_members_operate_or_watch_as_their_role_allows() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let bob = add_user(&app, &admin, "bob", "bob-password-12").await;
+    let bp = create_blueprint(&alice, "Coop", "").await;
+    let server = create_server(&alice, "alices-server", bp, free_port()).await;
+    let alices_job = act_ok(&alice, server, "stop").await;
+    let bob_id = member_choice(&alice, server, "bob").await;
+    let set_role = |role: &'static str| {
+        let alice = alice.clone();
+        let bob_id = bob_id.to_string();
+        async move {
+            post_ok(
+                &alice,
+                &format!("/servers/{server}/members"),
+                &[("user_id", &bob_id), ("role", role)],
+            )
+            .await;
+        }
+    };
+    let tabs = ["log", "console", "files", "activity"];
+    let status_of = |path: String| {
+        let bob = bob.clone();
+        async move { bob.get(&path).await.status() }
+    };
+
+    // Not a member: nothing to see.
+    assert_eq!(status_of(format!("/servers/{server}")).await, StatusCode::NOT_FOUND);
+
+    // A viewer: the server is on his dashboard; state, players and log.
+    set_role("viewer").await;
+    let (_, dashboard) = bob.get_text("/").await;
+    assert!(dashboard.contains("alices-server") && dashboard.contains("(you: viewer)"));
+    let (status, page) = bob.get_text(&format!("/servers/{server}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for hidden in ["server-actions", "RCON password", "Settings", "add-member", "/console"] {
+        assert!(!page.contains(hidden), "a viewer sees no {hidden}");
+    }
+    assert_eq!(status_of(format!("/servers/{server}/log")).await, StatusCode::OK);
+    for tab in &tabs[1..] {
+        let status = status_of(format!("/servers/{server}/{tab}")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{tab}");
+    }
+    assert_eq!(status_of(format!("/jobs/{alices_job}")).await, StatusCode::OK);
+    for (path, fields) in [
+        (format!("/servers/{server}/action"), vec![("action", "start")]),
+        (format!("/servers/{server}/console"), vec![("command", "status")]),
+        (format!("/jobs/{alices_job}/cancel"), vec![]),
+    ] {
+        let res = bob.post(&path, &fields).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+
+    // An operator: start, stop, restart, console, log, files, activity;
+    // never settings, reset, delete or members.
+    set_role("operator").await;
+    let (_, page) = bob.get_text(&format!("/servers/{server}")).await;
+    assert!(page.contains("server-actions") && !page.contains("Settings"));
+    assert!(!page.contains("value=\"delete\"") && !page.contains("value=\"reset\""));
+    for tab in tabs {
+        assert_eq!(status_of(format!("/servers/{server}/{tab}")).await, StatusCode::OK, "{tab}");
+    }
+    let bobs_job = act_ok(&bob, server, "stop").await;
+    for (path, fields) in [
+        (format!("/servers/{server}/action"), vec![("action", "delete")]),
+        (format!("/servers/{server}/action"), vec![("action", "reset")]),
+        (
+            format!("/servers/{server}/settings"),
+            vec![("name", "mine"), ("hostname", "h"), ("blueprint_id", "1")],
+        ),
+        (
+            format!("/servers/{server}/members"),
+            vec![("user_id", "1"), ("role", "operator")],
+        ),
+    ] {
+        let res = bob.post(&path, &fields).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path} {fields:?}");
+        assert!(res.text().await.unwrap().contains("owner and admins"));
+    }
+    // The activity log names who did what.
+    let (_, activity) = alice.get_text(&format!("/servers/{server}/activity")).await;
+    assert!(activity.contains("made bob an operator of server alices-server"), "{activity}");
+    let (_, job) = alice.get_text(&format!("/jobs/{bobs_job}")).await;
+    assert!(job.contains("bob"), "{job}");
+
+    // Removed: gone from his dashboard, and every page is "not found".
+    set_role("remove").await;
+    assert!(!bob.get_text("/").await.1.contains("alices-server"));
+    for tab in tabs {
+        let status = status_of(format!("/servers/{server}/{tab}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{tab}");
+    }
+    assert_eq!(status_of(format!("/jobs/{bobs_job}")).await, StatusCode::OK, "his own job");
+    app.stop().await;
+}
+
+/// A user's id, from the "add member" choices on a server's page.
+async fn member_choice(owner: &Client, server: i64, name: &str) -> i64 {
+    let (_, page) = owner.get_text(&format!("/servers/{server}")).await;
+    let at = page
+        .find(&format!("\">{name}</option>"))
+        .unwrap_or_else(|| panic!("{name} offered as a member: {page}"));
+    let value = page[..at].rfind("value=\"").unwrap() + "value=\"".len();
+    page[value..at].parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn users_are_administered_safely() {
     let mut app = App::spawn().await;
