@@ -78,6 +78,16 @@ impl Store {
         .await?)
     }
 
+    /// The kinds of entries recorded, of one server or of all.
+    pub async fn activity_kinds(&self, server_id: Option<i64>) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT kind FROM activity WHERE ?1 IS NULL OR server_id = ?1 ORDER BY kind",
+        )
+        .bind(server_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn record_console_command(
         &self,
         server_id: i64,

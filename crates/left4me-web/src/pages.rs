@@ -51,33 +51,20 @@ pub(crate) fn render(page: &impl Template) -> AppResult<Html<String>> {
     Ok(Html(page.render()?))
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC.
 /// A job kind as the pages show it ("start server", not "server.start").
 pub(crate) fn job_label(kind: &str) -> String {
     crate::jobs::JobKind::parse(kind).map_or_else(|| kind.to_owned(), |k| k.label().to_owned())
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`: the panel and its users
+/// may be in different zones, so the zone is always said.
 pub(crate) fn datetime(secs: &i64) -> String {
-    let secs = *secs;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(*secs)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{secs} (Unix time)"))
 }
 
 #[derive(Template)]
@@ -367,6 +354,8 @@ pub(crate) struct ActivityPage {
     pub(crate) l: Layout,
     pub(crate) title: String,
     pub(crate) base: String,
+    /// The kinds recorded so far, for the filter's choice.
+    pub(crate) kinds: Vec<String>,
     pub(crate) kind: String,
     pub(crate) actor: String,
     pub(crate) entries: Vec<left4me_store::Activity>,
@@ -423,8 +412,8 @@ mod tests {
 
     #[test]
     fn formats_unix_time() {
-        assert_eq!(datetime(&0), "1970-01-01 00:00:00");
-        assert_eq!(datetime(&1_763_870_400), "2025-11-23 04:00:00");
-        assert_eq!(datetime(&951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(datetime(&0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(datetime(&1_763_870_400), "2025-11-23 04:00:00 UTC");
+        assert_eq!(datetime(&951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }

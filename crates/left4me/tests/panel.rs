@@ -1882,6 +1882,13 @@ async fn the_activity_log_records_who_did_what() {
     assert!(
         filtered.contains("stop server franks-server") && !filtered.contains("created overlay")
     );
+    // The kind filter offers the kinds recorded, the chosen one selected.
+    for kind in ["server.create", "overlay.create", "user.create"] {
+        assert!(filtered.contains(&format!("<option value=\"{kind}\">")), "{kind}");
+    }
+    assert!(filtered.contains("<option value=\"server.stop\" selected>"));
+    // Times say their zone.
+    assert!(filtered.contains(" UTC</td>"), "{filtered}");
     let (_, by_frank) = admin.get_text("/activity?actor=frank").await;
     assert!(
         !by_frank.contains("created user frank"),

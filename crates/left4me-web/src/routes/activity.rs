@@ -44,11 +44,15 @@ async fn page(
         None => "/activity".to_owned(),
     };
     let older = more.then(|| {
+        let before = entries.last().map_or(0, |e| e.id).to_string();
+        let pairs = [
+            ("kind", query.kind.as_str()),
+            ("actor", query.actor.as_str()),
+            ("before", &before),
+        ];
         format!(
-            "{base}?kind={}&actor={}&before={}",
-            query.kind,
-            query.actor,
-            entries.last().map_or(0, |e| e.id)
+            "{base}?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
         )
     });
     let page = ActivityPage {
@@ -57,6 +61,7 @@ async fn page(
             format!("Activity of {name}")
         }),
         base,
+        kinds: state.store().activity_kinds(filter.server_id).await?,
         kind: query.kind,
         actor: query.actor,
         entries,
