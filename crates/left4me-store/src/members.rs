@@ -33,7 +33,12 @@ pub struct ServerMember {
 impl Store {
     /// Adds the user to the server, or changes their role. The owner is
     /// no member of their own server.
-    pub async fn set_server_member(&self, server_id: i64, user_id: i64, role: ServerRole) -> Result<()> {
+    pub async fn set_server_member(
+        &self,
+        server_id: i64,
+        user_id: i64,
+        role: ServerRole,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let owner: i64 = sqlx::query_scalar("SELECT owner_id FROM servers WHERE id = ?")
             .bind(server_id)

@@ -503,14 +503,23 @@ async fn taking_back_a_share_is_refused_while_others_use_it() {
             .unwrap_err(),
     );
     assert!(message.contains("secret"), "{message}");
-    assert_eq!(store.blueprint_overlays(mine.id).await.unwrap().len(), 1, "unchanged");
+    assert_eq!(
+        store.blueprint_overlays(mine.id).await.unwrap().len(),
+        1,
+        "unchanged"
+    );
 
     // Bob builds a server on Alice's shared blueprint: she cannot unshare it.
     store
         .create_server(&new_server(bob.id, mine.id, "bobs server"))
         .await
         .unwrap();
-    let message = conflict(store.set_blueprint_shared(mine.id, false).await.unwrap_err());
+    let message = conflict(
+        store
+            .set_blueprint_shared(mine.id, false)
+            .await
+            .unwrap_err(),
+    );
     assert!(message.contains("bobs server (bob)"), "{message}");
 }
 
@@ -539,7 +548,12 @@ async fn a_copied_blueprint_is_private_and_independent() {
         .await
         .unwrap();
     assert_eq!(
-        (copy.owner_id, copy.shared, copy.config.as_str(), copy.arguments.as_str()),
+        (
+            copy.owner_id,
+            copy.shared,
+            copy.config.as_str(),
+            copy.arguments.as_str()
+        ),
         (bob.id, false, "sv_cheats 0", "+map c2m1_highway")
     );
     let overlays = store.blueprint_overlays(copy.id).await.unwrap();

@@ -190,7 +190,9 @@ pub async fn server(
     } else {
         state.store().server_role(id, user.id()).await?
     };
-    let access = user.server_access(&server, role).ok_or(AppError::NotFound)?;
+    let access = user
+        .server_access(&server, role)
+        .ok_or(AppError::NotFound)?;
     if !access.allows(action) {
         return Err(AppError::Forbidden(match action.needs() {
             ServerAccess::Manager => {

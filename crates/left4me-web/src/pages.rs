@@ -186,7 +186,13 @@ pub(crate) struct Choice {
 }
 
 impl Choice {
-    pub(crate) fn new(id: i64, name: String, owner_id: i64, owner: &str, user: &CurrentUser) -> Self {
+    pub(crate) fn new(
+        id: i64,
+        name: String,
+        owner_id: i64,
+        owner: &str,
+        user: &CurrentUser,
+    ) -> Self {
         Self {
             id,
             label: if owner_id == user.id() {

@@ -600,7 +600,11 @@ async fn shared_overlays_and_blueprints_are_used_by_all_and_changed_by_their_own
 
     // Private: Bob sees neither, anywhere.
     for path in [format!("/overlays/{maps}"), format!("/blueprints/{coop}")] {
-        assert_eq!(bob.get(&path).await.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            bob.get(&path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
     }
     assert!(!bob.get_text("/overlays").await.1.contains("Alice maps"));
     // Sharing a blueprint whose overlay is private is refused, naming it.
@@ -610,12 +614,25 @@ async fn shared_overlays_and_blueprints_are_used_by_all_and_changed_by_their_own
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert!(res.text().await.unwrap().contains("Alice maps is private"));
 
-    post_ok(&alice, &format!("/overlays/{maps}/share"), &[("shared", "true")]).await;
-    post_ok(&alice, &format!("/blueprints/{coop}/share"), &[("shared", "true")]).await;
+    post_ok(
+        &alice,
+        &format!("/overlays/{maps}/share"),
+        &[("shared", "true")],
+    )
+    .await;
+    post_ok(
+        &alice,
+        &format!("/blueprints/{coop}/share"),
+        &[("shared", "true")],
+    )
+    .await;
 
     // Shared: in Bob's lists and pickers, marked with the owner.
     let (_, list) = bob.get_text("/overlays").await;
-    assert!(list.contains("Alice maps") && list.contains("alice"), "{list}");
+    assert!(
+        list.contains("Alice maps") && list.contains("alice"),
+        "{list}"
+    );
     let (_, dashboard) = bob.get_text("/").await;
     assert!(dashboard.contains("Alice coop (alice)"), "{dashboard}");
     // Bob may look and download, not change.
@@ -627,18 +644,32 @@ async fn shared_overlays_and_blueprints_are_used_by_all_and_changed_by_their_own
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let refused = [
-        (format!("/overlays/{maps}/mkdir"), vec![("dir", ""), ("name", "x")]),
-        (format!("/overlays/{maps}/remove"), vec![("dir", ""), ("path", "motd.txt")]),
+        (
+            format!("/overlays/{maps}/mkdir"),
+            vec![("dir", ""), ("name", "x")],
+        ),
+        (
+            format!("/overlays/{maps}/remove"),
+            vec![("dir", ""), ("path", "motd.txt")],
+        ),
         (format!("/overlays/{maps}/share"), vec![("shared", "false")]),
         (format!("/overlays/{maps}/delete"), vec![]),
         (format!("/blueprints/{coop}"), vec![("name", "mine now")]),
-        (format!("/blueprints/{coop}/share"), vec![("shared", "false")]),
+        (
+            format!("/blueprints/{coop}/share"),
+            vec![("shared", "false")],
+        ),
         (format!("/blueprints/{coop}/delete"), vec![]),
     ];
     for (path, fields) in &refused {
         let res = bob.post(path, fields).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
-        assert!(res.text().await.unwrap().contains("only its owner and admins"));
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("only its owner and admins")
+        );
     }
     let res = upload(&bob, maps, "", vec![("evil.txt", b"x".to_vec())]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -658,7 +689,10 @@ async fn shared_overlays_and_blueprints_are_used_by_all_and_changed_by_their_own
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert!(res.text().await.unwrap().contains("Alice coop (alice)"));
     let (_, page) = bob.get_text(&format!("/servers/{server}")).await;
-    assert!(page.contains("Alice coop"), "the server keeps its blueprint");
+    assert!(
+        page.contains("Alice coop"),
+        "the server keeps its blueprint"
+    );
 
     // Bob copies the blueprint: his own, private, with the same overlays.
     let res = post_ok(&bob, &format!("/blueprints/{coop}/copy"), &[]).await;
@@ -712,7 +746,10 @@ async fn server_members_operate_or_watch_as_their_role_allows() {
     };
 
     // Not a member: nothing to see.
-    assert_eq!(status_of(format!("/servers/{server}")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status_of(format!("/servers/{server}")).await,
+        StatusCode::NOT_FOUND
+    );
 
     // A viewer: the server is on his dashboard; state, players and log.
     set_role("viewer").await;
@@ -720,18 +757,36 @@ async fn server_members_operate_or_watch_as_their_role_allows() {
     assert!(dashboard.contains("alices-server") && dashboard.contains("(you: viewer)"));
     let (status, page) = bob.get_text(&format!("/servers/{server}")).await;
     assert_eq!(status, StatusCode::OK);
-    for hidden in ["server-actions", "RCON password", "Settings", "add-member", "/console"] {
+    for hidden in [
+        "server-actions",
+        "RCON password",
+        "Settings",
+        "add-member",
+        "/console",
+    ] {
         assert!(!page.contains(hidden), "a viewer sees no {hidden}");
     }
-    assert_eq!(status_of(format!("/servers/{server}/log")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(format!("/servers/{server}/log")).await,
+        StatusCode::OK
+    );
     for tab in &tabs[1..] {
         let status = status_of(format!("/servers/{server}/{tab}")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{tab}");
     }
-    assert_eq!(status_of(format!("/jobs/{alices_job}")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(format!("/jobs/{alices_job}")).await,
+        StatusCode::OK
+    );
     for (path, fields) in [
-        (format!("/servers/{server}/action"), vec![("action", "start")]),
-        (format!("/servers/{server}/console"), vec![("command", "status")]),
+        (
+            format!("/servers/{server}/action"),
+            vec![("action", "start")],
+        ),
+        (
+            format!("/servers/{server}/console"),
+            vec![("command", "status")],
+        ),
         (format!("/jobs/{alices_job}/cancel"), vec![]),
     ] {
         let res = bob.post(&path, &fields).await;
@@ -745,12 +800,22 @@ async fn server_members_operate_or_watch_as_their_role_allows() {
     assert!(page.contains("server-actions") && !page.contains("Settings"));
     assert!(!page.contains("value=\"delete\"") && !page.contains("value=\"reset\""));
     for tab in tabs {
-        assert_eq!(status_of(format!("/servers/{server}/{tab}")).await, StatusCode::OK, "{tab}");
+        assert_eq!(
+            status_of(format!("/servers/{server}/{tab}")).await,
+            StatusCode::OK,
+            "{tab}"
+        );
     }
     let bobs_job = act_ok(&bob, server, "stop").await;
     for (path, fields) in [
-        (format!("/servers/{server}/action"), vec![("action", "delete")]),
-        (format!("/servers/{server}/action"), vec![("action", "reset")]),
+        (
+            format!("/servers/{server}/action"),
+            vec![("action", "delete")],
+        ),
+        (
+            format!("/servers/{server}/action"),
+            vec![("action", "reset")],
+        ),
         (
             format!("/servers/{server}/settings"),
             vec![("name", "mine"), ("hostname", "h"), ("blueprint_id", "1")],
@@ -766,7 +831,10 @@ async fn server_members_operate_or_watch_as_their_role_allows() {
     }
     // The activity log names who did what.
     let (_, activity) = alice.get_text(&format!("/servers/{server}/activity")).await;
-    assert!(activity.contains("made bob an operator of server alices-server"), "{activity}");
+    assert!(
+        activity.contains("made bob an operator of server alices-server"),
+        "{activity}"
+    );
     let (_, job) = alice.get_text(&format!("/jobs/{bobs_job}")).await;
     assert!(job.contains("bob"), "{job}");
 
@@ -777,7 +845,11 @@ async fn server_members_operate_or_watch_as_their_role_allows() {
         let status = status_of(format!("/servers/{server}/{tab}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{tab}");
     }
-    assert_eq!(status_of(format!("/jobs/{bobs_job}")).await, StatusCode::OK, "his own job");
+    assert_eq!(
+        status_of(format!("/jobs/{bobs_job}")).await,
+        StatusCode::OK,
+        "his own job"
+    );
     app.stop().await;
 }
 
@@ -1884,7 +1956,10 @@ async fn the_activity_log_records_who_did_what() {
     );
     // The kind filter offers the kinds recorded, the chosen one selected.
     for kind in ["server.create", "overlay.create", "user.create"] {
-        assert!(filtered.contains(&format!("<option value=\"{kind}\">")), "{kind}");
+        assert!(
+            filtered.contains(&format!("<option value=\"{kind}\">")),
+            "{kind}"
+        );
     }
     assert!(filtered.contains("<option value=\"server.stop\" selected>"));
     // Times say their zone.

@@ -91,7 +91,15 @@ async fn page(
         .await?
         .into_iter()
         .filter(|o| !overlays.iter().any(|bo| bo.overlay_id == o.overlay.id))
-        .map(|o| Choice::new(o.overlay.id, o.overlay.name, o.overlay.owner_id, &o.owner_name, user))
+        .map(|o| {
+            Choice::new(
+                o.overlay.id,
+                o.overlay.name,
+                o.overlay.owner_id,
+                &o.owner_name,
+                user,
+            )
+        })
         .collect();
     Ok(BlueprintPage {
         l: Layout::of(user),
@@ -186,8 +194,7 @@ impl Submitted {
         let mut overlays = Vec::new();
         for (position, (_, _, id, expose)) in rows.into_iter().enumerate() {
             let overlay = state.store().overlay(id).await?;
-            if user.item_access(&overlay).is_none() && !current.iter().any(|c| c.overlay_id == id)
-            {
+            if user.item_access(&overlay).is_none() && !current.iter().any(|c| c.overlay_id == id) {
                 return Err(AppError::NotFound);
             }
             overlays.push(BlueprintOverlay {
@@ -295,7 +302,11 @@ pub(crate) async fn copy(
     let name = format!("{} (copy)", blueprint.name);
     let copy = state
         .store()
-        .copy_blueprint(id, user.id(), DisplayName::parse(&name).map_or(&blueprint.name, |_| &name))
+        .copy_blueprint(
+            id,
+            user.id(),
+            DisplayName::parse(&name).map_or(&blueprint.name, |_| &name),
+        )
         .await?;
     let detail = format!("copied blueprint {} as {}", blueprint.name, copy.name);
     super::record(&state, &user, None, "blueprint.create", detail).await?;

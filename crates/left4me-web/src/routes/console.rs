@@ -10,10 +10,10 @@ use left4me_store::Server;
 use serde::Deserialize;
 use srcds_protocol::{RconClient, RconError};
 
+use crate::access::{self, ServerAction};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::pages::{ConsolePage, Layout, render};
-use crate::access::{self, ServerAction};
 use crate::state::AppState;
 
 /// Commands shown on the page (and offered by ↑/↓).

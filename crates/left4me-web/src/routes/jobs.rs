@@ -20,7 +20,6 @@ use crate::jobs::JobEvent;
 use crate::pages::{JobPage, JobsPage, Layout, render};
 use crate::state::AppState;
 
-
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
     server: Option<i64>,

@@ -239,7 +239,11 @@ pub(crate) async fn upload(
         dir.as_str()
     );
     super::record(&state, &user, None, "overlay.edit", detail).await?;
-    Ok(back_to(id, dir.as_str(), &[("uploaded", &uploaded.join(", "))]))
+    Ok(back_to(
+        id,
+        dir.as_str(),
+        &[("uploaded", &uploaded.join(", "))],
+    ))
 }
 
 /// Applies one change to the overlay's files, records it, then shows the

@@ -5,11 +5,11 @@ use axum::response::{IntoResponse, Response};
 use left4me_files::{FilesError, OverlayFiles, RelPath};
 use serde::Deserialize;
 
+use crate::access::{self, ServerAction};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::pages::{FileRow, Layout, ServerFilesPage, render};
 use crate::routes::overlays::file_download;
-use crate::access::{self, ServerAction};
 use crate::spec_builder::instance_name;
 use crate::state::AppState;
 

@@ -13,12 +13,12 @@ use futures_util::{Stream, StreamExt};
 use left4me_host::supervisor::LogSource;
 use tokio::sync::mpsc;
 
+use crate::access::{self, ServerAction};
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
 use crate::journal::follow_journal;
 use crate::log_follow::{Position, follow, last_lines};
 use crate::pages::{Layout, ServerLogPage, render};
-use crate::access::{self, ServerAction};
 use crate::spec_builder::instance_name;
 use crate::state::AppState;
 

@@ -103,12 +103,23 @@ async fn blueprint_choices(
         .visible_blueprints(user.viewer())
         .await?
         .into_iter()
-        .map(|b| Choice::new(b.blueprint.id, b.blueprint.name, b.blueprint.owner_id, &b.owner_name, user))
+        .map(|b| {
+            Choice::new(
+                b.blueprint.id,
+                b.blueprint.name,
+                b.blueprint.owner_id,
+                &b.owner_name,
+                user,
+            )
+        })
         .collect();
     if let Some((current, owner)) = current
         && !choices.iter().any(|c| c.id == current.id)
     {
-        choices.insert(0, Choice::new(current.id, current.name, current.owner_id, &owner, user));
+        choices.insert(
+            0,
+            Choice::new(current.id, current.name, current.owner_id, &owner, user),
+        );
     }
     Ok(choices)
 }
