@@ -69,53 +69,6 @@ impl Store {
         .await?)
     }
 
-    /// Shares the blueprint with everyone, or takes the share back.
-    /// Sharing needs every overlay in it shared (whoever sees a blueprint
-    /// sees what it is made of); taking it back is refused while other
-    /// people's servers use it.
-    pub async fn set_blueprint_shared(&self, id: i64, shared: bool) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        if shared {
-            let private = private_overlays_of(&mut tx, id).await?;
-            if !private.is_empty() {
-                let (is, it) = if private.len() == 1 {
-                    ("is", "it")
-                } else {
-                    ("are", "them")
-                };
-                return Err(StoreError::Conflict(format!(
-                    "{} {is} private; share {it} first, or remove {it} from this blueprint",
-                    names_list("overlay", &private),
-                )));
-            }
-        } else {
-            let users: Vec<String> = sqlx::query_scalar(
-                "SELECT s.name || ' (' || u.username || ')'
-                 FROM servers s JOIN users u ON u.id = s.owner_id JOIN blueprints b ON b.id = s.blueprint_id
-                 WHERE s.blueprint_id = ? AND s.owner_id != b.owner_id
-                 ORDER BY s.name COLLATE NOCASE",
-            )
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-            if !users.is_empty() {
-                return Err(StoreError::Conflict(format!(
-                    "the blueprint stays shared while {} {} it; they can copy it, then move their servers to the copy",
-                    names_list("server", &users),
-                    if users.len() == 1 { "uses" } else { "use" },
-                )));
-            }
-        }
-        sqlx::query("UPDATE blueprints SET shared = ?, updated_at = ? WHERE id = ?")
-            .bind(shared)
-            .bind(now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// A private copy of the blueprint for `owner_id`, overlays included.
     pub async fn copy_blueprint(&self, id: i64, owner_id: i64, name: &str) -> Result<Blueprint> {
         let mut tx = self.begin_write().await?;
@@ -200,7 +153,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         let private = if shared {
-            private_overlays_of(&mut tx, id).await?
+            crate::sharing::private_overlays_of(&mut tx, id).await?
         } else {
             Vec::new()
         };
@@ -245,20 +198,4 @@ impl Store {
             .await?;
         Ok(())
     }
-}
-
-/// Names of the private overlays in a blueprint.
-async fn private_overlays_of(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    blueprint_id: i64,
-) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT o.name FROM blueprint_overlays bo
-         JOIN overlays o ON o.id = bo.overlay_id
-         WHERE bo.blueprint_id = ? AND NOT o.shared
-         ORDER BY bo.position",
-    )
-    .bind(blueprint_id)
-    .fetch_all(&mut **tx)
-    .await?)
 }

@@ -10,6 +10,7 @@ mod overlays;
 mod servers;
 mod sessions;
 mod sessions_played;
+mod sharing;
 mod users;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub use overlays::{ListedOverlay, Overlay, OverlayKind};
 pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerFilter};
 pub use sessions::Session;
 pub use sessions_played::PlayerSession;
+pub use sharing::SharedItem;
 pub use users::User;
 
 #[derive(Debug, thiserror::Error)]

@@ -74,43 +74,6 @@ impl Store {
         .await?)
     }
 
-    /// Shares the overlay with everyone, or takes the share back. Taking
-    /// it back is refused while a blueprint other than its owner's
-    /// private ones uses it: those would break for people who can no
-    /// longer see it.
-    pub async fn set_overlay_shared(&self, id: i64, shared: bool) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        if !shared {
-            let users: Vec<String> = sqlx::query_scalar(
-                "SELECT b.name || ' (' || u.username || ')'
-                 FROM blueprint_overlays bo
-                 JOIN blueprints b ON b.id = bo.blueprint_id
-                 JOIN users u ON u.id = b.owner_id
-                 JOIN overlays o ON o.id = bo.overlay_id
-                 WHERE bo.overlay_id = ? AND (b.owner_id != o.owner_id OR b.shared)
-                 ORDER BY b.name COLLATE NOCASE",
-            )
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-            if !users.is_empty() {
-                return Err(StoreError::Conflict(format!(
-                    "the overlay stays shared while {} {} it; remove it there (or make a blueprint of yours private) first",
-                    names_list("blueprint", &users),
-                    if users.len() == 1 { "uses" } else { "use" },
-                )));
-            }
-        }
-        sqlx::query("UPDATE overlays SET shared = ?, updated_at = ? WHERE id = ?")
-            .bind(shared)
-            .bind(now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn touch_overlay(&self, id: i64) -> Result<()> {
         sqlx::query("UPDATE overlays SET updated_at = ? WHERE id = ?")
             .bind(now())

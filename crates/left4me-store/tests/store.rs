@@ -1,8 +1,8 @@
 //! The store against a real SQLite file.
 
 use left4me_store::{
-    DesiredState, JobState, NewJob, NewServer, OverlayKind, ServerFilter, ServerRole, Store,
-    StoreError, Viewer,
+    DesiredState, JobState, NewJob, NewServer, OverlayKind, ServerFilter, ServerRole, SharedItem,
+    Store, StoreError, Viewer,
 };
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -411,7 +411,10 @@ async fn shared_items_are_visible_to_everyone_and_private_ones_to_owner_and_admi
         .create_overlay(alice.id, "secret", OverlayKind::Files)
         .await
         .unwrap();
-    store.set_overlay_shared(maps.id, true).await.unwrap();
+    store
+        .set_shared(SharedItem::Overlay, maps.id, true)
+        .await
+        .unwrap();
     let seen = |viewer: Viewer| {
         let store = store.clone();
         async move {
@@ -440,7 +443,10 @@ async fn shared_items_are_visible_to_everyone_and_private_ones_to_owner_and_admi
     assert_eq!(seen(admin_view).await.len(), 2);
 
     let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
-    store.set_blueprint_shared(coop.id, true).await.unwrap();
+    store
+        .set_shared(SharedItem::Blueprint, coop.id, true)
+        .await
+        .unwrap();
     let bobs: Vec<String> = store
         .visible_blueprints(as_user(bob.id))
         .await
@@ -460,22 +466,36 @@ async fn taking_back_a_share_is_refused_while_others_use_it() {
         .create_overlay(alice.id, "maps", OverlayKind::Files)
         .await
         .unwrap();
-    store.set_overlay_shared(maps.id, true).await.unwrap();
+    store
+        .set_shared(SharedItem::Overlay, maps.id, true)
+        .await
+        .unwrap();
     // Alice's own private blueprint does not hold the share.
     let mine = store.create_blueprint(alice.id, "mine").await.unwrap();
     store
         .set_blueprint_overlays(mine.id, &[(maps.id, false)])
         .await
         .unwrap();
-    store.set_overlay_shared(maps.id, false).await.unwrap();
-    store.set_overlay_shared(maps.id, true).await.unwrap();
+    store
+        .set_shared(SharedItem::Overlay, maps.id, false)
+        .await
+        .unwrap();
+    store
+        .set_shared(SharedItem::Overlay, maps.id, true)
+        .await
+        .unwrap();
     // Bob's blueprint does, and is named.
     let bobs = store.create_blueprint(bob.id, "bob coop").await.unwrap();
     store
         .set_blueprint_overlays(bobs.id, &[(maps.id, true)])
         .await
         .unwrap();
-    let message = conflict(store.set_overlay_shared(maps.id, false).await.unwrap_err());
+    let message = conflict(
+        store
+            .set_shared(SharedItem::Overlay, maps.id, false)
+            .await
+            .unwrap_err(),
+    );
     assert!(message.contains("bob coop (bob)"), "{message}");
     assert!(store.overlay(maps.id).await.unwrap().shared, "still shared");
 
@@ -489,13 +509,21 @@ async fn taking_back_a_share_is_refused_while_others_use_it() {
         .set_blueprint_overlays(mine.id, &[(maps.id, false), (secret.id, false)])
         .await
         .unwrap();
-    let message = conflict(store.set_blueprint_shared(mine.id, true).await.unwrap_err());
+    let message = conflict(
+        store
+            .set_shared(SharedItem::Blueprint, mine.id, true)
+            .await
+            .unwrap_err(),
+    );
     assert!(message.contains("overlay secret is private"), "{message}");
     store
         .set_blueprint_overlays(mine.id, &[(maps.id, false)])
         .await
         .unwrap();
-    store.set_blueprint_shared(mine.id, true).await.unwrap();
+    store
+        .set_shared(SharedItem::Blueprint, mine.id, true)
+        .await
+        .unwrap();
     let message = conflict(
         store
             .set_blueprint_overlays(mine.id, &[(secret.id, false)])
@@ -516,7 +544,7 @@ async fn taking_back_a_share_is_refused_while_others_use_it() {
         .unwrap();
     let message = conflict(
         store
-            .set_blueprint_shared(mine.id, false)
+            .set_shared(SharedItem::Blueprint, mine.id, false)
             .await
             .unwrap_err(),
     );
@@ -532,7 +560,10 @@ async fn a_copied_blueprint_is_private_and_independent() {
         .create_overlay(alice.id, "maps", OverlayKind::Files)
         .await
         .unwrap();
-    store.set_overlay_shared(maps.id, true).await.unwrap();
+    store
+        .set_shared(SharedItem::Overlay, maps.id, true)
+        .await
+        .unwrap();
     let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
     store
         .update_blueprint(coop.id, "coop", "sv_cheats 0", "+map c2m1_highway")
@@ -542,7 +573,10 @@ async fn a_copied_blueprint_is_private_and_independent() {
         .set_blueprint_overlays(coop.id, &[(maps.id, true)])
         .await
         .unwrap();
-    store.set_blueprint_shared(coop.id, true).await.unwrap();
+    store
+        .set_shared(SharedItem::Blueprint, coop.id, true)
+        .await
+        .unwrap();
     let copy = store
         .copy_blueprint(coop.id, bob.id, "coop (copy)")
         .await

@@ -319,14 +319,12 @@ pub(crate) async fn share(
     Path(id): Path<i64>,
     Form(form): Form<super::ShareForm>,
 ) -> AppResult<Response> {
-    let blueprint = access::blueprint(&state, &user, id, ItemAccess::Change).await?;
-    let shared = form.shared();
-    state.store().set_blueprint_shared(id, shared).await?;
-    let detail = format!(
-        "{} blueprint {}",
-        if shared { "shared" } else { "unshared" },
-        blueprint.name
-    );
-    super::record(&state, &user, None, "blueprint.share", detail).await?;
-    Ok(Redirect::to(&format!("/blueprints/{id}")).into_response())
+    super::share(
+        &state,
+        &user,
+        left4me_store::SharedItem::Blueprint,
+        id,
+        &form,
+    )
+    .await
 }

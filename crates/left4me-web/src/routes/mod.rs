@@ -105,10 +105,39 @@ pub(crate) struct ShareForm {
     shared: String,
 }
 
-impl ShareForm {
-    fn shared(&self) -> bool {
-        self.shared == "true"
-    }
+/// Shares an overlay or blueprint with everyone, or takes the share back.
+async fn share(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+    item: left4me_store::SharedItem,
+    id: i64,
+    form: &ShareForm,
+) -> crate::error::AppResult<axum::response::Response> {
+    use crate::access::{self, ItemAccess};
+    use left4me_store::SharedItem;
+    let (name, back) = match item {
+        SharedItem::Overlay => (
+            access::overlay(state, user, id, ItemAccess::Change)
+                .await?
+                .name,
+            format!("/overlays/{id}"),
+        ),
+        SharedItem::Blueprint => (
+            access::blueprint(state, user, id, ItemAccess::Change)
+                .await?
+                .name,
+            format!("/blueprints/{id}"),
+        ),
+    };
+    let shared = form.shared == "true";
+    state.store().set_shared(item, id, shared).await?;
+    let noun = item.noun();
+    let detail = format!(
+        "{} {noun} {name}",
+        if shared { "shared" } else { "unshared" }
+    );
+    record(state, user, None, &format!("{noun}.share"), detail).await?;
+    Ok(axum::response::Redirect::to(&back).into_response())
 }
 
 /// Records what a user did in the activity log.

@@ -484,14 +484,5 @@ pub(crate) async fn share(
     Path(id): Path<i64>,
     Form(form): Form<super::ShareForm>,
 ) -> AppResult<Response> {
-    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
-    let shared = form.shared();
-    state.store().set_overlay_shared(id, shared).await?;
-    let detail = format!(
-        "{} overlay {}",
-        if shared { "shared" } else { "unshared" },
-        overlay.name
-    );
-    super::record(&state, &user, None, "overlay.share", detail).await?;
-    Ok(back_to(id, "", &[]))
+    super::share(&state, &user, left4me_store::SharedItem::Overlay, id, &form).await
 }
