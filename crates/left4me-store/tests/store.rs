@@ -390,6 +390,23 @@ async fn servers_with_active_jobs_are_those_with_queued_or_running_ones() {
     assert!(store.servers_with_active_jobs().await.unwrap().is_empty());
 }
 
+/// Users alice and bob, and alice's shared overlay "maps".
+async fn alice_bob_and_shared_maps(
+    store: &Store,
+) -> (left4me_store::User, left4me_store::User, left4me_store::Overlay) {
+    let alice = store.create_user("alice", "h", false).await.unwrap();
+    let bob = store.create_user("bob", "h", false).await.unwrap();
+    let maps = store
+        .create_overlay(alice.id, "maps", OverlayKind::Files)
+        .await
+        .unwrap();
+    store
+        .set_shared(SharedItem::Overlay, maps.id, true)
+        .await
+        .unwrap();
+    (alice, bob, maps)
+}
+
 fn conflict(err: StoreError) -> String {
     match err {
         StoreError::Conflict(message) => message,
@@ -401,18 +418,9 @@ fn conflict(err: StoreError) -> String {
 async fn shared_items_are_visible_to_everyone_and_private_ones_to_owner_and_admins() {
     let (_d, store) = store().await;
     let admin = store.create_user("admin", "h", true).await.unwrap();
-    let alice = store.create_user("alice", "h", false).await.unwrap();
-    let bob = store.create_user("bob", "h", false).await.unwrap();
-    let maps = store
-        .create_overlay(alice.id, "maps", OverlayKind::Files)
-        .await
-        .unwrap();
+    let (alice, bob, _) = alice_bob_and_shared_maps(&store).await;
     store
         .create_overlay(alice.id, "secret", OverlayKind::Files)
-        .await
-        .unwrap();
-    store
-        .set_shared(SharedItem::Overlay, maps.id, true)
         .await
         .unwrap();
     let seen = |viewer: Viewer| {
@@ -460,16 +468,7 @@ async fn shared_items_are_visible_to_everyone_and_private_ones_to_owner_and_admi
 #[tokio::test]
 async fn taking_back_a_share_is_refused_while_others_use_it() {
     let (_d, store) = store().await;
-    let alice = store.create_user("alice", "h", false).await.unwrap();
-    let bob = store.create_user("bob", "h", false).await.unwrap();
-    let maps = store
-        .create_overlay(alice.id, "maps", OverlayKind::Files)
-        .await
-        .unwrap();
-    store
-        .set_shared(SharedItem::Overlay, maps.id, true)
-        .await
-        .unwrap();
+    let (alice, bob, maps) = alice_bob_and_shared_maps(&store).await;
     // Alice's own private blueprint does not hold the share.
     let mine = store.create_blueprint(alice.id, "mine").await.unwrap();
     store
@@ -554,16 +553,7 @@ async fn taking_back_a_share_is_refused_while_others_use_it() {
 #[tokio::test]
 async fn a_copied_blueprint_is_private_and_independent() {
     let (_d, store) = store().await;
-    let alice = store.create_user("alice", "h", false).await.unwrap();
-    let bob = store.create_user("bob", "h", false).await.unwrap();
-    let maps = store
-        .create_overlay(alice.id, "maps", OverlayKind::Files)
-        .await
-        .unwrap();
-    store
-        .set_shared(SharedItem::Overlay, maps.id, true)
-        .await
-        .unwrap();
+    let (alice, bob, maps) = alice_bob_and_shared_maps(&store).await;
     let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
     store
         .update_blueprint(coop.id, "coop", "sv_cheats 0", "+map c2m1_highway")
