@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
-use crate::journal::follow_journal;
-use crate::log_follow::{Position, follow, last_lines};
+use left4me_host::journal::follow_journal;
+use left4me_host::log_follow::{Position, follow, last_lines};
 use crate::pages::{Layout, ServerLogPage, render};
 use crate::routes::servers::load_server;
 use crate::spec_builder::instance_name;
