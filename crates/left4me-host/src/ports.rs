@@ -9,7 +9,7 @@
 //! holds the port, not even for a moment, so it cannot make a server that
 //! starts at the same time fail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A process that has a socket on the port open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +49,16 @@ fn describe(port: &u16, protocols: &[&'static str], holders: &[Holder]) -> Strin
     )
 }
 
-/// Inodes of the sockets bound to `port`, with their protocol.
-fn sockets_on(port: u16) -> Vec<(&'static str, u64)> {
+/// A socket bound on this host (in our network namespace).
+struct Socket {
+    /// `UDP` or `TCP`.
+    protocol: &'static str,
+    port: u16,
+    inode: u64,
+}
+
+/// Every UDP socket and listening TCP socket.
+fn sockets() -> Vec<Socket> {
     let mut found = Vec::new();
     for (file, protocol) in [
         ("/proc/net/udp", "UDP"),
@@ -62,28 +70,31 @@ fn sockets_on(port: u16) -> Vec<(&'static str, u64)> {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        for inode in parse_table(&text, port, protocol == "TCP") {
-            found.push((protocol, inode));
-        }
+        found.extend(
+            parse_table(&text, protocol == "TCP")
+                .into_iter()
+                .map(|(port, inode)| Socket {
+                    protocol,
+                    port,
+                    inode,
+                }),
+        );
     }
     found
 }
 
-/// Socket inodes in one `/proc/net/*` table whose local port is `port`;
-/// for TCP only listening sockets (state `0A`): a connection in TIME_WAIT
-/// does not stop a server from listening.
-fn parse_table(text: &str, port: u16, listening_only: bool) -> Vec<u64> {
+/// (local port, inode) of the sockets in one `/proc/net/*` table; for TCP
+/// only listening ones (state `0A`): a connection in TIME_WAIT does not
+/// stop a server from listening.
+fn parse_table(text: &str, listening_only: bool) -> Vec<(u16, u64)> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields.get(1)?.rsplit_once(':')?.1;
+            let port = u16::from_str_radix(fields.get(1)?.rsplit_once(':')?.1, 16).ok()?;
             let state = fields.get(3)?;
             let inode: u64 = fields.get(9)?.parse().ok()?;
-            (u16::from_str_radix(local_port, 16).ok()? == port
-                && (!listening_only || *state == "0A")
-                && inode != 0)
-                .then_some(inode)
+            ((!listening_only || *state == "0A") && inode != 0).then_some((port, inode))
         })
         .collect()
 }
@@ -124,21 +135,22 @@ fn holders_of(inodes: &[u64]) -> Vec<Holder> {
         .collect()
 }
 
-/// Whether anything on this host holds `port`, UDP or listening TCP.
-pub fn in_use(port: u16) -> bool {
-    !sockets_on(port).is_empty()
+/// The ports anything on this host holds, UDP or listening TCP: one read
+/// of `/proc` for a whole port range.
+pub fn bound_ports() -> BTreeSet<u16> {
+    sockets().into_iter().map(|s| s.port).collect()
 }
 
 /// Fails when anything holds `port`, naming the programs that do.
 pub fn check_free(port: u16) -> Result<(), PortInUse> {
-    let sockets = sockets_on(port);
+    let sockets: Vec<Socket> = sockets().into_iter().filter(|s| s.port == port).collect();
     if sockets.is_empty() {
         return Ok(());
     }
-    let mut protocols: Vec<&'static str> = sockets.iter().map(|(p, _)| *p).collect();
+    let mut protocols: Vec<&'static str> = sockets.iter().map(|s| s.protocol).collect();
     protocols.sort_unstable_by_key(|p| *p != "UDP");
     protocols.dedup();
-    let inodes: Vec<u64> = sockets.iter().map(|(_, inode)| *inode).collect();
+    let inodes: Vec<u64> = sockets.iter().map(|s| s.inode).collect();
     Err(PortInUse {
         port,
         protocols,
@@ -156,16 +168,14 @@ mod tests {
    0: 00000000:6987 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n\
    1: 0100007F:6987 0100007F:A000 06 00000000:00000000 03:00000F6E 00000000     0        0 0 3 0000000000000000\n\
    2: 0100007F:6988 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 100 0 0 10 0\n";
-        assert_eq!(parse_table(tcp, 27015, true), [4242]);
-        assert_eq!(parse_table(tcp, 27016, true), [99]);
-        assert!(parse_table(tcp, 27017, true).is_empty());
+        assert_eq!(parse_table(tcp, true), [(27015, 4242), (27016, 99)]);
     }
 
     #[test]
     fn names_the_program_holding_a_port() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = socket.local_addr().unwrap().port();
-        assert!(in_use(port));
+        assert!(bound_ports().contains(&port));
         let err = check_free(port).unwrap_err();
         let me = std::fs::read_to_string("/proc/self/comm").unwrap();
         assert_eq!(err.protocols, ["UDP"]);

@@ -13,7 +13,6 @@ use crate::error::{AppError, AppResult};
 use crate::pages::{BlueprintPage, BlueprintsPage, FormErrors, Layout, render};
 use crate::spec_builder::server_cfg_lines;
 use crate::state::AppState;
-use left4me_host::spec::check_argument;
 
 async fn load(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Blueprint> {
     user.visible(state.store().blueprint(id).await?)
@@ -97,6 +96,8 @@ async fn page(
     Ok(BlueprintPage {
         l: Layout::of(user),
         preview: preview_text(&blueprint.config, &overlays),
+        // Arguments that do not parse show their error instead.
+        arguments: parse_arguments(&blueprint.arguments).unwrap_or_default(),
         blueprint,
         overlays,
         available,
@@ -210,11 +211,11 @@ pub(crate) async fn save(
         .map_err(|e| errors.add("name", e))
         .ok();
     let config = form.get("config").unwrap_or_default().replace("\r\n", "\n");
-    let words = parse_arguments(form.get("arguments").unwrap_or_default());
-    if let Some(problem) = words.iter().find_map(|w| check_argument(w).err()) {
+    // Kept as typed (quotes and all), once it parses: the page shows how.
+    let arguments = form.get("arguments").unwrap_or_default().trim().to_owned();
+    if let Err(problem) = parse_arguments(&arguments) {
         errors.add("arguments", problem);
     }
-    let arguments = words.join(" ");
     blueprint.config.clone_from(&config);
     blueprint.arguments.clone_from(&arguments);
     let (Some(name), true) = (name, errors.is_empty()) else {

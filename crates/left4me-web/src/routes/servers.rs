@@ -183,8 +183,7 @@ pub(crate) async fn create(
     };
     let rcon_password = random_token()[..20].to_owned();
     let range = state.config().port_range();
-    // Never probe our own servers' ports: a server starting right then
-    // could fail to bind while the probe holds its port.
+    // Our own servers hold their ports too; the store tells those apart.
     let ours: Vec<i64> = state
         .store()
         .servers(None)
@@ -192,10 +191,11 @@ pub(crate) async fn create(
         .iter()
         .map(|s| s.port)
         .collect();
+    let bound = left4me_host::ports::bound_ports();
     let held: Vec<u16> = range
         .clone()
         .chain(port)
-        .filter(|p| !ours.contains(&i64::from(*p)) && held_elsewhere(*p))
+        .filter(|p| !ours.contains(&i64::from(*p)) && bound.contains(p))
         .collect();
     let created = state
         .store()
@@ -228,15 +228,6 @@ pub(crate) async fn create(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether something on this host holds `port` (UDP for the game, TCP for
-/// RCON), so a server there could not start. The panel's own running
-/// servers hold theirs too; the store tells those apart.
-fn held_elsewhere(port: u16) -> bool {
-    let in_use = |e: std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
-    std::net::UdpSocket::bind(("0.0.0.0", port)).is_err_and(in_use)
-        || std::net::TcpListener::bind(("0.0.0.0", port)).is_err_and(in_use)
 }
 
 /// The host players connect to: configured, or the host the panel was
