@@ -54,6 +54,9 @@ pub struct Launch {
     pub supervisor_program: std::path::PathBuf,
     /// How long a start job waits for the server to answer queries.
     pub ready_timeout: Duration,
+    /// The live state the poller fills; a clone lets the caller (tests)
+    /// wait for finished poll cycles.
+    pub live: Arc<live::Live>,
 }
 
 /// The supervisor backend the configuration asks for. `program` is the
@@ -125,7 +128,7 @@ pub async fn launch_with_listener(
     let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
     let workers = jobs.spawn_workers(config.workers);
     let stopping = tokio_util::sync::CancellationToken::new();
-    let live = Arc::new(live::Live::default());
+    let live = Arc::clone(&launch.live);
     let reconciler = reconciler::Reconciler::new(
         store.clone(),
         Arc::clone(&host),
