@@ -664,7 +664,8 @@ mod tests {
     #[test]
     fn built_specs_are_validated_too() {
         let port = Port::new(27015).unwrap();
-        assert!(Spec::new(port, vec!["a b".into()], vec![], vec![]).is_err());
+        assert!(Spec::new(port, vec!["a\0b".into()], vec![], vec![]).is_err());
+        assert!(Spec::new(port, vec!["My Cool Server".into()], vec![], vec![]).is_ok());
         assert!(Spec::new(port, vec![], vec!["x\ny".into()], vec![]).is_err());
         assert!(Port::new(1023).is_err());
     }

@@ -49,7 +49,9 @@ fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
         id: s.id,
         owner: listed.owner_name,
         blueprint: listed.blueprint_name,
-        live: state.live().get(s.id).map_or_else(String::new, |live| {
+        // The poller's last answer outlives a stop by up to one cycle:
+        // a server that is not running shows none.
+        live: live_if_running(state, s.id, &actual).map_or_else(String::new, |live| {
             format!(
                 "{} · {}/{} players{}",
                 live.map,
@@ -71,6 +73,11 @@ fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
         },
         actual,
     }
+}
+
+/// The poller's state of a server whose supervisor says it is running.
+fn live_if_running(state: &AppState, id: i64, actual: &str) -> Option<crate::live::LiveState> {
+    (actual == "running").then(|| state.live().get(id)).flatten()
 }
 
 async fn dashboard_page(
@@ -295,6 +302,9 @@ async fn server_page(
         .await?
         .pop()
         .ok_or(AppError::NotFound)?;
+    let online = live_if_running(state, server_id, &status.state)
+        .map(|l| l.online)
+        .unwrap_or_default();
     let row = row(state, listed, status.state);
     Ok(ServerPage {
         l: Layout::of(user),
@@ -315,11 +325,7 @@ async fn server_page(
         reason: status.reason.unwrap_or_default(),
         jobs,
         errors,
-        online: state
-            .live()
-            .get(server_id)
-            .map(|l| l.online)
-            .unwrap_or_default(),
+        online,
         sessions: state.store().recent_player_sessions(server_id, 30).await?,
     })
 }
