@@ -106,7 +106,11 @@ fn holders_of(inodes: &[u64]) -> Vec<Holder> {
         return Vec::new();
     };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         // Other users' descriptors are unreadable without root: skip them.

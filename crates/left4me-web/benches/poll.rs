@@ -132,10 +132,7 @@ fn main() {
         let (one, many) = (single[2], cycle[2]);
         println!("| measurement (median of 5) | time |");
         println!("|---|---|");
-        println!(
-            "| poll one server | {:.1} ms |",
-            one.as_secs_f64() * 1000.0
-        );
+        println!("| poll one server | {:.1} ms |", one.as_secs_f64() * 1000.0);
         println!(
             "| poll {SERVERS} servers at once | {:.1} ms ({:.1}x one server; target under 1 s) |",
             many.as_secs_f64() * 1000.0,

@@ -150,7 +150,15 @@ mod tests {
             parse_arguments(r#"+hostname "My Cool Server" +sv_tags 'a b'"#).unwrap(),
             ["+hostname", "My Cool Server", "+sv_tags", "a b"]
         );
-        assert!(parse_arguments("+hostname \"My").unwrap_err().contains("quote"));
-        assert!(parse_arguments("-port 27016").unwrap_err().contains("set by left4me"));
+        assert!(
+            parse_arguments("+hostname \"My")
+                .unwrap_err()
+                .contains("quote")
+        );
+        assert!(
+            parse_arguments("-port 27016")
+                .unwrap_err()
+                .contains("set by left4me")
+        );
     }
 }

@@ -33,12 +33,7 @@ const PROCESS_AND_MOUNT_APIS: &[&str] = &[
 ];
 
 /// Names route handlers may not use.
-const ROUTE_FORBIDDEN: &[&str] = &[
-    "create_dir",
-    "UdpSocket",
-    "TcpListener",
-    "socket2",
-];
+const ROUTE_FORBIDDEN: &[&str] = &["create_dir", "UdpSocket", "TcpListener", "socket2"];
 
 /// The CLI's modules for subcommands that only need the host.
 const CLI_HOST_ONLY: &[&str] = &["instance.rs", "logs.rs", "net.rs", "demo.rs"];

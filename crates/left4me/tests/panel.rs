@@ -2186,7 +2186,11 @@ async fn a_start_fails_at_once_naming_the_program_that_holds_its_port() {
     );
     assert!(events.iter().any(|e| e.2.contains(&expected)), "{events:?}");
     // At once: not after the 20 s the start would wait for an answer.
-    assert!(began.elapsed() < Duration::from_secs(10), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
     let instance = format!("server-{server}");
     assert_eq!(app.root.status(&instance)["running"], false);
     let (_, page) = client.get_text(&format!("/servers/{server}")).await;
@@ -2226,10 +2230,15 @@ async fn a_failed_start_shows_the_games_last_console_lines() {
     assert!(
         error.contains("\nThe last lines of the game's console:\n")
             && error.contains("\nSegmentation fault (core dumped)\n")
-            && error.ends_with("\n[left4me] gave up after 2 crashes within 60s; last: exit code 139"),
+            && error
+                .ends_with("\n[left4me] gave up after 2 crashes within 60s; last: exit code 139"),
         "{error}"
     );
-    let console_lines = error.lines().skip_while(|l| !l.contains("console:")).count() - 1;
+    let console_lines = error
+        .lines()
+        .skip_while(|l| !l.contains("console:"))
+        .count()
+        - 1;
     assert_eq!(console_lines, 20, "{error}");
     let (_, page) = client.get_text(&format!("/servers/{server}")).await;
     assert!(page.contains("[left4me] gave up after 2 crashes"), "{page}");
@@ -2252,9 +2261,7 @@ async fn launch_arguments_with_quotes_reach_the_game_as_one_argument() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (_, page) = client.get_text(&format!("/blueprints/{bp}")).await;
     assert!(
-        page.contains(
-            "<li><code>+sv_contact</code></li><li><code>My Cool Server</code></li></ol>"
-        ),
+        page.contains("<li><code>+sv_contact</code></li><li><code>My Cool Server</code></li></ol>"),
         "the page lists how it understood them: {page}"
     );
 
@@ -2262,7 +2269,9 @@ async fn launch_arguments_with_quotes_reach_the_game_as_one_argument() {
     act_ok(&client, server, "start").await;
     let answer = console(&client, server, "sv_contact").await;
     assert!(
-        answer.to_string().contains("\\\"sv_contact\\\" = \\\"My Cool Server\\\""),
+        answer
+            .to_string()
+            .contains("\\\"sv_contact\\\" = \\\"My Cool Server\\\""),
         "the game got one argument: {answer}"
     );
     app.stop().await;
@@ -2287,9 +2296,11 @@ async fn the_poller_leaves_an_idle_servers_console_alone_and_still_learns_steam_
     let instance = format!("server-{server}");
 
     // Three full passes after the poller first heard from the server.
-    wait_until("the poller hears the server", Duration::from_secs(15), || {
-        app.live.get(server).is_some()
-    });
+    wait_until(
+        "the poller hears the server",
+        Duration::from_secs(15),
+        || app.live.get(server).is_some(),
+    );
     let heard = app.live.cycles();
     tokio::time::timeout(Duration::from_secs(15), app.live.wait_for_cycles(heard + 3))
         .await
@@ -2297,7 +2308,9 @@ async fn the_poller_leaves_an_idle_servers_console_alone_and_still_learns_steam_
     let live = app.live.get(server).expect("polled in every cycle");
     assert_eq!((live.map.as_str(), live.players), ("c1m1_hotel", 0));
     assert!(
-        app.root.console_log(&instance).contains("Console initialized."),
+        app.root
+            .console_log(&instance)
+            .contains("Console initialized."),
         "the console log is read"
     );
     assert_eq!(rcon_lines(&app.root, &instance), Vec::<String>::new());
@@ -2313,7 +2326,10 @@ async fn the_poller_leaves_an_idle_servers_console_alone_and_still_learns_steam_
             assert_eq!(coach.steam_id.as_deref(), Some("STEAM_1:0:42"));
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no session for Coach");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session for Coach"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // `status` was asked once for the newcomer, not every cycle since.
@@ -2345,7 +2361,10 @@ async fn a_stopped_server_shows_no_map_or_players() {
         if html.contains("id=\"players\"") && html.contains("id=\"live\"") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no player shown: {html}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no player shown: {html}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Just after a pass, so the next one is seconds away.
@@ -2360,7 +2379,10 @@ async fn a_stopped_server_shows_no_map_or_players() {
         app.live.get(server).is_some_and(|l| l.players == 1),
         "the poller's last answer is still there"
     );
-    assert!(!dashboard.contains("c1m1_hotel · 1/8 players"), "{dashboard}");
+    assert!(
+        !dashboard.contains("c1m1_hotel · 1/8 players"),
+        "{dashboard}"
+    );
     assert!(
         !html.contains("id=\"players\"") && !html.contains("id=\"live\""),
         "{html}"

@@ -154,7 +154,14 @@ pub fn game_command(paths: &InstancePaths, env: &InstanceEnv) -> std::process::C
     let merged = paths.merged();
     let mut command = std::process::Command::new(merged.join("srcds_run"));
     command
-        .args(["-game", "left4dead2", "-norestart", "+ip", "0.0.0.0", "-port"])
+        .args([
+            "-game",
+            "left4dead2",
+            "-norestart",
+            "+ip",
+            "0.0.0.0",
+            "-port",
+        ])
         .arg(env.port.to_string())
         .args(&env.arguments)
         .current_dir(&merged);

@@ -40,9 +40,9 @@ async fn with_files<T: Send + 'static>(
 ) -> AppResult<T> {
     let dir = overlay_dir(state, id);
     tokio::task::spawn_blocking(move || op(&OverlayFiles::create(&dir)?))
-    .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::from)
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::from)
 }
 
 fn rel(path: &str) -> AppResult<RelPath> {

@@ -15,12 +15,12 @@ use tokio::sync::mpsc;
 
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
-use left4me_host::journal::follow_journal;
-use left4me_host::log_follow::{Position, follow, last_lines};
 use crate::pages::{Layout, ServerLogPage, render};
 use crate::routes::servers::load_server;
 use crate::spec_builder::instance_name;
 use crate::state::AppState;
+use left4me_host::journal::follow_journal;
+use left4me_host::log_follow::{Position, follow, last_lines};
 
 /// Lines shown when the page opens.
 const BACKLOG: usize = 200;

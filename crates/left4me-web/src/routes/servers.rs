@@ -77,7 +77,9 @@ fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
 
 /// The poller's state of a server whose supervisor says it is running.
 fn live_if_running(state: &AppState, id: i64, actual: &str) -> Option<crate::live::LiveState> {
-    (actual == "running").then(|| state.live().get(id)).flatten()
+    (actual == "running")
+        .then(|| state.live().get(id))
+        .flatten()
 }
 
 async fn dashboard_page(
