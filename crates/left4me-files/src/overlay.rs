@@ -83,6 +83,15 @@ impl OverlayFiles {
         })
     }
 
+    /// Like [`open`](Self::open), creating the directory (and its parents)
+    /// first if it does not exist: a new overlay's directory appears with
+    /// its first file.
+    pub fn create(dir: &Path) -> Result<Self, FilesError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| FilesError::io(format!("cannot create {}", dir.display()), e))?;
+        Self::open(dir)
+    }
+
     /// The directory this was opened from, for messages and logs.
     pub fn dir(&self) -> &Path {
         &self.dir

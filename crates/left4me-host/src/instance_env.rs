@@ -3,9 +3,14 @@
 //!
 //! ```text
 //! L4D2_PORT=27015
-//! L4D2_ARGS="+map c1m1_hotel"
+//! L4D2_ARGS="+map c1m1_hotel +hostname 'My Cool Server'"
 //! L4D2_LOWERDIRS=/var/lib/left4me/overlays/1:/var/lib/left4me/installation
 //! ```
+//!
+//! `L4D2_ARGS` holds the arguments as POSIX shell words, so one with a
+//! space stays one argument; the predecessor's plain space-separated words
+//! read the same. The game's command line is built from the parsed list
+//! (`supervisor::game_command`), never by systemd from the raw value.
 
 use std::path::Path;
 
@@ -52,7 +57,10 @@ impl InstanceEnv {
         format!(
             "L4D2_PORT={}\nL4D2_ARGS={}\nL4D2_LOWERDIRS={}\n",
             self.port,
-            quote(&self.arguments.join(" ")),
+            quote(
+                &shlex::try_join(self.arguments.iter().map(String::as_str))
+                    .expect("spec arguments hold no NUL (checked by check_argument)")
+            ),
             lowers.join(":")
         )
     }
@@ -82,7 +90,11 @@ impl InstanceEnv {
                     port = Some(Port::new(n).map_err(fail)?);
                 }
                 "L4D2_ARGS" => {
-                    args = Some(value.split_whitespace().map(str::to_owned).collect());
+                    args = Some(shlex::split(&value).ok_or_else(|| {
+                        fail(format!(
+                            "L4D2_ARGS {value:?} has an unbalanced quote or a trailing backslash"
+                        ))
+                    })?);
                 }
                 "L4D2_LOWERDIRS" => {
                     let layers = value
@@ -178,6 +190,9 @@ mod tests {
                 "+map".into(),
                 "c1m1_hotel".into(),
                 "+sv_tags=\"x$y\"".into(),
+                "+hostname".into(),
+                "My Cool Server".into(),
+                "#not-a-comment".into(),
             ],
             vec![],
             vec![OverlayRef {
@@ -190,7 +205,7 @@ mod tests {
         let text = env.render(&root);
         assert_eq!(
             text,
-            "L4D2_PORT=27016\nL4D2_ARGS=\"+map c1m1_hotel +sv_tags=\\\"x\\$y\\\"\"\nL4D2_LOWERDIRS=/var/lib/left4me/overlays/ws/1:/var/lib/left4me/installation\n"
+            "L4D2_PORT=27016\nL4D2_ARGS=\"+map c1m1_hotel '+sv_tags=\\\"x\\$y\\\"' +hostname 'My Cool Server' '#not-a-comment'\"\nL4D2_LOWERDIRS=/var/lib/left4me/overlays/ws/1:/var/lib/left4me/installation\n"
         );
         assert_eq!(
             InstanceEnv::parse(&text, Path::new("e"), &root).unwrap(),
@@ -205,6 +220,14 @@ mod tests {
         let env = InstanceEnv::parse(text, Path::new("e"), &root).unwrap();
         assert_eq!(env.arguments, ["+map", "c1m1_hotel"]);
         assert_eq!(env.lowers.len(), 2);
+    }
+
+    #[test]
+    fn refuses_unbalanced_quotes() {
+        let root = StateRoot::new("/var/lib/left4me").unwrap();
+        let text = "L4D2_PORT=27015\nL4D2_ARGS=\"+hostname 'x\"\nL4D2_LOWERDIRS=/var/lib/left4me/installation\n";
+        let err = InstanceEnv::parse(text, Path::new("e"), &root).unwrap_err();
+        assert!(err.message.contains("unbalanced quote"), "{err}");
     }
 
     #[test]

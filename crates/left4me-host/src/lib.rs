@@ -6,11 +6,14 @@
 pub mod events;
 pub mod fsutil;
 pub mod instance_env;
+pub mod journal;
 pub mod layer;
 pub mod layout;
 pub mod lifecycle;
 pub mod lock;
+pub mod log_follow;
 pub mod mount;
 pub mod name;
+pub mod ports;
 pub mod spec;
 pub mod supervisor;

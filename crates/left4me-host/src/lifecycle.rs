@@ -15,6 +15,7 @@ use crate::layout::{InstancePaths, StateRoot};
 use crate::lock::{InstanceLock, LockError};
 use crate::mount::{self, MountError};
 use crate::name::InstanceName;
+use crate::ports::{self, PortInUse};
 use crate::spec::{Spec, SpecError};
 use crate::supervisor::{LogSource, ProcessStatus, Supervisor, SupervisorError, Target};
 
@@ -41,6 +42,8 @@ pub enum HostError {
     },
     #[error("{0} is still mounted; refusing to delete files below it")]
     StillMounted(std::path::PathBuf),
+    #[error(transparent)]
+    PortInUse(#[from] PortInUse),
 }
 
 impl From<Cancelled> for HostError {
@@ -67,6 +70,17 @@ impl HostError {
 
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Self::Supervisor(SupervisorError::Cancelled(_)))
+    }
+
+    /// Whether the supervisor failed while starting or running the game,
+    /// so the game's console may tell why ([`Host::console_tail`]). Not
+    /// for refusals before the game ran (a busy port, a bad spec, a
+    /// mount), where the console holds only an earlier run's lines.
+    pub fn concerns_the_game(&self) -> bool {
+        matches!(
+            self,
+            Self::Supervisor(SupervisorError::Failed(_) | SupervisorError::Io { .. })
+        )
     }
 }
 
@@ -234,6 +248,10 @@ impl Host {
         }
         ctx.step("clearing leftovers of an earlier run...")?;
         self.supervisor.prepare(&target, ctx)?;
+        // After `prepare`, which ends an orphaned game of ours: whatever
+        // holds the port now is another program.
+        ctx.step(format!("checking that port {} is free...", spec.port()))?;
+        ports::check_free(spec.port().get())?;
         ctx.step("staging server.cfg files into the upper layer...")?;
         self.stage(&paths, &spec)?;
         self.supervisor.start(&target, ctx)?;
@@ -459,6 +477,25 @@ impl Host {
     pub fn log_source(&self, name: &InstanceName) -> LogSource {
         let paths = self.root.instance(name);
         self.supervisor.log_source(&self.target(name, &paths))
+    }
+
+    /// The last `count` lines of the game's console (`console.log`, or the
+    /// unit's journal), to show with a failed start: the game's own words
+    /// ("Address already in use") are usually the cause. A console that
+    /// cannot be read gives one line saying why.
+    pub fn console_tail(&self, name: &InstanceName, count: usize) -> Vec<String> {
+        match self.log_source(name) {
+            LogSource::File(path) => crate::log_follow::last_lines_blocking(&path, count)
+                .into_iter()
+                .map(|line| line.text)
+                .collect(),
+            LogSource::Journal { unit } => {
+                match crate::journal::tail(Path::new("journalctl"), &unit, count) {
+                    Ok(lines) => lines.into_iter().map(|line| line.text).collect(),
+                    Err(e) => vec![format!("(the console could not be read: {e})")],
+                }
+            }
+        }
     }
 }
 

@@ -108,7 +108,9 @@ pub struct InvalidSpec(pub String);
 /// specs written from srcds guides keep loading.
 const RESERVED_ARGUMENTS: &[&str] = &["-port", "+hostport", "-ip", "+ip"];
 
-/// Checks one launch argument: one word, not one of those left4me sets.
+/// Checks one launch argument: not empty, one line, not one of those
+/// left4me sets. Spaces are fine: each argument reaches the game as one
+/// argv entry under both supervisors.
 pub fn check_argument(arg: &str) -> Result<(), String> {
     if arg.is_empty() {
         Err("argument is empty; remove it".into())
@@ -119,12 +121,11 @@ pub fn check_argument(arg: &str) -> Result<(), String> {
         Err(format!(
             "argument {arg} is set by left4me (address and port come from the server's settings); remove it"
         ))
-    } else if arg.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        // instance.env carries arguments as one space-separated value and
-        // systemd splits `$L4D2_ARGS` on whitespace, so a space inside one
-        // argument could not survive the trip.
+    } else if arg.chars().any(char::is_control) {
+        // A NUL cannot be in an argv entry at all, and instance.env is one
+        // line per setting.
         Err(format!(
-            "argument {arg:?} contains whitespace; put each word in its own list item"
+            "argument {arg:?} contains a control character (a line break, tab or NUL); launch arguments are plain text on one line"
         ))
     } else {
         Ok(())
@@ -585,9 +586,9 @@ mod tests {
             ("port: 27015\nport: 27016\n", (2, 1), "appears twice"),
             ("port: 27015\narguments: +map\n", (2, 12), "must be a list"),
             (
-                "port: 27015\narguments:\n- '+hostname My Server'\n",
+                "port: 27015\narguments:\n- \"+hostname My\\nServer\"\n",
                 (3, 3),
-                "contains whitespace",
+                "contains a control character",
             ),
             (
                 "port: 27015\narguments:\n- +map\n- c1m1_hotel\n- -PORT\n- '27099'\n",
@@ -663,7 +664,8 @@ mod tests {
     #[test]
     fn built_specs_are_validated_too() {
         let port = Port::new(27015).unwrap();
-        assert!(Spec::new(port, vec!["a b".into()], vec![], vec![]).is_err());
+        assert!(Spec::new(port, vec!["a\0b".into()], vec![], vec![]).is_err());
+        assert!(Spec::new(port, vec!["My Cool Server".into()], vec![], vec![]).is_ok());
         assert!(Spec::new(port, vec![], vec!["x\ny".into()], vec![]).is_err());
         assert!(Port::new(1023).is_err());
     }

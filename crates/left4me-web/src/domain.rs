@@ -108,9 +108,19 @@ pub fn parse_optional_port(raw: &str) -> Result<Option<u16>, String> {
     }
 }
 
-/// Launch arguments as typed: whitespace-separated words.
-pub fn parse_arguments(raw: &str) -> Vec<String> {
-    raw.split_whitespace().map(str::to_owned).collect()
+/// Launch arguments as typed, split like a POSIX shell would:
+/// `+hostname "My Cool Server"` is two arguments. Plain words (what older
+/// versions stored) split as before. Each argument must pass the spec's
+/// check; unbalanced quotes are refused rather than guessed at.
+pub fn parse_arguments(raw: &str) -> Result<Vec<String>, String> {
+    // Browsers send line breaks as CRLF; between words they are spaces.
+    let words = shlex::split(&raw.replace("\r\n", "\n")).ok_or_else(|| {
+        "a quote is not closed (or a backslash ends the line); close it, or escape it with a backslash".to_owned()
+    })?;
+    for word in &words {
+        left4me_host::spec::check_argument(word)?;
+    }
+    Ok(words)
 }
 
 #[cfg(test)]
@@ -133,8 +143,22 @@ mod tests {
         assert_eq!(parse_optional_port("27020"), Ok(Some(27020)));
         assert!(parse_optional_port("80").is_err());
         assert_eq!(
-            parse_arguments("+map c1m1_hotel\n -tickrate 100"),
+            parse_arguments("+map c1m1_hotel\r\n -tickrate 100").unwrap(),
             ["+map", "c1m1_hotel", "-tickrate", "100"]
+        );
+        assert_eq!(
+            parse_arguments(r#"+hostname "My Cool Server" +sv_tags 'a b'"#).unwrap(),
+            ["+hostname", "My Cool Server", "+sv_tags", "a b"]
+        );
+        assert!(
+            parse_arguments("+hostname \"My")
+                .unwrap_err()
+                .contains("quote")
+        );
+        assert!(
+            parse_arguments("-port 27016")
+                .unwrap_err()
+                .contains("set by left4me")
         );
     }
 }

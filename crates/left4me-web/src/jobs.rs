@@ -135,17 +135,25 @@ struct Inner {
 enum JobError {
     Cancelled,
     Failed(String),
+    /// The game was started (or was running) and failed: its console
+    /// probably says why, and the job shows its last lines.
+    GameFailed(String),
 }
 
 impl From<HostError> for JobError {
     fn from(e: HostError) -> Self {
         if e.is_cancelled() {
             Self::Cancelled
+        } else if e.concerns_the_game() {
+            Self::GameFailed(e.to_string())
         } else {
             Self::Failed(e.to_string())
         }
     }
 }
+
+/// Console lines a failed job shows.
+const CONSOLE_TAIL: usize = 20;
 
 impl From<left4me_store::StoreError> for JobError {
     fn from(e: left4me_store::StoreError) -> Self {
@@ -305,6 +313,10 @@ impl Jobs {
             // The state says it all; no error text to repeat it.
             Err(JobError::Cancelled) => (JobState::Cancelled, None),
             Err(JobError::Failed(message)) => (JobState::Failed, Some(message)),
+            Err(JobError::GameFailed(message)) => {
+                let console = self.console_tail(&job).await;
+                (JobState::Failed, Some(with_console(&message, &console)))
+            }
         };
         if let Some(error) = &error {
             self.log(job.id, "error", error).await;
@@ -330,6 +342,18 @@ impl Jobs {
         });
         // Its locks are free now: another worker may find work.
         self.0.wake.notify_waiters();
+    }
+
+    /// The last lines of the job's server's console.
+    async fn console_tail(&self, job: &Job) -> Vec<String> {
+        let Some(server_id) = job.server_id else {
+            return Vec::new();
+        };
+        ask_host(&self.0.host, &[server_id], |host, names| {
+            host.console_tail(&names[0], CONSOLE_TAIL)
+        })
+        .await
+        .unwrap_or_else(|e| vec![format!("(the console could not be read: {e})")])
     }
 
     async fn log(&self, job_id: i64, stream: &str, text: &str) {
@@ -521,7 +545,7 @@ impl Jobs {
                 // answer, so say why now rather than at the time limit.
                 if let Some(status) = self.process_status(server.id).await {
                     if !status.active {
-                        return Err(JobError::Failed(format!(
+                        return Err(JobError::GameFailed(format!(
                             "the server is {} and will not answer{}; see its log",
                             status.state,
                             status.reason.map(|r| format!(" ({r})")).unwrap_or_default()
@@ -559,7 +583,7 @@ impl Jobs {
                 .await;
                 Ok(())
             }
-            Try::NotYet | Try::TimedOut => Err(JobError::Failed(format!(
+            Try::NotYet | Try::TimedOut => Err(JobError::GameFailed(format!(
                 "the server is running but did not answer queries within {total} s; see its log"
             ))),
         }
@@ -597,6 +621,18 @@ impl Jobs {
             .map_err(|e| JobError::Failed(format!("the job's worker thread failed: {e}")))?
             .map_err(JobError::from)
     }
+}
+
+/// A failure's reason followed by the game's last console lines, as the
+/// job's error (shown on the job and on the server page).
+fn with_console(reason: &str, console: &[String]) -> String {
+    if console.is_empty() {
+        return format!("{reason}\n(the game's console is empty)");
+    }
+    format!(
+        "{reason}\nThe last lines of the game's console:\n{}",
+        console.join("\n")
+    )
 }
 
 #[cfg(test)]

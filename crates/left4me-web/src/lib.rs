@@ -11,9 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
-pub mod journal;
 pub mod live;
-pub mod log_follow;
 mod pages;
 pub mod reconciler;
 mod routes;
@@ -57,6 +55,9 @@ pub struct Launch {
     pub supervisor_program: std::path::PathBuf,
     /// How long a start job waits for the server to answer queries.
     pub ready_timeout: Duration,
+    /// The live state the poller fills; a clone lets the caller (tests)
+    /// wait for finished poll cycles.
+    pub live: Arc<live::Live>,
 }
 
 /// The supervisor backend the configuration asks for. `program` is the
@@ -128,7 +129,7 @@ pub async fn launch_with_listener(
     let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
     let workers = jobs.spawn_workers(config.workers);
     let stopping = tokio_util::sync::CancellationToken::new();
-    let live = Arc::new(live::Live::default());
+    let live = Arc::clone(&launch.live);
     let reconciler = reconciler::Reconciler::new(
         store.clone(),
         Arc::clone(&host),

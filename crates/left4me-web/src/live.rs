@@ -1,7 +1,15 @@
-//! Live state of running servers: a poller asks each one (A2S_INFO,
-//! A2S_PLAYER and RCON `status`, concurrently, each bounded by a timeout so
-//! a silent server never stalls the others) and keeps the latest answer in
-//! memory. Player sessions go to the database when players come and go.
+//! Live state of running servers: a poller asks each one and keeps the
+//! latest answer in memory. Player sessions go to the database when
+//! players come and go.
+//!
+//! Quiet by design: map and players come from A2S (INFO, and PLAYER when
+//! someone is on), which the game does not log. RCON `status` is asked
+//! only when the players changed, to learn the newcomers' Steam ids for
+//! player sessions, because srcds writes every RCON command into its
+//! console (`rcon from "IP:PORT": command "status"`): asked every cycle it
+//! would drown the server's log in 720 lines an hour. An idle server gets
+//! nothing from the poller in its console. Each question is bounded by a
+//! timeout so a silent server never stalls the others.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,6 +19,7 @@ use std::time::Duration;
 use left4me_host::lifecycle::Host;
 use left4me_store::{PlayerSession, Server, Store};
 use srcds_protocol::{RconClient, a2s};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::spec_builder::ask_host;
@@ -21,6 +30,7 @@ pub struct OnlinePlayer {
     pub score: i32,
     pub seconds: u64,
     pub steam_id: Option<String>,
+    /// From the last RCON `status`, asked when the players changed.
     pub ping: Option<u32>,
 }
 
@@ -35,21 +45,54 @@ pub struct LiveState {
     pub at: i64,
 }
 
-/// The latest live state per server id.
-#[derive(Debug, Default)]
-pub struct Live(RwLock<HashMap<i64, LiveState>>);
+/// The latest live state per server id, and how many poll cycles have
+/// finished (so tests and callers can wait for a pass instead of sleeping).
+#[derive(Debug)]
+pub struct Live {
+    states: RwLock<HashMap<i64, LiveState>>,
+    cycles: watch::Sender<u64>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            states: RwLock::default(),
+            cycles: watch::Sender::new(0),
+        }
+    }
+}
 
 impl Live {
     pub fn get(&self, server_id: i64) -> Option<LiveState> {
-        self.0.read().expect("live lock").get(&server_id).cloned()
+        self.states
+            .read()
+            .expect("live lock")
+            .get(&server_id)
+            .cloned()
     }
 
     pub(crate) fn set(&self, server_id: i64, state: Option<LiveState>) {
-        let mut map = self.0.write().expect("live lock");
+        let mut map = self.states.write().expect("live lock");
         match state {
             Some(state) => map.insert(server_id, state),
             None => map.remove(&server_id),
         };
+    }
+
+    /// Poll cycles finished so far.
+    pub fn cycles(&self) -> u64 {
+        *self.cycles.borrow()
+    }
+
+    /// Waits until `count` cycles have finished in all.
+    pub async fn wait_for_cycles(&self, count: u64) {
+        let mut rx = self.cycles.subscribe();
+        // The sender lives as long as `self`: this cannot fail.
+        let _ = rx.wait_for(|done| *done >= count).await;
+    }
+
+    fn cycle_done(&self) {
+        self.cycles.send_modify(|done| *done += 1);
     }
 }
 
@@ -67,48 +110,81 @@ fn parse_status_player(line: &str) -> Option<(String, String, u32)> {
     Some((name.to_owned(), steam_id, ping))
 }
 
-/// Players (name → steam id, ping) and whether the server hibernates.
-pub fn parse_status(text: &str) -> (HashMap<String, (String, u32)>, bool) {
-    let players = text
-        .lines()
+/// Players in RCON `status`: name → (Steam id, ping).
+pub fn parse_status(text: &str) -> HashMap<String, (String, u32)> {
+    text.lines()
         .filter_map(parse_status_player)
         .map(|(name, id, ping)| (name, (id, ping)))
-        .collect();
-    let hibernating = text
-        .lines()
-        .any(|l| l.starts_with("players") && l.contains("(hibernating)"));
-    (players, hibernating)
+        .collect()
 }
 
-/// Polls the given servers all at once; each answer is bounded by
+/// Polls the given servers all at once, each with its previous answer
+/// (which tells whether the players changed); each answer is bounded by
 /// `timeout` (a silent server gives `None` without delaying the others).
-pub async fn poll_servers(servers: &[&Server], timeout: Duration) -> Vec<Option<LiveState>> {
-    futures_util::future::join_all(servers.iter().map(|server| poll_one(server, timeout))).await
+pub async fn poll_servers(
+    servers: &[(&Server, Option<&LiveState>)],
+    timeout: Duration,
+) -> Vec<Option<LiveState>> {
+    futures_util::future::join_all(
+        servers
+            .iter()
+            .map(|(server, before)| poll_one(server, *before, timeout)),
+    )
+    .await
 }
 
-async fn poll_one(server: &Server, timeout: Duration) -> Option<LiveState> {
+fn sorted_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    names
+}
+
+async fn poll_one(
+    server: &Server,
+    before: Option<&LiveState>,
+    timeout: Duration,
+) -> Option<LiveState> {
     let port = u16::try_from(server.port).ok()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let info = a2s::info(addr, timeout).await.ok()?;
-    let players = a2s::players(addr, timeout).await.unwrap_or_default();
-    let status = async {
-        let mut client = RconClient::connect(addr, &server.rcon_password, timeout)
-            .await
-            .ok()?;
-        client.exec("status").await.ok()
+    let players = if info.players == 0 {
+        Vec::new()
+    } else {
+        a2s::players(addr, timeout).await.unwrap_or_default()
     };
-    let (details, hibernating) = match tokio::time::timeout(timeout, status).await {
-        Ok(Some(text)) => parse_status(&text),
-        _ => (HashMap::new(), false),
+    let players: Vec<a2s::Player> = players.into_iter().filter(|p| !p.name.is_empty()).collect();
+    let known: HashMap<&str, &OnlinePlayer> = before
+        .map(|b| b.online.iter().map(|p| (p.name.as_str(), p)).collect())
+        .unwrap_or_default();
+    // The same people as last time, each with a Steam id: nothing to ask.
+    let unchanged = sorted_names(players.iter().map(|p| p.name.as_str()))
+        == sorted_names(known.keys().copied())
+        && known.values().all(|p| p.steam_id.is_some());
+    let details = if players.is_empty() || unchanged {
+        HashMap::new()
+    } else {
+        let status = async {
+            let mut client = RconClient::connect(addr, &server.rcon_password, timeout)
+                .await
+                .ok()?;
+            client.exec("status").await.ok()
+        };
+        match tokio::time::timeout(timeout, status).await {
+            Ok(Some(text)) => parse_status(&text),
+            _ => HashMap::new(),
+        }
     };
     let online = players
         .into_iter()
-        .filter(|p| !p.name.is_empty())
         .map(|p| {
-            let extra = details.get(&p.name);
+            let (steam_id, ping) = match (details.get(&p.name), known.get(p.name.as_str())) {
+                (Some((id, ping)), _) => (Some(id.clone()), Some(*ping)),
+                (None, Some(old)) => (old.steam_id.clone(), old.ping),
+                (None, None) => (None, None),
+            };
             OnlinePlayer {
-                steam_id: extra.map(|(id, _)| id.clone()),
-                ping: extra.map(|(_, ping)| *ping),
+                steam_id,
+                ping,
                 name: p.name,
                 score: p.score,
                 seconds: p.duration.as_secs(),
@@ -119,7 +195,10 @@ async fn poll_one(server: &Server, timeout: Duration) -> Option<LiveState> {
         map: info.map,
         players: info.players,
         max_players: info.max_players,
-        hibernating,
+        // L4D2 hibernates when empty (sv_hibernate_when_empty defaults to
+        // 1) and wakes when someone joins; asking `status` to be sure
+        // would put a line in the console every cycle.
+        hibernating: info.players == 0,
         online,
         at: left4me_store::now(),
     })
@@ -167,8 +246,14 @@ impl Poller {
             .zip(&running)
             .filter_map(|(server, running)| running.then_some(server))
             .collect();
+        let before: Vec<Option<LiveState>> = up.iter().map(|s| self.live.get(s.id)).collect();
+        let asks: Vec<(&Server, Option<&LiveState>)> = up
+            .iter()
+            .zip(&before)
+            .map(|(server, before)| (*server, before.as_ref()))
+            .collect();
         let mut answers: HashMap<i64, LiveState> = HashMap::new();
-        for (server, state) in up.iter().zip(poll_servers(&up, timeout).await) {
+        for (server, state) in up.iter().zip(poll_servers(&asks, timeout).await) {
             if let Some(state) = state {
                 answers.insert(server.id, state);
             }
@@ -190,7 +275,9 @@ impl Poller {
                 .await?;
             self.live.set(server.id, state);
         }
-        self.prune_now_and_then().await
+        self.prune_now_and_then().await?;
+        self.live.cycle_done();
+        Ok(())
     }
 
     /// Forgets old player sessions, at most once an hour.
@@ -257,13 +344,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_players_and_hibernation_from_status() {
+    fn reads_players_from_status() {
         let text = "hostname: X\nplayers : 2 humans, 0 bots (8 max) (not hibernating)\n\n# userid name uniqueid connected ping loss state rate adr\n#  2 \"Coach\" STEAM_1:0:42 05:12 48 0 active 30000 127.0.0.1:27005\n#  3 \"Name With Spaces\" STEAM_1:1:7 00:03 120 0 active 30000 127.0.0.1:27006\n#end\n";
-        let (players, hibernating) = parse_status(text);
-        assert!(!hibernating);
+        let players = parse_status(text);
         assert_eq!(players["Coach"], ("STEAM_1:0:42".to_owned(), 48));
         assert_eq!(players["Name With Spaces"], ("STEAM_1:1:7".to_owned(), 120));
-        let (_, hibernating) = parse_status("players : 0 humans, 0 bots (8 max) (hibernating)\n");
-        assert!(hibernating);
+        assert_eq!(players.len(), 2);
     }
 }

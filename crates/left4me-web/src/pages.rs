@@ -232,6 +232,8 @@ pub(crate) struct BlueprintPage {
     pub(crate) overlays: Vec<BlueprintOverlay>,
     pub(crate) available: Vec<Choice>,
     pub(crate) preview: String,
+    /// The launch arguments as the game will get them, one per item.
+    pub(crate) arguments: Vec<String>,
     pub(crate) errors: FormErrors,
     pub(crate) saved: bool,
 }

@@ -72,7 +72,8 @@ pub fn build_spec(
     let port = u16::try_from(server.port)
         .map_err(|_| format!("port {} is out of range", server.port))
         .and_then(Port::new)?;
-    let arguments = crate::domain::parse_arguments(&blueprint.arguments);
+    let arguments = crate::domain::parse_arguments(&blueprint.arguments)
+        .map_err(|e| format!("the blueprint's launch arguments: {e}"))?;
     let config = server_cfg_lines(
         &blueprint.config,
         overlays,

@@ -18,8 +18,8 @@ pub(crate) struct DemoArgs {
     port: u16,
 }
 
-/// Creates a synthetic installation (the simulator as `srcds_run`, found
-/// next to this binary) unless one is there.
+/// Creates a synthetic installation (the simulator, found next to this
+/// binary, as `srcds_run`) unless one is there.
 pub(crate) fn ensure_synthetic_installation(installation: &Path) -> CliResult {
     if installation.join("srcds_run").exists() {
         return Ok(());
@@ -28,26 +28,33 @@ pub(crate) fn ensure_synthetic_installation(installation: &Path) -> CliResult {
         .parent()
         .context("locating the left4me binary")?
         .join("srcds-sim");
+    if !sim.is_file() {
+        return Err(anyhow::anyhow!(
+            "{} is missing; build it with `cargo build` (it becomes the demo's srcds_run)",
+            sim.display()
+        )
+        .into());
+    }
     eprintln!(
         "› creating a synthetic installation in {}...",
         installation.display()
     );
-    let status = std::process::Command::new(&sim)
-        .arg("make-installation")
-        .arg(installation)
-        .status()
-        .with_context(|| format!("running {} (build it with `cargo build`)", sim.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!("make-installation failed ({status})").into())
-    }
+    srcds_sim::make_installation(installation, &sim, 0, 0)
+        .with_context(|| format!("creating {}", installation.display()))?;
+    Ok(())
+}
+
+/// 24 hex digits from the OS's random source.
+fn random_password() -> Result<String, Failure> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
     let host = open_host(cli)?;
     ensure_synthetic_installation(&host.root().installation())?;
-    let password = left4me_web::auth::random_token()[..24].to_owned();
+    let password = random_password()?;
     let port = Port::new(args.port).map_err(|e| Failure::invalid(anyhow::anyhow!(e)))?;
     let spec = Spec::new(
         port,

@@ -58,6 +58,9 @@ pub(crate) enum InstanceCommand {
     },
 }
 
+/// Console lines printed with a failed start.
+const CONSOLE_TAIL: usize = 20;
+
 fn print_event(event: Event) {
     match event {
         Event::Step(text) => eprintln!("› {text}"),
@@ -123,7 +126,16 @@ pub(crate) fn run(cli: &Cli, cmd: &InstanceCommand) -> CliResult {
             let spec = spec.as_ref().map(|p| load_spec(&host, p)).transpose()?;
             let owned = name.clone();
             let outcome = cancellable(host, move |h, ctx| {
-                let outcome = h.start(&owned, spec.as_ref(), ctx)?;
+                let outcome = h.start(&owned, spec.as_ref(), ctx).inspect_err(|e| {
+                    if e.concerns_the_game() {
+                        ctx.emit(Event::Step(format!(
+                            "the last {CONSOLE_TAIL} lines of its console:"
+                        )));
+                        for line in h.console_tail(&owned, CONSOLE_TAIL) {
+                            ctx.emit(Event::Stderr(line));
+                        }
+                    }
+                })?;
                 Ok((outcome, h.status(&owned)?))
             })?;
             if let (Some(secs), (_, status)) = (wait_ready, &outcome) {

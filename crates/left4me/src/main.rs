@@ -96,6 +96,10 @@ enum Command {
     /// left4me-autostart@.service).
     #[command(name = "autostart-helper")]
     AutostartHelper { name: InstanceName },
+    /// Replace this process with the instance's game, its arguments read
+    /// from instance.env (the ExecStart of left4me-server@.service).
+    #[command(name = "run-game")]
+    RunGame { name: InstanceName },
     /// The built-in supervisor daemon (started by `instance start`).
     #[command(name = "supervise", hide = true)]
     Supervise {
@@ -195,6 +199,10 @@ fn run(cli: &Cli) -> CliResult {
             let unit = server_unit(name);
             println!("{unit} {}", if on { "enabled" } else { "disabled" });
             Ok(())
+        }
+        Command::RunGame { name } => {
+            let root = StateRoot::new(settings(cli)?.root)?;
+            Err(left4me_host::supervisor::exec_game(&root, name).into())
         }
         Command::Supervise {
             policy,

@@ -72,6 +72,7 @@ pub(crate) fn serve(cli: &Cli, args: &ServeArgs) -> CliResult {
     let launch = left4me_web::Launch {
         supervisor_program: std::env::current_exe()?,
         ready_timeout: Duration::from_secs(60),
+        live: std::sync::Arc::default(),
     };
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -611,3 +611,75 @@ fn the_mount_helper_with_its_units_capabilities_mounts_a_writable_overlay() {
     let out = run_confined(&t, unit, &["mount-helper", "umount", "pi"]);
     assert!(out.status.success(), "umount failed: {}", stderr(&out));
 }
+
+/// The server unit's `ExecStart`, run the way systemd runs it (its user,
+/// no new privileges, in its `WorkingDirectory`), hands srcds_run every
+/// launch argument whole: spaces and quotes inside one argument stay in
+/// it, which `$L4D2_ARGS` in the unit could not do.
+#[test]
+fn the_server_units_exec_start_passes_every_argument_whole() {
+    let t = TestRoot::new();
+    let port = free_port();
+    let spec = t.spec(
+        "s.yaml",
+        &format!(
+            "port: {port}\narguments: ['+map', 'c1m1_hotel', '+hostname', 'My Cool Server', '\"quoted\" it''s', '$HOME']\n"
+        ),
+    );
+    t.ok(&["instance", "init", "rho", "--spec", spec.to_str().unwrap()]);
+    // A stand-in srcds_run that writes its argv, one per line.
+    let srcds_run = t.merged("rho").join("srcds_run");
+    std::fs::write(&srcds_run, "#!/bin/sh\nprintf '%s\\n' \"$@\" > argv\n").unwrap();
+    std::fs::set_permissions(&srcds_run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_game_user(&t, &["instances", "runtime"]);
+    // Like /var/lib/left4me: the game user may pass through the root.
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let text = std::fs::read_to_string(deploy_dir().join("left4me-server@.service")).unwrap();
+    let settings = settings_of(&text);
+    let get = |key: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("no {key}= in the server unit"))
+            .1
+            .replace("%i", "rho")
+            .replace("/opt/left4me/bin/left4me", LEFT4ME)
+            .replace("/var/lib/left4me", t.path().to_str().unwrap())
+    };
+    let exec_start = get("ExecStart");
+    // Nothing for systemd to expand or unquote: plain words.
+    assert!(
+        !exec_start.contains(['$', '"', '\'']),
+        "ExecStart={exec_start}"
+    );
+    let argv: Vec<&str> = exec_start.split_whitespace().collect();
+    let out = Command::new("setpriv")
+        .args(["--reuid", GAME_UID, "--regid", GAME_UID, "--clear-groups"])
+        .arg("--no-new-privs")
+        .args(&argv)
+        .current_dir(get("WorkingDirectory"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ExecStart failed: {}", stderr(&out));
+    let got = std::fs::read_to_string(t.merged("rho").join("argv")).unwrap();
+    let port = port.to_string();
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "-game",
+            "left4dead2",
+            "-norestart",
+            "+ip",
+            "0.0.0.0",
+            "-port",
+            port.as_str(),
+            "+map",
+            "c1m1_hotel",
+            "+hostname",
+            "My Cool Server",
+            "\"quoted\" it's",
+            "$HOME",
+        ]
+    );
+}

@@ -2458,3 +2458,238 @@ async fn players_joining_and_leaving_become_sessions() {
     }
     app.stop().await;
 }
+
+/// Saves a blueprint's form with these launch arguments.
+async fn save_arguments(client: &Client, bp: i64, arguments: &str) -> reqwest::Response {
+    client
+        .post(
+            &format!("/blueprints/{bp}"),
+            &[("name", "Coop"), ("config", ""), ("arguments", arguments)],
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_fails_at_once_naming_the_program_that_holds_its_port() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let port = free_port();
+    let server = create_server(&client, "kappa", bp, port).await;
+    // This test program takes the game's port after the server was made.
+    let held = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let me = me.trim_end();
+    let began = std::time::Instant::now();
+    let job = action(&client, server, "start").await;
+    let events = job_events(&client, job, None).await;
+    assert_eq!(events.last().unwrap().2, "failed", "{events:?}");
+    let expected = format!(
+        "port {port} (UDP) is in use by another program: {me} (pid {})",
+        std::process::id()
+    );
+    assert!(events.iter().any(|e| e.2.contains(&expected)), "{events:?}");
+    // At once: not after the 20 s the start would wait for an answer.
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    let instance = format!("server-{server}");
+    assert_eq!(app.root.status(&instance)["running"], false);
+    let (_, page) = client.get_text(&format!("/servers/{server}")).await;
+    assert!(page.contains(&expected), "the server page says it: {page}");
+
+    drop(held);
+    act_ok(&client, server, "start").await;
+    assert_eq!(app.root.status(&instance)["running"], true);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_shows_the_games_last_console_lines() {
+    let mut app = App::spawn_configured(|c| c.max_crashes = 2).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(
+        &client,
+        "Doomed",
+        "sim_boot_delay_ms 60000\nsim_crash_after_ms 200",
+    )
+    .await;
+    let server = create_server(&client, "iota", bp, free_port()).await;
+    let job = action(&client, server, "start").await;
+    let events = job_events(&client, job, None).await;
+    assert_eq!(events.last().unwrap().2, "failed", "{events:?}");
+    let error = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.2).ok())
+        .find(|line| line["stream"] == "error")
+        .and_then(|line| line["line"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no error in {events:?}"));
+    // The reason, then what the game and its supervisor printed.
+    assert!(
+        error.starts_with("the server is failed and will not answer (gave up after 2 crashes"),
+        "{error}"
+    );
+    assert!(
+        error.contains("\nThe last lines of the game's console:\n")
+            && error.contains("\nSegmentation fault (core dumped)\n")
+            && error
+                .ends_with("\n[left4me] gave up after 2 crashes within 60s; last: exit code 139"),
+        "{error}"
+    );
+    let console_lines = error
+        .lines()
+        .skip_while(|l| !l.contains("console:"))
+        .count()
+        - 1;
+    assert_eq!(console_lines, 20, "{error}");
+    let (_, page) = client.get_text(&format!("/servers/{server}")).await;
+    assert!(page.contains("[left4me] gave up after 2 crashes"), "{page}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn launch_arguments_with_quotes_reach_the_game_as_one_argument() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+
+    let res = save_arguments(&client, bp, "+map c1m1_hotel +sv_contact \"My Cool").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("a quote is not closed"), "{page}");
+
+    let typed = "+map c1m1_hotel +sv_contact \"My Cool Server\"";
+    let res = save_arguments(&client, bp, typed).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = client.get_text(&format!("/blueprints/{bp}")).await;
+    assert!(
+        page.contains("<li><code>+sv_contact</code></li><li><code>My Cool Server</code></li></ol>"),
+        "the page lists how it understood them: {page}"
+    );
+
+    let server = create_server(&client, "lambda", bp, free_port()).await;
+    act_ok(&client, server, "start").await;
+    let answer = console(&client, server, "sv_contact").await;
+    assert!(
+        answer
+            .to_string()
+            .contains("\\\"sv_contact\\\" = \\\"My Cool Server\\\""),
+        "the game got one argument: {answer}"
+    );
+    app.stop().await;
+}
+
+/// Lines the panel's RCON put into a server's console.
+fn rcon_lines(root: &TestRoot, instance: &str) -> Vec<String> {
+    root.console_log(instance)
+        .lines()
+        .filter(|l| l.starts_with("rcon from"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_poller_leaves_an_idle_servers_console_alone_and_still_learns_steam_ids() {
+    let mut app = App::spawn_configured(|c| c.poll_interval_secs = 1).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
+    let server = create_server(&client, "mu", bp, free_port()).await;
+    act_ok(&client, server, "start").await;
+    let instance = format!("server-{server}");
+
+    // Three full passes after the poller first heard from the server.
+    wait_until(
+        "the poller hears the server",
+        Duration::from_secs(15),
+        || app.live.get(server).is_some(),
+    );
+    let heard = app.live.cycles();
+    tokio::time::timeout(Duration::from_secs(15), app.live.wait_for_cycles(heard + 3))
+        .await
+        .expect("three poll cycles");
+    let live = app.live.get(server).expect("polled in every cycle");
+    assert_eq!((live.map.as_str(), live.players), ("c1m1_hotel", 0));
+    assert!(
+        app.root
+            .console_log(&instance)
+            .contains("Console initialized."),
+        "the console log is read"
+    );
+    assert_eq!(rcon_lines(&app.root, &instance), Vec::<String>::new());
+
+    // A player joins (through the Console tab: one RCON line of ours).
+    console(&client, server, "sim_join Coach STEAM_1:0:42").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let store = left4me_web::open_store(&app.config).await.unwrap();
+        let open = store.open_player_sessions(server).await.unwrap();
+        store.close().await;
+        if let Some(coach) = open.iter().find(|s| s.name == "Coach") {
+            assert_eq!(coach.steam_id.as_deref(), Some("STEAM_1:0:42"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session for Coach"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // `status` was asked once for the newcomer, not every cycle since.
+    let now = app.live.cycles();
+    tokio::time::timeout(Duration::from_secs(15), app.live.wait_for_cycles(now + 3))
+        .await
+        .expect("three poll cycles");
+    let statuses = rcon_lines(&app.root, &instance)
+        .into_iter()
+        .filter(|l| l.ends_with("command \"status\""))
+        .count();
+    assert_eq!(statuses, 1, "{:?}", rcon_lines(&app.root, &instance));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_server_shows_no_map_or_players() {
+    // Every 5 s (the default): a stop fits between two passes.
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
+    let server = create_server(&client, "nu", bp, free_port()).await;
+    act_ok(&client, server, "start").await;
+    console(&client, server, "sim_join Coach STEAM_1:0:42").await;
+    let page = format!("/servers/{server}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let html = client.get_text(&page).await.1;
+        if html.contains("id=\"players\"") && html.contains("id=\"live\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no player shown: {html}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Just after a pass, so the next one is seconds away.
+    let done = app.live.cycles();
+    app.live.wait_for_cycles(done + 1).await;
+    let cycle = app.live.cycles();
+    act_ok(&client, server, "stop").await;
+    let (_, dashboard) = client.get_text("/").await;
+    let (_, html) = client.get_text(&page).await;
+    assert_eq!(app.live.cycles(), cycle, "no pass ran in between");
+    assert!(
+        app.live.get(server).is_some_and(|l| l.players == 1),
+        "the poller's last answer is still there"
+    );
+    assert!(
+        !dashboard.contains("c1m1_hotel · 1/8 players"),
+        "{dashboard}"
+    );
+    assert!(
+        !html.contains("id=\"players\"") && !html.contains("id=\"live\""),
+        "{html}"
+    );
+    app.stop().await;
+}

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::console_log::ConsoleLog;
 use super::process::{self, group_exists, signal_group, signal_process};
 use super::{
-    LogSource, ProcessStatus, Supervisor, SupervisorError, Target, mount_instance, unmount_instance,
+    LogSource, ProcessStatus, Supervisor, SupervisorError, Target, game_command, mount_instance,
+    unmount_instance,
 };
 use crate::events::{Ctx, fault_point};
 use crate::fsutil::{remove_file_if_exists, write_atomic};
@@ -185,12 +186,9 @@ impl BuiltinSupervisor {
     fn wait_for_launch(&self, target: &Target<'_>) -> Result<(), SupervisorError> {
         let started = Instant::now();
         let state_path = target.paths.supervisor_state();
-        let failed = |why: &str| {
-            SupervisorError::Failed(format!(
-                "{why}; last console lines: {}",
-                last_lines(&target.paths.console_log(), 5).join(" | ")
-            ))
-        };
+        // The console's last lines are the caller's to show
+        // (`Host::console_tail`): the job log and the CLI print them.
+        let failed = |why: &str| SupervisorError::Failed(why.to_owned());
         loop {
             let state = DaemonState::load(&state_path);
             match &state {
@@ -372,17 +370,6 @@ fn stop_group(pgid: u32, timeout: Duration) {
     if group_exists(pgid) {
         signal_group(pgid, Signal::KILL);
     }
-}
-
-/// The last `n` lines of a file, empty if unreadable.
-fn last_lines(path: &Path, n: usize) -> Vec<String> {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| (*l).to_owned())
-        .collect()
 }
 
 /// Arguments of the [`SUPERVISE_SUBCOMMAND`].
@@ -632,24 +619,7 @@ impl Daemon {
     }
 
     fn spawn(&self) -> std::io::Result<Running> {
-        let merged = self.paths.merged();
-        let port = self.env.port.to_string();
-        let mut child = tokio::process::Command::new(merged.join("srcds_run"))
-            // -norestart: srcds_run would otherwise loop on its own and
-            // hide crashes (and SIGINT) from us.
-            .args([
-                "-game",
-                "left4dead2",
-                "-norestart",
-                "+ip",
-                "0.0.0.0",
-                "-port",
-                &port,
-            ])
-            .args(&self.env.arguments)
-            // srcds_run changes into its own directory; starting from the
-            // merged tree is what makes the overlays' add-ons load.
-            .current_dir(&merged)
+        let mut child = tokio::process::Command::from(game_command(&self.paths, &self.env))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

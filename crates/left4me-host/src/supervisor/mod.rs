@@ -143,6 +143,61 @@ impl Target<'_> {
     }
 }
 
+/// The game's command line, the same under both supervisors:
+/// `merged/srcds_run -game left4dead2 -norestart +ip 0.0.0.0 -port PORT
+/// ARGS`, run in `merged` (srcds_run changes into its own directory, and
+/// starting from the merged tree is what makes the overlays' add-ons
+/// load). `-norestart`: srcds_run would otherwise loop on its own and hide
+/// crashes and SIGINT from the supervisor. Each of `env.arguments` is one
+/// argv entry, spaces and quotes included.
+pub fn game_command(paths: &InstancePaths, env: &InstanceEnv) -> std::process::Command {
+    let merged = paths.merged();
+    let mut command = std::process::Command::new(merged.join("srcds_run"));
+    command
+        .args([
+            "-game",
+            "left4dead2",
+            "-norestart",
+            "+ip",
+            "0.0.0.0",
+            "-port",
+        ])
+        .arg(env.port.to_string())
+        .args(&env.arguments)
+        .current_dir(&merged);
+    command
+}
+
+/// The systemd unit's `ExecStart` (`left4me run-game NAME`): reads the
+/// instance's `instance.env` and replaces this process with the game, so
+/// systemd's main process is the game itself.
+///
+/// Why not `ExecStart=srcds_run ... $L4D2_ARGS`: systemd splits an
+/// environment variable used as `$VAR` on whitespace and ignores quotes in
+/// its value, so `+hostname "My Cool Server"` would reach the game as
+/// three words; `${VAR}` keeps the whole value as one word. Neither
+/// carries a list. Reading the list ourselves passes exactly what the
+/// user wrote, under the unit's hardening (an `execve` as the unit's
+/// user, nothing more). Returns only on failure.
+pub fn exec_game(root: &StateRoot, name: &InstanceName) -> SupervisorError {
+    use std::os::unix::process::CommandExt;
+    let paths = root.instance(name);
+    let target = Target {
+        root,
+        name,
+        paths: &paths,
+    };
+    let env = match target.load_env() {
+        Ok(env) => env,
+        Err(e) => return e,
+    };
+    let error = game_command(&paths, &env).exec();
+    SupervisorError::Io {
+        context: format!("running {}", paths.merged().join("srcds_run").display()),
+        error,
+    }
+}
+
 /// Mounts an instance's overlay from its `instance.env`: reused when our
 /// exact layers are already mounted, refused when anything else is. Shared
 /// by the built-in supervisor and the root mount helper.

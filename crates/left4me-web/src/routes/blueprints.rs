@@ -14,7 +14,6 @@ use crate::error::{AppError, AppResult};
 use crate::pages::{BlueprintPage, BlueprintsPage, Choice, FormErrors, Layout, render};
 use crate::spec_builder::server_cfg_lines;
 use crate::state::AppState;
-use left4me_host::spec::check_argument;
 
 /// The list with the creation form (refilled after a mistake).
 async fn list_page(
@@ -106,6 +105,8 @@ async fn page(
         preview: preview_text(&blueprint.config, &overlays),
         can_change: user.item_access(&blueprint) == Some(ItemAccess::Change),
         owner: state.store().user(blueprint.owner_id).await?.username,
+        // Arguments that do not parse show their error instead.
+        arguments: parse_arguments(&blueprint.arguments).unwrap_or_default(),
         blueprint,
         overlays,
         available,
@@ -223,11 +224,11 @@ pub(crate) async fn save(
         .map_err(|e| errors.add("name", e))
         .ok();
     let config = form.get("config").unwrap_or_default().replace("\r\n", "\n");
-    let words = parse_arguments(form.get("arguments").unwrap_or_default());
-    if let Some(problem) = words.iter().find_map(|w| check_argument(w).err()) {
+    // Kept as typed (quotes and all), once it parses: the page shows how.
+    let arguments = form.get("arguments").unwrap_or_default().trim().to_owned();
+    if let Err(problem) = parse_arguments(&arguments) {
         errors.add("arguments", problem);
     }
-    let arguments = words.join(" ");
     blueprint.config.clone_from(&config);
     blueprint.arguments.clone_from(&arguments);
     let (Some(name), true) = (name, errors.is_empty()) else {

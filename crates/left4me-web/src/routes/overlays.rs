@@ -36,16 +36,10 @@ async fn with_files<T: Send + 'static>(
     op: impl FnOnce(&OverlayFiles) -> Result<T, FilesError> + Send + 'static,
 ) -> AppResult<T> {
     let dir = overlay_dir(state, id);
-    tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir).map_err(|error| FilesError::Io {
-            context: format!("creating {}", dir.display()),
-            error,
-        })?;
-        op(&OverlayFiles::open(&dir)?)
-    })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::from)
+    tokio::task::spawn_blocking(move || op(&OverlayFiles::create(&dir)?))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::from)
 }
 
 fn rel(path: &str) -> AppResult<RelPath> {

@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use crate::access::{self, ServerAction};
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
-use crate::journal::follow_journal;
-use crate::log_follow::{Position, follow, last_lines};
 use crate::pages::{Layout, ServerLogPage, render};
 use crate::spec_builder::instance_name;
 use crate::state::AppState;
+use left4me_host::journal::follow_journal;
+use left4me_host::log_follow::{Position, follow, last_lines};
 
 /// Lines shown when the page opens.
 const BACKLOG: usize = 200;

@@ -40,7 +40,9 @@ fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
         owner: listed.owner_name,
         role: listed.member_role.map_or("", ServerRole::as_str),
         blueprint: listed.blueprint_name,
-        live: state.live().get(s.id).map_or_else(String::new, |live| {
+        // The poller's last answer outlives a stop by up to one cycle:
+        // a server that is not running shows none.
+        live: live_if_running(state, s.id, &actual).map_or_else(String::new, |live| {
             format!(
                 "{} · {}/{} players{}",
                 live.map,
@@ -62,6 +64,13 @@ fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
         },
         actual,
     }
+}
+
+/// The poller's state of a server whose supervisor says it is running.
+fn live_if_running(state: &AppState, id: i64, actual: &str) -> Option<crate::live::LiveState> {
+    (actual == "running")
+        .then(|| state.live().get(id))
+        .flatten()
 }
 
 async fn dashboard_page(
@@ -174,8 +183,7 @@ pub(crate) async fn create(
     };
     let rcon_password = random_token()[..20].to_owned();
     let range = state.config().port_range();
-    // Never probe our own servers' ports: a server starting right then
-    // could fail to bind while the probe holds its port.
+    // Our own servers hold their ports too; the store tells those apart.
     let ours: Vec<i64> = state
         .store()
         .servers(None)
@@ -183,10 +191,11 @@ pub(crate) async fn create(
         .iter()
         .map(|s| s.port)
         .collect();
+    let bound = left4me_host::ports::bound_ports();
     let held: Vec<u16> = range
         .clone()
         .chain(port)
-        .filter(|p| !ours.contains(&i64::from(*p)) && held_elsewhere(*p))
+        .filter(|p| !ours.contains(&i64::from(*p)) && bound.contains(p))
         .collect();
     let created = state
         .store()
@@ -219,15 +228,6 @@ pub(crate) async fn create(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether something on this host holds `port` (UDP for the game, TCP for
-/// RCON), so a server there could not start. The panel's own running
-/// servers hold theirs too; the store tells those apart.
-fn held_elsewhere(port: u16) -> bool {
-    let in_use = |e: std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
-    std::net::UdpSocket::bind(("0.0.0.0", port)).is_err_and(in_use)
-        || std::net::TcpListener::bind(("0.0.0.0", port)).is_err_and(in_use)
 }
 
 /// The host players connect to: configured, or the host the panel was
@@ -298,6 +298,9 @@ async fn server_page(
         .await?
         .pop()
         .ok_or(AppError::NotFound)?;
+    let online = live_if_running(state, server_id, &status.state)
+        .map(|l| l.online)
+        .unwrap_or_default();
     let row = row(state, listed, status.state);
     let p = ServerPermissions::new(access, &row.actual);
     let (members, candidates) = if p.manage {
@@ -336,11 +339,7 @@ async fn server_page(
         reason: status.reason.unwrap_or_default(),
         jobs,
         errors,
-        online: state
-            .live()
-            .get(server_id)
-            .map(|l| l.online)
-            .unwrap_or_default(),
+        online,
         sessions: state.store().recent_player_sessions(server_id, 30).await?,
     })
 }

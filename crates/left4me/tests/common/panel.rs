@@ -2,9 +2,11 @@
 //! SQLite file, driven over HTTP with a cookie-keeping client.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use left4me_web::config::Config;
+use left4me_web::live::Live;
 use left4me_web::{Launch, launch_with_listener};
 use reqwest::StatusCode;
 use tokio::sync::oneshot;
@@ -15,6 +17,8 @@ pub struct App {
     pub root: TestRoot,
     pub addr: SocketAddr,
     pub config: Config,
+    /// The panel's live state: wait for poll cycles with it.
+    pub live: Arc<Live>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -66,9 +70,11 @@ impl App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
+        let live = Arc::new(Live::default());
         let launch = Launch {
             supervisor_program: LEFT4ME.into(),
             ready_timeout,
+            live: Arc::clone(&live),
         };
         let server = tokio::spawn({
             let config = config.clone();
@@ -84,6 +90,7 @@ impl App {
             root,
             addr,
             config,
+            live,
             shutdown: Some(tx),
             server: Some(server),
         }

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use left4me_host::supervisor::console_log::rotated_path;
+use crate::supervisor::console_log::rotated_path;
 use tokio::sync::mpsc;
 
 /// Where a line ends: the file (by inode) and the byte offset after it.
@@ -176,9 +176,14 @@ fn start(path: &Path, resume: Option<Position>, backlog: usize) -> (Vec<Line>, R
 /// The last `count` complete lines (reaching into the previous rotation).
 pub async fn last_lines(path: &Path, count: usize) -> Vec<Line> {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || tail(&path, count).0)
+    tokio::task::spawn_blocking(move || last_lines_blocking(&path, count))
         .await
         .unwrap_or_default()
+}
+
+/// [`last_lines`] for callers on a blocking thread.
+pub fn last_lines_blocking(path: &Path, count: usize) -> Vec<Line> {
+    tail(path, count).0
 }
 
 /// Streams the log into the returned channel until the receiver is dropped.

@@ -1,5 +1,7 @@
-//! Follows a systemd unit's journal for live streaming: `journalctl
-//! --follow --output json`, with each entry's cursor as its resume position.
+//! A systemd unit's journal: its last entries (`journalctl --output
+//! json`) and a live follower (`--follow`), each entry's cursor being its
+//! resume position. The panel's Log tab, `left4me instance logs` and failed
+//! starts all read it through here.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -29,18 +31,68 @@ fn message(entry: &serde_json::Value) -> Option<String> {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot run {program}: {error}; is systemd's journalctl installed?")]
+    Run {
+        program: String,
+        error: std::io::Error,
+    },
+    #[error("journalctl failed ({status}): {stderr}")]
+    Failed { status: String, stderr: String },
+}
+
+/// One line of `journalctl --output json`; `None` for anything else.
+fn parse_entry(line: &str) -> Option<JournalLine> {
+    let entry = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    Some(JournalLine {
+        text: message(&entry)?,
+        cursor: entry["__CURSOR"].as_str()?.to_owned(),
+    })
+}
+
 /// The command line for `unit`, resuming after `cursor` or starting with
-/// the last `backlog` entries.
-pub fn journalctl_args(unit: &str, cursor: Option<&str>, backlog: usize) -> Vec<String> {
-    let mut args: Vec<String> = ["--unit", unit, "--follow", "--output", "json", "--no-pager"]
+/// the last `backlog` entries, following new ones when `follow`.
+pub fn journalctl_args(
+    unit: &str,
+    cursor: Option<&str>,
+    backlog: usize,
+    follow: bool,
+) -> Vec<String> {
+    let mut args: Vec<String> = ["--unit", unit, "--output", "json", "--no-pager"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+    if follow {
+        args.push("--follow".to_owned());
+    }
     match cursor {
         Some(cursor) => args.extend(["--after-cursor".to_owned(), cursor.to_owned()]),
         None => args.extend(["--lines".to_owned(), backlog.to_string()]),
     }
     args
+}
+
+/// The unit's last `count` entries, oldest first.
+pub fn tail(program: &Path, unit: &str, count: usize) -> Result<Vec<JournalLine>, JournalError> {
+    let output = std::process::Command::new(program)
+        .args(journalctl_args(unit, None, count, false))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| JournalError::Run {
+            program: program.display().to_string(),
+            error,
+        })?;
+    if !output.status.success() {
+        return Err(JournalError::Failed {
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(parse_entry)
+        .collect())
 }
 
 /// Streams the unit's journal into the returned channel; `journalctl` is
@@ -53,7 +105,7 @@ pub fn follow_journal(
 ) -> mpsc::Receiver<JournalLine> {
     let (tx, rx) = mpsc::channel(1024);
     let program: PathBuf = program.to_owned();
-    let args = journalctl_args(unit, cursor, backlog);
+    let args = journalctl_args(unit, cursor, backlog, true);
     tokio::spawn(async move {
         let child = tokio::process::Command::new(&program)
             .args(&args)
@@ -84,20 +136,10 @@ pub fn follow_journal(
                 () = tx.closed() => return,
             };
             let Ok(Some(line)) = line else { return };
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            let Some(entry) = parse_entry(&line) else {
                 continue;
             };
-            let (Some(text), Some(cursor)) = (message(&entry), entry["__CURSOR"].as_str()) else {
-                continue;
-            };
-            if tx
-                .send(JournalLine {
-                    text,
-                    cursor: cursor.to_owned(),
-                })
-                .await
-                .is_err()
-            {
+            if tx.send(entry).await.is_err() {
                 return;
             }
         }
@@ -112,7 +154,8 @@ mod tests {
     use std::time::Duration;
 
     /// A stand-in `journalctl` that prints what the real one prints for
-    /// `--output json`, honours `--after-cursor`, then keeps following.
+    /// `--output json`, honours `--after-cursor`, then keeps following when
+    /// asked to.
     fn fake_journalctl(dir: &Path) -> PathBuf {
         let script = dir.join("journalctl");
         std::fs::write(
@@ -126,7 +169,7 @@ case "$*" in
 esac
 echo '{{"__CURSOR":"c2","MESSAGE":[104,105,255]}}'
 echo 'not json'
-exec sleep 30
+case "$*" in *--follow*) exec sleep 30 ;; esac
 "#,
                 args = dir.join("args").display()
             ),
@@ -163,11 +206,25 @@ exec sleep 30
         let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
         assert_eq!(
             args.trim(),
-            "--unit left4me-server@server-1.service --follow --output json --no-pager --lines 200"
+            "--unit left4me-server@server-1.service --output json --no-pager --follow --lines 200"
         );
         drop(rx);
 
         let mut rx = follow_journal(&program, "left4me-server@server-1.service", Some("c1"), 200);
         assert_eq!(next(&mut rx).await.cursor, "c2", "resumes after the cursor");
+    }
+
+    #[test]
+    fn the_tail_is_the_last_entries_without_following() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = fake_journalctl(dir.path());
+        let tail = tail(&program, "left4me-server@server-1.service", 20).unwrap();
+        let texts: Vec<&str> = tail.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["Server booting", "hi\u{fffd}"]);
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert_eq!(
+            args.trim(),
+            "--unit left4me-server@server-1.service --output json --no-pager --lines 20"
+        );
     }
 }
