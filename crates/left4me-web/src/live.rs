@@ -92,7 +92,7 @@ async fn poll_one(server: &Server, timeout: Duration) -> Option<LiveState> {
     let info = a2s::info(addr, timeout).await.ok()?;
     let players = a2s::players(addr, timeout).await.unwrap_or_default();
     let status = async {
-        let mut client = RconClient::connect(addr, &server.rcon_password, timeout)
+        let mut client = RconClient::connect(addr, server.rcon_password.expose(), timeout)
             .await
             .ok()?;
         client.exec("status").await.ok()

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use left4me_host::lifecycle::Host;
-use left4me_store::Store;
+use left4me_store::{Secret, Store};
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;
@@ -20,7 +20,7 @@ struct Inner {
     jobs: Jobs,
     limiter: LoginLimiter,
     /// While no user exists: the one-time token of the setup page.
-    setup_token: Mutex<Option<String>>,
+    setup_token: Mutex<Option<Secret>>,
     /// Cancelled when the panel shuts down: long-lived streams end then,
     /// so the graceful shutdown does not wait for them forever.
     shutdown: tokio_util::sync::CancellationToken,
@@ -43,7 +43,7 @@ impl AppState {
             host,
             jobs,
             limiter: LoginLimiter::default(),
-            setup_token: Mutex::new(setup_token),
+            setup_token: Mutex::new(setup_token.map(Secret::from)),
             shutdown,
             live,
         }))
@@ -83,8 +83,8 @@ impl AppState {
             .setup_token
             .lock()
             .expect("setup token lock")
-            .as_deref()
-            .is_some_and(|expected| crate::auth::constant_time_eq(expected, token))
+            .as_ref()
+            .is_some_and(|expected| crate::auth::constant_time_eq(expected.expose(), token))
     }
 
     /// The setup page works once.

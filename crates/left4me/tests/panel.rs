@@ -454,7 +454,7 @@ async fn state_changes_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn logins_are_rate_limited_per_username() {
+async fn logins_are_slowed_per_address_and_username() {
     let mut app = App::spawn().await;
     let client = app.client();
     for _ in 0..5 {
@@ -486,7 +486,7 @@ async fn behind_a_trusted_proxy_the_ip_limit_counts_each_client() {
     let base = app.client().base;
     let mallory = Client::forwarded_for(&base, "203.0.113.5");
     // Different usernames, so only the per-address limit applies.
-    for i in 0..left4me_web::auth::IP_LIMIT {
+    for i in 0..left4me_web::auth::ADDRESS_FREE_FAILURES {
         let res = mallory.login(&format!("guess{i}"), "wrong").await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
@@ -502,7 +502,7 @@ async fn behind_a_trusted_proxy_the_ip_limit_counts_each_client() {
     // Without the setting the header is ignored: forging it evades nothing.
     let mut app = App::spawn().await;
     let base = app.client().base;
-    for i in 0..left4me_web::auth::IP_LIMIT {
+    for i in 0..left4me_web::auth::ADDRESS_FREE_FAILURES {
         let forged = Client::forwarded_for(&base, &format!("198.51.100.{i}"));
         let res = forged.login(&format!("guess{i}"), "wrong").await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);

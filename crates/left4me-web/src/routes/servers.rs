@@ -262,7 +262,13 @@ async fn server_page(
 ) -> AppResult<ServerPage> {
     let blueprint = state.store().blueprint(server.blueprint_id).await?;
     let overlays = state.store().blueprint_overlays(blueprint.id).await?;
-    let spec_yaml = match build_spec(&server, &blueprint, &overlays) {
+    // Masked like the RCON password field above, which reveals it on a
+    // click: the spec is in plain sight on the page.
+    let masked = Server {
+        rcon_password: "(hidden: Reveal it under RCON password)".into(),
+        ..server.clone()
+    };
+    let spec_yaml = match build_spec(&masked, &blueprint, &overlays) {
         Ok(spec) => spec.to_yaml(),
         Err(e) => format!("# this server cannot start: {e}"),
     };
@@ -277,7 +283,7 @@ async fn server_page(
         public_host(state, headers),
         server.port
     );
-    let rcon_password = server.rcon_password.clone();
+    let rcon_password = server.rcon_password.expose().to_owned();
     let server_id = server.id;
     let settings = submitted.unwrap_or_else(|| ServerSettings {
         name: server.name.clone(),
