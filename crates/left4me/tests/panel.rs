@@ -762,7 +762,11 @@ async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
     assert!(dashboard.contains("root-admin"), "logged in");
     let (status, html) = client.get_text(&path).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the token works once");
-    assert!(html.contains("was already used"), "{html}");
+    assert!(html.contains("was already used or has expired"), "{html}");
+    assert!(
+        html.contains("left4me user create"),
+        "says what to do: {html}"
+    );
 
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(i32::try_from(panel.child.id()).unwrap()).unwrap(),
@@ -1214,6 +1218,358 @@ async fn unreadable_requests_get_the_panels_error_page() {
         "title and status agree: {html}"
     );
     assert!(html.contains("<title>"), "a styled page: {html}");
+    app.stop().await;
+}
+
+/// A request as a script sends it: `Accept: application/json`, the form
+/// with the session's CSRF token (unless `csrf` is given).
+async fn json_request(
+    client: &Client,
+    method: reqwest::Method,
+    path: &str,
+    fields: &[(&str, &str)],
+    csrf: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let token = match csrf {
+        Some(token) => token.to_owned(),
+        None => client.csrf("/account").await,
+    };
+    let mut form = vec![("csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    let res = client
+        .http
+        .request(method, format!("{}{path}", client.base))
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/json", "{path}");
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_that_accept_json_get_every_failure_as_json_with_the_form_fields() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let cases: Vec<(&str, reqwest::Method, String, Vec<(&str, &str)>, &[&str])> = vec![
+        (
+            "server create",
+            post.clone(),
+            "/servers".into(),
+            vec![
+                ("name", ""),
+                ("hostname", "h"),
+                ("port", "80"),
+                ("blueprint_id", ""),
+            ],
+            &["blueprint_id", "name", "port"],
+        ),
+        (
+            "blueprint save",
+            post.clone(),
+            format!("/blueprints/{bp}"),
+            vec![("name", " "), ("config", ""), ("arguments", "-port 1")],
+            &["arguments", "name"],
+        ),
+        (
+            "overlay create",
+            post.clone(),
+            "/overlays".into(),
+            vec![("name", "")],
+            &["name"],
+        ),
+        (
+            "user create",
+            post.clone(),
+            "/users".into(),
+            vec![("username", "bob"), ("password", "short")],
+            &["password"],
+        ),
+        (
+            "account password",
+            post.clone(),
+            "/account/password".into(),
+            vec![
+                ("current", "not-it"),
+                ("password", "short"),
+                ("confirm", "other"),
+            ],
+            &["confirm", "current", "password"],
+        ),
+    ];
+    for (what, method, path, fields, expected) in cases {
+        let (status, body) = json_request(&client, method, &path, &fields, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with("The form has mistakes"), "{what}: {body}");
+        let named: Vec<&String> = body["fields"].as_object().unwrap().keys().collect();
+        assert_eq!(named, expected.to_vec(), "{what}: {body}");
+        for field in expected {
+            assert!(
+                !body["fields"][field].as_str().unwrap().is_empty(),
+                "{what}: {body}"
+            );
+        }
+    }
+    // Not found, refused, not logged in, a wrong password.
+    let (status, body) = json_request(&client, get.clone(), "/servers/999", &[], None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not found"))
+    );
+    let (status, body) = json_request(
+        &client,
+        post.clone(),
+        "/overlays",
+        &[("name", "x")],
+        Some("forged"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    let anonymous = app.client();
+    let (status, body) = json_request(&anonymous, get, "/", &[], Some("")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("please log in"))
+    );
+    let token = anonymous.csrf("/login").await;
+    let (status, body) = json_request(
+        &anonymous,
+        post,
+        "/login",
+        &[("username", ADMIN.0), ("password", "wrong")],
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Wrong username or password"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_kind_of_answer_carries_the_security_headers() {
+    let mut app = App::spawn().await;
+    let anonymous = app.client();
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let json_error = client
+        .http
+        .get(app.url("/servers/999"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let answers = [
+        ("a page", client.get("/").await, StatusCode::OK),
+        (
+            "a 404 page",
+            client.get("/no/such/page").await,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a redirect",
+            anonymous.get("/").await,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            "a static file",
+            anonymous.get("/static/app.js").await,
+            StatusCode::OK,
+        ),
+        ("a JSON error", json_error, StatusCode::NOT_FOUND),
+        (
+            "a refused form",
+            anonymous.post_with_csrf("/login", &[], "forged").await,
+            StatusCode::FORBIDDEN,
+        ),
+        ("plain text", anonymous.get("/health").await, StatusCode::OK),
+    ];
+    for (what, res, status) in answers {
+        assert_eq!(res.status(), status, "{what}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .unwrap_or_else(|| panic!("{what} has no {name}"))
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(directive), "{what}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{what}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{what}");
+        assert_eq!(header("x-frame-options"), "DENY", "{what}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn error_pages_keep_the_navigation_for_a_logged_in_user() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let nav = "<a href=\"/blueprints\">Blueprints</a>";
+    // A handler's "not found", an unknown path, a refused form.
+    let refused = client
+        .post_with_csrf("/overlays", &[("name", "x")], "forged")
+        .await;
+    for (what, res, status) in [
+        (
+            "a missing server",
+            client.get("/servers/999").await,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "an unknown path",
+            client.get("/no/such/page").await,
+            StatusCode::NOT_FOUND,
+        ),
+        ("a refused form", refused, StatusCode::FORBIDDEN),
+    ] {
+        assert_eq!(res.status(), status, "{what}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains(nav), "{what}: {html}");
+        assert!(
+            html.contains(&format!(">{}</a>", ADMIN.0)),
+            "{what}: the user's name: {html}"
+        );
+        assert!(html.contains("<title>"), "{what}: {html}");
+        assert!(html.contains("data-back"), "{what}: {html}");
+        assert!(!html.contains("javascript:"), "{what}: {html}");
+    }
+    // Nobody logged in: the page without the navigation.
+    let (status, html) = app.client().get_text("/no/such/page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        html.contains("<title>Not Found") && !html.contains(nav),
+        "{html}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spec_on_the_server_page_masks_the_rcon_password() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "sv_cheats 0").await;
+    let server = create_server(&client, "alpha", bp, free_port()).await;
+    let (_, html) = client.get_text(&format!("/servers/{server}")).await;
+    let revealed = html
+        .split("<code id=\"rcon-password\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the RCON password behind Reveal");
+    assert_eq!(revealed.len(), 20, "{revealed}");
+    let spec = html
+        .split("<pre class=\"code\" id=\"spec\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap();
+    assert!(spec.contains("sv_cheats 0"), "{spec}");
+    assert!(spec.contains("rcon_password"), "{spec}");
+    assert!(
+        spec.contains("hidden: Reveal it under RCON password"),
+        "{spec}"
+    );
+    assert!(!spec.contains(revealed), "{spec}");
+    assert_eq!(html.matches(revealed).count(), 1, "only behind Reveal");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attacker_is_slowed_by_address_while_the_owner_logs_in_elsewhere() {
+    let mut app = App::spawn_configured(|c| {
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    let base = app.client().base;
+    let attacker = Client::forwarded_for(&base, "203.0.113.5");
+    for _ in 0..left4me_web::auth::PAIR_FREE_FAILURES {
+        let res = attacker.login(ADMIN.0, "guessed-wrong").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Slowed, even with the right password: the wait is in the answer.
+    let res = attacker.login(ADMIN.0, ADMIN.1).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=left4me_web::auth::FIRST_WAIT.as_secs()).contains(&retry),
+        "{retry}"
+    );
+    assert!(res.text().await.unwrap().contains("Too many failed logins"));
+    // The owner, from their own address, is not locked out.
+    let owner = Client::forwarded_for(&base, "198.51.100.20");
+    assert_eq!(
+        owner.login(ADMIN.0, ADMIN.1).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // A success forgives the owner's own mistypes (a second browser).
+    let laptop = || Client::forwarded_for(&base, "198.51.100.20");
+    for _ in 0..left4me_web::auth::PAIR_FREE_FAILURES - 1 {
+        let res = laptop().login(ADMIN.0, "typo").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        laptop().login(ADMIN.0, ADMIN.1).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    for _ in 0..left4me_web::auth::PAIR_FREE_FAILURES {
+        let res = laptop().login(ADMIN.0, "typo").await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "counting starts again"
+        );
+    }
+
+    // Failed logins are in the admin's activity log, never a password.
+    let (_, activity) = owner.get_text("/activity?kind=login.failed").await;
+    assert!(activity.contains("203.0.113.5"), "{activity}");
+    assert!(activity.contains("198.51.100.20"), "{activity}");
+    assert!(
+        activity.contains("failed login as &#34;admin&#34;"),
+        "{activity}"
+    );
+    assert!(
+        !activity.contains("guessed-wrong") && !activity.contains("typo"),
+        "{activity}"
+    );
+    // Other users do not see them.
+    seed_user(&app.config, "carol", "carol-password-1", false).await;
+    let carol = Client::forwarded_for(&base, "198.51.100.30");
+    assert_eq!(
+        carol.login("carol", "carol-password-1").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(carol.get("/activity").await.status(), StatusCode::NOT_FOUND);
     app.stop().await;
 }
 
