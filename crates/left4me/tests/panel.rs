@@ -678,16 +678,20 @@ struct PanelProcess {
     child: Child,
     addr: String,
     stdout: std::sync::mpsc::Receiver<String>,
+    /// Its log (stderr, at debug level), a file: not a terminal.
+    log: std::path::PathBuf,
 }
 
 impl PanelProcess {
     fn start(root: &TestRoot, port: u16) -> Self {
         let addr = format!("127.0.0.1:{port}");
+        let log = root.path().join("panel-stderr.log");
         let mut child = root
             .cmd()
             .args(["serve", "--listen", &addr])
+            .env("LEFT4ME_LOG", "debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let rx = stdout_lines(&mut child);
@@ -698,7 +702,30 @@ impl PanelProcess {
             child,
             addr,
             stdout: rx,
+            log,
         }
+    }
+
+    /// The path and query of the setup URL the panel prints.
+    fn setup_path(&self) -> String {
+        let line = std::iter::from_fn(|| self.stdout.recv_timeout(Duration::from_secs(10)).ok())
+            .find(|l| l.contains("/setup?token="))
+            .expect("the setup URL is printed");
+        let url = line.split_whitespace().last().unwrap();
+        let prefix = format!("http://{}/setup?token=", self.addr);
+        assert!(url.starts_with(&prefix), "{line}");
+        url[prefix.len() - "/setup?token=".len()..].to_owned()
+    }
+
+    /// SIGTERM; the panel must stop cleanly.
+    fn terminate(mut self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap(),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
     }
 }
 
@@ -706,18 +733,9 @@ impl PanelProcess {
 async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
     let root = TestRoot::new();
     let port = free_port();
-    let mut panel = PanelProcess::start(&root, port);
-    let line = std::iter::from_fn(|| panel.stdout.recv_timeout(Duration::from_secs(10)).ok())
-        .find(|l| l.contains("/setup?token="))
-        .expect("the setup URL is printed");
-    let url = line.split_whitespace().last().unwrap().to_owned();
-    assert!(
-        url.starts_with(&format!("http://{}/setup?token=", panel.addr)),
-        "{line}"
-    );
-
+    let panel = PanelProcess::start(&root, port);
+    let path = panel.setup_path();
     let client = Client::new(&format!("http://{}", panel.addr));
-    let path = url.trim_start_matches(&client.base).to_owned();
     let token = path.split("token=").nth(1).unwrap().to_owned();
     let (status, html) = client.get_text(&path).await;
     assert_eq!(status, StatusCode::OK);
@@ -767,14 +785,80 @@ async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
         html.contains("left4me user create"),
         "says what to do: {html}"
     );
+    panel.terminate();
+}
 
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(i32::try_from(panel.child.id()).unwrap()).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let status = panel.child.wait().unwrap();
-    assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
+#[tokio::test(flavor = "multi_thread")]
+async fn the_panels_log_has_no_secret_and_no_colour_codes() {
+    let root = TestRoot::new();
+    let panel = PanelProcess::start(&root, free_port());
+    let path = panel.setup_path();
+    let setup_token = path.split("token=").nth(1).unwrap().to_owned();
+    let client = Client::new(&format!("http://{}", panel.addr));
+    let password = "boss-password-1";
+    let csrf = csrf_in(&client.get_text(&path).await.1);
+    let res = client
+        .post_with_csrf(
+            "/setup",
+            &[
+                ("token", &setup_token),
+                ("username", "boss"),
+                ("password", password),
+                ("confirm", password),
+            ],
+            &csrf,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let session = res.headers()["set-cookie"].to_str().unwrap();
+    let session = session
+        .strip_prefix("left4me_session=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let wrong = "a-wrong-password-9";
+    let res = Client::new(&client.base).login("boss", wrong).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let server = create_server(&client, "alpha", bp, free_port()).await;
+    let (_, html) = client.get_text(&format!("/servers/{server}")).await;
+    let rcon = html
+        .split("<code id=\"rcon-password\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap()
+        .to_owned();
+    let csrf = csrf_in(&html);
+    // RCON to a server that is not running: an error, logged or not.
+    let reply = console(&client, server, "status").await;
+    assert!(reply["error"].is_string(), "{reply}");
+    let hash = {
+        let store = left4me_web::open_store(&test_config(&root)).await.unwrap();
+        let user = store.user_by_name("boss").await.unwrap().unwrap();
+        store.close().await;
+        user.password_hash.expose().to_owned()
+    };
+    let log_path = panel.log.clone();
+    panel.terminate();
+
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        log.contains("failed login") && log.contains("boss"),
+        "{log}"
+    );
+    assert!(!log.contains("\x1b["), "no colour codes in a file: {log}");
+    for (what, secret) in [
+        ("the setup token", setup_token.as_str()),
+        ("the password", password),
+        ("the wrong password", wrong),
+        ("the session token", &session),
+        ("the CSRF token", &csrf),
+        ("the RCON password", &rcon),
+        ("the password hash", &hash),
+        ("any password hash", "$argon2"),
+    ] {
+        assert!(!log.contains(secret), "{what} is in the log: {log}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
