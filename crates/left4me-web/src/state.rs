@@ -92,3 +92,53 @@ impl AppState {
         *self.0.setup_token.lock().expect("setup token lock") = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The panel's state (setup token, a logged-in user) may be printed
+    /// with `{:?}` without giving anything away.
+    #[tokio::test]
+    async fn debug_output_shows_no_token_or_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
+        let host = crate::test_host(&dir.path().join("root"));
+        let jobs = Jobs::new(store.clone(), Arc::clone(&host), Duration::from_secs(1));
+        let state = AppState::new(
+            Config::default(),
+            store.clone(),
+            host,
+            jobs,
+            Some("setup-token-value".into()),
+            tokio_util::sync::CancellationToken::new(),
+            Arc::default(),
+        );
+        let user = store
+            .create_user("alice", "$argon2id$hash-value", true)
+            .await
+            .unwrap();
+        store
+            .create_session("token-hash", user.id, "csrf-value", 60)
+            .await
+            .unwrap();
+        let session = store.session("token-hash").await.unwrap().unwrap();
+        let current = crate::auth::CurrentUser { user, session };
+        state
+            .limiter()
+            .record_failure("192.0.2.1".parse().unwrap(), "typed-a-password-as-name");
+        let shown = format!("{state:?} {current:?}");
+        for secret in [
+            "setup-token-value",
+            "hash-value",
+            "csrf-value",
+            "typed-a-password",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(state.setup_token_matches("setup-token-value"));
+        assert!(shown.contains("alice"), "{shown}");
+    }
+}

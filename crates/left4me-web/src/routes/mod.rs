@@ -174,3 +174,73 @@ async fn js() -> impl IntoResponse {
         include_str!("../../static/app.js"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// The CSP forbids inline script and style: no template may need them.
+    #[test]
+    fn templates_have_no_inline_script_style_or_handlers() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let html = std::fs::read_to_string(&path).unwrap().to_lowercase();
+            for tag in html.split('<').skip(1) {
+                let tag = tag.split('>').next().unwrap_or_default();
+                let inline_script = tag.starts_with("script") && !tag.contains(" src=");
+                let handler = tag
+                    .split_whitespace()
+                    .any(|a| a.starts_with("on") && a.contains('='));
+                assert!(
+                    !inline_script
+                        && !handler
+                        && !tag.starts_with("style")
+                        && !tag.contains(" style=")
+                        && !tag.contains("javascript:"),
+                    "{}: <{tag}>",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} templates found in {dir}");
+    }
+
+    /// What a form brought in shows in `Debug` (handlers may log it), but
+    /// never its passwords or tokens.
+    #[test]
+    fn forms_holding_secrets_do_not_show_them() {
+        let login: super::session::LoginForm = serde_json::from_value(
+            json!({"csrf": "csrf-value", "username": "alice", "password": "login-secret"}),
+        )
+        .unwrap();
+        let setup: super::session::SetupForm = serde_json::from_value(json!({
+            "token": "setup-token", "csrf": "csrf-value", "username": "alice",
+            "password": "setup-secret", "confirm": "setup-secret"
+        }))
+        .unwrap();
+        let query: super::session::SetupQuery =
+            serde_json::from_value(json!({"token": "setup-token"})).unwrap();
+        let account: super::account::PasswordForm = serde_json::from_value(
+            json!({"current": "old-secret", "password": "new-secret", "confirm": "new-secret"}),
+        )
+        .unwrap();
+        let user: super::users::CreateForm =
+            serde_json::from_value(json!({"username": "bob", "password": "bob-secret"})).unwrap();
+        let shown = format!("{login:?} {setup:?} {query:?} {account:?} {user:?}");
+        for secret in [
+            "csrf-value",
+            "login-secret",
+            "setup-token",
+            "setup-secret",
+            "old-secret",
+            "new-secret",
+            "bob-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("alice") && shown.contains("bob"), "{shown}");
+    }
+}
