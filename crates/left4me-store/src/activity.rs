@@ -45,12 +45,37 @@ impl Store {
         kind: &str,
         detail: &str,
     ) -> Result<()> {
+        let actor = user.map_or("reconciler", |u| u.1);
+        self.insert_activity(user.map(|u| u.0), actor, server_id, kind, detail)
+            .await
+    }
+
+    /// Something no logged-in user did (a failed login): `actor` says who
+    /// it came from, e.g. the client's address. Only admins see it, as it
+    /// concerns no server.
+    pub async fn record_anonymous_activity(
+        &self,
+        actor: &str,
+        kind: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.insert_activity(None, actor, None, kind, detail).await
+    }
+
+    async fn insert_activity(
+        &self,
+        user_id: Option<i64>,
+        actor: &str,
+        server_id: Option<i64>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO activity (at, user_id, actor, server_id, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(now())
-        .bind(user.map(|u| u.0))
-        .bind(user.map_or("reconciler", |u| u.1))
+        .bind(user_id)
+        .bind(actor)
         .bind(server_id)
         .bind(kind)
         .bind(detail)

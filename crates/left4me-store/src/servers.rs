@@ -20,7 +20,7 @@ pub struct Server {
     pub name: String,
     pub hostname: String,
     pub port: i64,
-    pub rcon_password: String,
+    pub rcon_password: crate::Secret,
     pub desired_state: DesiredState,
     pub created_at: i64,
 }

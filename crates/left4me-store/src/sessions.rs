@@ -4,9 +4,9 @@ use crate::{Result, Store, now};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Session {
-    pub token_hash: String,
+    pub token_hash: crate::Secret,
     pub user_id: i64,
-    pub csrf_token: String,
+    pub csrf_token: crate::Secret,
     pub created_at: i64,
     pub expires_at: i64,
 }

@@ -6,7 +6,7 @@ use crate::{Result, Store, StoreError, is_unique_violation, now};
 pub struct User {
     pub id: i64,
     pub username: String,
-    pub password_hash: String,
+    pub password_hash: crate::Secret,
     pub is_admin: bool,
     pub is_active: bool,
     pub created_at: i64,

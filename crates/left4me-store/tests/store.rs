@@ -393,7 +393,11 @@ async fn servers_with_active_jobs_are_those_with_queued_or_running_ones() {
 /// Users alice and bob, and alice's shared overlay "maps".
 async fn alice_bob_and_shared_maps(
     store: &Store,
-) -> (left4me_store::User, left4me_store::User, left4me_store::Overlay) {
+) -> (
+    left4me_store::User,
+    left4me_store::User,
+    left4me_store::Overlay,
+) {
     let alice = store.create_user("alice", "h", false).await.unwrap();
     let bob = store.create_user("bob", "h", false).await.unwrap();
     let maps = store

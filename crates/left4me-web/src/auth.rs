@@ -1,8 +1,8 @@
 //! Passwords, sessions, CSRF and login rate limits.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -108,18 +108,44 @@ impl CurrentUser {
     }
 }
 
-async fn session_user(
+/// The user a request came from, once something looked it up: the
+/// [`CurrentUser`] extractor and the CSRF guard fill it, and the error
+/// pages read it to show the navigation without a second session lookup.
+/// `error_pages` puts an empty one in every request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SeenUser(Arc<OnceLock<CurrentUser>>);
+
+impl SeenUser {
+    pub(crate) fn get(&self) -> Option<&CurrentUser> {
+        self.0.get()
+    }
+}
+
+/// The session token of a request, if it has one.
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+pub(crate) async fn user_of_token(
     state: &AppState,
-    headers: &HeaderMap,
+    token: &str,
 ) -> Result<Option<CurrentUser>, AppError> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    let Some(session) = state.store().session(&token_hash(&token)).await? else {
+    let Some(session) = state.store().session(&token_hash(token)).await? else {
         return Ok(None);
     };
     let user = state.store().user(session.user_id).await?;
     Ok(Some(CurrentUser { user, session }))
+}
+
+async fn session_user(state: &AppState, parts: &Parts) -> Result<Option<CurrentUser>, AppError> {
+    let Some(token) = session_token(&parts.headers) else {
+        return Ok(None);
+    };
+    let user = user_of_token(state, &token).await?;
+    if let (Some(user), Some(seen)) = (&user, parts.extensions.get::<SeenUser>()) {
+        let _ = seen.0.set(user.clone());
+    }
+    Ok(user)
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -132,7 +158,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         if let Some(user) = parts.extensions.get::<CurrentUser>() {
             return Ok(user.clone());
         }
-        session_user(state, &parts.headers)
+        session_user(state, parts)
             .await?
             .ok_or(AppError::LoginRequired)
     }
@@ -149,7 +175,7 @@ impl FromRequestParts<AppState> for MaybeUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(session_user(state, &parts.headers).await?))
+        Ok(Self(session_user(state, parts).await?))
     }
 }
 
@@ -167,9 +193,9 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let expected = match session_user(&state, &parts.headers).await {
+    let expected = match session_user(&state, &parts).await {
         Ok(Some(user)) => {
-            let token = user.session.csrf_token.clone();
+            let token = user.session.csrf_token.expose().to_owned();
             parts.extensions.insert(user);
             Some(token)
         }
@@ -276,50 +302,170 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
         .unwrap_or(peer)
 }
 
-/// Failed logins per IP and per username within a window.
-#[derive(Debug, Default)]
+/// How many failures a key gets for free before each further one doubles
+/// the wait: an address (many users behind one NAT mistype now and then)
+/// and one username from one address (its owner mistyping).
+pub const ADDRESS_FREE_FAILURES: u32 = 20;
+pub const PAIR_FREE_FAILURES: u32 = 5;
+/// The first wait, and the longest: 5 s, 10 s, 20 s … 5 min.
+pub const FIRST_WAIT: Duration = Duration::from_secs(5);
+pub const LONGEST_WAIT: Duration = Duration::from_secs(300);
+/// A key without failures for this long is forgotten.
+pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Keys tracked per kind; beyond it the least useful ones are dropped.
+pub const MAX_KEYS: usize = 10_000;
+
+/// Failed logins, counted per client address and per (address, username),
+/// never per username alone: a stranger cannot lock an owner out by
+/// failing logins against their name from elsewhere. A few failures are
+/// free; each further one doubles the wait before the next try (a refusal
+/// does not count as a failure). A success clears its pair.
+///
+/// Memory stays bounded: each kind has its own map of at most
+/// [`MAX_KEYS`], so spraying usernames cannot push an address out, and a
+/// full map drops forgotten keys first, then those whose wait ends
+/// soonest: the keys still making someone wait are dropped last, so an
+/// attacker cannot clear their own wait by spraying.
+#[derive(Default)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    addresses: Mutex<Tracked<IpAddr>>,
+    pairs: Mutex<Tracked<(IpAddr, String)>>,
 }
 
-/// Per username: 5 failures in 5 minutes. Per IP: 20.
-pub const USER_LIMIT: usize = 5;
-pub const IP_LIMIT: usize = 20;
-pub const LIMIT_WINDOW: Duration = Duration::from_secs(300);
+struct Tracked<K> {
+    keys: HashMap<K, Failures>,
+}
+
+impl<K> Default for Tracked<K> {
+    fn default() -> Self {
+        Self {
+            keys: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    wait_until: Instant,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Tracked<K> {
+    fn wait(&self, key: &K, now: Instant) -> Duration {
+        self.keys.get(key).map_or(Duration::ZERO, |f| {
+            f.wait_until.saturating_duration_since(now)
+        })
+    }
+
+    fn fail(&mut self, key: K, free: u32, now: Instant) {
+        if !self.keys.contains_key(&key) && self.keys.len() >= MAX_KEYS {
+            self.make_room(now);
+        }
+        let failures = self.keys.entry(key).or_insert(Failures {
+            count: 0,
+            last: now,
+            wait_until: now,
+        });
+        failures.count = failures.count.saturating_add(1);
+        failures.last = now;
+        failures.wait_until = now + wait_after(failures.count, free);
+    }
+
+    /// Drops forgotten keys; if that is not a tenth of the map, also the
+    /// tenth whose waits end soonest (oldest failure first among equals).
+    /// Dropping a tenth at once keeps a spray at O(log n) per failure.
+    fn make_room(&mut self, now: Instant) {
+        self.keys
+            .retain(|_, f| now.saturating_duration_since(f.last) < FORGET_AFTER);
+        let target = MAX_KEYS - MAX_KEYS / 10;
+        if self.keys.len() > target {
+            let mut order: Vec<(Instant, Instant, K)> = self
+                .keys
+                .iter()
+                .map(|(k, f)| (f.wait_until.max(now), f.last, k.clone()))
+                .collect();
+            order.sort_unstable_by_key(|(wait_until, last, _)| (*wait_until, *last));
+            for (_, _, key) in order.into_iter().take(self.keys.len() - target) {
+                self.keys.remove(&key);
+            }
+        }
+    }
+}
+
+/// The wait after `count` failures of a key that gets `free` for free.
+fn wait_after(count: u32, free: u32) -> Duration {
+    match count.checked_sub(free) {
+        None => Duration::ZERO,
+        Some(doublings) => FIRST_WAIT
+            .saturating_mul(2u32.saturating_pow(doublings.min(16)))
+            .min(LONGEST_WAIT),
+    }
+}
+
+/// An IPv6 client is counted by its /64: one host gets a whole /64 and
+/// could otherwise pick a fresh address per try.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+fn pair_key(ip: IpAddr, username: &str) -> (IpAddr, String) {
+    (address_key(ip), username.trim().to_lowercase())
+}
 
 impl LoginLimiter {
-    /// `Err(wait)` when `key` has `max` failures within the window.
-    pub fn check(&self, key: &str, max: usize) -> Result<(), Duration> {
-        let mut failures = self.failures.lock().expect("limiter lock");
+    /// `Err(wait)` while `client` must wait before trying `username` again.
+    pub fn check(&self, client: IpAddr, username: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let Some(list) = failures.get_mut(key) else {
-            return Ok(());
-        };
-        while list
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > LIMIT_WINDOW)
-        {
-            list.pop_front();
-        }
-        if list.len() >= max {
-            let oldest = *list.front().expect("non-empty");
-            Err(LIMIT_WINDOW.saturating_sub(now.duration_since(oldest)))
-        } else {
-            Ok(())
+        let by_address = lock(&self.addresses).wait(&address_key(client), now);
+        let by_pair = lock(&self.pairs).wait(&pair_key(client, username), now);
+        match by_address.max(by_pair) {
+            Duration::ZERO => Ok(()),
+            wait => Err(wait),
         }
     }
 
-    pub fn record_failure(&self, key: &str) {
-        let mut failures = self.failures.lock().expect("limiter lock");
-        failures
-            .entry(key.to_owned())
-            .or_default()
-            .push_back(Instant::now());
+    pub fn record_failure(&self, client: IpAddr, username: &str) {
+        let now = Instant::now();
+        lock(&self.addresses).fail(address_key(client), ADDRESS_FREE_FAILURES, now);
+        lock(&self.pairs).fail(pair_key(client, username), PAIR_FREE_FAILURES, now);
     }
 
-    pub fn clear(&self, key: &str) {
-        self.failures.lock().expect("limiter lock").remove(key);
+    /// The owner got in: their mistypes are forgiven. The address keeps
+    /// its count, or one valid account would reset an attacker's.
+    pub fn record_success(&self, client: IpAddr, username: &str) {
+        lock(&self.pairs).keys.remove(&pair_key(client, username));
     }
+
+    /// How many keys of each kind are tracked: (addresses, pairs).
+    pub fn tracked(&self) -> (usize, usize) {
+        (
+            lock(&self.addresses).keys.len(),
+            lock(&self.pairs).keys.len(),
+        )
+    }
+}
+
+/// Sizes only: the maps hold the usernames people tried.
+impl std::fmt::Debug for LoginLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (addresses, pairs) = self.tracked();
+        f.debug_struct("LoginLimiter")
+            .field("addresses", &addresses)
+            .field("pairs", &pairs)
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps stay consistent at every await-free step: a panic elsewhere
+    // does not make them unusable.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -384,16 +530,77 @@ mod tests {
         assert_eq!(form_field(b"csrf=%4", "csrf").as_deref(), Some("%4"));
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn limiter_blocks_after_max_failures() {
+    fn waits_double_after_the_free_failures_and_are_capped() {
+        assert_eq!(wait_after(4, 5), Duration::ZERO);
+        assert_eq!(wait_after(5, 5), FIRST_WAIT);
+        assert_eq!(wait_after(6, 5), FIRST_WAIT * 2);
+        assert_eq!(wait_after(7, 5), FIRST_WAIT * 4);
+        assert_eq!(wait_after(40, 5), LONGEST_WAIT);
+        assert_eq!(wait_after(u32::MAX, 5), LONGEST_WAIT);
+    }
+
+    #[test]
+    fn a_pair_is_slowed_not_its_username_and_a_success_clears_it() {
         let limiter = LoginLimiter::default();
-        for _ in 0..3 {
-            assert!(limiter.check("user:a", 3).is_ok());
-            limiter.record_failure("user:a");
+        let attacker = ip("203.0.113.5");
+        for _ in 0..PAIR_FREE_FAILURES {
+            assert!(limiter.check(attacker, "alice").is_ok());
+            limiter.record_failure(attacker, "alice");
         }
-        assert!(limiter.check("user:a", 3).is_err());
-        assert!(limiter.check("user:b", 3).is_ok());
-        limiter.clear("user:a");
-        assert!(limiter.check("user:a", 3).is_ok());
+        let wait = limiter.check(attacker, " Alice ").unwrap_err();
+        assert!(wait > FIRST_WAIT - Duration::from_secs(1) && wait <= FIRST_WAIT);
+        // The owner elsewhere, and the attacker's other names, are free.
+        assert!(limiter.check(ip("198.51.100.7"), "alice").is_ok());
+        assert!(limiter.check(attacker, "bob").is_ok());
+        limiter.record_success(attacker, "alice");
+        assert!(limiter.check(attacker, "alice").is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_slash_64() {
+        let limiter = LoginLimiter::default();
+        for i in 0..ADDRESS_FREE_FAILURES {
+            limiter.record_failure(ip(&format!("2001:db8:1:2::{i:x}")), &format!("u{i}"));
+        }
+        assert!(limiter.check(ip("2001:db8:1:2:ffff::1"), "x").is_err());
+        assert!(limiter.check(ip("2001:db8:1:3::1"), "x").is_ok());
+        assert_eq!(limiter.tracked().0, 1);
+    }
+
+    #[test]
+    fn a_million_sprayed_keys_stay_bounded_and_the_attacker_stays_slowed() {
+        let limiter = LoginLimiter::default();
+        let attacker = ip("203.0.113.5");
+        // Enough failures for the longest wait, which outlasts the spray.
+        for _ in 0..ADDRESS_FREE_FAILURES + 10 {
+            limiter.record_failure(attacker, "admin");
+        }
+        assert!(limiter.check(attacker, "admin").is_err());
+        assert!(
+            limiter.check(attacker, "someone-else").is_err(),
+            "the address waits"
+        );
+        let mut most = (0, 0);
+        for i in 0u32..1_000_000 {
+            // Fresh addresses and usernames: an eviction storm in both maps.
+            let sprayed = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            limiter.record_failure(sprayed, &format!("user{i}"));
+            let (addresses, pairs) = limiter.tracked();
+            most = (most.0.max(addresses), most.1.max(pairs));
+            if i % 100_000 == 0 {
+                assert!(
+                    limiter.check(attacker, "admin").is_err(),
+                    "after {i} sprayed"
+                );
+            }
+        }
+        assert!(most.0 <= MAX_KEYS && most.1 <= MAX_KEYS, "{most:?}");
+        assert!(limiter.check(attacker, "admin").is_err());
+        assert!(limiter.check(attacker, "someone-else").is_err());
     }
 }

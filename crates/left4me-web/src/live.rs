@@ -164,7 +164,7 @@ async fn poll_one(
         HashMap::new()
     } else {
         let status = async {
-            let mut client = RconClient::connect(addr, &server.rcon_password, timeout)
+            let mut client = RconClient::connect(addr, server.rcon_password.expose(), timeout)
                 .await
                 .ok()?;
             client.exec("status").await.ok()

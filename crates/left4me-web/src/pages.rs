@@ -1,9 +1,9 @@
 //! Typed templates: full pages extend `base.html` and get a [`Layout`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use left4me_store::{
     Blueprint, BlueprintOverlay, Job, ListedBlueprint, ListedOverlay, LogLine, Overlay, User,
 };
@@ -11,8 +11,9 @@ use left4me_store::{
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
 
-/// What every page shows around its content.
-#[derive(Debug, Clone)]
+/// What every page shows around its content. No `Debug`: it holds the
+/// session's CSRF token.
+#[derive(Clone)]
 pub(crate) struct Layout {
     pub(crate) username: String,
     pub(crate) is_admin: bool,
@@ -24,14 +25,14 @@ impl Layout {
         Self {
             username: user.user.username.clone(),
             is_admin: user.user.is_admin,
-            csrf: user.session.csrf_token.clone(),
+            csrf: user.session.csrf_token.expose().to_owned(),
         }
     }
 }
 
 /// Field errors of a form, by field name.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FormErrors(HashMap<&'static str, String>);
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct FormErrors(BTreeMap<&'static str, String>);
 
 impl FormErrors {
     pub(crate) fn add(&mut self, field: &'static str, message: impl Into<String>) {
@@ -47,8 +48,95 @@ impl FormErrors {
     }
 }
 
-pub(crate) fn render(page: &impl Template) -> AppResult<Html<String>> {
-    Ok(Html(page.render()?))
+/// What was wrong with a submitted form. A rendered page carries it as a
+/// response extension, so `error_pages` can answer a script that asked
+/// for JSON with the same words and fields instead of the page.
+#[derive(Debug, Clone)]
+pub(crate) struct FormFailure {
+    pub(crate) message: String,
+    pub(crate) fields: FormErrors,
+}
+
+impl FormFailure {
+    fn of(errors: &FormErrors) -> Option<Self> {
+        let summary: Vec<String> = errors.0.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        (!errors.is_empty()).then(|| Self {
+            message: format!("The form has mistakes ({}).", summary.join("; ")),
+            fields: errors.clone(),
+        })
+    }
+}
+
+/// A page the panel renders.
+pub(crate) trait Page: Template {
+    /// The mistakes of the form it shows again, if any.
+    fn failure(&self) -> Option<FormFailure> {
+        None
+    }
+}
+
+/// Pages whose form mistakes are in their `errors` field.
+macro_rules! form_pages {
+    ($($page:ty),* $(,)?) => {$(
+        impl Page for $page {
+            fn failure(&self) -> Option<FormFailure> {
+                FormFailure::of(&self.errors)
+            }
+        }
+    )*};
+}
+
+form_pages!(
+    SetupPage,
+    DashboardPage,
+    ServerPage,
+    BlueprintsPage,
+    BlueprintPage,
+    UsersPage,
+    AccountPage,
+    OverlaysPage,
+);
+
+impl Page for LoginPage {
+    fn failure(&self) -> Option<FormFailure> {
+        (!self.error.is_empty()).then(|| FormFailure {
+            message: self.error.clone(),
+            fields: FormErrors::default(),
+        })
+    }
+}
+
+impl Page for JobsPage {}
+impl Page for JobPage {}
+impl Page for OverlayPage {}
+impl Page for OverlayEditPage {}
+impl Page for ActivityPage {}
+impl Page for ConsolePage {}
+impl Page for ServerLogPage {}
+impl Page for ServerFilesPage {}
+
+/// A rendered page, with its form's mistakes as a response extension.
+/// No `Debug`: the page holds the session's CSRF token.
+pub(crate) struct Rendered {
+    html: String,
+    failure: Option<FormFailure>,
+}
+
+impl IntoResponse for Rendered {
+    fn into_response(self) -> Response {
+        let mut response = Html(self.html).into_response();
+        if let Some(failure) = self.failure {
+            response.extensions_mut().insert(failure);
+        }
+        response
+    }
+}
+
+pub(crate) fn render(page: &impl Page) -> AppResult<Rendered> {
+    Ok(Rendered {
+        html: page.render()?,
+        failure: page.failure(),
+    })
 }
 
 /// A job kind as the pages show it ("start server", not "server.start").

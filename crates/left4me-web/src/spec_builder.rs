@@ -78,7 +78,7 @@ pub fn build_spec(
         &blueprint.config,
         overlays,
         &server.hostname,
-        &server.rcon_password,
+        server.rcon_password.expose(),
     );
     let overlays = overlays
         .iter()

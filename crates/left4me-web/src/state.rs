@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use left4me_host::lifecycle::Host;
-use left4me_store::Store;
+use left4me_store::{Secret, Store};
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;
@@ -20,7 +20,7 @@ struct Inner {
     jobs: Jobs,
     limiter: LoginLimiter,
     /// While no user exists: the one-time token of the setup page.
-    setup_token: Mutex<Option<String>>,
+    setup_token: Mutex<Option<Secret>>,
     /// Cancelled when the panel shuts down: long-lived streams end then,
     /// so the graceful shutdown does not wait for them forever.
     shutdown: tokio_util::sync::CancellationToken,
@@ -43,7 +43,7 @@ impl AppState {
             host,
             jobs,
             limiter: LoginLimiter::default(),
-            setup_token: Mutex::new(setup_token),
+            setup_token: Mutex::new(setup_token.map(Secret::from)),
             shutdown,
             live,
         }))
@@ -83,12 +83,62 @@ impl AppState {
             .setup_token
             .lock()
             .expect("setup token lock")
-            .as_deref()
-            .is_some_and(|expected| crate::auth::constant_time_eq(expected, token))
+            .as_ref()
+            .is_some_and(|expected| crate::auth::constant_time_eq(expected.expose(), token))
     }
 
     /// The setup page works once.
     pub fn consume_setup_token(&self) {
         *self.0.setup_token.lock().expect("setup token lock") = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The panel's state (setup token, a logged-in user) may be printed
+    /// with `{:?}` without giving anything away.
+    #[tokio::test]
+    async fn debug_output_shows_no_token_or_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
+        let host = crate::test_host(&dir.path().join("root"));
+        let jobs = Jobs::new(store.clone(), Arc::clone(&host), Duration::from_secs(1));
+        let state = AppState::new(
+            Config::default(),
+            store.clone(),
+            host,
+            jobs,
+            Some("setup-token-value".into()),
+            tokio_util::sync::CancellationToken::new(),
+            Arc::default(),
+        );
+        let user = store
+            .create_user("alice", "$argon2id$hash-value", true)
+            .await
+            .unwrap();
+        store
+            .create_session("token-hash", user.id, "csrf-value", 60)
+            .await
+            .unwrap();
+        let session = store.session("token-hash").await.unwrap().unwrap();
+        let current = crate::auth::CurrentUser { user, session };
+        state
+            .limiter()
+            .record_failure("192.0.2.1".parse().unwrap(), "typed-a-password-as-name");
+        let shown = format!("{state:?} {current:?}");
+        for secret in [
+            "setup-token-value",
+            "hash-value",
+            "csrf-value",
+            "typed-a-password",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(state.setup_token_matches("setup-token-value"));
+        assert!(shown.contains("alice"), "{shown}");
     }
 }

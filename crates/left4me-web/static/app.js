@@ -13,6 +13,15 @@ document.addEventListener("submit", (e) => {
   if (form.dataset.confirm && !confirm(form.dataset.confirm)) e.preventDefault();
 });
 
+// Error pages: "Go back" returns to the page before, where there is one
+// (the link itself leads to the server list).
+document.addEventListener("click", (e) => {
+  if (e.target.closest("a[data-back]") && history.length > 1) {
+    e.preventDefault();
+    history.back();
+  }
+});
+
 // Blueprint editor: move rows, renumber, and keep the preview live.
 function setupBlueprint(form) {
   const rows = form.querySelector("#overlay-rows tbody");

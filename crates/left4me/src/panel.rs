@@ -61,6 +61,8 @@ pub(crate) fn serve(cli: &Cli, args: &ServeArgs) -> CliResult {
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes are noise in the journal and in files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEFT4ME_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -2,7 +2,8 @@
 //! `chromium-driver`): setup → login → files overlay with an uploaded
 //! `cfg/server.cfg` → blueprint exposing it (the preview shows the exec
 //! line) → server → start (the job log streams) → stop → delete. A
-//! screenshot of each page is saved under `artifacts/e2e/`.
+//! screenshot of each page is saved under `artifacts/e2e/`, and no page
+//! may trip the Content-Security-Policy.
 
 mod common;
 
@@ -32,9 +33,40 @@ fn artifacts() -> PathBuf {
     dir
 }
 
+/// Saves a screenshot of the page, which must have had no CSP violation.
 async fn shot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.unwrap();
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+    let violations = csp_violations(browser).await;
+    assert!(violations.is_empty(), "{name}: {violations:?}");
+}
+
+/// Records every Content-Security-Policy violation of every page the
+/// browser opens, from before its first byte is parsed: a listener
+/// installed through the DevTools protocol, as the panel's CSP forbids
+/// inline script.
+async fn watch_csp(browser: &Client, driver_port: u16) {
+    let session = browser.session_id().await.unwrap().unwrap();
+    let res = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{driver_port}/session/{session}/goog/cdp/execute"
+        ))
+        .json(&serde_json::json!({
+            "cmd": "Page.addScriptToEvaluateOnNewDocument",
+            "params": { "source": "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`), true);" }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+}
+
+async fn csp_violations(browser: &Client) -> Vec<String> {
+    let found = browser
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    serde_json::from_value(found).expect("the CSP watcher is installed on every page")
 }
 
 async fn text_of(browser: &Client, css: &str) -> String {
@@ -60,6 +92,21 @@ async fn wait_text(browser: &Client, css: &str, needle: &str, secs: u64) {
             let page = browser.source().await.unwrap_or_default();
             panic!("{css} never contained {needle:?}; page:\n{page}");
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits up to 10 s for `check`.
+async fn wait_until_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    check: impl Fn() -> F,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -158,6 +205,7 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     let base = format!("http://127.0.0.1:{panel_port}");
     let profile = tempfile::tempdir().unwrap();
     let browser = open_browser(driver_port, profile.path()).await;
+    watch_csp(&browser, driver_port).await;
 
     // Setup creates the first admin and logs in.
     browser.goto(&setup_url).await.unwrap();
@@ -365,6 +413,34 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     let page = browser.source().await.unwrap();
     assert!(!page.contains("Friday night"), "the server is gone");
     shot(&browser, "11-dashboard-after-delete").await;
+
+    // Error pages too, and "Go back" returns to the page before.
+    browser
+        .goto(&format!("{base}/servers/999999"))
+        .await
+        .unwrap();
+    wait_text(&browser, "h1", "Not Found", 10).await;
+    shot(&browser, "12-not-found").await;
+    click(&browser, "a[data-back]").await;
+    wait_text(&browser, "h1", "Servers", 10).await;
+
+    // The watcher sees what the policy refuses: inline script does not run.
+    let ran = browser
+        .execute(
+            "const s = document.createElement('script'); s.textContent = 'window.__ran = true'; \
+             document.body.appendChild(s); return window.__ran === true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ran, serde_json::json!(false), "inline script is refused");
+    wait_until_async("the refused inline script is reported", || async {
+        csp_violations(&browser)
+            .await
+            .iter()
+            .any(|v| v.starts_with("script-src"))
+    })
+    .await;
 
     browser.close().await.unwrap();
     let _ = panel.0.kill();

@@ -454,7 +454,7 @@ async fn state_changes_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn logins_are_rate_limited_per_username() {
+async fn logins_are_slowed_per_address_and_username() {
     let mut app = App::spawn().await;
     let client = app.client();
     for _ in 0..5 {
@@ -486,7 +486,7 @@ async fn behind_a_trusted_proxy_the_ip_limit_counts_each_client() {
     let base = app.client().base;
     let mallory = Client::forwarded_for(&base, "203.0.113.5");
     // Different usernames, so only the per-address limit applies.
-    for i in 0..left4me_web::auth::IP_LIMIT {
+    for i in 0..left4me_web::auth::ADDRESS_FREE_FAILURES {
         let res = mallory.login(&format!("guess{i}"), "wrong").await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
@@ -502,7 +502,7 @@ async fn behind_a_trusted_proxy_the_ip_limit_counts_each_client() {
     // Without the setting the header is ignored: forging it evades nothing.
     let mut app = App::spawn().await;
     let base = app.client().base;
-    for i in 0..left4me_web::auth::IP_LIMIT {
+    for i in 0..left4me_web::auth::ADDRESS_FREE_FAILURES {
         let forged = Client::forwarded_for(&base, &format!("198.51.100.{i}"));
         let res = forged.login(&format!("guess{i}"), "wrong").await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -972,16 +972,20 @@ struct PanelProcess {
     child: Child,
     addr: String,
     stdout: std::sync::mpsc::Receiver<String>,
+    /// Its log (stderr, at debug level), a file: not a terminal.
+    log: std::path::PathBuf,
 }
 
 impl PanelProcess {
     fn start(root: &TestRoot, port: u16) -> Self {
         let addr = format!("127.0.0.1:{port}");
+        let log = root.path().join("panel-stderr.log");
         let mut child = root
             .cmd()
             .args(["serve", "--listen", &addr])
+            .env("LEFT4ME_LOG", "debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let rx = stdout_lines(&mut child);
@@ -992,7 +996,30 @@ impl PanelProcess {
             child,
             addr,
             stdout: rx,
+            log,
         }
+    }
+
+    /// The path and query of the setup URL the panel prints.
+    fn setup_path(&self) -> String {
+        let line = std::iter::from_fn(|| self.stdout.recv_timeout(Duration::from_secs(10)).ok())
+            .find(|l| l.contains("/setup?token="))
+            .expect("the setup URL is printed");
+        let url = line.split_whitespace().last().unwrap();
+        let prefix = format!("http://{}/setup?token=", self.addr);
+        assert!(url.starts_with(&prefix), "{line}");
+        url[prefix.len() - "/setup?token=".len()..].to_owned()
+    }
+
+    /// SIGTERM; the panel must stop cleanly.
+    fn terminate(mut self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap(),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
     }
 }
 
@@ -1000,18 +1027,9 @@ impl PanelProcess {
 async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
     let root = TestRoot::new();
     let port = free_port();
-    let mut panel = PanelProcess::start(&root, port);
-    let line = std::iter::from_fn(|| panel.stdout.recv_timeout(Duration::from_secs(10)).ok())
-        .find(|l| l.contains("/setup?token="))
-        .expect("the setup URL is printed");
-    let url = line.split_whitespace().last().unwrap().to_owned();
-    assert!(
-        url.starts_with(&format!("http://{}/setup?token=", panel.addr)),
-        "{line}"
-    );
-
+    let panel = PanelProcess::start(&root, port);
+    let path = panel.setup_path();
     let client = Client::new(&format!("http://{}", panel.addr));
-    let path = url.trim_start_matches(&client.base).to_owned();
     let token = path.split("token=").nth(1).unwrap().to_owned();
     let (status, html) = client.get_text(&path).await;
     assert_eq!(status, StatusCode::OK);
@@ -1056,15 +1074,85 @@ async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
     assert!(dashboard.contains("root-admin"), "logged in");
     let (status, html) = client.get_text(&path).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the token works once");
-    assert!(html.contains("was already used"), "{html}");
+    assert!(html.contains("was already used or has expired"), "{html}");
+    assert!(
+        html.contains("left4me user create"),
+        "says what to do: {html}"
+    );
+    panel.terminate();
+}
 
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(i32::try_from(panel.child.id()).unwrap()).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let status = panel.child.wait().unwrap();
-    assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
+#[tokio::test(flavor = "multi_thread")]
+async fn the_panels_log_has_no_secret_and_no_colour_codes() {
+    let root = TestRoot::new();
+    let panel = PanelProcess::start(&root, free_port());
+    let path = panel.setup_path();
+    let setup_token = path.split("token=").nth(1).unwrap().to_owned();
+    let client = Client::new(&format!("http://{}", panel.addr));
+    let password = "boss-password-1";
+    let csrf = csrf_in(&client.get_text(&path).await.1);
+    let res = client
+        .post_with_csrf(
+            "/setup",
+            &[
+                ("token", &setup_token),
+                ("username", "boss"),
+                ("password", password),
+                ("confirm", password),
+            ],
+            &csrf,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let session = res.headers()["set-cookie"].to_str().unwrap();
+    let session = session
+        .strip_prefix("left4me_session=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let wrong = "a-wrong-password-9";
+    let res = Client::new(&client.base).login("boss", wrong).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let server = create_server(&client, "alpha", bp, free_port()).await;
+    let (_, html) = client.get_text(&format!("/servers/{server}")).await;
+    let rcon = html
+        .split("<code id=\"rcon-password\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap()
+        .to_owned();
+    let csrf = csrf_in(&html);
+    // RCON to a server that is not running: an error, logged or not.
+    let reply = console(&client, server, "status").await;
+    assert!(reply["error"].is_string(), "{reply}");
+    let hash = {
+        let store = left4me_web::open_store(&test_config(&root)).await.unwrap();
+        let user = store.user_by_name("boss").await.unwrap().unwrap();
+        store.close().await;
+        user.password_hash.expose().to_owned()
+    };
+    let log_path = panel.log.clone();
+    panel.terminate();
+
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        log.contains("failed login") && log.contains("boss"),
+        "{log}"
+    );
+    assert!(!log.contains("\x1b["), "no colour codes in a file: {log}");
+    for (what, secret) in [
+        ("the setup token", setup_token.as_str()),
+        ("the password", password),
+        ("the wrong password", wrong),
+        ("the session token", &session),
+        ("the CSRF token", &csrf),
+        ("the RCON password", &rcon),
+        ("the password hash", &hash),
+        ("any password hash", "$argon2"),
+    ] {
+        assert!(!log.contains(secret), "{what} is in the log: {log}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1508,6 +1596,355 @@ async fn unreadable_requests_get_the_panels_error_page() {
         "title and status agree: {html}"
     );
     assert!(html.contains("<title>"), "a styled page: {html}");
+    app.stop().await;
+}
+
+/// A request as a script sends it: `Accept: application/json`, the form
+/// with the session's CSRF token (unless `csrf` is given).
+async fn json_request(
+    client: &Client,
+    method: reqwest::Method,
+    path: &str,
+    fields: &[(&str, &str)],
+    csrf: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let token = match csrf {
+        Some(token) => token.to_owned(),
+        None => client.csrf("/account").await,
+    };
+    let mut form = vec![("csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    let res = client
+        .http
+        .request(method, format!("{}{path}", client.base))
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/json", "{path}");
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_that_accept_json_get_every_failure_as_json_with_the_form_fields() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "").await;
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    // (what, path, fields, the fields named in the answer, sorted)
+    let cases = [
+        (
+            "server create",
+            "/servers".to_owned(),
+            vec![
+                ("name", ""),
+                ("hostname", "h"),
+                ("port", "80"),
+                ("blueprint_id", ""),
+            ],
+            "blueprint_id name port",
+        ),
+        (
+            "blueprint save",
+            format!("/blueprints/{bp}"),
+            vec![("name", " "), ("config", ""), ("arguments", "-port 1")],
+            "arguments name",
+        ),
+        (
+            "overlay create",
+            "/overlays".to_owned(),
+            vec![("name", "")],
+            "name",
+        ),
+        (
+            "user create",
+            "/users".to_owned(),
+            vec![("username", "bob"), ("password", "short")],
+            "password",
+        ),
+        (
+            "account password",
+            "/account/password".to_owned(),
+            vec![
+                ("current", "not-it"),
+                ("password", "short"),
+                ("confirm", "other"),
+            ],
+            "confirm current password",
+        ),
+    ];
+    for (what, path, fields, expected) in cases {
+        let (status, body) = json_request(&client, post.clone(), &path, &fields, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with("The form has mistakes"), "{what}: {body}");
+        let named: Vec<&String> = body["fields"].as_object().unwrap().keys().collect();
+        let expected: Vec<&str> = expected.split(' ').collect();
+        assert_eq!(named, expected, "{what}: {body}");
+        for field in expected {
+            assert!(
+                !body["fields"][field].as_str().unwrap().is_empty(),
+                "{what}: {body}"
+            );
+        }
+    }
+    // Not found, refused, not logged in, a wrong password.
+    let (status, body) = json_request(&client, get.clone(), "/servers/999", &[], None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not found"))
+    );
+    let (status, body) = json_request(
+        &client,
+        post.clone(),
+        "/overlays",
+        &[("name", "x")],
+        Some("forged"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    let anonymous = app.client();
+    let (status, body) = json_request(&anonymous, get, "/", &[], Some("")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("please log in"))
+    );
+    let token = anonymous.csrf("/login").await;
+    let (status, body) = json_request(
+        &anonymous,
+        post,
+        "/login",
+        &[("username", ADMIN.0), ("password", "wrong")],
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Wrong username or password"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_kind_of_answer_carries_the_security_headers() {
+    let mut app = App::spawn().await;
+    let anonymous = app.client();
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let json_error = client
+        .http
+        .get(app.url("/servers/999"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let answers = [
+        ("a page", client.get("/").await, StatusCode::OK),
+        (
+            "a 404 page",
+            client.get("/no/such/page").await,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a redirect",
+            anonymous.get("/").await,
+            StatusCode::SEE_OTHER,
+        ),
+        (
+            "a static file",
+            anonymous.get("/static/app.js").await,
+            StatusCode::OK,
+        ),
+        ("a JSON error", json_error, StatusCode::NOT_FOUND),
+        (
+            "a refused form",
+            anonymous.post_with_csrf("/login", &[], "forged").await,
+            StatusCode::FORBIDDEN,
+        ),
+        ("plain text", anonymous.get("/health").await, StatusCode::OK),
+    ];
+    for (what, res, status) in answers {
+        assert_eq!(res.status(), status, "{what}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .unwrap_or_else(|| panic!("{what} has no {name}"))
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(directive), "{what}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{what}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{what}");
+        assert_eq!(header("x-frame-options"), "DENY", "{what}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn error_pages_keep_the_navigation_for_a_logged_in_user() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let nav = "<a href=\"/blueprints\">Blueprints</a>";
+    // A handler's "not found", an unknown path, a refused form.
+    let refused = client
+        .post_with_csrf("/overlays", &[("name", "x")], "forged")
+        .await;
+    for (what, res, status) in [
+        (
+            "a missing server",
+            client.get("/servers/999").await,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "an unknown path",
+            client.get("/no/such/page").await,
+            StatusCode::NOT_FOUND,
+        ),
+        ("a refused form", refused, StatusCode::FORBIDDEN),
+    ] {
+        assert_eq!(res.status(), status, "{what}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains(nav), "{what}: {html}");
+        assert!(
+            html.contains(&format!(">{}</a>", ADMIN.0)),
+            "{what}: the user's name: {html}"
+        );
+        assert!(html.contains("<title>"), "{what}: {html}");
+        assert!(html.contains("data-back"), "{what}: {html}");
+        assert!(!html.contains("javascript:"), "{what}: {html}");
+    }
+    // Nobody logged in: the page without the navigation.
+    let (status, html) = app.client().get_text("/no/such/page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        html.contains("<title>Not Found") && !html.contains(nav),
+        "{html}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spec_on_the_server_page_masks_the_rcon_password() {
+    let mut app = App::spawn().await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "sv_cheats 0").await;
+    let server = create_server(&client, "alpha", bp, free_port()).await;
+    let (_, html) = client.get_text(&format!("/servers/{server}")).await;
+    let revealed = html
+        .split("<code id=\"rcon-password\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the RCON password behind Reveal");
+    assert_eq!(revealed.len(), 20, "{revealed}");
+    let spec = html
+        .split("<pre class=\"code\" id=\"spec\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap();
+    assert!(spec.contains("sv_cheats 0"), "{spec}");
+    assert!(spec.contains("rcon_password"), "{spec}");
+    assert!(
+        spec.contains("hidden: Reveal it under RCON password"),
+        "{spec}"
+    );
+    assert!(!spec.contains(revealed), "{spec}");
+    assert_eq!(html.matches(revealed).count(), 1, "only behind Reveal");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attacker_is_slowed_by_address_while_the_owner_logs_in_elsewhere() {
+    let mut app = App::spawn_configured(|c| {
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    let base = app.client().base;
+    let attacker = Client::forwarded_for(&base, "203.0.113.5");
+    for _ in 0..left4me_web::auth::PAIR_FREE_FAILURES {
+        let res = attacker.login(ADMIN.0, "guessed-wrong").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Slowed, even with the right password: the wait is in the answer.
+    let res = attacker.login(ADMIN.0, ADMIN.1).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=left4me_web::auth::FIRST_WAIT.as_secs()).contains(&retry),
+        "{retry}"
+    );
+    assert!(res.text().await.unwrap().contains("Too many failed logins"));
+    // The owner, from their own address, is not locked out.
+    let owner = Client::forwarded_for(&base, "198.51.100.20");
+    assert_eq!(
+        owner.login(ADMIN.0, ADMIN.1).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // A success forgives the owner's own mistypes (a second browser).
+    let laptop = || Client::forwarded_for(&base, "198.51.100.20");
+    for _ in 0..left4me_web::auth::PAIR_FREE_FAILURES - 1 {
+        let res = laptop().login(ADMIN.0, "typo").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        laptop().login(ADMIN.0, ADMIN.1).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    for _ in 0..left4me_web::auth::PAIR_FREE_FAILURES {
+        let res = laptop().login(ADMIN.0, "typo").await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "counting starts again"
+        );
+    }
+
+    // Failed logins are in the admin's activity log, never a password.
+    let (_, activity) = owner.get_text("/activity?kind=login.failed").await;
+    assert!(activity.contains("203.0.113.5"), "{activity}");
+    assert!(activity.contains("198.51.100.20"), "{activity}");
+    assert!(
+        activity.contains("failed login as &#34;admin&#34;"),
+        "{activity}"
+    );
+    assert!(
+        !activity.contains("guessed-wrong") && !activity.contains("typo"),
+        "{activity}"
+    );
+    // Other users do not see them.
+    seed_user(&app.config, "carol", "carol-password-1", false).await;
+    let carol = Client::forwarded_for(&base, "198.51.100.30");
+    assert_eq!(
+        carol.login("carol", "carol-password-1").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(carol.get("/activity").await.status(), StatusCode::NOT_FOUND);
     app.stop().await;
 }
 

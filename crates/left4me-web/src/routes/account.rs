@@ -4,6 +4,7 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use left4me_store::Secret;
 use serde::Deserialize;
 
 use crate::auth::{CurrentUser, verify_password};
@@ -24,9 +25,9 @@ pub(crate) async fn page(user: CurrentUser) -> AppResult<Response> {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PasswordForm {
-    current: String,
-    password: String,
-    confirm: String,
+    current: Secret,
+    password: Secret,
+    confirm: Secret,
 }
 
 pub(crate) async fn change_password(
@@ -37,13 +38,14 @@ pub(crate) async fn change_password(
     let mut errors = FormErrors::default();
     let hash = user.user.password_hash.clone();
     let current = form.current.clone();
-    let current_ok = tokio::task::spawn_blocking(move || verify_password(&hash, &current))
-        .await
-        .map_err(AppError::internal)?;
+    let current_ok =
+        tokio::task::spawn_blocking(move || verify_password(hash.expose(), current.expose()))
+            .await
+            .map_err(AppError::internal)?;
     if !current_ok {
         errors.add("current", "that is not your current password");
     }
-    let password = NewPassword::parse(&form.password)
+    let password = NewPassword::parse(form.password.expose())
         .map_err(|e| errors.add("password", e))
         .ok();
     if form.password != form.confirm {
@@ -61,7 +63,7 @@ pub(crate) async fn change_password(
     state.store().set_password_hash(user.id(), &hash).await?;
     state
         .store()
-        .delete_other_sessions(user.id(), &user.session.token_hash)
+        .delete_other_sessions(user.id(), user.session.token_hash.expose())
         .await?;
     let page = AccountPage {
         l: Layout::of(&user),

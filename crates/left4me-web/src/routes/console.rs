@@ -57,7 +57,7 @@ fn describe(err: &RconError, port: i64) -> String {
 async fn run(server: &Server, command: &str) -> Result<String, String> {
     let port = u16::try_from(server.port).map_err(|_| "bad port".to_owned())?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut client = RconClient::connect(addr, &server.rcon_password, RCON_TIMEOUT)
+    let mut client = RconClient::connect(addr, server.rcon_password.expose(), RCON_TIMEOUT)
         .await
         .map_err(|e| describe(&e, server.port))?;
     client

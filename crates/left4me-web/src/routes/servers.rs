@@ -4,7 +4,9 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_store::{Blueprint, JobFilter, ListedServer, NewServer, ServerFilter, ServerRole};
+use left4me_store::{
+    Blueprint, JobFilter, ListedServer, NewServer, Server, ServerFilter, ServerRole,
+};
 use serde::Deserialize;
 
 use crate::access::{self, ServerAction, ServerGrant};
@@ -254,7 +256,13 @@ async fn server_page(
     let ServerGrant { server, access } = grant;
     let blueprint = state.store().blueprint(server.blueprint_id).await?;
     let overlays = state.store().blueprint_overlays(blueprint.id).await?;
-    let spec_yaml = match build_spec(&server, &blueprint, &overlays) {
+    // Masked like the RCON password field above, which reveals it on a
+    // click: the spec is in plain sight on the page.
+    let masked = Server {
+        rcon_password: "(hidden: Reveal it under RCON password)".into(),
+        ..server.clone()
+    };
+    let spec_yaml = match build_spec(&masked, &blueprint, &overlays) {
         Ok(spec) => spec.to_yaml(),
         Err(e) => format!("# this server cannot start: {e}"),
     };
@@ -269,7 +277,7 @@ async fn server_page(
         public_host(state, headers),
         server.port
     );
-    let rcon_password = server.rcon_password.clone();
+    let rcon_password = server.rcon_password.expose().to_owned();
     let server_id = server.id;
     let settings = submitted.unwrap_or_else(|| ServerSettings {
         name: server.name.clone(),

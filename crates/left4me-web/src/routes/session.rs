@@ -8,10 +8,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::auth::{
-    self, IP_LIMIT, MaybeUser, PRE_SESSION_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS,
-    USER_LIMIT,
-};
+use left4me_store::Secret;
+
+use crate::auth::{self, MaybeUser, PRE_SESSION_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::domain::{NewPassword, Username};
 use crate::error::{AppError, AppResult};
 use crate::pages::{FormErrors, LoginPage, SetupPage, render};
@@ -46,13 +45,17 @@ fn with_cookies(cookies: impl IntoIterator<Item = String>, body: impl IntoRespon
 #[derive(Debug, Deserialize)]
 pub(crate) struct SetupQuery {
     #[serde(default)]
-    token: String,
+    token: Secret,
 }
 
+/// The setup token lives until it is used or the panel restarts (which
+/// prints a new one while there is no user).
 fn invalid_setup_link() -> AppError {
     AppError::NotFoundBecause(
-        "This setup link is wrong or was already used. If the first admin exists, log in; \
-         otherwise restart the panel, which prints a new link."
+        "This setup link was already used or has expired (each start of the panel prints a \
+         new one while no user exists). If the first admin exists, log in; an admin adds \
+         users under Users, or from a shell with `left4me user create NAME`. Otherwise \
+         restart the panel and open the link it prints."
             .into(),
     )
 }
@@ -62,12 +65,12 @@ pub(crate) async fn setup_page(
     headers: HeaderMap,
     Query(query): Query<SetupQuery>,
 ) -> AppResult<Response> {
-    if !state.setup_token_matches(&query.token) {
+    if !state.setup_token_matches(query.token.expose()) {
         return Err(invalid_setup_link());
     }
     let (csrf, set) = pre_session_csrf(&state, &headers);
     let page = SetupPage {
-        token: query.token,
+        token: query.token.expose().to_owned(),
         csrf,
         username: String::new(),
         errors: FormErrors::default(),
@@ -77,25 +80,25 @@ pub(crate) async fn setup_page(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SetupForm {
-    token: String,
-    csrf: String,
+    token: Secret,
+    csrf: Secret,
     username: String,
-    password: String,
-    confirm: String,
+    password: Secret,
+    confirm: Secret,
 }
 
 pub(crate) async fn setup(
     State(state): State<AppState>,
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
-    if !state.setup_token_matches(&form.token) {
+    if !state.setup_token_matches(form.token.expose()) {
         return Err(invalid_setup_link());
     }
     let mut errors = FormErrors::default();
     let username = Username::parse(&form.username)
         .map_err(|e| errors.add("username", e))
         .ok();
-    let password = NewPassword::parse(&form.password)
+    let password = NewPassword::parse(form.password.expose())
         .map_err(|e| errors.add("password", e))
         .ok();
     if form.password != form.confirm {
@@ -103,8 +106,8 @@ pub(crate) async fn setup(
     }
     let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
         let page = SetupPage {
-            token: form.token,
-            csrf: form.csrf,
+            token: form.token.expose().to_owned(),
+            csrf: form.csrf.expose().to_owned(),
             username: form.username,
             errors,
         };
@@ -169,9 +172,9 @@ pub(crate) async fn login_page(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginForm {
-    csrf: String,
+    csrf: Secret,
     username: String,
-    password: String,
+    password: Secret,
 }
 
 pub(crate) async fn login(
@@ -182,36 +185,47 @@ pub(crate) async fn login(
 ) -> AppResult<Response> {
     let limiter = state.limiter();
     let client = auth::client_ip(peer.ip(), &headers, &state.config().trusted_proxies);
-    let ip_key = format!("ip:{client}");
-    let user_key = format!("user:{}", form.username.trim().to_lowercase());
-    for (key, max) in [(&ip_key, IP_LIMIT), (&user_key, USER_LIMIT)] {
-        if let Err(wait) = limiter.check(key, max) {
-            return Err(AppError::TooManyRequests(format!(
-                "Too many failed logins. Try again in {} seconds.",
+    let username = form.username.trim();
+    if let Err(wait) = limiter.check(client, username) {
+        return Err(AppError::TooManyRequests {
+            message: format!(
+                "Too many failed logins from your address. Try again in {} seconds.",
                 wait.as_secs().max(1)
-            )));
-        }
+            ),
+            retry_after: wait,
+        });
     }
-    let user = state.store().user_by_name(form.username.trim()).await?;
+    let user = state.store().user_by_name(username).await?;
     let password = form.password.clone();
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // Verify even for unknown users, so timing does not tell who exists.
     let valid = tokio::task::spawn_blocking(move || {
-        let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        auth::verify_password(&hash, &password)
+        let hash = hash.as_ref().map_or(DUMMY_HASH, Secret::expose);
+        auth::verify_password(hash, password.expose())
     })
     .await
     .map_err(AppError::internal)?;
     match user {
         Some(user) if valid && user.is_active => {
-            limiter.clear(&user_key);
+            limiter.record_success(client, username);
             start_session(&state, user.id).await
         }
         _ => {
-            limiter.record_failure(&ip_key);
-            limiter.record_failure(&user_key);
+            limiter.record_failure(client, username);
+            // At most 64 characters of what was typed as the name: enough
+            // to tell who was tried, not a way to fill the log.
+            let tried: String = username.chars().take(64).collect();
+            tracing::warn!(address = %client, username = %tried, "failed login");
+            state
+                .store()
+                .record_anonymous_activity(
+                    &client.to_string(),
+                    "login.failed",
+                    &format!("failed login as {tried:?}"),
+                )
+                .await?;
             let page = LoginPage {
-                csrf: form.csrf,
+                csrf: form.csrf.expose().to_owned(),
                 username: form.username,
                 error: "Wrong username or password, or the account is deactivated.".into(),
             };

@@ -37,7 +37,7 @@ pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> A
 #[derive(Debug, Deserialize)]
 pub(crate) struct CreateForm {
     username: String,
-    password: String,
+    password: left4me_store::Secret,
     #[serde(default)]
     admin: Option<String>,
 }
@@ -52,7 +52,7 @@ pub(crate) async fn create(
     let username = Username::parse(&form.username)
         .map_err(|e| errors.add("username", e))
         .ok();
-    let password = NewPassword::parse(&form.password)
+    let password = NewPassword::parse(form.password.expose())
         .map_err(|e| errors.add("password", e))
         .ok();
     if let (Some(username), Some(password)) = (username, password) {
