@@ -6,8 +6,10 @@
 //! servers keep running).
 
 pub mod access;
+/// The configuration lives in its own crate, shared with the CLI's host
+/// commands; re-exported for the panel's users.
+pub use left4me_config as config;
 pub mod auth;
-pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
@@ -24,14 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use left4me_host::lifecycle::Host;
-use left4me_host::mount::MountApi;
-use left4me_host::supervisor::Supervisor;
-use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
-use left4me_host::supervisor::systemd::SystemdSupervisor;
 use left4me_store::Store;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, SupervisorKind};
+use crate::config::Config;
 use crate::jobs::Jobs;
 use crate::state::AppState;
 
@@ -60,25 +58,6 @@ pub struct Launch {
     pub live: Arc<live::Live>,
 }
 
-/// The supervisor backend the configuration asks for. `program` is the
-/// binary with the `supervise` subcommand (the `left4me` binary).
-pub fn supervisor(config: &Config, program: &std::path::Path) -> Box<dyn Supervisor> {
-    match config.supervisor {
-        SupervisorKind::Builtin => Box::new(BuiltinSupervisor {
-            program: program.to_owned(),
-            policy: RestartPolicy {
-                max_crashes: config.max_crashes,
-                window_secs: config.crash_window_secs,
-                backoff_initial_ms: config.restart_backoff_ms,
-                stop_timeout_ms: config.stop_timeout_ms,
-                ..RestartPolicy::default()
-            },
-            mount_api: MountApi::Auto,
-        }),
-        SupervisorKind::Systemd => Box::new(SystemdSupervisor::default()),
-    }
-}
-
 /// Opens the database (applying migrations) at the configured path.
 pub async fn open_store(config: &Config) -> Result<Store, LaunchError> {
     let path = config.database_path();
@@ -100,7 +79,7 @@ pub async fn launch_with_listener(
     let store = open_store(&config).await?;
     let host = Arc::new(Host::open(
         &config.root,
-        supervisor(&config, &launch.supervisor_program),
+        config.supervisor(&launch.supervisor_program),
     )?);
     let interrupted =
         store
@@ -190,10 +169,11 @@ pub async fn launch_with_listener(
 /// supervisor with a program that does not exist.
 #[cfg(test)]
 pub(crate) fn test_host(root: &std::path::Path) -> Arc<Host> {
+    use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
     let supervisor = BuiltinSupervisor {
         program: "/nonexistent/left4me".into(),
         policy: RestartPolicy::default(),
-        mount_api: MountApi::Auto,
+        mount_api: left4me_host::mount::MountApi::Auto,
     };
     Arc::new(Host::open(root, Box::new(supervisor)).expect("a test state root"))
 }

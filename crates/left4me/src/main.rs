@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use left4me_config::{Config, SupervisorKind};
 use left4me_host::layout::StateRoot;
 use left4me_host::lifecycle::Host;
 use left4me_host::mount::MountApi;
 use left4me_host::name::InstanceName;
 use left4me_host::supervisor::builtin::{RestartPolicy, SuperviseArgs};
 use left4me_host::supervisor::systemd::{server_unit, sync_start_on_boot};
-use left4me_web::config::{Config, SupervisorKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -176,10 +176,7 @@ pub(crate) fn settings(cli: &Cli) -> Result<Config, Failure> {
 pub(crate) fn open_host(cli: &Cli) -> Result<Host, Failure> {
     let config = settings(cli)?;
     let program = std::env::current_exe()?;
-    Ok(Host::open(
-        &config.root,
-        left4me_web::supervisor(&config, &program),
-    )?)
+    Ok(Host::open(&config.root, config.supervisor(&program))?)
 }
 
 fn run(cli: &Cli) -> CliResult {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use left4me_web::config::DEFAULT_TOML;
+use left4me_config::DEFAULT_TOML;
 use left4me_web::domain::{NewPassword, Username};
 
 use crate::{Cli, CliResult, Failure, settings};

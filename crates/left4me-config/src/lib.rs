@@ -1,4 +1,5 @@
-//! Configuration: defaults, then `/etc/left4me/left4me.toml` (or
+//! left4me's configuration, shared by the panel and the CLI's host
+//! commands: defaults, then `/etc/left4me/left4me.toml` (or
 //! `--config`), then `LEFT4ME_*` environment variables, then command-line
 //! flags. Unknown keys in the file are errors.
 
@@ -6,6 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use left4me_host::mount::MountApi;
+use left4me_host::supervisor::Supervisor;
+use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
+use left4me_host::supervisor::systemd::SystemdSupervisor;
 use serde::{Deserialize, Serialize};
 
 /// Where the file is looked for when `--config` is not given.
@@ -95,6 +100,27 @@ impl Default for Config {
             reconcile_interval_secs: 30,
             poll_interval_secs: 5,
             player_history_days: 30,
+        }
+    }
+}
+
+impl Config {
+    /// The supervisor backend this configuration asks for. `program` is
+    /// the binary with the `supervise` subcommand (the `left4me` binary).
+    pub fn supervisor(&self, program: &Path) -> Box<dyn Supervisor> {
+        match self.supervisor {
+            SupervisorKind::Builtin => Box::new(BuiltinSupervisor {
+                program: program.to_owned(),
+                policy: RestartPolicy {
+                    max_crashes: self.max_crashes,
+                    window_secs: self.crash_window_secs,
+                    backoff_initial_ms: self.restart_backoff_ms,
+                    stop_timeout_ms: self.stop_timeout_ms,
+                    ..RestartPolicy::default()
+                },
+                mount_api: MountApi::Auto,
+            }),
+            SupervisorKind::Systemd => Box::new(SystemdSupervisor::default()),
         }
     }
 }
