@@ -383,32 +383,6 @@ async fn crashes_while_a_start_waits_show_in_its_log() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_start_whose_server_gives_up_fails_with_the_reason_at_once() {
-    let mut app = App::spawn_configured(|c| c.max_crashes = 2).await;
-    let client = app.login(ADMIN.0, ADMIN.1).await;
-    // Crashes before it ever answers.
-    let bp = create_blueprint(
-        &client,
-        "Doomed",
-        "sim_boot_delay_ms 60000\nsim_crash_after_ms 200",
-    )
-    .await;
-    let server = create_server(&client, "doomed", bp, free_port()).await;
-    let job = action(&client, server, "start").await;
-    let events = job_events(&client, job, None).await;
-    assert_eq!(events.last().unwrap().2, "failed");
-    let reason = events
-        .iter()
-        .find(|e| e.2.contains("will not answer"))
-        .unwrap_or_else(|| panic!("no early failure in {events:?}"));
-    assert!(
-        reason.2.contains("the server is failed") && reason.2.contains("gave up after 2 crashes"),
-        "{reason:?}"
-    );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn state_changes_without_the_csrf_token_are_refused() {
     let mut app = App::spawn().await;
     let client = app.login(ADMIN.0, ADMIN.1).await;
@@ -2944,9 +2918,10 @@ async fn a_start_fails_at_once_naming_the_program_that_holds_its_port() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failed_start_shows_the_games_last_console_lines() {
+async fn a_start_whose_server_gives_up_fails_with_the_reason_and_the_games_last_lines() {
     let mut app = App::spawn_configured(|c| c.max_crashes = 2).await;
     let client = app.login(ADMIN.0, ADMIN.1).await;
+    // Crashes before it ever answers.
     let bp = create_blueprint(
         &client,
         "Doomed",
