@@ -93,20 +93,28 @@ impl Store {
         Ok(())
     }
 
-    /// Names of the blueprints that use the overlay.
-    pub async fn blueprints_using_overlay(&self, id: i64) -> Result<Vec<String>> {
+    /// Names of the blueprints that use the overlay: all of them, or
+    /// those `viewer` may see (others' private ones stay unnamed).
+    pub async fn blueprints_using_overlay(
+        &self,
+        id: i64,
+        viewer: Option<Viewer>,
+    ) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT b.name FROM blueprints b JOIN blueprint_overlays bo ON bo.blueprint_id = b.id
-             WHERE bo.overlay_id = ? ORDER BY b.name",
+             WHERE bo.overlay_id = ?1 AND (?2 IS NULL OR ?2 OR b.owner_id = ?3 OR b.shared)
+             ORDER BY b.name",
         )
         .bind(id)
+        .bind(viewer.map(|v| v.is_admin))
+        .bind(viewer.map(|v| v.user_id))
         .fetch_all(&self.pool)
         .await?)
     }
 
     /// Deletes the overlay unless a blueprint uses it.
     pub async fn delete_overlay(&self, id: i64) -> Result<()> {
-        let users = self.blueprints_using_overlay(id).await?;
+        let users = self.blueprints_using_overlay(id, None).await?;
         if !users.is_empty() {
             return Err(StoreError::Conflict(format!(
                 "the overlay is used by {}; remove it there first",

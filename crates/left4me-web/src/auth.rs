@@ -367,6 +367,11 @@ impl<K: std::hash::Hash + Eq + Clone> Tracked<K> {
             last: now,
             wait_until: now,
         });
+        // Mistakes long ago are forgiven: a household behind one address
+        // must not wait longer with every typo of its lifetime.
+        if now.saturating_duration_since(failures.last) >= FORGET_AFTER {
+            failures.count = 0;
+        }
         failures.count = failures.count.saturating_add(1);
         failures.last = now;
         failures.wait_until = now + wait_after(failures.count, free);
@@ -559,6 +564,20 @@ mod tests {
         assert!(limiter.check(attacker, "bob").is_ok());
         limiter.record_success(attacker, "alice");
         assert!(limiter.check(attacker, "alice").is_ok());
+    }
+
+    #[test]
+    fn failures_long_ago_are_forgotten() {
+        let mut tracked = Tracked::<u8>::default();
+        let start = Instant::now();
+        for _ in 0..10 {
+            tracked.fail(1, 5, start);
+        }
+        assert_eq!(tracked.wait(&1, start), FIRST_WAIT * 32);
+        // One more typo after a quiet spell starts the count again.
+        let later = start + FORGET_AFTER;
+        tracked.fail(1, 5, later);
+        assert_eq!(tracked.wait(&1, later), Duration::ZERO);
     }
 
     #[test]

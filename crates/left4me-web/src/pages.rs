@@ -215,7 +215,7 @@ pub(crate) struct NewServerForm {
 /// server's state: buttons that do not apply are disabled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServerPermissions {
-    pub(crate) control: bool,
+    /// Start, stop and restart; console, files and activity.
     pub(crate) operate: bool,
     pub(crate) manage: bool,
     pub(crate) can_start: bool,
@@ -226,14 +226,13 @@ pub(crate) struct ServerPermissions {
 impl ServerPermissions {
     pub(crate) fn new(access: crate::access::ServerAccess, actual: &str) -> Self {
         use crate::access::ServerAction;
-        let control = access.allows(ServerAction::Control);
+        let operate = access.allows(ServerAction::Control);
         Self {
-            control,
-            operate: access.allows(ServerAction::Console),
+            operate,
             manage: access.allows(ServerAction::Manage),
-            can_start: control && actual != "running",
-            can_stop: control && actual != "stopped",
-            can_restart: control && actual == "running",
+            can_start: operate && actual != "running",
+            can_stop: operate && actual != "stopped",
+            can_restart: operate && actual == "running",
         }
     }
 }

@@ -674,6 +674,12 @@ async fn shared_overlays_and_blueprints_are_used_by_all_and_changed_by_their_own
     let (_, page) = bob.get_text(&format!("/blueprints/{copy}")).await;
     assert!(page.contains("Alice coop (copy)") && page.contains("Alice maps"));
     assert!(page.contains("Delete blueprint"), "he owns the copy");
+    // The overlay's page names only the blueprints its reader may see.
+    let (_, page) = alice.get_text(&format!("/overlays/{maps}")).await;
+    assert!(
+        page.contains("Used by: Alice coop.") && !page.contains("(copy)"),
+        "{page}"
+    );
     // He cannot put an overlay he cannot see into it.
     let secret = create_overlay(&alice, "Alice secret").await;
     let res = bob
@@ -803,6 +809,14 @@ async fn server_members_operate_or_watch_as_their_role_allows() {
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path} {fields:?}");
         assert!(res.text().await.unwrap().contains("owner and admins"));
     }
+    // Only users that exist and are active become members.
+    let res = alice
+        .post(
+            &format!("/servers/{server}/members"),
+            &[("user_id", "999999"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     // The activity log names who did what.
     let (_, activity) = alice.get_text(&format!("/servers/{server}/activity")).await;
     assert!(

@@ -237,20 +237,24 @@ pub(crate) async fn save(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
     };
     let store = state.store();
-    store
-        .update_blueprint(id, name.as_str(), &config, &arguments)
-        .await?;
     let list: Vec<(i64, bool)> = overlays
         .iter()
         .map(|o| (o.overlay_id, o.expose_server_cfg))
         .collect();
-    if let Err(left4me_store::StoreError::Conflict(message)) =
-        store.set_blueprint_overlays(id, &list).await
-    {
-        errors.add("overlays", message);
-        let page = page(&state, &user, blueprint, overlays, errors, false).await?;
-        return Ok((StatusCode::CONFLICT, render(&page)?).into_response());
+    // The overlays first: they are what can be refused (a shared blueprint
+    // takes shared overlays only), and then nothing else is saved either.
+    match store.set_blueprint_overlays(id, &list).await {
+        Ok(()) => {}
+        Err(left4me_store::StoreError::Conflict(message)) => {
+            errors.add("overlays", message);
+            let page = page(&state, &user, blueprint, overlays, errors, false).await?;
+            return Ok((StatusCode::CONFLICT, render(&page)?).into_response());
+        }
+        Err(e) => return Err(e.into()),
     }
+    store
+        .update_blueprint(id, name.as_str(), &config, &arguments)
+        .await?;
     let names: Vec<&str> = overlays.iter().map(|o| o.name.as_str()).collect();
     let detail = format!(
         "saved blueprint {} (overlays: {})",

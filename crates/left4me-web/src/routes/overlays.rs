@@ -127,7 +127,11 @@ pub(crate) async fn show(
         .collect();
     let page = OverlayPage {
         l: Layout::of(&user),
-        used_by: state.store().blueprints_using_overlay(id).await?.join(", "),
+        used_by: state
+            .store()
+            .blueprints_using_overlay(id, Some(user.viewer()))
+            .await?
+            .join(", "),
         can_change: user.item_access(&overlay) == Some(ItemAccess::Change),
         owner: state.store().user(overlay.owner_id).await?.username,
         uploaded: query.uploaded,

@@ -457,11 +457,15 @@ pub(crate) async fn member(
     let server = access::server(&state, &user, id, ServerAction::Manage)
         .await?
         .server;
-    let member = state
-        .store()
-        .user(form.user_id)
-        .await
-        .map_err(|_| AppError::BadRequest("choose one of the users offered".into()))?;
+    let member = match state.store().user(form.user_id).await {
+        Ok(u) if u.is_active || form.role == "remove" => u,
+        Ok(_) | Err(left4me_store::StoreError::NotFound) => {
+            return Err(AppError::BadRequest(
+                "choose one of the active users offered".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let role = match form.role.as_str() {
         "operator" => Some(ServerRole::Operator),
         "viewer" => Some(ServerRole::Viewer),

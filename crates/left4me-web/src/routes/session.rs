@@ -215,7 +215,7 @@ pub(crate) async fn login(
             // At most 64 characters of what was typed as the name: enough
             // to tell who was tried, not a way to fill the log.
             let tried: String = username.chars().take(64).collect();
-            tracing::warn!(address = %client, username = %tried, "failed login");
+            tracing::warn!(address = %client, username = ?tried, "failed login");
             state
                 .store()
                 .record_anonymous_activity(
