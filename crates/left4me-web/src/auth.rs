@@ -377,6 +377,14 @@ impl<K: std::hash::Hash + Eq + Clone> Tracked<K> {
         failures.wait_until = now + wait_after(failures.count, free);
     }
 
+    /// Takes back one failure counted by an attempt that succeeded.
+    fn refund(&mut self, key: &K, free: u32) {
+        if let Some(failures) = self.keys.get_mut(key) {
+            failures.count = failures.count.saturating_sub(1);
+            failures.wait_until = failures.last + wait_after(failures.count, free);
+        }
+    }
+
     /// Drops forgotten keys; if that is not a tenth of the map, also the
     /// tenth whose waits end soonest (oldest failure first among equals).
     /// Dropping a tenth at once keeps a spray at O(log n) per failure.
@@ -423,7 +431,8 @@ fn pair_key(ip: IpAddr, username: &str) -> (IpAddr, String) {
 
 impl LoginLimiter {
     /// `Err(wait)` while `client` must wait before trying `username` again.
-    pub fn check(&self, client: IpAddr, username: &str) -> Result<(), Duration> {
+    #[cfg(test)]
+    pub(crate) fn check(&self, client: IpAddr, username: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let by_address = lock(&self.addresses).wait(&address_key(client), now);
         let by_pair = lock(&self.pairs).wait(&pair_key(client, username), now);
@@ -433,15 +442,37 @@ impl LoginLimiter {
         }
     }
 
-    pub fn record_failure(&self, client: IpAddr, username: &str) {
+    /// Counts a login attempt as a failure before its password is
+    /// checked, unless the client must wait first (`Err(wait)`). Counting
+    /// up front means attempts sent in parallel cannot all slip through
+    /// one free slot while argon2 runs; a success refunds it.
+    pub fn attempt(&self, client: IpAddr, username: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let (address, pair) = (address_key(client), pair_key(client, username));
+        let mut addresses = lock(&self.addresses);
+        let mut pairs = lock(&self.pairs);
+        match addresses.wait(&address, now).max(pairs.wait(&pair, now)) {
+            Duration::ZERO => {
+                addresses.fail(address, ADDRESS_FREE_FAILURES, now);
+                pairs.fail(pair, PAIR_FREE_FAILURES, now);
+                Ok(())
+            }
+            wait => Err(wait),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn record_failure(&self, client: IpAddr, username: &str) {
         let now = Instant::now();
         lock(&self.addresses).fail(address_key(client), ADDRESS_FREE_FAILURES, now);
         lock(&self.pairs).fail(pair_key(client, username), PAIR_FREE_FAILURES, now);
     }
 
-    /// The owner got in: their mistypes are forgiven. The address keeps
-    /// its count, or one valid account would reset an attacker's.
+    /// The owner got in: the attempt is refunded to the address and their
+    /// mistypes are forgiven. The address keeps its earlier failures, or
+    /// one valid account would reset an attacker's.
     pub fn record_success(&self, client: IpAddr, username: &str) {
+        lock(&self.addresses).refund(&address_key(client), ADDRESS_FREE_FAILURES);
         lock(&self.pairs).keys.remove(&pair_key(client, username));
     }
 
@@ -564,6 +595,26 @@ mod tests {
         assert!(limiter.check(attacker, "bob").is_ok());
         limiter.record_success(attacker, "alice");
         assert!(limiter.check(attacker, "alice").is_ok());
+    }
+
+    #[test]
+    fn attempts_count_before_the_password_check_and_successes_are_refunded() {
+        let limiter = LoginLimiter::default();
+        let client = ip("203.0.113.9");
+        // Parallel attempts: each takes a slot before any password check.
+        for _ in 0..PAIR_FREE_FAILURES {
+            assert!(limiter.attempt(client, "alice").is_ok());
+        }
+        assert!(
+            limiter.attempt(client, "alice").is_err(),
+            "no free slot left"
+        );
+        // A success gives its slot back to the address and clears the pair.
+        let owner = ip("198.51.100.20");
+        for _ in 0..ADDRESS_FREE_FAILURES * 2 {
+            assert!(limiter.attempt(owner, "bob").is_ok());
+            limiter.record_success(owner, "bob");
+        }
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub(crate) async fn login(
     let limiter = state.limiter();
     let client = auth::client_ip(peer.ip(), &headers, &state.config().trusted_proxies);
     let username = form.username.trim();
-    if let Err(wait) = limiter.check(client, username) {
+    if let Err(wait) = limiter.attempt(client, username) {
         return Err(AppError::TooManyRequests {
             message: format!(
                 "Too many failed logins from your address. Try again in {} seconds.",
@@ -211,7 +211,7 @@ pub(crate) async fn login(
             start_session(&state, user.id).await
         }
         _ => {
-            limiter.record_failure(client, username);
+            // Already counted by `attempt`.
             // At most 64 characters of what was typed as the name: enough
             // to tell who was tried, not a way to fill the log.
             let tried: String = username.chars().take(64).collect();
