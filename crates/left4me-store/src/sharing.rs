@@ -74,7 +74,7 @@ async fn blocker(tx: &mut Tx, item: SharedItem, id: i64, shared: bool) -> Result
         }
         (SharedItem::Overlay, true) => return Ok(None),
         (SharedItem::Overlay, false) => (
-            named_users(
+            names_using(
                 tx,
                 "SELECT b.name || ' (' || u.username || ')'
                  FROM blueprint_overlays bo
@@ -90,7 +90,7 @@ async fn blocker(tx: &mut Tx, item: SharedItem, id: i64, shared: bool) -> Result
             "remove it there (or make a blueprint of yours private) first",
         ),
         (SharedItem::Blueprint, false) => (
-            named_users(
+            names_using(
                 tx,
                 "SELECT s.name || ' (' || u.username || ')'
                  FROM servers s JOIN users u ON u.id = s.owner_id JOIN blueprints b ON b.id = s.blueprint_id
@@ -113,8 +113,8 @@ async fn blocker(tx: &mut Tx, item: SharedItem, id: i64, shared: bool) -> Result
     }))
 }
 
-/// `name (owner)` of each row `sql` finds for `id`.
-async fn named_users(tx: &mut Tx, sql: &'static str, id: i64) -> Result<Vec<String>> {
+/// What uses the item `id`, as `name (owner)`, by the query `sql`.
+async fn names_using(tx: &mut Tx, sql: &'static str, id: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(sql)
         .bind(id)
         .fetch_all(&mut **tx)

@@ -404,11 +404,13 @@ async fn alice_bob_and_shared_maps(
         .create_overlay(alice.id, "maps", OverlayKind::Files)
         .await
         .unwrap();
-    store
-        .set_shared(SharedItem::Overlay, maps.id, true)
-        .await
-        .unwrap();
+    share(store, SharedItem::Overlay, maps.id, true).await;
     (alice, bob, maps)
+}
+
+/// Shares or unshares an item; it must work.
+async fn share(store: &Store, item: SharedItem, id: i64, shared: bool) {
+    store.set_shared(item, id, shared).await.unwrap();
 }
 
 fn conflict(err: StoreError) -> String {
@@ -455,10 +457,7 @@ async fn shared_items_are_visible_to_everyone_and_private_ones_to_owner_and_admi
     assert_eq!(seen(admin_view).await.len(), 2);
 
     let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
-    store
-        .set_shared(SharedItem::Blueprint, coop.id, true)
-        .await
-        .unwrap();
+    share(&store, SharedItem::Blueprint, coop.id, true).await;
     let bobs: Vec<String> = store
         .visible_blueprints(as_user(bob.id))
         .await
@@ -479,14 +478,8 @@ async fn taking_back_a_share_is_refused_while_others_use_it() {
         .set_blueprint_overlays(mine.id, &[(maps.id, false)])
         .await
         .unwrap();
-    store
-        .set_shared(SharedItem::Overlay, maps.id, false)
-        .await
-        .unwrap();
-    store
-        .set_shared(SharedItem::Overlay, maps.id, true)
-        .await
-        .unwrap();
+    share(&store, SharedItem::Overlay, maps.id, false).await;
+    share(&store, SharedItem::Overlay, maps.id, true).await;
     // Bob's blueprint does, and is named.
     let bobs = store.create_blueprint(bob.id, "bob coop").await.unwrap();
     store
@@ -523,10 +516,7 @@ async fn taking_back_a_share_is_refused_while_others_use_it() {
         .set_blueprint_overlays(mine.id, &[(maps.id, false)])
         .await
         .unwrap();
-    store
-        .set_shared(SharedItem::Blueprint, mine.id, true)
-        .await
-        .unwrap();
+    share(&store, SharedItem::Blueprint, mine.id, true).await;
     let message = conflict(
         store
             .set_blueprint_overlays(mine.id, &[(secret.id, false)])
@@ -567,10 +557,7 @@ async fn a_copied_blueprint_is_private_and_independent() {
         .set_blueprint_overlays(coop.id, &[(maps.id, true)])
         .await
         .unwrap();
-    store
-        .set_shared(SharedItem::Blueprint, coop.id, true)
-        .await
-        .unwrap();
+    share(&store, SharedItem::Blueprint, coop.id, true).await;
     let copy = store
         .copy_blueprint(coop.id, bob.id, "coop (copy)")
         .await

@@ -14,7 +14,7 @@
 //! others keep private; what they may see but not do answers 403 with the
 //! reason.
 
-use left4me_store::{Blueprint, Job, Overlay, Server, ServerRole, Viewer};
+use left4me_store::{Blueprint, Job, Overlay, Server, ServerRole, SharedItem, Viewer};
 
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
@@ -32,14 +32,14 @@ pub enum ItemAccess {
 
 /// An overlay or a blueprint.
 pub trait Shareable {
-    /// "overlay", "blueprint": for messages.
-    const NOUN: &'static str;
+    /// Which kind it is, as the store names it.
+    const ITEM: SharedItem;
     fn owner_id(&self) -> i64;
     fn shared(&self) -> bool;
 }
 
 impl Shareable for Overlay {
-    const NOUN: &'static str = "overlay";
+    const ITEM: SharedItem = SharedItem::Overlay;
     fn owner_id(&self) -> i64 {
         self.owner_id
     }
@@ -49,7 +49,7 @@ impl Shareable for Overlay {
 }
 
 impl Shareable for Blueprint {
-    const NOUN: &'static str = "blueprint";
+    const ITEM: SharedItem = SharedItem::Blueprint;
     fn owner_id(&self) -> i64 {
         self.owner_id
     }
@@ -147,7 +147,7 @@ pub fn require<T: Shareable>(user: &CurrentUser, item: T, need: ItemAccess) -> A
         Some(access) if access >= need => Ok(item),
         Some(_) => Err(AppError::Forbidden(format!(
             "This {noun} is shared with you to use; only its owner and admins can change it. Copy it to make your own.",
-            noun = T::NOUN
+            noun = T::ITEM.noun()
         ))),
     }
 }
@@ -185,14 +185,15 @@ pub async fn server(
     action: ServerAction,
 ) -> AppResult<ServerGrant> {
     let server = state.store().server(id).await?;
-    let role = if user.is_admin() || server.owner_id == user.id() {
-        None
-    } else {
-        state.store().server_role(id, user.id()).await?
+    // Owners and admins need no membership, so no second query for them.
+    let access = match user.server_access(&server, None) {
+        Some(access) => access,
+        None => {
+            let role = state.store().server_role(id, user.id()).await?;
+            user.server_access(&server, role)
+                .ok_or(AppError::NotFound)?
+        }
     };
-    let access = user
-        .server_access(&server, role)
-        .ok_or(AppError::NotFound)?;
     if !access.allows(action) {
         return Err(AppError::Forbidden(match action.needs() {
             ServerAccess::Manager => {
