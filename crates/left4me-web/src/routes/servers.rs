@@ -193,7 +193,10 @@ pub(crate) async fn create(
         .iter()
         .map(|s| s.port)
         .collect();
-    let bound = left4me_host::ports::bound_ports();
+    // Reads all of /proc: off the async runtime.
+    let bound = tokio::task::spawn_blocking(left4me_host::ports::bound_ports)
+        .await
+        .map_err(AppError::internal)?;
     let held: Vec<u16> = range
         .clone()
         .chain(port)
