@@ -149,7 +149,8 @@ pub const DEFAULT_TOML: &str = r#"# left4me configuration (/etc/left4me/left4me.
 # Every key can be overridden by an environment variable LEFT4ME_<KEY>
 # (upper case, e.g. LEFT4ME_LISTEN), and some by command-line flags.
 
-# State root: game installation, overlays, instances, runtime state.
+# State root: game installation, overlays, instances, runtime state. The
+# packaged systemd units use /var/lib/left4me.
 root = "/var/lib/left4me"
 
 # Where the web panel listens.
@@ -360,6 +361,26 @@ mod tests {
     fn the_default_file_is_the_default_config() {
         let parsed = Config::parse(DEFAULT_TOML, Path::new("default.toml")).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    /// The Debian package's `/etc/left4me/left4me.toml` is the default
+    /// file choosing the systemd supervisor, and nothing else.
+    #[test]
+    fn the_packaged_file_is_the_default_with_systemd() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/left4me.toml");
+        let packaged = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            packaged,
+            DEFAULT_TOML.replace("supervisor = \"builtin\"", "supervisor = \"systemd\"")
+        );
+        let parsed = Config::parse(&packaged, &path).unwrap();
+        assert_eq!(
+            parsed,
+            Config {
+                supervisor: SupervisorKind::Systemd,
+                ..Config::default()
+            }
+        );
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod log_follow;
 pub mod mount;
 pub mod name;
 pub mod ports;
+pub mod privilege;
 pub mod spec;
 pub mod supervisor;

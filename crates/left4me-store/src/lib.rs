@@ -11,6 +11,7 @@ mod secret;
 mod servers;
 mod sessions;
 mod sessions_played;
+mod setup;
 mod sharing;
 mod users;
 
@@ -77,6 +78,9 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 }
 
 /// The database handle; cheap to clone.
+/// The schema changes, embedded in the binary and applied on open.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -105,8 +109,22 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The newest migration this build carries.
+    pub fn newest_migration() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The newest migration applied to this database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// A trivial query, for health checks.

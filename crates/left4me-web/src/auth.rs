@@ -51,6 +51,20 @@ pub fn random_token() -> String {
     hex(&bytes)
 }
 
+/// A new one-time setup token, stored (as its hash) in place of any
+/// earlier one; refused once a user exists.
+pub async fn issue_setup_token(store: &left4me_store::Store) -> left4me_store::Result<String> {
+    let token = random_token();
+    store.replace_setup_token(&token_hash(&token)).await?;
+    Ok(token)
+}
+
+/// The link that opens the setup page with `token`, on the address the
+/// panel listens on (behind a reverse proxy, open the same path there).
+pub fn setup_url(listen: std::net::SocketAddr, token: &str) -> String {
+    format!("http://{listen}/setup?token={token}")
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -94,17 +94,20 @@ pub async fn launch_with_listener(
             "{interrupted} job(s) were running when the panel last stopped; marked interrupted"
         );
     }
-    let setup_token = match store.count_users().await {
-        Ok(0) => {
-            let token = auth::random_token();
-            let addr = listener.local_addr().map_err(LaunchError::Serve)?;
-            println!(
-                "left4me: no users yet. Create the first admin at http://{addr}/setup?token={token}"
-            );
-            Some(token)
-        }
-        _ => None,
-    };
+    let addr = listener.local_addr().map_err(LaunchError::Serve)?;
+    if matches!(store.count_users().await, Ok(0)) {
+        let token = auth::issue_setup_token(&store)
+            .await
+            .map_err(|error| LaunchError::Database {
+                path: config.database_path(),
+                error,
+            })?;
+        // On stdout, so it reaches the journal (and tests) plainly.
+        println!(
+            "left4me: no users yet. Create the first admin at {}",
+            auth::setup_url(addr, &token)
+        );
+    }
     let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
     let workers = jobs.spawn_workers(config.workers);
     let stopping = tokio_util::sync::CancellationToken::new();
@@ -137,13 +140,16 @@ pub async fn launch_with_listener(
         store.clone(),
         host,
         jobs.clone(),
-        setup_token,
         stopping.clone(),
         live,
     );
     let app = routes::router(state);
-    let addr = listener.local_addr().map_err(LaunchError::Serve)?;
     tracing::info!("listening on http://{addr}");
+    // Under systemd (Type=notify) the start finishes here, migrations done
+    // and the socket bound; without NOTIFY_SOCKET this does nothing.
+    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("telling systemd the panel is ready: {error}");
+    }
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

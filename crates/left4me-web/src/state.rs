@@ -1,9 +1,9 @@
 //! Shared state of the running panel.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use left4me_host::lifecycle::Host;
-use left4me_store::{Secret, Store};
+use left4me_store::Store;
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;
@@ -19,8 +19,6 @@ struct Inner {
     host: Arc<Host>,
     jobs: Jobs,
     limiter: LoginLimiter,
-    /// While no user exists: the one-time token of the setup page.
-    setup_token: Mutex<Option<Secret>>,
     /// Cancelled when the panel shuts down: long-lived streams end then,
     /// so the graceful shutdown does not wait for them forever.
     shutdown: tokio_util::sync::CancellationToken,
@@ -33,7 +31,6 @@ impl AppState {
         store: Store,
         host: Arc<Host>,
         jobs: Jobs,
-        setup_token: Option<String>,
         shutdown: tokio_util::sync::CancellationToken,
         live: Arc<crate::live::Live>,
     ) -> Self {
@@ -43,7 +40,6 @@ impl AppState {
             host,
             jobs,
             limiter: LoginLimiter::default(),
-            setup_token: Mutex::new(setup_token.map(Secret::from)),
             shutdown,
             live,
         }))
@@ -76,21 +72,6 @@ impl AppState {
     pub fn limiter(&self) -> &LoginLimiter {
         &self.0.limiter
     }
-
-    /// Whether `token` is the current setup token (constant time).
-    pub fn setup_token_matches(&self, token: &str) -> bool {
-        self.0
-            .setup_token
-            .lock()
-            .expect("setup token lock")
-            .as_ref()
-            .is_some_and(|expected| crate::auth::constant_time_eq(expected.expose(), token))
-    }
-
-    /// The setup page works once.
-    pub fn consume_setup_token(&self) {
-        *self.0.setup_token.lock().expect("setup token lock") = None;
-    }
 }
 
 #[cfg(test)]
@@ -99,7 +80,7 @@ mod tests {
 
     use super::*;
 
-    /// The panel's state (setup token, a logged-in user) may be printed
+    /// The panel's state (a logged-in user) may be printed
     /// with `{:?}` without giving anything away.
     #[tokio::test]
     async fn debug_output_shows_no_token_or_password() {
@@ -112,7 +93,6 @@ mod tests {
             store.clone(),
             host,
             jobs,
-            Some("setup-token-value".into()),
             tokio_util::sync::CancellationToken::new(),
             Arc::default(),
         );
@@ -131,14 +111,12 @@ mod tests {
             .record_failure("192.0.2.1".parse().unwrap(), "typed-a-password-as-name");
         let shown = format!("{state:?} {current:?}");
         for secret in [
-            "setup-token-value",
             "hash-value",
             "csrf-value",
             "typed-a-password",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
-        assert!(state.setup_token_matches("setup-token-value"));
         assert!(shown.contains("alice"), "{shown}");
     }
 }

@@ -16,7 +16,15 @@ pub(crate) struct DemoArgs {
     name: InstanceName,
     #[arg(long, default_value_t = 27015)]
     port: u16,
+    /// Only create the synthetic installation, start nothing: servers
+    /// made in the panel then run the simulator.
+    #[arg(long)]
+    installation_only: bool,
 }
+
+/// Where the packaged simulator lives (`/usr/lib/left4me`), for a
+/// `left4me` in `/usr/bin`; a build has it next to the binary.
+const PACKAGED_SIMULATOR: &str = "/usr/lib/left4me/srcds-sim";
 
 /// Creates a synthetic installation (the simulator, found next to this
 /// binary, as `srcds_run`) unless one is there.
@@ -24,22 +32,26 @@ pub(crate) fn ensure_synthetic_installation(installation: &Path) -> CliResult {
     if installation.join("srcds_run").exists() {
         return Ok(());
     }
-    let sim: PathBuf = std::env::current_exe()?
+    let beside: PathBuf = std::env::current_exe()?
         .parent()
         .context("locating the left4me binary")?
         .join("srcds-sim");
-    if !sim.is_file() {
+    let Some(sim) = [beside.as_path(), Path::new(PACKAGED_SIMULATOR)]
+        .into_iter()
+        .find(|p| p.is_file())
+    else {
         return Err(anyhow::anyhow!(
-            "{} is missing; build it with `cargo build` (it becomes the demo's srcds_run)",
-            sim.display()
+            "the simulator is missing from {} and {PACKAGED_SIMULATOR}; build it with \
+             `cargo build` (it becomes the demo's srcds_run)",
+            beside.display()
         )
         .into());
-    }
+    };
     eprintln!(
         "› creating a synthetic installation in {}...",
         installation.display()
     );
-    srcds_sim::make_installation(installation, &sim, 0, 0)
+    srcds_sim::make_installation(installation, sim, 0, 0)
         .with_context(|| format!("creating {}", installation.display()))?;
     Ok(())
 }
@@ -52,8 +64,17 @@ fn random_password() -> Result<String, Failure> {
 }
 
 pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
+    // On a packaged install the state belongs to the service user.
+    left4me_host::privilege::become_state_owner(&crate::settings(cli)?.root)?;
     let host = open_host(cli)?;
     ensure_synthetic_installation(&host.root().installation())?;
+    if args.installation_only {
+        println!(
+            "synthetic installation ready in {}",
+            host.root().installation().display()
+        );
+        return Ok(());
+    }
     let password = random_password()?;
     let port = Port::new(args.port).map_err(|e| Failure::invalid(anyhow::anyhow!(e)))?;
     let spec = Spec::new(

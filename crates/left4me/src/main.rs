@@ -72,6 +72,10 @@ enum Command {
     Serve(panel::ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
+    /// Print a fresh one-time link to the page that creates the first
+    /// admin (while no user exists; earlier links stop working).
+    #[command(name = "setup-url")]
+    SetupUrl,
     /// Manage panel users.
     #[command(subcommand)]
     User(panel::UserCommand),
@@ -183,6 +187,7 @@ fn run(cli: &Cli) -> CliResult {
     match &cli.command {
         Command::Serve(args) => panel::serve(cli, args),
         Command::Migrate => panel::migrate(cli),
+        Command::SetupUrl => panel::setup_url(cli),
         Command::User(cmd) => panel::user(cli, cmd),
         Command::Config(cmd) => panel::config(cmd),
         Command::Instance(cmd) => instance::run(cli, cmd),

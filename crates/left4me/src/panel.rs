@@ -1,4 +1,4 @@
-//! `left4me serve`, `migrate`, `user create` and `config default`.
+//! `left4me serve`, `migrate`, `setup-url`, `user create` and `config default`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -85,14 +85,38 @@ pub(crate) fn serve(cli: &Cli, args: &ServeArgs) -> CliResult {
     })
 }
 
-pub(crate) fn migrate(cli: &Cli) -> CliResult {
+/// The configuration, for a command that writes the database: run as
+/// root on a packaged install, it continues as the state root's owner.
+fn settings_as_state_owner(cli: &Cli) -> Result<left4me_config::Config, Failure> {
     let config = settings(cli)?;
+    left4me_host::privilege::become_state_owner(&config.root)?;
+    Ok(config)
+}
+
+pub(crate) fn migrate(cli: &Cli) -> CliResult {
+    let config = settings_as_state_owner(cli)?;
     runtime()?.block_on(async {
         let store = left4me_web::open_store(&config).await?;
+        let version = store.schema_version().await;
         store.close().await;
         println!(
-            "database {} is up to date",
-            config.database_path().display()
+            "database {} is up to date (migration {})",
+            config.database_path().display(),
+            version?
+        );
+        Ok::<_, Failure>(())
+    })
+}
+
+pub(crate) fn setup_url(cli: &Cli) -> CliResult {
+    let config = settings_as_state_owner(cli)?;
+    runtime()?.block_on(async {
+        let store = left4me_web::open_store(&config).await?;
+        let token = left4me_web::auth::issue_setup_token(&store).await;
+        store.close().await;
+        println!(
+            "{}",
+            left4me_web::auth::setup_url(config.listen, &token.map_err(Failure::invalid)?)
         );
         Ok::<_, Failure>(())
     })
@@ -113,13 +137,14 @@ fn read_password() -> anyhow::Result<String> {
 
 pub(crate) fn user(cli: &Cli, cmd: &UserCommand) -> CliResult {
     let UserCommand::Create { name, admin } = cmd;
+    // Before the password prompt: becoming the owner runs this again.
+    let config = settings_as_state_owner(cli)?;
     let username = Username::parse(name)
         .map_err(|e| Failure::invalid(anyhow::anyhow!("username {name:?}: {e}")))?;
     let password = NewPassword::parse(&read_password()?)
         .map_err(|e| Failure::invalid(anyhow::anyhow!("password: {e}")))?;
     let hash =
         left4me_web::auth::hash_password(password.as_str()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let config = settings(cli)?;
     runtime()?.block_on(async {
         let store = left4me_web::open_store(&config).await?;
         let user = store.create_user(username.as_str(), &hash, *admin).await?;

@@ -29,7 +29,7 @@ fn offline_root() -> tempfile::TempDir {
         &root.path().join("usr/lib/systemd/system"),
     );
     for exe in [
-        "opt/left4me/bin/left4me",
+        "usr/bin/left4me",
         "var/lib/left4me/runtime/demo/merged/srcds_run",
     ] {
         let path = root.path().join(exe);
@@ -644,7 +644,7 @@ fn the_server_units_exec_start_passes_every_argument_whole() {
             .unwrap_or_else(|| panic!("no {key}= in the server unit"))
             .1
             .replace("%i", "rho")
-            .replace("/opt/left4me/bin/left4me", LEFT4ME)
+            .replace("/usr/bin/left4me", LEFT4ME)
             .replace("/var/lib/left4me", t.path().to_str().unwrap())
     };
     let exec_start = get("ExecStart");

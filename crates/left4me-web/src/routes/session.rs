@@ -48,16 +48,23 @@ pub(crate) struct SetupQuery {
     token: Secret,
 }
 
-/// The setup token lives until it is used or the panel restarts (which
-/// prints a new one while there is no user).
+/// The setup token lives until it is used or replaced: each start of the
+/// panel and each `left4me setup-url` issues a new one while no user exists.
 fn invalid_setup_link() -> AppError {
     AppError::NotFoundBecause(
-        "This setup link was already used or has expired (each start of the panel prints a \
-         new one while no user exists). If the first admin exists, log in; an admin adds \
-         users under Users, or from a shell with `left4me user create NAME`. Otherwise \
-         restart the panel and open the link it prints."
+        "This setup link was already used or has been replaced by a newer one. If the first \
+         admin exists, log in; an admin adds users under Users, or from a shell with \
+         `left4me user create NAME`. Otherwise run `left4me setup-url` on the host and open \
+         the link it prints."
             .into(),
     )
+}
+
+async fn setup_token_valid(state: &AppState, token: &Secret) -> AppResult<bool> {
+    Ok(state
+        .store()
+        .setup_token_valid(&auth::token_hash(token.expose()))
+        .await?)
 }
 
 pub(crate) async fn setup_page(
@@ -65,7 +72,7 @@ pub(crate) async fn setup_page(
     headers: HeaderMap,
     Query(query): Query<SetupQuery>,
 ) -> AppResult<Response> {
-    if !state.setup_token_matches(query.token.expose()) {
+    if !setup_token_valid(&state, &query.token).await? {
         return Err(invalid_setup_link());
     }
     let (csrf, set) = pre_session_csrf(&state, &headers);
@@ -91,7 +98,7 @@ pub(crate) async fn setup(
     State(state): State<AppState>,
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
-    if !state.setup_token_matches(form.token.expose()) {
+    if !setup_token_valid(&state, &form.token).await? {
         return Err(invalid_setup_link());
     }
     let mut errors = FormErrors::default();
@@ -114,18 +121,23 @@ pub(crate) async fn setup(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
     };
     let hash = hash_blocking(password).await?;
-    // Another request may have created the first user meanwhile.
-    if state.store().count_users().await? > 0 {
-        state.consume_setup_token();
-        return Err(AppError::Conflict(
-            "the first user already exists; log in".into(),
-        ));
-    }
-    let user = state
+    // Checked again with the insert: another request may have used the
+    // link (or created the first user) while this one hashed.
+    let created = state
         .store()
-        .create_user(username.as_str(), &hash, true)
+        .create_first_admin(
+            &auth::token_hash(form.token.expose()),
+            username.as_str(),
+            &hash,
+        )
         .await?;
-    state.consume_setup_token();
+    let Some(user) = created else {
+        return Err(if state.store().count_users().await? > 0 {
+            AppError::Conflict("the first user already exists; log in".into())
+        } else {
+            invalid_setup_link()
+        });
+    };
     tracing::info!(user = %user.username, "first admin created");
     start_session(&state, user.id).await
 }

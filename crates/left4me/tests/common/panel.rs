@@ -228,3 +228,136 @@ impl Client {
         location.rsplit('/').next().unwrap().parse().unwrap()
     }
 }
+
+/// SSE events of a finished stream: (id, event, data).
+pub fn parse_sse(body: &str) -> Vec<(Option<i64>, String, String)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .filter_map(|block| {
+            let (mut id, mut event, mut data) = (None, "message".to_owned(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            (!block.starts_with(':')).then_some((id, event, data))
+        })
+        .collect()
+}
+
+/// Reads a job's event stream to its end.
+pub async fn job_events(
+    client: &Client,
+    job: i64,
+    last_event_id: Option<i64>,
+) -> Vec<(Option<i64>, String, String)> {
+    let mut req = client
+        .http
+        .get(format!("{}/jobs/{job}/events", client.base));
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let res = tokio::time::timeout(Duration::from_secs(60), req.send())
+        .await
+        .expect("events answered")
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = tokio::time::timeout(Duration::from_secs(60), res.text())
+        .await
+        .expect("the job ends")
+        .unwrap();
+    parse_sse(&body)
+}
+
+pub async fn create_blueprint(client: &Client, name: &str, config: &str) -> i64 {
+    let res = client.post("/blueprints", &[("name", name)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let id = Client::redirect_id(&res);
+    let res = client
+        .post(
+            &format!("/blueprints/{id}"),
+            &[
+                ("name", name),
+                ("config", config),
+                ("arguments", "+map c1m1_hotel"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    id
+}
+
+/// An admin creates a user, who logs in; returns that user's client.
+pub async fn add_user(app: &App, admin: &Client, name: &str, password: &str) -> Client {
+    let res = admin
+        .post("/users", &[("username", name), ("password", password)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.login(name, password).await
+}
+
+/// Posts a server's settings form.
+pub async fn post_settings(
+    client: &Client,
+    server: i64,
+    name: &str,
+    hostname: &str,
+    blueprint: i64,
+) -> reqwest::Response {
+    client
+        .post(
+            &format!("/servers/{server}/settings"),
+            &[
+                ("name", name),
+                ("hostname", hostname),
+                ("blueprint_id", &blueprint.to_string()),
+            ],
+        )
+        .await
+}
+
+/// Posts the new-server form; `port` empty takes the next free one.
+pub async fn post_server(client: &Client, name: &str, blueprint: i64, port: &str) -> reqwest::Response {
+    client
+        .post(
+            "/servers",
+            &[
+                ("name", name),
+                ("hostname", &format!("{name} host")),
+                ("blueprint_id", &blueprint.to_string()),
+                ("port", port),
+            ],
+        )
+        .await
+}
+
+pub async fn create_server(client: &Client, name: &str, blueprint: i64, port: u16) -> i64 {
+    let res = post_server(client, name, blueprint, &port.to_string()).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
+    Client::redirect_id(&res)
+}
+
+/// Runs a server action to the end; it must succeed. Returns the job.
+pub async fn act_ok(client: &Client, server: i64, what: &str) -> i64 {
+    let job = action(client, server, what).await;
+    let events = job_events(client, job, None).await;
+    assert_eq!(events.last().unwrap().2, "succeeded", "{what}: {events:?}");
+    job
+}
+
+pub async fn action(client: &Client, server: i64, what: &str) -> i64 {
+    let res = client
+        .post(&format!("/servers/{server}/action"), &[("action", what)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    Client::redirect_id(&res)
+}

@@ -1,0 +1,80 @@
+//! The one-time setup link that creates the first admin.
+
+use crate::{Result, Store, StoreError, User, now};
+
+/// Whether the bound hash is the current token and setup is not over.
+const VALID_TOKEN: &str = "SELECT EXISTS (SELECT 1 FROM setup_token WHERE token_hash = ?)
+                              AND NOT EXISTS (SELECT 1 FROM users)";
+
+impl Store {
+    /// Makes `token_hash` the only valid setup token, replacing any
+    /// earlier one. Refused once a user exists: setup is over then.
+    pub async fn replace_setup_token(&self, token_hash: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await?;
+        if users > 0 {
+            return Err(StoreError::Conflict(
+                "setup is done: users exist. Log in, or add users with `left4me user create NAME`"
+                    .into(),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO setup_token (id, token_hash, created_at) VALUES (1, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash,
+                                            created_at = excluded.created_at",
+        )
+        .bind(token_hash)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `token_hash` is the current setup token and no user exists.
+    pub async fn setup_token_valid(&self, token_hash: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            VALID_TOKEN,
+        )
+        .bind(token_hash)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Creates the first admin and spends the setup token, in one
+    /// transaction: of two requests racing with the same link, one wins
+    /// and the other gets `Ok(None)`, as does a stale or wrong token.
+    pub async fn create_first_admin(
+        &self,
+        token_hash: &str,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<Option<User>> {
+        let mut tx = self.begin_write().await?;
+        let valid: bool = sqlx::query_scalar(
+            VALID_TOKEN,
+        )
+        .bind(token_hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !valid {
+            return Ok(None);
+        }
+        let user: User = sqlx::query_as(
+            "INSERT INTO users (username, password_hash, is_admin, is_active, created_at)
+             VALUES (?, ?, 1, 1, ?) RETURNING *",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM setup_token")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+}
