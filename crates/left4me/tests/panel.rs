@@ -929,10 +929,94 @@ async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
     assert!(dashboard.contains("root-admin"), "logged in");
     let (status, html) = client.get_text(&path).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the token works once");
-    assert!(html.contains("was already used or has expired"), "{html}");
+    assert!(html.contains("was already used or has been replaced"), "{html}");
     assert!(
-        html.contains("left4me user create"),
+        html.contains("left4me user create") && html.contains("left4me setup-url"),
         "says what to do: {html}"
+    );
+    panel.terminate();
+}
+
+/// An admin's `sudo left4me migrate` or `user create` on a packaged
+/// install must not leave a root-owned database behind: run as root on a
+/// state root that belongs to another user, they run as that user.
+#[test]
+fn admin_commands_run_as_root_leave_the_database_to_the_state_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let root = TestRoot::new();
+    let nobody = 65534;
+    std::os::unix::fs::chown(root.path(), Some(nobody), Some(nobody)).unwrap();
+    let out = root.run(&["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let newest = left4me_store::Store::newest_migration();
+    assert!(
+        stdout(&out).contains(&format!("is up to date (migration {newest})")),
+        "{}",
+        stdout(&out)
+    );
+    let out = root
+        .cmd()
+        .args(["user", "create", "boss", "--admin"])
+        .env("LEFT4ME_ADMIN_PASSWORD", "boss-password-1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for entry in std::fs::read_dir(root.path()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("left4me.db") {
+            let meta = entry.metadata().unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (nobody, nobody), "{name}");
+        }
+    }
+    assert!(root.path().join("left4me.db").exists());
+}
+
+/// `left4me setup-url` on the host issues a fresh link while the panel
+/// runs (the earlier one stops working), and refuses once a user exists.
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_url_issues_a_fresh_link_that_the_running_panel_accepts() {
+    let root = TestRoot::new();
+    let panel = PanelProcess::start(&root, free_port());
+    let printed = panel.setup_path();
+    let setup_url = || {
+        root.cmd()
+            .arg("setup-url")
+            .env("LEFT4ME_LISTEN", &panel.addr)
+            .output()
+            .unwrap()
+    };
+    let out = setup_url();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = stdout(&out).trim().to_owned();
+    let fresh = url
+        .strip_prefix(&format!("http://{}", panel.addr))
+        .unwrap_or_else(|| panic!("a link to the panel: {url}"))
+        .to_owned();
+    let client = Client::new(&format!("http://{}", panel.addr));
+    let (status, html) = client.get_text(&printed).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the older link is replaced");
+    assert!(html.contains("has been replaced"), "{html}");
+    let (status, html) = client.get_text(&fresh).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let res = client
+        .post_with_csrf(
+            "/setup",
+            &[
+                ("token", fresh.split("token=").nth(1).unwrap()),
+                ("username", "first"),
+                ("password", "first-admin-pw"),
+                ("confirm", "first-admin-pw"),
+            ],
+            &csrf_in(&html),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let out = setup_url();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("setup is done: users exist"),
+        "{}",
+        stderr(&out)
     );
     panel.terminate();
 }
