@@ -6,18 +6,8 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
-
-/// Stay below the starting directory, follow no symlink (not even as the
-/// last component) and no `/proc` magic link.
-const BENEATH_NO_LINKS: ResolveFlags = ResolveFlags::BENEATH
-    .union(ResolveFlags::NO_SYMLINKS)
-    .union(ResolveFlags::NO_MAGICLINKS);
-
-/// The kernel answers `EAGAIN` when a rename elsewhere raced with a
-/// `RESOLVE_BENEATH` lookup; retrying a few times is the documented remedy.
-const EAGAIN_RETRIES: usize = 8;
 
 /// Permissions for new files (the game server may run as another user in
 /// the same group, so they stay world-readable; the umask still applies).
@@ -25,27 +15,17 @@ pub(crate) const FILE_MODE: u32 = 0o644;
 /// Permissions for new directories (the umask still applies).
 pub(crate) const DIR_MODE: u32 = 0o755;
 
-/// `openat2` below `dir` with [`BENEATH_NO_LINKS`]: a symlink anywhere in
-/// `path` fails with `ELOOP`, an escape with `EXDEV`.
-pub(crate) fn open_beneath<P: rustix::path::Arg + Copy>(
+/// Opens `path` below `dir`, following no symlink (see `open_beneath`).
+pub(crate) fn open_beneath<P: rustix::path::Arg>(
     dir: BorrowedFd<'_>,
     path: P,
     flags: OFlags,
     mode: u32,
 ) -> rustix::io::Result<OwnedFd> {
-    let mut attempts = 0;
-    loop {
-        match rustix::fs::openat2(
-            dir,
-            path,
-            flags | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-            BENEATH_NO_LINKS,
-        ) {
-            Err(Errno::AGAIN) if attempts < EAGAIN_RETRIES => attempts += 1,
-            other => return other,
-        }
-    }
+    use std::os::unix::ffi::OsStrExt;
+    let path = path.as_cow_c_str()?;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+    open_beneath::open_beneath(dir, path, flags, mode)
 }
 
 /// An `O_PATH` descriptor for `path` itself: a symlink as the last

@@ -47,19 +47,14 @@ pub fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
 /// a symlink on the way or another error is an error, so tampering is
 /// loud.
 pub fn is_file_beneath(dir: &Path, relative: &Path) -> io::Result<bool> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsFd;
     let dir_fd = rustix::fs::open(
         dir,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    match rustix::fs::openat2(
-        &dir_fd,
-        relative,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    ) {
+    match open_beneath::open_beneath(dir_fd.as_fd(), relative, OFlags::PATH | OFlags::NOFOLLOW, 0) {
         Ok(fd) => {
             Ok(rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode).is_file())
         }

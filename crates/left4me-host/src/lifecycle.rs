@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags};
 
 use crate::events::{Cancelled, Ctx, Event};
 use crate::fsutil::{copy_atomic, remove_dir_all_if_exists, remove_file_if_exists, write_atomic};
@@ -523,12 +523,11 @@ fn read_beneath(dir: &Path, relative: &Path) -> std::io::Result<Option<Vec<u8>>>
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let fd = match rustix::fs::openat2(
-        &dir_fd,
+    let fd = match open_beneath::open_beneath(
+        std::os::fd::AsFd::as_fd(&dir_fd),
         relative,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        OFlags::RDONLY,
+        0,
     ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),

@@ -16,7 +16,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
@@ -94,12 +94,11 @@ fn open_beneath(
     relative: &Path,
     what: &'static str,
 ) -> Result<OwnedFd, MountError> {
-    rustix::fs::openat2(
-        root_fd,
+    open_beneath::open_beneath(
+        root_fd.as_fd(),
         relative,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        OFlags::PATH | OFlags::DIRECTORY,
+        0,
     )
     .map_err(|e| MountError::Open {
         what,

@@ -120,11 +120,11 @@ impl Store {
 
     /// The newest migration applied to this database.
     pub async fn schema_version(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
         )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// A trivial query, for health checks.

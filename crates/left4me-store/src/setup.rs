@@ -35,12 +35,10 @@ impl Store {
 
     /// Whether `token_hash` is the current setup token and no user exists.
     pub async fn setup_token_valid(&self, token_hash: &str) -> Result<bool> {
-        Ok(sqlx::query_scalar(
-            VALID_TOKEN,
-        )
-        .bind(token_hash)
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(VALID_TOKEN)
+            .bind(token_hash)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Creates the first admin and spends the setup token, in one
@@ -53,12 +51,10 @@ impl Store {
         password_hash: &str,
     ) -> Result<Option<User>> {
         let mut tx = self.begin_write().await?;
-        let valid: bool = sqlx::query_scalar(
-            VALID_TOKEN,
-        )
-        .bind(token_hash)
-        .fetch_one(&mut *tx)
-        .await?;
+        let valid: bool = sqlx::query_scalar(VALID_TOKEN)
+            .bind(token_hash)
+            .fetch_one(&mut *tx)
+            .await?;
         if !valid {
             return Ok(None);
         }

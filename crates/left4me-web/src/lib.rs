@@ -96,12 +96,13 @@ pub async fn launch_with_listener(
     }
     let addr = listener.local_addr().map_err(LaunchError::Serve)?;
     if matches!(store.count_users().await, Ok(0)) {
-        let token = auth::issue_setup_token(&store)
-            .await
-            .map_err(|error| LaunchError::Database {
-                path: config.database_path(),
-                error,
-            })?;
+        let token =
+            auth::issue_setup_token(&store)
+                .await
+                .map_err(|error| LaunchError::Database {
+                    path: config.database_path(),
+                    error,
+                })?;
         // On stdout, so it reaches the journal (and tests) plainly.
         println!(
             "left4me: no users yet. Create the first admin at {}",

@@ -110,11 +110,7 @@ mod tests {
             .limiter()
             .record_failure("192.0.2.1".parse().unwrap(), "typed-a-password-as-name");
         let shown = format!("{state:?} {current:?}");
-        for secret in [
-            "hash-value",
-            "csrf-value",
-            "typed-a-password",
-        ] {
+        for secret in ["hash-value", "csrf-value", "typed-a-password"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("alice"), "{shown}");

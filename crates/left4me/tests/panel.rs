@@ -929,7 +929,10 @@ async fn the_setup_page_creates_the_first_admin_once_and_sigterm_is_graceful() {
     assert!(dashboard.contains("root-admin"), "logged in");
     let (status, html) = client.get_text(&path).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the token works once");
-    assert!(html.contains("was already used or has been replaced"), "{html}");
+    assert!(
+        html.contains("was already used or has been replaced"),
+        "{html}"
+    );
     assert!(
         html.contains("left4me user create") && html.contains("left4me setup-url"),
         "says what to do: {html}"

@@ -321,7 +321,12 @@ pub async fn post_settings(
 }
 
 /// Posts the new-server form; `port` empty takes the next free one.
-pub async fn post_server(client: &Client, name: &str, blueprint: i64, port: &str) -> reqwest::Response {
+pub async fn post_server(
+    client: &Client,
+    name: &str,
+    blueprint: i64,
+    port: &str,
+) -> reqwest::Response {
     client
         .post(
             "/servers",
