@@ -366,3 +366,74 @@ pub async fn action(client: &Client, server: i64, what: &str) -> i64 {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     Client::redirect_id(&res)
 }
+
+pub async fn console(client: &Client, server: i64, command: &str) -> serde_json::Value {
+    let token = client.csrf("/account").await;
+    let res = client
+        .http
+        .post(format!("{}/servers/{server}/console", client.base))
+        .header("accept", "application/json")
+        .header("x-csrf-token", token)
+        .form(&[("command", command)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+/// Reads the log stream's SSE `lines` events until `done` says so: one
+/// `(id, text)` per line, where only a batch's last line carries the id.
+pub async fn read_lines_until<B: AsRef<[u8]>>(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<B>> + Unpin),
+    buffer: &mut String,
+    seen: &mut Vec<(String, String)>,
+    done: impl Fn(&[(String, String)]) -> bool,
+) {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done(seen) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; lines so far: {seen:#?}"))
+            .expect("the stream stays open")
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut id, mut data, mut is_lines) = (String::new(), Vec::new(), false);
+            for l in block.lines() {
+                if let Some(v) = l.strip_prefix("id:") {
+                    id = v.trim().to_owned();
+                } else if let Some(v) = l.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                } else if l == "event: lines" {
+                    is_lines = true;
+                }
+            }
+            if is_lines {
+                let last = data.len().saturating_sub(1);
+                for (i, text) in data.into_iter().enumerate() {
+                    let id = if i == last { id.clone() } else { String::new() };
+                    seen.push((id, text));
+                }
+            }
+        }
+    }
+}
+
+pub async fn open_log(
+    client: &Client,
+    server: i64,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client
+        .http
+        .get(format!("{}/servers/{server}/log/events", client.base));
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res
+}
