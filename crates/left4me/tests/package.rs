@@ -1,0 +1,446 @@
+//! The Debian package under a real systemd: built from this tree with
+//! cargo-deb, installed with apt into a throwaway copy of this machine
+//! booted with systemd as PID 1 (`common::machine`), and checked as an
+//! admin would: the predecessor's six checks, then an upgrade with a game
+//! running, a reboot, removal and purge.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::machine::{Bind, Machine};
+use common::panel::{Client, act_ok, console, create_blueprint, create_server, csrf_in};
+use reqwest::StatusCode;
+
+const PANEL: &str = "http://127.0.0.1:8000";
+/// The game server's port inside the machine (its network is its own).
+const GAME_PORT: u16 = 27015;
+const STATE: &str = "/var/lib/left4me";
+const CONFIG: &str = "/etc/left4me/left4me.toml";
+
+/// What the package puts on the system besides the configuration.
+const CODE: &[&str] = &[
+    "/usr/bin/left4me",
+    "/usr/lib/left4me/srcds-sim",
+    "/usr/lib/systemd/system/left4me.service",
+    "/usr/lib/systemd/system/left4me-server@.service",
+    "/usr/lib/systemd/system/left4me-mount@.service",
+    "/usr/lib/systemd/system/left4me-autostart@.service",
+    "/usr/lib/systemd/system/l4d2-game.slice",
+    "/usr/share/polkit-1/rules.d/50-left4me.rules",
+    "/usr/lib/sysusers.d/left4me.conf",
+    "/usr/lib/tmpfiles.d/left4me.conf",
+];
+
+/// Two packages of this tree: the current version and a higher one (the
+/// same build), for the upgrade. Built as the README says, with
+/// `cargo deb`; `--fast` only compresses less.
+fn build_packages(out: &Path) -> (String, String) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let version = format!("{}-1", env!("CARGO_PKG_VERSION"));
+    let upgrade = format!("{version}+upgrade1");
+    for (v, extra) in [(&version, None), (&upgrade, Some("--no-build"))] {
+        let out = Command::new(&cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["deb", "-p", "left4me", "--fast", "--deb-version", v, "-o"])
+            .arg(out)
+            .args(extra)
+            .output()
+            .expect("running cargo");
+        assert!(
+            out.status.success(),
+            "cargo deb failed (is cargo-deb installed? `cargo install cargo-deb`; .ci/run \
+             does): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let file = |v: &str| format!("/srv/packages/left4me_{v}_amd64.deb");
+    (file(&version), file(&upgrade))
+}
+
+/// `owner:group mode path` of each path.
+fn stat(machine: &Machine, paths: &[&str]) -> Vec<String> {
+    machine
+        .ok(&format!("stat -c '%U:%G %a %n' {}", paths.join(" ")))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether user left4me may write `path`.
+fn left4me_can_write(machine: &Machine, path: &str) -> bool {
+    machine
+        .sh(&format!("runuser -u left4me -- test -w {path}"))
+        .status
+        .success()
+}
+
+fn main_pid(machine: &Machine, unit: &str) -> u32 {
+    machine
+        .ok(&format!("systemctl show -P MainPID {unit}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The newest migration recorded in the machine's database: a copy of
+/// its files, taken from the host through the machine's root, opened
+/// read-only (SQLite resolves `/proc/PID/root` to the host's `/`).
+fn schema_version(machine: &Machine) -> i64 {
+    let copy = tempfile::tempdir().unwrap();
+    for file in ["left4me.db", "left4me.db-wal", "left4me.db-shm"] {
+        let from = format!("/proc/{}/root{STATE}/{file}", machine.leader());
+        if Path::new(&from).exists() {
+            std::fs::copy(&from, copy.path().join(file)).unwrap();
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(copy.path().join("left4me.db"))
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    })
+}
+
+/// Runs `f` with a tokio runtime inside the machine's network.
+fn in_machine<T: Send>(machine: &Machine, f: impl AsyncFnOnce() -> T + Send) -> T {
+    machine.in_network(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f())
+    })
+}
+
+async fn wait_for_page(client: &Client, path: &str, what: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, page) = client.get_text(path).await;
+        if status == StatusCode::OK && page.contains(what) {
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never showed {what:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Package files and their owners, the user, the configuration, the
+/// enablement and the running processes: what "changes nothing" means.
+/// (dpkg writes every file anew, so directories' times change.)
+fn snapshot(machine: &Machine, unit: &str) -> String {
+    machine.ok(&format!(
+        "stat -c '%U:%G %a %s %Y %n' {code} {CONFIG}; stat -c '%U:%G %a %n' /etc/left4me {STATE}; \
+         sha256sum {CONFIG}; getent passwd left4me; getent group left4me; \
+         systemctl is-enabled left4me.service {unit}; \
+         systemctl show -P MainPID left4me.service {unit}; \
+         dpkg-statoverride --list {CONFIG}; dpkg-query -W left4me",
+        code = CODE.join(" ")
+    ))
+}
+
+#[test]
+fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_them() {
+    common::require_root();
+    let debs = tempfile::tempdir().unwrap();
+    let (current, upgrade) = build_packages(debs.path());
+    let mut machine = Machine::boot(&[
+        Bind::read_only(debs.path(), "/srv/packages"),
+        Bind::disk(STATE),
+    ]);
+
+    let installed = machine.install(&current);
+    assert!(
+        installed.contains("Setting up left4me"),
+        "apt installs it with its dependencies: {installed}"
+    );
+    assert!(!installed.contains("policy-rc.d"), "{installed}");
+
+    // 1. Ownership and modes.
+    for line in stat(&machine, CODE) {
+        let (owner, rest) = line.split_once(' ').unwrap();
+        let (mode, path) = rest.split_once(' ').unwrap();
+        assert_eq!(owner, "root:root", "{line}");
+        let mode = u32::from_str_radix(mode, 8).unwrap();
+        assert_eq!(mode & 0o022, 0, "only root writes {path}: {line}");
+        assert!(
+            !left4me_can_write(&machine, path),
+            "left4me can write {path}"
+        );
+    }
+    for dir in ["/usr/bin", "/usr/lib/left4me", "/usr/lib/systemd/system"] {
+        assert!(!left4me_can_write(&machine, dir), "left4me can write {dir}");
+    }
+    assert_eq!(
+        stat(&machine, &[CONFIG, STATE]),
+        [
+            format!("root:left4me 640 {CONFIG}"),
+            format!("left4me:left4me 750 {STATE}")
+        ]
+    );
+    assert!(!left4me_can_write(&machine, CONFIG));
+    machine.ok(&format!("runuser -u left4me -- cat {CONFIG} >/dev/null"));
+    assert!(
+        machine
+            .ok(&format!("cat {CONFIG}"))
+            .contains("supervisor = \"systemd\""),
+        "the packaged configuration chooses systemd"
+    );
+
+    // 2. What runs is what the package installed.
+    assert_eq!(machine.ok("dpkg --verify left4me"), "", "files as packaged");
+    let panel = main_pid(&machine, "left4me.service");
+    assert_eq!(
+        machine.ok(&format!("readlink /proc/{panel}/exe")).trim(),
+        "/usr/bin/left4me"
+    );
+    assert_eq!(
+        machine
+            .ok("readlink -f $(systemctl show -P FragmentPath left4me.service)")
+            .trim(),
+        "/usr/lib/systemd/system/left4me.service"
+    );
+    assert_eq!(
+        machine.ok(&format!("ps -o user= -p {panel}")).trim(),
+        "left4me"
+    );
+
+    // 3. The panel is active and answers /health.
+    assert_eq!(
+        machine.ok("systemctl is-active left4me.service").trim(),
+        "active"
+    );
+    in_machine(&machine, async || {
+        let health = Client::new(PANEL).get("/health").await;
+        assert_eq!(health.status(), StatusCode::OK);
+    });
+
+    // 4. The database is at the newest migration.
+    let newest = left4me_store::Store::newest_migration();
+    assert_eq!(schema_version(&machine), newest);
+
+    // 5. A server made and started in the panel runs the simulator under
+    // the hardened unit, started through polkit.
+    let journal = machine.ok("journalctl -u left4me.service --no-pager");
+    assert!(
+        journal.contains("/setup?token="),
+        "the setup link is in the journal: {journal}"
+    );
+    machine.ok("left4me demo --installation-only");
+    let setup = machine.ok("left4me setup-url");
+    let setup = setup.trim().strip_prefix(PANEL).unwrap().to_owned();
+    let (server, unit) = in_machine(&machine, async || {
+        let client = Client::new(PANEL);
+        let (status, page) = client.get_text(&setup).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let token = setup.split("token=").nth(1).unwrap();
+        let res = client
+            .post_with_csrf(
+                "/setup",
+                &[
+                    ("token", token),
+                    ("username", "admin"),
+                    ("password", "admin-password-1"),
+                    ("confirm", "admin-password-1"),
+                ],
+                &csrf_in(&page),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let blueprint = create_blueprint(&client, "Coop", "sv_cheats 0").await;
+        let server = create_server(&client, "alpha", blueprint, GAME_PORT).await;
+        act_ok(&client, server, "start").await;
+        (server, format!("left4me-server@server-{server}.service"))
+    });
+    assert_eq!(
+        machine.ok(&format!("systemctl is-active {unit}")).trim(),
+        "active"
+    );
+    let game = main_pid(&machine, &unit);
+    assert_eq!(
+        machine.ok(&format!("ps -o user= -p {game}")).trim(),
+        "left4me"
+    );
+    assert!(
+        machine
+            .ok(&format!("readlink /proc/{game}/exe"))
+            .contains("/runtime/server-"),
+        "the game runs from its merged overlay"
+    );
+    let sandbox = machine.ok(&format!(
+        "systemctl show -p NoNewPrivileges,ProtectSystem,PrivateUsers,CapabilityBoundingSet {unit}"
+    ));
+    for expected in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateUsers=yes",
+        "CapabilityBoundingSet=\n",
+    ] {
+        assert!(
+            format!("{sandbox}\n").contains(expected),
+            "{expected}: {sandbox}"
+        );
+    }
+    // The panel's user gets exactly its units from polkit, nothing else.
+    let denied =
+        machine.sh("runuser -u left4me -- systemctl --no-ask-password restart left4me.service");
+    let why = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        !denied.status.success() && why.contains("Interactive authentication required"),
+        "polkit must refuse left4me a restart of the panel: {why}"
+    );
+    assert_eq!(
+        machine.ok(&format!("systemctl is-enabled {unit}")).trim(),
+        "enabled",
+        "the panel set the server to start on boot through left4me-autostart@"
+    );
+    in_machine(&machine, async || {
+        let client = Client::new(PANEL);
+        client
+            .login("admin", "admin-password-1")
+            .await
+            .error_for_status()
+            .unwrap();
+        let page = wait_for_page(&client, &format!("/servers/{server}"), "c1m1_hotel").await;
+        assert!(page.contains("state-running"), "{page}");
+        let reply = console(&client, server, "status").await;
+        assert!(
+            reply["reply"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("hostname: alpha host"),
+            "{reply}"
+        );
+        console(&client, server, "sim_join Coach STEAM_1:0:42").await;
+        wait_for_page(&client, "/", "1/8 players").await;
+        let mut log = Box::pin(
+            common::panel::open_log(&client, server, None)
+                .await
+                .bytes_stream(),
+        );
+        let (mut buffer, mut lines) = (String::new(), Vec::new());
+        common::panel::read_lines_until(&mut log, &mut buffer, &mut lines, |seen| {
+            seen.iter()
+                .any(|(_, l)| l.contains("Mapchange to c1m1_hotel"))
+        })
+        .await;
+    });
+    let stray = machine.ok(&format!(
+        "find {STATE} ! -user left4me ! -path '{STATE}/runtime/*/work/work'"
+    ));
+    assert_eq!(
+        stray, "",
+        "everything in the state root belongs to left4me (but overlayfs's own work/work)"
+    );
+
+    // 6. Installing the same package again changes nothing.
+    let before = snapshot(&machine, &unit);
+    let again = machine.ok(&format!("apt-get install -y --reinstall {current} 2>&1"));
+    assert!(again.contains("Setting up left4me"), "{again}");
+    assert_eq!(snapshot(&machine, &unit), before);
+
+    // An upgrade migrates and restarts the panel; the game keeps running,
+    // its player connected.
+    let upgraded = machine.install(&upgrade);
+    assert!(
+        upgraded.contains(&format!("is up to date (migration {newest})")),
+        "the upgrade runs the migrations: {upgraded}"
+    );
+    assert_eq!(
+        main_pid(&machine, &unit),
+        game,
+        "the game was not restarted"
+    );
+    assert_ne!(
+        main_pid(&machine, "left4me.service"),
+        panel,
+        "the panel restarted"
+    );
+    assert_eq!(schema_version(&machine), newest);
+    assert!(machine.ok("dpkg-query -W left4me").contains("+upgrade1"));
+    in_machine(&machine, async || {
+        let client = Client::new(PANEL);
+        client
+            .login("admin", "admin-password-1")
+            .await
+            .error_for_status()
+            .unwrap();
+        wait_for_page(&client, "/", "1/8 players").await;
+    });
+
+    // A reboot brings the panel and the server back by themselves.
+    machine.reboot();
+    assert_eq!(
+        machine.ok("systemctl is-active left4me.service").trim(),
+        "active"
+    );
+    common::wait_until(
+        "the server is back after the reboot",
+        Duration::from_secs(30),
+        || {
+            machine
+                .sh(&format!("systemctl is-active {unit}"))
+                .status
+                .success()
+        },
+    );
+    in_machine(&machine, async || {
+        let client = Client::new(PANEL);
+        client
+            .login("admin", "admin-password-1")
+            .await
+            .error_for_status()
+            .unwrap();
+        wait_for_page(&client, &format!("/servers/{server}"), "c1m1_hotel").await;
+    });
+
+    // Removing stops the games and keeps the state; purging deletes it
+    // and says so.
+    let removed = machine.ok("apt-get remove -y left4me 2>&1");
+    assert!(removed.contains("stopping the game servers"), "{removed}");
+    assert!(
+        !machine
+            .sh(&format!("systemctl is-active {unit}"))
+            .status
+            .success()
+    );
+    assert_eq!(
+        machine
+            .ok(&format!("grep -c ' {STATE}/' /proc/self/mountinfo || true"))
+            .trim(),
+        "0"
+    );
+    machine.ok(&format!("test -f {STATE}/left4me.db && test -f {CONFIG}"));
+    let purged = machine.ok("apt-get purge -y left4me 2>&1");
+    assert!(
+        purged.contains(&format!("purging deletes {STATE}")),
+        "{purged}"
+    );
+    assert_eq!(machine.ok(&format!("ls -A {STATE}")), "");
+    machine.ok("test ! -e /etc/left4me");
+
+    // The host is as it was: no mount, no process, no directory left.
+    let dir = machine.directory().to_owned();
+    drop(machine);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&*dir.to_string_lossy()), "{mounts}");
+    assert!(!dir.exists());
+}
