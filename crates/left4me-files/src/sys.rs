@@ -23,7 +23,7 @@ pub(crate) fn open_beneath<P: rustix::path::Arg>(
     mode: u32,
 ) -> rustix::io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
-    let path = path.as_cow_c_str()?;
+    let path = path.into_c_str()?;
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
     open_beneath::open_beneath(dir, path, flags, mode)
 }

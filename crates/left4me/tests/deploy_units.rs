@@ -81,6 +81,7 @@ fn units_verify_cleanly() {
         "verify",
         "--man=no",
         &root_arg,
+        "left4me.service",
         "left4me-server@demo.service",
         "left4me-mount@demo.service",
         "left4me-autostart@demo.service",
@@ -101,7 +102,9 @@ fn exposure(template: &str) -> (f32, String) {
     let units = root.path().join("etc/systemd/system");
     let name = template.replace("@.", "@demo.");
     let unit = units.join(&name);
-    std::fs::copy(units.join(template), &unit).unwrap();
+    if name != template {
+        std::fs::copy(units.join(template), &unit).unwrap();
+    }
     let out = systemd_analyze(&["security", "--offline=true", unit.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let level = stdout
@@ -117,10 +120,11 @@ fn exposure(template: &str) -> (f32, String) {
 }
 
 #[test]
-fn the_server_and_autostart_units_are_hardened() {
-    // The game runs unprivileged; the autostart helper runs as root but
-    // may only talk to PID 1.
+fn the_panel_server_and_autostart_units_are_hardened() {
+    // The panel and the game run unprivileged; the autostart helper runs
+    // as root but may only talk to PID 1.
     for (template, limit) in [
+        ("left4me.service", 2.5),
         ("left4me-server@.service", 2.0),
         ("left4me-autostart@.service", 1.5),
     ] {
@@ -130,6 +134,27 @@ fn the_server_and_autostart_units_are_hardened() {
             "{template}: exposure {level} > {limit}:\n{report}"
         );
     }
+}
+
+/// The panel holds no privilege and cannot gain one: no sudo, no
+/// capabilities, writes to the state root only.
+#[test]
+fn the_panel_unit_has_no_privilege() {
+    let text = std::fs::read_to_string(deploy_dir().join("left4me.service")).unwrap();
+    let settings = settings_of(&text);
+    for expected in [
+        ("User", "left4me"),
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("ProtectSystem", "strict"),
+        ("ReadWritePaths", "/var/lib/left4me"),
+    ] {
+        assert!(settings.contains(&expected), "{expected:?} in {settings:?}");
+    }
+    assert!(
+        !settings.iter().any(|(_, v)| v.contains("sudo")),
+        "{settings:?}"
+    );
 }
 
 #[test]
