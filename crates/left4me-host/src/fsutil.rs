@@ -17,6 +17,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Makes the directory's entries (a rename into it) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 

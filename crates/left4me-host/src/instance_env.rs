@@ -4,7 +4,7 @@
 //! ```text
 //! L4D2_PORT=27015
 //! L4D2_ARGS="+map c1m1_hotel +hostname 'My Cool Server'"
-//! L4D2_LOWERDIRS=/var/lib/left4me/overlays/1:/var/lib/left4me/installation
+//! L4D2_LOWERDIRS=/var/lib/left4me/overlays/1:/var/lib/left4me/installation/v/2:/var/lib/left4me/installation/v/1
 //! ```
 //!
 //! `L4D2_ARGS` holds the arguments as POSIX shell words, so one with a
@@ -17,12 +17,13 @@ use std::path::Path;
 use crate::layer::{Layer, OverlayPath};
 use crate::layout::StateRoot;
 use crate::spec::{Port, Spec};
+use crate::versions::Version;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceEnv {
     pub port: Port,
     pub arguments: Vec<String>,
-    /// Top to bottom; the installation is last.
+    /// Top to bottom; the installation's layers are last.
     pub lowers: Vec<Layer>,
 }
 
@@ -34,13 +35,15 @@ pub struct InstanceEnvError {
 }
 
 impl InstanceEnv {
-    pub fn from_spec(spec: &Spec) -> Self {
+    /// The spec's overlays on the layers of `installation` (a version's
+    /// stack, top first).
+    pub fn from_spec(spec: &Spec, installation: &[Version]) -> Self {
         let mut lowers: Vec<Layer> = spec
             .overlays()
             .iter()
             .map(|o| Layer::Overlay(o.path.clone()))
             .collect();
-        lowers.push(Layer::Installation);
+        lowers.extend(installation.iter().copied().map(Layer::Installation));
         Self {
             port: spec.port(),
             arguments: spec.arguments().to_vec(),
@@ -66,7 +69,8 @@ impl InstanceEnv {
     }
 
     /// Parses the file, mapping each lower directory back to a layer below
-    /// `root`; anything outside `overlays/` and `installation` is refused.
+    /// `root`; anything outside `overlays/` and `installation/v/` is
+    /// refused.
     pub fn parse(text: &str, file: &Path, root: &StateRoot) -> Result<Self, InstanceEnvError> {
         let fail = |message: String| InstanceEnvError {
             file: file.display().to_string(),
@@ -107,8 +111,18 @@ impl InstanceEnv {
             }
         }
         let lowers: Vec<Layer> = lowers.ok_or_else(|| fail("L4D2_LOWERDIRS is missing".into()))?;
-        if lowers.last() != Some(&Layer::Installation) {
-            return Err(fail("L4D2_LOWERDIRS must end with the installation".into()));
+        let overlays = lowers
+            .iter()
+            .take_while(|l| matches!(l, Layer::Overlay(_)))
+            .count();
+        if overlays == lowers.len()
+            || lowers[overlays..]
+                .iter()
+                .any(|l| matches!(l, Layer::Overlay(_)))
+        {
+            return Err(fail(
+                "L4D2_LOWERDIRS must end with the installation's layers".into(),
+            ));
         }
         Ok(Self {
             port: port.ok_or_else(|| fail("L4D2_PORT is missing".into()))?,
@@ -128,8 +142,18 @@ impl InstanceEnv {
 
 fn layer_of(dir: &str, root: &StateRoot) -> Result<Layer, String> {
     let path = Path::new(dir);
+    // Written before the installation was versioned: that tree became
+    // version 1 (`versions::adopt_flat_installation`).
     if path == root.installation() {
-        return Ok(Layer::Installation);
+        return Ok(Layer::Installation(1));
+    }
+    if let Some(version) = path
+        .strip_prefix(root.installation().join("v"))
+        .ok()
+        .and_then(Path::to_str)
+        .and_then(|n| n.parse().ok())
+    {
+        return Ok(Layer::Installation(version));
     }
     path.strip_prefix(root.overlays())
         .ok()
@@ -201,11 +225,11 @@ mod tests {
             }],
         )
         .unwrap();
-        let env = InstanceEnv::from_spec(&spec);
+        let env = InstanceEnv::from_spec(&spec, &[2, 1]);
         let text = env.render(&root);
         assert_eq!(
             text,
-            "L4D2_PORT=27016\nL4D2_ARGS=\"+map c1m1_hotel '+sv_tags=\\\"x\\$y\\\"' +hostname 'My Cool Server' '#not-a-comment'\"\nL4D2_LOWERDIRS=/var/lib/left4me/overlays/ws/1:/var/lib/left4me/installation\n"
+            "L4D2_PORT=27016\nL4D2_ARGS=\"+map c1m1_hotel '+sv_tags=\\\"x\\$y\\\"' +hostname 'My Cool Server' '#not-a-comment'\"\nL4D2_LOWERDIRS=/var/lib/left4me/overlays/ws/1:/var/lib/left4me/installation/v/2:/var/lib/left4me/installation/v/1\n"
         );
         assert_eq!(
             InstanceEnv::parse(&text, Path::new("e"), &root).unwrap(),
@@ -219,7 +243,8 @@ mod tests {
         let text = "L4D2_PORT=27015\nL4D2_ARGS=+map c1m1_hotel\nL4D2_LOWERDIRS=/var/lib/left4me/overlays/3:/var/lib/left4me/installation\n";
         let env = InstanceEnv::parse(text, Path::new("e"), &root).unwrap();
         assert_eq!(env.arguments, ["+map", "c1m1_hotel"]);
-        assert_eq!(env.lowers.len(), 2);
+        // The flat installation of old became version 1.
+        assert_eq!(env.lowers[1], Layer::Installation(1));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Layers of an instance's overlay stack: named overlays and the shared
-//! installation at the bottom.
+//! Layers of an instance's overlay stack: named overlays and, at the
+//! bottom, the layers of one version of the shared installation.
 
 use std::fmt;
 
@@ -74,14 +74,15 @@ impl fmt::Display for OverlayPath {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Layer {
     Overlay(OverlayPath),
-    Installation,
+    /// One layer of the installation's versions (`installation/v/N`).
+    Installation(crate::versions::Version),
 }
 
 impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Layer::Overlay(path) => write!(f, "overlays/{path}"),
-            Layer::Installation => f.write_str("installation"),
+            Layer::Installation(version) => write!(f, "installation/v/{version}"),
         }
     }
 }

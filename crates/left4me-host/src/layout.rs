@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::layer::{Layer, OverlayPath};
 use crate::name::InstanceName;
+use crate::versions::VersionedLayer;
 
 /// Where production keeps mutable state.
 pub const DEFAULT_ROOT: &str = "/var/lib/left4me";
@@ -52,15 +53,20 @@ impl StateRoot {
         ] {
             std::fs::create_dir_all(&dir)?;
         }
-        Ok(())
+        self.installation_versions().adopt_flat()
     }
 
     pub fn path(&self) -> &Path {
         &self.root
     }
 
+    /// The installation's versions (see `versions`).
     pub fn installation(&self) -> PathBuf {
         self.root.join("installation")
+    }
+
+    pub fn installation_versions(&self) -> VersionedLayer {
+        VersionedLayer::new(self.installation())
     }
 
     pub fn overlays(&self) -> PathBuf {
@@ -98,7 +104,7 @@ impl StateRoot {
     pub fn layer(&self, layer: &Layer) -> PathBuf {
         match layer {
             Layer::Overlay(path) => self.overlay(path),
-            Layer::Installation => self.installation(),
+            Layer::Installation(version) => self.installation_versions().layer_dir(*version),
         }
     }
 
@@ -106,7 +112,9 @@ impl StateRoot {
     pub fn layer_relative(layer: &Layer) -> PathBuf {
         match layer {
             Layer::Overlay(path) => Path::new("overlays").join(path.as_str()),
-            Layer::Installation => PathBuf::from("installation"),
+            Layer::Installation(version) => {
+                VersionedLayer::layer_relative(Path::new("installation"), *version)
+            }
         }
     }
 

@@ -18,3 +18,4 @@ pub mod ports;
 pub mod privilege;
 pub mod spec;
 pub mod supervisor;
+pub mod versions;

@@ -29,6 +29,11 @@ pub enum HostError {
     NotInitialized(InstanceName),
     #[error("instance {name}: {problem}")]
     BadOverlay { name: InstanceName, problem: String },
+    #[error(
+        "the game is not installed in {0}: install it on the Game page or with \
+         `left4me game install` (or try the simulator: `left4me demo --installation-only`)"
+    )]
+    NotInstalled(std::path::PathBuf),
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
     #[error(transparent)]
@@ -198,7 +203,13 @@ impl Host {
         // The last cancellation point: the three files below belong
         // together, so once the first is written the rest follow.
         ctx.step("writing instance.env, server.cfg and spec.yaml...")?;
-        let env = InstanceEnv::from_spec(spec).render(&self.root);
+        let installation = self
+            .root
+            .installation_versions()
+            .current_info()
+            .map_err(io("reading the installation's current version"))?
+            .ok_or_else(|| HostError::NotInstalled(self.root.installation()))?;
+        let env = InstanceEnv::from_spec(spec, &installation.stack).render(&self.root);
         write_atomic(&paths.instance_env(), env.as_bytes()).map_err(io("writing instance.env"))?;
         write_atomic(&paths.server_cfg(), spec.server_cfg().as_bytes())
             .map_err(io("writing server.cfg"))?;

@@ -26,6 +26,8 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = StateRoot::new(dir.path()).unwrap();
         root.ensure().unwrap();
+        // Every stack ends with the installation's first layer.
+        fs::create_dir_all(root.layer(&Layer::Installation(1))).unwrap();
         Self { _dir: dir, root }
     }
 
@@ -75,7 +77,7 @@ fn read(path: PathBuf) -> String {
 fn precedence_with(api: MountApi) {
     let fx = Fixture::new();
     write_files(
-        &fx.root.installation(),
+        &fx.root.layer(&Layer::Installation(1)),
         &[
             ("a.txt", "install"),
             ("b.txt", "install"),
@@ -89,7 +91,7 @@ fn precedence_with(api: MountApi) {
         "3",
         &[("a.txt", "three"), ("b.txt", "three"), ("c.txt", "three")],
     );
-    let spec = fx.spec(vec![one, two, three, Layer::Installation]);
+    let spec = fx.spec(vec![one, two, three, Layer::Installation(1)]);
     assert_eq!(
         mount::mount_state(&fx.root, &spec).unwrap(),
         MountState::NotMounted
@@ -144,11 +146,14 @@ fn layer_precedence_legacy_mount() {
 #[test]
 fn five_hundred_layers_mount_and_501_are_refused() {
     let fx = Fixture::new();
-    write_files(&fx.root.installation(), &[("base.txt", "install")]);
+    write_files(
+        &fx.root.layer(&Layer::Installation(1)),
+        &[("base.txt", "install")],
+    );
     let mut lowers: Vec<Layer> = (0..499)
         .map(|i| fx.overlay(&format!("layer-{i:03}"), &[(&format!("f{i}.txt"), "x")]))
         .collect();
-    lowers.push(Layer::Installation);
+    lowers.push(Layer::Installation(1));
     let spec = fx.spec(lowers.clone());
     mount::mount(&fx.root, &spec, MountApi::Auto).unwrap();
     assert!(fx.merged().join("f0.txt").exists());
@@ -193,7 +198,7 @@ fn symlinked_layers_are_refused() {
     std::os::unix::fs::symlink(outside.path(), fx.root.overlays().join("sneaky")).unwrap();
     let spec = fx.spec(vec![
         Layer::Overlay(OverlayPath::parse("sneaky").unwrap()),
-        Layer::Installation,
+        Layer::Installation(1),
     ]);
     let err = mount::mount(&fx.root, &spec, MountApi::Auto).unwrap_err();
     assert!(matches!(err, MountError::Open { .. }), "{err}");
@@ -205,9 +210,9 @@ fn a_mount_with_other_layers_is_foreign() {
     let fx = Fixture::new();
     let one = fx.overlay("1", &[]);
     let two = fx.overlay("2", &[]);
-    let spec = fx.spec(vec![one.clone(), Layer::Installation]);
+    let spec = fx.spec(vec![one.clone(), Layer::Installation(1)]);
     mount::mount(&fx.root, &spec, MountApi::Auto).unwrap();
-    let other = fx.spec(vec![two, one, Layer::Installation]);
+    let other = fx.spec(vec![two, one, Layer::Installation(1)]);
     assert_eq!(
         mount::mount_state(&fx.root, &other).unwrap(),
         MountState::Foreign
@@ -218,7 +223,7 @@ fn a_mount_with_other_layers_is_foreign() {
 fn kernel_refusals_name_the_step_and_errno() {
     let fx = Fixture::new();
     let one = fx.overlay("1", &[]);
-    let mut spec = fx.spec(vec![one, Layer::Installation]);
+    let mut spec = fx.spec(vec![one, Layer::Installation(1)]);
     // overlayfs wants separate upper and work directories.
     spec.work = spec.upper.clone();
     let err = mount::mount(&fx.root, &spec, MountApi::NewWithFds).unwrap_err();

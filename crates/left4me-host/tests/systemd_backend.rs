@@ -84,7 +84,12 @@ fn calls(dir: &Path) -> Vec<String> {
 
 fn host(dir: &Path, systemctl: PathBuf) -> Host {
     let host = Host::open(dir.join("root"), Box::new(SystemdSupervisor { systemctl })).unwrap();
-    std::fs::create_dir_all(host.root().installation()).unwrap();
+    host.root()
+        .installation_versions()
+        .publish_tree(None, |dir| {
+            std::fs::write(dir.join("srcds_run"), "#!/bin/sh\n")
+        })
+        .unwrap();
     host
 }
 

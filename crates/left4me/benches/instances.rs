@@ -165,7 +165,7 @@ fn main() {
                 std::fs::create_dir_all(root.overlay(&p)).unwrap();
                 Layer::Overlay(p)
             })
-            .chain([Layer::Installation])
+            .chain([Layer::Installation(1)])
             .collect();
         for d in ["upper", "work", "merged"] {
             std::fs::create_dir_all(root.path().join("runtime/mountbench").join(d)).unwrap();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use left4me_host::layout::StateRoot;
 use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
 
@@ -26,10 +27,11 @@ pub(crate) struct DemoArgs {
 /// `left4me` in `/usr/bin`; a build has it next to the binary.
 const PACKAGED_SIMULATOR: &str = "/usr/lib/left4me/srcds-sim";
 
-/// Creates a synthetic installation (the simulator, found next to this
-/// binary, as `srcds_run`) unless one is there.
-pub(crate) fn ensure_synthetic_installation(installation: &Path) -> CliResult {
-    if installation.join("srcds_run").exists() {
+/// Publishes a synthetic installation (the simulator, found next to this
+/// binary, as `srcds_run`) unless a version of the game is installed.
+pub(crate) fn ensure_synthetic_installation(root: &StateRoot) -> CliResult {
+    let versions = root.installation_versions();
+    if versions.current()?.is_some() {
         return Ok(());
     }
     let beside: PathBuf = std::env::current_exe()?
@@ -49,10 +51,13 @@ pub(crate) fn ensure_synthetic_installation(installation: &Path) -> CliResult {
     };
     eprintln!(
         "› creating a synthetic installation in {}...",
-        installation.display()
+        root.installation().display()
     );
-    srcds_sim::make_installation(installation, sim, 0, 0)
-        .with_context(|| format!("creating {}", installation.display()))?;
+    versions
+        .publish_tree(Some("simulator".into()), |dir| {
+            srcds_sim::make_installation(dir, sim, 0, 0)
+        })
+        .with_context(|| format!("creating {}", root.installation().display()))?;
     Ok(())
 }
 
@@ -67,7 +72,7 @@ pub(crate) fn run(cli: &Cli, args: &DemoArgs) -> CliResult {
     // On a packaged install the state belongs to the service user.
     left4me_host::privilege::become_state_owner(&crate::settings(cli)?.root)?;
     let host = open_host(cli)?;
-    ensure_synthetic_installation(&host.root().installation())?;
+    ensure_synthetic_installation(host.root())?;
     if args.installation_only {
         println!(
             "synthetic installation ready in {}",

@@ -69,7 +69,8 @@ pub(crate) fn serve(cli: &Cli, args: &ServeArgs) -> CliResult {
         )
         .init();
     if args.demo {
-        crate::demo::ensure_synthetic_installation(&config.root.join("installation"))?;
+        let root = left4me_host::layout::StateRoot::open(&config.root)?;
+        crate::demo::ensure_synthetic_installation(&root)?;
     }
     let launch = left4me_web::Launch {
         supervisor_program: std::env::current_exe()?,
