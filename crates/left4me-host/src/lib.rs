@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod fsutil;
+pub mod game;
 pub mod instance_env;
 pub mod journal;
 pub mod layer;

@@ -240,6 +240,10 @@ impl Host {
         ctx: &Ctx<'_>,
     ) -> Result<StartOutcome, HostError> {
         let _lock = self.lock(name)?;
+        // Shared: versions are removed only while no start is between
+        // picking the installation's layers and mounting them.
+        let _installation = crate::lock::lock_installation(&self.root, false)
+            .map_err(io("taking the installation lock"))?;
         let paths = self.root.instance(name);
         let target = self.target(name, &paths);
         // spec.yaml is the source of truth: re-rendering the other files

@@ -73,6 +73,43 @@ pub fn is_locked(path: &Path) -> std::io::Result<bool> {
     }
 }
 
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// An exclusive lock on `path` if nobody holds one (`None` otherwise);
+/// released when the file is dropped or the process dies.
+pub fn try_lock_file(path: &Path) -> std::io::Result<Option<File>> {
+    let file = open_lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The installation lock, waited for: shared while a start picks and
+/// mounts its layers, exclusive while unused versions are removed.
+pub fn lock_installation(
+    root: &crate::layout::StateRoot,
+    exclusive: bool,
+) -> std::io::Result<File> {
+    let file = open_lock_file(&root.locks().join("installation.lock"))?;
+    if exclusive {
+        file.lock()?;
+    } else {
+        file.lock_shared()?;
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,12 +226,14 @@ impl VersionedLayer {
     /// Publishes a finished build: its upper directory becomes the layer
     /// of the new current version. The build must be unmounted.
     pub fn publish(&self, build: Build, build_id: Option<String>) -> io::Result<VersionInfo> {
-        let mut stack = vec![build.version];
-        if let Some(base) = &build.base {
-            stack.extend(&base.stack);
+        let upper = build.upper();
+        let Build { version, base, dir } = build;
+        let mut stack = vec![version];
+        if let Some(base) = base {
+            stack.extend(base.stack);
         }
         let info = VersionInfo {
-            version: build.version,
+            version,
             stack,
             build_id,
             created: now(),
@@ -243,13 +245,13 @@ impl VersionedLayer {
                 .expect("a version description serializes")
                 .as_bytes(),
         )?;
-        std::fs::rename(build.upper(), self.layer_dir(info.version))?;
+        std::fs::rename(upper, self.layer_dir(info.version))?;
         crate::fsutil::sync_dir(&self.versions_dir())?;
         write_atomic(
             &self.dir.join("current"),
             format!("{}\n", info.version).as_bytes(),
         )?;
-        remove_dir_all_if_exists(&build.dir)?;
+        remove_dir_all_if_exists(&dir)?;
         Ok(info)
     }
 
@@ -272,7 +274,8 @@ impl VersionedLayer {
 
     /// Drops an unfinished build (failed or cancelled): nothing changes.
     pub fn abandon(&self, build: Build) -> io::Result<()> {
-        remove_dir_all_if_exists(&build.dir)
+        let Build { dir, .. } = build;
+        remove_dir_all_if_exists(&dir)
     }
 
     /// Removes what a crash left: builds in progress (the caller made sure
@@ -368,9 +371,9 @@ mod tests {
         let layer = VersionedLayer::new(dir.path().join("installation"));
         assert_eq!(layer.current().unwrap(), None);
         let one = publish_tree(&layer, true, &[("a", "1")]);
-        assert_eq!((one.version, one.stack.clone()), (1, vec![1]));
+        assert_eq!((one.version, one.stack), (1, vec![1]));
         let two = publish_tree(&layer, true, &[("b", "2")]);
-        assert_eq!((two.version, two.stack.clone()), (2, vec![2, 1]));
+        assert_eq!((two.version, two.stack), (2, vec![2, 1]));
         assert_eq!(layer.current().unwrap(), Some(2));
         // A full tree starts a new stack.
         let three = publish_tree(&layer, false, &[("a", "3")]);
@@ -432,7 +435,7 @@ mod tests {
         std::fs::write(flat.join("srcds_run"), "game").unwrap();
         // The crash came right after the first rename.
         std::fs::rename(&flat, dir.path().join("installation.adopting")).unwrap();
-        let layer = VersionedLayer::new(flat.clone());
+        let layer = VersionedLayer::new(flat);
         layer.adopt_flat().unwrap();
         assert_eq!(layer.current().unwrap(), Some(1));
         assert!(layer.layer_dir(1).join("srcds_run").exists());

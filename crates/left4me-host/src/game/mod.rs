@@ -1,0 +1,666 @@
+//! The game from Steam: installs and updates with steamcmd onto the
+//! installation's versions, and the check for a newer build.
+//!
+//! An update never writes into a published version: steamcmd writes into
+//! an overlay mount whose lower layers are the current version and whose
+//! upper directory becomes the next version's layer. Whatever steamcmd
+//! does to a file (rewrite it in place, replace it, delete it), overlayfs
+//! copies it up or whites it out first, so the layers running servers
+//! have mounted never change, and the new layer costs only what changed.
+//! A fresh install has no base: steamcmd writes a full tree.
+
+pub mod steamcmd;
+mod vdf;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use self::steamcmd::{APP_ID, Steamcmd};
+use self::steamcmd::{Ended, Line, Run, RunAs};
+use crate::events::{Cancelled, Ctx, Event};
+use crate::layer::Layer;
+use crate::layout::StateRoot;
+use crate::mount::{self, MountApi, MountError, OverlaySpec};
+use crate::versions::{Version, VersionInfo};
+
+/// Network failures and missing configuration are retried this often.
+const RETRIES: u32 = 3;
+/// An empty answer to the update check is asked again this often.
+const CHECK_ATTEMPTS: u32 = 4;
+/// Roughly what a fresh install downloads, for the disk-space message.
+const FRESH_INSTALL_BYTES: u64 = 12 << 30;
+
+/// The 32-bit libraries the game and steamcmd load, with the Debian
+/// package of each.
+const LIBRARIES_32: &[(&str, &str)] = &[
+    ("usr/lib32/libgcc_s.so.1", "lib32gcc-s1"),
+    ("usr/lib32/libstdc++.so.6", "lib32stdc++6"),
+    (
+        "usr/lib/i386-linux-gnu/libSDL2-2.0.so.0",
+        "libsdl2-2.0-0:i386",
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum GameError {
+    #[error(
+        "steamcmd is not at {0}. Install Debian's package (enable non-free and the i386 \
+         architecture: `dpkg --add-architecture i386 && apt update && apt install steamcmd`, \
+         then set steamcmd = \"/usr/games/steamcmd\") or unpack Valve's \
+         steamcmd_linux.tar.gz below the state root and set steamcmd to its steamcmd.sh \
+         (config key `steamcmd`, variable LEFT4ME_STEAMCMD)"
+    )]
+    SteamcmdMissing(PathBuf),
+    #[error(
+        "the game and steamcmd are 32-bit programs and these libraries are missing: install \
+         {packages} (`dpkg --add-architecture i386 && apt update && apt install {packages}`)"
+    )]
+    Missing32BitLibraries { packages: String },
+    #[error(
+        "another install or update of the game is running; wait for it to finish (or cancel it)"
+    )]
+    Busy,
+    #[error(
+        "steamcmd refused to install the game for Linux (Invalid platform), and neither \
+         workaround (a Windows pass before the Linux one, a pre-seeded appmanifest) got past \
+         it. Valve may have changed something; steamcmd said: {0}"
+    )]
+    InvalidPlatform(String),
+    #[error(
+        "not enough disk space (steamcmd state 0x{code:x}): {free} free below the state root, \
+         about {needed} needed. Free some space and try again"
+    )]
+    DiskFull {
+        code: u32,
+        free: String,
+        needed: String,
+    },
+    #[error(
+        "steamcmd could not reach Steam or finish the download (state 0x{code:x}), {RETRIES} \
+         attempts. Check the host's internet connection and try again"
+    )]
+    Network { code: u32 },
+    #[error(
+        "steamcmd could not write the game's files (state 0x{code:x}): check the free space \
+         and that the state root belongs to the user running it"
+    )]
+    WriteFailure { code: u32 },
+    #[error("steamcmd failed with state 0x{code:x}: {line}")]
+    State { code: u32, line: String },
+    #[error(
+        "steamcmd could not get Steam's configuration (Missing configuration), {RETRIES} \
+         attempts; try again later"
+    )]
+    MissingConfiguration,
+    #[error("Steam says the anonymous account may not install app {APP_ID} (No subscription): {0}")]
+    NoSubscription(String),
+    #[error("steamcmd could not log in to Steam anonymously: {0}")]
+    LoginFailed(String),
+    #[error("steamcmd failed: {0}")]
+    Failed(String),
+    #[error("steamcmd printed nothing for {0} s and was ended; Steam may be unreachable")]
+    Stalled(u64),
+    #[error(
+        "steamcmd ended ({status}) without saying the game is installed; its last words: {last}"
+    )]
+    NoSuccess { status: String, last: String },
+    #[error("steamcmd never said which build is public (asked {CHECK_ATTEMPTS} times)")]
+    CheckEmpty,
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error("{context}: {error}")]
+    Io {
+        context: String,
+        error: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> GameError {
+    let context = context.into();
+    move |error| GameError::Io { context, error }
+}
+
+/// What the Game page and `left4me game status` show.
+#[derive(Debug, Clone, Serialize)]
+pub struct GameStatus {
+    /// The current version, if the game is installed.
+    pub installed: Option<VersionInfo>,
+    /// Every version still on disk (the current one and those servers run).
+    pub versions: Vec<VersionInfo>,
+    /// The last check for updates, if any.
+    pub latest: Option<Check>,
+    /// Bytes the installation's layers use.
+    pub disk_bytes: u64,
+}
+
+/// The answer of a check for updates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Check {
+    pub installed_build: Option<String>,
+    pub public_build: String,
+    /// Unix seconds.
+    pub checked: i64,
+}
+
+impl Check {
+    pub fn update_available(&self) -> bool {
+        self.installed_build.as_deref() != Some(&self.public_build)
+    }
+}
+
+/// What an install or update did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Updated {
+    /// A new version is current.
+    Published(VersionInfo),
+    /// Steam had nothing newer; nothing changed.
+    UpToDate,
+}
+
+/// Installs and updates the game below a state root.
+#[derive(Debug, Clone)]
+pub struct Game {
+    pub root: StateRoot,
+    pub steamcmd: Steamcmd,
+    /// Where the 32-bit libraries are looked for (`/`; tests use a
+    /// directory of their own).
+    pub system_root: PathBuf,
+}
+
+/// The workarounds for "Invalid platform", in the order tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Platform {
+    Linux,
+    WindowsThenLinux,
+    SeededManifest,
+}
+
+impl Platform {
+    fn describe(self) -> &'static str {
+        match self {
+            Platform::Linux => "a plain Linux install",
+            Platform::WindowsThenLinux => "a Windows pass, then the Linux one, in one run",
+            Platform::SeededManifest => "a pre-seeded appmanifest (StateFlags 2)",
+        }
+    }
+}
+
+impl Game {
+    /// The installed version, the versions on disk, the last check.
+    pub fn status(&self) -> Result<GameStatus, GameError> {
+        let versions = self.root.installation_versions();
+        let installed = versions
+            .current_info()
+            .map_err(io("reading the installation"))?;
+        let all = versions
+            .versions()
+            .map_err(io("reading the installation"))?
+            .into_iter()
+            .map(|v| versions.info(v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io("reading the installation"))?;
+        Ok(GameStatus {
+            installed,
+            versions: all,
+            latest: self.last_check(),
+            disk_bytes: disk_usage(&self.root.installation()),
+        })
+    }
+
+    fn check_file(&self) -> PathBuf {
+        self.root.installation().join("check.json")
+    }
+
+    fn last_check(&self) -> Option<Check> {
+        let text = std::fs::read_to_string(self.check_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Asks Steam for the public build id (retrying the empty answers
+    /// steamcmd sometimes gives) and compares it with the installed one.
+    pub fn check(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
+        self.preflight()?;
+        let commands: Vec<String> = [
+            "+login",
+            "anonymous",
+            "+app_info_update",
+            "1",
+            "+app_info_print",
+            &APP_ID.to_string(),
+            "+quit",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for attempt in 1..=CHECK_ATTEMPTS {
+            ctx.step(format!(
+                "asking Steam for the public build (attempt {attempt})..."
+            ))?;
+            let run = self.run_steamcmd(&commands, ctx)?;
+            if let Ended::Cancelled = run.ended {
+                return Err(Cancelled.into());
+            }
+            if let Some(public) = vdf::public_build(&run.output) {
+                let installed = self
+                    .root
+                    .installation_versions()
+                    .current_info()
+                    .map_err(io("reading the installation"))?
+                    .and_then(|v| v.build_id);
+                let check = Check {
+                    installed_build: installed,
+                    public_build: public,
+                    checked: now(),
+                };
+                crate::fsutil::write_atomic(
+                    &self.check_file(),
+                    serde_json::to_string(&check)
+                        .expect("a check serializes")
+                        .as_bytes(),
+                )
+                .map_err(io("recording the check"))?;
+                return Ok(check);
+            }
+            ctx.emit(Event::Step(
+                "steamcmd printed no build for the app (it sometimes does); asking again".into(),
+            ));
+        }
+        Err(GameError::CheckEmpty)
+    }
+
+    /// The state root's owner, when running as root for another user:
+    /// steamcmd runs as the account that owns the game's files.
+    fn run_as(&self) -> Option<RunAs> {
+        use std::os::unix::fs::MetadataExt;
+        if !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        let meta = std::fs::metadata(self.root.path()).ok()?;
+        (meta.uid() != 0).then(|| RunAs {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        })
+    }
+
+    fn run_steamcmd(&self, commands: &[String], ctx: &Ctx<'_>) -> Result<Run, GameError> {
+        self.steamcmd
+            .run(commands, self.root.path(), self.run_as(), ctx)
+            .map_err(io(format!("running {}", self.steamcmd.program.display())))
+    }
+
+    /// steamcmd is there and so are the 32-bit libraries.
+    fn preflight(&self) -> Result<(), GameError> {
+        if !self.steamcmd.program.is_file() {
+            return Err(GameError::SteamcmdMissing(self.steamcmd.program.clone()));
+        }
+        let missing: Vec<&str> = LIBRARIES_32
+            .iter()
+            .filter(|(file, _)| !self.system_root.join(file).exists())
+            .map(|(_, package)| *package)
+            .collect();
+        if !missing.is_empty() {
+            return Err(GameError::Missing32BitLibraries {
+                packages: missing.join(" "),
+            });
+        }
+        Ok(())
+    }
+
+    /// Installs the game, or updates it to Steam's public build, as a new
+    /// version; the current one stays as it is until the new one is
+    /// complete. `validate` has steamcmd check every file.
+    pub fn update(&self, validate: bool, ctx: &Ctx<'_>) -> Result<Updated, GameError> {
+        self.preflight()?;
+        let _busy = crate::lock::try_lock_file(&self.root.locks().join("install.lock"))
+            .map_err(io("taking the install lock"))?
+            .ok_or(GameError::Busy)?;
+        let versions = self.root.installation_versions();
+        ctx.step("clearing what an interrupted install left...")?;
+        self.unmount_builds()?;
+        versions.clean().map_err(io("cleaning the installation"))?;
+        self.link_steamclient(ctx);
+        let build = versions.begin(true).map_err(io("preparing the build"))?;
+        let result = self.build(&build, validate, ctx);
+        let unmounted = mount::unmount(&build.merged());
+        match result {
+            Ok(Some(build_id)) => {
+                unmounted?;
+                ctx.step("publishing the new version...")?;
+                let info = versions
+                    .publish(build, Some(build_id))
+                    .map_err(io("publishing the new version"))?;
+                ctx.emit(Event::Step(format!(
+                    "version {} (build {}) is current; servers use it from their next start",
+                    info.version,
+                    info.build_id.as_deref().unwrap_or("?")
+                )));
+                self.remove_unused(ctx)?;
+                Ok(Updated::Published(info))
+            }
+            Ok(None) => {
+                unmounted?;
+                versions.abandon(build).map_err(io("removing the build"))?;
+                ctx.emit(Event::Step(
+                    "the game is up to date; nothing changed".into(),
+                ));
+                Ok(Updated::UpToDate)
+            }
+            Err(e) => {
+                let _ = versions.abandon(build);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs steamcmd into the build; the build id when there is a new
+    /// version, `None` when Steam had nothing new.
+    fn build(
+        &self,
+        build: &crate::versions::Build,
+        validate: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<Option<String>, GameError> {
+        let owner = self.run_as();
+        for dir in [build.upper(), build.merged()] {
+            if let Some(who) = owner {
+                std::os::unix::fs::chown(&dir, Some(who.uid), Some(who.gid))
+                    .map_err(io(format!("handing {} to the game's user", dir.display())))?;
+            }
+        }
+        let target = match &build.base {
+            Some(base) => {
+                ctx.step(format!(
+                    "mounting version {} with an empty layer on top for steamcmd...",
+                    base.version
+                ))?;
+                let relative = |p: &Path| {
+                    p.strip_prefix(self.root.path())
+                        .expect("builds are below the root")
+                        .to_owned()
+                };
+                mount::mount(
+                    &self.root,
+                    &OverlaySpec {
+                        lowers: base
+                            .stack
+                            .iter()
+                            .copied()
+                            .map(Layer::Installation)
+                            .collect(),
+                        upper: relative(&build.upper()),
+                        work: relative(&build.work()),
+                        target: relative(&build.merged()),
+                    },
+                    MountApi::Auto,
+                )?;
+                build.merged()
+            }
+            None => build.upper(),
+        };
+        let installed = vdf::installed_build(&target);
+        let mut platform = if installed.is_some() {
+            Platform::Linux
+        } else {
+            // A fresh anonymous Linux install fails since late 2024.
+            Platform::WindowsThenLinux
+        };
+        loop {
+            match self.app_update(&target, platform, validate, ctx)? {
+                Attempt::Done { up_to_date } => {
+                    if platform != Platform::Linux {
+                        ctx.emit(Event::Step(format!(
+                            "got past \"Invalid platform\" with {}",
+                            platform.describe()
+                        )));
+                    }
+                    let build_id = vdf::installed_build(&target);
+                    if up_to_date && build_id == installed && !validate {
+                        return Ok(None);
+                    }
+                    return Ok(Some(build_id.unwrap_or_else(|| "unknown".into())));
+                }
+                Attempt::InvalidPlatform(line) => {
+                    platform = match platform {
+                        Platform::Linux => Platform::WindowsThenLinux,
+                        Platform::WindowsThenLinux => Platform::SeededManifest,
+                        Platform::SeededManifest => return Err(GameError::InvalidPlatform(line)),
+                    };
+                    ctx.emit(Event::Step(format!(
+                        "steamcmd said \"Invalid platform\"; trying {}",
+                        platform.describe()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One `app_update` with the given workaround, retrying network
+    /// failures with backoff.
+    fn app_update(
+        &self,
+        dir: &Path,
+        platform: Platform,
+        validate: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<Attempt, GameError> {
+        if platform == Platform::SeededManifest {
+            vdf::seed_manifest(dir).map_err(io("pre-seeding the appmanifest"))?;
+        }
+        let app = APP_ID.to_string();
+        let mut commands: Vec<String> = vec![
+            "+force_install_dir".into(),
+            dir.display().to_string(),
+            "+login".into(),
+            "anonymous".into(),
+        ];
+        if platform == Platform::WindowsThenLinux {
+            commands.extend(
+                [
+                    "+@sSteamCmdForcePlatformType",
+                    "windows",
+                    "+app_update",
+                    &app,
+                ]
+                .map(String::from),
+            );
+        }
+        commands.extend(
+            ["+@sSteamCmdForcePlatformType", "linux", "+app_update", &app].map(String::from),
+        );
+        if validate {
+            commands.push("validate".into());
+        }
+        commands.push("+quit".into());
+        let mut wait = self.steamcmd.retry_backoff;
+        for attempt in 1..=RETRIES {
+            ctx.step(format!(
+                "running steamcmd (attempt {attempt} of {RETRIES})..."
+            ))?;
+            let run = self.run_steamcmd(&commands, ctx)?;
+            let retry = match run.ended {
+                Ended::Success { up_to_date } => return Ok(Attempt::Done { up_to_date }),
+                Ended::Cancelled => return Err(Cancelled.into()),
+                Ended::Stalled => {
+                    return Err(GameError::Stalled(self.steamcmd.stall_timeout.as_secs()));
+                }
+                Ended::Silent(status) => {
+                    return Err(GameError::NoSuccess {
+                        status,
+                        last: run.last_lines.join(" | "),
+                    });
+                }
+                Ended::Failure(Line::Failed(reason), line) => match reason.as_str() {
+                    "Invalid platform" => return Ok(Attempt::InvalidPlatform(line)),
+                    "Missing configuration" => GameError::MissingConfiguration,
+                    "No subscription" => return Err(GameError::NoSubscription(line)),
+                    _ => return Err(GameError::Failed(line)),
+                },
+                Ended::Failure(Line::State(code), line) => match code {
+                    0x202 | 0x212 => return Err(self.disk_full(code, run.total_bytes)),
+                    0x402 | 0x602 => GameError::Network { code },
+                    0x606 => return Err(GameError::WriteFailure { code }),
+                    _ => return Err(GameError::State { code, line }),
+                },
+                Ended::Failure(Line::LoginFailed, line) => {
+                    return Err(GameError::LoginFailed(line));
+                }
+                Ended::Failure(_, line) => return Err(GameError::Failed(line)),
+            };
+            if attempt == RETRIES {
+                return Err(retry);
+            }
+            ctx.emit(Event::Step(format!(
+                "{retry}; retrying in {} s",
+                wait.as_secs_f32()
+            )));
+            sleep_unless_cancelled(wait, ctx)?;
+            wait *= 2;
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    fn disk_full(&self, code: u32, announced: u64) -> GameError {
+        let free = rustix::fs::statvfs(self.root.path())
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .unwrap_or(0);
+        let needed = if announced > 0 {
+            announced
+        } else {
+            FRESH_INSTALL_BYTES
+        };
+        GameError::DiskFull {
+            code,
+            free: human(free),
+            needed: human(needed),
+        }
+    }
+
+    /// Links `~/.steam/sdk32/steamclient.so` (and `sdk64`) of the game's
+    /// account to steamcmd's, without which servers are reachable only by
+    /// direct IP. The account's home is the state root.
+    fn link_steamclient(&self, ctx: &Ctx<'_>) {
+        let Some(dir) = self.steamcmd.program.parent() else {
+            return;
+        };
+        for (bits, sub) in [("32", "linux32"), ("64", "linux64")] {
+            let source = dir.join(sub).join("steamclient.so");
+            let link_dir = self.root.path().join(".steam").join(format!("sdk{bits}"));
+            let link = link_dir.join("steamclient.so");
+            if !source.is_file() {
+                ctx.emit(Event::Step(format!(
+                    "no {} next to steamcmd: servers may be reachable by direct IP only",
+                    source.display()
+                )));
+                continue;
+            }
+            let _ = std::fs::create_dir_all(&link_dir);
+            let _ = std::fs::remove_file(&link);
+            if let Err(e) = std::os::unix::fs::symlink(&source, &link) {
+                ctx.emit(Event::Step(format!("cannot link {}: {e}", link.display())));
+            }
+        }
+    }
+
+    /// Unmounts builds an interrupted run left mounted.
+    fn unmount_builds(&self) -> Result<(), GameError> {
+        let builds = self.root.installation().join("build");
+        for target in mount::mounts_below(&builds)? {
+            mount::unmount(&target)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the versions that are neither current nor mounted by a
+    /// server. Starts hold the installation lock shared while they pick
+    /// and mount their layers, so none is removed under them.
+    pub fn remove_unused(&self, ctx: &Ctx<'_>) -> Result<Vec<Version>, GameError> {
+        let _exclusive = crate::lock::lock_installation(&self.root, true)
+            .map_err(io("taking the installation lock"))?;
+        let mounted = mounted_installation_layers(&self.root)?;
+        let removed = self
+            .root
+            .installation_versions()
+            .remove_unused(&mounted)
+            .map_err(io("removing unused versions"))?;
+        if !removed.is_empty() {
+            ctx.emit(Event::Step(format!(
+                "removed versions no server uses: {}",
+                removed
+                    .iter()
+                    .map(Version::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(removed)
+    }
+}
+
+enum Attempt {
+    Done { up_to_date: bool },
+    InvalidPlatform(String),
+}
+
+/// The installation layers any overlay mount on this host uses.
+pub fn mounted_installation_layers(root: &StateRoot) -> Result<BTreeSet<Version>, GameError> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| GameError::Mount(MountError::MountInfo(e)))?;
+    let prefix = root.installation().join("v");
+    Ok(mount::parse_mountinfo(&text)
+        .iter()
+        .flat_map(mount::MountEntry::overlay_lowers)
+        .filter_map(|dir| dir.strip_prefix(&prefix).ok()?.to_str()?.parse().ok())
+        .collect())
+}
+
+fn sleep_unless_cancelled(wait: Duration, ctx: &Ctx<'_>) -> Result<(), Cancelled> {
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        ctx.check()?;
+        std::thread::sleep(Duration::from_millis(50).min(wait));
+    }
+    ctx.check()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn human(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes as f64 / GIB as f64)
+    } else {
+        format!("{} MiB", bytes.div_ceil(MIB))
+    }
+}
+
+/// Bytes used by the files below `dir` (hard links once each).
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.blocks() * 512;
+            }
+        }
+    }
+    total
+}

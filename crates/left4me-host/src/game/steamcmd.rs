@@ -1,0 +1,330 @@
+//! Running Valve's steamcmd and reading what it says.
+//!
+//! steamcmd block-buffers its output without a terminal (progress would
+//! arrive at the end), so it runs under a pseudo-terminal. Its exit code
+//! is no proof of anything: success is its success line. It runs in a
+//! process group of its own, so a cancel or a stall ends all of it.
+
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::events::{Ctx, Event};
+
+/// Steam's app id of the Left 4 Dead 2 dedicated server.
+pub const APP_ID: u32 = 222_860;
+
+/// How steamcmd is found and run.
+#[derive(Debug, Clone)]
+pub struct Steamcmd {
+    /// The program (`steamcmd.sh` of Valve's tarball, or Debian's
+    /// `/usr/games/steamcmd`), called by absolute path.
+    pub program: PathBuf,
+    /// A run that prints nothing for this long is ended as hung.
+    pub stall_timeout: Duration,
+    /// The first wait before retrying a network failure; it doubles.
+    pub retry_backoff: Duration,
+}
+
+/// One line of steamcmd's output, understood.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// ` Update state (0x61) downloading, progress: 45.12 (1234 / 5678)`
+    Progress {
+        state: String,
+        phase: String,
+        done: u64,
+        total: u64,
+    },
+    Success {
+        up_to_date: bool,
+    },
+    /// `Error! App '222860' state is 0x202 after update job.`
+    State(u32),
+    /// `ERROR! Failed to install app '222860' (REASON)`
+    Failed(String),
+    LoginFailed,
+    /// steamcmd ignored the install directory (ours would be a bug).
+    ForceInstallDirAfterLogin,
+    Other,
+}
+
+/// Reads one line of steamcmd's output.
+pub fn classify(line: &str) -> Line {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("Update state (") {
+        return progress(rest).unwrap_or(Line::Other);
+    }
+    if line.starts_with("Success! App '") {
+        return Line::Success {
+            up_to_date: line.contains("already up to date"),
+        };
+    }
+    if let Some(rest) = line.strip_prefix("Error! App '")
+        && let Some(code) = rest
+            .split("state is 0x")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+    {
+        return Line::State(code);
+    }
+    if line.starts_with("ERROR! Failed to install app")
+        && let (Some(open), Some(close)) = (line.rfind('('), line.rfind(')'))
+        && open < close
+    {
+        return Line::Failed(line[open + 1..close].to_owned());
+    }
+    if line.starts_with("FAILED") || line.contains("Login Failure") {
+        return Line::LoginFailed;
+    }
+    if line.contains("Please use force_install_dir before logon") {
+        return Line::ForceInstallDirAfterLogin;
+    }
+    Line::Other
+}
+
+/// `0x61) downloading, progress: 45.12 (1234 / 5678)`
+fn progress(rest: &str) -> Option<Line> {
+    let (state, rest) = rest.split_once(')')?;
+    let (phase, rest) = rest.split_once(", progress:")?;
+    let counts = rest.split_once('(')?.1.split_once(')')?.0;
+    let (done, total) = counts.split_once('/')?;
+    Some(Line::Progress {
+        state: state.trim().to_owned(),
+        phase: phase.trim().to_owned(),
+        done: done.trim().parse().ok()?,
+        total: total.trim().parse().ok()?,
+    })
+}
+
+/// What one run of steamcmd came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    /// It printed its success line.
+    Success {
+        up_to_date: bool,
+    },
+    /// It printed a failure (the first one seen) and its line.
+    Failure(Line, String),
+    /// It ended without saying either; its exit status.
+    Silent(String),
+    /// It printed nothing for the stall timeout and was ended.
+    Stalled,
+    Cancelled,
+}
+
+/// A finished run: how it ended, the largest byte total it announced, and
+/// its last lines (for error messages).
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub ended: Ended,
+    pub total_bytes: u64,
+    pub last_lines: Vec<String>,
+    pub output: String,
+}
+
+/// The account steamcmd runs as, when not the current one.
+#[derive(Debug, Clone, Copy)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Steamcmd {
+    /// Runs steamcmd with `commands` (`+force_install_dir`, `+login`, ...)
+    /// under a pseudo-terminal, reporting its lines and progress to `ctx`.
+    pub fn run(
+        &self,
+        commands: &[String],
+        home: &Path,
+        run_as: Option<RunAs>,
+        ctx: &Ctx<'_>,
+    ) -> std::io::Result<Run> {
+        let (master, slave) = open_pty()?;
+        let mut command = Command::new(&self.program);
+        command
+            .args(commands)
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(slave.try_clone()?)
+            .stderr(slave)
+            .process_group(0);
+        if let Some(who) = run_as {
+            command.uid(who.uid).gid(who.gid);
+        }
+        let mut child = command.spawn()?;
+        // The child holds the terminal now; ours is closed with `command`.
+        drop(command);
+        let pid = rustix::process::Pid::from_child(&child);
+        let lines = read_lines(master);
+        let mut run = Run {
+            ended: Ended::Silent(String::new()),
+            total_bytes: 0,
+            last_lines: Vec::new(),
+            output: String::new(),
+        };
+        let mut verdict: Option<Ended> = None;
+        let mut last_output = Instant::now();
+        let mut phase = String::new();
+        loop {
+            match lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    last_output = Instant::now();
+                    run.output.push_str(&line);
+                    run.output.push('\n');
+                    run.last_lines.push(line.clone());
+                    if run.last_lines.len() > 20 {
+                        run.last_lines.remove(0);
+                    }
+                    match classify(&line) {
+                        Line::Progress {
+                            phase: p,
+                            state,
+                            done,
+                            total,
+                        } => {
+                            if p != phase {
+                                ctx.emit(Event::Step(format!("steamcmd: {p} (state {state})")));
+                                phase = p;
+                            }
+                            run.total_bytes = run.total_bytes.max(total);
+                            ctx.emit(Event::Progress { done, total });
+                        }
+                        Line::Success { up_to_date } => {
+                            ctx.emit(Event::Stdout(line));
+                            verdict.get_or_insert(Ended::Success { up_to_date });
+                        }
+                        Line::Other => ctx.emit(Event::Stdout(line)),
+                        failure => {
+                            ctx.emit(Event::Stdout(line.clone()));
+                            verdict.get_or_insert(Ended::Failure(failure, line));
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if ctx.is_cancelled() {
+                        verdict = Some(Ended::Cancelled);
+                        end_group(pid, &mut child);
+                    } else if last_output.elapsed() >= self.stall_timeout {
+                        verdict = Some(Ended::Stalled);
+                        end_group(pid, &mut child);
+                    }
+                }
+                // The terminal closed: every process of the run is gone.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let status = child.wait()?;
+        run.ended = verdict.unwrap_or_else(|| Ended::Silent(status.to_string()));
+        Ok(run)
+    }
+}
+
+/// SIGTERM to the whole group, then SIGKILL if it lingers.
+fn end_group(pid: rustix::process::Pid, child: &mut std::process::Child) {
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
+/// A new pseudo-terminal: the reading end and the child's end.
+fn open_pty() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname(&master, Vec::new())?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(std::ffi::OsStr::from_bytes(name.to_bytes()))?;
+    // No echo and no CR/LF rewriting: the child only writes.
+    let mut termios = rustix::termios::tcgetattr(&slave)?;
+    termios.make_raw();
+    rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &termios)?;
+    Ok((std::fs::File::from(master), slave))
+}
+
+/// Lines from the terminal's reading end, split at `\n` and at the `\r`
+/// steamcmd rewrites progress with; the channel closes when all writers
+/// are gone (the kernel then answers `EIO`).
+fn read_lines(mut master: std::fs::File) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    for &b in &buf[..n] {
+                        if b == b'\n' || b == b'\r' {
+                            if !pending.is_empty() {
+                                let line = String::from_utf8_lossy(&pending).into_owned();
+                                pending.clear();
+                                if tx.send(line).is_err() {
+                                    return;
+                                }
+                            }
+                        } else {
+                            pending.push(b);
+                        }
+                    }
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let _ = tx.send(String::from_utf8_lossy(&pending).into_owned());
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_steamcmds_lines() {
+        assert_eq!(
+            classify(" Update state (0x61) downloading, progress: 45.12 (1234 / 5678)"),
+            Line::Progress {
+                state: "0x61".into(),
+                phase: "downloading".into(),
+                done: 1234,
+                total: 5678
+            }
+        );
+        assert_eq!(
+            classify("Success! App '222860' fully installed."),
+            Line::Success { up_to_date: false }
+        );
+        assert_eq!(
+            classify("Success! App '222860' already up to date."),
+            Line::Success { up_to_date: true }
+        );
+        assert_eq!(
+            classify("Error! App '222860' state is 0x202 after update job."),
+            Line::State(0x202)
+        );
+        assert_eq!(
+            classify("ERROR! Failed to install app '222860' (Invalid platform)"),
+            Line::Failed("Invalid platform".into())
+        );
+        assert_eq!(classify("FAILED (Invalid Password)"), Line::LoginFailed);
+        assert_eq!(classify("Loading Steam API...OK"), Line::Other);
+    }
+}
