@@ -77,6 +77,17 @@ pub struct Config {
     pub poll_interval_secs: u64,
     /// How long finished player sessions are kept.
     pub player_history_days: u64,
+    /// Valve's steamcmd (`steamcmd.sh`, or Debian's `/usr/games/steamcmd`).
+    pub steamcmd: PathBuf,
+    /// A steamcmd run silent for this long is ended as hung.
+    pub steamcmd_stall_secs: u64,
+    /// The first wait before retrying a network failure (doubling).
+    pub steamcmd_retry_ms: u64,
+    /// Update the game by itself when the daily check finds a new build.
+    pub auto_update: bool,
+    /// Where the host's system files are, for the 32-bit library check
+    /// (`/`; tests use a directory of their own).
+    pub system_root: PathBuf,
 }
 
 impl Default for Config {
@@ -100,11 +111,29 @@ impl Default for Config {
             reconcile_interval_secs: 30,
             poll_interval_secs: 5,
             player_history_days: 30,
+            steamcmd: PathBuf::from("/usr/games/steamcmd"),
+            steamcmd_stall_secs: 600,
+            steamcmd_retry_ms: 10_000,
+            auto_update: false,
+            system_root: PathBuf::from("/"),
         }
     }
 }
 
 impl Config {
+    /// The game's installer for this state root.
+    pub fn game(&self) -> std::io::Result<left4me_host::game::Game> {
+        Ok(left4me_host::game::Game {
+            root: left4me_host::layout::StateRoot::open(&self.root)?,
+            steamcmd: left4me_host::game::Steamcmd {
+                program: self.steamcmd.clone(),
+                stall_timeout: std::time::Duration::from_secs(self.steamcmd_stall_secs),
+                retry_backoff: std::time::Duration::from_millis(self.steamcmd_retry_ms),
+            },
+            system_root: self.system_root.clone(),
+        })
+    }
+
     /// The supervisor backend this configuration asks for. `program` is
     /// the binary with the `supervise` subcommand (the `left4me` binary).
     pub fn supervisor(&self, program: &Path) -> Box<dyn Supervisor> {
@@ -202,6 +231,20 @@ reconcile_interval_secs = 30
 # days of player history kept.
 poll_interval_secs = 5
 player_history_days = 30
+
+# Valve's steamcmd, which installs and updates the game: Debian's package
+# (non-free, i386) puts it at /usr/games/steamcmd; Valve's tarball
+# unpacked below the state root has a steamcmd.sh.
+steamcmd = "/usr/games/steamcmd"
+# A steamcmd run that prints nothing for this long is ended as hung.
+steamcmd_stall_secs = 600
+# First wait before retrying a network failure, doubling, 3 attempts.
+steamcmd_retry_ms = 10000
+# Update the game by itself when the daily check finds a new build, then
+# restart each running server once nobody plays on it.
+auto_update = false
+# Where the 32-bit libraries are looked for.
+system_root = "/"
 "#;
 
 impl Config {
@@ -312,6 +355,19 @@ impl Config {
             "LEFT4ME_PLAYER_HISTORY_DAYS",
             &mut self.player_history_days,
         )?;
+        set(&env, "LEFT4ME_STEAMCMD", &mut self.steamcmd)?;
+        set(
+            &env,
+            "LEFT4ME_STEAMCMD_STALL_SECS",
+            &mut self.steamcmd_stall_secs,
+        )?;
+        set(
+            &env,
+            "LEFT4ME_STEAMCMD_RETRY_MS",
+            &mut self.steamcmd_retry_ms,
+        )?;
+        set(&env, "LEFT4ME_AUTO_UPDATE", &mut self.auto_update)?;
+        set(&env, "LEFT4ME_SYSTEM_ROOT", &mut self.system_root)?;
         Ok(())
     }
 

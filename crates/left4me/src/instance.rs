@@ -75,15 +75,23 @@ pub(crate) fn cancellable<T: Send + 'static>(
     host: Host,
     op: impl FnOnce(&Host, &Ctx<'_>) -> Result<T, HostError> + Send + 'static,
 ) -> Result<T, Failure> {
+    with_ctrl_c(move |ctx| op(&host, ctx))?.map_err(host_failure)
+}
+
+/// Runs `op` on a worker thread with a context that prints its events;
+/// Ctrl-C cancels it. The outer error is the runtime's, the inner `op`'s.
+pub(crate) fn with_ctrl_c<T: Send + 'static, E: Send + 'static>(
+    op: impl FnOnce(&Ctx<'_>) -> Result<T, E> + Send + 'static,
+) -> Result<Result<T, E>, Failure> {
     let token = CancellationToken::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(async {
+    Ok(runtime.block_on(async {
         let worker_token = token.clone();
         let mut task = tokio::task::spawn_blocking(move || {
             let ctx = Ctx::new(&print_event, &worker_token);
-            op(&host, &ctx)
+            op(&ctx)
         });
         loop {
             tokio::select! {
@@ -94,8 +102,7 @@ pub(crate) fn cancellable<T: Send + 'static>(
                 }
             }
         }
-    })?;
-    result.map_err(host_failure)
+    })?)
 }
 
 pub(crate) fn host_failure(error: HostError) -> Failure {

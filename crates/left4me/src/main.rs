@@ -1,6 +1,7 @@
 //! `left4me`: run Left 4 Dead 2 servers on this host.
 
 mod demo;
+mod game;
 mod instance;
 mod logs;
 mod net;
@@ -85,6 +86,9 @@ enum Command {
     /// Manage server instances.
     #[command(subcommand)]
     Instance(instance::InstanceCommand),
+    /// Install and update the game with steamcmd.
+    #[command(subcommand)]
+    Game(game::GameCommand),
     /// Start a demo server from a synthetic installation (no Steam needed).
     Demo(demo::DemoArgs),
     /// Query a game server with A2S (info, players, rules).
@@ -191,6 +195,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::User(cmd) => panel::user(cli, cmd),
         Command::Config(cmd) => panel::config(cmd),
         Command::Instance(cmd) => instance::run(cli, cmd),
+        Command::Game(cmd) => game::run(cli, cmd),
         Command::Demo(args) => demo::run(cli, args),
         Command::Query(args) => net::query(args),
         Command::Rcon(args) => net::rcon(args),

@@ -36,7 +36,14 @@ const PROCESS_AND_MOUNT_APIS: &[&str] = &[
 const ROUTE_FORBIDDEN: &[&str] = &["create_dir", "UdpSocket", "TcpListener", "socket2"];
 
 /// The CLI's modules for subcommands that only need the host.
-const CLI_HOST_ONLY: &[&str] = &["main.rs", "instance.rs", "logs.rs", "net.rs", "demo.rs"];
+const CLI_HOST_ONLY: &[&str] = &[
+    "main.rs",
+    "instance.rs",
+    "logs.rs",
+    "net.rs",
+    "demo.rs",
+    "game.rs",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
