@@ -606,15 +606,50 @@ enum Attempt {
     InvalidPlatform(String),
 }
 
-/// The installation layers any overlay mount on this host uses.
-pub fn mounted_installation_layers(root: &StateRoot) -> Result<BTreeSet<Version>, GameError> {
+/// Each overlay mount of this host with the installation layers it uses
+/// (top first), as the kernel reports them.
+fn installation_mounts(root: &StateRoot) -> Result<Vec<(PathBuf, Vec<Version>)>, GameError> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| GameError::Mount(MountError::MountInfo(e)))?;
     let prefix = root.installation().join("v");
     Ok(mount::parse_mountinfo(&text)
-        .iter()
-        .flat_map(mount::MountEntry::overlay_lowers)
-        .filter_map(|dir| dir.strip_prefix(&prefix).ok()?.to_str()?.parse().ok())
+        .into_iter()
+        .filter(|m| m.fs_type == "overlay")
+        .map(|m| {
+            let layers = m
+                .overlay_lowers()
+                .iter()
+                .filter_map(|dir| dir.strip_prefix(&prefix).ok()?.to_str()?.parse().ok())
+                .collect();
+            (m.mount_point, layers)
+        })
+        .collect())
+}
+
+/// The installation layers any overlay mount on this host uses.
+pub fn mounted_installation_layers(root: &StateRoot) -> Result<BTreeSet<Version>, GameError> {
+    Ok(installation_mounts(root)?
+        .into_iter()
+        .flat_map(|(_, layers)| layers)
+        .collect())
+}
+
+/// The installation version each mounted server runs (the top layer of
+/// its installation stack is the version's own), by instance.
+pub fn running_versions(
+    root: &StateRoot,
+) -> Result<std::collections::BTreeMap<crate::name::InstanceName, Version>, GameError> {
+    let runtime = root.runtime();
+    Ok(installation_mounts(root)?
+        .into_iter()
+        .filter_map(|(target, layers)| {
+            let relative = target.strip_prefix(&runtime).ok()?;
+            let mut parts = relative.components();
+            let name = parts.next()?.as_os_str().to_str()?;
+            (parts.next()?.as_os_str() == "merged" && parts.next().is_none()).then_some(())?;
+            let name = crate::name::InstanceName::parse(name).ok()?;
+            Some((name, *layers.first()?))
+        })
         .collect())
 }
 
