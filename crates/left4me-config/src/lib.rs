@@ -134,6 +134,20 @@ impl Config {
         })
     }
 
+    /// Where the game's installs, updates and checks run: in this process
+    /// with the built-in supervisor, in `left4me-game@` units with systemd.
+    pub fn installer(&self) -> std::io::Result<Box<dyn left4me_host::game::Installer>> {
+        let game = self.game()?;
+        Ok(match self.supervisor {
+            SupervisorKind::Builtin => Box::new(game),
+            SupervisorKind::Systemd => Box::new(left4me_host::game::systemd::SystemdInstaller {
+                game,
+                systemctl: PathBuf::from("systemctl"),
+                journalctl: PathBuf::from("journalctl"),
+            }),
+        })
+    }
+
     /// The supervisor backend this configuration asks for. `program` is
     /// the binary with the `supervise` subcommand (the `left4me` binary).
     pub fn supervisor(&self, program: &Path) -> Box<dyn Supervisor> {

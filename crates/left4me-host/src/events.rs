@@ -9,7 +9,7 @@ use std::fmt;
 pub use tokio_util::sync::CancellationToken;
 
 /// Something a long operation reports.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "text", rename_all = "snake_case")]
 pub enum Event {
     /// A step starts: human-readable text.

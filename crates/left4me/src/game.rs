@@ -2,9 +2,10 @@
 //! same operations as the panel's Game page.
 
 use clap::Subcommand;
+use left4me_host::game::systemd::{Task, run_helper};
 use left4me_host::game::{Game, GameError, GameStatus, Updated};
 
-use crate::instance::with_ctrl_c;
+use crate::instance::{until_interrupted, with_ctrl_c};
 use crate::{Cli, CliResult, Failure, settings};
 
 #[derive(Debug, Subcommand)]
@@ -126,4 +127,16 @@ pub(crate) fn run(cli: &Cli, cmd: &GameCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// `left4me game-helper TASK`, the `ExecStart` of `left4me-game@TASK`:
+/// the task in this process, its events and result as JSON lines.
+pub(crate) fn helper(cli: &Cli, task: &str) -> CliResult {
+    let task = Task::parse(task).ok_or_else(|| {
+        Failure::invalid(anyhow::anyhow!(
+            "unknown task {task:?}: update, validate or check"
+        ))
+    })?;
+    let game = game(cli)?;
+    until_interrupted(move |token| run_helper(&game, task, token))?.map_err(failure)
 }

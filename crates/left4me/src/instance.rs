@@ -83,16 +83,21 @@ pub(crate) fn cancellable<T: Send + 'static>(
 pub(crate) fn with_ctrl_c<T: Send + 'static, E: Send + 'static>(
     op: impl FnOnce(&Ctx<'_>) -> Result<T, E> + Send + 'static,
 ) -> Result<Result<T, E>, Failure> {
+    until_interrupted(move |token| op(&Ctx::new(&print_event, token)))
+}
+
+/// Runs `op` on a worker thread; SIGINT (Ctrl-C, or systemd stopping a
+/// unit whose `KillSignal=SIGINT`) cancels the token it gets.
+pub(crate) fn until_interrupted<T: Send + 'static, E: Send + 'static>(
+    op: impl FnOnce(&CancellationToken) -> Result<T, E> + Send + 'static,
+) -> Result<Result<T, E>, Failure> {
     let token = CancellationToken::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     Ok(runtime.block_on(async {
         let worker_token = token.clone();
-        let mut task = tokio::task::spawn_blocking(move || {
-            let ctx = Ctx::new(&print_event, &worker_token);
-            op(&ctx)
-        });
+        let mut task = tokio::task::spawn_blocking(move || op(&worker_token));
         loop {
             tokio::select! {
                 joined = &mut task => break joined,

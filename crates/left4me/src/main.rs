@@ -104,6 +104,10 @@ enum Command {
     /// left4me-autostart@.service).
     #[command(name = "autostart-helper")]
     AutostartHelper { name: InstanceName },
+    /// Install, update or check the game and print events and the result
+    /// as JSON lines (root; the ExecStart of left4me-game@TASK.service).
+    #[command(name = "game-helper", hide = true)]
+    GameHelper { task: String },
     /// Replace this process with the instance's game, its arguments read
     /// from instance.env (the ExecStart of left4me-server@.service).
     #[command(name = "run-game")]
@@ -196,6 +200,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Config(cmd) => panel::config(cmd),
         Command::Instance(cmd) => instance::run(cli, cmd),
         Command::Game(cmd) => game::run(cli, cmd),
+        Command::GameHelper { task } => game::helper(cli, task),
         Command::Demo(args) => demo::run(cli, args),
         Command::Query(args) => net::query(args),
         Command::Rcon(args) => net::rcon(args),

@@ -28,6 +28,7 @@ const CODE: &[&str] = &[
     "/usr/lib/systemd/system/left4me-server@.service",
     "/usr/lib/systemd/system/left4me-mount@.service",
     "/usr/lib/systemd/system/left4me-autostart@.service",
+    "/usr/lib/systemd/system/left4me-game@.service",
     "/usr/lib/systemd/system/l4d2-game.slice",
     "/usr/share/polkit-1/rules.d/50-left4me.rules",
     "/usr/lib/sysusers.d/left4me.conf",

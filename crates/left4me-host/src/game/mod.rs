@@ -10,6 +10,7 @@
 //! A fresh install has no base: steamcmd writes a full tree.
 
 pub mod steamcmd;
+pub mod systemd;
 mod vdf;
 
 use std::collections::BTreeSet;
@@ -101,6 +102,9 @@ pub enum GameError {
     LoginFailed(String),
     #[error("steamcmd failed: {0}")]
     Failed(String),
+    /// From the `left4me-game@` unit, in its words.
+    #[error("{0}")]
+    Relayed(String),
     #[error("steamcmd printed nothing for {0} s and was ended; Steam may be unreachable")]
     Stalled(u64),
     #[error(
@@ -154,12 +158,35 @@ impl Check {
 }
 
 /// What an install or update did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Updated {
     /// A new version is current.
     Published(VersionInfo),
     /// Steam had nothing newer; nothing changed.
     UpToDate,
+}
+
+/// Where installs, updates and checks run: in this process ([`Game`]), or
+/// in a `left4me-game@` unit under systemd ([`systemd::SystemdInstaller`]).
+pub trait Installer: Send + Sync + std::fmt::Debug {
+    /// The game, for its status and the checks before a task (read only).
+    fn game(&self) -> &Game;
+    fn update(&self, validate: bool, ctx: &Ctx<'_>) -> Result<Updated, GameError>;
+    fn check(&self, ctx: &Ctx<'_>) -> Result<Check, GameError>;
+}
+
+impl Installer for Game {
+    fn game(&self) -> &Game {
+        self
+    }
+
+    fn update(&self, validate: bool, ctx: &Ctx<'_>) -> Result<Updated, GameError> {
+        Game::update(self, validate, ctx)
+    }
+
+    fn check(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
+        Game::check(self, ctx)
+    }
 }
 
 /// Installs and updates the game below a state root.
@@ -294,7 +321,7 @@ impl Game {
     }
 
     /// steamcmd is there and so are the 32-bit libraries.
-    fn preflight(&self) -> Result<(), GameError> {
+    pub fn preflight(&self) -> Result<(), GameError> {
         if !self.steamcmd.program.is_file() {
             return Err(GameError::SteamcmdMissing(self.steamcmd.program.clone()));
         }
