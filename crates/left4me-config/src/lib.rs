@@ -85,6 +85,8 @@ pub struct Config {
     pub steamcmd_retry_ms: u64,
     /// Update the game by itself when the daily check finds a new build.
     pub auto_update: bool,
+    /// How often the panel checks Steam for a newer build of the game.
+    pub game_check_interval_secs: u64,
     /// Where the host's system files are, for the 32-bit library check
     /// (`/`; tests use a directory of their own).
     pub system_root: PathBuf,
@@ -115,6 +117,7 @@ impl Default for Config {
             steamcmd_stall_secs: 600,
             steamcmd_retry_ms: 10_000,
             auto_update: false,
+            game_check_interval_secs: 86_400,
             system_root: PathBuf::from("/"),
         }
     }
@@ -257,6 +260,8 @@ steamcmd_retry_ms = 10000
 # Update the game by itself when the daily check finds a new build, then
 # restart each running server once nobody plays on it.
 auto_update = false
+# Seconds between the panel's checks for a newer build (daily).
+game_check_interval_secs = 86400
 # Where the 32-bit libraries are looked for.
 system_root = "/"
 "#;
@@ -381,6 +386,11 @@ impl Config {
             &mut self.steamcmd_retry_ms,
         )?;
         set(&env, "LEFT4ME_AUTO_UPDATE", &mut self.auto_update)?;
+        set(
+            &env,
+            "LEFT4ME_GAME_CHECK_INTERVAL_SECS",
+            &mut self.game_check_interval_secs,
+        )?;
         set(&env, "LEFT4ME_SYSTEM_ROOT", &mut self.system_root)?;
         Ok(())
     }
@@ -400,6 +410,11 @@ impl Config {
         if self.reconcile_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "reconcile_interval_secs must be at least 1".into(),
+            ));
+        }
+        if self.game_check_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "game_check_interval_secs must be at least 1".into(),
             ));
         }
         if self.workers == 0 {

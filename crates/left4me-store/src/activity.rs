@@ -62,7 +62,9 @@ impl Store {
         self.insert_activity(None, actor, None, kind, detail).await
     }
 
-    async fn insert_activity(
+    /// Something done by `actor`: a user (`user_id`) or the panel itself
+    /// ("reconciler", "scheduler").
+    pub async fn insert_activity(
         &self,
         user_id: Option<i64>,
         actor: &str,

@@ -185,17 +185,31 @@ impl Store {
         .await?)
     }
 
-    /// The earliest unfinished job on the server before `job_id`: what a
-    /// queued job waits for (jobs on one server run in order).
-    pub async fn job_ahead(&self, server_id: i64, job_id: i64) -> Result<Option<Job>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM jobs WHERE server_id = ? AND id < ? AND state IN ('queued', 'running')
-             ORDER BY id LIMIT 1",
+    /// The earliest unfinished job before `job` sharing one of its lock
+    /// keys: what a queued job waits for (such jobs run in order).
+    pub async fn job_ahead(&self, job: &Job) -> Result<Option<Job>> {
+        let earlier: Vec<Job> = sqlx::query_as(
+            "SELECT * FROM jobs WHERE id < ? AND state IN ('queued', 'running') ORDER BY id",
         )
-        .bind(server_id)
-        .bind(job_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .bind(job.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let keys: HashSet<&str> = job.lock_keys().collect();
+        Ok(earlier
+            .into_iter()
+            .find(|other| other.lock_keys().any(|k| keys.contains(k))))
+    }
+
+    /// Queued and running jobs holding or wanting lock `key`, oldest first.
+    pub async fn active_jobs_on(&self, key: &str) -> Result<Vec<Job>> {
+        let active: Vec<Job> =
+            sqlx::query_as("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(active
+            .into_iter()
+            .filter(|job| job.lock_keys().any(|k| k == key))
+            .collect())
     }
 
     pub async fn finish_job(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()> {

@@ -10,6 +10,9 @@
 //!   members). Members are operators (start, stop, restart, console, log,
 //!   files, activity) or viewers (state, players, log).
 //!
+//! - The game (install, update, check): admins only. The Game page is no
+//!   secret, so others get 403, not 404.
+//!
 //! What a user may not see answers "not found", so nobody learns what
 //! others keep private; what they may see but not do answers 403 with the
 //! reason.
@@ -92,11 +95,17 @@ impl ServerAction {
         }
     }
 
-    /// What a job of this kind does to its server.
-    pub fn of_job(kind: JobKind) -> Self {
+    /// What a job of this kind does to its server (`None`: a game job).
+    pub fn of_job(kind: JobKind) -> Option<Self> {
         match kind {
-            JobKind::ServerStart | JobKind::ServerStop | JobKind::ServerRestart => Self::Control,
-            JobKind::ServerReset | JobKind::ServerDelete => Self::Manage,
+            JobKind::ServerStart | JobKind::ServerStop | JobKind::ServerRestart => {
+                Some(Self::Control)
+            }
+            JobKind::ServerReset | JobKind::ServerDelete => Some(Self::Manage),
+            JobKind::GameInstall
+            | JobKind::GameUpdate
+            | JobKind::GameValidate
+            | JobKind::GameCheck => None,
         }
     }
 }
@@ -206,6 +215,18 @@ pub async fn server(
     Ok(ServerGrant { server, access })
 }
 
+/// Whether the user may see the Game page and install, update or check
+/// the game.
+pub fn game(user: &CurrentUser) -> AppResult<()> {
+    if user.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "Only admins install and update the game.".into(),
+        ))
+    }
+}
+
 /// The job if the user started it, may see its server, or is an admin.
 pub async fn job(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
     let job = state.store().job(id).await?;
@@ -227,7 +248,9 @@ pub async fn cancellable_job(state: &AppState, user: &CurrentUser, id: i64) -> A
     if user.is_admin() || job.user_id == Some(user.id()) {
         return Ok(job);
     }
-    let action = JobKind::parse(&job.kind).map_or(ServerAction::Manage, ServerAction::of_job);
+    let action = JobKind::parse(&job.kind)
+        .and_then(ServerAction::of_job)
+        .unwrap_or(ServerAction::Manage);
     match job.server_id {
         Some(server_id) => server(state, user, server_id, action).await.map(|_| job),
         None => Err(AppError::Forbidden(
@@ -250,7 +273,8 @@ mod tests {
         assert_eq!(allowed(ServerAccess::Operator), 6);
         assert!(!ServerAccess::Operator.allows(Manage));
         assert_eq!(allowed(ServerAccess::Manager), 7);
-        assert_eq!(ServerAction::of_job(JobKind::ServerRestart), Control);
-        assert_eq!(ServerAction::of_job(JobKind::ServerReset), Manage);
+        assert_eq!(ServerAction::of_job(JobKind::ServerRestart), Some(Control));
+        assert_eq!(ServerAction::of_job(JobKind::ServerReset), Some(Manage));
+        assert_eq!(ServerAction::of_job(JobKind::GameUpdate), None);
     }
 }

@@ -2,14 +2,15 @@
 //! logged line by line (numbered, so streams can resume), cancellable.
 //!
 //! Scheduling lives in the store (`claim_next_job`): a job names resource
-//! keys (`server:ID` now; `install`, `overlay:ID` later) and two jobs that
-//! share a key never run at once and keep their order.
+//! keys (`server:ID`, `install` for the game; `overlay:ID` later) and two
+//! jobs that share a key never run at once and keep their order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use left4me_host::events::{CancellationToken, Ctx, Event};
+use left4me_host::game::{GameError, Installer, Updated};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
@@ -26,9 +27,31 @@ pub enum JobKind {
     ServerRestart,
     ServerReset,
     ServerDelete,
+    /// The game from Steam: no server, lock `install` (steamcmd cannot
+    /// run twice on one installation).
+    GameInstall,
+    GameUpdate,
+    /// An update with steamcmd checking every file.
+    GameValidate,
+    GameCheck,
 }
 
+/// The lock every game job holds: one install, update or check at a time.
+pub const INSTALL_LOCK: &str = "install";
+
 impl JobKind {
+    const ALL: [Self; 9] = [
+        Self::ServerStart,
+        Self::ServerStop,
+        Self::ServerRestart,
+        Self::ServerReset,
+        Self::ServerDelete,
+        Self::GameInstall,
+        Self::GameUpdate,
+        Self::GameValidate,
+        Self::GameCheck,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ServerStart => "server.start",
@@ -36,6 +59,10 @@ impl JobKind {
             Self::ServerRestart => "server.restart",
             Self::ServerReset => "server.reset",
             Self::ServerDelete => "server.delete",
+            Self::GameInstall => "game.install",
+            Self::GameUpdate => "game.update",
+            Self::GameValidate => "game.validate",
+            Self::GameCheck => "game.check",
         }
     }
 
@@ -47,30 +74,23 @@ impl JobKind {
             Self::ServerRestart => "restart server",
             Self::ServerReset => "reset server",
             Self::ServerDelete => "delete server",
+            Self::GameInstall => "install the game",
+            Self::GameUpdate => "update the game",
+            Self::GameValidate => "update and validate the game",
+            Self::GameCheck => "check for game updates",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::ServerStart,
-            Self::ServerStop,
-            Self::ServerRestart,
-            Self::ServerReset,
-            Self::ServerDelete,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == raw)
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
     }
 
-    /// The verb shown to users.
-    pub fn verb(self) -> &'static str {
-        match self {
-            Self::ServerStart => "start",
-            Self::ServerStop => "stop",
-            Self::ServerRestart => "restart",
-            Self::ServerReset => "reset",
-            Self::ServerDelete => "delete",
-        }
+    /// A job on the game rather than on one server.
+    pub fn is_game(self) -> bool {
+        matches!(
+            self,
+            Self::GameInstall | Self::GameUpdate | Self::GameValidate | Self::GameCheck
+        )
     }
 }
 
@@ -80,13 +100,15 @@ pub enum Actor<'a> {
     User(&'a User),
     /// The panel itself, bringing servers back to their desired state.
     Reconciler,
+    /// The panel's daily game check and automatic updates.
+    Scheduler,
 }
 
 impl Actor<'_> {
     pub fn id(&self) -> Option<i64> {
         match self {
             Self::User(user) => Some(user.id),
-            Self::Reconciler => None,
+            Self::Reconciler | Self::Scheduler => None,
         }
     }
 
@@ -94,6 +116,7 @@ impl Actor<'_> {
         match self {
             Self::User(user) => &user.username,
             Self::Reconciler => "reconciler",
+            Self::Scheduler => "scheduler",
         }
     }
 }
@@ -122,6 +145,9 @@ struct Running {
 struct Inner {
     store: Store,
     host: Arc<Host>,
+    /// Installs, updates and checks the game (in this process or in
+    /// `left4me-game@` units).
+    installer: Arc<dyn Installer>,
     wake: Notify,
     running: Mutex<Running>,
     events: broadcast::Sender<JobEvent>,
@@ -138,6 +164,15 @@ enum JobError {
     /// The game was started (or was running) and failed: its console
     /// probably says why, and the job shows its last lines.
     GameFailed(String),
+}
+
+impl From<GameError> for JobError {
+    fn from(e: GameError) -> Self {
+        match e {
+            GameError::Cancelled(_) => Self::Cancelled,
+            other => Self::Failed(other.to_string()),
+        }
+    }
 }
 
 impl From<HostError> for JobError {
@@ -162,10 +197,16 @@ impl From<left4me_store::StoreError> for JobError {
 }
 
 impl Jobs {
-    pub fn new(store: Store, host: Arc<Host>, ready_timeout: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        host: Arc<Host>,
+        installer: Arc<dyn Installer>,
+        ready_timeout: Duration,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             host,
+            installer,
             wake: Notify::new(),
             running: Mutex::new(Running::default()),
             events: broadcast::channel(4096).0,
@@ -187,6 +228,10 @@ impl Jobs {
         self.0.events.subscribe()
     }
 
+    pub fn installer(&self) -> &Arc<dyn Installer> {
+        &self.0.installer
+    }
+
     /// Queues a job on a server and records it in the activity log.
     pub async fn enqueue(
         &self,
@@ -194,8 +239,34 @@ impl Jobs {
         actor: Actor<'_>,
         server: &Server,
     ) -> left4me_store::Result<Job> {
-        let locks = [format!("server:{}", server.id)];
-        let subject = format!("server {}", server.name);
+        debug_assert!(!kind.is_game(), "{kind:?} takes no server");
+        self.queue(kind, actor, Some(server)).await
+    }
+
+    /// Queues a job on the game (lock `install`) and records it in the
+    /// activity log.
+    pub async fn enqueue_game(
+        &self,
+        kind: JobKind,
+        actor: Actor<'_>,
+    ) -> left4me_store::Result<Job> {
+        debug_assert!(kind.is_game(), "{kind:?} needs a server");
+        self.queue(kind, actor, None).await
+    }
+
+    async fn queue(
+        &self,
+        kind: JobKind,
+        actor: Actor<'_>,
+        server: Option<&Server>,
+    ) -> left4me_store::Result<Job> {
+        let (locks, subject) = match server {
+            Some(server) => (
+                [format!("server:{}", server.id)],
+                format!("server {}", server.name),
+            ),
+            None => ([INSTALL_LOCK.to_owned()], "the game".to_owned()),
+        };
         let job = self
             .0
             .store
@@ -203,18 +274,24 @@ impl Jobs {
                 kind: kind.as_str(),
                 user_id: actor.id(),
                 username: actor.name(),
-                server_id: Some(server.id),
+                server_id: server.map(|s| s.id),
                 subject: &subject,
                 locks: &locks,
             })
             .await?;
+        let detail = match server {
+            // "restart server alpha": the label says "restart server".
+            Some(server) => format!("{} {} (job #{})", kind.label(), server.name, job.id),
+            None => format!("{} (job #{})", kind.label(), job.id),
+        };
         self.0
             .store
-            .record_activity(
-                actor.id().map(|id| (id, actor.name())),
-                Some(server.id),
-                &format!("server.{}", kind.verb()),
-                &format!("{} server {} (job #{})", kind.verb(), server.name, job.id),
+            .insert_activity(
+                actor.id(),
+                actor.name(),
+                server.map(|s| s.id),
+                kind.as_str(),
+                &detail,
             )
             .await?;
         self.0.wake.notify_waiters();
@@ -385,6 +462,9 @@ impl Jobs {
     async fn execute(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
         let kind = JobKind::parse(&job.kind)
             .ok_or_else(|| JobError::Failed(format!("unknown job kind {:?}", job.kind)))?;
+        if kind.is_game() {
+            return self.game(job.id, kind, token).await;
+        }
         let server_id = job
             .server_id
             .ok_or_else(|| JobError::Failed("the server no longer exists".into()))?;
@@ -416,6 +496,10 @@ impl Jobs {
                 self.host_op(job.id, token, move |host, ctx| host.reset(&name, ctx))
                     .await
             }
+            JobKind::GameInstall
+            | JobKind::GameUpdate
+            | JobKind::GameValidate
+            | JobKind::GameCheck => unreachable!("game jobs returned above"),
             JobKind::ServerDelete => {
                 // Wanted stopped first: if deleting fails halfway, the
                 // reconciler must not start the server again.
@@ -589,6 +673,70 @@ impl Jobs {
         }
     }
 
+    /// Installs, updates or checks the game with the job's `Ctx`. Refuses
+    /// an install over an installed game and an update of none, like the
+    /// command line.
+    async fn game(
+        &self,
+        job_id: i64,
+        kind: JobKind,
+        token: &CancellationToken,
+    ) -> Result<(), JobError> {
+        let installer = Arc::clone(&self.0.installer);
+        let installed = tokio::task::spawn_blocking(move || {
+            installer.game().root.installation_versions().current_info()
+        })
+        .await
+        .map_err(|e| JobError::Failed(format!("the job's worker thread failed: {e}")))?
+        .map_err(|e| JobError::Failed(format!("reading the installation: {e}")))?;
+        let validate = match (kind, installed) {
+            (JobKind::GameCheck, _) => {
+                let check = self
+                    .game_op(job_id, token, |installer, ctx| installer.check(ctx))
+                    .await?;
+                self.log(job_id, "step", &crate::game::describe_check(&check))
+                    .await;
+                return Ok(());
+            }
+            (JobKind::GameInstall, Some(v)) => {
+                return Err(JobError::Failed(format!(
+                    "the game is installed (version {}); update it instead",
+                    v.version
+                )));
+            }
+            (JobKind::GameUpdate | JobKind::GameValidate, None) => {
+                return Err(JobError::Failed(
+                    "the game is not installed; install it first".into(),
+                ));
+            }
+            (kind, _) => kind == JobKind::GameValidate,
+        };
+        let updated = self
+            .game_op(job_id, token, move |installer, ctx| {
+                installer.update(validate, ctx)
+            })
+            .await?;
+        if let Updated::Published(v) = updated {
+            tracing::info!(
+                "game version {} (build {}) is current",
+                v.version,
+                v.build_id.as_deref().unwrap_or("unknown")
+            );
+        }
+        Ok(())
+    }
+
+    async fn game_op<T: Send + 'static>(
+        &self,
+        job_id: i64,
+        token: &CancellationToken,
+        op: impl FnOnce(&dyn Installer, &Ctx<'_>) -> Result<T, GameError> + Send + 'static,
+    ) -> Result<T, JobError> {
+        let installer = Arc::clone(&self.0.installer);
+        self.blocking_op(job_id, token, move |ctx| op(installer.as_ref(), ctx))
+            .await
+    }
+
     /// Runs a host operation on a blocking thread, streaming its events
     /// into the job log as they happen.
     async fn host_op<T: Send + 'static>(
@@ -597,14 +745,29 @@ impl Jobs {
         token: &CancellationToken,
         op: impl FnOnce(&Host, &Ctx<'_>) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, JobError> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let host = Arc::clone(&self.0.host);
+        self.blocking_op(job_id, token, move |ctx| op(&host, ctx))
+            .await
+    }
+
+    /// Runs `op` on a blocking thread with a `Ctx` whose events become the
+    /// job's log lines and progress as they happen.
+    async fn blocking_op<T: Send + 'static, E: Send + 'static>(
+        &self,
+        job_id: i64,
+        token: &CancellationToken,
+        op: impl FnOnce(&Ctx<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, JobError>
+    where
+        JobError: From<E>,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let token = token.clone();
         let task = tokio::task::spawn_blocking(move || {
             let sink = move |event: Event| {
                 let _ = tx.send(event);
             };
-            op(&host, &Ctx::new(&sink, &token))
+            op(&Ctx::new(&sink, &token))
         });
         while let Some(event) = rx.recv().await {
             match event {
@@ -661,7 +824,8 @@ mod tests {
             .await
             .unwrap();
         let host = crate::test_host(&dir.path().join("root"));
-        let jobs = Jobs::new(store.clone(), host, Duration::from_secs(1));
+        let installer = crate::test_installer(&dir.path().join("root"));
+        let jobs = Jobs::new(store.clone(), host, installer, Duration::from_secs(1));
         let queued = jobs
             .enqueue(JobKind::ServerStart, Actor::User(&user), &server)
             .await

@@ -12,6 +12,7 @@ pub use left4me_config as config;
 pub mod auth;
 pub mod domain;
 pub mod error;
+pub mod game;
 pub mod jobs;
 pub mod live;
 mod pages;
@@ -42,6 +43,8 @@ pub enum LaunchError {
     },
     #[error("opening the state root: {0}")]
     Host(#[from] left4me_host::lifecycle::HostError),
+    #[error("opening the game's installation: {0}")]
+    Game(std::io::Error),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
 }
@@ -109,7 +112,13 @@ pub async fn launch_with_listener(
             auth::setup_url(addr, &token)
         );
     }
-    let jobs = Jobs::new(store.clone(), Arc::clone(&host), launch.ready_timeout);
+    let installer = Arc::from(config.installer().map_err(LaunchError::Game)?);
+    let jobs = Jobs::new(
+        store.clone(),
+        Arc::clone(&host),
+        installer,
+        launch.ready_timeout,
+    );
     let workers = jobs.spawn_workers(config.workers);
     let stopping = tokio_util::sync::CancellationToken::new();
     let live = Arc::clone(&launch.live);
@@ -136,6 +145,15 @@ pub async fn launch_with_listener(
         Duration::from_secs(config.poll_interval_secs),
         stopping.clone(),
     );
+    let scheduler = game::Scheduler {
+        store: store.clone(),
+        jobs: jobs.clone(),
+        live: Arc::clone(&live),
+        auto_update: config.auto_update,
+        interval: Duration::from_secs(config.game_check_interval_secs),
+        tick: Duration::from_secs(config.poll_interval_secs),
+    }
+    .spawn(stopping.clone());
     let state = AppState::new(
         config,
         store.clone(),
@@ -163,6 +181,7 @@ pub async fn launch_with_listener(
     .await
     .map_err(LaunchError::Serve)?;
     reconciler.abort();
+    scheduler.abort();
     poller.abort();
     jobs.shutdown(Duration::from_secs(5)).await;
     for worker in workers {
@@ -183,4 +202,15 @@ pub(crate) fn test_host(root: &std::path::Path) -> Arc<Host> {
         mount_api: left4me_host::mount::MountApi::Auto,
     };
     Arc::new(Host::open(root, Box::new(supervisor)).expect("a test state root"))
+}
+
+/// An installer for unit tests that never run steamcmd.
+#[cfg(test)]
+pub(crate) fn test_installer(root: &std::path::Path) -> Arc<dyn left4me_host::game::Installer> {
+    let config = Config {
+        root: root.to_owned(),
+        steamcmd: "/nonexistent/steamcmd".into(),
+        ..Config::default()
+    };
+    Arc::new(config.game().expect("a test state root"))
 }

@@ -79,6 +79,15 @@ impl Live {
         };
     }
 
+    /// Whether nobody plays on the server, by a poll at most `max_age`
+    /// seconds old: `None` when no recent poll heard it. The one rule for
+    /// "restart only when nobody plays" (reconciler, automatic updates).
+    pub fn nobody_plays(&self, server_id: i64, max_age: i64) -> Option<bool> {
+        self.get(server_id)
+            .filter(|l| left4me_store::now() - l.at <= max_age)
+            .map(|l| l.players == 0)
+    }
+
     /// Poll cycles finished so far.
     pub fn cycles(&self) -> u64 {
         *self.cycles.borrow()

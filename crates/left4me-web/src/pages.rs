@@ -107,6 +107,7 @@ impl Page for LoginPage {
 }
 
 impl Page for JobsPage {}
+impl Page for GamePage {}
 impl Page for JobPage {}
 impl Page for OverlayPage {}
 impl Page for OverlayEditPage {}
@@ -187,6 +188,9 @@ pub(crate) struct ServerRow {
     pub(crate) actual: String,
     /// Map and players from the last poll, if the server answered.
     pub(crate) live: String,
+    /// "build 1001, 1002 available: restart to update" for a running
+    /// server on an older installation version.
+    pub(crate) outdated: String,
 }
 
 #[derive(Template)]
@@ -344,6 +348,14 @@ pub(crate) struct JobPage {
     pub(crate) waiting_for: Option<Job>,
     /// A cancel came after the job had ended.
     pub(crate) late_cancel: bool,
+}
+
+#[derive(Template)]
+#[template(path = "game.html")]
+pub(crate) struct GamePage {
+    pub(crate) l: Layout,
+    pub(crate) o: crate::game::Overview,
+    pub(crate) update_available: bool,
 }
 
 #[derive(Template)]

@@ -117,17 +117,14 @@ impl Reconciler {
     /// passes (hung, or not answering queries) is restarted all the same.
     fn orphan_hold(&self, server: &left4me_store::Server) -> Option<String> {
         const UNHEARD_PASSES: u32 = 3;
-        let recent = self
-            .live
-            .get(server.id)
-            .filter(|l| left4me_store::now() - l.at <= 60);
+        let nobody_plays = self.live.nobody_plays(server.id, 60);
         let mut unheard = self.orphans_unheard.lock().expect("orphans lock");
-        match recent {
-            Some(live) if live.players > 0 => Some(format!(
+        match nobody_plays {
+            Some(false) => Some(format!(
                 "server {} runs without its supervisor (it died); it is restarted under a new one once nobody is playing",
                 server.name
             )),
-            Some(_) => {
+            Some(true) => {
                 unheard.remove(&server.id);
                 None
             }
@@ -302,7 +299,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
         let host = crate::test_host(&dir.path().join("root"));
-        let jobs = Jobs::new(store.clone(), Arc::clone(&host), Duration::from_secs(1));
+        let installer = crate::test_installer(&dir.path().join("root"));
+        let jobs = Jobs::new(
+            store.clone(),
+            Arc::clone(&host),
+            installer,
+            Duration::from_secs(1),
+        );
         let live = Arc::new(Live::default());
         let reconciler = Reconciler::new(store, host, jobs, Arc::clone(&live));
         let server = left4me_store::Server {

@@ -87,7 +87,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
         let host = crate::test_host(&dir.path().join("root"));
-        let jobs = Jobs::new(store.clone(), Arc::clone(&host), Duration::from_secs(1));
+        let installer = crate::test_installer(&dir.path().join("root"));
+        let jobs = Jobs::new(
+            store.clone(),
+            Arc::clone(&host),
+            installer,
+            Duration::from_secs(1),
+        );
         let state = AppState::new(
             Config::default(),
             store.clone(),

@@ -75,13 +75,14 @@ pub(crate) async fn show(
     Ok(render(&page)?.into_response())
 }
 
-/// For a queued job: the earlier job on the same server it waits behind
-/// (jobs on one server run one at a time, in order).
+/// For a queued job: the earlier job on the same server (or, for the
+/// game, any earlier game job) it waits behind: such jobs run one at a
+/// time, in order.
 async fn waiting_for(state: &AppState, job: &Job) -> AppResult<Option<Job>> {
-    let (JobState::Queued, Some(server)) = (job.state, job.server_id) else {
+    if job.state != JobState::Queued {
         return Ok(None);
-    };
-    Ok(state.store().job_ahead(server, job.id).await?)
+    }
+    Ok(state.store().job_ahead(job).await?)
 }
 
 pub(crate) async fn cancel(

@@ -4,6 +4,7 @@ mod account;
 mod activity;
 mod blueprints;
 mod console;
+mod game;
 mod jobs;
 mod overlays;
 mod server_files;
@@ -83,6 +84,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/servers/{id}/log/events", get(server_log::events))
         .route("/activity", get(activity::all))
         .route("/servers/{id}/activity", get(activity::of_server))
+        .route("/game", get(game::page))
+        .route("/game/{action}", post(game::action))
         .route("/users", get(users::index).post(users::create))
         .route("/users/{id}/active", post(users::set_active))
         .route("/users/{id}/delete", post(users::delete))

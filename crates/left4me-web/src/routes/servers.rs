@@ -34,10 +34,20 @@ async fn actual_states(state: &AppState, ids: Vec<i64>) -> AppResult<Vec<String>
         .collect())
 }
 
-/// A server list row, with the poller's map and players.
-fn row(state: &AppState, listed: ListedServer, actual: String) -> ServerRow {
+/// A server list row, with the poller's map and players and, when it
+/// runs an older build, what a restart brings.
+fn row(
+    state: &AppState,
+    listed: ListedServer,
+    actual: String,
+    builds: &crate::game::Builds,
+) -> ServerRow {
     let s = listed.server;
     ServerRow {
+        outdated: (actual == "running")
+            .then(|| builds.outdated(s.id))
+            .flatten()
+            .unwrap_or_default(),
         id: s.id,
         owner: listed.owner_name,
         role: listed.member_role.map_or("", ServerRole::as_str),
@@ -88,12 +98,13 @@ async fn dashboard_page(
     };
     let listed = state.store().listed_servers(filter, user.id()).await?;
     let actual = actual_states(state, listed.iter().map(|l| l.server.id).collect()).await?;
+    let builds = crate::game::builds(state.jobs().installer()).await;
     Ok(DashboardPage {
         l: Layout::of(user),
         servers: listed
             .into_iter()
             .zip(actual)
-            .map(|(listed, actual)| row(state, listed, actual))
+            .map(|(listed, actual)| row(state, listed, actual, &builds))
             .collect(),
         blueprints: blueprint_choices(state, user, None).await?,
         form,
@@ -312,7 +323,8 @@ async fn server_page(
     let online = live_if_running(state, server_id, &status.state)
         .map(|l| l.online)
         .unwrap_or_default();
-    let row = row(state, listed, status.state);
+    let builds = crate::game::builds(state.jobs().installer()).await;
+    let row = row(state, listed, status.state, &builds);
     let p = ServerPermissions::new(access, &row.actual);
     let (members, candidates) = if p.manage {
         let members = state.store().server_members(server_id).await?;
@@ -385,9 +397,8 @@ pub(crate) async fn action(
         "delete" => JobKind::ServerDelete,
         other => return Err(AppError::BadRequest(format!("unknown action {other:?}"))),
     };
-    let server = access::server(&state, &user, id, ServerAction::of_job(kind))
-        .await?
-        .server;
+    let action = ServerAction::of_job(kind).expect("server jobs act on a server");
+    let server = access::server(&state, &user, id, action).await?.server;
     let job = state
         .jobs()
         .enqueue(kind, crate::jobs::Actor::User(&user.user), &server)

@@ -1,0 +1,434 @@
+//! The game from Steam as the panel sees it, below the routes so the Game
+//! page and a future JSON API share it: the overview, the build each
+//! server runs, and the scheduler (the daily check and automatic mode).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use left4me_host::game::{Check, GameError, GameStatus, Installer, running_versions};
+use left4me_host::versions::VersionInfo;
+use left4me_store::{Job, JobState, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::{Actor, INSTALL_LOCK, JobKind, Jobs};
+use crate::live::Live;
+
+/// The job behind a button of the Game page.
+pub fn action_kind(action: &str) -> Option<JobKind> {
+    match action {
+        "install" => Some(JobKind::GameInstall),
+        "check" => Some(JobKind::GameCheck),
+        "update" => Some(JobKind::GameUpdate),
+        "validate" => Some(JobKind::GameValidate),
+        _ => None,
+    }
+}
+
+/// A check's answer in words, for the job log.
+pub fn describe_check(check: &Check) -> String {
+    let installed = check.installed_build.as_deref().unwrap_or("none");
+    if check.update_available() {
+        format!(
+            "build {} is public, build {installed} is installed: update available",
+            check.public_build
+        )
+    } else {
+        format!("build {installed} is installed and public: up to date")
+    }
+}
+
+/// The installation each mounted server runs, next to the current one.
+#[derive(Debug, Clone, Default)]
+pub struct Builds {
+    pub current: Option<VersionInfo>,
+    /// By server id.
+    pub running: BTreeMap<i64, VersionInfo>,
+}
+
+impl Builds {
+    /// "build 1001, 1002 available: restart to update" for a server that
+    /// runs an older version than the current one (version numbers when
+    /// the build ids do not tell them apart).
+    pub fn outdated(&self, server_id: i64) -> Option<String> {
+        let current = self.current.as_ref()?;
+        let runs = self.running.get(&server_id)?;
+        (runs.version != current.version).then(|| match (&runs.build_id, &current.build_id) {
+            (Some(old), Some(new)) if old != new => {
+                format!("build {old}, {new} available: restart to update")
+            }
+            _ => format!(
+                "version {}, {} available: restart to update",
+                runs.version, current.version
+            ),
+        })
+    }
+
+    /// A label for what a server runs: "build 1001 (version 2)".
+    pub fn running_label(&self, server_id: i64) -> Option<String> {
+        self.running.get(&server_id).map(version_label)
+    }
+}
+
+pub fn version_label(v: &VersionInfo) -> String {
+    match &v.build_id {
+        Some(build) => format!("build {build} (version {})", v.version),
+        None => format!("version {}", v.version),
+    }
+}
+
+/// The server id of an instance named `server-<id>`.
+fn server_id(name: &str) -> Option<i64> {
+    name.strip_prefix("server-")?.parse().ok()
+}
+
+fn read_builds(installer: &dyn Installer) -> Result<Builds, GameError> {
+    let game = installer.game();
+    let versions = game.root.installation_versions();
+    let io = |error| GameError::Io {
+        context: "reading the installation".into(),
+        error,
+    };
+    let current = versions.current_info().map_err(io)?;
+    let mut infos: BTreeMap<u32, VersionInfo> = BTreeMap::new();
+    let mut running = BTreeMap::new();
+    for (name, version) in running_versions(&game.root)? {
+        let Some(id) = server_id(name.as_str()) else {
+            continue;
+        };
+        let info = match infos.get(&version) {
+            Some(info) => info.clone(),
+            None => {
+                let info = versions.info(version).map_err(io)?;
+                infos.insert(version, info.clone());
+                info
+            }
+        };
+        running.insert(id, info);
+    }
+    Ok(Builds { current, running })
+}
+
+/// What each server runs; empty (and logged) when it cannot be read, so
+/// a server list never fails over it.
+pub async fn builds(installer: &Arc<dyn Installer>) -> Builds {
+    let installer = Arc::clone(installer);
+    match tokio::task::spawn_blocking(move || read_builds(installer.as_ref())).await {
+        Ok(Ok(builds)) => builds,
+        Ok(Err(e)) => {
+            tracing::warn!("which build the servers run: {e}");
+            Builds::default()
+        }
+        Err(e) => {
+            tracing::warn!("which build the servers run: {e}");
+            Builds::default()
+        }
+    }
+}
+
+/// A server and the installation it runs.
+#[derive(Debug, Clone)]
+pub struct ServerBuild {
+    pub id: i64,
+    pub name: String,
+    pub runs: String,
+    /// Set when it runs an older version than the current one.
+    pub outdated: Option<String>,
+}
+
+/// What the Game page shows.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub status: GameStatus,
+    /// Why installs and updates cannot run (steamcmd or 32-bit libraries
+    /// missing), in the host's words.
+    pub problem: Option<String>,
+    pub servers: Vec<ServerBuild>,
+    /// Game jobs queued or running.
+    pub active: Vec<Job>,
+}
+
+impl Overview {
+    pub fn update_available(&self) -> bool {
+        match (&self.status.latest, &self.status.installed) {
+            (Some(check), Some(installed)) => {
+                installed.build_id.as_deref() != Some(&check.public_build)
+            }
+            _ => false,
+        }
+    }
+}
+
+pub async fn overview(store: &Store, jobs: &Jobs) -> Result<Overview, GameError> {
+    let installer = Arc::clone(jobs.installer());
+    let (status, problem) = tokio::task::spawn_blocking(move || {
+        let game = installer.game();
+        let problem = game.preflight().err().map(|e| e.to_string());
+        game.status().map(|status| (status, problem))
+    })
+    .await
+    .map_err(|e| GameError::Failed(e.to_string()))??;
+    let builds = builds(jobs.installer()).await;
+    let names: BTreeMap<i64, String> = store
+        .servers(None)
+        .await
+        .map_err(|e| GameError::Failed(e.to_string()))?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    let servers = builds
+        .running
+        .iter()
+        .filter_map(|(id, info)| {
+            Some(ServerBuild {
+                id: *id,
+                name: names.get(id)?.clone(),
+                runs: version_label(info),
+                outdated: builds.outdated(*id),
+            })
+        })
+        .collect();
+    let active = store
+        .active_jobs_on(INSTALL_LOCK)
+        .await
+        .map_err(|e| GameError::Failed(e.to_string()))?;
+    Ok(Overview {
+        status,
+        problem,
+        servers,
+        active,
+    })
+}
+
+/// The daily check for a newer build and, in automatic mode, the update
+/// and the restarts of the servers still on the old one once nobody
+/// plays on them. Every step is a job or an activity entry by
+/// "scheduler".
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    pub store: Store,
+    pub jobs: Jobs,
+    pub live: Arc<Live>,
+    pub auto_update: bool,
+    /// Between checks.
+    pub interval: Duration,
+    /// Between looks at running servers and at the jobs it queued.
+    pub tick: Duration,
+}
+
+/// How recent a poll must be to tell that nobody plays.
+const LIVE_MAX_AGE_SECS: i64 = 60;
+
+impl Scheduler {
+    pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            // Counted from the last check, so a panel restarted daily
+            // still checks daily, and a new panel waits a full interval.
+            let interval = i64::try_from(self.interval.as_secs()).unwrap_or(i64::MAX);
+            let last = self
+                .status()
+                .await
+                .and_then(|s| s.latest)
+                .map(|c| c.checked);
+            let mut next_check = last
+                .unwrap_or_else(left4me_store::now)
+                .saturating_add(interval);
+            let mut pending: Option<i64> = None;
+            loop {
+                if left4me_store::now() >= next_check {
+                    next_check = left4me_store::now().saturating_add(interval);
+                    match self.check().await {
+                        Ok(job) => pending = job.or(pending),
+                        Err(e) => tracing::error!("the game check: {e}"),
+                    }
+                }
+                if let Some(id) = pending {
+                    match self.follow(id).await {
+                        Ok(next) => pending = next,
+                        Err(e) => {
+                            tracing::error!("following game job #{id}: {e}");
+                            pending = None;
+                        }
+                    }
+                }
+                if self.auto_update
+                    && let Err(e) = self.restart_outdated().await
+                {
+                    tracing::error!("restarting servers onto the new build: {e}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(self.tick) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    async fn status(&self) -> Option<GameStatus> {
+        let installer = Arc::clone(self.jobs.installer());
+        tokio::task::spawn_blocking(move || installer.game().status())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Queues a check unless one is queued or running, or the game is not
+    /// installed (installing is an admin's decision).
+    async fn check(&self) -> Result<Option<i64>, String> {
+        let installed = self.status().await.and_then(|s| s.installed).is_some();
+        if !installed {
+            return Ok(None);
+        }
+        let active = self
+            .store
+            .active_jobs_on(INSTALL_LOCK)
+            .await
+            .map_err(|e| e.to_string())?;
+        if active.iter().any(|j| j.kind == JobKind::GameCheck.as_str()) {
+            return Ok(None);
+        }
+        let job = self
+            .jobs
+            .enqueue_game(JobKind::GameCheck, Actor::Scheduler)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(job.id))
+    }
+
+    /// Looks at a job the scheduler queued; after a check that found a
+    /// newer build, in automatic mode, queues the update. Returns the job
+    /// to follow next.
+    async fn follow(&self, id: i64) -> Result<Option<i64>, String> {
+        let job = self.store.job(id).await.map_err(|e| e.to_string())?;
+        if !job.state.is_finished() {
+            return Ok(Some(id));
+        }
+        if job.kind != JobKind::GameCheck.as_str()
+            || job.state != JobState::Succeeded
+            || !self.auto_update
+        {
+            return Ok(None);
+        }
+        let Some(status) = self.status().await else {
+            return Ok(None);
+        };
+        let (Some(check), Some(installed)) = (status.latest, status.installed) else {
+            return Ok(None);
+        };
+        if installed.build_id.as_deref() == Some(&check.public_build) {
+            return Ok(None);
+        }
+        let detail = format!(
+            "build {} is public, {} installed: updating automatically",
+            check.public_build,
+            version_label(&installed)
+        );
+        self.record(None, "game.auto", &detail).await?;
+        let job = self
+            .jobs
+            .enqueue_game(JobKind::GameUpdate, Actor::Scheduler)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(job.id))
+    }
+
+    async fn record(&self, server: Option<i64>, kind: &str, detail: &str) -> Result<(), String> {
+        self.store
+            .insert_activity(None, Actor::Scheduler.name(), server, kind, detail)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Restarts each running server on an older version than the current
+    /// one, once the poller has recently seen nobody on it, unless a job
+    /// of its own or of the game is pending.
+    async fn restart_outdated(&self) -> Result<(), String> {
+        let builds = builds(self.jobs.installer()).await;
+        let outdated: Vec<(i64, String)> = builds
+            .running
+            .keys()
+            .filter_map(|id| Some((*id, builds.outdated(*id)?)))
+            .collect();
+        if outdated.is_empty() {
+            return Ok(());
+        }
+        // An update in progress publishes yet another version: wait for it.
+        if !self
+            .store
+            .active_jobs_on(INSTALL_LOCK)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let busy = self
+            .store
+            .servers_with_active_jobs()
+            .await
+            .map_err(|e| e.to_string())?;
+        for (id, note) in outdated {
+            if busy.contains(&id) || self.live.nobody_plays(id, LIVE_MAX_AGE_SECS) != Some(true) {
+                continue;
+            }
+            let server = match self.store.server(id).await {
+                Ok(server) => server,
+                Err(left4me_store::StoreError::NotFound) => continue,
+                Err(e) => return Err(e.to_string()),
+            };
+            if server.desired_state != left4me_store::DesiredState::Running {
+                continue;
+            }
+            let detail = format!(
+                "server {} runs {note}; nobody plays on it: restarting",
+                server.name
+            );
+            self.record(Some(id), "game.auto", &detail).await?;
+            self.jobs
+                .enqueue(JobKind::ServerRestart, Actor::Scheduler, &server)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(version: u32, build: Option<&str>) -> VersionInfo {
+        VersionInfo {
+            version,
+            stack: vec![version],
+            build_id: build.map(str::to_owned),
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn an_older_build_says_what_a_restart_brings() {
+        let builds = Builds {
+            current: Some(info(2, Some("1002"))),
+            running: [
+                (1, info(1, Some("1001"))),
+                (2, info(2, Some("1002"))),
+                (3, info(1, None)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        assert_eq!(
+            builds.outdated(1).as_deref(),
+            Some("build 1001, 1002 available: restart to update")
+        );
+        assert_eq!(builds.outdated(2), None);
+        assert_eq!(
+            builds.outdated(3).as_deref(),
+            Some("version 1, 2 available: restart to update")
+        );
+        assert_eq!(builds.outdated(4), None, "not running");
+        assert_eq!(server_id("server-12"), Some(12));
+        assert_eq!(server_id("demo"), None);
+    }
+}
