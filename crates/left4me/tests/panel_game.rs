@@ -222,3 +222,227 @@ async fn two_game_jobs_never_run_at_once() {
     );
     app.stop().await;
 }
+
+/// A stand-in for Valve's steamcmd until `crates/steamcmd-sim` lands on
+/// main: it answers `+app_info_print` with the build in `public-build`
+/// next to it (nothing when that file is missing, as steamcmd sometimes
+/// does), and `+app_update` by writing that build's appmanifest and a
+/// file, then the success line; with a file `slow` next to it, the
+/// download hangs after a progress line.
+const STEAMCMD_STANDIN: &str = r#"#!/bin/sh
+here=$(dirname "$0")
+build=$(cat "$here/public-build" 2>/dev/null)
+dir=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    +force_install_dir) dir="$2"; shift ;;
+    +app_info_print)
+      [ -n "$build" ] && printf '"222860"\n{\n\t"depots"\n\t{\n\t\t"branches"\n\t\t{\n\t\t\t"public"\n\t\t\t{\n\t\t\t\t"buildid"\t\t"%s"\n\t\t\t}\n\t\t}\n\t}\n}\n' "$build" ;;
+  esac
+  shift
+done
+if [ -n "$dir" ]; then
+  if [ -e "$here/slow" ]; then
+    echo " Update state (0x61) downloading, progress: 1.00 (100 / 10000)"
+    sleep 60
+  fi
+  mkdir -p "$dir/steamapps"
+  printf '"AppState"\n{\n\t"appid"\t"222860"\n\t"StateFlags"\t"4"\n\t"buildid"\t"%s"\n}\n' "$build" > "$dir/steamapps/appmanifest_222860.acf"
+  echo "$build" > "$dir/build.txt"
+  echo "Success! App '222860' fully installed."
+fi
+"#;
+
+fn standin(dir: &Path, public_build: Option<&str>) -> PathBuf {
+    let script = dir.join("steamcmd/steamcmd.sh");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(&script, STEAMCMD_STANDIN).unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    publish(&script, public_build);
+    script
+}
+
+/// Makes `build` Steam's public build (`None`: checks get no answer).
+fn publish(steamcmd: &Path, build: Option<&str>) {
+    let file = steamcmd.parent().unwrap().join("public-build");
+    match build {
+        Some(build) => std::fs::write(file, build).unwrap(),
+        None => {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A panel on a test root whose synthetic installation is version 1 (no
+/// build id), steamcmd the stand-in.
+async fn installed_app(
+    public_build: Option<&str>,
+    change: impl FnOnce(&mut left4me_web::config::Config),
+) -> App {
+    let root = TestRoot::new();
+    let mut config = test_config(&root);
+    config.steamcmd = standin(root.path(), public_build);
+    config.system_root = system_root(&root, &LIBRARIES_32);
+    config.steamcmd_retry_ms = 50;
+    change(&mut config);
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    App::spawn_with(root, config).await
+}
+
+async fn game_job_ok(client: &Client, action: &str) -> Vec<String> {
+    let job = game_action(client, action).await;
+    let (lines, end) = finished_job(client, job).await;
+    assert_eq!(end, "succeeded", "{action}: {lines:?}");
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_install_through_the_panel_shows_its_build() {
+    let mut app = game_app(|root| standin(root, Some("1001")), &LIBRARIES_32).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    game_job_ok(&admin, "install").await;
+    let (_, page) = admin.get_text("/game").await;
+    assert!(page.contains("build 1001 (version 1)"), "{page}");
+    assert!(!page.contains("action=\"/game/install\""), "{page}");
+    // Installing again is refused with a reason.
+    let job = game_action(&admin, "install").await;
+    let (lines, end) = finished_job(&admin, job).await;
+    assert_eq!(end, "failed");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the game is installed (version 1)")),
+        "{lines:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_while_a_server_runs_keeps_it_on_its_build_until_a_restart() {
+    let mut app = installed_app(Some("1002"), |_| {}).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&admin, "Coop", "sv_cheats 0").await;
+    let port = free_port();
+    let server = create_server(&admin, "alpha", bp, port).await;
+    act_ok(&admin, server, "start").await;
+
+    let lines = game_job_ok(&admin, "check").await;
+    assert!(
+        lines.iter().any(|l| l.contains("build 1002 is public")),
+        "{lines:?}"
+    );
+    let (_, page) = admin.get_text("/game").await;
+    assert!(page.contains("id=\"update-available\""), "{page}");
+    assert!(page.contains("build 1002, checked"), "{page}");
+
+    game_job_ok(&admin, "update").await;
+    let (_, page) = admin.get_text("/game").await;
+    assert!(page.contains("build 1002 (version 2)"), "{page}");
+    assert!(!page.contains("id=\"update-available\""), "{page}");
+    let note = "version 1, 2 available: restart to update";
+    assert!(page.contains(note), "the server runs version 1: {page}");
+    let (_, dashboard) = admin.get_text("/").await;
+    assert!(dashboard.contains(note), "{dashboard}");
+    let (_, server_page) = admin.get_text(&format!("/servers/{server}")).await;
+    assert!(server_page.contains(note), "{server_page}");
+    // It kept running through the update.
+    srcds_protocol::a2s::info(a2s_addr(port), Duration::from_secs(2))
+        .await
+        .expect("the server answers after the update");
+
+    act_ok(&admin, server, "restart").await;
+    let (_, dashboard) = admin.get_text("/").await;
+    assert!(!dashboard.contains("restart to update"), "{dashboard}");
+    let (_, page) = admin.get_text("/game").await;
+    assert!(
+        page.contains(&format!(
+            "<a href=\"/servers/{server}\">alpha</a></td><td>build 1002 (version 2)"
+        )),
+        "{page}"
+    );
+    act_ok(&admin, server, "stop").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_an_update_mid_download_leaves_the_current_version() {
+    let mut app = installed_app(Some("1002"), |_| {}).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let slow = app.config.steamcmd.parent().unwrap().join("slow");
+    std::fs::write(&slow, "").unwrap();
+    let job = game_action(&admin, "update").await;
+    wait_for_job_line(&admin, job, "steamcmd: downloading").await;
+    let res = admin.post(&format!("/jobs/{job}/cancel"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (lines, end) = finished_job(&admin, job).await;
+    assert_eq!(end, "cancelled", "{lines:?}");
+    let (_, page) = admin.get_text("/game").await;
+    assert!(
+        page.contains("<td id=\"game-installed\">version 1,"),
+        "{page}"
+    );
+    assert!(!page.contains("version 2"), "{page}");
+    app.stop().await;
+}
+
+async fn wait_for_job_line(client: &Client, job: i64, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, page) = client.get_text(&format!("/jobs/{job}")).await;
+        if page.contains(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} never logged {text:?}:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automatic_mode_checks_updates_and_restarts_an_empty_server() {
+    // No public build yet: the scheduler's checks fail until one appears.
+    let mut app = installed_app(None, |c| {
+        c.auto_update = true;
+        c.game_check_interval_secs = 2;
+        c.poll_interval_secs = 1;
+    })
+    .await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&admin, "Coop", "sv_cheats 0").await;
+    let port = free_port();
+    let server = create_server(&admin, "alpha", bp, port).await;
+    act_ok(&admin, server, "start").await;
+    publish(&app.config.steamcmd, Some("1002"));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, page) = admin.get_text("/game").await;
+        if page.contains(&format!(
+            "<a href=\"/servers/{server}\">alpha</a></td><td>build 1002 (version 2)"
+        )) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never moved to the new build:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, activity) = admin.get_text("/activity").await;
+    for step in [
+        "check for game updates (job #",
+        "build 1002 is public, version 1 installed: updating automatically",
+        "update the game (job #",
+        "server alpha runs version 1, 2 available: restart to update; nobody plays on it: restarting",
+        "restart server alpha (job #",
+    ] {
+        assert!(activity.contains(step), "{step} in {activity}");
+    }
+    assert!(activity.contains("scheduler"), "{activity}");
+    act_ok(&admin, server, "stop").await;
+    app.stop().await;
+}
