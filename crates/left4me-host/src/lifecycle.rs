@@ -309,6 +309,16 @@ impl Host {
     pub fn stop(&self, name: &InstanceName, ctx: &Ctx<'_>) -> Result<(), HostError> {
         let _lock = self.lock(name)?;
         self.stop_locked(name, ctx)?;
+        // The versions of the game only this server still ran can go.
+        match crate::game::remove_unused_versions(&self.root) {
+            Ok(removed) if !removed.is_empty() => ctx.emit(Event::Step(format!(
+                "removed game versions no server uses any more: {removed:?}"
+            ))),
+            Ok(_) => {}
+            Err(e) => ctx.emit(Event::Step(format!(
+                "could not remove unused game versions ({e}); the next update retries"
+            ))),
+        }
         ctx.emit(Event::Step("stop complete.".into()));
         Ok(())
     }

@@ -162,7 +162,7 @@ impl VersionedLayer {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let ours = |name: &str| matches!(name, "current" | "v" | "build");
+            let ours = |name: &str| matches!(name, "current" | "v" | "build" | "check.json");
             let loose: Vec<&String> = entries.iter().filter(|n| !ours(n)).collect();
             if loose.is_empty() {
                 return Ok(());

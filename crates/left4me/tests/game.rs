@@ -6,6 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{stderr, stdout};
+use steamcmd_sim::{Fault, SimConfig, SteamcmdSim};
+
+const STEAMCMD_SIM: &str = env!("CARGO_BIN_EXE_steamcmd-sim");
 
 /// A state root without a game, and the 32-bit libraries the install
 /// checks for, in a system root of its own.
@@ -34,6 +37,49 @@ impl GameRoot {
 
     fn state(&self) -> PathBuf {
         self.dir.path().join("state")
+    }
+
+    /// A simulated steamcmd serving the synthetic game as build 1001.
+    fn sim(&self) -> SteamcmdSim {
+        let sim = SteamcmdSim::create(&self.dir.path().join("steamcmd"), Path::new(STEAMCMD_SIM))
+            .unwrap();
+        sim.publish_game(1001, Path::new(common::SRCDS_SIM), 20, 100_000)
+            .unwrap();
+        sim
+    }
+
+    fn cmd(&self, steamcmd: &Path, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(common::LEFT4ME);
+        cmd.arg("--root")
+            .arg(self.state())
+            .args(args)
+            .env("LEFT4ME_STEAMCMD", steamcmd)
+            .env("LEFT4ME_SYSTEM_ROOT", self.dir.path().join("system"))
+            .env("LEFT4ME_STEAMCMD_RETRY_MS", "50")
+            .env("LEFT4ME_STEAMCMD_STALL_SECS", "3")
+            .env_remove("LEFT4ME_ROOT");
+        cmd
+    }
+
+    fn game(&self, sim: &SteamcmdSim, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["game"];
+        all.extend(args);
+        self.left4me(&sim.program(), &all)
+    }
+
+    fn ok(&self, sim: &SteamcmdSim, args: &[&str]) -> String {
+        let out = self.game(sim, args);
+        assert!(
+            out.status.success(),
+            "left4me game {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        format!("{}{}", stdout(&out), stderr(&out))
+    }
+
+    fn installation(&self) -> PathBuf {
+        self.state().join("installation")
     }
 
     fn left4me(&self, steamcmd: &Path, args: &[&str]) -> std::process::Output {
@@ -97,4 +143,322 @@ fn missing_32_bit_libraries_are_named_by_package() {
         "present ones are not named: {text}"
     );
     assert!(text.contains("dpkg --add-architecture i386"), "{text}");
+}
+
+#[test]
+fn a_fresh_install_gets_past_invalid_platform_and_publishes_version_one() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    let log = root.ok(&sim, &["install"]);
+    assert!(
+        log.contains("got past \"Invalid platform\" with a Windows pass, then the Linux one"),
+        "{log}"
+    );
+    assert!(log.contains("version 1 (build 1001) is current"), "{log}");
+    let current = root.installation().join("v/1");
+    assert_eq!(
+        std::fs::read_to_string(current.join("build.txt")).unwrap(),
+        "1001\n"
+    );
+    assert!(current.join("srcds_run").is_file());
+    // force_install_dir before login, Windows pass before Linux, one run.
+    let runs = sim.invocations();
+    let args = runs.last().unwrap();
+    let at = |a: &str| args.iter().position(|x| x == a).unwrap();
+    assert!(at("+force_install_dir") < at("+login"), "{args:?}");
+    assert!(at("windows") < at("linux"), "{args:?}");
+    // Steamclient linked for the game's account, whose home is the root.
+    assert!(root.state().join(".steam/sdk32/steamclient.so").exists());
+    let status = root.ok(&sim, &["status", "--json"]);
+    assert!(status.contains("\"build_id\": \"1001\""), "{status}");
+    // Installing again is refused; updating finds nothing new.
+    let again = root.game(&sim, &["install"]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    let up = root.ok(&sim, &["update"]);
+    assert!(up.contains("the game is up to date"), "{up}");
+    assert!(!root.installation().join("v/2").exists());
+}
+
+#[test]
+fn a_seeded_manifest_is_kept_and_check_retries_empty_answers() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    root.ok(&sim, &["install"]);
+    sim.set_config(&SimConfig {
+        app_info_empty_runs: 2,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    sim.derive_build(1002, &[("left4dead2/new.txt", Some("new"))])
+        .unwrap();
+    let check = root.ok(&sim, &["check"]);
+    assert!(check.contains("printed no build for the app"), "{check}");
+    assert!(
+        check.contains("installed build: 1001, public build: 1002 (update available)"),
+        "{check}"
+    );
+    sim.set_config(&SimConfig {
+        app_info_empty_runs: 100,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let out = root.game(&sim, &["check"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("never said which build is public"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Every file below `dir` with its contents.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    steamcmd_sim::files_below(dir)
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(dir.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn an_update_never_changes_what_a_running_server_sees() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    root.ok(&sim, &["install"]);
+    let port = common::free_port();
+    let spec = root.dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        format!("port: {port}\narguments: [\"+map\", \"c1m1_hotel\"]\n"),
+    )
+    .unwrap();
+    let start = root.left4me(
+        &sim.program(),
+        &[
+            "instance",
+            "start",
+            "alpha",
+            "--spec",
+            spec.to_str().unwrap(),
+        ],
+    );
+    assert!(start.status.success(), "{}", stderr(&start));
+    let merged = root.state().join("runtime/alpha/merged");
+    let before = tree(&merged);
+    // The new build rewrites a file in place, adds one and deletes one.
+    sim.derive_build(
+        1002,
+        &[
+            ("left4dead2/cfg/server.cfg", Some("hostname changed\n")),
+            ("left4dead2/added.txt", Some("added")),
+            ("left4dead2/maps/c1m1_hotel.bsp", None),
+        ],
+    )
+    .unwrap();
+    let log = root.ok(&sim, &["update"]);
+    assert!(log.contains("version 2 (build 1002) is current"), "{log}");
+    assert_eq!(
+        tree(&merged),
+        before,
+        "the running server's tree is unchanged"
+    );
+    // Version 2 is only what changed: the rewritten and the added file
+    // and a whiteout, not a copy of the game.
+    let delta = steamcmd_sim::files_below(&root.installation().join("v/2")).unwrap();
+    assert!(delta.len() < 8, "{delta:?}");
+    assert!(root.installation().join("v/1").exists(), "still in use");
+    let restart = |what: &str| {
+        let out = root.left4me(&sim.program(), &["instance", what, "alpha"]);
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    restart("stop");
+    restart("start");
+    assert_eq!(
+        std::fs::read_to_string(merged.join("build.txt")).unwrap(),
+        "1002\n"
+    );
+    assert!(merged.join("left4dead2/added.txt").exists());
+    assert!(!merged.join("left4dead2/maps/c1m1_hotel.bsp").exists());
+    let stopped = restart("stop");
+    let _ = stopped;
+    // A third build: once no server runs version 2's stack alone, the
+    // superseded descriptions go; layers of the current stack stay.
+    sim.derive_build(1003, &[("left4dead2/third.txt", Some("3"))])
+        .unwrap();
+    root.ok(&sim, &["update"]);
+    let status = root.ok(&sim, &["status", "--json"]);
+    assert!(status.contains("\"build_id\": \"1003\""), "{status}");
+    let versions: serde_json::Value =
+        serde_json::from_str(&stdout(&root.game(&sim, &["status", "--json"]))).unwrap();
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+}
+
+#[test]
+fn steamcmds_failures_become_plain_messages() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    root.ok(&sim, &["install"]);
+    sim.derive_build(1002, &[("left4dead2/new.txt", Some("new"))])
+        .unwrap();
+    let fail_with = |fault: Fault, runs: u32| {
+        sim.set_config(&SimConfig {
+            fault: Some(fault),
+            fault_runs: runs,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_file(root.dir.path().join("steamcmd/sim/update-runs"));
+        root.game(&sim, &["update"])
+    };
+    let out = fail_with(Fault::State(0x202), 0);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("not enough disk space (steamcmd state 0x202)"),
+        "{text}"
+    );
+    assert!(text.contains("free below the state root, about"), "{text}");
+    // A network failure exits 0 like the real one; it is retried.
+    let out = fail_with(Fault::State(0x602), 0);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("could not reach Steam"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stderr(&out).matches("retrying in").count(),
+        2,
+        "{}",
+        stderr(&out)
+    );
+    let out = fail_with(Fault::NoSubscription, 0);
+    assert!(
+        stderr(&out).contains("(No subscription)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fail_with(Fault::LoginFailure, 0);
+    assert!(
+        stderr(&out).contains("could not log in"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fail_with(Fault::Hang, 0);
+    assert!(
+        stderr(&out).contains("printed nothing for 3 s and was ended"),
+        "{}",
+        stderr(&out)
+    );
+    // Every failure left version 1 current and no build behind.
+    assert_eq!(
+        std::fs::read_to_string(root.installation().join("current")).unwrap(),
+        "1\n"
+    );
+    assert!(
+        !root.installation().join("build").exists()
+            || steamcmd_sim::files_below(&root.installation().join("build"))
+                .unwrap()
+                .is_empty()
+    );
+    // Two network failures, then success: retried, published.
+    let out = fail_with(Fault::State(0x402), 2);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("build 1002"), "{}", stdout(&out));
+}
+
+#[test]
+fn cancel_or_kill_mid_download_leaves_the_current_version() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    root.ok(&sim, &["install"]);
+    sim.derive_build(1002, &[("left4dead2/big.bin", Some(&"x".repeat(400_000)))])
+        .unwrap();
+    sim.set_config(&SimConfig {
+        bytes_per_second: 20_000,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let downloading = |child: &mut std::process::Child| {
+        let build = root.installation().join("build");
+        common::wait_until(
+            "the download runs",
+            std::time::Duration::from_secs(20),
+            || {
+                steamcmd_sim::files_below(&build).is_ok_and(|f| !f.is_empty())
+                    || child.try_wait().unwrap().is_some()
+            },
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    // Ctrl-C: cancelled, rolled back.
+    let mut child = root
+        .cmd(&sim.program(), &["game", "update"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    downloading(&mut child);
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(root.installation().join("current")).unwrap(),
+        "1\n"
+    );
+    assert!(!root.installation().join("build/2").exists());
+    // kill -9: the build stays mounted and half written; the next run
+    // clears it and publishes.
+    let mut child = root
+        .cmd(&sim.program(), &["game", "update"])
+        .spawn()
+        .unwrap();
+    downloading(&mut child);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    // steamcmd, in its own group, may outlive us: end it by its pid.
+    for pid in steamcmd_pids(&sim.program()) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.installation().join("current")).unwrap(),
+        "1\n"
+    );
+    sim.set_config(&SimConfig::default()).unwrap();
+    let log = root.ok(&sim, &["update"]);
+    assert!(log.contains("build 1002"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(root.installation().join("current")).unwrap(),
+        "2\n",
+        "the killed build was cleared, never published"
+    );
+}
+
+/// Processes running this test's simulated steamcmd (by its `argv[0]`:
+/// other tests run simulators of their own at the same time).
+fn steamcmd_pids(program: &Path) -> Vec<rustix::process::Pid> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let argv0 = cmdline.split(|b| *b == 0).next()?;
+            (argv0 == program.as_os_str().as_encoded_bytes())
+                .then(|| rustix::process::Pid::from_raw(pid))?
+        })
+        .collect()
 }

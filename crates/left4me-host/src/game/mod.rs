@@ -603,17 +603,9 @@ impl Game {
     }
 
     /// Removes the versions that are neither current nor mounted by a
-    /// server. Starts hold the installation lock shared while they pick
-    /// and mount their layers, so none is removed under them.
+    /// server (see [`remove_unused_versions`]).
     pub fn remove_unused(&self, ctx: &Ctx<'_>) -> Result<Vec<Version>, GameError> {
-        let _exclusive = crate::lock::lock_installation(&self.root, true)
-            .map_err(io("taking the installation lock"))?;
-        let mounted = mounted_installation_layers(&self.root)?;
-        let removed = self
-            .root
-            .installation_versions()
-            .remove_unused(&mounted)
-            .map_err(io("removing unused versions"))?;
+        let removed = remove_unused_versions(&self.root)?;
         if !removed.is_empty() {
             ctx.emit(Event::Step(format!(
                 "removed versions no server uses: {}",
@@ -626,6 +618,18 @@ impl Game {
         }
         Ok(removed)
     }
+}
+
+/// Removes the installation versions that are neither current nor
+/// mounted by a server. Starts hold the installation lock shared while
+/// they pick and mount their layers, so none is removed under them.
+pub fn remove_unused_versions(root: &StateRoot) -> Result<Vec<Version>, GameError> {
+    let _exclusive =
+        crate::lock::lock_installation(root, true).map_err(io("taking the installation lock"))?;
+    let mounted = mounted_installation_layers(root)?;
+    root.installation_versions()
+        .remove_unused(&mounted)
+        .map_err(io("removing unused versions"))
 }
 
 enum Attempt {

@@ -39,7 +39,25 @@ pub(super) fn installed_build(dir: &Path) -> Option<String> {
 /// section is there (steamcmd sometimes prints none).
 pub(super) fn public_build(output: &str) -> Option<String> {
     let start = output.find(&format!("\"{APP_ID}\""))?;
-    let vdf = keyvalues_parser::parse(&output[start..]).ok()?.into_vdf();
+    // Only the app's section: steamcmd goes on printing after it.
+    let mut depth = 0usize;
+    let mut end = None;
+    for (i, c) in output[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    end = Some(start + i + 1);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let vdf = keyvalues_parser::parse(&output[start..end?])
+        .ok()?
+        .into_vdf();
     lookup(
         vdf.value.get_obj()?,
         &["depots", "branches", "public", "buildid"],
@@ -72,7 +90,7 @@ mod tests {
         let output = "Loading Steam API...OK\nAppID : 222860, change number : 1/0\n\
             \"222860\"\n{\n\t\"common\"\n\t{\n\t\t\"name\"\t\t\"Left 4 Dead 2 Dedicated Server\"\n\t}\n\
             \t\"depots\"\n\t{\n\t\t\"branches\"\n\t\t{\n\t\t\t\"public\"\n\t\t\t{\n\
-            \t\t\t\t\"buildid\"\t\t\"1002\"\n\t\t\t}\n\t\t}\n\t}\n}\n";
+            \t\t\t\t\"buildid\"\t\t\"1002\"\n\t\t\t}\n\t\t}\n\t}\n}\nUnloading Steam API...OK\n";
         assert_eq!(public_build(output).as_deref(), Some("1002"));
         assert_eq!(public_build("Loading Steam API...OK\n"), None);
     }

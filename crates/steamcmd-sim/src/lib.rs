@@ -1,0 +1,230 @@
+//! A simulated Valve steamcmd, so tests install and update "the game"
+//! without Steam, through the same code that drives the real one.
+//!
+//! A simulated steamcmd is a directory, like Valve's unpacked tarball:
+//!
+//! ```text
+//! DIR/steamcmd.sh            symlink to the simulator binary (it finds DIR from argv[0],
+//!                            as Valve's steamcmd.sh does from $0)
+//! DIR/linux32/steamclient.so, DIR/linux64/steamclient.so
+//! DIR/sim/config.json        behaviour and faults (SimConfig), read at every run
+//! DIR/sim/depot/BUILD/       the files of each build Steam serves
+//! DIR/sim/public             the public branch's build id
+//! DIR/sim/invocations.log    every run's argv, one JSON array per line
+//! ```
+//!
+//! Documented behaviour (shared/DOMAIN.md §1) it reproduces: commands as
+//! `+command args` in order, `force_install_dir` before `login`; the
+//! banner, progress lines `Update state (0x61) downloading, progress:
+//! 45.12 (1234 / 5678)`, success and failure lines; exit codes 0, 5
+//! (login) and 8 (install error), and a network failure (0x602) that
+//! exits 0; block buffering (4 KiB) without a terminal; the late-2024
+//! "Invalid platform" trap for anonymous Linux installs and both
+//! workarounds; `app_info_print` that is sometimes empty.
+//!
+//! Assumptions, where Valve documents nothing: a changed file is
+//! rewritten in place (open, truncate, write), the worst case for anyone
+//! sharing inodes with the install directory; new files are staged in
+//! `steamapps/downloading/222860/` and renamed; files of the previous
+//! build that the new one lacks are deleted, other files are left alone;
+//! the Windows pass writes `srcds.exe` and a manifest of its own.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+mod program;
+pub use program::main;
+
+/// The app the simulator serves.
+pub const APP_ID: u32 = 222_860;
+
+/// A failure to simulate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// `Error! App '222860' state is 0xCODE after update job.` (0x202 and
+    /// 0x212 disk space, 0x402 and 0x602 network, 0x606 write failure).
+    State(u32),
+    MissingConfiguration,
+    NoSubscription,
+    LoginFailure,
+    /// Prints a progress line, then nothing, forever.
+    Hang,
+}
+
+/// What `DIR/sim/config.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimConfig {
+    /// Anonymous Linux installs without an installed or seeded manifest
+    /// fail with "Invalid platform" (true since late 2024).
+    pub invalid_platform: bool,
+    pub fault: Option<Fault>,
+    /// The fault hits only the first this many `app_update` runs (0: all).
+    pub fault_runs: u32,
+    /// The first this many `app_info_print` runs print nothing for the app.
+    pub app_info_empty_runs: u32,
+    /// Download speed; progress lines are paced by it.
+    pub bytes_per_second: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            invalid_platform: true,
+            fault: None,
+            fault_runs: 0,
+            app_info_empty_runs: 0,
+            bytes_per_second: 1 << 30,
+        }
+    }
+}
+
+/// A simulated steamcmd directory.
+#[derive(Debug, Clone)]
+pub struct SteamcmdSim {
+    dir: PathBuf,
+}
+
+impl SteamcmdSim {
+    /// Makes `dir` a steamcmd whose program is a symlink to `sim_binary`.
+    pub fn create(dir: &Path, sim_binary: &Path) -> io::Result<Self> {
+        for sub in ["linux32", "linux64", "sim/depot"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        for lib in ["linux32/steamclient.so", "linux64/steamclient.so"] {
+            std::fs::write(dir.join(lib), b"\x7fELF simulated steamclient")?;
+        }
+        let program = dir.join("steamcmd.sh");
+        if program.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(sim_binary, &program)?;
+        }
+        let sim = Self {
+            dir: dir.to_owned(),
+        };
+        sim.set_config(&SimConfig::default())?;
+        Ok(sim)
+    }
+
+    /// What to configure as `steamcmd`.
+    pub fn program(&self) -> PathBuf {
+        self.dir.join("steamcmd.sh")
+    }
+
+    fn sim(&self) -> PathBuf {
+        self.dir.join("sim")
+    }
+
+    pub fn set_config(&self, config: &SimConfig) -> io::Result<()> {
+        std::fs::write(
+            self.sim().join("config.json"),
+            serde_json::to_vec_pretty(config).expect("the config serializes"),
+        )
+    }
+
+    /// Copies `tree` in as build `build` and makes it the public one.
+    pub fn publish_build(&self, build: u64, tree: &Path) -> io::Result<()> {
+        let target = self.sim().join("depot").join(build.to_string());
+        copy_tree(tree, &target)?;
+        std::fs::write(self.sim().join("public"), build.to_string())
+    }
+
+    /// Publishes a synthetic game (the srcds simulator as `srcds_run`, see
+    /// `srcds_sim::make_installation`) as build `build`, with a
+    /// `build.txt` naming it.
+    pub fn publish_game(
+        &self,
+        build: u64,
+        srcds_run: &Path,
+        files: usize,
+        bytes: u64,
+    ) -> io::Result<()> {
+        let staging = self.sim().join(format!("staging-{build}"));
+        srcds_sim::make_installation(&staging, srcds_run, files, bytes)?;
+        std::fs::write(staging.join("build.txt"), format!("{build}\n"))?;
+        self.publish_build(build, &staging)?;
+        std::fs::remove_dir_all(staging)
+    }
+
+    /// Publishes build `build` as the public build's files with `changes`
+    /// applied: `(path, Some(text))` writes a file, `(path, None)` deletes
+    /// one. `build.txt` names the new build.
+    pub fn derive_build(&self, build: u64, changes: &[(&str, Option<&str>)]) -> io::Result<()> {
+        let from = self
+            .public_build()?
+            .ok_or_else(|| io::Error::other("no public build to derive from"))?;
+        let staging = self.sim().join(format!("staging-{build}"));
+        copy_tree(&self.sim().join("depot").join(from.to_string()), &staging)?;
+        std::fs::write(staging.join("build.txt"), format!("{build}\n"))?;
+        for (path, text) in changes {
+            let file = staging.join(path);
+            match text {
+                Some(text) => {
+                    if let Some(parent) = file.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(file, text)?;
+                }
+                None => std::fs::remove_file(file)?,
+            }
+        }
+        self.publish_build(build, &staging)?;
+        std::fs::remove_dir_all(staging)
+    }
+
+    pub fn public_build(&self) -> io::Result<Option<u64>> {
+        match std::fs::read_to_string(self.sim().join("public")) {
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every run's arguments, oldest first.
+    pub fn invocations(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.sim().join("invocations.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Copies a tree of plain files and directories (mode bits kept).
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The relative paths of the plain files below `dir`, sorted.
+pub fn files_below(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(base, &path, out)?;
+            } else {
+                out.push(path.strip_prefix(base).expect("below base").to_owned());
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    if dir.is_dir() {
+        walk(dir, dir, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
