@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::panel::*;
 use common::*;
 use reqwest::StatusCode;
+use steamcmd_sim::{SimConfig, SteamcmdSim};
 
 /// The 32-bit libraries the install checks for, created empty in a
 /// system root of the test's own.
@@ -223,67 +224,35 @@ async fn two_game_jobs_never_run_at_once() {
     app.stop().await;
 }
 
-/// A stand-in for Valve's steamcmd until `crates/steamcmd-sim` lands on
-/// main: it answers `+app_info_print` with the build in `public-build`
-/// next to it (nothing when that file is missing, as steamcmd sometimes
-/// does), and `+app_update` by writing that build's appmanifest and a
-/// file, then the success line; with a file `slow` next to it, the
-/// download hangs after a progress line.
-const STEAMCMD_STANDIN: &str = r#"#!/bin/sh
-here=$(dirname "$0")
-build=$(cat "$here/public-build" 2>/dev/null)
-dir=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    +force_install_dir) dir="$2"; shift ;;
-    +app_info_print)
-      [ -n "$build" ] && printf '"222860"\n{\n\t"depots"\n\t{\n\t\t"branches"\n\t\t{\n\t\t\t"public"\n\t\t\t{\n\t\t\t\t"buildid"\t\t"%s"\n\t\t\t}\n\t\t}\n\t}\n}\n' "$build" ;;
-  esac
-  shift
-done
-if [ -n "$dir" ]; then
-  if [ -e "$here/slow" ]; then
-    echo " Update state (0x61) downloading, progress: 1.00 (100 / 10000)"
-    sleep 60
-  fi
-  mkdir -p "$dir/steamapps"
-  printf '"AppState"\n{\n\t"appid"\t"222860"\n\t"StateFlags"\t"4"\n\t"buildid"\t"%s"\n}\n' "$build" > "$dir/steamapps/appmanifest_222860.acf"
-  echo "$build" > "$dir/build.txt"
-  echo "Success! App '222860' fully installed."
-fi
-"#;
+const STEAMCMD_SIM: &str = env!("CARGO_BIN_EXE_steamcmd-sim");
 
-fn standin(dir: &Path, public_build: Option<&str>) -> PathBuf {
-    let script = dir.join("steamcmd/steamcmd.sh");
-    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
-    std::fs::write(&script, STEAMCMD_STANDIN).unwrap();
-    let mut perms = std::fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&script, perms).unwrap();
-    publish(&script, public_build);
-    script
+/// A simulated steamcmd in `dir` serving the synthetic game as
+/// `public_build` (`None`: checks get no answer, as steamcmd sometimes
+/// gives).
+fn simulated_steamcmd(dir: &Path, public_build: Option<u64>) -> PathBuf {
+    let sim = SteamcmdSim::create(&dir.join("steamcmd"), Path::new(STEAMCMD_SIM)).unwrap();
+    if let Some(build) = public_build {
+        publish(&sim.program(), build);
+    }
+    sim.program()
 }
 
-/// Makes `build` Steam's public build (`None`: checks get no answer).
-fn publish(steamcmd: &Path, build: Option<&str>) {
-    let file = steamcmd.parent().unwrap().join("public-build");
-    match build {
-        Some(build) => std::fs::write(file, build).unwrap(),
-        None => {
-            let _ = std::fs::remove_file(file);
-        }
-    }
+/// Makes `build` Steam's public build.
+fn publish(steamcmd: &Path, build: u64) {
+    SteamcmdSim::open(steamcmd.parent().unwrap())
+        .publish_game(build, Path::new(SRCDS_SIM), 20, 200_000)
+        .unwrap();
 }
 
 /// A panel on a test root whose synthetic installation is version 1 (no
-/// build id), steamcmd the stand-in.
+/// build id), steamcmd the simulator.
 async fn installed_app(
-    public_build: Option<&str>,
+    public_build: Option<u64>,
     change: impl FnOnce(&mut left4me_web::config::Config),
 ) -> App {
     let root = TestRoot::new();
     let mut config = test_config(&root);
-    config.steamcmd = standin(root.path(), public_build);
+    config.steamcmd = simulated_steamcmd(root.path(), public_build);
     config.system_root = system_root(&root, &LIBRARIES_32);
     config.steamcmd_retry_ms = 50;
     change(&mut config);
@@ -300,7 +269,7 @@ async fn game_job_ok(client: &Client, action: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_install_through_the_panel_shows_its_build() {
-    let mut app = game_app(|root| standin(root, Some("1001")), &LIBRARIES_32).await;
+    let mut app = game_app(|root| simulated_steamcmd(root, Some(1001)), &LIBRARIES_32).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     game_job_ok(&admin, "install").await;
     let (_, page) = admin.get_text("/game").await;
@@ -321,7 +290,7 @@ async fn a_fresh_install_through_the_panel_shows_its_build() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_while_a_server_runs_keeps_it_on_its_build_until_a_restart() {
-    let mut app = installed_app(Some("1002"), |_| {}).await;
+    let mut app = installed_app(Some(1002), |_| {}).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let bp = create_blueprint(&admin, "Coop", "sv_cheats 0").await;
     let port = free_port();
@@ -368,10 +337,14 @@ async fn an_update_while_a_server_runs_keeps_it_on_its_build_until_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_an_update_mid_download_leaves_the_current_version() {
-    let mut app = installed_app(Some("1002"), |_| {}).await;
+    let mut app = installed_app(Some(1002), |_| {}).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let slow = app.config.steamcmd.parent().unwrap().join("slow");
-    std::fs::write(&slow, "").unwrap();
+    SteamcmdSim::open(app.config.steamcmd.parent().unwrap())
+        .set_config(&SimConfig {
+            bytes_per_second: 10_000,
+            ..SimConfig::default()
+        })
+        .unwrap();
     let job = game_action(&admin, "update").await;
     wait_for_job_line(&admin, job, "steamcmd: downloading").await;
     let res = admin.post(&format!("/jobs/{job}/cancel"), &[]).await;
@@ -416,7 +389,7 @@ async fn automatic_mode_checks_updates_and_restarts_an_empty_server() {
     let port = free_port();
     let server = create_server(&admin, "alpha", bp, port).await;
     act_ok(&admin, server, "start").await;
-    publish(&app.config.steamcmd, Some("1002"));
+    publish(&app.config.steamcmd, 1002);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {

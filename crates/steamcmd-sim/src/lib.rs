@@ -108,6 +108,13 @@ impl SteamcmdSim {
         Ok(sim)
     }
 
+    /// A simulated steamcmd made earlier by [`create`](Self::create).
+    pub fn open(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
     /// What to configure as `steamcmd`.
     pub fn program(&self) -> PathBuf {
         self.dir.join("steamcmd.sh")
