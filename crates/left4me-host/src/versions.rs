@@ -66,6 +66,11 @@ impl Build {
         self.dir.join("work")
     }
 
+    /// The build's own directory (`build/N`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Where the base and the new layer appear together while building.
     pub fn merged(&self) -> PathBuf {
         self.dir.join("merged")

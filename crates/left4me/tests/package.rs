@@ -11,8 +11,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::machine::{Bind, Machine};
-use common::panel::{Client, act_ok, console, create_blueprint, create_server, csrf_in};
+use common::panel::{
+    Client, act_ok, console, create_blueprint, create_server, csrf_in, finished_job, game_action,
+};
 use reqwest::StatusCode;
+use steamcmd_sim::SteamcmdSim;
 
 const PANEL: &str = "http://127.0.0.1:8000";
 /// The game server's port inside the machine (its network is its own).
@@ -60,6 +63,34 @@ fn build_packages(out: &Path) -> (String, String) {
     }
     let file = |v: &str| format!("/srv/packages/left4me_{v}_amd64.deb");
     (file(&version), file(&upgrade))
+}
+
+/// A simulated steamcmd serving build 1002 of the synthetic game, and a
+/// system root with the 32-bit libraries (this host has no i386
+/// architecture). Seen inside the machine at /srv/steam; its program is
+/// the simulator bound in at /srv/bin.
+fn simulated_steam() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SteamcmdSim::create(
+        &dir.path().join("steamcmd"),
+        Path::new("/srv/bin/steamcmd-sim"),
+    )
+    .unwrap();
+    sim.publish_game(1002, Path::new(common::SRCDS_SIM), 20, 200_000)
+        .unwrap();
+    for lib in [
+        "system/usr/lib32/libgcc_s.so.1",
+        "system/usr/lib32/libstdc++.so.6",
+        "system/usr/lib/i386-linux-gnu/libSDL2-2.0.so.0",
+    ] {
+        let path = dir.path().join(lib);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "").unwrap();
+    }
+    // steamcmd runs as left4me, which must read all of it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
 }
 
 /// `owner:group mode path` of each path.
@@ -163,8 +194,16 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     common::require_root();
     let debs = tempfile::tempdir().unwrap();
     let (current, upgrade) = build_packages(debs.path());
+    let steam = simulated_steam();
     let mut machine = Machine::boot(&[
         Bind::read_only(debs.path(), "/srv/packages"),
+        Bind::read_only(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/debug")
+                .as_path(),
+            "/srv/bin",
+        ),
+        Bind::read_write(steam.path(), "/srv/steam"),
         Bind::disk(STATE),
     ]);
 
@@ -412,6 +451,66 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
             .unwrap();
         wait_for_page(&client, &format!("/servers/{server}"), "c1m1_hotel").await;
     });
+
+    // The game from "Steam" while the server runs: the panel starts
+    // left4me-game@update through polkit, the unit mounts and runs the
+    // simulated steamcmd as left4me, and the running server sees nothing
+    // change until it restarts.
+    machine.ok(&format!(
+        "sed -i -e 's|^steamcmd = .*|steamcmd = \"/srv/steam/steamcmd/steamcmd.sh\"|' \
+                -e 's|^system_root = .*|system_root = \"/srv/steam/system\"|' {CONFIG} && \
+         systemctl restart left4me.service"
+    ));
+    let game = main_pid(&machine, &unit);
+    let merged = format!("{STATE}/runtime/server-{server}/merged");
+    let tree = |m: &Machine| {
+        m.ok(&format!(
+            "cd {merged} && find . -type f | sort | xargs sha256sum"
+        ))
+    };
+    let before = tree(&machine);
+    in_machine(&machine, async || {
+        let client = Client::new(PANEL);
+        client
+            .login("admin", "admin-password-1")
+            .await
+            .error_for_status()
+            .unwrap();
+        let job = game_action(&client, "update").await;
+        let (lines, end) = finished_job(&client, job).await;
+        assert_eq!(end, "succeeded", "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("starting left4me-game@update.service")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("(build 1002) is current")),
+            "{lines:?}"
+        );
+    });
+    assert_eq!(
+        main_pid(&machine, &unit),
+        game,
+        "the game ran through the update"
+    );
+    assert_eq!(tree(&machine), before, "its files did not change under it");
+    let steamcmd_user = machine.ok("stat -c %U /var/lib/left4me/installation/v/2");
+    assert_eq!(steamcmd_user.trim(), "left4me", "steamcmd ran as left4me");
+    in_machine(&machine, async || {
+        let client = Client::new(PANEL);
+        client
+            .login("admin", "admin-password-1")
+            .await
+            .error_for_status()
+            .unwrap();
+        act_ok(&client, server, "restart").await;
+    });
+    assert_eq!(
+        machine.ok(&format!("cat {merged}/build.txt")).trim(),
+        "1002"
+    );
 
     // Removing stops the games and keeps the state; purging deletes it
     // and says so.

@@ -43,31 +43,6 @@ async fn game_app(steamcmd: impl FnOnce(&Path) -> PathBuf, libraries: &[&str]) -
     App::spawn_with(root, config).await
 }
 
-/// Posts a Game page button; returns the job it redirects to.
-async fn game_action(client: &Client, action: &str) -> i64 {
-    let res = client.post(&format!("/game/{action}"), &[]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{action}");
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with("/jobs/"), "{location}");
-    Client::redirect_id(&res)
-}
-
-/// The job's log lines and its end state.
-async fn finished_job(client: &Client, job: i64) -> (Vec<String>, String) {
-    let events = job_events(client, job, None).await;
-    let end = events.last().unwrap().clone();
-    assert_eq!(end.1, "end", "{events:?}");
-    let lines = events
-        .iter()
-        .filter(|e| e.1 == "line")
-        .map(|e| {
-            let line: serde_json::Value = serde_json::from_str(&e.2).unwrap();
-            line["line"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    (lines, end.2)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn only_admins_see_the_game_page_and_press_its_buttons() {
     let mut app = game_app(|_| "/nonexistent/steamcmd.sh".into(), &LIBRARIES_32).await;

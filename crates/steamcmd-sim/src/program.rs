@@ -223,9 +223,16 @@ impl Run {
             Some(Fault::LoginFailure) | None => {}
         }
         if self.platform == "windows" {
-            let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::write(dir.join("srcds.exe"), b"MZ simulated");
-            let _ = write_manifest(&dir, "4", "0", 0);
+            let written = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(dir.join("srcds.exe"), b"MZ simulated"))
+                .and_then(|()| write_manifest(&dir, "4", "0", 0));
+            if let Err(e) = written {
+                self.out.line(&format!("write failed: {e}"));
+                self.out.line(&format!(
+                    "Error! App '{APP_ID}' state is 0x606 after update job."
+                ));
+                return Err(Stop::Exit(8));
+            }
             self.out
                 .line(&format!("Success! App '{APP_ID}' fully installed."));
             return Ok(());

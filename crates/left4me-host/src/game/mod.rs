@@ -251,6 +251,12 @@ impl Game {
     /// Asks Steam for the public build id (retrying the empty answers
     /// steamcmd sometimes gives) and compares it with the installed one.
     pub fn check(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
+        let result = self.check_inner(ctx);
+        self.hand_over()?;
+        result
+    }
+
+    fn check_inner(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
         self.preflight()?;
         let commands: Vec<String> = [
             "+login",
@@ -314,6 +320,42 @@ impl Game {
         })
     }
 
+    /// Gives what this run (as root, for the owner) wrote to the state
+    /// root's owner, who reads and removes it later: the descriptions,
+    /// `current`, the last check, the directories around them.
+    fn hand_over(&self) -> Result<(), GameError> {
+        let Some(who) = self.run_as() else {
+            return Ok(());
+        };
+        let installation = self.root.installation();
+        let mut paths = vec![
+            installation.join("current"),
+            installation.join("check.json"),
+            installation.join("v"),
+            installation.join("build"),
+            // The panel's starts lock this one too.
+            self.root.locks().join("installation.lock"),
+            self.root.locks().join("install.lock"),
+        ];
+        if let Ok(entries) = std::fs::read_dir(installation.join("v")) {
+            paths.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json")),
+            );
+        }
+        for path in paths {
+            match std::os::unix::fs::chown(&path, Some(who.uid), Some(who.gid)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(format!("handing {} to the game's user", path.display()))(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     fn run_steamcmd(&self, commands: &[String], ctx: &Ctx<'_>) -> Result<Run, GameError> {
         self.steamcmd
             .run(commands, self.root.path(), self.run_as(), ctx)
@@ -342,6 +384,12 @@ impl Game {
     /// version; the current one stays as it is until the new one is
     /// complete. `validate` has steamcmd check every file.
     pub fn update(&self, validate: bool, ctx: &Ctx<'_>) -> Result<Updated, GameError> {
+        let result = self.update_inner(validate, ctx);
+        self.hand_over()?;
+        result
+    }
+
+    fn update_inner(&self, validate: bool, ctx: &Ctx<'_>) -> Result<Updated, GameError> {
         self.preflight()?;
         let _busy = crate::lock::try_lock_file(&self.root.locks().join("install.lock"))
             .map_err(io("taking the install lock"))?
@@ -393,7 +441,19 @@ impl Game {
         ctx: &Ctx<'_>,
     ) -> Result<Option<String>, GameError> {
         let owner = self.run_as();
-        for dir in [build.upper(), build.merged()] {
+        // The whole path down to the install directory: steamcmd runs as
+        // the owner, and root made these directories.
+        let builds = build
+            .dir()
+            .parent()
+            .expect("builds have a parent")
+            .to_owned();
+        for dir in [
+            builds,
+            build.dir().to_owned(),
+            build.upper(),
+            build.merged(),
+        ] {
             if let Some(who) = owner {
                 std::os::unix::fs::chown(&dir, Some(who.uid), Some(who.gid))
                     .map_err(io(format!("handing {} to the game's user", dir.display())))?;

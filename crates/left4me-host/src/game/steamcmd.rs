@@ -196,14 +196,20 @@ impl Steamcmd {
                             run.total_bytes = run.total_bytes.max(total);
                             ctx.emit(Event::Progress { done, total });
                         }
+                        // The last verdict counts: a run with a Windows
+                        // pass first succeeds once, then may fail.
                         Line::Success { up_to_date } => {
                             ctx.emit(Event::Stdout(line));
-                            verdict.get_or_insert(Ended::Success { up_to_date });
+                            if !ended_by_us(verdict.as_ref()) {
+                                verdict = Some(Ended::Success { up_to_date });
+                            }
                         }
                         Line::Other => ctx.emit(Event::Stdout(line)),
                         failure => {
                             ctx.emit(Event::Stdout(line.clone()));
-                            verdict.get_or_insert(Ended::Failure(failure, line));
+                            if !ended_by_us(verdict.as_ref()) {
+                                verdict = Some(Ended::Failure(failure, line));
+                            }
                         }
                     }
                 }
@@ -224,6 +230,12 @@ impl Steamcmd {
         run.ended = verdict.unwrap_or_else(|| Ended::Silent(status.to_string()));
         Ok(run)
     }
+}
+
+/// Whether we ended the run (cancel, stall): what it prints while dying
+/// does not change that.
+fn ended_by_us(verdict: Option<&Ended>) -> bool {
+    matches!(verdict, Some(Ended::Cancelled | Ended::Stalled))
 }
 
 /// SIGTERM to the whole group, then SIGKILL if it lingers.

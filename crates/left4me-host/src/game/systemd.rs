@@ -108,12 +108,16 @@ impl SystemdInstaller {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// The unit's `(InvocationID, ActiveState)`.
     fn invocation(&self, unit: &str) -> Result<(String, String), GameError> {
-        let out = self.systemctl(&["show", "-P", "InvocationID", "-P", "ActiveState", unit])?;
-        let mut lines = out.lines();
-        let id = lines.next().unwrap_or_default().to_owned();
-        let state = lines.next().unwrap_or_default().to_owned();
-        Ok((id, state))
+        let out = self.systemctl(&["show", "--property=InvocationID,ActiveState", unit])?;
+        let value = |key: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok((value("InvocationID"), value("ActiveState")))
     }
 
     /// Starts the task's unit, relays its events to `ctx` and returns the

@@ -43,6 +43,15 @@ impl Bind {
         }
     }
 
+    /// A host directory the machine may write.
+    pub fn read_write(host: &Path, inside: &str) -> Self {
+        Self {
+            host: Some(host.to_owned()),
+            inside: inside.to_owned(),
+            read_only: false,
+        }
+    }
+
     /// A directory on the machine's disk that overlayfs mounts can use.
     pub fn disk(inside: &str) -> Self {
         Self {

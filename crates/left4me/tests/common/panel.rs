@@ -437,3 +437,28 @@ pub async fn open_log(
     assert_eq!(res.status(), StatusCode::OK);
     res
 }
+
+/// Posts a Game page button; returns the job it redirects to.
+pub async fn game_action(client: &Client, action: &str) -> i64 {
+    let res = client.post(&format!("/game/{action}"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{action}");
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/jobs/"), "{location}");
+    Client::redirect_id(&res)
+}
+
+/// The job's log lines and its end state.
+pub async fn finished_job(client: &Client, job: i64) -> (Vec<String>, String) {
+    let events = job_events(client, job, None).await;
+    let end = events.last().unwrap().clone();
+    assert_eq!(end.1, "end", "{events:?}");
+    let lines = events
+        .iter()
+        .filter(|e| e.1 == "line")
+        .map(|e| {
+            let line: serde_json::Value = serde_json::from_str(&e.2).unwrap();
+            line["line"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (lines, end.2)
+}
