@@ -131,10 +131,16 @@ impl SteamcmdSim {
         )
     }
 
-    /// Copies `tree` in as build `build` and makes it the public one.
+    /// Copies `tree` in as build `build` with its manifest and makes it
+    /// the public one.
     pub fn publish_build(&self, build: u64, tree: &Path) -> io::Result<()> {
         let target = self.sim().join("depot").join(build.to_string());
         copy_tree(tree, &target)?;
+        let manifest = Manifest::of(&target)?;
+        std::fs::write(
+            self.sim().join("depot").join(format!("{build}.manifest")),
+            serde_json::to_vec(&manifest).expect("a manifest serializes"),
+        )?;
         std::fs::write(self.sim().join("public"), build.to_string())
     }
 
@@ -196,6 +202,36 @@ impl SteamcmdSim {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+/// A build's files and a hash of each, as Steam's depot manifests list
+/// them: an update compares manifests, not the files on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub files: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl Manifest {
+    /// Sizes and FNV-1a hashes of the files below `dir`.
+    pub fn of(dir: &Path) -> io::Result<Self> {
+        let mut files = std::collections::BTreeMap::new();
+        for path in files_below(dir)? {
+            let bytes = std::fs::read(dir.join(&path))?;
+            let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            files.insert(
+                path.to_string_lossy().into_owned(),
+                (bytes.len() as u64, hash),
+            );
+        }
+        Ok(Self { files })
+    }
+
+    pub fn load(depot: &Path, build: &str) -> Option<Self> {
+        let bytes = std::fs::read(depot.join(format!("{build}.manifest"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 }
 

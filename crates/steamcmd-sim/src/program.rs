@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{APP_ID, Fault, SimConfig, files_below};
+use crate::{APP_ID, Fault, Manifest, SimConfig, files_below};
 
 /// steamcmd's stdout: line-flushed on a terminal, block-buffered (4 KiB)
 /// otherwise, as the real one is.
@@ -262,9 +262,18 @@ impl Run {
         let fail = |e: io::Error| e;
         let depot = self.sim().join("depot").join(public);
         let files = files_below(&depot).unwrap_or_default();
+        let depots = self.sim().join("depot");
+        let manifests = Manifest::load(&depots, old).zip(Manifest::load(&depots, public));
         let changed: Vec<&PathBuf> = files
             .iter()
             .filter(|f| {
+                // Between two known builds without validate, as Steam
+                // does: the manifests say what changed.
+                if let (Some((from, to)), false) = (&manifests, validate) {
+                    let key = f.to_string_lossy();
+                    return from.files.get(key.as_ref()) != to.files.get(key.as_ref())
+                        || !dir.join(f).exists();
+                }
                 let target = dir.join(f);
                 let same_size = target
                     .metadata()
@@ -279,9 +288,10 @@ impl Run {
             })
             .collect();
         let old_files = files_below(&self.sim().join("depot").join(old)).unwrap_or_default();
+        let current: std::collections::BTreeSet<&PathBuf> = files.iter().collect();
         let gone: Vec<&PathBuf> = old_files
             .iter()
-            .filter(|f| !files.contains(f) && dir.join(f).exists())
+            .filter(|f| !current.contains(f) && dir.join(f).exists())
             .collect();
         if old == public && changed.is_empty() && gone.is_empty() {
             self.out
