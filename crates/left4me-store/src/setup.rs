@@ -2,8 +2,14 @@
 
 use crate::{Result, Store, StoreError, User, now};
 
-/// Whether the bound hash is the current token and setup is not over.
-const VALID_TOKEN: &str = "SELECT EXISTS (SELECT 1 FROM setup_token WHERE token_hash = ?)
+/// How long a setup link works: long enough to open it from the journal
+/// after installing, short enough that an old log line is no key.
+pub const SETUP_TOKEN_TTL_SECS: i64 = 24 * 3600;
+
+/// Whether the bound hash is the current, unexpired token (bound second:
+/// the oldest creation time still valid) and setup is not over.
+const VALID_TOKEN: &str = "SELECT EXISTS (SELECT 1 FROM setup_token
+                                           WHERE token_hash = ? AND created_at >= ?)
                               AND NOT EXISTS (SELECT 1 FROM users)";
 
 impl Store {
@@ -37,6 +43,7 @@ impl Store {
     pub async fn setup_token_valid(&self, token_hash: &str) -> Result<bool> {
         Ok(sqlx::query_scalar(VALID_TOKEN)
             .bind(token_hash)
+            .bind(now() - SETUP_TOKEN_TTL_SECS)
             .fetch_one(&self.pool)
             .await?)
     }
@@ -53,6 +60,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let valid: bool = sqlx::query_scalar(VALID_TOKEN)
             .bind(token_hash)
+            .bind(now() - SETUP_TOKEN_TTL_SECS)
             .fetch_one(&mut *tx)
             .await?;
         if !valid {
@@ -72,5 +80,40 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(Some(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_setup_token_works_once_until_replaced_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        store.replace_setup_token("one").await.unwrap();
+        assert!(store.setup_token_valid("one").await.unwrap());
+        store.replace_setup_token("two").await.unwrap();
+        assert!(!store.setup_token_valid("one").await.unwrap(), "replaced");
+        // A day old: expired.
+        sqlx::query("UPDATE setup_token SET created_at = created_at - ?")
+            .bind(SETUP_TOKEN_TTL_SECS + 1)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(!store.setup_token_valid("two").await.unwrap(), "expired");
+        assert!(
+            store
+                .create_first_admin("two", "a", "h")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.replace_setup_token("three").await.unwrap();
+        let admin = store.create_first_admin("three", "a", "h").await.unwrap();
+        assert!(admin.unwrap().is_admin);
+        assert!(!store.setup_token_valid("three").await.unwrap(), "spent");
+        let err = store.replace_setup_token("four").await.unwrap_err();
+        assert!(err.to_string().contains("setup is done"), "{err}");
     }
 }

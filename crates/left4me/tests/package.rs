@@ -537,10 +537,26 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     assert_eq!(machine.ok(&format!("ls -A {STATE}")), "");
     machine.ok("test ! -e /etc/left4me");
 
-    // The host is as it was: no mount, no process, no directory left.
+    // The host is as it was: no process of the machine, no mount of it
+    // in any namespace, no directory left.
     let dir = machine.directory().to_owned();
+    let pids = machine.host_pids();
     drop(machine);
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&*dir.to_string_lossy()), "{mounts}");
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} lives on"
+        );
+    }
+    let name = dir.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(mounts) = std::fs::read_to_string(entry.path().join("mountinfo")) {
+            assert!(
+                !mounts.contains(&name),
+                "{} still sees a mount",
+                entry.path().display()
+            );
+        }
+    }
     assert!(!dir.exists());
 }

@@ -82,12 +82,27 @@ fn walk(dir: BorrowedFd<'_>, path: &Path, flags: OFlags, mode: u32) -> Result<Ow
         }
     }
     let at = held.as_ref().map_or(dir, AsFd::as_fd);
-    rustix::fs::openat(
+    // A final symlink is returned only to `O_PATH | O_NOFOLLOW`, as by
+    // openat2; anything else gets ELOOP (not ENOTDIR for O_DIRECTORY).
+    let link_wanted = flags.contains(OFlags::PATH | OFlags::NOFOLLOW);
+    if !link_wanted
+        && rustix::fs::statat(at, *last, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+    {
+        return Err(Errno::LOOP);
+    }
+    let fd = rustix::fs::openat(
         at,
         *last,
         flags | OFlags::NOFOLLOW,
         Mode::from_raw_mode(mode),
-    )
+    )?;
+    // A link swapped in after the check, opened by O_PATH: still refused.
+    if !link_wanted && FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) == FileType::Symlink
+    {
+        return Err(Errno::LOOP);
+    }
+    Ok(fd)
 }
 
 #[cfg(test)]
@@ -126,6 +141,8 @@ mod tests {
             ("a/out/secret", read, Err(Errno::LOOP)),
             ("a/link", read, Err(Errno::LOOP)),
             ("a/link", OFlags::PATH | OFlags::NOFOLLOW, Ok(())),
+            ("a/link", OFlags::PATH, Err(Errno::LOOP)),
+            ("a/out", OFlags::PATH | OFlags::DIRECTORY, Err(Errno::LOOP)),
             ("a/missing", read, Err(Errno::NOENT)),
             ("a/b/file/x", read, Err(Errno::NOTDIR)),
         ];

@@ -52,7 +52,8 @@ pub(crate) struct SetupQuery {
 /// panel and each `left4me setup-url` issues a new one while no user exists.
 fn invalid_setup_link() -> AppError {
     AppError::NotFoundBecause(
-        "This setup link was already used or has been replaced by a newer one. If the first \
+        "This setup link was already used or has been replaced by a newer one (links also \
+         expire after a day). If the first \
          admin exists, log in; an admin adds users under Users, or from a shell with \
          `left4me user create NAME`. Otherwise run `left4me setup-url` on the host and open \
          the link it prints."

@@ -98,6 +98,7 @@ fn ppid_of(pid: u32) -> Option<u32> {
     rest.split(' ').nth(1)?.parse().ok()
 }
 
+/// SIGKILL by PID; 0 (no process) is skipped.
 fn kill(pid: u32) {
     if let Some(pid) = i32::try_from(pid)
         .ok()
@@ -130,8 +131,18 @@ impl Machine {
         for sub in ["root", "disk", "merged"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
         }
-        let holder = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sleep", "infinity"])
+        // --pdeathsig: if the test process dies without dropping the
+        // machine (a SIGKILL, a timeout), the holder and nspawn die too.
+        let holder = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--"])
+            .args([
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sleep",
+                "infinity",
+            ])
             .spawn()
             .expect("unshare");
         let mut machine = Self {
@@ -196,8 +207,9 @@ impl Machine {
 
     /// Starts systemd-nspawn on the machine's disk and waits for boot.
     fn start(&mut self) {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.holder.id().to_string(), "-m", "--"])
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "KILL", "--", "nsenter"])
+            .args(["-t", &self.holder.id().to_string(), "-m", "--"])
             .args(["systemd-nspawn", "-D", &self.path("merged")])
             .args([
                 "--register=no",
@@ -330,6 +342,14 @@ impl Machine {
         self.ok(&format!("apt-get install -y {deb} 2>&1"))
     }
 
+    /// The host PIDs of the mount-namespace holder and of nspawn, to
+    /// check that they are gone after the machine is dropped.
+    pub fn host_pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.holder.id()];
+        pids.extend(self.nspawn.as_ref().map(Child::id));
+        pids
+    }
+
     /// The host directory that holds the machine's mounts.
     pub fn directory(&self) -> &Path {
         self.dir.path()
@@ -379,6 +399,8 @@ impl Machine {
             std::thread::sleep(Duration::from_millis(100));
         }
         self.nspawn = None;
+        // Gone with nspawn: its number may soon be another process's.
+        self.leader = 0;
     }
 }
 
