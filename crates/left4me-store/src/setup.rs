@@ -4,7 +4,7 @@ use crate::{Result, Store, StoreError, User, now};
 
 /// How long a setup link works: long enough to open it from the journal
 /// after installing, short enough that an old log line is no key.
-pub const SETUP_TOKEN_TTL_SECS: i64 = 24 * 3600;
+const SETUP_TOKEN_TTL_SECS: i64 = 24 * 3600;
 
 /// Whether the bound hash is the current, unexpired token (bound second:
 /// the oldest creation time still valid) and setup is not over.
