@@ -339,6 +339,34 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
             "{expected}: {sandbox}"
         );
     }
+    // The game sees its own runtime directory, not the rest of the state
+    // root (the database, other servers' secrets), nor the system bus.
+    let view = |path: &str| {
+        machine
+            .sh(&format!("nsenter -t {game} -m test -e {path}"))
+            .status
+            .success()
+    };
+    assert!(view(&format!(
+        "{STATE}/runtime/server-{server}/merged/srcds_run"
+    )));
+    assert!(
+        !view(&format!("{STATE}/left4me.db")),
+        "the game sees the database"
+    );
+    assert!(
+        !view(&format!("{STATE}/overlays")),
+        "the game sees the overlays"
+    );
+    assert_eq!(
+        machine
+            .ok(&format!(
+                "nsenter -t {game} -m stat -c %a /run/dbus/system_bus_socket"
+            ))
+            .trim(),
+        "0",
+        "the bus is inaccessible to the game"
+    );
     // The panel's user gets exactly its units from polkit, nothing else.
     let denied =
         machine.sh("runuser -u left4me -- systemctl --no-ask-password restart left4me.service");
