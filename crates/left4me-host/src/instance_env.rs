@@ -35,13 +35,15 @@ pub struct InstanceEnvError {
 }
 
 impl InstanceEnv {
-    /// The spec's overlays on the layers of `installation` (a version's
+    /// The spec's overlays, each as the snapshot version in `overlays`
+    /// (in the spec's order), on the layers of `installation` (a version's
     /// stack, top first).
-    pub fn from_spec(spec: &Spec, installation: &[Version]) -> Self {
+    pub fn from_spec(spec: &Spec, overlays: &[Version], installation: &[Version]) -> Self {
         let mut lowers: Vec<Layer> = spec
             .overlays()
             .iter()
-            .map(|o| Layer::Overlay(o.path.clone()))
+            .zip(overlays)
+            .map(|(o, v)| Layer::OverlayVersion(o.path.clone(), *v))
             .collect();
         lowers.extend(installation.iter().copied().map(Layer::Installation));
         Self {
@@ -111,15 +113,8 @@ impl InstanceEnv {
             }
         }
         let lowers: Vec<Layer> = lowers.ok_or_else(|| fail("L4D2_LOWERDIRS is missing".into()))?;
-        let overlays = lowers
-            .iter()
-            .take_while(|l| matches!(l, Layer::Overlay(_)))
-            .count();
-        if overlays == lowers.len()
-            || lowers[overlays..]
-                .iter()
-                .any(|l| matches!(l, Layer::Overlay(_)))
-        {
+        let overlays = lowers.iter().take_while(|l| !l.is_installation()).count();
+        if overlays == lowers.len() || lowers[overlays..].iter().any(|l| !l.is_installation()) {
             return Err(fail(
                 "L4D2_LOWERDIRS must end with the installation's layers".into(),
             ));
@@ -154,6 +149,19 @@ fn layer_of(dir: &str, root: &StateRoot) -> Result<Layer, String> {
         .and_then(|n| n.parse().ok())
     {
         return Ok(Layer::Installation(version));
+    }
+    if let Some(layer) = path
+        .strip_prefix(root.overlay_versions_root())
+        .ok()
+        .and_then(|rest| {
+            let version = rest.file_name()?.to_str()?.parse().ok()?;
+            let base = rest.parent()?;
+            (base.file_name()? == "v").then_some(())?;
+            let overlay = OverlayPath::parse(base.parent()?.to_str()?).ok()?;
+            Some(Layer::OverlayVersion(overlay, version))
+        })
+    {
+        return Ok(layer);
     }
     path.strip_prefix(root.overlays())
         .ok()
@@ -225,11 +233,11 @@ mod tests {
             }],
         )
         .unwrap();
-        let env = InstanceEnv::from_spec(&spec, &[2, 1]);
+        let env = InstanceEnv::from_spec(&spec, &[3], &[2, 1]);
         let text = env.render(&root);
         assert_eq!(
             text,
-            "L4D2_PORT=27016\nL4D2_ARGS=\"+map c1m1_hotel '+sv_tags=\\\"x\\$y\\\"' +hostname 'My Cool Server' '#not-a-comment'\"\nL4D2_LOWERDIRS=/var/lib/left4me/overlays/ws/1:/var/lib/left4me/installation/v/2:/var/lib/left4me/installation/v/1\n"
+            "L4D2_PORT=27016\nL4D2_ARGS=\"+map c1m1_hotel '+sv_tags=\\\"x\\$y\\\"' +hostname 'My Cool Server' '#not-a-comment'\"\nL4D2_LOWERDIRS=/var/lib/left4me/overlay-versions/ws/1/v/3:/var/lib/left4me/installation/v/2:/var/lib/left4me/installation/v/1\n"
         );
         assert_eq!(
             InstanceEnv::parse(&text, Path::new("e"), &root).unwrap(),

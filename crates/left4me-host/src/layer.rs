@@ -73,15 +73,28 @@ impl fmt::Display for OverlayPath {
 /// One lower layer of an instance, top to bottom in a stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Layer {
+    /// An overlay's working copy itself (instance.env files written
+    /// before overlays were versioned).
     Overlay(OverlayPath),
+    /// A published snapshot of an overlay (`overlay-versions/PATH/v/N`).
+    OverlayVersion(OverlayPath, crate::versions::Version),
     /// One layer of the installation's versions (`installation/v/N`).
     Installation(crate::versions::Version),
+}
+
+impl Layer {
+    pub fn is_installation(&self) -> bool {
+        matches!(self, Layer::Installation(_))
+    }
 }
 
 impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Layer::Overlay(path) => write!(f, "overlays/{path}"),
+            Layer::OverlayVersion(path, version) => {
+                write!(f, "overlay-versions/{path}/v/{version}")
+            }
             Layer::Installation(version) => write!(f, "installation/v/{version}"),
         }
     }

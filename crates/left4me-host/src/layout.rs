@@ -65,6 +65,16 @@ impl StateRoot {
         self.root.join("installation")
     }
 
+    /// Where the published snapshots of overlays live.
+    pub fn overlay_versions_root(&self) -> PathBuf {
+        self.root.join("overlay-versions")
+    }
+
+    /// The published snapshots of one overlay (see `versions`).
+    pub fn overlay_versions(&self, path: &OverlayPath) -> VersionedLayer {
+        VersionedLayer::new(self.overlay_versions_root().join(path.as_str()))
+    }
+
     pub fn installation_versions(&self) -> VersionedLayer {
         VersionedLayer::new(self.installation())
     }
@@ -104,6 +114,7 @@ impl StateRoot {
     pub fn layer(&self, layer: &Layer) -> PathBuf {
         match layer {
             Layer::Overlay(path) => self.overlay(path),
+            Layer::OverlayVersion(path, version) => self.overlay_versions(path).layer_dir(*version),
             Layer::Installation(version) => self.installation_versions().layer_dir(*version),
         }
     }
@@ -112,6 +123,10 @@ impl StateRoot {
     pub fn layer_relative(layer: &Layer) -> PathBuf {
         match layer {
             Layer::Overlay(path) => Path::new("overlays").join(path.as_str()),
+            Layer::OverlayVersion(path, version) => VersionedLayer::layer_relative(
+                &Path::new("overlay-versions").join(path.as_str()),
+                *version,
+            ),
             Layer::Installation(version) => {
                 VersionedLayer::layer_relative(Path::new("installation"), *version)
             }

@@ -17,6 +17,7 @@ pub mod mount;
 pub mod name;
 pub mod ports;
 pub mod privilege;
+pub mod snapshot;
 pub mod spec;
 pub mod supervisor;
 pub mod versions;

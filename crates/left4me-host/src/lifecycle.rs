@@ -209,7 +209,15 @@ impl Host {
             .current_info()
             .map_err(io("reading the installation's current version"))?
             .ok_or_else(|| HostError::NotInstalled(self.root.installation()))?;
-        let env = InstanceEnv::from_spec(spec, &installation.stack).render(&self.root);
+        let overlays = spec
+            .overlays()
+            .iter()
+            .map(|o| {
+                crate::snapshot::snapshot_overlay(&self.root, &o.path)
+                    .map_err(io(format!("taking a snapshot of overlay {}", o.path)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = InstanceEnv::from_spec(spec, &overlays, &installation.stack).render(&self.root);
         write_atomic(&paths.instance_env(), env.as_bytes()).map_err(io("writing instance.env"))?;
         write_atomic(&paths.server_cfg(), spec.server_cfg().as_bytes())
             .map_err(io("writing server.cfg"))?;

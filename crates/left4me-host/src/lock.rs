@@ -73,7 +73,7 @@ pub fn is_locked(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_lock_file(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -637,7 +637,10 @@ fn the_mount_helper_with_its_units_capabilities_mounts_a_writable_overlay() {
         &format!("port: {}\noverlays: [mods]\n", free_port()),
     );
     t.ok(&["instance", "init", "pi", "--spec", spec.to_str().unwrap()]);
-    give_to_game_user(&t, &["instances", "runtime", "overlays"]);
+    give_to_game_user(
+        &t,
+        &["instances", "runtime", "overlays", "overlay-versions"],
+    );
 
     let unit = "left4me-mount@.service";
     let out = run_confined(&t, unit, &["mount-helper", "mount", "pi"]);

@@ -738,3 +738,56 @@ fn logs_follow_prints_new_lines_across_a_rotation() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Overlays are mounted as snapshots: an edit of the working copy (as the
+/// panel's file manager makes it, a new file renamed over the old)
+/// applies at the next start and never under a running server; an
+/// unchanged overlay reuses its snapshot; an unused one is removed.
+#[test]
+fn an_overlay_edit_applies_at_the_next_start_and_never_under_a_running_server() {
+    let t = TestRoot::new();
+    t.overlay("mine", &[("left4dead2/cfg/mine.cfg", "one")]);
+    let port = free_port();
+    let spec = t.spec(
+        "snap.yaml",
+        &format!("port: {port}\narguments: ['+map', c1m1_hotel]\noverlays:\n- mine\n"),
+    );
+    let spec = spec.to_str().unwrap();
+    t.ok(&["instance", "start", "snap", "--spec", spec]);
+    let merged = t.merged("snap");
+    let cfg = merged.join("left4dead2/cfg/mine.cfg");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "one");
+    let working = t.path().join("overlays/mine/left4dead2/cfg");
+    std::fs::write(working.join(".mine.cfg.tmp"), "two").unwrap();
+    std::fs::rename(working.join(".mine.cfg.tmp"), working.join("mine.cfg")).unwrap();
+    std::fs::write(working.join("added.cfg"), "new").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        "one",
+        "not under a running server"
+    );
+    assert!(!merged.join("left4dead2/cfg/added.cfg").exists());
+    let env = || std::fs::read_to_string(t.path().join("instances/snap/instance.env")).unwrap();
+    assert!(env().contains("/overlay-versions/mine/v/1:"), "{}", env());
+
+    t.ok(&["instance", "stop", "snap"]);
+    t.ok(&["instance", "start", "snap"]);
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        "two",
+        "at the next start"
+    );
+    assert!(merged.join("left4dead2/cfg/added.cfg").exists());
+    assert!(env().contains("/overlay-versions/mine/v/2:"), "{}", env());
+    t.ok(&["instance", "stop", "snap"]);
+    assert!(
+        !t.path().join("overlay-versions/mine/v/1").exists(),
+        "the old snapshot goes once nothing runs it"
+    );
+    t.ok(&["instance", "start", "snap"]);
+    assert!(
+        env().contains("/overlay-versions/mine/v/2:"),
+        "unchanged: reused"
+    );
+    t.ok(&["instance", "delete", "snap"]);
+}

@@ -680,16 +680,76 @@ impl Game {
     }
 }
 
-/// Removes the installation versions that are neither current nor
-/// mounted by a server. Starts hold the installation lock shared while
-/// they pick and mount their layers, so none is removed under them.
+/// Removes the installation versions and overlay snapshots that are
+/// neither current nor mounted by a server (and every snapshot of an
+/// overlay that was deleted). Starts hold the installation lock shared
+/// while they pick and mount their layers, so none is removed under them.
+/// Returns the installation versions removed.
 pub fn remove_unused_versions(root: &StateRoot) -> Result<Vec<Version>, GameError> {
     let _exclusive =
         crate::lock::lock_installation(root, true).map_err(io("taking the installation lock"))?;
-    let mounted = mounted_installation_layers(root)?;
-    root.installation_versions()
-        .remove_unused(&mounted)
-        .map_err(io("removing unused versions"))
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| GameError::Mount(MountError::MountInfo(e)))?;
+    let mounts = mount::parse_mountinfo(&text);
+    let removed = root
+        .installation_versions()
+        .remove_unused(&mounted_layers(&mounts, &root.installation()))
+        .map_err(io("removing unused versions"))?;
+    for (path, versions) in overlay_snapshots(root) {
+        let mounted = mounted_layers(&mounts, versions.dir());
+        if !root.overlay(&path).exists() && mounted.is_empty() {
+            crate::fsutil::remove_dir_all_if_exists(versions.dir())
+                .map_err(io("removing a deleted overlay's snapshots"))?;
+        } else {
+            versions
+                .remove_unused(&mounted)
+                .map_err(io("removing unused overlay snapshots"))?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Every overlay that has snapshots, with them.
+fn overlay_snapshots(
+    root: &StateRoot,
+) -> Vec<(crate::layer::OverlayPath, crate::versions::VersionedLayer)> {
+    let base = root.overlay_versions_root();
+    let mut found = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        if dir.join("v").is_dir() {
+            if let Some(path) = dir
+                .strip_prefix(&base)
+                .ok()
+                .and_then(Path::to_str)
+                .and_then(|p| crate::layer::OverlayPath::parse(p).ok())
+            {
+                found.push((path.clone(), root.overlay_versions(&path)));
+            }
+            continue;
+        }
+        stack.extend(
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.path()),
+        );
+    }
+    found
+}
+
+/// The layers of the versioned layer at `dir` that mounts use.
+fn mounted_layers(mounts: &[mount::MountEntry], dir: &Path) -> BTreeSet<Version> {
+    let prefix = dir.join("v");
+    mounts
+        .iter()
+        .filter(|m| m.fs_type == "overlay")
+        .flat_map(mount::MountEntry::overlay_lowers)
+        .filter_map(|d| d.strip_prefix(&prefix).ok()?.to_str()?.parse().ok())
+        .collect()
 }
 
 enum Attempt {
@@ -714,14 +774,6 @@ fn installation_mounts(root: &StateRoot) -> Result<Vec<(PathBuf, Vec<Version>)>,
                 .collect();
             (m.mount_point, layers)
         })
-        .collect())
-}
-
-/// The installation layers any overlay mount on this host uses.
-pub fn mounted_installation_layers(root: &StateRoot) -> Result<BTreeSet<Version>, GameError> {
-    Ok(installation_mounts(root)?
-        .into_iter()
-        .flat_map(|(_, layers)| layers)
         .collect())
 }
 
