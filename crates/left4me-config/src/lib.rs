@@ -85,6 +85,9 @@ pub struct Config {
     pub steamcmd_retry_ms: u64,
     /// Update the game by itself when the daily check finds a new build.
     pub auto_update: bool,
+    /// The installation is flattened into one layer when an update makes
+    /// it deeper than this.
+    pub installation_max_layers: usize,
     /// How often the panel checks Steam for a newer build of the game.
     pub game_check_interval_secs: u64,
     /// Where the host's system files are, for the 32-bit library check
@@ -118,6 +121,7 @@ impl Default for Config {
             steamcmd_retry_ms: 10_000,
             auto_update: false,
             game_check_interval_secs: 86_400,
+            installation_max_layers: 16,
             system_root: PathBuf::from("/"),
         }
     }
@@ -134,6 +138,7 @@ impl Config {
                 retry_backoff: std::time::Duration::from_millis(self.steamcmd_retry_ms),
             },
             system_root: self.system_root.clone(),
+            max_layers: self.installation_max_layers,
         })
     }
 
@@ -262,6 +267,9 @@ steamcmd_retry_ms = 10000
 auto_update = false
 # Seconds between the panel's checks for a newer build (daily).
 game_check_interval_secs = 86400
+# Each update adds a layer with what changed; past this many layers the
+# installation is flattened into one (hard links, no copy).
+installation_max_layers = 16
 # Where the 32-bit libraries are looked for.
 system_root = "/"
 "#;
@@ -386,6 +394,11 @@ impl Config {
             &mut self.steamcmd_retry_ms,
         )?;
         set(&env, "LEFT4ME_AUTO_UPDATE", &mut self.auto_update)?;
+        set(
+            &env,
+            "LEFT4ME_INSTALLATION_MAX_LAYERS",
+            &mut self.installation_max_layers,
+        )?;
         set(
             &env,
             "LEFT4ME_GAME_CHECK_INTERVAL_SECS",

@@ -277,6 +277,21 @@ impl VersionedLayer {
         }
     }
 
+    /// Replaces a current version deeper than `max_layers` by one layer
+    /// that shows the same tree (see [`flatten`]); the old layers stay
+    /// while servers run them. Returns the new version, if it made one.
+    pub fn compact(&self, max_layers: usize) -> io::Result<Option<VersionInfo>> {
+        let Some(current) = self.current_info()? else {
+            return Ok(None);
+        };
+        if current.stack.len() <= max_layers {
+            return Ok(None);
+        }
+        let layers: Vec<PathBuf> = current.stack.iter().map(|v| self.layer_dir(*v)).collect();
+        self.publish_tree(current.build_id, |dir| flatten(&layers, dir))
+            .map(Some)
+    }
+
     /// Drops an unfinished build (failed or cancelled): nothing changes.
     pub fn abandon(&self, build: Build) -> io::Result<()> {
         let Build { dir, .. } = build;
@@ -329,6 +344,64 @@ impl VersionedLayer {
         }
         Ok(())
     }
+}
+
+/// Writes the tree that `layers` (top first, overlayfs's format: whiteouts
+/// as 0/0 character devices, opaque directories by their xattr) show
+/// together into `target`, its files as hard links to the layers' own:
+/// a deep stack becomes one layer for the cost of its metadata. Safe
+/// because published layers never change.
+pub fn flatten(layers: &[PathBuf], target: &Path) -> io::Result<()> {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut entries: BTreeMap<std::ffi::OsString, Vec<(PathBuf, std::fs::Metadata)>> =
+        BTreeMap::new();
+    for layer in layers {
+        for entry in std::fs::read_dir(layer)? {
+            let entry = entry?;
+            let meta = std::fs::symlink_metadata(entry.path())?;
+            entries
+                .entry(entry.file_name())
+                .or_default()
+                .push((entry.path(), meta));
+        }
+    }
+    for (name, found) in entries {
+        let (top, meta) = &found[0];
+        let to = target.join(&name);
+        if meta.file_type().is_char_device() && meta.rdev() == 0 {
+            continue; // deleted by a later build
+        }
+        if meta.is_dir() {
+            // The directories below it merge until a non-directory (which
+            // the directory hides) or an opaque one (which hides the rest).
+            let mut dirs = Vec::new();
+            for (path, m) in &found {
+                if !m.is_dir() {
+                    break;
+                }
+                dirs.push(path.clone());
+                if is_opaque(path) {
+                    break;
+                }
+            }
+            std::fs::create_dir(&to)?;
+            std::fs::set_permissions(&to, meta.permissions())?;
+            std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+            flatten(&dirs, &to)?;
+        } else if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(top)?, &to)?;
+        } else {
+            std::fs::hard_link(top, &to)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    let mut value = [0u8; 4];
+    rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut value)
+        .is_ok_and(|n| &value[..n] == b"y")
 }
 
 /// The numbers `N` of entries named `N{suffix}` in `dir`.

@@ -99,6 +99,8 @@ fn installed(base: &Path, name: &str, files: usize, bytes: u64) -> (PathBuf, Gam
             retry_backoff: Duration::from_millis(100),
         },
         system_root: system,
+        // The 20-version stack stays 20 deep.
+        max_layers: 64,
     };
     update(&game);
     (dir, game, sim)

@@ -462,3 +462,101 @@ fn steamcmd_pids(program: &Path) -> Vec<rustix::process::Pid> {
         })
         .collect()
 }
+
+#[test]
+fn a_deep_installation_is_flattened_into_one_layer_of_hard_links() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    root.ok(&sim, &["install"]);
+    let port = common::free_port();
+    let spec = root.dir.path().join("spec.yaml");
+    std::fs::write(&spec, format!("port: {port}\noverlays: []\n")).unwrap();
+    let start = root.left4me(
+        &sim.program(),
+        &[
+            "instance",
+            "start",
+            "deep",
+            "--spec",
+            spec.to_str().unwrap(),
+        ],
+    );
+    assert!(start.status.success(), "{}", stderr(&start));
+    let merged = root.state().join("runtime/deep/merged");
+    let before = tree(&merged);
+    sim.derive_build(
+        1002,
+        &[
+            ("left4dead2/a.txt", Some("a2")),
+            ("left4dead2/maps/c1m1_hotel.bsp", None),
+        ],
+    )
+    .unwrap();
+    root.ok(&sim, &["update"]);
+    sim.derive_build(
+        1003,
+        &[
+            ("left4dead2/a.txt", Some("a3")),
+            ("left4dead2/b.txt", Some("b3")),
+        ],
+    )
+    .unwrap();
+    let out = root
+        .cmd(&sim.program(), &["game", "update"])
+        .env("LEFT4ME_INSTALLATION_MAX_LAYERS", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 layers deep: flattened into version 4"),
+        "{}",
+        stderr(&out)
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&root.game(&sim, &["status", "--json"]))).unwrap();
+    assert_eq!(status["installed"]["version"], 4);
+    assert_eq!(status["installed"]["stack"], serde_json::json!([4]));
+    assert_eq!(status["installed"]["build_id"], "1003");
+    // The flat layer shows what the stack showed: latest contents, the
+    // deleted map gone, files shared with the old layers by hard links.
+    let flat = root.installation().join("v/4");
+    let v1 = root.installation().join("v/1");
+    let stacked: Vec<_> = tree(&flat);
+    assert_eq!(
+        std::fs::read_to_string(flat.join("left4dead2/a.txt")).unwrap(),
+        "a3"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flat.join("left4dead2/b.txt")).unwrap(),
+        "b3"
+    );
+    assert!(!flat.join("left4dead2/maps/c1m1_hotel.bsp").exists());
+    assert!(stacked.iter().any(|(p, _)| p.ends_with("srcds_run")));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(flat.join("srcds_run")).unwrap().ino(),
+        std::fs::metadata(v1.join("srcds_run")).unwrap().ino(),
+        "a hard link to version 1's file (still run), not a copy"
+    );
+    // The running server still sees version 1, untouched.
+    assert_eq!(tree(&merged), before);
+    let out = root.left4me(&sim.program(), &["instance", "stop", "deep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = root.left4me(&sim.program(), &["instance", "start", "deep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(merged.join("left4dead2/a.txt")).unwrap(),
+        "a3"
+    );
+    assert!(!merged.join("left4dead2/maps/c1m1_hotel.bsp").exists());
+    // Nothing runs the old stack any more: only the flat layer is left.
+    let out = root.left4me(&sim.program(), &["instance", "delete", "deep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(root.installation().join("v"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".json"))
+        .collect();
+    assert_eq!(left, ["4"], "layers left: {left:?}");
+}

@@ -197,6 +197,9 @@ pub struct Game {
     /// Where the 32-bit libraries are looked for (`/`; tests use a
     /// directory of their own).
     pub system_root: PathBuf,
+    /// A current version deeper than this many layers is flattened into
+    /// one after an update (overlayfs stacks at most 500 layers in all).
+    pub max_layers: usize,
 }
 
 /// The workarounds for "Invalid platform", in the order tried.
@@ -414,6 +417,21 @@ impl Game {
                     info.version,
                     info.build_id.as_deref().unwrap_or("?")
                 )));
+                let info = match versions
+                    .compact(self.max_layers)
+                    .map_err(io("flattening the installation"))?
+                {
+                    Some(flat) => {
+                        ctx.emit(Event::Step(format!(
+                            "version {} is {} layers deep: flattened into version {} (hard links)",
+                            info.version,
+                            info.stack.len(),
+                            flat.version
+                        )));
+                        flat
+                    }
+                    None => info,
+                };
                 self.remove_unused(ctx)?;
                 Ok(Updated::Published(info))
             }
