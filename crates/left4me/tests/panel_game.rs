@@ -246,7 +246,26 @@ async fn game_job_ok(client: &Client, action: &str) -> Vec<String> {
 async fn a_fresh_install_through_the_panel_shows_its_build() {
     let mut app = game_app(|root| simulated_steamcmd(root, Some(1001)), &LIBRARIES_32).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
-    game_job_ok(&admin, "install").await;
+    // A download of a few seconds: the progress bar moves meanwhile
+    // (steamcmd runs under a terminal, or it would say nothing till the end).
+    SteamcmdSim::open(app.config.steamcmd.parent().unwrap())
+        .set_config(&SimConfig {
+            bytes_per_second: 10_000_000,
+            ..SimConfig::default()
+        })
+        .unwrap();
+    let job = game_action(&admin, "install").await;
+    let events = job_events(&admin, job, None).await;
+    assert_eq!(events.last().unwrap().2, "succeeded", "{events:?}");
+    let progress: Vec<&str> = events
+        .iter()
+        .filter(|e| e.1 == "progress")
+        .map(|e| e.2.as_str())
+        .collect();
+    assert!(
+        progress.len() >= 3,
+        "progress while downloading: {events:?}"
+    );
     let (_, page) = admin.get_text("/game").await;
     assert!(page.contains("build 1001 (version 1)"), "{page}");
     assert!(!page.contains("action=\"/game/install\""), "{page}");

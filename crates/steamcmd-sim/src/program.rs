@@ -309,7 +309,7 @@ impl Run {
             for f in &changed {
                 let bytes = std::fs::read(depot.join(f))?;
                 done += bytes.len() as u64;
-                self.progress(done, total);
+                self.progress(done, bytes.len() as u64, total);
                 let target = dir.join(f);
                 if target.exists() {
                     // In place: whoever shares this inode sees the change.
@@ -353,10 +353,10 @@ impl Run {
         }
     }
 
-    /// A progress line, after the time the bytes take at the set speed.
-    fn progress(&mut self, done: u64, total: u64) {
+    /// Progress lines for a file of `chunk` bytes ending at `done`, paced
+    /// by the set speed.
+    fn progress(&mut self, done: u64, chunk: u64, total: u64) {
         let speed = self.config.bytes_per_second.max(1);
-        let chunk = total.min(done);
         let wait = Duration::from_secs_f64(chunk as f64 / speed as f64 / 4.0);
         for quarter in 1..=4u64 {
             std::thread::sleep(wait.min(Duration::from_secs(5)));
