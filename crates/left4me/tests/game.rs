@@ -430,7 +430,7 @@ fn cancel_or_kill_mid_download_leaves_the_current_version() {
     .unwrap();
     child.wait().unwrap();
     // steamcmd, in its own group, may outlive us: end it by its pid.
-    for pid in steamcmd_pids(&sim.program()) {
+    for pid in common::steamcmd_pids(&sim.program()) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
     assert_eq!(
@@ -445,22 +445,6 @@ fn cancel_or_kill_mid_download_leaves_the_current_version() {
         "2\n",
         "the killed build was cleared, never published"
     );
-}
-
-/// Processes running this test's simulated steamcmd (by its `argv[0]`:
-/// other tests run simulators of their own at the same time).
-fn steamcmd_pids(program: &Path) -> Vec<rustix::process::Pid> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let argv0 = cmdline.split(|b| *b == 0).next()?;
-            (argv0 == program.as_os_str().as_encoded_bytes())
-                .then(|| rustix::process::Pid::from_raw(pid))?
-        })
-        .collect()
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::panel::*;
@@ -820,62 +819,6 @@ async fn health_reports_ok() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.text().await.unwrap(), "ok\n");
     app.stop().await;
-}
-
-/// `left4me serve` as its own process, with its stdout lines.
-struct PanelProcess {
-    child: Child,
-    addr: String,
-    stdout: std::sync::mpsc::Receiver<String>,
-    /// Its log (stderr, at debug level), a file: not a terminal.
-    log: std::path::PathBuf,
-}
-
-impl PanelProcess {
-    fn start(root: &TestRoot, port: u16) -> Self {
-        let addr = format!("127.0.0.1:{port}");
-        let log = root.path().join("panel-stderr.log");
-        let mut child = root
-            .cmd()
-            .args(["serve", "--listen", &addr])
-            .env("LEFT4ME_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let rx = stdout_lines(&mut child);
-        wait_until("the panel listens", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(&addr).is_ok()
-        });
-        Self {
-            child,
-            addr,
-            stdout: rx,
-            log,
-        }
-    }
-
-    /// The path and query of the setup URL the panel prints.
-    fn setup_path(&self) -> String {
-        let line = std::iter::from_fn(|| self.stdout.recv_timeout(Duration::from_secs(10)).ok())
-            .find(|l| l.contains("/setup?token="))
-            .expect("the setup URL is printed");
-        let url = line.split_whitespace().last().unwrap();
-        let prefix = format!("http://{}/setup?token=", self.addr);
-        assert!(url.starts_with(&prefix), "{line}");
-        url[prefix.len() - "/setup?token=".len()..].to_owned()
-    }
-
-    /// SIGTERM; the panel must stop cleanly.
-    fn terminate(mut self) {
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap(),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -413,3 +413,61 @@ async fn automatic_mode_checks_updates_and_restarts_an_empty_server() {
     act_ok(&admin, server, "stop").await;
     app.stop().await;
 }
+
+/// kill -9 of the panel in the middle of an update: the current version
+/// stays, the job is marked interrupted when the panel is back, and the
+/// next update clears what the dead one left (a mounted build) and works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panel_killed_during_an_update_leaves_the_current_version() {
+    let mut root = TestRoot::new();
+    let steamcmd = simulated_steamcmd(root.path(), Some(1002));
+    let sim = SteamcmdSim::open(steamcmd.parent().unwrap());
+    sim.set_config(&SimConfig {
+        bytes_per_second: 500_000,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let system = system_root(&root, &LIBRARIES_32);
+    root.env.extend([
+        ("LEFT4ME_STEAMCMD".into(), steamcmd.display().to_string()),
+        ("LEFT4ME_SYSTEM_ROOT".into(), system.display().to_string()),
+        ("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()),
+    ]);
+    root.ok(&["user", "create", ADMIN.0, "--admin"]);
+    let port = free_port();
+    let mut panel = PanelProcess::start(&root, port);
+    let admin = Client::new(&format!("http://{}", panel.addr));
+    admin.login(ADMIN.0, ADMIN.1).await;
+    let job = game_action(&admin, "update").await;
+    wait_for_job_line(&admin, job, "steamcmd: downloading").await;
+    panel.child.kill().unwrap();
+    panel.child.wait().unwrap();
+    // steamcmd runs in its own process group and outlives the panel.
+    for pid in steamcmd_pids(&steamcmd) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    let installation = root.path().join("installation");
+    assert_eq!(
+        std::fs::read_to_string(installation.join("current")).unwrap(),
+        "1\n"
+    );
+
+    sim.set_config(&SimConfig::default()).unwrap();
+    let panel = PanelProcess::start(&root, port);
+    let admin = Client::new(&format!("http://{}", panel.addr));
+    admin.login(ADMIN.0, ADMIN.1).await;
+    let (_, page) = admin.get_text(&format!("/jobs/{job}")).await;
+    assert!(page.contains("interrupted"), "{page}");
+    let lines = game_job_ok(&admin, "update").await;
+    assert!(
+        lines.iter().any(|l| l.contains("(build 1002) is current")),
+        "{lines:?}"
+    );
+    assert!(
+        !installation.join("build").exists()
+            || steamcmd_sim::files_below(&installation.join("build"))
+                .unwrap()
+                .is_empty()
+    );
+    panel.terminate();
+}

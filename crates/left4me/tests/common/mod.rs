@@ -176,3 +176,19 @@ pub fn stderr(out: &Output) -> String {
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Processes running this test's simulated steamcmd (by its `argv[0]`:
+/// other tests run simulators of their own at the same time).
+pub fn steamcmd_pids(program: &Path) -> Vec<rustix::process::Pid> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let argv0 = cmdline.split(|b| *b == 0).next()?;
+            (argv0 == program.as_os_str().as_encoded_bytes())
+                .then(|| rustix::process::Pid::from_raw(pid))?
+        })
+        .collect()
+}

@@ -11,7 +11,9 @@ use left4me_web::{Launch, launch_with_listener};
 use reqwest::StatusCode;
 use tokio::sync::oneshot;
 
-use super::{LEFT4ME, TestRoot};
+use std::process::{Child, Stdio};
+
+use super::{LEFT4ME, TestRoot, stdout_lines, wait_until};
 
 pub struct App {
     pub root: TestRoot,
@@ -461,4 +463,60 @@ pub async fn finished_job(client: &Client, job: i64) -> (Vec<String>, String) {
         })
         .collect();
     (lines, end.2)
+}
+
+/// `left4me serve` as its own process, with its stdout lines.
+pub struct PanelProcess {
+    pub child: Child,
+    pub addr: String,
+    pub stdout: std::sync::mpsc::Receiver<String>,
+    /// Its log (stderr, at debug level), a file: not a terminal.
+    pub log: std::path::PathBuf,
+}
+
+impl PanelProcess {
+    pub fn start(root: &TestRoot, port: u16) -> Self {
+        let addr = format!("127.0.0.1:{port}");
+        let log = root.path().join("panel-stderr.log");
+        let mut child = root
+            .cmd()
+            .args(["serve", "--listen", &addr])
+            .env("LEFT4ME_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let rx = stdout_lines(&mut child);
+        wait_until("the panel listens", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        Self {
+            child,
+            addr,
+            stdout: rx,
+            log,
+        }
+    }
+
+    /// The path and query of the setup URL the panel prints.
+    pub fn setup_path(&self) -> String {
+        let line = std::iter::from_fn(|| self.stdout.recv_timeout(Duration::from_secs(10)).ok())
+            .find(|l| l.contains("/setup?token="))
+            .expect("the setup URL is printed");
+        let url = line.split_whitespace().last().unwrap();
+        let prefix = format!("http://{}/setup?token=", self.addr);
+        assert!(url.starts_with(&prefix), "{line}");
+        url[prefix.len() - "/setup?token=".len()..].to_owned()
+    }
+
+    /// SIGTERM; the panel must stop cleanly.
+    pub fn terminate(mut self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap(),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
+    }
 }
