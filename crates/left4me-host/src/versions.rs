@@ -340,9 +340,39 @@ impl VersionedLayer {
         for layer in numbers_in(&self.versions_dir(), "")? {
             if !needed.contains(&layer) {
                 remove_dir_all_if_exists(&self.layer_dir(layer))?;
+                crate::fsutil::remove_file_if_exists(&self.size_file(layer))?;
             }
         }
         Ok(())
+    }
+
+    fn size_file(&self, layer: Version) -> PathBuf {
+        self.versions_dir().join(format!("{layer}.bytes"))
+    }
+
+    /// Bytes the layers on disk use, each layer walked once and its size
+    /// remembered beside it (a layer never changes). Hard links shared by
+    /// a flattened layer and the layers it replaced count twice while both
+    /// exist.
+    pub fn disk_bytes(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for layer in numbers_in(&self.versions_dir(), "")? {
+            let file = self.size_file(layer);
+            let bytes = match std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                Some(bytes) => bytes,
+                None => {
+                    let bytes = crate::fsutil::disk_usage(&self.layer_dir(layer));
+                    // Best effort: a reader without write access walks again.
+                    let _ = write_atomic(&file, bytes.to_string().as_bytes());
+                    bytes
+                }
+            };
+            total += bytes;
+        }
+        Ok(total)
     }
 }
 

@@ -238,7 +238,9 @@ impl Game {
             installed,
             versions: all,
             latest: self.last_check(),
-            disk_bytes: disk_usage(&self.root.installation()),
+            disk_bytes: versions
+                .disk_bytes()
+                .map_err(io("measuring the installation"))?,
         })
     }
 
@@ -837,26 +839,4 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{} MiB", bytes.div_ceil(MIB))
     }
-}
-
-/// Bytes used by the files below `dir` (hard links once each).
-fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if seen.insert((meta.dev(), meta.ino())) {
-                total += meta.blocks() * 512;
-            }
-        }
-    }
-    total
 }
