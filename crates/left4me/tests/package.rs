@@ -65,7 +65,7 @@ fn build_packages(out: &Path) -> (String, String) {
     (file(&version), file(&upgrade))
 }
 
-/// A simulated steamcmd serving build 1002 of the synthetic game, and a
+/// A simulated steamcmd serving build 1001 of the synthetic game, and a
 /// system root with the 32-bit libraries (this host has no i386
 /// architecture). Seen inside the machine at /srv/steam; its program is
 /// the simulator bound in at /srv/bin.
@@ -77,7 +77,7 @@ fn simulated_steam() -> tempfile::TempDir {
         Path::new("/srv/bin/steamcmd-sim"),
     )
     .unwrap();
-    sim.publish_game(1002, Path::new(common::SRCDS_SIM), 20, 200_000)
+    sim.publish_game(1001, Path::new(common::SRCDS_SIM), 20, 200_000)
         .unwrap();
     for lib in [
         "system/usr/lib32/libgcc_s.so.1",
@@ -284,7 +284,14 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
         journal.contains("/setup?token="),
         "the setup link is in the journal: {journal}"
     );
-    machine.ok("left4me demo --installation-only");
+    // The admin points the panel at steamcmd (here the simulator; the
+    // 32-bit libraries in a system root of its own: this host has no
+    // i386 architecture) and installs the game from the panel.
+    machine.ok(&format!(
+        "sed -i -e 's|^steamcmd = .*|steamcmd = \"/srv/steam/steamcmd/steamcmd.sh\"|' \
+                -e 's|^system_root = .*|system_root = \"/srv/steam/system\"|' {CONFIG} && \
+         systemctl restart left4me.service"
+    ));
     let setup = machine.ok("left4me setup-url");
     let setup = setup.trim().strip_prefix(PANEL).unwrap().to_owned();
     let (server, unit) = in_machine(&machine, async || {
@@ -305,6 +312,15 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
             )
             .await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let job = game_action(&client, "install").await;
+        let (lines, end) = finished_job(&client, job).await;
+        assert_eq!(end, "succeeded", "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("version 1 (build 1001) is current")),
+            "{lines:?}"
+        );
         let blueprint = create_blueprint(&client, "Coop", "sv_cheats 0").await;
         let server = create_server(&client, "alpha", blueprint, GAME_PORT).await;
         act_ok(&client, server, "start").await;
@@ -484,11 +500,15 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     // left4me-game@update through polkit, the unit mounts and runs the
     // simulated steamcmd as left4me, and the running server sees nothing
     // change until it restarts.
-    machine.ok(&format!(
-        "sed -i -e 's|^steamcmd = .*|steamcmd = \"/srv/steam/steamcmd/steamcmd.sh\"|' \
-                -e 's|^system_root = .*|system_root = \"/srv/steam/system\"|' {CONFIG} && \
-         systemctl restart left4me.service"
-    ));
+    SteamcmdSim::open(&steam.path().join("steamcmd"))
+        .derive_build(
+            1002,
+            &[
+                ("left4dead2/cfg/server.cfg", Some("// build 1002\n")),
+                ("left4dead2/added-in-1002.txt", Some("new")),
+            ],
+        )
+        .unwrap();
     let game = main_pid(&machine, &unit);
     let merged = format!("{STATE}/runtime/server-{server}/merged");
     let tree = |m: &Machine| {

@@ -342,6 +342,12 @@ impl Game {
             self.root.locks().join("installation.lock"),
             self.root.locks().join("install.lock"),
         ];
+        let steam = self.root.path().join(".steam");
+        paths.push(steam.clone());
+        for sdk in ["sdk32", "sdk64"] {
+            paths.push(steam.join(sdk));
+            paths.push(steam.join(sdk).join("steamclient.so"));
+        }
         if let Ok(entries) = std::fs::read_dir(installation.join("v")) {
             paths.extend(
                 entries
@@ -351,7 +357,8 @@ impl Game {
             );
         }
         for path in paths {
-            match std::os::unix::fs::chown(&path, Some(who.uid), Some(who.gid)) {
+            // lchown: the steamclient links themselves, not their targets.
+            match std::os::unix::fs::lchown(&path, Some(who.uid), Some(who.gid)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io(format!("handing {} to the game's user", path.display()))(e));
                 }
