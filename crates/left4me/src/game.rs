@@ -25,12 +25,16 @@ pub(crate) enum GameCommand {
         /// Have steamcmd check every file.
         #[arg(long)]
         validate: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Update the game to Steam's public build as a new version; running
     /// servers keep theirs until they restart.
     Update {
         #[arg(long)]
         validate: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -99,7 +103,7 @@ pub(crate) fn run(cli: &Cli, cmd: &GameCommand) -> CliResult {
                 );
             }
         }
-        GameCommand::Install { validate } | GameCommand::Update { validate } => {
+        GameCommand::Install { validate, json } | GameCommand::Update { validate, json } => {
             let installed = game.status().map_err(failure)?.installed;
             match (cmd, &installed) {
                 (GameCommand::Install { .. }, Some(v)) => {
@@ -116,7 +120,12 @@ pub(crate) fn run(cli: &Cli, cmd: &GameCommand) -> CliResult {
                 _ => {}
             }
             let validate = *validate;
-            match with_ctrl_c(move |ctx| game.update(validate, ctx))?.map_err(failure)? {
+            let updated = with_ctrl_c(move |ctx| game.update(validate, ctx))?.map_err(failure)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&updated)?);
+                return Ok(());
+            }
+            match updated {
                 Updated::Published(v) => println!(
                     "version {} (build {}) is current",
                     v.version,

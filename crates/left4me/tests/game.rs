@@ -176,6 +176,8 @@ fn a_fresh_install_gets_past_invalid_platform_and_publishes_version_one() {
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
     let up = root.ok(&sim, &["update"]);
     assert!(up.contains("the game is up to date"), "{up}");
+    let up = root.game(&sim, &["update", "--json"]);
+    assert_eq!(stdout(&up).trim(), "\"UpToDate\"", "{}", stderr(&up));
     assert!(!root.installation().join("v/2").exists());
 }
 
@@ -543,4 +545,63 @@ fn a_deep_installation_is_flattened_into_one_layer_of_hard_links() {
         .filter(|n| n.parse::<u32>().is_ok())
         .collect();
     assert_eq!(left, ["4"], "layers left: {left:?}");
+}
+
+#[test]
+fn each_invalid_platform_workaround_is_tried_and_a_dead_end_is_said_plainly() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    // The Windows pass no longer helps: the seeded manifest does.
+    sim.set_config(&SimConfig {
+        windows_pass_installs: false,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let log = root.ok(&sim, &["install"]);
+    assert!(
+        log.contains("trying a pre-seeded appmanifest (StateFlags 2)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("got past \"Invalid platform\" with a pre-seeded appmanifest"),
+        "{log}"
+    );
+    // Neither helps: a plain message quoting steamcmd.
+    let root = GameRoot::new();
+    let sim = root.sim();
+    sim.set_config(&SimConfig {
+        windows_pass_installs: false,
+        seeded_manifest_works: false,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let out = root.game(&sim, &["install"]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("neither workaround")
+            && text.contains("ERROR! Failed to install app '222860' (Invalid platform)"),
+        "{text}"
+    );
+    assert!(!root.installation().join("current").exists());
+}
+
+#[test]
+fn missing_configuration_is_retried() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    sim.set_config(&SimConfig {
+        fault: Some(Fault::MissingConfiguration),
+        fault_runs: 2,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let log = root.ok(&sim, &["install"]);
+    assert_eq!(
+        log.matches("steamcmd: Missing configuration; retrying")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("version 1 (build 1001) is current"), "{log}");
 }

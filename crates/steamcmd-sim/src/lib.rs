@@ -68,6 +68,11 @@ pub struct SimConfig {
     pub app_info_empty_runs: u32,
     /// Download speed; progress lines are paced by it.
     pub bytes_per_second: u64,
+    /// The Windows pass installs (and so gets a later Linux pass past
+    /// "Invalid platform"); off when Valve closes that door.
+    pub windows_pass_installs: bool,
+    /// A pre-seeded appmanifest (`StateFlags` 2) gets past it.
+    pub seeded_manifest_works: bool,
 }
 
 impl Default for SimConfig {
@@ -78,6 +83,8 @@ impl Default for SimConfig {
             fault_runs: 0,
             app_info_empty_runs: 0,
             bytes_per_second: 1 << 30,
+            windows_pass_installs: true,
+            seeded_manifest_works: true,
         }
     }
 }

@@ -223,9 +223,16 @@ impl Run {
             Some(Fault::LoginFailure) | None => {}
         }
         if self.platform == "windows" {
+            let manifest = self.config.windows_pass_installs;
             let written = std::fs::create_dir_all(&dir)
                 .and_then(|()| std::fs::write(dir.join("srcds.exe"), b"MZ simulated"))
-                .and_then(|()| write_manifest(&dir, "4", "0", 0));
+                .and_then(|()| {
+                    if manifest {
+                        write_manifest(&dir, "4", "0", 0)
+                    } else {
+                        Ok(())
+                    }
+                });
             if let Err(e) = written {
                 self.out.line(&format!("write failed: {e}"));
                 self.out.line(&format!(
@@ -238,9 +245,10 @@ impl Run {
             return Ok(());
         }
         let installed = read_manifest(&dir);
+        let seeded = self.config.seeded_manifest_works;
         let known = installed
             .as_ref()
-            .is_some_and(|(flags, _)| flags == "4" || flags == "2");
+            .is_some_and(|(flags, _)| flags == "4" || (flags == "2" && seeded));
         if self.config.invalid_platform && !known {
             self.out.line(&format!(
                 "ERROR! Failed to install app '{APP_ID}' (Invalid platform)"

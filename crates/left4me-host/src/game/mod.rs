@@ -628,8 +628,12 @@ impl Game {
             if attempt == RETRIES {
                 return Err(retry);
             }
+            let why = match &retry {
+                GameError::Network { code } => format!("network failure (state 0x{code:x})"),
+                _ => "Missing configuration".to_owned(),
+            };
             ctx.emit(Event::Step(format!(
-                "{retry}; retrying in {} s",
+                "steamcmd: {why}; retrying in {} s",
                 wait.as_secs_f32()
             )));
             sleep_unless_cancelled(wait, ctx)?;
