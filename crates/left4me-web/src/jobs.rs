@@ -823,9 +823,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let host = crate::test_host(&dir.path().join("root"));
-        let installer = crate::test_installer(&dir.path().join("root"));
-        let jobs = Jobs::new(store.clone(), host, installer, Duration::from_secs(1));
+        let (_, jobs) = crate::test_jobs(&store, &dir.path().join("root"));
         let queued = jobs
             .enqueue(JobKind::ServerStart, Actor::User(&user), &server)
             .await

@@ -204,13 +204,22 @@ pub(crate) fn test_host(root: &std::path::Path) -> Arc<Host> {
     Arc::new(Host::open(root, Box::new(supervisor)).expect("a test state root"))
 }
 
-/// An installer for unit tests that never run steamcmd.
+/// Jobs for unit tests, on `test_host` and an installer whose steamcmd
+/// does not exist.
 #[cfg(test)]
-pub(crate) fn test_installer(root: &std::path::Path) -> Arc<dyn left4me_host::game::Installer> {
+pub(crate) fn test_jobs(store: &Store, root: &std::path::Path) -> (Arc<Host>, Jobs) {
+    let host = test_host(root);
     let config = Config {
         root: root.to_owned(),
         steamcmd: "/nonexistent/steamcmd".into(),
         ..Config::default()
     };
-    Arc::new(config.game().expect("a test state root"))
+    let installer = Arc::new(config.game().expect("a test state root"));
+    let jobs = Jobs::new(
+        store.clone(),
+        Arc::clone(&host),
+        installer,
+        Duration::from_secs(1),
+    );
+    (host, jobs)
 }

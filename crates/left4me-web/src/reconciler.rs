@@ -298,14 +298,7 @@ mod tests {
     async fn an_orphan_waits_to_hear_whether_anyone_plays() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
-        let host = crate::test_host(&dir.path().join("root"));
-        let installer = crate::test_installer(&dir.path().join("root"));
-        let jobs = Jobs::new(
-            store.clone(),
-            Arc::clone(&host),
-            installer,
-            Duration::from_secs(1),
-        );
+        let (host, jobs) = crate::test_jobs(&store, &dir.path().join("root"));
         let live = Arc::new(Live::default());
         let reconciler = Reconciler::new(store, host, jobs, Arc::clone(&live));
         let server = left4me_store::Server {

@@ -76,7 +76,6 @@ impl AppState {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 
@@ -86,14 +85,7 @@ mod tests {
     async fn debug_output_shows_no_token_or_password() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
-        let host = crate::test_host(&dir.path().join("root"));
-        let installer = crate::test_installer(&dir.path().join("root"));
-        let jobs = Jobs::new(
-            store.clone(),
-            Arc::clone(&host),
-            installer,
-            Duration::from_secs(1),
-        );
+        let (host, jobs) = crate::test_jobs(&store, &dir.path().join("root"));
         let state = AppState::new(
             Config::default(),
             store.clone(),
