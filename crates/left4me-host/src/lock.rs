@@ -33,15 +33,7 @@ impl InstanceLock {
             path: path.to_owned(),
             error,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io)?;
+        let file = open_lock_file(path).map_err(io)?;
         // A child forked by another thread shares the lock's open file
         // until it execs, so a lock just released can look held for a few
         // milliseconds: only a lock held past a short grace is "busy".

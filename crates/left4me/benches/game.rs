@@ -8,11 +8,14 @@
 //! BENCH_DIR (a directory on the disk to measure; default /var/tmp),
 //! BENCH_STARTS (20).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "support/mod.rs"]
+mod support;
+
 use left4me_host::events::{CancellationToken, Ctx, discard};
+use left4me_host::fsutil::disk_usage;
 use left4me_host::game::{Game, Steamcmd, Updated};
 use left4me_host::layout::StateRoot;
 use left4me_host::lifecycle::Host;
@@ -21,40 +24,7 @@ use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
 use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
 use steamcmd_sim::{SimConfig, SteamcmdSim, copy_tree, files_below};
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Bytes on disk below `path` (hard links once).
-fn disk_usage(path: &Path) -> u64 {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![path.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if seen.insert(meta.ino()) {
-                total += meta.blocks() * 512;
-            }
-        }
-    }
-    total
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use support::{env_or, median, ms};
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1u32 << 20)
@@ -66,11 +36,7 @@ fn installed(base: &Path, name: &str, files: usize, bytes: u64) -> (PathBuf, Gam
     let dir = base.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let system = dir.join("system");
-    for lib in [
-        "usr/lib32/libgcc_s.so.1",
-        "usr/lib32/libstdc++.so.6",
-        "usr/lib/i386-linux-gnu/libSDL2-2.0.so.0",
-    ] {
+    for (lib, _) in left4me_host::game::LIBRARIES_32 {
         std::fs::create_dir_all(system.join(lib).parent().unwrap()).unwrap();
         std::fs::write(system.join(lib), "").unwrap();
     }

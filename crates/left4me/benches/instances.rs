@@ -11,6 +11,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[path = "support/mod.rs"]
+mod support;
+
 use left4me_host::events::{CancellationToken, Ctx, discard};
 use left4me_host::layer::{Layer, OverlayPath};
 use left4me_host::layout::StateRoot;
@@ -19,13 +22,8 @@ use left4me_host::mount::{self, MountApi, OverlaySpec};
 use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
 use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use steamcmd_sim::copy_tree;
+use support::{env_or, median, ms};
 
 /// Bytes on disk (allocated blocks) below `path`, not crossing mounts.
 fn disk_usage(path: &Path) -> u64 {
@@ -43,29 +41,6 @@ fn disk_usage(path: &Path) -> u64 {
         }
     }
     total
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn main() {

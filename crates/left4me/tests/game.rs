@@ -23,15 +23,7 @@ impl GameRoot {
             .prefix("left4me-game-")
             .tempdir()
             .unwrap();
-        for lib in [
-            "system/usr/lib32/libgcc_s.so.1",
-            "system/usr/lib32/libstdc++.so.6",
-            "system/usr/lib/i386-linux-gnu/libSDL2-2.0.so.0",
-        ] {
-            let path = dir.path().join(lib);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, "").unwrap();
-        }
+        common::fake_system_root(dir.path(), &common::libraries_32());
         Self { dir }
     }
 
@@ -76,6 +68,29 @@ impl GameRoot {
             stderr(&out)
         );
         format!("{}{}", stdout(&out), stderr(&out))
+    }
+
+    /// `left4me instance WHAT NAME`, which must succeed.
+    fn instance(&self, sim: &SteamcmdSim, what: &str, name: &str) {
+        let out = self.left4me(&sim.program(), &["instance", what, name]);
+        assert!(out.status.success(), "{what} {name}: {}", stderr(&out));
+    }
+
+    /// Starts server `name` on the installed game; its merged tree.
+    fn start_server(&self, sim: &SteamcmdSim, name: &str) -> PathBuf {
+        let spec = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &spec,
+            format!(
+                "port: {}\narguments: [\"+map\", \"c1m1_hotel\"]\n",
+                common::free_port()
+            ),
+        )
+        .unwrap();
+        let spec = spec.to_str().unwrap();
+        let out = self.left4me(&sim.program(), &["instance", "start", name, "--spec", spec]);
+        assert!(out.status.success(), "start {name}: {}", stderr(&out));
+        self.state().join("runtime").join(name).join("merged")
     }
 
     fn installation(&self) -> PathBuf {
@@ -182,7 +197,7 @@ fn a_fresh_install_gets_past_invalid_platform_and_publishes_version_one() {
 }
 
 #[test]
-fn a_seeded_manifest_is_kept_and_check_retries_empty_answers() {
+fn a_check_retries_empty_answers_and_gives_up_plainly() {
     let root = GameRoot::new();
     let sim = root.sim();
     root.ok(&sim, &["install"]);
@@ -230,25 +245,7 @@ fn an_update_never_changes_what_a_running_server_sees() {
     let root = GameRoot::new();
     let sim = root.sim();
     root.ok(&sim, &["install"]);
-    let port = common::free_port();
-    let spec = root.dir.path().join("spec.yaml");
-    std::fs::write(
-        &spec,
-        format!("port: {port}\narguments: [\"+map\", \"c1m1_hotel\"]\n"),
-    )
-    .unwrap();
-    let start = root.left4me(
-        &sim.program(),
-        &[
-            "instance",
-            "start",
-            "alpha",
-            "--spec",
-            spec.to_str().unwrap(),
-        ],
-    );
-    assert!(start.status.success(), "{}", stderr(&start));
-    let merged = root.state().join("runtime/alpha/merged");
+    let merged = root.start_server(&sim, "alpha");
     let before = tree(&merged);
     // The new build rewrites a file in place, adds one and deletes one.
     sim.derive_build(
@@ -272,21 +269,15 @@ fn an_update_never_changes_what_a_running_server_sees() {
     let delta = steamcmd_sim::files_below(&root.installation().join("v/2")).unwrap();
     assert!(delta.len() < 8, "{delta:?}");
     assert!(root.installation().join("v/1").exists(), "still in use");
-    let restart = |what: &str| {
-        let out = root.left4me(&sim.program(), &["instance", what, "alpha"]);
-        assert!(out.status.success(), "{what}: {}", stderr(&out));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
-    restart("stop");
-    restart("start");
+    root.instance(&sim, "stop", "alpha");
+    root.instance(&sim, "start", "alpha");
     assert_eq!(
         std::fs::read_to_string(merged.join("build.txt")).unwrap(),
         "1002\n"
     );
     assert!(merged.join("left4dead2/added.txt").exists());
     assert!(!merged.join("left4dead2/maps/c1m1_hotel.bsp").exists());
-    let stopped = restart("stop");
-    let _ = stopped;
+    root.instance(&sim, "stop", "alpha");
     // A third build: once no server runs version 2's stack alone, the
     // superseded descriptions go; layers of the current stack stay.
     sim.derive_build(1003, &[("left4dead2/third.txt", Some("3"))])
@@ -454,21 +445,7 @@ fn a_deep_installation_is_flattened_into_one_layer_of_hard_links() {
     let root = GameRoot::new();
     let sim = root.sim();
     root.ok(&sim, &["install"]);
-    let port = common::free_port();
-    let spec = root.dir.path().join("spec.yaml");
-    std::fs::write(&spec, format!("port: {port}\noverlays: []\n")).unwrap();
-    let start = root.left4me(
-        &sim.program(),
-        &[
-            "instance",
-            "start",
-            "deep",
-            "--spec",
-            spec.to_str().unwrap(),
-        ],
-    );
-    assert!(start.status.success(), "{}", stderr(&start));
-    let merged = root.state().join("runtime/deep/merged");
+    let merged = root.start_server(&sim, "deep");
     let before = tree(&merged);
     sim.derive_build(
         1002,
@@ -526,18 +503,15 @@ fn a_deep_installation_is_flattened_into_one_layer_of_hard_links() {
     );
     // The running server still sees version 1, untouched.
     assert_eq!(tree(&merged), before);
-    let out = root.left4me(&sim.program(), &["instance", "stop", "deep"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = root.left4me(&sim.program(), &["instance", "start", "deep"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    root.instance(&sim, "stop", "deep");
+    root.instance(&sim, "start", "deep");
     assert_eq!(
         std::fs::read_to_string(merged.join("left4dead2/a.txt")).unwrap(),
         "a3"
     );
     assert!(!merged.join("left4dead2/maps/c1m1_hotel.bsp").exists());
     // Nothing runs the old stack any more: only the flat layer is left.
-    let out = root.left4me(&sim.program(), &["instance", "delete", "deep"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    root.instance(&sim, "delete", "deep");
     let left: Vec<_> = std::fs::read_dir(root.installation().join("v"))
         .unwrap()
         .flatten()

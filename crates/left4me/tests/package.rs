@@ -22,6 +22,7 @@ const PANEL: &str = "http://127.0.0.1:8000";
 const GAME_PORT: u16 = 27015;
 const STATE: &str = "/var/lib/left4me";
 const CONFIG: &str = "/etc/left4me/left4me.toml";
+const ADMIN_PASSWORD: &str = "admin-password-1";
 
 /// What the package puts on the system besides the configuration.
 const CODE: &[&str] = &[
@@ -79,15 +80,7 @@ fn simulated_steam() -> tempfile::TempDir {
     .unwrap();
     sim.publish_game(1001, Path::new(common::SRCDS_SIM), 20, 200_000)
         .unwrap();
-    for lib in [
-        "system/usr/lib32/libgcc_s.so.1",
-        "system/usr/lib32/libstdc++.so.6",
-        "system/usr/lib/i386-linux-gnu/libSDL2-2.0.so.0",
-    ] {
-        let path = dir.path().join(lib);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, "").unwrap();
-    }
+    common::fake_system_root(dir.path(), &common::libraries_32());
     // steamcmd runs as left4me, which must read all of it.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
@@ -158,6 +151,14 @@ fn in_machine<T: Send>(machine: &Machine, f: impl AsyncFnOnce() -> T + Send) -> 
             .unwrap()
             .block_on(f())
     })
+}
+
+/// The panel's admin, logged in (inside the machine's network).
+async fn admin() -> Client {
+    let client = Client::new(PANEL);
+    let res = client.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "the admin logs in");
+    client
 }
 
 async fn wait_for_page(client: &Client, path: &str, what: &str) -> String {
@@ -305,8 +306,8 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
                 &[
                     ("token", token),
                     ("username", "admin"),
-                    ("password", "admin-password-1"),
-                    ("confirm", "admin-password-1"),
+                    ("password", ADMIN_PASSWORD),
+                    ("confirm", ADMIN_PASSWORD),
                 ],
                 &csrf_in(&page),
             )
@@ -397,12 +398,7 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
         "the panel set the server to start on boot through left4me-autostart@"
     );
     in_machine(&machine, async || {
-        let client = Client::new(PANEL);
-        client
-            .login("admin", "admin-password-1")
-            .await
-            .error_for_status()
-            .unwrap();
+        let client = admin().await;
         let page = wait_for_page(&client, &format!("/servers/{server}"), "c1m1_hotel").await;
         assert!(page.contains("state-running"), "{page}");
         let reply = console(&client, server, "status").await;
@@ -461,12 +457,7 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     assert_eq!(schema_version(&machine), newest);
     assert!(machine.ok("dpkg-query -W left4me").contains("+upgrade1"));
     in_machine(&machine, async || {
-        let client = Client::new(PANEL);
-        client
-            .login("admin", "admin-password-1")
-            .await
-            .error_for_status()
-            .unwrap();
+        let client = admin().await;
         wait_for_page(&client, "/", "1/8 players").await;
     });
 
@@ -487,12 +478,7 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
         },
     );
     in_machine(&machine, async || {
-        let client = Client::new(PANEL);
-        client
-            .login("admin", "admin-password-1")
-            .await
-            .error_for_status()
-            .unwrap();
+        let client = admin().await;
         wait_for_page(&client, &format!("/servers/{server}"), "c1m1_hotel").await;
     });
 
@@ -518,12 +504,7 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     };
     let before = tree(&machine);
     in_machine(&machine, async || {
-        let client = Client::new(PANEL);
-        client
-            .login("admin", "admin-password-1")
-            .await
-            .error_for_status()
-            .unwrap();
+        let client = admin().await;
         let job = game_action(&client, "update").await;
         let (lines, end) = finished_job(&client, job).await;
         assert_eq!(end, "succeeded", "{lines:?}");
@@ -547,12 +528,7 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     let steamcmd_user = machine.ok("stat -c %U /var/lib/left4me/installation/v/2");
     assert_eq!(steamcmd_user.trim(), "left4me", "steamcmd ran as left4me");
     in_machine(&machine, async || {
-        let client = Client::new(PANEL);
-        client
-            .login("admin", "admin-password-1")
-            .await
-            .error_for_status()
-            .unwrap();
+        let client = admin().await;
         act_ok(&client, server, "restart").await;
     });
     assert_eq!(

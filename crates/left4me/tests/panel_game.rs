@@ -11,25 +11,6 @@ use common::*;
 use reqwest::StatusCode;
 use steamcmd_sim::{SimConfig, SteamcmdSim};
 
-/// The 32-bit libraries the install checks for, created empty in a
-/// system root of the test's own.
-const LIBRARIES_32: [&str; 3] = [
-    "usr/lib32/libgcc_s.so.1",
-    "usr/lib32/libstdc++.so.6",
-    "usr/lib/i386-linux-gnu/libSDL2-2.0.so.0",
-];
-
-fn system_root(root: &TestRoot, libraries: &[&str]) -> PathBuf {
-    let system = root.path().join("system");
-    for lib in libraries {
-        let path = system.join(lib);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, "").unwrap();
-    }
-    std::fs::create_dir_all(&system).unwrap();
-    system
-}
-
 /// A panel with an admin whose game is not installed yet, steamcmd at
 /// `steamcmd`, and the given 32-bit libraries present.
 async fn game_app(steamcmd: impl FnOnce(&Path) -> PathBuf, libraries: &[&str]) -> App {
@@ -37,7 +18,7 @@ async fn game_app(steamcmd: impl FnOnce(&Path) -> PathBuf, libraries: &[&str]) -
     std::fs::remove_dir_all(root.path().join("installation")).unwrap();
     let mut config = test_config(&root);
     config.steamcmd = steamcmd(root.path());
-    config.system_root = system_root(&root, libraries);
+    config.system_root = fake_system_root(root.path(), libraries);
     config.steamcmd_retry_ms = 50;
     seed_user(&config, ADMIN.0, ADMIN.1, true).await;
     App::spawn_with(root, config).await
@@ -45,7 +26,7 @@ async fn game_app(steamcmd: impl FnOnce(&Path) -> PathBuf, libraries: &[&str]) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_admins_see_the_game_page_and_press_its_buttons() {
-    let mut app = game_app(|_| "/nonexistent/steamcmd.sh".into(), &LIBRARIES_32).await;
+    let mut app = game_app(|_| "/nonexistent/steamcmd.sh".into(), &libraries_32()).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let bob = add_user(&app, &admin, "bob", "bob-password-1").await;
 
@@ -84,7 +65,7 @@ async fn only_admins_see_the_game_page_and_press_its_buttons() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_steamcmd_is_named_on_the_page_and_fails_the_install() {
-    let mut app = game_app(|_| "/nonexistent/steamcmd.sh".into(), &LIBRARIES_32).await;
+    let mut app = game_app(|_| "/nonexistent/steamcmd.sh".into(), &libraries_32()).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let (_, page) = admin.get_text("/game").await;
     assert!(
@@ -124,7 +105,7 @@ async fn a_missing_steamcmd_is_named_on_the_page_and_fails_the_install() {
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_32_bit_libraries_are_named_by_package_on_the_page_and_in_the_job() {
     // Any existing file will do as steamcmd: the library check comes first.
-    let mut app = game_app(|_| LEFT4ME.into(), &LIBRARIES_32[1..2]).await;
+    let mut app = game_app(|_| LEFT4ME.into(), &libraries_32()[1..2]).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let (_, page) = admin.get_text("/game").await;
     assert!(
@@ -156,7 +137,7 @@ async fn two_game_jobs_never_run_at_once() {
             std::fs::set_permissions(&script, perms).unwrap();
             script
         },
-        &LIBRARIES_32,
+        &libraries_32(),
     )
     .await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
@@ -228,7 +209,7 @@ async fn installed_app(
     let root = TestRoot::new();
     let mut config = test_config(&root);
     config.steamcmd = simulated_steamcmd(root.path(), public_build);
-    config.system_root = system_root(&root, &LIBRARIES_32);
+    config.system_root = fake_system_root(root.path(), &libraries_32());
     config.steamcmd_retry_ms = 50;
     change(&mut config);
     seed_user(&config, ADMIN.0, ADMIN.1, true).await;
@@ -244,7 +225,7 @@ async fn game_job_ok(client: &Client, action: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_install_through_the_panel_shows_its_build() {
-    let mut app = game_app(|root| simulated_steamcmd(root, Some(1001)), &LIBRARIES_32).await;
+    let mut app = game_app(|root| simulated_steamcmd(root, Some(1001)), &libraries_32()).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     // A download of a few seconds: the progress bar moves meanwhile
     // (steamcmd runs under a terminal, or it would say nothing till the end).
@@ -427,7 +408,7 @@ async fn a_panel_killed_during_an_update_leaves_the_current_version() {
         ..SimConfig::default()
     })
     .unwrap();
-    let system = system_root(&root, &LIBRARIES_32);
+    let system = fake_system_root(root.path(), &libraries_32());
     root.env.extend([
         ("LEFT4ME_STEAMCMD".into(), steamcmd.display().to_string()),
         ("LEFT4ME_SYSTEM_ROOT".into(), system.display().to_string()),

@@ -34,9 +34,9 @@ const CHECK_ATTEMPTS: u32 = 4;
 /// Roughly what a fresh install downloads, for the disk-space message.
 const FRESH_INSTALL_BYTES: u64 = 12 << 30;
 
-/// The 32-bit libraries the game and steamcmd load, with the Debian
-/// package of each.
-const LIBRARIES_32: &[(&str, &str)] = &[
+/// The 32-bit libraries the game and steamcmd load (relative to the
+/// system root), with the Debian package of each.
+pub const LIBRARIES_32: &[(&str, &str)] = &[
     ("usr/lib32/libgcc_s.so.1", "lib32gcc-s1"),
     ("usr/lib32/libstdc++.so.6", "lib32stdc++6"),
     (

@@ -192,3 +192,24 @@ pub fn steamcmd_pids(program: &Path) -> Vec<rustix::process::Pid> {
         })
         .collect()
 }
+
+/// The files of the 32-bit libraries the game install checks for.
+pub fn libraries_32() -> Vec<&'static str> {
+    left4me_host::game::LIBRARIES_32
+        .iter()
+        .map(|(file, _)| *file)
+        .collect()
+}
+
+/// `dir/system`, a system root of the test's own holding `libraries`
+/// (created empty): this host has no i386 architecture.
+pub fn fake_system_root(dir: &Path, libraries: &[&str]) -> PathBuf {
+    let system = dir.join("system");
+    std::fs::create_dir_all(&system).unwrap();
+    for lib in libraries {
+        let path = system.join(lib);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "").unwrap();
+    }
+    system
+}
