@@ -75,14 +75,16 @@ pub fn journalctl_args(
 
 /// The unit's last `count` entries, oldest first.
 pub fn tail(program: &Path, unit: &str, count: usize) -> Result<Vec<JournalLine>, JournalError> {
-    let output = std::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    command
         .args(journalctl_args(unit, None, count, false))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| JournalError::Run {
+        .stdin(Stdio::null());
+    let output = crate::spawn::retry_while_text_busy(|| command.output()).map_err(|error| {
+        JournalError::Run {
             program: program.display().to_string(),
             error,
-        })?;
+        }
+    })?;
     if !output.status.success() {
         return Err(JournalError::Failed {
             status: output.status.to_string(),
@@ -107,13 +109,14 @@ pub fn follow_journal(
     let program: PathBuf = program.to_owned();
     let args = journalctl_args(unit, cursor, backlog, true);
     tokio::spawn(async move {
-        let child = tokio::process::Command::new(&program)
+        let mut command = tokio::process::Command::new(&program);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        let child = crate::spawn::retry_while_text_busy(|| command.spawn());
         let mut child = match child {
             Ok(child) => child,
             Err(e) => {

@@ -18,6 +18,7 @@ pub mod name;
 pub mod ports;
 pub mod privilege;
 pub mod snapshot;
+pub mod spawn;
 pub mod spec;
 pub mod supervisor;
 pub mod versions;

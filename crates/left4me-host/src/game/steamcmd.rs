@@ -158,7 +158,7 @@ impl Steamcmd {
         if let Some(who) = run_as {
             command.uid(who.uid).gid(who.gid);
         }
-        let mut child = command.spawn()?;
+        let mut child = crate::spawn::retry_while_text_busy(|| command.spawn())?;
         // The child holds the terminal now; ours is closed with `command`.
         drop(command);
         let pid = rustix::process::Pid::from_child(&child);

@@ -93,10 +93,9 @@ pub struct SystemdInstaller {
 
 impl SystemdInstaller {
     fn systemctl(&self, args: &[&str]) -> Result<String, GameError> {
-        let out = Command::new(&self.systemctl)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
+        let mut command = Command::new(&self.systemctl);
+        command.args(args).stdin(Stdio::null());
+        let out = crate::spawn::retry_while_text_busy(|| command.output())
             .map_err(super::io(format!("running {}", self.systemctl.display())))?;
         if !out.status.success() {
             return Err(GameError::Relayed(format!(
@@ -145,13 +144,14 @@ impl SystemdInstaller {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let mut journal = Command::new(&self.journalctl)
+        let mut command = Command::new(&self.journalctl);
+        command
             .args(["--follow", "--lines", "all", "--output", "cat"])
             .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
+            .stderr(Stdio::null());
+        let mut journal = crate::spawn::retry_while_text_busy(|| command.spawn())
             .map_err(super::io(format!("running {}", self.journalctl.display())))?;
         let stdout = journal.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();

@@ -128,14 +128,11 @@ impl SystemdSupervisor {
             .iter()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
             .collect();
-        let output =
-            Command::new(&self.systemctl)
-                .args(&args)
-                .output()
-                .map_err(SupervisorError::io(format!(
-                    "running {}",
-                    self.systemctl.display()
-                )))?;
+        let mut command = Command::new(&self.systemctl);
+        command.args(&args);
+        let output = crate::spawn::retry_while_text_busy(|| command.output()).map_err(
+            SupervisorError::io(format!("running {}", self.systemctl.display())),
+        )?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if let Some(ctx) = ctx {
             for line in stderr.lines() {
@@ -232,14 +229,11 @@ impl Supervisor for SystemdSupervisor {
         self.per_unit(targets, |units| {
             // `is-enabled` exits non-zero when any unit is not enabled:
             // read the words, one line per unit, instead.
-            let output = Command::new(&self.systemctl)
-                .arg("is-enabled")
-                .args(units)
-                .output()
-                .map_err(SupervisorError::io(format!(
-                    "running {}",
-                    self.systemctl.display()
-                )))?;
+            let mut command = Command::new(&self.systemctl);
+            command.arg("is-enabled").args(units);
+            let output = crate::spawn::retry_while_text_busy(|| command.output()).map_err(
+                SupervisorError::io(format!("running {}", self.systemctl.display())),
+            )?;
             let words: Vec<Option<bool>> = String::from_utf8_lossy(&output.stdout)
                 .lines()
                 .map(|word| Some(word.trim().starts_with("enabled")))
