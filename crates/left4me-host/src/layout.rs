@@ -88,9 +88,21 @@ impl StateRoot {
     }
 
     /// Checks an overlay is a real directory (not a symlink, which the
-    /// mount would refuse anyway) and says what is wrong if not.
+    /// mount would refuse anyway) or a built overlay with a published
+    /// version, and says what is wrong if not.
     pub fn check_overlay(&self, path: &OverlayPath) -> Result<(), String> {
         let dir = self.overlay(path);
+        let versions = self.overlay_versions(path);
+        if !dir.exists() && versions.dir().exists() {
+            return match versions.current() {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(format!(
+                    "overlay {:?} has no published version yet: its first build has not finished",
+                    path.as_str()
+                )),
+                Err(e) => Err(format!("overlay {:?}: {e}", path.as_str())),
+            };
+        }
         match std::fs::symlink_metadata(&dir) {
             Ok(meta) if meta.is_dir() => Ok(()),
             Ok(meta) if meta.file_type().is_symlink() => Err(format!(

@@ -10,6 +10,12 @@
 //! writing a new one and renaming it over (a new inode), and deletes by
 //! unlinking, so the snapshot keeps the old file. A start whose working
 //! copy did not change since the last snapshot reuses it.
+//!
+//! Built overlays (Workshop items, build scripts) have no working copy:
+//! their builds publish versions directly ([`publish_built`]), and a start
+//! mounts the current one. A deleted overlay has neither a working copy
+//! nor a current version ([`forget_overlay`]); its versions go once no
+//! server mounts them.
 
 use std::hash::{Hash, Hasher};
 use std::io;
@@ -20,13 +26,22 @@ use crate::layer::OverlayPath;
 use crate::layout::StateRoot;
 use crate::versions::Version;
 
-/// The overlay's current snapshot, made anew if its working copy changed.
+/// The version of the overlay a start mounts: for an edited overlay its
+/// current snapshot, made anew if its working copy changed; for a built
+/// one its current version.
 pub fn snapshot_overlay(root: &StateRoot, path: &OverlayPath) -> io::Result<Version> {
     // One snapshot of an overlay at a time: two starts sharing it.
-    let lock = crate::lock::open_lock_file(&root.locks().join("overlays.lock"))?;
-    lock.lock()?;
+    let _lock = lock_overlays(root)?;
     let working = root.overlay(path);
     let versions = root.overlay_versions(path);
+    if !working.exists() {
+        return versions.current()?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("overlay {path} has no published version yet"),
+            )
+        });
+    }
     let print = fingerprint(&working)?;
     if let Some(current) = versions.current_info()?
         && current.build_id.as_deref() == Some(print.as_str())
@@ -36,6 +51,62 @@ pub fn snapshot_overlay(root: &StateRoot, path: &OverlayPath) -> io::Result<Vers
     versions.clean()?;
     let info = versions.publish_tree(Some(print), |dir| link_tree(&working, dir))?;
     Ok(info.version)
+}
+
+/// Publishes a new version of a built overlay: `fill` writes the layer
+/// into an empty directory. Returns the current version unchanged when its
+/// `build_id` is the same (the build produced what is already published).
+pub fn publish_built(
+    root: &StateRoot,
+    path: &OverlayPath,
+    build_id: &str,
+    fill: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<(crate::versions::VersionInfo, bool)> {
+    // Shared: unused versions are removed only between starts and builds.
+    let _installation = crate::lock::lock_installation(root, false)?;
+    let _lock = lock_overlays(root)?;
+    let versions = root.overlay_versions(path);
+    if let Some(current) = versions.current_info()?
+        && current.build_id.as_deref() == Some(build_id)
+    {
+        return Ok((current, false));
+    }
+    versions.clean()?;
+    Ok((
+        versions.publish_tree(Some(build_id.to_owned()), fill)?,
+        true,
+    ))
+}
+
+/// Marks an overlay deleted: its working copy goes now, its versions once
+/// no server mounts them (`game::remove_unused_versions`).
+pub fn forget_overlay(root: &StateRoot, path: &OverlayPath) -> io::Result<()> {
+    let _lock = lock_overlays(root)?;
+    crate::fsutil::remove_dir_all_if_exists(&root.overlay(path))?;
+    let versions = root.overlay_versions(path);
+    match std::fs::remove_file(versions.dir().join("current")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// True when the overlay's current version is newer than `mounted`: a
+/// built overlay was rebuilt since a server started on it.
+pub fn is_newer_than(root: &StateRoot, path: &OverlayPath, mounted: Version) -> io::Result<bool> {
+    if root.overlay(path).exists() {
+        // An edited overlay's snapshots are made by starts, never ahead.
+        return Ok(false);
+    }
+    Ok(root
+        .overlay_versions(path)
+        .current()?
+        .is_some_and(|current| current > mounted))
+}
+
+fn lock_overlays(root: &StateRoot) -> io::Result<std::fs::File> {
+    let lock = crate::lock::open_lock_file(&root.locks().join("overlays.lock"))?;
+    lock.lock()?;
+    Ok(lock)
 }
 
 /// What changes when a working copy changes: every entry's path, type,

@@ -728,7 +728,14 @@ pub fn remove_unused_versions(root: &StateRoot) -> Result<Vec<Version>, GameErro
         .map_err(io("removing unused versions"))?;
     for (path, versions) in overlay_snapshots(root) {
         let mounted = mounted_layers(&mounts, versions.dir());
-        if !root.overlay(&path).exists() && mounted.is_empty() {
+        // Deleted: no working copy and no current version (see
+        // `snapshot::forget_overlay`); a built overlay has only the latter.
+        let deleted = !root.overlay(&path).exists()
+            && versions
+                .current()
+                .map_err(io("reading an overlay's current version"))?
+                .is_none();
+        if deleted && mounted.is_empty() {
             crate::fsutil::remove_dir_all_if_exists(versions.dir())
                 .map_err(io("removing a deleted overlay's snapshots"))?;
         } else {
