@@ -49,6 +49,7 @@ pub struct Job {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub overlay_id: Option<i64>,
 }
 
 impl Job {
@@ -64,6 +65,7 @@ pub struct NewJob<'a> {
     pub user_id: Option<i64>,
     pub username: &'a str,
     pub server_id: Option<i64>,
+    pub overlay_id: Option<i64>,
     pub subject: &'a str,
     /// Resource keys; two jobs sharing one never run at the same time, and
     /// run in the order they were queued.
@@ -88,17 +90,30 @@ pub struct LogLine {
 impl Store {
     pub async fn create_job(&self, new: &NewJob<'_>) -> Result<Job> {
         Ok(sqlx::query_as(
-            "INSERT INTO jobs (kind, user_id, username, server_id, subject, locks, state, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
+            "INSERT INTO jobs (kind, user_id, username, server_id, overlay_id, subject, locks, state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
         )
         .bind(new.kind)
         .bind(new.user_id)
         .bind(new.username)
         .bind(new.server_id)
+        .bind(new.overlay_id)
         .bind(new.subject)
         .bind(new.locks.join(" "))
         .bind(now())
         .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A queued job of this kind on these locks, to reuse instead of
+    /// queueing the same work twice.
+    pub async fn queued_job(&self, kind: &str, locks: &[String]) -> Result<Option<Job>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM jobs WHERE state = 'queued' AND kind = ? AND locks = ? ORDER BY id LIMIT 1",
+        )
+        .bind(kind)
+        .bind(locks.join(" "))
+        .fetch_optional(&self.pool)
         .await?)
     }
 

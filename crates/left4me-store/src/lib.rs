@@ -14,6 +14,7 @@ mod sessions_played;
 mod setup;
 mod sharing;
 mod users;
+mod workshop;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +33,7 @@ pub use sessions::Session;
 pub use sessions_played::PlayerSession;
 pub use sharing::SharedItem;
 pub use users::User;
+pub use workshop::{WorkshopItem, WorkshopSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,7 +2,7 @@
 
 use left4me_store::{
     DesiredState, JobState, NewJob, NewServer, OverlayKind, ServerFilter, ServerRole, SharedItem,
-    Store, StoreError, Viewer,
+    Store, StoreError, Viewer, WorkshopItem,
 };
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -31,6 +31,7 @@ fn job<'a>(kind: &'a str, locks: &'a [String]) -> NewJob<'a> {
         user_id: Some(1),
         username: "alice",
         server_id: None,
+        overlay_id: None,
         subject: "test",
         locks,
     }
@@ -618,4 +619,76 @@ async fn members_have_one_role_each_and_leave_with_their_server() {
         .unwrap();
     store.delete_server(server.id).await.unwrap();
     assert_eq!(store.server_role(server.id, bob.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn workshop_sources_and_items_follow_their_overlay() {
+    let (_dir, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let overlay = store
+        .create_overlay(user.id, "maps", OverlayKind::Workshop)
+        .await
+        .unwrap();
+    let added = store
+        .add_workshop_sources(
+            overlay.id,
+            &[(10, false, "A".into()), (20, true, "Coll".into())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 2);
+    let again = store
+        .add_workshop_sources(overlay.id, &[(10, false, "A".into())])
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "duplicates are ignored");
+    let item = |id, via| WorkshopItem {
+        overlay_id: overlay.id,
+        item_id: id,
+        via,
+        title: format!("item {id}"),
+        file_size: 1,
+        time_updated: 1,
+        state: "ok".into(),
+        error: None,
+    };
+    for i in [item(10, None), item(21, Some(20)), item(22, Some(20))] {
+        store.put_workshop_item(&i).await.unwrap();
+    }
+    store
+        .keep_workshop_items(overlay.id, &[10, 21])
+        .await
+        .unwrap();
+    let ids = |items: Vec<WorkshopItem>| items.iter().map(|i| i.item_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.workshop_items(overlay.id).await.unwrap()),
+        [10, 21]
+    );
+    assert!(store.remove_workshop_source(overlay.id, 20).await.unwrap());
+    assert_eq!(
+        ids(store.workshop_items(overlay.id).await.unwrap()),
+        [10],
+        "a removed collection takes its items along"
+    );
+    let sources = store.workshop_sources(overlay.id).await.unwrap();
+    assert_eq!(sources.len(), 1);
+    assert!(!store.remove_workshop_source(overlay.id, 20).await.unwrap());
+
+    let locks = [format!("overlay:{}", overlay.id)];
+    assert_eq!(
+        store.queued_job("overlay.build", &locks).await.unwrap(),
+        None
+    );
+    let job = store
+        .create_job(&NewJob {
+            overlay_id: Some(overlay.id),
+            ..job("overlay.build", &locks)
+        })
+        .await
+        .unwrap();
+    let found = store.queued_job("overlay.build", &locks).await.unwrap();
+    assert_eq!(
+        found.map(|j| (j.id, j.overlay_id)),
+        Some((job.id, Some(overlay.id)))
+    );
 }
