@@ -93,6 +93,16 @@ pub struct Config {
     /// Where the host's system files are, for the 32-bit library check
     /// (`/`; tests use a directory of their own).
     pub system_root: PathBuf,
+    /// The Steam Web API (Workshop details), or a mirror.
+    pub steam_api_url: String,
+    /// The first wait before retrying a rate-limited or failed call or
+    /// download (doubling, 4 retries).
+    pub steam_api_retry_ms: u64,
+    /// Workshop downloads at once.
+    pub workshop_downloads: usize,
+    /// When Workshop overlays refresh by themselves each day ("HH:MM",
+    /// UTC); empty turns it off.
+    pub workshop_refresh_at: String,
 }
 
 impl Default for Config {
@@ -123,6 +133,10 @@ impl Default for Config {
             game_check_interval_secs: 86_400,
             installation_max_layers: 16,
             system_root: PathBuf::from("/"),
+            steam_api_url: "https://api.steampowered.com".into(),
+            steam_api_retry_ms: 2_000,
+            workshop_downloads: 4,
+            workshop_refresh_at: "04:30".into(),
         }
     }
 }
@@ -272,6 +286,16 @@ game_check_interval_secs = 86400
 installation_max_layers = 16
 # Where the 32-bit libraries are looked for.
 system_root = "/"
+# The Steam Web API, which describes Workshop items (no key needed).
+steam_api_url = "https://api.steampowered.com"
+# First wait before retrying a rate-limited or failed call or download,
+# doubling, 4 retries.
+steam_api_retry_ms = 2000
+# Workshop downloads at once.
+workshop_downloads = 4
+# When Workshop overlays refresh by themselves each day (HH:MM, UTC);
+# "" turns it off. Unchanged items cost one API call per 100 items.
+workshop_refresh_at = "04:30"
 "#;
 
 impl Config {
@@ -405,6 +429,22 @@ impl Config {
             &mut self.game_check_interval_secs,
         )?;
         set(&env, "LEFT4ME_SYSTEM_ROOT", &mut self.system_root)?;
+        set(&env, "LEFT4ME_STEAM_API_URL", &mut self.steam_api_url)?;
+        set(
+            &env,
+            "LEFT4ME_STEAM_API_RETRY_MS",
+            &mut self.steam_api_retry_ms,
+        )?;
+        set(
+            &env,
+            "LEFT4ME_WORKSHOP_DOWNLOADS",
+            &mut self.workshop_downloads,
+        )?;
+        set(
+            &env,
+            "LEFT4ME_WORKSHOP_REFRESH_AT",
+            &mut self.workshop_refresh_at,
+        )?;
         Ok(())
     }
 
@@ -433,7 +473,33 @@ impl Config {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers must be at least 1".into()));
         }
+        if self.workshop_downloads == 0 {
+            return Err(ConfigError::Invalid(
+                "workshop_downloads must be at least 1".into(),
+            ));
+        }
+        if !(self.steam_api_url.starts_with("https://") || self.steam_api_url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "steam_api_url {:?} must be an http:// or https:// URL",
+                self.steam_api_url
+            )));
+        }
+        if !self.workshop_refresh_at.is_empty() && self.workshop_refresh_time().is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "workshop_refresh_at {:?} must be a time of day as HH:MM (UTC), or empty",
+                self.workshop_refresh_at
+            )));
+        }
         Ok(())
+    }
+
+    /// The daily Workshop refresh as seconds after midnight UTC, if on.
+    pub fn workshop_refresh_time(&self) -> Option<u32> {
+        let (hours, minutes) = self.workshop_refresh_at.split_once(':')?;
+        let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
+        (hours < 24 && minutes < 60 && self.workshop_refresh_at.len() == 5)
+            .then_some(hours * 3600 + minutes * 60)
     }
 
     pub fn database_path(&self) -> PathBuf {
