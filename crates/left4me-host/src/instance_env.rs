@@ -135,7 +135,7 @@ impl InstanceEnv {
     }
 }
 
-fn layer_of(dir: &str, root: &StateRoot) -> Result<Layer, String> {
+pub(crate) fn layer_of(dir: &str, root: &StateRoot) -> Result<Layer, String> {
     let path = Path::new(dir);
     // Written before the installation was versioned: that tree became
     // version 1 (`versions::adopt_flat_installation`).

@@ -129,7 +129,7 @@ impl Builder<'_> {
         let list: Vec<WorkshopId> = ids.keys().filter_map(|id| WorkshopId::new(*id)).collect();
         let details = self.api.details(&list, ctx)?;
         let cache = Cache::new(self.root);
-        let _cache_lock = cache
+        let cache_lock = cache
             .lock(false)
             .map_err(io("locking the Workshop cache"))?;
         let current = self.current_files(overlay)?;
@@ -191,6 +191,8 @@ impl Builder<'_> {
                 Ok(())
             })
             .map_err(io("publishing the overlay's new version"))?;
+        drop(cache_lock);
+        self.remove_unused(&cache, published, ctx);
         ctx.step(if published {
             format!(
                 "published version {} with {} item(s)",
@@ -208,6 +210,25 @@ impl Builder<'_> {
             skipped,
             downloaded_bytes,
         })
+    }
+
+    /// Old versions no server runs, and cache entries no version links.
+    /// Failing here costs disk space only: said in the log, not fatal.
+    fn remove_unused(&self, cache: &Cache, published: bool, ctx: &Ctx<'_>) {
+        if published && let Err(e) = left4me_host::game::remove_unused_versions(self.root) {
+            ctx.emit(Event::Stderr(format!(
+                "removing unused versions: {}",
+                crate::describe(&e)
+            )));
+        }
+        match cache.remove_unused() {
+            Ok(Some((files, bytes))) if files > 0 => ctx.emit(Event::Stdout(format!(
+                "removed {files} cached file(s) no overlay uses ({:.1} MiB)",
+                bytes as f64 / (1024.0 * 1024.0)
+            ))),
+            Ok(_) => {}
+            Err(e) => ctx.emit(Event::Stderr(format!("cleaning the Workshop cache: {e}"))),
+        }
     }
 
     /// Every item id with the collection it came from, collections

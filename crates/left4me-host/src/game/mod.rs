@@ -22,7 +22,7 @@ use serde::Serialize;
 pub use self::steamcmd::{APP_ID, Steamcmd};
 use self::steamcmd::{Ended, Line, Run, RunAs};
 use crate::events::{Cancelled, Ctx, Event};
-use crate::layer::Layer;
+use crate::layer::{Layer, OverlayPath};
 use crate::layout::StateRoot;
 use crate::mount::{self, MountApi, MountError, OverlaySpec};
 use crate::versions::{Version, VersionInfo};
@@ -820,18 +820,51 @@ fn installation_mounts(root: &StateRoot) -> Result<Vec<(PathBuf, Vec<Version>)>,
 pub fn running_versions(
     root: &StateRoot,
 ) -> Result<std::collections::BTreeMap<crate::name::InstanceName, Version>, GameError> {
-    let runtime = root.runtime();
     Ok(installation_mounts(root)?
         .into_iter()
-        .filter_map(|(target, layers)| {
-            let relative = target.strip_prefix(&runtime).ok()?;
-            let mut parts = relative.components();
-            let name = parts.next()?.as_os_str().to_str()?;
-            (parts.next()?.as_os_str() == "merged" && parts.next().is_none()).then_some(())?;
-            let name = crate::name::InstanceName::parse(name).ok()?;
-            Some((name, *layers.first()?))
-        })
+        .filter_map(|(target, layers)| Some((instance_of_mount(root, &target)?, *layers.first()?)))
         .collect())
+}
+
+/// The built overlays (Workshop items, scripts) each mounted server runs
+/// an older version of: they were rebuilt since it started.
+pub fn rebuilt_overlays(
+    root: &StateRoot,
+) -> Result<std::collections::BTreeMap<crate::name::InstanceName, Vec<OverlayPath>>, GameError> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| GameError::Mount(MountError::MountInfo(e)))?;
+    let mut rebuilt = std::collections::BTreeMap::new();
+    for m in mount::parse_mountinfo(&text) {
+        let Some(name) = (m.fs_type == "overlay")
+            .then(|| instance_of_mount(root, &m.mount_point))
+            .flatten()
+        else {
+            continue;
+        };
+        let mut paths = Vec::new();
+        for dir in m.overlay_lowers() {
+            if let Some(Layer::OverlayVersion(path, version)) =
+                dir.to_str().and_then(|d| crate::instance_env::layer_of(d, root).ok())
+                && crate::snapshot::is_newer_than(root, &path, version)
+                    .map_err(io("reading an overlay's current version"))?
+            {
+                paths.push(path);
+            }
+        }
+        if !paths.is_empty() {
+            rebuilt.insert(name, paths);
+        }
+    }
+    Ok(rebuilt)
+}
+
+/// The instance whose game a mount at `target` (`runtime/NAME/merged`) is.
+fn instance_of_mount(root: &StateRoot, target: &Path) -> Option<crate::name::InstanceName> {
+    let relative = target.strip_prefix(root.runtime()).ok()?;
+    let mut parts = relative.components();
+    let name = parts.next()?.as_os_str().to_str()?;
+    (parts.next()?.as_os_str() == "merged" && parts.next().is_none()).then_some(())?;
+    crate::name::InstanceName::parse(name).ok()
 }
 
 fn sleep_unless_cancelled(wait: Duration, ctx: &Ctx<'_>) -> Result<(), Cancelled> {
