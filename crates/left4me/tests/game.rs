@@ -875,3 +875,107 @@ fn a_workshop_download_waits_for_a_game_install_to_finish() {
         "{runs:?}"
     );
 }
+
+/// Under systemd the download runs in `left4me-game@workshop-ID`: here a
+/// stand-in `systemctl` runs the unit's `left4me game-helper` in the
+/// background and a stand-in `journalctl` follows what it prints.
+#[test]
+fn under_systemd_a_workshop_download_runs_in_its_unit_and_relays_the_result() {
+    use left4me_host::game::systemd::SystemdInstaller;
+    use left4me_host::game::{GameError, Installer, ItemUnavailable};
+    use std::os::unix::fs::PermissionsExt;
+    let root = GameRoot::new();
+    let sim = root.sim();
+    sim.publish_workshop_item(11, &vpk("item 11")).unwrap();
+    sim.set_config(&SimConfig {
+        workshop_faults: [(12, steamcmd_sim::WorkshopFault::AccessDenied)].into(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let unit = root.dir.path().join("unit");
+    std::fs::create_dir(&unit).unwrap();
+    let script = |name: &str, text: String| {
+        let path = unit.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let u = unit.display();
+    let systemctl = script(
+        "systemctl",
+        format!(
+            r#"#!/bin/sh
+echo "$@" >> '{u}/calls'
+case "$1" in
+show)
+    state=inactive
+    [ -e '{u}/running' ] && state=active
+    printf 'InvocationID=%s\nActiveState=%s\n' "$(cat '{u}/id' 2>/dev/null)" "$state" ;;
+start)
+    task=${{3#left4me-game@}}
+    : > '{u}/journal'
+    touch '{u}/running'
+    (LEFT4ME_STEAMCMD='{steamcmd}' LEFT4ME_SYSTEM_ROOT='{system}' LEFT4ME_STEAMCMD_RETRY_MS=50 \
+        '{left4me}' --root '{state}' game-helper "${{task%.service}}" >> '{u}/journal' 2>&1
+     rm '{u}/running') &
+    date +%s%N > '{u}/id' ;;
+esac
+"#,
+            steamcmd = sim.program().display(),
+            system = root.dir.path().join("system").display(),
+            left4me = common::LEFT4ME,
+            state = root.state().display(),
+        ),
+    );
+    let journalctl = script(
+        "journalctl",
+        format!("#!/bin/sh\nexec tail -n +1 -f '{u}/journal'\n"),
+    );
+    let installer = SystemdInstaller {
+        game: root.host_game(&sim, std::time::Duration::from_secs(60)),
+        systemctl,
+        journalctl,
+    };
+    let download = |item: u64| {
+        let events = std::sync::Mutex::new(Vec::new());
+        let sink = |e: left4me_host::events::Event| events.lock().unwrap().push(e);
+        let cancel = left4me_host::events::CancellationToken::new();
+        let ctx = left4me_host::events::Ctx::new(&sink, &cancel);
+        let result = installer.download_workshop_item(item, &ctx);
+        Downloaded {
+            result,
+            events: events.into_inner().unwrap(),
+        }
+    };
+
+    let got = download(11);
+    let log = got.log();
+    let path = got.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(std::fs::read(&path).unwrap(), vpk("item 11"));
+    assert!(
+        path.starts_with(root.workshop_steamcmd()),
+        "{}",
+        path.display()
+    );
+    // The helper's events, relayed.
+    assert!(
+        log.contains("starting left4me-game@workshop-11.service"),
+        "{log}"
+    );
+    assert!(log.contains("Success. Downloaded item 11 to"), "{log}");
+    let calls = std::fs::read_to_string(unit.join("calls")).unwrap();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l == "start --no-block left4me-game@workshop-11.service"),
+        "{calls}"
+    );
+
+    // A private item stays typed across the unit: no retry will help.
+    let got = download(12);
+    assert_eq!(got.error(), "item 12 is private (Access Denied)");
+    assert!(matches!(
+        got.result,
+        Err(GameError::ItemUnavailable(ItemUnavailable::Private(12)))
+    ));
+}
