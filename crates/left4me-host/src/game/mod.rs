@@ -287,6 +287,8 @@ impl Game {
 
     fn check_inner(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
         self.preflight()?;
+        // Its home is the downloads' and the updates' home.
+        let _steamcmd = self.wait_for_steamcmd(ctx)?;
         let commands: Vec<String> = [
             "+login",
             "anonymous",
@@ -399,8 +401,8 @@ impl Game {
     }
 
     /// The host's steamcmd lock: steamcmd cannot run twice at once on one
-    /// home (DOMAIN.md §1), so installs, updates and Workshop downloads
-    /// take it.
+    /// home (DOMAIN.md §1), so every run takes it (installs and updates
+    /// refuse to wait, checks and Workshop downloads wait).
     fn steamcmd_lock(&self) -> PathBuf {
         self.root.locks().join("install.lock")
     }
