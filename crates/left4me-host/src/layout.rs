@@ -149,6 +149,13 @@ impl StateRoot {
         self.root.join("workshop_cache")
     }
 
+    /// steamcmd's install directory for Workshop downloads (the fallback
+    /// for items not downloadable over HTTP): its files land in
+    /// `steamapps/workshop/content/550/ID/` below.
+    pub fn workshop_steamcmd(&self) -> PathBuf {
+        self.workshop_cache().join("steamcmd")
+    }
+
     pub fn instances(&self) -> PathBuf {
         self.root.join("instances")
     }

@@ -143,7 +143,7 @@ pub(crate) fn run(cli: &Cli, cmd: &GameCommand) -> CliResult {
 pub(crate) fn helper(cli: &Cli, task: &str) -> CliResult {
     let task = Task::parse(task).ok_or_else(|| {
         Failure::invalid(anyhow::anyhow!(
-            "unknown task {task:?}: update, validate or check"
+            "unknown task {task:?}: update, validate, check or workshop-ID"
         ))
     })?;
     let game = game(cli)?;

@@ -579,3 +579,403 @@ fn missing_configuration_is_retried() {
     );
     assert!(log.contains("version 1 (build 1001) is current"), "{log}");
 }
+
+/// A VPK's magic bytes, then something of the item's own.
+fn vpk(text: &str) -> Vec<u8> {
+    let mut bytes = vec![0x34, 0x12, 0xAA, 0x55];
+    bytes.extend_from_slice(text.as_bytes());
+    bytes
+}
+
+/// What an in-process download reported and how it ended.
+struct Downloaded {
+    result: Result<PathBuf, left4me_host::game::GameError>,
+    events: Vec<left4me_host::events::Event>,
+}
+
+impl Downloaded {
+    fn log(&self) -> String {
+        self.events
+            .iter()
+            .map(|e| format!("{e:?}\n"))
+            .collect::<String>()
+    }
+
+    fn error(&self) -> String {
+        match &self.result {
+            Ok(path) => panic!("downloaded {}:\n{}", path.display(), self.log()),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+impl GameRoot {
+    /// The game as the panel's installer runs it in process, with this
+    /// test's steamcmd and waits.
+    fn host_game(&self, sim: &SteamcmdSim, stall: std::time::Duration) -> left4me_host::game::Game {
+        left4me_host::game::Game {
+            root: left4me_host::layout::StateRoot::open(self.state()).unwrap(),
+            steamcmd: left4me_host::game::Steamcmd {
+                program: sim.program(),
+                stall_timeout: stall,
+                retry_backoff: std::time::Duration::from_millis(50),
+            },
+            system_root: self.dir.path().join("system"),
+            max_layers: 16,
+        }
+    }
+
+    /// Downloads `item` through `Installer::download_workshop_item`,
+    /// cancelled when `cancel` is.
+    fn download(
+        &self,
+        sim: &SteamcmdSim,
+        item: u64,
+        cancel: &left4me_host::events::CancellationToken,
+    ) -> Downloaded {
+        use left4me_host::game::Installer;
+        let game = self.host_game(sim, std::time::Duration::from_secs(60));
+        let events = std::sync::Mutex::new(Vec::new());
+        let sink = |e: left4me_host::events::Event| events.lock().unwrap().push(e);
+        let ctx = left4me_host::events::Ctx::new(&sink, cancel);
+        let installer: &dyn Installer = &game;
+        let result = installer.download_workshop_item(item, &ctx);
+        Downloaded {
+            result,
+            events: events.into_inner().unwrap(),
+        }
+    }
+
+    fn workshop_steamcmd(&self) -> PathBuf {
+        self.state().join("workshop_cache/steamcmd")
+    }
+}
+
+/// The runs of `workshop_download_item` the simulator saw.
+fn workshop_runs(sim: &SteamcmdSim) -> Vec<Vec<String>> {
+    sim.invocations()
+        .into_iter()
+        .filter(|args| args.iter().any(|a| a == "+workshop_download_item"))
+        .collect()
+}
+
+#[test]
+fn a_workshop_item_downloads_with_steamcmd_into_the_cache() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    let content = vpk("the map of item 123456789");
+    sim.publish_workshop_item(123_456_789, &content).unwrap();
+    let got = root.download(&sim, 123_456_789, &Default::default());
+    let path = got
+        .result
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}\n{}", got.log()));
+    assert_eq!(
+        *path,
+        root.workshop_steamcmd()
+            .join("steamapps/workshop/content/550/123456789/123456789_legacy.bin")
+    );
+    assert_eq!(std::fs::read(path).unwrap(), content);
+    let log = got.log();
+    assert!(
+        log.contains("Success. Downloaded item 123456789 to"),
+        "{log}"
+    );
+    assert!(!log.contains("waiting for steamcmd"), "{log}");
+    // The install directory before the login, the game's app, one run.
+    let runs = workshop_runs(&sim);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let args = &runs[0];
+    let at = |a: &str| args.iter().position(|x| x == a).unwrap();
+    assert_eq!(
+        args[at("+force_install_dir") + 1],
+        root.workshop_steamcmd().display().to_string()
+    );
+    assert!(at("+force_install_dir") < at("+login"), "{args:?}");
+    assert_eq!(
+        args[at("+workshop_download_item") + 1..at("+quit")],
+        ["550", "123456789"]
+    );
+    // A new version of the item replaces the file.
+    let newer = vpk("version 2");
+    sim.publish_workshop_item(123_456_789, &newer).unwrap();
+    let again = root.download(&sim, 123_456_789, &Default::default());
+    assert_eq!(std::fs::read(again.result.unwrap()).unwrap(), newer);
+}
+
+#[test]
+fn workshop_failures_are_retried_and_private_or_deleted_items_are_said_plainly() {
+    use left4me_host::game::{GameError, ItemUnavailable};
+    use steamcmd_sim::WorkshopFault;
+    let root = GameRoot::new();
+    let sim = root.sim();
+    for item in [1, 2, 3, 4] {
+        sim.publish_workshop_item(item, &vpk(&format!("item {item}")))
+            .unwrap();
+    }
+    sim.set_config(&SimConfig {
+        workshop_faults: [
+            (1, WorkshopFault::Failure),
+            (2, WorkshopFault::AccessDenied),
+            (3, WorkshopFault::FileNotFound),
+        ]
+        .into(),
+        fault_runs: 2,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let runs_of = |item: u64| {
+        workshop_runs(&sim)
+            .iter()
+            .filter(|args| args.contains(&item.to_string()))
+            .count()
+    };
+
+    // Two transient failures, then the file.
+    let got = root.download(&sim, 1, &Default::default());
+    let log = got.log();
+    assert_eq!(std::fs::read(got.result.unwrap()).unwrap(), vpk("item 1"));
+    assert_eq!(
+        log.matches("download of item 1 failed (Failure); retrying in")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(runs_of(1), 3);
+
+    // Private and deleted: said plainly, typed, never retried.
+    let got = root.download(&sim, 2, &Default::default());
+    assert_eq!(got.error(), "item 2 is private (Access Denied)");
+    assert!(matches!(
+        got.result,
+        Err(GameError::ItemUnavailable(ItemUnavailable::Private(2)))
+    ));
+    assert_eq!(runs_of(2), 1);
+    let got = root.download(&sim, 3, &Default::default());
+    assert_eq!(got.error(), "item 3 was deleted (File Not Found)");
+    assert_eq!(runs_of(3), 1);
+    let got = root.download(&sim, 99, &Default::default());
+    assert_eq!(got.error(), "item 99 was deleted (File Not Found)");
+    assert!(matches!(
+        got.result,
+        Err(GameError::ItemUnavailable(ItemUnavailable::Deleted(99)))
+    ));
+
+    // Failure every time: given up after the bounded retries.
+    sim.set_config(&SimConfig {
+        workshop_faults: [(4, WorkshopFault::Failure)].into(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let got = root.download(&sim, 4, &Default::default());
+    assert_eq!(
+        got.error(),
+        "steamcmd could not download item 4: Steam answered (Failure) 3 times; try again later"
+    );
+    assert_eq!(runs_of(4), 3);
+    assert!(
+        !root
+            .workshop_steamcmd()
+            .join("steamapps/workshop/content/550/4")
+            .exists()
+    );
+}
+
+#[test]
+fn cancelling_a_workshop_download_ends_steamcmd() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    // 400 kB at 20 kB/s: steamcmd is busy for 20 s.
+    sim.publish_workshop_item(7, &vpk(&"x".repeat(400_000)))
+        .unwrap();
+    sim.set_config(&SimConfig {
+        bytes_per_second: 20_000,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let cancel = left4me_host::events::CancellationToken::new();
+    std::thread::scope(|s| {
+        let download = s.spawn(|| root.download(&sim, 7, &cancel));
+        common::wait_until("steamcmd runs", std::time::Duration::from_secs(20), || {
+            !common::steamcmd_pids(&sim.program()).is_empty()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let cancelled_at = std::time::Instant::now();
+        cancel.cancel();
+        let got = download.join().unwrap();
+        assert_eq!(got.error(), "cancelled", "{}", got.log());
+        assert!(
+            cancelled_at.elapsed() < std::time::Duration::from_secs(5),
+            "the cancel took {:?}",
+            cancelled_at.elapsed()
+        );
+    });
+    assert!(
+        common::steamcmd_pids(&sim.program()).is_empty(),
+        "steamcmd outlived the cancel"
+    );
+    assert!(
+        !root
+            .workshop_steamcmd()
+            .join("steamapps/workshop/content/550/7")
+            .exists()
+    );
+    assert_eq!(workshop_runs(&sim).len(), 1, "a cancel is not retried");
+}
+
+#[test]
+fn a_workshop_download_waits_for_a_game_install_to_finish() {
+    let root = GameRoot::new();
+    let sim = root.sim();
+    sim.publish_workshop_item(5, &vpk("item 5")).unwrap();
+    // The install's 28 MB (mostly the simulator as srcds) at 10 MB/s:
+    // about 3 s of steamcmd.
+    sim.set_config(&SimConfig {
+        bytes_per_second: 10_000_000,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let install = root
+        .cmd(&sim.program(), &["game", "install"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_until(
+        "the install runs steamcmd",
+        std::time::Duration::from_secs(20),
+        || !common::steamcmd_pids(&sim.program()).is_empty(),
+    );
+    let got = root.download(&sim, 5, &Default::default());
+    let install = install.wait_with_output().unwrap();
+    assert!(install.status.success(), "install: {}", stderr(&install));
+    let log = got.log();
+    assert_eq!(
+        std::fs::read(got.result.as_ref().unwrap_or_else(|e| panic!("{e}\n{log}"))).unwrap(),
+        vpk("item 5")
+    );
+    assert_eq!(
+        log.matches("waiting for steamcmd (a game install or update is running)")
+            .count(),
+        1,
+        "{log}"
+    );
+    // steamcmd never ran twice at once: the download's run came after
+    // every run of the install.
+    let runs = sim.invocations();
+    let download = runs
+        .iter()
+        .position(|args| args.iter().any(|a| a == "+workshop_download_item"))
+        .unwrap();
+    assert_eq!(download, runs.len() - 1, "{runs:?}");
+    assert!(
+        runs[..download]
+            .iter()
+            .all(|args| args.iter().any(|a| a == "+app_update")),
+        "{runs:?}"
+    );
+}
+
+/// Under systemd the download runs in `left4me-game@workshop-ID`: here a
+/// stand-in `systemctl` runs the unit's `left4me game-helper` in the
+/// background and a stand-in `journalctl` follows what it prints.
+#[test]
+fn under_systemd_a_workshop_download_runs_in_its_unit_and_relays_the_result() {
+    use left4me_host::game::systemd::SystemdInstaller;
+    use left4me_host::game::{GameError, Installer, ItemUnavailable};
+    use std::os::unix::fs::PermissionsExt;
+    let root = GameRoot::new();
+    let sim = root.sim();
+    sim.publish_workshop_item(11, &vpk("item 11")).unwrap();
+    sim.set_config(&SimConfig {
+        workshop_faults: [(12, steamcmd_sim::WorkshopFault::AccessDenied)].into(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let unit = root.dir.path().join("unit");
+    std::fs::create_dir(&unit).unwrap();
+    let script = |name: &str, text: String| {
+        let path = unit.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let u = unit.display();
+    let systemctl = script(
+        "systemctl",
+        format!(
+            r#"#!/bin/sh
+echo "$@" >> '{u}/calls'
+case "$1" in
+show)
+    state=inactive
+    [ -e '{u}/running' ] && state=active
+    printf 'InvocationID=%s\nActiveState=%s\n' "$(cat '{u}/id' 2>/dev/null)" "$state" ;;
+start)
+    task=${{3#left4me-game@}}
+    : > '{u}/journal'
+    touch '{u}/running'
+    (LEFT4ME_STEAMCMD='{steamcmd}' LEFT4ME_SYSTEM_ROOT='{system}' LEFT4ME_STEAMCMD_RETRY_MS=50 \
+        '{left4me}' --root '{state}' game-helper "${{task%.service}}" >> '{u}/journal' 2>&1
+     rm '{u}/running') &
+    date +%s%N > '{u}/id' ;;
+esac
+"#,
+            steamcmd = sim.program().display(),
+            system = root.dir.path().join("system").display(),
+            left4me = common::LEFT4ME,
+            state = root.state().display(),
+        ),
+    );
+    let journalctl = script(
+        "journalctl",
+        format!("#!/bin/sh\nexec tail -n +1 -f '{u}/journal'\n"),
+    );
+    let installer = SystemdInstaller {
+        game: root.host_game(&sim, std::time::Duration::from_secs(60)),
+        systemctl,
+        journalctl,
+    };
+    let download = |item: u64| {
+        let events = std::sync::Mutex::new(Vec::new());
+        let sink = |e: left4me_host::events::Event| events.lock().unwrap().push(e);
+        let cancel = left4me_host::events::CancellationToken::new();
+        let ctx = left4me_host::events::Ctx::new(&sink, &cancel);
+        let result = installer.download_workshop_item(item, &ctx);
+        Downloaded {
+            result,
+            events: events.into_inner().unwrap(),
+        }
+    };
+
+    let got = download(11);
+    let log = got.log();
+    let path = got.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(std::fs::read(&path).unwrap(), vpk("item 11"));
+    assert!(
+        path.starts_with(root.workshop_steamcmd()),
+        "{}",
+        path.display()
+    );
+    // The helper's events, relayed.
+    assert!(
+        log.contains("starting left4me-game@workshop-11.service"),
+        "{log}"
+    );
+    assert!(log.contains("Success. Downloaded item 11 to"), "{log}");
+    let calls = std::fs::read_to_string(unit.join("calls")).unwrap();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l == "start --no-block left4me-game@workshop-11.service"),
+        "{calls}"
+    );
+
+    // A private item stays typed across the unit: no retry will help.
+    let got = download(12);
+    assert_eq!(got.error(), "item 12 is private (Access Denied)");
+    assert!(matches!(
+        got.result,
+        Err(GameError::ItemUnavailable(ItemUnavailable::Private(12)))
+    ));
+}

@@ -1,6 +1,6 @@
 //! The steamcmd simulator behaves like steamcmd where our code depends
 //! on it: argument order, the Invalid platform trap, exit codes, block
-//! buffering without a terminal, and in-place rewrites.
+//! buffering without a terminal, in-place rewrites, and Workshop downloads.
 
 use std::io::Read;
 use std::path::Path;
@@ -177,4 +177,74 @@ fn without_a_terminal_output_comes_in_blocks() {
         started.elapsed()
     );
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn workshop_download_item_writes_the_legacy_bin_and_fails_with_exit_code_zero() {
+    let (dir, sim) = sim();
+    sim.publish_workshop_item(42, b"\x34\x12\xaa\x55vpk")
+        .unwrap();
+    let install = dir.path().join("install");
+    let install_arg = install.display().to_string();
+    let download = |app: &str, item: &str| {
+        run(
+            &sim,
+            &[
+                "+force_install_dir",
+                &install_arg,
+                "+login",
+                "anonymous",
+                "+workshop_download_item",
+                app,
+                item,
+                "+quit",
+            ],
+        )
+    };
+    let (code, out) = download("550", "42");
+    assert_eq!(code, Some(0), "{out}");
+    let content = install.join("steamapps/workshop/content/550/42");
+    assert!(out.contains("Downloading item 42 ..."), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Success. Downloaded item 42 to \"{}\" (7 bytes)",
+            content.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(content.join("42_legacy.bin")).unwrap(),
+        b"\x34\x12\xaa\x55vpk"
+    );
+    assert!(
+        !install.join("steamapps/workshop/downloads/550/42").exists(),
+        "staged, then renamed"
+    );
+    // Failures are in the output only, as with the real one.
+    let (code, out) = download("550", "43");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ERROR! Download item 43 failed (File Not Found)."),
+        "{out}"
+    );
+    let (code, out) = download("222860", "42");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ERROR! Download item 42 failed (Failure)."),
+        "{out}"
+    );
+    // Failure only for the first `fault_runs` downloads of the item.
+    sim.set_config(&SimConfig {
+        workshop_faults: [(42, steamcmd_sim::WorkshopFault::Failure)].into(),
+        fault_runs: 1,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let (_, out) = download("550", "42");
+    assert!(out.contains("failed (Failure)."), "{out}");
+    let (_, out) = download("550", "42");
+    assert!(out.contains("Success. Downloaded item 42"), "{out}");
+    // Not logged in: nothing downloaded.
+    let (_, out) = run(&sim, &["+workshop_download_item", "550", "42", "+quit"]);
+    assert!(out.contains("ERROR! Not logged on."), "{out}");
 }

@@ -10,6 +10,7 @@
 //! DIR/sim/config.json        behaviour and faults (SimConfig), read at every run
 //! DIR/sim/depot/BUILD/       the files of each build Steam serves
 //! DIR/sim/public             the public branch's build id
+//! DIR/sim/workshop/ID        the file of Workshop item ID (app 550)
 //! DIR/sim/invocations.log    every run's argv, one JSON array per line
 //! ```
 //!
@@ -20,15 +21,25 @@
 //! (login) and 8 (install error), and a network failure (0x602) that
 //! exits 0; block buffering (4 KiB) without a terminal; the late-2024
 //! "Invalid platform" trap for anonymous Linux installs and both
-//! workarounds; `app_info_print` that is sometimes empty.
+//! workarounds; `app_info_print` that is sometimes empty;
+//! `workshop_download_item 550 ID` (after `login`, into the
+//! `force_install_dir`), which writes
+//! `steamapps/workshop/content/550/ID/ID_legacy.bin`, says `Success.
+//! Downloaded item ID to "DIR" (BYTES bytes)` or `ERROR! Download item ID
+//! failed (REASON).` (`Failure`, `Access Denied`, `File Not Found`) and
+//! exits 0 either way (DOMAIN.md §2).
 //!
 //! Assumptions, where Valve documents nothing: a changed file is
 //! rewritten in place (open, truncate, write), the worst case for anyone
 //! sharing inodes with the install directory; new files are staged in
 //! `steamapps/downloading/222860/` and renamed; files of the previous
 //! build that the new one lacks are deleted, other files are left alone;
-//! the Windows pass writes `srcds.exe` and a manifest of its own.
+//! the Windows pass writes `srcds.exe` and a manifest of its own; a
+//! Workshop item is staged in `steamapps/workshop/downloads/550/ID/` and
+//! renamed, its download is paced by `bytes_per_second` without printing
+//! progress, and an item of another app than 550 fails with `(Failure)`.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +50,22 @@ pub use program::main;
 
 /// The app the simulator serves.
 pub const APP_ID: u32 = 222_860;
+
+/// The app whose Workshop items the simulator serves (the game's).
+pub const WORKSHOP_APP_ID: u32 = 550;
+
+/// How `workshop_download_item` fails for an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkshopFault {
+    /// `(Failure)`, transient: only the first `fault_runs` downloads of
+    /// the item when that is not 0.
+    Failure,
+    /// `(Access Denied)`: the item is private.
+    AccessDenied,
+    /// `(File Not Found)`: the item was deleted.
+    FileNotFound,
+}
 
 /// A failure to simulate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +89,12 @@ pub struct SimConfig {
     /// fail with "Invalid platform" (true since late 2024).
     pub invalid_platform: bool,
     pub fault: Option<Fault>,
-    /// The fault hits only the first this many `app_update` runs (0: all).
+    /// The fault hits only the first this many `app_update` runs (0: all),
+    /// and a Workshop `Failure` only the first this many downloads of its
+    /// item.
     pub fault_runs: u32,
+    /// Workshop items whose download fails, and how.
+    pub workshop_faults: BTreeMap<u64, WorkshopFault>,
     /// The first this many `app_info_print` runs print nothing for the app.
     pub app_info_empty_runs: u32,
     /// Download speed; progress lines are paced by it.
@@ -81,6 +112,7 @@ impl Default for SimConfig {
             invalid_platform: true,
             fault: None,
             fault_runs: 0,
+            workshop_faults: BTreeMap::new(),
             app_info_empty_runs: 0,
             bytes_per_second: 1 << 30,
             windows_pass_installs: true,
@@ -192,6 +224,14 @@ impl SteamcmdSim {
         }
         self.publish_build(build, &staging)?;
         std::fs::remove_dir_all(staging)
+    }
+
+    /// Publishes Workshop item `id` (of app 550) with `content` as its
+    /// file.
+    pub fn publish_workshop_item(&self, id: u64, content: &[u8]) -> io::Result<()> {
+        let dir = self.sim().join("workshop");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(id.to_string()), content)
     }
 
     pub fn public_build(&self) -> io::Result<Option<u64>> {

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{APP_ID, Fault, Manifest, SimConfig, files_below};
+use crate::{APP_ID, Fault, Manifest, SimConfig, WORKSHOP_APP_ID, WorkshopFault, files_below};
 
 /// steamcmd's stdout: line-flushed on a terminal, block-buffered (4 KiB)
 /// otherwise, as the real one is.
@@ -109,6 +109,20 @@ impl Run {
                 }
                 let validate = args.iter().any(|a| a == "validate");
                 self.app_update(validate)?;
+            }
+            "workshop_download_item" => {
+                if !self.logged_in {
+                    self.out.line("ERROR! Not logged on.");
+                    return Ok(());
+                }
+                let app = args.first().and_then(|a| a.parse::<u32>().ok());
+                let item = args.get(1).and_then(|a| a.parse::<u64>().ok());
+                match app.zip(item) {
+                    Some((app, item)) => self.workshop_download(app, item),
+                    None => self
+                        .out
+                        .line("Usage: workshop_download_item <appid> <PublishedFileId> [validate]"),
+                }
             }
             "app_info_update" => {}
             "app_info_print" => self.app_info_print(),
@@ -357,6 +371,67 @@ impl Run {
                     "Error! App '{APP_ID}' state is 0x606 after update job."
                 ));
                 Err(Stop::Exit(8))
+            }
+        }
+    }
+
+    /// The fault for this download of `item`, if it gets one: a
+    /// `Failure` only for the item's first `fault_runs` downloads.
+    fn workshop_fault(&self, item: u64) -> Option<WorkshopFault> {
+        let fault = *self.config.workshop_faults.get(&item)?;
+        let runs = counter(&self.sim().join(format!("workshop-runs-{item}")));
+        let limited = fault == WorkshopFault::Failure && self.config.fault_runs > 0;
+        (!limited || runs <= self.config.fault_runs).then_some(fault)
+    }
+
+    /// `workshop_download_item APP ITEM`. A failed download does not end
+    /// the run or change its exit code, as with the real one.
+    fn workshop_download(&mut self, app: u32, item: u64) {
+        self.out.line(&format!("Downloading item {item} ..."));
+        let failed = |reason: &str| format!("ERROR! Download item {item} failed ({reason}).");
+        // Assumed: an app without this item fails like a transient error.
+        if app != WORKSHOP_APP_ID {
+            self.out.line(&failed("Failure"));
+            return;
+        }
+        match self.workshop_fault(item) {
+            Some(WorkshopFault::Failure) => return self.out.line(&failed("Failure")),
+            Some(WorkshopFault::AccessDenied) => return self.out.line(&failed("Access Denied")),
+            Some(WorkshopFault::FileNotFound) => return self.out.line(&failed("File Not Found")),
+            None => {}
+        }
+        let Ok(content) = std::fs::read(self.sim().join("workshop").join(item.to_string())) else {
+            return self.out.line(&failed("File Not Found"));
+        };
+        let root = self.install_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("Steam")
+        });
+        let workshop = root.join("steamapps/workshop");
+        let app = WORKSHOP_APP_ID.to_string();
+        let staging = workshop.join("downloads").join(&app).join(item.to_string());
+        let content_dir = workshop.join("content").join(&app).join(item.to_string());
+        let file = format!("{item}_legacy.bin");
+        // Paced by the set speed, silently: steamcmd prints no progress
+        // for Workshop items.
+        let speed = self.config.bytes_per_second.max(1);
+        let _ = self.out.inner.flush();
+        std::thread::sleep(Duration::from_secs_f64(content.len() as f64 / speed as f64));
+        let written = (|| -> io::Result<()> {
+            std::fs::create_dir_all(&staging)?;
+            std::fs::write(staging.join(&file), &content)?;
+            std::fs::create_dir_all(&content_dir)?;
+            std::fs::rename(staging.join(&file), content_dir.join(&file))?;
+            std::fs::remove_dir(&staging)
+        })();
+        match written {
+            Ok(()) => self.out.line(&format!(
+                "Success. Downloaded item {item} to \"{}\" ({} bytes)",
+                content_dir.display(),
+                content.len()
+            )),
+            Err(e) => {
+                self.out.line(&format!("write failed: {e}"));
+                self.out.line(&failed("Failure"));
             }
         }
     }

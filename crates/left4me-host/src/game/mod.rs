@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use self::steamcmd::{APP_ID, Steamcmd};
-use self::steamcmd::{Ended, Line, Run, RunAs};
+pub use self::steamcmd::{APP_ID, Steamcmd, WORKSHOP_APP_ID};
+use self::steamcmd::{Attempted, Ended, Line, Run, RunAs};
 use crate::events::{Cancelled, Ctx, Event};
 use crate::layer::{Layer, OverlayPath};
 use crate::layout::StateRoot;
@@ -61,7 +61,8 @@ pub enum GameError {
     )]
     Missing32BitLibraries { packages: String },
     #[error(
-        "another install or update of the game is running; wait for it to finish (or cancel it)"
+        "steamcmd is busy with another install or update of the game, or a Workshop download; \
+         wait for it to finish (or cancel it)"
     )]
     Busy,
     #[error(
@@ -107,10 +108,16 @@ pub enum GameError {
     Relayed(String),
     #[error("steamcmd printed nothing for {0} s and was ended; Steam may be unreachable")]
     Stalled(u64),
-    #[error(
-        "steamcmd ended ({status}) without saying the game is installed; its last words: {last}"
-    )]
-    NoSuccess { status: String, last: String },
+    #[error("steamcmd ended ({status}) without saying {what}; its last words: {last}")]
+    NoSuccess {
+        what: String,
+        status: String,
+        last: String,
+    },
+    #[error(transparent)]
+    ItemUnavailable(#[from] ItemUnavailable),
+    #[error("steamcmd could not download item {item}: {reason}")]
+    ItemFailed { item: u64, reason: String },
     #[error("steamcmd never said which build is public (asked {CHECK_ATTEMPTS} times)")]
     CheckEmpty,
     #[error(transparent)]
@@ -122,6 +129,15 @@ pub enum GameError {
         context: String,
         error: std::io::Error,
     },
+}
+
+/// A Workshop item Steam will not give anyone: retrying cannot help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, thiserror::Error)]
+pub enum ItemUnavailable {
+    #[error("item {0} is private (Access Denied)")]
+    Private(u64),
+    #[error("item {0} was deleted (File Not Found)")]
+    Deleted(u64),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> GameError {
@@ -173,6 +189,10 @@ pub trait Installer: Send + Sync + std::fmt::Debug {
     fn game(&self) -> &Game;
     fn update(&self, validate: bool, ctx: &Ctx<'_>) -> Result<Updated, GameError>;
     fn check(&self, ctx: &Ctx<'_>) -> Result<Check, GameError>;
+    /// Downloads Workshop item `id` with steamcmd (the fallback for items
+    /// not downloadable over HTTP); the path of its VPK
+    /// (see [`Game::download_workshop_item`]).
+    fn download_workshop_item(&self, id: u64, ctx: &Ctx<'_>) -> Result<PathBuf, GameError>;
 }
 
 impl Installer for Game {
@@ -186,6 +206,10 @@ impl Installer for Game {
 
     fn check(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
         Game::check(self, ctx)
+    }
+
+    fn download_workshop_item(&self, id: u64, ctx: &Ctx<'_>) -> Result<PathBuf, GameError> {
+        Game::download_workshop_item(self, id, ctx)
     }
 }
 
@@ -263,6 +287,8 @@ impl Game {
 
     fn check_inner(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
         self.preflight()?;
+        // Its home is the downloads' and the updates' home.
+        let _steamcmd = self.wait_for_steamcmd(ctx)?;
         let commands: Vec<String> = [
             "+login",
             "anonymous",
@@ -340,7 +366,7 @@ impl Game {
             installation.join("build"),
             // The panel's starts lock this one too.
             self.root.locks().join("installation.lock"),
-            self.root.locks().join("install.lock"),
+            self.steamcmd_lock(),
         ];
         let steam = self.root.path().join(".steam");
         paths.push(steam.clone());
@@ -374,6 +400,60 @@ impl Game {
             .map_err(io(format!("running {}", self.steamcmd.program.display())))
     }
 
+    /// The host's steamcmd lock: steamcmd cannot run twice at once on one
+    /// home (DOMAIN.md §1), so every run takes it (installs and updates
+    /// refuse to wait, checks and Workshop downloads wait).
+    fn steamcmd_lock(&self) -> PathBuf {
+        self.root.locks().join("install.lock")
+    }
+
+    /// Downloads Workshop item `id` with steamcmd into
+    /// `workshop_cache/steamcmd` and returns its VPK there (see
+    /// [`Steamcmd::download_workshop_item`]). Waits while an install,
+    /// update or another download runs steamcmd.
+    pub fn download_workshop_item(&self, id: u64, ctx: &Ctx<'_>) -> Result<PathBuf, GameError> {
+        let result = self.download_workshop_item_inner(id, ctx);
+        self.hand_over()?;
+        result
+    }
+
+    fn download_workshop_item_inner(&self, id: u64, ctx: &Ctx<'_>) -> Result<PathBuf, GameError> {
+        self.preflight()?;
+        let _steamcmd = self.wait_for_steamcmd(ctx)?;
+        let dir = self.root.workshop_steamcmd();
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let owner = self.run_as();
+        // steamcmd runs as the owner; root may have made these.
+        for made in [self.root.workshop_cache(), dir.clone()] {
+            if let Some(who) = owner {
+                std::os::unix::fs::chown(&made, Some(who.uid), Some(who.gid))
+                    .map_err(io(format!("handing {} to the game's user", made.display())))?;
+            }
+        }
+        ctx.step(format!("downloading Workshop item {id} with steamcmd..."))?;
+        self.steamcmd
+            .download_workshop_item(id, &dir, self.root.path(), owner, ctx)
+    }
+
+    /// The steamcmd lock, waited for (and said so) while someone else
+    /// holds it; a cancel ends the wait.
+    fn wait_for_steamcmd(&self, ctx: &Ctx<'_>) -> Result<std::fs::File, GameError> {
+        let path = self.steamcmd_lock();
+        let mut said = false;
+        loop {
+            if let Some(lock) =
+                crate::lock::try_lock_file(&path).map_err(io("taking the install lock"))?
+            {
+                return Ok(lock);
+            }
+            if !said {
+                ctx.step("waiting for steamcmd (a game install or update is running)...")?;
+                said = true;
+            }
+            sleep_unless_cancelled(Duration::from_millis(200), ctx)?;
+        }
+    }
+
     /// steamcmd is there and so are the 32-bit libraries.
     pub fn preflight(&self) -> Result<(), GameError> {
         if !self.steamcmd.program.is_file() {
@@ -403,7 +483,7 @@ impl Game {
 
     fn update_inner(&self, validate: bool, ctx: &Ctx<'_>) -> Result<Updated, GameError> {
         self.preflight()?;
-        let _busy = crate::lock::try_lock_file(&self.root.locks().join("install.lock"))
+        let _busy = crate::lock::try_lock_file(&self.steamcmd_lock())
             .map_err(io("taking the install lock"))?
             .ok_or(GameError::Busy)?;
         let versions = self.root.installation_versions();
@@ -590,56 +670,32 @@ impl Game {
             commands.push("validate".into());
         }
         commands.push("+quit".into());
-        let mut wait = self.steamcmd.retry_backoff;
-        for attempt in 1..=RETRIES {
-            ctx.step(format!(
-                "running steamcmd (attempt {attempt} of {RETRIES})..."
-            ))?;
+        self.steamcmd.with_retries(ctx, || {
             let run = self.run_steamcmd(&commands, ctx)?;
-            let retry = match run.ended {
-                Ended::Success { up_to_date } => return Ok(Attempt::Done { up_to_date }),
-                Ended::Cancelled => return Err(Cancelled.into()),
-                Ended::Stalled => {
-                    return Err(GameError::Stalled(self.steamcmd.stall_timeout.as_secs()));
-                }
-                Ended::Silent(status) => {
-                    return Err(GameError::NoSuccess {
-                        status,
-                        last: run.last_lines.join(" | "),
-                    });
-                }
+            let transient = |error: GameError, why: String| Ok(Attempted::Transient { error, why });
+            match run.ended {
+                Ended::Success { up_to_date } => Ok(Attempted::Done(Attempt::Done { up_to_date })),
                 Ended::Failure(Line::Failed(reason), line) => match reason.as_str() {
-                    "Invalid platform" => return Ok(Attempt::InvalidPlatform(line)),
-                    "Missing configuration" => GameError::MissingConfiguration,
-                    "No subscription" => return Err(GameError::NoSubscription(line)),
-                    _ => return Err(GameError::Failed(line)),
+                    "Invalid platform" => Ok(Attempted::Done(Attempt::InvalidPlatform(line))),
+                    "Missing configuration" => transient(
+                        GameError::MissingConfiguration,
+                        "Missing configuration".into(),
+                    ),
+                    "No subscription" => Err(GameError::NoSubscription(line)),
+                    _ => Err(GameError::Failed(line)),
                 },
                 Ended::Failure(Line::State(code), line) => match code {
-                    0x202 | 0x212 => return Err(self.disk_full(code, run.total_bytes)),
-                    0x402 | 0x602 => GameError::Network { code },
-                    0x606 => return Err(GameError::WriteFailure { code }),
-                    _ => return Err(GameError::State { code, line }),
+                    0x202 | 0x212 => Err(self.disk_full(code, run.total_bytes)),
+                    0x402 | 0x602 => transient(
+                        GameError::Network { code },
+                        format!("network failure (state 0x{code:x})"),
+                    ),
+                    0x606 => Err(GameError::WriteFailure { code }),
+                    _ => Err(GameError::State { code, line }),
                 },
-                Ended::Failure(Line::LoginFailed, line) => {
-                    return Err(GameError::LoginFailed(line));
-                }
-                Ended::Failure(_, line) => return Err(GameError::Failed(line)),
-            };
-            if attempt == RETRIES {
-                return Err(retry);
+                _ => Err(self.steamcmd.unsuccessful(run, "the game is installed")),
             }
-            let why = match &retry {
-                GameError::Network { code } => format!("network failure (state 0x{code:x})"),
-                _ => "Missing configuration".to_owned(),
-            };
-            ctx.emit(Event::Step(format!(
-                "steamcmd: {why}; retrying in {} s",
-                wait.as_secs_f32()
-            )));
-            sleep_unless_cancelled(wait, ctx)?;
-            wait *= 2;
-        }
-        unreachable!("the last attempt returns")
+        })
     }
 
     fn disk_full(&self, code: u32, announced: u64) -> GameError {

@@ -4,6 +4,9 @@
 //! arrive at the end), so it runs under a pseudo-terminal. Its exit code
 //! is no proof of anything: success is its success line. It runs in a
 //! process group of its own, so a cancel or a stall ends all of it.
+//!
+//! It also downloads Workshop items (`workshop_download_item`): the
+//! fallback for the items whose `file_url` is not the map.
 
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -14,10 +17,14 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::events::{Ctx, Event};
+use super::{GameError, ItemUnavailable, RETRIES, sleep_unless_cancelled};
+use crate::events::{Cancelled, Ctx, Event};
 
 /// Steam's app id of the Left 4 Dead 2 dedicated server.
 pub const APP_ID: u32 = 222_860;
+
+/// Steam's app id of the game, whose Workshop the items are in.
+pub const WORKSHOP_APP_ID: u32 = 550;
 
 /// How steamcmd is found and run.
 #[derive(Debug, Clone)]
@@ -48,6 +55,16 @@ pub enum Line {
     State(u32),
     /// `ERROR! Failed to install app '222860' (REASON)`
     Failed(String),
+    /// `Success. Downloaded item ID to "DIR" (BYTES bytes)`
+    ItemDownloaded {
+        item: u64,
+        dir: PathBuf,
+    },
+    /// `ERROR! Download item ID failed (REASON).`
+    ItemFailed {
+        item: u64,
+        reason: String,
+    },
     LoginFailed,
     /// steamcmd ignored the install directory (ours would be a bug).
     ForceInstallDirAfterLogin,
@@ -80,6 +97,26 @@ pub fn classify(line: &str) -> Line {
     {
         return Line::Failed(line[open + 1..close].to_owned());
     }
+    if let Some(rest) = line.strip_prefix("Success. Downloaded item ")
+        && let Some((item, rest)) = rest.split_once(" to \"")
+        && let Some((dir, _)) = rest.rsplit_once('"')
+        && let Ok(item) = item.parse()
+    {
+        return Line::ItemDownloaded {
+            item,
+            dir: PathBuf::from(dir),
+        };
+    }
+    if let Some(rest) = line.strip_prefix("ERROR! Download item ")
+        && let Some((item, rest)) = rest.split_once(" failed (")
+        && let Some((reason, _)) = rest.rsplit_once(')')
+        && let Ok(item) = item.parse()
+    {
+        return Line::ItemFailed {
+            item,
+            reason: reason.to_owned(),
+        };
+    }
     if line.starts_with("FAILED") || line.contains("Login Failure") {
         return Line::LoginFailed;
     }
@@ -110,10 +147,15 @@ pub enum Ended {
     Success {
         up_to_date: bool,
     },
+    /// It said it downloaded a Workshop item into `dir`.
+    Downloaded {
+        item: u64,
+        dir: PathBuf,
+    },
     /// It printed a failure (the first one seen) and its line.
     Failure(Line, String),
-    /// It ended without saying either; its exit status.
-    Silent(String),
+    /// It ended without saying either.
+    Silent,
     /// It printed nothing for the stall timeout and was ended.
     Stalled,
     Cancelled,
@@ -124,6 +166,8 @@ pub enum Ended {
 #[derive(Debug, Clone)]
 pub struct Run {
     pub ended: Ended,
+    /// Its exit status, as text.
+    pub status: String,
     pub total_bytes: u64,
     pub last_lines: Vec<String>,
     pub output: String,
@@ -164,7 +208,8 @@ impl Steamcmd {
         let pid = rustix::process::Pid::from_child(&child);
         let lines = read_lines(master);
         let mut run = Run {
-            ended: Ended::Silent(String::new()),
+            ended: Ended::Silent,
+            status: String::new(),
             total_bytes: 0,
             last_lines: Vec::new(),
             output: String::new(),
@@ -196,19 +241,19 @@ impl Steamcmd {
                             run.total_bytes = run.total_bytes.max(total);
                             ctx.emit(Event::Progress { done, total });
                         }
+                        Line::Other => ctx.emit(Event::Stdout(line)),
                         // The last verdict counts: a run with a Windows
                         // pass first succeeds once, then may fail.
-                        Line::Success { up_to_date } => {
-                            ctx.emit(Event::Stdout(line));
-                            if !ended_by_us(verdict.as_ref()) {
-                                verdict = Some(Ended::Success { up_to_date });
-                            }
-                        }
-                        Line::Other => ctx.emit(Event::Stdout(line)),
-                        failure => {
+                        said => {
                             ctx.emit(Event::Stdout(line.clone()));
                             if !ended_by_us(verdict.as_ref()) {
-                                verdict = Some(Ended::Failure(failure, line));
+                                verdict = Some(match said {
+                                    Line::Success { up_to_date } => Ended::Success { up_to_date },
+                                    Line::ItemDownloaded { item, dir } => {
+                                        Ended::Downloaded { item, dir }
+                                    }
+                                    failure => Ended::Failure(failure, line),
+                                });
                             }
                         }
                     }
@@ -226,10 +271,142 @@ impl Steamcmd {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        let status = child.wait()?;
-        run.ended = verdict.unwrap_or_else(|| Ended::Silent(status.to_string()));
+        run.status = child.wait()?.to_string();
+        run.ended = verdict.unwrap_or(Ended::Silent);
         Ok(run)
     }
+
+    /// Runs `attempt` until it is done, or up to [`RETRIES`] times while
+    /// it fails transiently, waiting `retry_backoff` before the first
+    /// retry and twice as long before each next one.
+    pub(super) fn with_retries<T>(
+        &self,
+        ctx: &Ctx<'_>,
+        mut attempt: impl FnMut() -> Result<Attempted<T>, GameError>,
+    ) -> Result<T, GameError> {
+        let mut wait = self.retry_backoff;
+        for n in 1..=RETRIES {
+            ctx.step(format!("running steamcmd (attempt {n} of {RETRIES})..."))?;
+            let (error, why) = match attempt()? {
+                Attempted::Done(done) => return Ok(done),
+                Attempted::Transient { error, why } => (error, why),
+            };
+            if n == RETRIES {
+                return Err(error);
+            }
+            ctx.emit(Event::Step(format!(
+                "steamcmd: {why}; retrying in {} s",
+                wait.as_secs_f32()
+            )));
+            sleep_unless_cancelled(wait, ctx)?;
+            wait *= 2;
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// The error for a run that did not do `what` (\"the game is
+    /// installed\") for the reasons any run can fail: cancelled, stalled,
+    /// no login, a failure line, or silence.
+    pub(super) fn unsuccessful(&self, run: Run, what: &str) -> GameError {
+        match run.ended {
+            Ended::Cancelled => Cancelled.into(),
+            Ended::Stalled => GameError::Stalled(self.stall_timeout.as_secs()),
+            Ended::Failure(Line::LoginFailed, line) => GameError::LoginFailed(line),
+            Ended::Failure(_, line) => GameError::Failed(line),
+            // A success line of another kind says nothing of `what`.
+            Ended::Silent | Ended::Success { .. } | Ended::Downloaded { .. } => {
+                GameError::NoSuccess {
+                    what: what.to_owned(),
+                    status: run.status,
+                    last: run.last_lines.join(" | "),
+                }
+            }
+        }
+    }
+
+    /// Downloads Workshop item `item` of the game with
+    /// `workshop_download_item` into `dir` (steamcmd's
+    /// `force_install_dir`), retrying `(Failure)`, and returns its file,
+    /// `steamapps/workshop/content/550/ITEM/*_legacy.bin` (the VPK). It
+    /// stays there until the next download of the item.
+    pub fn download_workshop_item(
+        &self,
+        item: u64,
+        dir: &Path,
+        home: &Path,
+        run_as: Option<RunAs>,
+        ctx: &Ctx<'_>,
+    ) -> Result<PathBuf, GameError> {
+        let commands: Vec<String> = vec![
+            "+force_install_dir".into(),
+            dir.display().to_string(),
+            "+login".into(),
+            "anonymous".into(),
+            "+workshop_download_item".into(),
+            WORKSHOP_APP_ID.to_string(),
+            item.to_string(),
+            "+quit".into(),
+        ];
+        let what = format!("item {item} was downloaded");
+        self.with_retries(ctx, || {
+            let run = self
+                .run(&commands, home, run_as, ctx)
+                .map_err(super::io(format!("running {}", self.program.display())))?;
+            match run.ended {
+                Ended::Downloaded { item: got, dir } if got == item => {
+                    legacy_bin(item, &dir).map(Attempted::Done)
+                }
+                Ended::Failure(Line::ItemFailed { reason, .. }, _) => match reason.as_str() {
+                    "Failure" => Ok(Attempted::Transient {
+                        error: GameError::ItemFailed {
+                            item,
+                            reason: format!(
+                                "Steam answered (Failure) {RETRIES} times; try again later"
+                            ),
+                        },
+                        why: format!("download of item {item} failed (Failure)"),
+                    }),
+                    "Access Denied" => Err(ItemUnavailable::Private(item).into()),
+                    "File Not Found" => Err(ItemUnavailable::Deleted(item).into()),
+                    _ => Err(GameError::ItemFailed { item, reason }),
+                },
+                _ => Err(self.unsuccessful(run, &what)),
+            }
+        })
+    }
+}
+
+/// One attempt of a run [`Steamcmd::with_retries`] repeats.
+pub(super) enum Attempted<T> {
+    Done(T),
+    /// A failure worth another try; `error` if it was the last one,
+    /// `why` for the message before the wait.
+    Transient {
+        error: GameError,
+        why: String,
+    },
+}
+
+/// The item's file in the directory steamcmd named: the `*_legacy.bin`
+/// there (the newest, should an older download have left another).
+fn legacy_bin(item: u64, dir: &Path) -> Result<PathBuf, GameError> {
+    let entries = std::fs::read_dir(dir).map_err(super::io(format!(
+        "reading {} (item {item})",
+        dir.display()
+    )))?;
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_legacy.bin"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, path)| path)
+        .ok_or_else(|| GameError::ItemFailed {
+            item,
+            reason: format!(
+                "steamcmd said it downloaded it to {}, but there is no *_legacy.bin there",
+                dir.display()
+            ),
+        })
 }
 
 /// Whether we ended the run (cancel, stall): what it prints while dying
@@ -335,6 +512,22 @@ mod tests {
         assert_eq!(
             classify("ERROR! Failed to install app '222860' (Invalid platform)"),
             Line::Failed("Invalid platform".into())
+        );
+        assert_eq!(
+            classify(
+                "Success. Downloaded item 123 to \"/s/steamapps/workshop/content/550/123\" (42 bytes)"
+            ),
+            Line::ItemDownloaded {
+                item: 123,
+                dir: "/s/steamapps/workshop/content/550/123".into()
+            }
+        );
+        assert_eq!(
+            classify("ERROR! Download item 123 failed (Access Denied)."),
+            Line::ItemFailed {
+                item: 123,
+                reason: "Access Denied".into()
+            }
         );
         assert_eq!(classify("FAILED (Invalid Password)"), Line::LoginFailed);
         assert_eq!(classify("Loading Steam API...OK"), Line::Other);

@@ -1,11 +1,13 @@
-//! Installs, updates and checks under systemd: the panel holds no
-//! privilege (an update mounts its build) and its sandbox cannot run the
-//! 32-bit steamcmd, so each task runs in `left4me-game@TASK.service`, a
+//! Installs, updates, checks and Workshop downloads under systemd: the
+//! panel holds no privilege (an update mounts its build) and its sandbox
+//! cannot run the 32-bit steamcmd, so each task runs in
+//! `left4me-game@TASK.service` (`workshop-ID` for a download), a
 //! root oneshot that polkit lets user `left4me` start and stop. The unit
 //! runs `left4me game-helper TASK` ([`run_helper`]), which prints every
 //! event and then its result as one JSON line each; the panel follows
 //! that invocation's journal and turns the lines back into events.
 
+use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -14,34 +16,48 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Game, GameError, Installer, Updated};
+use super::{Check, Game, GameError, Installer, ItemUnavailable, Updated};
 use crate::events::{Cancelled, Ctx, Event};
 
-/// What a `left4me-game@` unit does.
+/// What a `left4me-game@` unit does; its instance name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
     Update,
     Validate,
     Check,
+    /// Downloads a Workshop item (`workshop-ID`).
+    Workshop(u64),
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Task::Update => f.write_str("update"),
+            Task::Validate => f.write_str("validate"),
+            Task::Check => f.write_str("check"),
+            Task::Workshop(id) => write!(f, "workshop-{id}"),
+        }
+    }
 }
 
 impl Task {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Task::Update => "update",
-            Task::Validate => "validate",
-            Task::Check => "check",
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "update" => Some(Task::Update),
+            "validate" => Some(Task::Validate),
+            "check" => Some(Task::Check),
+            // Digits only (`parse` would take a sign); the polkit rule
+            // allows at most 20, as many as a u64 has.
+            _ => raw
+                .strip_prefix("workshop-")
+                .filter(|id| (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|id| id.parse().ok())
+                .map(Task::Workshop),
         }
     }
 
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Task::Update, Task::Validate, Task::Check]
-            .into_iter()
-            .find(|t| t.as_str() == raw)
-    }
-
     pub fn unit(self) -> String {
-        format!("left4me-game@{}.service", self.as_str())
+        format!("left4me-game@{self}.service")
     }
 }
 
@@ -52,6 +68,9 @@ enum Message {
     Event(Event),
     Updated(Updated),
     Checked(Check),
+    Downloaded(PathBuf),
+    /// Kept typed across the unit: the caller marks the item, not retries.
+    Unavailable(ItemUnavailable),
     Error(String),
 }
 
@@ -75,9 +94,14 @@ pub fn run_helper(
         Task::Update => game.update(false, &ctx).map(|u| say(&Message::Updated(u))),
         Task::Validate => game.update(true, &ctx).map(|u| say(&Message::Updated(u))),
         Task::Check => game.check(&ctx).map(|c| say(&Message::Checked(c))),
+        Task::Workshop(id) => game
+            .download_workshop_item(id, &ctx)
+            .map(|path| say(&Message::Downloaded(path))),
     };
-    if let Err(error) = &result {
-        say(&Message::Error(error.to_string()));
+    match &result {
+        Err(GameError::ItemUnavailable(why)) => say(&Message::Unavailable(*why)),
+        Err(error) => say(&Message::Error(error.to_string())),
+        Ok(()) => {}
     }
     result
 }
@@ -225,16 +249,64 @@ impl Installer for SystemdInstaller {
         };
         match self.run(task, ctx)? {
             Message::Updated(updated) => Ok(updated),
-            Message::Error(message) => Err(GameError::Relayed(message)),
-            other => Err(GameError::Relayed(format!("unexpected result {other:?}"))),
+            other => Err(unexpected(other)),
         }
     }
 
     fn check(&self, ctx: &Ctx<'_>) -> Result<Check, GameError> {
         match self.run(Task::Check, ctx)? {
             Message::Checked(check) => Ok(check),
-            Message::Error(message) => Err(GameError::Relayed(message)),
-            other => Err(GameError::Relayed(format!("unexpected result {other:?}"))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn download_workshop_item(&self, id: u64, ctx: &Ctx<'_>) -> Result<PathBuf, GameError> {
+        match self.run(Task::Workshop(id), ctx)? {
+            Message::Downloaded(path) => Ok(path),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// The error a result line other than the task's stands for.
+fn unexpected(message: Message) -> GameError {
+    match message {
+        Message::Error(message) => GameError::Relayed(message),
+        Message::Unavailable(why) => why.into(),
+        other => GameError::Relayed(format!("unexpected result {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_are_unit_instances_and_workshop_ids_are_digits_only() {
+        for task in [
+            Task::Update,
+            Task::Validate,
+            Task::Check,
+            Task::Workshop(123_456_789),
+            Task::Workshop(u64::MAX),
+        ] {
+            assert_eq!(Task::parse(&task.to_string()), Some(task));
+        }
+        assert_eq!(
+            Task::Workshop(42).unit(),
+            "left4me-game@workshop-42.service"
+        );
+        for bad in [
+            "workshop-",
+            "workshop-+1",
+            "workshop--1",
+            "workshop-1a",
+            "workshop-18446744073709551616",
+            "workshop-123456789012345678901",
+            "Workshop-1",
+            "other",
+        ] {
+            assert_eq!(Task::parse(bad), None, "{bad}");
         }
     }
 }
