@@ -478,7 +478,8 @@ impl Config {
                 "workshop_downloads must be at least 1".into(),
             ));
         }
-        if !(self.steam_api_url.starts_with("https://") || self.steam_api_url.starts_with("http://"))
+        if !(self.steam_api_url.starts_with("https://")
+            || self.steam_api_url.starts_with("http://"))
         {
             return Err(ConfigError::Invalid(format!(
                 "steam_api_url {:?} must be an http:// or https:// URL",

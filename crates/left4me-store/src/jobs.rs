@@ -117,6 +117,17 @@ impl Store {
         .await?)
     }
 
+    /// When `username` last queued a job of this kind.
+    pub async fn newest_job_by(&self, kind: &str, username: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM jobs WHERE kind = ? AND username = ? AND user_id IS NULL",
+        )
+        .bind(kind)
+        .bind(username)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub async fn job(&self, id: i64) -> Result<Job> {
         sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
             .bind(id)

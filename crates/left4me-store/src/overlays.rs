@@ -11,6 +11,16 @@ pub enum OverlayKind {
     Script,
 }
 
+impl OverlayKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Files => "files",
+            Self::Workshop => "workshop",
+            Self::Script => "script",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Overlay {
     pub id: i64,
@@ -113,6 +123,32 @@ impl Store {
     }
 
     /// Deletes the overlay unless a blueprint uses it.
+    /// Every overlay of one kind, oldest first.
+    pub async fn overlays_of_kind(&self, kind: OverlayKind) -> Result<Vec<Overlay>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM overlays WHERE kind = ? ORDER BY id")
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records how the overlay's last build went (`building`, `ready`,
+    /// `failed`); a finished build also marks the overlay changed.
+    pub async fn set_overlay_build_status(&self, id: i64, status: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE overlays SET build_status = ?,
+             updated_at = CASE WHEN ? = 'building' THEN updated_at ELSE ? END WHERE id = ?",
+        )
+        .bind(status)
+        .bind(status)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn delete_overlay(&self, id: i64) -> Result<()> {
         let users = self.blueprints_using_overlay(id, None).await?;
         if !users.is_empty() {

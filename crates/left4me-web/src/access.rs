@@ -105,7 +105,8 @@ impl ServerAction {
             JobKind::GameInstall
             | JobKind::GameUpdate
             | JobKind::GameValidate
-            | JobKind::GameCheck => None,
+            | JobKind::GameCheck
+            | JobKind::OverlayBuild => None,
         }
     }
 }
@@ -218,26 +219,33 @@ pub async fn server(
 /// Whether the user may see the Game page and install, update or check
 /// the game.
 pub fn game(user: &CurrentUser) -> AppResult<()> {
+    admin(user, "install and update the game")
+}
+
+/// Admins only: `what` says what others may not do.
+pub fn admin(user: &CurrentUser, what: &str) -> AppResult<()> {
     if user.is_admin() {
         Ok(())
     } else {
-        Err(AppError::Forbidden(
-            "Only admins install and update the game.".into(),
-        ))
+        Err(AppError::Forbidden(format!("Only admins {what}.")))
     }
 }
 
-/// The job if the user started it, may see its server, or is an admin.
+/// The job if the user started it, may see its server or overlay, or is
+/// an admin.
 pub async fn job(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
     let job = state.store().job(id).await?;
     if user.is_admin() || job.user_id == Some(user.id()) {
         return Ok(job);
     }
-    match job.server_id {
-        Some(server_id) => server(state, user, server_id, ServerAction::View)
+    match (job.server_id, job.overlay_id) {
+        (Some(server_id), _) => server(state, user, server_id, ServerAction::View)
             .await
             .map(|_| job),
-        None => Err(AppError::NotFound),
+        (None, Some(overlay_id)) => overlay(state, user, overlay_id, ItemAccess::Use)
+            .await
+            .map(|_| job),
+        (None, None) => Err(AppError::NotFound),
     }
 }
 
@@ -251,6 +259,11 @@ pub async fn cancellable_job(state: &AppState, user: &CurrentUser, id: i64) -> A
     let action = JobKind::parse(&job.kind)
         .and_then(ServerAction::of_job)
         .unwrap_or(ServerAction::Manage);
+    if let Some(overlay_id) = job.overlay_id {
+        return overlay(state, user, overlay_id, ItemAccess::Change)
+            .await
+            .map(|_| job);
+    }
     match job.server_id {
         Some(server_id) => server(state, user, server_id, action).await.map(|_| job),
         None => Err(AppError::Forbidden(

@@ -14,7 +14,7 @@ use left4me_host::game::{GameError, Installer, Updated};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
-use left4me_store::{Job, JobState, LogLine, NewJob, Server, Store, User};
+use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, Server, Store, User};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -34,13 +34,15 @@ pub enum JobKind {
     /// An update with steamcmd checking every file.
     GameValidate,
     GameCheck,
+    /// A build of a Workshop overlay: lock `overlay:ID`.
+    OverlayBuild,
 }
 
 /// The lock every game job holds: one install, update or check at a time.
 pub const INSTALL_LOCK: &str = "install";
 
 impl JobKind {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::ServerStart,
         Self::ServerStop,
         Self::ServerRestart,
@@ -50,6 +52,7 @@ impl JobKind {
         Self::GameUpdate,
         Self::GameValidate,
         Self::GameCheck,
+        Self::OverlayBuild,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl JobKind {
             Self::GameUpdate => "game.update",
             Self::GameValidate => "game.validate",
             Self::GameCheck => "game.check",
+            Self::OverlayBuild => "overlay.build",
         }
     }
 
@@ -78,6 +82,7 @@ impl JobKind {
             Self::GameUpdate => "update the game",
             Self::GameValidate => "update and validate the game",
             Self::GameCheck => "check for game updates",
+            Self::OverlayBuild => "build overlay",
         }
     }
 
@@ -121,6 +126,32 @@ impl Actor<'_> {
     }
 }
 
+/// What a job is about.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Server(&'a Server),
+    Overlay(&'a Overlay),
+    Game,
+}
+
+impl Target<'_> {
+    fn locks(self) -> Vec<String> {
+        vec![match self {
+            Self::Server(server) => format!("server:{}", server.id),
+            Self::Overlay(overlay) => format!("overlay:{}", overlay.id),
+            Self::Game => INSTALL_LOCK.to_owned(),
+        }]
+    }
+
+    fn subject(self) -> String {
+        match self {
+            Self::Server(server) => format!("server {}", server.name),
+            Self::Overlay(overlay) => format!("overlay {}", overlay.name),
+            Self::Game => "the game".to_owned(),
+        }
+    }
+}
+
 /// What job streams receive.
 #[derive(Debug, Clone)]
 pub enum JobEvent {
@@ -148,6 +179,7 @@ struct Inner {
     /// Installs, updates and checks the game (in this process or in
     /// `left4me-game@` units).
     installer: Arc<dyn Installer>,
+    workshop: crate::workshop::Workshop,
     wake: Notify,
     running: Mutex<Running>,
     events: broadcast::Sender<JobEvent>,
@@ -171,6 +203,15 @@ impl From<GameError> for JobError {
         match e {
             GameError::Cancelled(_) => Self::Cancelled,
             other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<left4me_workshop::build::BuildError> for JobError {
+    fn from(e: left4me_workshop::build::BuildError) -> Self {
+        match e {
+            left4me_workshop::build::BuildError::Cancelled => Self::Cancelled,
+            other => Self::Failed(left4me_workshop::describe(&other)),
         }
     }
 }
@@ -201,12 +242,14 @@ impl Jobs {
         store: Store,
         host: Arc<Host>,
         installer: Arc<dyn Installer>,
+        workshop: crate::workshop::Workshop,
         ready_timeout: Duration,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
             host,
             installer,
+            workshop,
             wake: Notify::new(),
             running: Mutex::new(Running::default()),
             events: broadcast::channel(4096).0,
@@ -232,6 +275,10 @@ impl Jobs {
         &self.0.installer
     }
 
+    pub fn workshop(&self) -> &crate::workshop::Workshop {
+        &self.0.workshop
+    }
+
     /// Queues a job on a server and records it in the activity log.
     pub async fn enqueue(
         &self,
@@ -240,7 +287,7 @@ impl Jobs {
         server: &Server,
     ) -> left4me_store::Result<Job> {
         debug_assert!(!kind.is_game(), "{kind:?} takes no server");
-        self.queue(kind, actor, Some(server)).await
+        self.queue(kind, actor, Target::Server(server)).await
     }
 
     /// Queues a job on the game (lock `install`) and records it in the
@@ -251,22 +298,36 @@ impl Jobs {
         actor: Actor<'_>,
     ) -> left4me_store::Result<Job> {
         debug_assert!(kind.is_game(), "{kind:?} needs a server");
-        self.queue(kind, actor, None).await
+        self.queue(kind, actor, Target::Game).await
+    }
+
+    /// Queues a build of an overlay, or returns the one already queued:
+    /// what it will build is read when it starts, so one covers both.
+    pub async fn enqueue_build(
+        &self,
+        actor: Actor<'_>,
+        overlay: &Overlay,
+    ) -> left4me_store::Result<Job> {
+        let locks = Target::Overlay(overlay).locks();
+        let kind = JobKind::OverlayBuild;
+        if let Some(queued) = self.0.store.queued_job(kind.as_str(), &locks).await? {
+            return Ok(queued);
+        }
+        self.queue(kind, actor, Target::Overlay(overlay)).await
     }
 
     async fn queue(
         &self,
         kind: JobKind,
         actor: Actor<'_>,
-        server: Option<&Server>,
+        target: Target<'_>,
     ) -> left4me_store::Result<Job> {
-        let (locks, subject) = match server {
-            Some(server) => (
-                [format!("server:{}", server.id)],
-                format!("server {}", server.name),
-            ),
-            None => ([INSTALL_LOCK.to_owned()], "the game".to_owned()),
+        let (server, overlay) = match target {
+            Target::Server(server) => (Some(server), None),
+            Target::Overlay(overlay) => (None, Some(overlay)),
+            Target::Game => (None, None),
         };
+        let subject = target.subject();
         let job = self
             .0
             .store
@@ -275,14 +336,18 @@ impl Jobs {
                 user_id: actor.id(),
                 username: actor.name(),
                 server_id: server.map(|s| s.id),
+                overlay_id: overlay.map(|o| o.id),
                 subject: &subject,
-                locks: &locks,
+                locks: &target.locks(),
             })
             .await?;
-        let detail = match server {
+        let detail = match target {
             // "restart server alpha": the label says "restart server".
-            Some(server) => format!("{} {} (job #{})", kind.label(), server.name, job.id),
-            None => format!("{} (job #{})", kind.label(), job.id),
+            Target::Server(server) => format!("{} {} (job #{})", kind.label(), server.name, job.id),
+            Target::Overlay(overlay) => {
+                format!("{} {} (job #{})", kind.label(), overlay.name, job.id)
+            }
+            Target::Game => format!("{} (job #{})", kind.label(), job.id),
         };
         self.0
             .store
@@ -465,6 +530,9 @@ impl Jobs {
         if kind.is_game() {
             return self.game(job.id, kind, token).await;
         }
+        if kind == JobKind::OverlayBuild {
+            return self.overlay_build(job, token).await;
+        }
         let server_id = job
             .server_id
             .ok_or_else(|| JobError::Failed("the server no longer exists".into()))?;
@@ -499,7 +567,8 @@ impl Jobs {
             JobKind::GameInstall
             | JobKind::GameUpdate
             | JobKind::GameValidate
-            | JobKind::GameCheck => unreachable!("game jobs returned above"),
+            | JobKind::GameCheck
+            | JobKind::OverlayBuild => unreachable!("game and overlay jobs returned above"),
             JobKind::ServerDelete => {
                 // Wanted stopped first: if deleting fails halfway, the
                 // reconciler must not start the server again.
@@ -723,6 +792,73 @@ impl Jobs {
                 v.build_id.as_deref().unwrap_or("unknown")
             );
         }
+        Ok(())
+    }
+
+    /// Builds a Workshop overlay: item states go to the store as the
+    /// build reports them, the overlay's status says how it went.
+    async fn overlay_build(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
+        let store = &self.0.store;
+        let overlay = match job.overlay_id {
+            Some(id) => store.overlay(id).await?,
+            None => return Err(JobError::Failed("the overlay no longer exists".into())),
+        };
+        let sources = crate::workshop::sources(store, overlay.id).await?;
+        store
+            .set_overlay_build_status(overlay.id, "building")
+            .await?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut written = Vec::new();
+                while let Some(item) = rx.recv().await {
+                    if let Err(e) = store.put_workshop_item(&item).await {
+                        tracing::error!("recording a Workshop item's state: {e}");
+                    }
+                    written.push(item);
+                }
+                written
+            })
+        };
+        let (host, installer) = (Arc::clone(&self.0.host), Arc::clone(&self.0.installer));
+        let workshop = self.0.workshop.clone();
+        let overlay_id = overlay.id;
+        let result = self
+            .blocking_op(job.id, token, move |ctx| {
+                let observe = move |report: &left4me_workshop::build::ItemReport| {
+                    let _ = tx.send(crate::workshop::stored_item(overlay_id, report));
+                };
+                workshop.build(
+                    &host,
+                    installer.as_ref(),
+                    overlay_id,
+                    &sources,
+                    &observe,
+                    ctx,
+                )
+            })
+            .await;
+        let written = writer
+            .await
+            .map_err(|e| JobError::Failed(format!("recording item states: {e}")))?;
+        let status = if result.is_ok() { "ready" } else { "failed" };
+        store.set_overlay_build_status(overlay.id, status).await?;
+        let built = result?;
+        store
+            .keep_workshop_items(overlay.id, &crate::workshop::reported_ids(&written))
+            .await?;
+        let summary = format!(
+            "{} item(s){}, {:.1} MiB downloaded",
+            built.items,
+            if built.skipped > 0 {
+                format!(", {} skipped", built.skipped)
+            } else {
+                String::new()
+            },
+            built.downloaded_bytes as f64 / (1024.0 * 1024.0)
+        );
+        self.log(job.id, "step", &summary).await;
         Ok(())
     }
 

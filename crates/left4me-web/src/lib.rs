@@ -20,6 +20,7 @@ pub mod reconciler;
 mod routes;
 pub mod spec_builder;
 pub mod state;
+pub mod workshop;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub enum LaunchError {
     Game(std::io::Error),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Workshop(String),
 }
 
 /// Everything the panel needs besides its configuration.
@@ -113,10 +116,12 @@ pub async fn launch_with_listener(
         );
     }
     let installer = Arc::from(config.installer().map_err(LaunchError::Game)?);
+    let workshop = workshop::Workshop::new(&config).map_err(LaunchError::Workshop)?;
     let jobs = Jobs::new(
         store.clone(),
         Arc::clone(&host),
         installer,
+        workshop,
         launch.ready_timeout,
     );
     let workers = jobs.spawn_workers(config.workers);
@@ -154,6 +159,15 @@ pub async fn launch_with_listener(
         tick: Duration::from_secs(config.poll_interval_secs),
     }
     .spawn(stopping.clone());
+    let refresher = config.workshop_refresh_time().map(|at| {
+        workshop::Refresher {
+            store: store.clone(),
+            jobs: jobs.clone(),
+            at,
+            tick: Duration::from_secs(60),
+        }
+        .spawn(stopping.clone())
+    });
     let state = AppState::new(
         config,
         store.clone(),
@@ -182,6 +196,9 @@ pub async fn launch_with_listener(
     .map_err(LaunchError::Serve)?;
     reconciler.abort();
     scheduler.abort();
+    if let Some(refresher) = refresher {
+        refresher.abort();
+    }
     poller.abort();
     jobs.shutdown(Duration::from_secs(5)).await;
     for worker in workers {
@@ -215,10 +232,12 @@ pub(crate) fn test_jobs(store: &Store, root: &std::path::Path) -> (Arc<Host>, Jo
         ..Config::default()
     };
     let installer = Arc::new(config.game().expect("a test state root"));
+    let workshop = workshop::Workshop::new(&config).expect("the default Steam API settings");
     let jobs = Jobs::new(
         store.clone(),
         Arc::clone(&host),
         installer,
+        workshop,
         Duration::from_secs(1),
     );
     (host, jobs)

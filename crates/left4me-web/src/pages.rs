@@ -95,6 +95,7 @@ form_pages!(
     UsersPage,
     AccountPage,
     OverlaysPage,
+    WorkshopPage,
 );
 
 impl Page for LoginPage {
@@ -383,7 +384,58 @@ pub(crate) struct OverlaysPage {
     pub(crate) overlays: Vec<ListedOverlay>,
     pub(crate) me: i64,
     pub(crate) name: String,
+    /// The kind picked for a new overlay ("files", "workshop").
+    pub(crate) kind: String,
     pub(crate) errors: FormErrors,
+}
+
+/// A Workshop overlay: its items, what was added, the build in progress.
+#[derive(Template)]
+#[template(path = "overlay_workshop.html")]
+pub(crate) struct WorkshopPage {
+    pub(crate) l: Layout,
+    pub(crate) overlay: Overlay,
+    pub(crate) owner: String,
+    pub(crate) can_change: bool,
+    pub(crate) used_by: String,
+    /// The published version, in words ("version 3 of 2026-11-28 ...").
+    pub(crate) version: String,
+    pub(crate) sources: Vec<WorkshopSourceRow>,
+    pub(crate) items: Vec<WorkshopItemRow>,
+    /// The build queued or running, if any.
+    pub(crate) build: Option<Job>,
+    /// What the last add did, or why entries were refused.
+    pub(crate) notice: String,
+    pub(crate) refused: Vec<String>,
+    /// The add form's text, kept after a mistake.
+    pub(crate) entered: String,
+    pub(crate) errors: FormErrors,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct WorkshopSourceRow {
+    pub(crate) id: i64,
+    pub(crate) title: String,
+    pub(crate) is_collection: bool,
+    /// Items a collection brought at the last build.
+    pub(crate) items: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct WorkshopItemRow {
+    pub(crate) id: i64,
+    pub(crate) title: String,
+    pub(crate) size: i64,
+    pub(crate) updated: i64,
+    pub(crate) state: String,
+    pub(crate) error: String,
+    /// The collection it came from (its title), or empty.
+    pub(crate) via: String,
+}
+
+/// An item's page on the Steam Community.
+pub(crate) fn workshop_url(id: &i64) -> String {
+    format!("https://steamcommunity.com/sharedfiles/filedetails/?id={id}")
 }
 
 /// A row of the file browser.

@@ -309,11 +309,6 @@ impl Cache {
     pub fn bytes(&self) -> u64 {
         left4me_host::fsutil::disk_usage(&self.dir.join("items"))
     }
-
-    /// steamcmd's scratch install directory for fallback downloads.
-    pub fn steamcmd_dir(&self) -> PathBuf {
-        self.dir.join("steamcmd")
-    }
 }
 
 /// Refuses anything that does not start like a VPK, naming what it looks

@@ -899,8 +899,9 @@ pub fn rebuilt_overlays(
         };
         let mut paths = Vec::new();
         for dir in m.overlay_lowers() {
-            if let Some(Layer::OverlayVersion(path, version)) =
-                dir.to_str().and_then(|d| crate::instance_env::layer_of(d, root).ok())
+            if let Some(Layer::OverlayVersion(path, version)) = dir
+                .to_str()
+                .and_then(|d| crate::instance_env::layer_of(d, root).ok())
                 && crate::snapshot::is_newer_than(root, &path, version)
                     .map_err(io("reading an overlay's current version"))?
             {

@@ -12,6 +12,7 @@ mod server_log;
 mod servers;
 mod session;
 mod users;
+mod workshop;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -70,6 +71,10 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/overlays/{id}/delete", post(overlays::delete))
         .route("/overlays/{id}/share", post(overlays::share))
+        .route("/overlays/{id}/items", post(workshop::add))
+        .route("/overlays/{id}/items/remove", post(workshop::remove))
+        .route("/overlays/{id}/refresh", post(workshop::refresh))
+        .route("/workshop/refresh", post(workshop::refresh_all))
         .route("/jobs", get(jobs::index))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/events", get(jobs::events))

@@ -8,7 +8,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_files::{FilesError, OverlayFiles, RelPath, ZipLimits};
-use left4me_store::OverlayKind;
+use left4me_store::{Overlay, OverlayKind};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
@@ -29,13 +29,21 @@ fn overlay_dir(state: &AppState, id: i64) -> PathBuf {
     state.host().root().overlay(&overlay_path(id))
 }
 
-/// Runs a file operation on a blocking thread.
+/// Runs a file operation on a files overlay on a blocking thread. Other
+/// kinds are built, not edited: their files come from their builds.
 async fn with_files<T: Send + 'static>(
     state: &AppState,
-    id: i64,
+    overlay: &Overlay,
     op: impl FnOnce(&OverlayFiles) -> Result<T, FilesError> + Send + 'static,
 ) -> AppResult<T> {
-    let dir = overlay_dir(state, id);
+    if overlay.kind != OverlayKind::Files {
+        return Err(AppError::Conflict(format!(
+            "overlay {} is a {} overlay: its files come from its builds, not from uploads or edits",
+            overlay.name,
+            overlay.kind.as_str()
+        )));
+    }
+    let dir = overlay_dir(state, overlay.id);
     tokio::task::spawn_blocking(move || op(&OverlayFiles::create(&dir)?))
         .await
         .map_err(AppError::internal)?
@@ -50,26 +58,30 @@ fn rel(path: &str) -> AppResult<RelPath> {
 async fn list_page(
     state: &AppState,
     user: &CurrentUser,
-    name: String,
+    form: CreateForm,
     errors: FormErrors,
 ) -> AppResult<OverlaysPage> {
     Ok(OverlaysPage {
         l: Layout::of(user),
         overlays: state.store().visible_overlays(user.viewer()).await?,
         me: user.id(),
-        name,
+        name: form.name,
+        kind: form.kind,
         errors,
     })
 }
 
 pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
-    let page = list_page(&state, &user, String::new(), FormErrors::default()).await?;
+    let page = list_page(&state, &user, CreateForm::default(), FormErrors::default()).await?;
     Ok(render(&page)?.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct CreateForm {
     name: String,
+    /// `files` (the default) or `workshop`.
+    #[serde(default)]
+    kind: String,
 }
 
 pub(crate) async fn create(
@@ -77,20 +89,29 @@ pub(crate) async fn create(
     user: CurrentUser,
     Form(form): Form<CreateForm>,
 ) -> AppResult<Response> {
-    let name = match DisplayName::parse(&form.name) {
-        Ok(name) => name,
-        Err(message) => {
-            let mut errors = FormErrors::default();
-            errors.add("name", message);
-            let page = list_page(&state, &user, form.name, errors).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+    let mut errors = FormErrors::default();
+    let name = DisplayName::parse(&form.name)
+        .map_err(|message| errors.add("name", message))
+        .ok();
+    let kind = match form.kind.as_str() {
+        "" | "files" => Some(OverlayKind::Files),
+        "workshop" => Some(OverlayKind::Workshop),
+        _ => {
+            errors.add("kind", "choose files or workshop");
+            None
         }
+    };
+    let (Some(name), Some(kind)) = (name, kind) else {
+        let page = list_page(&state, &user, form, errors).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
     };
     let overlay = state
         .store()
-        .create_overlay(user.id(), name.as_str(), OverlayKind::Files)
+        .create_overlay(user.id(), name.as_str(), kind)
         .await?;
-    with_files(&state, overlay.id, |_| Ok(())).await?;
+    if kind == OverlayKind::Files {
+        with_files(&state, &overlay, |_| Ok(())).await?;
+    }
     let detail = format!("created overlay {}", overlay.name);
     super::record(&state, &user, None, "overlay.create", detail).await?;
     Ok(Redirect::to(&format!("/overlays/{}", overlay.id)).into_response())
@@ -118,9 +139,12 @@ pub(crate) async fn show(
     Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
     let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
+    if overlay.kind == OverlayKind::Workshop {
+        return super::workshop::show(&state, &user, overlay).await;
+    }
     let dir = rel(&query.path)?;
     let listed = dir.clone();
-    let entries = with_files(&state, id, move |files| files.list(&listed)).await?;
+    let entries = with_files(&state, &overlay, move |files| files.list(&listed)).await?;
     let rows = entries
         .into_iter()
         .map(|e| FileRow::from_entry(e, EDIT_LIMIT))
@@ -212,7 +236,7 @@ pub(crate) async fn upload(
     }
     let uploaded: Vec<String> = staged.iter().map(|(name, _)| name.clone()).collect();
     let target = dir.clone();
-    with_files(&state, id, move |files| {
+    with_files(&state, &overlay, move |files| {
         for (name, temp) in &staged {
             // Browsers send a bare file name; anything else is refused.
             let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
@@ -255,7 +279,7 @@ async fn change(
     op: impl FnOnce(&OverlayFiles) -> Result<(), FilesError> + Send + 'static,
 ) -> AppResult<Response> {
     let overlay = access::overlay(state, user, id, ItemAccess::Change).await?;
-    with_files(state, id, op).await?;
+    with_files(state, &overlay, op).await?;
     state.store().touch_overlay(id).await?;
     let detail = format!("{what} in overlay {}", overlay.name);
     super::record(state, user, None, "overlay.edit", detail).await?;
@@ -368,10 +392,10 @@ pub(crate) async fn download(
     Path(id): Path<i64>,
     Query(query): Query<PathQuery>,
 ) -> AppResult<Response> {
-    access::overlay(&state, &user, id, ItemAccess::Use).await?;
+    let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
     let path = rel(&query.path)?;
     let opened = path.clone();
-    let file = with_files(&state, id, move |files| files.open_read(&opened)).await?;
+    let file = with_files(&state, &overlay, move |files| files.open_read(&opened)).await?;
     Ok(file_download(&path, file))
 }
 
@@ -382,7 +406,7 @@ pub(crate) async fn zip(
 ) -> AppResult<Response> {
     let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
     let tmp = state.host().root().tmp();
-    let file = with_files(&state, id, move |files| {
+    let file = with_files(&state, &overlay, move |files| {
         // An unnamed temp file: nothing to clean up, whatever happens.
         let mut out = tempfile::tempfile_in(&tmp).map_err(|error| FilesError::Io {
             context: "creating the archive".into(),
@@ -410,7 +434,7 @@ pub(crate) async fn edit_page(
     let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
     let path = rel(&query.path)?;
     let read = path.clone();
-    let bytes = with_files(&state, id, move |files| {
+    let bytes = with_files(&state, &overlay, move |files| {
         match files.read(&read, EDIT_LIMIT) {
             // A new file starts empty.
             Err(FilesError::NotFound(_)) => Ok(Vec::new()),
@@ -466,11 +490,14 @@ pub(crate) async fn delete(
 ) -> AppResult<Response> {
     let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
     state.store().delete_overlay(id).await?;
-    let dir = overlay_dir(&state, id);
-    tokio::task::spawn_blocking(move || left4me_host::fsutil::remove_dir_all_if_exists(&dir))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)?;
+    let root = state.host().root().clone();
+    // Versions that running servers mount stay until they stop.
+    tokio::task::spawn_blocking(move || {
+        left4me_host::snapshot::forget_overlay(&root, &overlay_path(id))
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)?;
     let detail = format!("deleted overlay {}", overlay.name);
     super::record(&state, &user, None, "overlay.delete", detail).await?;
     Ok(Redirect::to("/overlays").into_response())

@@ -1,0 +1,286 @@
+//! Workshop overlays as the panel sees them, below the routes so pages and
+//! a future JSON API share it: adding items (asked of Steam first, so a
+//! wrong id is refused at once), queueing builds, running a build job's
+//! host side, and the daily refresh.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use left4me_host::events::{CancellationToken, Ctx, discard};
+use left4me_host::game::Installer;
+use left4me_host::lifecycle::Host;
+use left4me_store::{Job, Overlay, OverlayKind, Store, WorkshopItem};
+use left4me_workshop::build::{BuildError, Built, ItemReport, ItemState};
+use left4me_workshop::{ApiSettings, Builder, Source, SteamApi, WorkshopId};
+
+use crate::config::Config;
+use crate::jobs::{Actor, JobKind, Jobs};
+use crate::spec_builder::overlay_path;
+
+/// The Steam Web API client and how builds use it.
+#[derive(Debug, Clone)]
+pub struct Workshop {
+    api: Arc<SteamApi>,
+    parallel: usize,
+}
+
+impl Workshop {
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let mut settings = ApiSettings::new(&config.steam_api_url);
+        settings.first_retry = Duration::from_millis(config.steam_api_retry_ms);
+        let api = SteamApi::new(settings)
+            .map_err(|e| format!("setting up the Steam Web API client: {e}"))?;
+        Ok(Self {
+            api: Arc::new(api),
+            parallel: config.workshop_downloads,
+        })
+    }
+
+    /// Calls made to the Steam Web API since the panel started.
+    pub fn api_calls(&self) -> u64 {
+        self.api.calls()
+    }
+
+    /// Builds a Workshop overlay on this (blocking) thread, reporting
+    /// each item's state to `observe`. Items without a direct download
+    /// go through `installer`'s steamcmd.
+    pub fn build(
+        &self,
+        host: &Host,
+        installer: &dyn Installer,
+        overlay_id: i64,
+        sources: &[Source],
+        observe: &(dyn Fn(&ItemReport) + Sync),
+        ctx: &Ctx<'_>,
+    ) -> Result<Built, BuildError> {
+        let fallback = |id: WorkshopId, ctx: &Ctx<'_>| {
+            installer
+                .download_workshop_item(id.get(), ctx)
+                .map_err(|e| left4me_workshop::describe(&e))
+        };
+        Builder {
+            root: host.root(),
+            api: &self.api,
+            parallel: self.parallel,
+        }
+        .build(
+            &overlay_path(overlay_id),
+            sources,
+            observe,
+            Some(&fallback),
+            ctx,
+        )
+    }
+}
+
+/// What adding items did.
+#[derive(Debug)]
+pub struct Added {
+    /// New sources (duplicates of existing ones are not counted).
+    pub added: u64,
+    /// Entries Steam ruled out, each with its reason.
+    pub refused: Vec<String>,
+    /// The build that will fetch them (reused when one was queued).
+    pub build: Option<Job>,
+}
+
+/// Why nothing was added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// Entries that are not ids or links, each named.
+    #[error("{}", .0.join("; "))]
+    Unreadable(Vec<String>),
+    #[error("Steam could not be asked about the items, nothing was added: {0}")]
+    Steam(String),
+    #[error(transparent)]
+    Store(#[from] left4me_store::StoreError),
+}
+
+/// Adds the ids and links in `text` to a Workshop overlay and queues a
+/// build when anything is new. Steam is asked first: items of another
+/// game, missing, private, banned or without a file are refused, the
+/// rest added.
+pub async fn add(
+    store: &Store,
+    jobs: &Jobs,
+    actor: Actor<'_>,
+    overlay: &Overlay,
+    text: &str,
+) -> Result<Added, AddError> {
+    debug_assert_eq!(overlay.kind, OverlayKind::Workshop);
+    let ids = left4me_workshop::id::parse_batch(text)
+        .map_err(|bad| AddError::Unreadable(bad.iter().map(ToString::to_string).collect()))?;
+    let api = Arc::clone(&jobs.workshop().api);
+    let (collections, details) = tokio::task::spawn_blocking(move || {
+        let token = CancellationToken::new();
+        let ctx = Ctx::new(&discard, &token);
+        Ok::<_, left4me_workshop::api::ApiError>((
+            api.collections(&ids, &ctx)?,
+            api.details(&ids, &ctx)?,
+        ))
+    })
+    .await
+    .map_err(|e| AddError::Steam(e.to_string()))?
+    .map_err(|e| AddError::Steam(left4me_workshop::describe(&e)))?;
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for item in details {
+        let collection = collections.contains_key(&item.id);
+        if let Some(problem) = item.problem() {
+            refused.push(problem.to_string());
+        } else if !collection && item.file_size == 0 && item.filename.is_empty() {
+            refused.push(format!(
+                "{} ({}) has no file: a collection without items?",
+                item.id, item.title
+            ));
+        } else {
+            let id = i64::try_from(item.id).map_err(|_| {
+                AddError::Steam(format!("Steam answered an id out of range: {}", item.id))
+            })?;
+            accepted.push((id, collection, item.title));
+        }
+    }
+    let added = store.add_workshop_sources(overlay.id, &accepted).await?;
+    let build = if added > 0 {
+        Some(jobs.enqueue_build(actor, overlay).await?)
+    } else {
+        None
+    };
+    Ok(Added {
+        added,
+        refused,
+        build,
+    })
+}
+
+/// The sources a build starts from.
+pub async fn sources(store: &Store, overlay_id: i64) -> left4me_store::Result<Vec<Source>> {
+    Ok(store
+        .workshop_sources(overlay_id)
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            Some(Source {
+                id: WorkshopId::new(u64::try_from(s.published_id).ok()?)?,
+                collection: s.is_collection,
+            })
+        })
+        .collect())
+}
+
+/// A build's item report as the store keeps it.
+pub fn stored_item(overlay_id: i64, report: &ItemReport) -> WorkshopItem {
+    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let (state, error) = match &report.state {
+        ItemState::Ok => ("ok", None),
+        ItemState::Downloading => ("downloading", None),
+        ItemState::Failed(why) => ("failed", Some(why.clone())),
+    };
+    WorkshopItem {
+        overlay_id,
+        item_id: as_i64(report.id),
+        via: report.via.map(as_i64),
+        title: report.title.clone(),
+        file_size: as_i64(report.file_size),
+        time_updated: as_i64(report.time_updated),
+        state: state.to_owned(),
+        error,
+    }
+}
+
+/// The item ids of a build's reports, to drop the items it no longer has.
+pub fn reported_ids(reports: &[WorkshopItem]) -> Vec<i64> {
+    reports
+        .iter()
+        .map(|r| r.item_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Queues a build of every Workshop overlay (a queued one is reused).
+pub async fn refresh_all(
+    store: &Store,
+    jobs: &Jobs,
+    actor: Actor<'_>,
+) -> left4me_store::Result<Vec<Job>> {
+    let mut queued = Vec::new();
+    for overlay in store.overlays_of_kind(OverlayKind::Workshop).await? {
+        queued.push(jobs.enqueue_build(actor, &overlay).await?);
+    }
+    Ok(queued)
+}
+
+/// The daily refresh of every Workshop overlay at `at` (seconds after
+/// midnight UTC). Whether today's ran is read from the jobs the
+/// scheduler queued, so a panel restarted around that time neither skips
+/// nor repeats it.
+#[derive(Debug, Clone)]
+pub struct Refresher {
+    pub store: Store,
+    pub jobs: Jobs,
+    pub at: u32,
+    pub tick: Duration,
+}
+
+impl Refresher {
+    pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.refresh_if_due().await {
+                    tracing::error!("the daily Workshop refresh: {e}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(self.tick) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    async fn refresh_if_due(&self) -> left4me_store::Result<()> {
+        let now = left4me_store::now();
+        let due = last_occurrence(now, self.at);
+        let last = self
+            .store
+            .newest_job_by(JobKind::OverlayBuild.as_str(), Actor::Scheduler.name())
+            .await?;
+        if last.is_some_and(|at| at >= due) {
+            return Ok(());
+        }
+        let queued = refresh_all(&self.store, &self.jobs, Actor::Scheduler).await?;
+        if !queued.is_empty() {
+            tracing::info!("daily Workshop refresh: {} overlay build(s)", queued.len());
+        }
+        Ok(())
+    }
+}
+
+/// The latest moment at or before `now` that is `at` seconds after a
+/// midnight (UTC).
+fn last_occurrence(now: i64, at: u32) -> i64 {
+    let midnight = now - now.rem_euclid(86_400);
+    let today = midnight + i64::from(at);
+    if today <= now { today } else { today - 86_400 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_is_due_once_its_time_of_day_passed() {
+        let day = 20_000 * 86_400;
+        assert_eq!(
+            last_occurrence(day + 5 * 3600, 4 * 3600 + 1800),
+            day + 4 * 3600 + 1800
+        );
+        assert_eq!(
+            last_occurrence(day + 3600, 4 * 3600 + 1800),
+            day - 86_400 + 4 * 3600 + 1800,
+            "before today's time: yesterday's"
+        );
+        assert_eq!(last_occurrence(day, 0), day);
+    }
+}
