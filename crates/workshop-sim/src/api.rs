@@ -20,12 +20,12 @@ enum Call {
 }
 
 pub(crate) fn router() -> Router<Shared> {
-    let details = post(|s: Extract<Shared>, body: Bytes| async move {
-        answer(&s.0, Call::Details, &body)
-    });
-    let collections = post(|s: Extract<Shared>, body: Bytes| async move {
-        answer(&s.0, Call::Collections, &body)
-    });
+    let details =
+        post(|s: Extract<Shared>, body: Bytes| async move { answer(&s.0, Call::Details, &body) });
+    let collections =
+        post(
+            |s: Extract<Shared>, body: Bytes| async move { answer(&s.0, Call::Collections, &body) },
+        );
     // Steam answers with and without the trailing slash.
     Router::new()
         .route(
@@ -134,7 +134,9 @@ fn parse_ids(body: &[u8], count_key: &str) -> Result<Vec<u64>, String> {
     }
     ids.into_iter()
         .enumerate()
-        .map(|(i, id)| id.ok_or_else(|| format!("Required parameter 'publishedfileids[{i}]' is missing")))
+        .map(|(i, id)| {
+            id.ok_or_else(|| format!("Required parameter 'publishedfileids[{i}]' is missing"))
+        })
         .collect()
 }
 

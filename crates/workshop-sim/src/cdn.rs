@@ -59,13 +59,24 @@ pub(crate) fn preview_url(base: &str, id: u64, hcontent_preview: u64) -> String 
 /// each 8-byte block is a hash of the seed and its index, so any range is
 /// produced without the bytes before it.
 pub(crate) fn fill_vpk(seed: u64, offset: u64, buf: &mut [u8]) {
-    for (pos, byte) in (offset..).zip(buf.iter_mut()) {
-        *byte = match usize::try_from(pos).ok().and_then(|p| VPK_MAGIC.get(p)) {
-            Some(&magic) => magic,
-            // Truncation keeps the byte of the block the position is in.
-            None => splitmix64(seed ^ (pos / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes()
-                [(pos % 8) as usize],
-        };
+    let mut pos = offset;
+    let mut rest = &mut buf[..];
+    while !rest.is_empty() {
+        let block = splitmix64(seed ^ (pos / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes();
+        let start = (pos % 8) as usize;
+        let n = (8 - start).min(rest.len());
+        let (head, tail) = rest.split_at_mut(n);
+        head.copy_from_slice(&block[start..start + n]);
+        rest = tail;
+        pos += n as u64;
+    }
+    for (pos, magic) in (0u64..).zip(VPK_MAGIC) {
+        if let Some(byte) = pos
+            .checked_sub(offset)
+            .and_then(|i| buf.get_mut(usize::try_from(i).ok()?))
+        {
+            *byte = magic;
+        }
     }
 }
 
@@ -210,4 +221,32 @@ async fn download(
         (CONTENT_LENGTH, size.to_string()),
     ];
     (headers, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vpk_bytes_do_not_depend_on_how_they_are_chunked() {
+        let whole = Content::Vpk {
+            size: 1_000,
+            seed: 5,
+        }
+        .bytes();
+        assert_eq!(whole[..4], VPK_MAGIC);
+        let mut pieces = Vec::new();
+        let mut offset = 0;
+        for len in [1, 2, 3, 5, 7, 11, 13].into_iter().cycle() {
+            let len = len.min(whole.len() - pieces.len());
+            if len == 0 {
+                break;
+            }
+            let mut buf = vec![0; len];
+            fill_vpk(5, offset, &mut buf);
+            pieces.extend_from_slice(&buf);
+            offset += len as u64;
+        }
+        assert_eq!(pieces, whole);
+    }
 }

@@ -93,7 +93,10 @@ impl SimItem {
 pub enum Content {
     /// `size` bytes starting with [`VPK_MAGIC`], the rest pseudo-random
     /// and determined by `seed`; generated as they are served.
-    Vpk { size: u64, seed: u64 },
+    Vpk {
+        size: u64,
+        seed: u64,
+    },
     Bytes(Vec<u8>),
 }
 
