@@ -20,24 +20,32 @@ enum Call {
 }
 
 pub(crate) fn router() -> Router<Shared> {
-    let details =
-        post(|s: Extract<Shared>, body: Bytes| async move { answer(&s.0, Call::Details, &body) });
-    let collections =
-        post(
-            |s: Extract<Shared>, body: Bytes| async move { answer(&s.0, Call::Collections, &body) },
-        );
     // Steam answers with and without the trailing slash.
     Router::new()
         .route(
             "/ISteamRemoteStorage/GetPublishedFileDetails/v1/",
-            details.clone(),
+            post(details_call),
         )
-        .route("/ISteamRemoteStorage/GetPublishedFileDetails/v1", details)
+        .route(
+            "/ISteamRemoteStorage/GetPublishedFileDetails/v1",
+            post(details_call),
+        )
         .route(
             "/ISteamRemoteStorage/GetCollectionDetails/v1/",
-            collections.clone(),
+            post(collections_call),
         )
-        .route("/ISteamRemoteStorage/GetCollectionDetails/v1", collections)
+        .route(
+            "/ISteamRemoteStorage/GetCollectionDetails/v1",
+            post(collections_call),
+        )
+}
+
+async fn details_call(Extract(shared): Extract<Shared>, body: Bytes) -> Response {
+    answer(&shared, Call::Details, &body)
+}
+
+async fn collections_call(Extract(shared): Extract<Shared>, body: Bytes) -> Response {
+    answer(&shared, Call::Collections, &body)
 }
 
 fn answer(shared: &Shared, call: Call, body: &[u8]) -> Response {

@@ -125,6 +125,17 @@ async fn details_answer_each_id_in_request_order() {
 
     sim.remove_item(101);
     assert_eq!(details(&sim, &[101]).await[0]["result"], 9);
+
+    let without_slash = reqwest::Client::new()
+        .post(format!(
+            "{}/ISteamRemoteStorage/GetPublishedFileDetails/v1",
+            sim.base_url()
+        ))
+        .form(&id_form("itemcount", &[102]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_slash.status(), StatusCode::OK);
 }
 
 #[tokio::test]
