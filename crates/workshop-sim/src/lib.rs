@@ -28,7 +28,9 @@
 //! that does not parse are answered 400 with a short HTML page, like
 //! Steam's other parameter errors; extra parameters (`key`, `format`) are
 //! ignored; the URL of an item's previous version answers 404; faults
-//! only touch `file_url` downloads, never preview images.
+//! only touch `file_url` downloads, never preview images; an item's
+//! `creator_app_id` is its game, as `consumer_app_id`; an update sets
+//! `time_updated` to now, or one second later if now is not later.
 //!
 //! Downloads are streamed, generated on the fly for [`Content::Vpk`], so
 //! benchmarks can serve hundreds of MiB in constant memory, and faults
