@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use left4me_host::game::{Check, GameError, GameStatus, Installer, running_versions};
+use left4me_host::game::{
+    Check, GameError, GameStatus, Installer, rebuilt_overlays, running_versions,
+};
 use left4me_host::versions::VersionInfo;
 use left4me_store::{Job, JobState, Store};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +46,9 @@ pub struct Builds {
     pub current: Option<VersionInfo>,
     /// By server id.
     pub running: BTreeMap<i64, VersionInfo>,
+    /// Servers running an older version of a rebuilt overlay (Workshop
+    /// items updated since they started).
+    pub rebuilt: std::collections::BTreeSet<i64>,
 }
 
 impl Builds {
@@ -62,6 +67,19 @@ impl Builds {
                 runs.version, current.version
             ),
         })
+    }
+
+    /// What a restart brings a running server: a newer game build, newer
+    /// Workshop items, or both; `None` when it runs the latest of all.
+    pub fn restart_note(&self, server_id: i64) -> Option<String> {
+        let items = self
+            .rebuilt
+            .contains(&server_id)
+            .then(|| "Workshop items updated: restart to apply".to_owned());
+        match (self.outdated(server_id), items) {
+            (Some(game), Some(items)) => Some(format!("{game}; {items}")),
+            (game, items) => game.or(items),
+        }
     }
 
     /// A label for what a server runs: "build 1001 (version 2)".
@@ -106,7 +124,15 @@ fn read_builds(installer: &dyn Installer) -> Result<Builds, GameError> {
         };
         running.insert(id, info);
     }
-    Ok(Builds { current, running })
+    let rebuilt = rebuilt_overlays(&game.root)?
+        .into_keys()
+        .filter_map(|name| server_id(name.as_str()))
+        .collect();
+    Ok(Builds {
+        current,
+        running,
+        rebuilt,
+    })
 }
 
 /// What each server runs; empty (and logged) when it cannot be read, so
@@ -417,6 +443,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            rebuilt: [1, 2].into(),
         };
         assert_eq!(
             builds.outdated(1).as_deref(),
@@ -428,6 +455,17 @@ mod tests {
             Some("version 1, 2 available: restart to update")
         );
         assert_eq!(builds.outdated(4), None, "not running");
+        assert_eq!(
+            builds.restart_note(1).as_deref(),
+            Some(
+                "build 1001, 1002 available: restart to update; Workshop items updated: restart to apply"
+            )
+        );
+        assert_eq!(
+            builds.restart_note(2).as_deref(),
+            Some("Workshop items updated: restart to apply")
+        );
+        assert_eq!(builds.restart_note(4), None);
         assert_eq!(server_id("server-12"), Some(12));
         assert_eq!(server_id("demo"), None);
     }

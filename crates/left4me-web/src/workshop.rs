@@ -26,10 +26,11 @@ pub struct Workshop {
 }
 
 impl Workshop {
+    /// Needs a runtime: the client's requests run on it.
     pub fn new(config: &Config) -> Result<Self, String> {
         let mut settings = ApiSettings::new(&config.steam_api_url);
         settings.first_retry = Duration::from_millis(config.steam_api_retry_ms);
-        let api = SteamApi::new(settings)
+        let api = SteamApi::new(settings, tokio::runtime::Handle::current())
             .map_err(|e| format!("setting up the Steam Web API client: {e}"))?;
         Ok(Self {
             api: Arc::new(api),

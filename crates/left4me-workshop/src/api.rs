@@ -196,30 +196,45 @@ struct CollectionDetails {
 
 /// The Steam Web API client. Counts its calls, so callers and benchmarks
 /// can see what a refresh cost.
+///
+/// Its methods block: they run the async client on the runtime given at
+/// construction, so they are for blocking threads (`spawn_blocking`),
+/// where builds run next to the host's other blocking work.
 #[derive(Debug)]
 pub struct SteamApi {
     settings: ApiSettings,
-    client: reqwest::blocking::Client,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
     calls: AtomicU64,
 }
 
 impl SteamApi {
-    pub fn new(settings: ApiSettings) -> Result<Self, reqwest::Error> {
-        let client = reqwest::blocking::Client::builder()
+    pub fn new(
+        settings: ApiSettings,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
             .user_agent(concat!("left4me/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(settings.timeout)
+            // Per read: a download may take long, a silent one may not.
+            .read_timeout(settings.timeout)
             .build()?;
         Ok(Self {
             settings,
             client,
+            runtime,
             calls: AtomicU64::new(0),
         })
     }
 
     /// The HTTP client, shared with downloads.
-    pub fn client(&self) -> &reqwest::blocking::Client {
+    pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// Waits for `future` on the client's runtime.
+    pub(crate) fn wait<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
     pub fn settings(&self) -> &ApiSettings {
@@ -284,10 +299,13 @@ impl SteamApi {
             ctx.check().map_err(|_| ApiError::Cancelled)?;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let response = self
-                .client
-                .post(&url)
-                .form(&form)
-                .send()
+                .wait(
+                    self.client
+                        .post(&url)
+                        .timeout(self.settings.timeout)
+                        .form(&form)
+                        .send(),
+                )
                 .map_err(|source| ApiError::Unreachable {
                     url: url.clone(),
                     source,
@@ -299,8 +317,7 @@ impl SteamApi {
                     status,
                 });
             }
-            response
-                .json::<Envelope<T>>()
+            self.wait(response.json::<Envelope<T>>())
                 .map(|e| e.response)
                 .map_err(|source| ApiError::Malformed {
                     url: url.clone(),

@@ -152,9 +152,7 @@ impl Cache {
         };
         ctx.check().map_err(|_| DownloadError::Cancelled)?;
         let mut response = api
-            .client()
-            .get(url)
-            .send()
+            .wait(api.client().get(url).send())
             .map_err(|source| DownloadError::Http {
                 id,
                 url: url.to_owned(),
@@ -172,15 +170,13 @@ impl Cache {
             .map_err(io_error("creating the cache's tmp directory"))?;
         let mut file =
             tempfile::NamedTempFile::new_in(&tmp).map_err(io_error("creating a temporary file"))?;
-        let mut buffer = vec![0; 256 * 1024];
         let mut got = 0u64;
         let mut head = Vec::with_capacity(4);
         loop {
             ctx.check().map_err(|_| DownloadError::Cancelled)?;
-            let n = match response.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let chunk = match api.wait(response.chunk()) {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
                 Err(_) => {
                     return Err(DownloadError::Truncated {
                         id,
@@ -189,8 +185,9 @@ impl Cache {
                     });
                 }
             };
+            let n = chunk.len();
             if head.len() < 4 {
-                head.extend(buffer[..n].iter().take(4 - head.len()));
+                head.extend(chunk.iter().take(4 - head.len()));
                 if head.len() == 4 {
                     check_magic(id, &head)?;
                 }
@@ -203,7 +200,7 @@ impl Cache {
                     expected: item.file_size,
                 });
             }
-            file.write_all(&buffer[..n])
+            file.write_all(&chunk)
                 .map_err(io_error("writing the download"))?;
             progress(got);
         }

@@ -45,7 +45,7 @@ fn row(
     let s = listed.server;
     ServerRow {
         outdated: (actual == "running")
-            .then(|| builds.outdated(s.id))
+            .then(|| builds.restart_note(s.id))
             .flatten()
             .unwrap_or_default(),
         id: s.id,
