@@ -232,9 +232,17 @@ impl SteamApi {
         &self.client
     }
 
-    /// Waits for `future` on the client's runtime.
+    /// Waits for `future` on the client's runtime. Pass an `async` block
+    /// that makes the request: reqwest needs the runtime when it starts
+    /// one, and the block starts it inside.
     pub(crate) fn wait<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// Enters the client's runtime on this thread, for as long as the
+    /// guard lives: responses kept between waits need it when dropped.
+    pub(crate) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
     }
 
     pub fn settings(&self) -> &ApiSettings {
@@ -295,17 +303,19 @@ impl SteamApi {
                 .enumerate()
                 .map(|(i, id)| (format!("publishedfileids[{i}]"), id.to_string())),
         );
+        let _runtime = self.enter();
         let attempt = || {
             ctx.check().map_err(|_| ApiError::Cancelled)?;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let response = self
-                .wait(
+                .wait(async {
                     self.client
                         .post(&url)
                         .timeout(self.settings.timeout)
                         .form(&form)
-                        .send(),
-                )
+                        .send()
+                        .await
+                })
                 .map_err(|source| ApiError::Unreachable {
                     url: url.clone(),
                     source,

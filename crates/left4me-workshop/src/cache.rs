@@ -151,8 +151,10 @@ impl Cache {
             move |source| DownloadError::Io { id, action, source }
         };
         ctx.check().map_err(|_| DownloadError::Cancelled)?;
+        // Responses kept between waits need the runtime when dropped.
+        let _runtime = api.enter();
         let mut response = api
-            .wait(api.client().get(url).send())
+            .wait(async { api.client().get(url).send().await })
             .map_err(|source| DownloadError::Http {
                 id,
                 url: url.to_owned(),
