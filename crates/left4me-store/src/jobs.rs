@@ -1,5 +1,3 @@
-use std::collections::HashSet;
-
 use sqlx::FromRow;
 
 use crate::{Result, Store, StoreError, now};
@@ -56,6 +54,24 @@ impl Job {
     pub fn lock_keys(&self) -> impl Iterator<Item = &str> {
         self.locks.split_whitespace()
     }
+
+    /// Whether the two jobs may not run at once: they hold a key in
+    /// common, unless both only use it (see [`SHARED`]).
+    pub fn conflicts_with(&self, other: &Job) -> bool {
+        self.lock_keys()
+            .any(|a| other.lock_keys().any(|b| keys_conflict(a, b)))
+    }
+}
+
+/// A key with this prefix is held shared: any number of jobs may use
+/// `uses:overlay:5` at once, none while a job holds `overlay:5` itself
+/// (a start uses its overlays; a build of one holds it).
+pub const SHARED: &str = "uses:";
+
+fn keys_conflict(a: &str, b: &str) -> bool {
+    let (a_shared, a) = a.strip_prefix(SHARED).map_or((false, a), |k| (true, k));
+    let (b_shared, b) = b.strip_prefix(SHARED).map_or((false, b), |k| (true, k));
+    a == b && !(a_shared && b_shared)
 }
 
 #[derive(Debug, Clone)]
@@ -167,15 +183,16 @@ impl Store {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let mut taken: HashSet<&str> = HashSet::new();
         let mut chosen = None;
-        for job in &active {
-            let free = job.lock_keys().all(|k| !taken.contains(k));
-            if job.state == JobState::Queued && free {
+        for (i, job) in active.iter().enumerate() {
+            if job.state == JobState::Queued
+                && !active[..i]
+                    .iter()
+                    .any(|earlier| earlier.conflicts_with(job))
+            {
                 chosen = Some(job.id);
                 break;
             }
-            taken.extend(job.lock_keys());
         }
         let Some(id) = chosen else {
             return Ok(None);
@@ -220,10 +237,7 @@ impl Store {
         .bind(job.id)
         .fetch_all(&self.pool)
         .await?;
-        let keys: HashSet<&str> = job.lock_keys().collect();
-        Ok(earlier
-            .into_iter()
-            .find(|other| other.lock_keys().any(|k| keys.contains(k))))
+        Ok(earlier.into_iter().find(|other| other.conflicts_with(job)))
     }
 
     /// Queued and running jobs holding or wanting lock `key`, oldest first.

@@ -24,7 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use activity::{Activity, ActivityFilter, ConsoleCommand};
 pub use blueprints::{Blueprint, BlueprintOverlay, ListedBlueprint};
-pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob};
+pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob, SHARED};
 pub use members::{ServerMember, ServerRole};
 pub use overlays::{ListedOverlay, Overlay, OverlayKind};
 pub use secret::Secret;

@@ -116,6 +116,51 @@ async fn a_blocked_job_keeps_later_jobs_on_its_resources_waiting() {
 }
 
 #[tokio::test]
+async fn jobs_using_an_overlay_share_it_and_a_build_of_it_waits_for_them() {
+    let (_d, store) = store().await;
+    store.create_user("alice", "h", true).await.unwrap();
+    let keys = |k: &[&str]| k.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+    let start_a = keys(&["server:1", "uses:overlay:5"]);
+    let start_b = keys(&["server:2", "uses:overlay:5"]);
+    let build = keys(&["overlay:5"]);
+    let a = store.create_job(&job("start", &start_a)).await.unwrap();
+    let b = store.create_job(&job("start", &start_b)).await.unwrap();
+    let built = store.create_job(&job("build", &build)).await.unwrap();
+    let c = store.create_job(&job("start", &start_a)).await.unwrap();
+    let claim = || async { store.claim_next_job().await.unwrap().map(|j| j.id) };
+    assert_eq!(claim().await, Some(a.id));
+    assert_eq!(
+        claim().await,
+        Some(b.id),
+        "two starts use the overlay at once"
+    );
+    assert_eq!(claim().await, None, "the build waits for both");
+    let waiting = store.job(built.id).await.unwrap();
+    assert_eq!(
+        store.job_ahead(&waiting).await.unwrap().map(|j| j.id),
+        Some(a.id)
+    );
+    for done in [a.id, b.id] {
+        store
+            .finish_job(done, JobState::Succeeded, None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(claim().await, Some(built.id));
+    assert_eq!(claim().await, None, "a start waits for the build before it");
+    let queued = store.job(c.id).await.unwrap();
+    assert_eq!(
+        store.job_ahead(&queued).await.unwrap().map(|j| j.id),
+        Some(built.id)
+    );
+    store
+        .finish_job(built.id, JobState::Succeeded, None)
+        .await
+        .unwrap();
+    assert_eq!(claim().await, Some(c.id));
+}
+
+#[tokio::test]
 async fn log_lines_are_numbered_and_read_after_a_point() {
     let (_d, store) = store().await;
     store.create_user("alice", "h", true).await.unwrap();

@@ -328,6 +328,19 @@ impl Jobs {
             Target::Game => (None, None),
         };
         let subject = target.subject();
+        let mut locks = target.locks();
+        if let Target::Server(server) = target
+            && matches!(kind, JobKind::ServerStart | JobKind::ServerRestart)
+        {
+            // A start mounts its overlays' current versions: it waits for
+            // their builds, and builds wait for it, but starts share them.
+            let overlays = self.0.store.blueprint_overlays(server.blueprint_id).await?;
+            locks.extend(
+                overlays
+                    .iter()
+                    .map(|o| format!("{}overlay:{}", left4me_store::SHARED, o.overlay_id)),
+            );
+        }
         let job = self
             .0
             .store
@@ -338,7 +351,7 @@ impl Jobs {
                 server_id: server.map(|s| s.id),
                 overlay_id: overlay.map(|o| o.id),
                 subject: &subject,
-                locks: &target.locks(),
+                locks: &locks,
             })
             .await?;
         let detail = match target {

@@ -164,7 +164,7 @@ pub async fn launch_with_listener(
             store: store.clone(),
             jobs: jobs.clone(),
             at,
-            tick: Duration::from_secs(60),
+            tick: Duration::from_secs(config.poll_interval_secs),
         }
         .spawn(stopping.clone())
     });

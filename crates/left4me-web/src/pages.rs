@@ -146,6 +146,18 @@ pub(crate) fn job_label(kind: &str) -> String {
     crate::jobs::JobKind::parse(kind).map_or_else(|| kind.to_owned(), |k| k.label().to_owned())
 }
 
+/// Why a queued job waits for an earlier one.
+pub(crate) fn why_waiting(job: &Job, ahead: &Job) -> &'static str {
+    match (job.server_id, ahead.server_id, ahead.overlay_id) {
+        (Some(a), Some(b), _) if a == b => "jobs on one server run one at a time",
+        (Some(_), _, Some(_)) => "a start waits for the builds of the overlays it mounts",
+        (None, _, _) if job.overlay_id.is_some() => {
+            "an overlay builds once the servers starting on it have started, one build at a time"
+        }
+        _ => "installs, updates and checks of the game run one at a time",
+    }
+}
+
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`: the panel and its users
 /// may be in different zones, so the zone is always said.
 pub(crate) fn datetime(secs: &i64) -> String {

@@ -33,6 +33,8 @@ pub fn test_config(root: &TestRoot) -> Config {
         workers: 2,
         restart_backoff_ms: 100,
         stop_timeout_ms: 5000,
+        // Tests that want the daily Workshop refresh turn it on.
+        workshop_refresh_at: String::new(),
         ..Config::default()
     }
 }
