@@ -2,8 +2,9 @@
 //! logged line by line (numbered, so streams can resume), cancellable.
 //!
 //! Scheduling lives in the store (`claim_next_job`): a job names resource
-//! keys (`server:ID`, `install` for the game; `overlay:ID` later) and two
-//! jobs that share a key never run at once and keep their order.
+//! keys (`server:ID`, `install` for the game, `overlay:ID` for a build, and
+//! `uses:overlay:ID` shared by starts) and two jobs whose keys conflict
+//! never run at once and keep their order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
