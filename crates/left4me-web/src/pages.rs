@@ -416,8 +416,9 @@ pub(crate) struct WorkshopPage {
     pub(crate) items: Vec<WorkshopItemRow>,
     /// The build queued or running, if any.
     pub(crate) build: Option<Job>,
-    /// What the last add did, or why entries were refused.
+    /// What the last add did, and the build it queued.
     pub(crate) notice: String,
+    pub(crate) notice_job: Option<i64>,
     pub(crate) refused: Vec<String>,
     /// The add form's text, kept after a mistake.
     pub(crate) entered: String,

@@ -3,7 +3,8 @@
 //! `cfg/server.cfg` → blueprint exposing it (the preview shows the exec
 //! line) → server → start (the job log streams) → stop → delete. A
 //! screenshot of each page is saved under `artifacts/e2e/`, and no page
-//! may trip the Content-Security-Policy.
+//! may trip the Content-Security-Policy. A second test adds Workshop maps
+//! (against the loopback Steam stand-in) and watches their build.
 
 mod common;
 
@@ -179,14 +180,14 @@ async fn open_browser(driver_port: u16, profile: &std::path::Path) -> Client {
         .expect("chromedriver starts a Chromium session")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
-    let root = TestRoot::new();
-    let (_driver, driver_port) = start_chromedriver();
+/// `left4me serve` on a free port with `env` set; its base URL and the
+/// setup URL it printed.
+fn start_panel(root: &TestRoot, env: &[(&str, String)]) -> (KillOnDrop, String, String) {
     let panel_port = free_port();
     let mut panel = KillOnDrop(
         root.cmd()
             .args(["serve", "--listen", &format!("127.0.0.1:{panel_port}")])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -202,19 +203,31 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
                 .map(str::to_owned)
         })
         .expect("the setup URL is printed");
-    let base = format!("http://127.0.0.1:{panel_port}");
+    (panel, format!("http://127.0.0.1:{panel_port}"), setup_url)
+}
+
+/// Setup creates the first admin, who is then logged in.
+async fn set_up_admin(browser: &Client, setup_url: &str) {
+    browser.goto(setup_url).await.unwrap();
+    fill(browser, "input[name=username]", "friend").await;
+    fill(browser, "input[name=password]", "friend-password-1").await;
+    fill(browser, "input[name=confirm]", "friend-password-1").await;
+    click(browser, "form button").await;
+    wait_text(browser, "h1", "Servers", 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
+    let root = TestRoot::new();
+    let (_driver, driver_port) = start_chromedriver();
+    let (mut panel, base, setup_url) = start_panel(&root, &[]);
     let profile = tempfile::tempdir().unwrap();
     let browser = open_browser(driver_port, profile.path()).await;
     watch_csp(&browser, driver_port).await;
 
-    // Setup creates the first admin and logs in.
     browser.goto(&setup_url).await.unwrap();
     shot(&browser, "01-setup").await;
-    fill(&browser, "input[name=username]", "friend").await;
-    fill(&browser, "input[name=password]", "friend-password-1").await;
-    fill(&browser, "input[name=confirm]", "friend-password-1").await;
-    click(&browser, "form button").await;
-    wait_text(&browser, "h1", "Servers", 10).await;
+    set_up_admin(&browser, &setup_url).await;
 
     // Log out and in again.
     click(&browser, "header form button").await;
@@ -442,6 +455,79 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     })
     .await;
 
+    browser.close().await.unwrap();
+    let _ = panel.0.kill();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workshop_maps_are_added_and_listed_in_the_browser() {
+    let sim = workshop_sim::WorkshopSim::start().await.unwrap();
+    for id in [11, 12] {
+        sim.add_item(workshop_sim::SimItem::vpk(id, 50_000));
+    }
+    sim.add_collection(20, "Our campaigns", &[workshop_sim::Child::item(12)]);
+    let root = TestRoot::new();
+    let (_driver, driver_port) = start_chromedriver();
+    let (mut panel, base, setup_url) =
+        start_panel(&root, &[("LEFT4ME_STEAM_API_URL", sim.base_url())]);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = open_browser(driver_port, profile.path()).await;
+    watch_csp(&browser, driver_port).await;
+    set_up_admin(&browser, &setup_url).await;
+
+    browser.goto(&format!("{base}/overlays")).await.unwrap();
+    fill(&browser, "#new-overlay input[name=name]", "Maps").await;
+    browser
+        .find(Locator::Css("#new-overlay select[name=kind]"))
+        .await
+        .unwrap()
+        .select_by_value("workshop")
+        .await
+        .unwrap();
+    click(&browser, "#new-overlay button").await;
+    wait_text(&browser, "h1", "Workshop overlay Maps", 10).await;
+    let overlay_url = browser.current_url().await.unwrap().to_string();
+    fill(
+        &browser,
+        "#add-items textarea",
+        "11\nhttps://steamcommunity.com/sharedfiles/filedetails/?id=20\n12abc",
+    )
+    .await;
+    click(&browser, "#add-items button").await;
+    wait_text(&browser, "[data-for=ids]", "is not a Workshop item", 10).await;
+    shot(&browser, "20-workshop-refused").await;
+    let kept = browser
+        .find(Locator::Css("#add-items textarea"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(kept.contains("12abc"), "the text stays: {kept}");
+    fill(
+        &browser,
+        "#add-items textarea",
+        "11\nhttps://steamcommunity.com/sharedfiles/filedetails/?id=20",
+    )
+    .await;
+    click(&browser, "#add-items button").await;
+    wait_text(&browser, "#added", "Added 2", 10).await;
+    // The build's job page streams to its end.
+    click(&browser, "#added a").await;
+    wait_text(&browser, "#job-state", "succeeded", 30).await;
+    shot(&browser, "21-workshop-build").await;
+    browser.goto(&overlay_url).await.unwrap();
+    wait_text(&browser, "#items", "Map 11", 10).await;
+    wait_text(&browser, "#items", "Map 12", 10).await;
+    wait_text(&browser, "#sources", "collection of 1 item(s)", 10).await;
+    wait_text(&browser, "#version", "version 1", 10).await;
+    shot(&browser, "22-workshop-items").await;
+    assert!(
+        csp_violations(&browser).await.is_empty(),
+        "{:?}",
+        csp_violations(&browser).await
+    );
     browser.close().await.unwrap();
     let _ = panel.0.kill();
 }

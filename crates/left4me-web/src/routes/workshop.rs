@@ -20,6 +20,7 @@ use crate::workshop::AddError;
 #[derive(Debug, Default)]
 struct Outcome {
     notice: String,
+    notice_job: Option<i64>,
     refused: Vec<String>,
     entered: String,
     errors: FormErrors,
@@ -81,6 +82,7 @@ async fn page(
             .collect(),
         build,
         notice: outcome.notice,
+        notice_job: outcome.notice_job,
         refused: outcome.refused,
         entered: outcome.entered,
         errors: outcome.errors,
@@ -155,6 +157,7 @@ pub(crate) async fn add(
                 let detail = format!("added {} Workshop item(s) to {}", added.added, overlay.name);
                 super::record(&state, &user, None, "overlay.workshop_add", detail).await?;
             }
+            outcome.notice_job = added.build.as_ref().map(|job| job.id);
             outcome.notice = match (&added.build, added.added) {
                 (Some(job), n) => format!("Added {n}; build job #{} fetches them.", job.id),
                 (None, _) if added.refused.is_empty() => "Those are in the overlay already.".into(),
