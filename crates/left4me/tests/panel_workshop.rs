@@ -409,8 +409,25 @@ async fn the_daily_refresh_queues_builds_by_itself() {
     .await
     .expect("the scheduler queued a refresh");
     assert_eq!(by_scheduler.overlay_id, Some(overlay));
-    store.close().await;
     job_ok(&admin, by_scheduler.id).await;
+
+    // Admins refresh every Workshop overlay at once; others may not.
+    let bob = add_user(&app, &admin, "bob", "bob-password-1").await;
+    let res = bob.post("/workshop/refresh", &[]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = admin.post("/workshop/refresh", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let jobs = store.jobs(left4me_store::JobFilter::All, 1).await.unwrap();
+    assert_eq!(
+        (
+            jobs[0].kind.as_str(),
+            jobs[0].username.as_str(),
+            jobs[0].overlay_id
+        ),
+        ("overlay.build", "admin", Some(overlay))
+    );
+    store.close().await;
+    job_ok(&admin, jobs[0].id).await;
     app.stop().await;
 }
 
