@@ -59,6 +59,21 @@ pub struct ItemReport {
     pub state: ItemState,
 }
 
+impl ItemReport {
+    /// The item as Steam describes it, fine so far; `ids` says which
+    /// collection it came from.
+    fn ok(item: &ItemDetails, ids: &BTreeMap<u64, Option<u64>>) -> Self {
+        Self {
+            id: item.id,
+            via: ids.get(&item.id).copied().flatten(),
+            title: item.title.clone(),
+            file_size: item.file_size,
+            time_updated: item.time_updated,
+            state: ItemState::Ok,
+        }
+    }
+}
+
 /// steamcmd's `workshop_download_item`: the downloaded file's path, or why not.
 pub type Fallback<'a> = &'a (dyn Fn(WorkshopId, &Ctx<'_>) -> Result<PathBuf, String> + Sync);
 
@@ -138,14 +153,7 @@ impl Builder<'_> {
         let mut queue = Vec::new();
         let mut skipped = 0;
         for item in details {
-            let mut report = ItemReport {
-                id: item.id,
-                via: ids.get(&item.id).copied().flatten(),
-                title: item.title.clone(),
-                file_size: item.file_size,
-                time_updated: item.time_updated,
-                state: ItemState::Ok,
-            };
+            let mut report = ItemReport::ok(&item, ids);
             if let Some(problem) = item.problem() {
                 skipped += 1;
                 let kept = current.get(&item.id);
@@ -348,14 +356,7 @@ impl Builder<'_> {
                         let slot = AtomicU64::new(0);
                         let result =
                             self.fetch(cache, &item, fallback, &|n| progress.set(&slot, n), ctx);
-                        let mut report = ItemReport {
-                            id: item.id,
-                            via: ids.get(&item.id).copied().flatten(),
-                            title: item.title.clone(),
-                            file_size: item.file_size,
-                            time_updated: item.time_updated,
-                            state: ItemState::Ok,
-                        };
+                        let mut report = ItemReport::ok(&item, ids);
                         let mut done = done.lock().expect("results");
                         match result {
                             Ok(path) => {
