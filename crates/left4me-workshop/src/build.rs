@@ -153,7 +153,7 @@ impl Builder<'_> {
         let mut queue = Vec::new();
         let mut skipped = 0;
         for item in details {
-            let mut report = ItemReport::ok(&item, ids);
+            let mut report = ItemReport::ok(&item, &ids);
             if let Some(problem) = item.problem() {
                 skipped += 1;
                 let kept = current.get(&item.id);
