@@ -17,6 +17,8 @@ pub mod mount;
 pub mod name;
 pub mod ports;
 pub mod privilege;
+pub mod sandbox;
+pub mod scripts;
 pub mod snapshot;
 pub mod spawn;
 pub mod spec;
