@@ -275,8 +275,9 @@ impl Bubblewrap {
         ctx: &Ctx<'_>,
     ) -> Result<(), SandboxError> {
         if let RunAs::User { uid, gid } = self.run_as {
-            std::os::unix::fs::chown(run.layer, Some(uid), Some(gid))
-                .map_err(io("handing the layer directory to the build user"))?;
+            // A copy of the previous version included.
+            super::chown_tree(run.layer, uid, gid)
+                .map_err(io("handing the layer to the build user"))?;
         }
         let mut command = self.command(run, cgroup);
         let mut child = crate::spawn::retry_while_text_busy(|| command.spawn())

@@ -177,6 +177,17 @@ pub fn normalize_layer(
     Ok(())
 }
 
+/// Hands a tree to `uid:gid` (links themselves, not their targets).
+pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether a link at `link` (inside `layer`) to `target` resolves
 /// outside the layer, judged by its text alone (the layer is mounted
 /// elsewhere later, so absolute targets never stay inside).
