@@ -175,8 +175,7 @@ impl Config {
             SupervisorKind::Builtin => Box::new(game),
             SupervisorKind::Systemd => Box::new(left4me_host::game::systemd::SystemdInstaller {
                 game,
-                systemctl: PathBuf::from("systemctl"),
-                journalctl: PathBuf::from("journalctl"),
+                units: left4me_host::units::Systemctl::default(),
             }),
         })
     }

@@ -23,4 +23,5 @@ pub mod snapshot;
 pub mod spawn;
 pub mod spec;
 pub mod supervisor;
+pub mod units;
 pub mod versions;
