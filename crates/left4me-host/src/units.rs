@@ -59,7 +59,11 @@ impl Systemctl {
 
     /// Properties of a unit, in the order asked.
     pub fn show(&self, unit: &str, properties: &[&str]) -> Result<Vec<String>, String> {
-        let out = self.run(&["show", &format!("--property={}", properties.join(",")), unit])?;
+        let out = self.run(&[
+            "show",
+            &format!("--property={}", properties.join(",")),
+            unit,
+        ])?;
         Ok(properties
             .iter()
             .map(|key| {
@@ -100,7 +104,9 @@ impl Systemctl {
                 break id;
             }
             if Instant::now() > deadline {
-                return Err(StartError::Failed(format!("{unit} did not start within 30 s")));
+                return Err(StartError::Failed(format!(
+                    "{unit} did not start within 30 s"
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -111,8 +117,9 @@ impl Systemctl {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let mut journal = crate::spawn::retry_while_text_busy(|| command.spawn())
-            .map_err(|e| StartError::Failed(format!("running {}: {e}", self.journalctl.display())))?;
+        let mut journal = crate::spawn::retry_while_text_busy(|| command.spawn()).map_err(|e| {
+            StartError::Failed(format!("running {}: {e}", self.journalctl.display()))
+        })?;
         let stdout = journal.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -276,7 +276,8 @@ impl Bubblewrap {
     ) -> Result<(), SandboxError> {
         if let RunAs::User { uid, gid } = self.run_as {
             // A copy of the previous version included.
-            super::chown_tree(run.layer, uid, gid)
+            super::open_dir(run.layer)
+                .and_then(|fd| super::chown_tree_at(std::os::fd::AsFd::as_fd(&fd), uid, gid))
                 .map_err(io("handing the layer to the build user"))?;
         }
         let mut command = self.command(run, cgroup);

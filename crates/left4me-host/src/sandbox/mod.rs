@@ -17,9 +17,12 @@ pub mod bubblewrap;
 mod cgroup;
 
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::events::{Ctx, Event};
 
@@ -107,85 +110,163 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
 }
 
 /// Makes a finished layer safe to hand to the game: owned by `owner`,
-/// readable by all, no setuid or setgid bits, and no symlink that points
-/// outside the layer (a game serving files to players could otherwise be
-/// led to a host file). Each removal is said in the log.
+/// readable by all, no setuid or setgid bits, nothing but files,
+/// directories and links, and no link that points outside the layer (a
+/// game serving files to players could otherwise be led to a host file).
+/// Each removal is said in the log.
 pub fn normalize_layer(
     layer: &Path,
     owner: Option<(u32, u32)>,
     ctx: &Ctx<'_>,
 ) -> Result<(), SandboxError> {
-    let mut stack = vec![layer.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(io(format!("reading {}", dir.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(io(format!("reading {}", dir.display())))?;
-            let path = entry.path();
-            let meta = std::fs::symlink_metadata(&path)
-                .map_err(io(format!("reading {}", path.display())))?;
-            let shown = path.strip_prefix(layer).unwrap_or(&path).display();
-            if meta.file_type().is_symlink() {
-                let target =
-                    std::fs::read_link(&path).map_err(io(format!("reading {}", path.display())))?;
-                if escapes(layer, &path, &target) {
-                    ctx.emit(Event::Stderr(format!(
-                        "removed /{shown}: a link to {} outside the layer",
-                        target.display()
-                    )));
-                    std::fs::remove_file(&path)
-                        .map_err(io(format!("removing {}", path.display())))?;
-                    continue;
-                }
-            } else if !(meta.is_dir() || meta.is_file()) {
-                ctx.emit(Event::Stderr(format!(
-                    "removed /{shown}: not a file, directory or link"
-                )));
-                std::fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
-                continue;
-            } else {
-                // Readable (and directories searchable) by all; no set-id bits.
-                let mode = meta.mode() & 0o777;
-                let wanted = if meta.is_dir() {
-                    mode | 0o755
-                } else if mode & 0o111 != 0 {
-                    mode | 0o555
-                } else {
-                    mode | 0o444
-                };
-                if meta.mode() & 0o7777 != wanted {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
-                        .map_err(io(format!("setting the mode of {}", path.display())))?;
-                }
-                if meta.is_dir() {
-                    stack.push(path.clone());
-                }
-            }
-            if let Some((uid, gid)) = owner
-                && (meta.uid() != uid || meta.gid() != gid)
-            {
-                std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(io(format!(
-                    "handing {} to the state root's owner",
-                    path.display()
-                )))?;
-            }
-        }
-    }
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::lchown(layer, Some(uid), Some(gid))
-            .map_err(io("handing the layer to the state root's owner"))?;
-    }
-    Ok(())
+    let fd = open_dir(layer).map_err(io(format!("opening {}", layer.display())))?;
+    normalize_layer_at(fd.as_fd(), owner, ctx)
 }
 
-/// Hands a tree to `uid:gid` (links themselves, not their targets).
-pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
-    if std::fs::symlink_metadata(path)?.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            chown_tree(&entry?.path(), uid, gid)?;
+/// [`normalize_layer`] on a directory already opened (beneath the state
+/// root, by a privileged helper). Works on descriptors and never follows
+/// a link, so a tree that others can write cannot redirect it.
+pub fn normalize_layer_at(
+    layer: BorrowedFd<'_>,
+    owner: Option<(u32, u32)>,
+    ctx: &Ctx<'_>,
+) -> Result<(), SandboxError> {
+    let fix = Fix {
+        owner,
+        normalize: Some(ctx),
+    };
+    fix.tree(layer, Path::new(""))
+        .map_err(io("checking the layer's files"))?;
+    fix.node(layer, true).map_err(io("checking the layer"))
+}
+
+/// Hands a tree to `uid:gid` (links themselves, never their targets).
+pub fn chown_tree_at(dir: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    let fix = Fix {
+        owner: Some((uid, gid)),
+        normalize: None,
+    };
+    fix.tree(dir, Path::new(""))?;
+    fix.node(dir, true)
+}
+
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// What a walk does to each entry.
+struct Fix<'a> {
+    owner: Option<(u32, u32)>,
+    /// Modes, links and odd files fixed, each removal said here.
+    normalize: Option<&'a Ctx<'a>>,
+}
+
+impl Fix<'_> {
+    fn chown_at(&self, dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<()> {
+        if let Some((uid, gid)) = self.owner {
+            rustix::fs::chownat(
+                dir,
+                name,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
         }
+        Ok(())
     }
-    Ok(())
+
+    fn tree(&self, dir: BorrowedFd<'_>, shown: &Path) -> io::Result<()> {
+        let mut entries = rustix::fs::Dir::read_from(dir)?;
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next() {
+            let name = entry?.file_name().to_owned();
+            if name.as_bytes() != b"." && name.as_bytes() != b".." {
+                names.push(name);
+            }
+        }
+        for name in names {
+            let here = shown.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+            let stat = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+            match (kind, self.normalize) {
+                (rustix::fs::FileType::Symlink, Some(ctx)) => {
+                    let target = rustix::fs::readlinkat(dir, &name, Vec::new())?;
+                    let target = Path::new(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                    if escapes(Path::new("/"), &Path::new("/").join(&here), target) {
+                        ctx.emit(Event::Stderr(format!(
+                            "removed /{}: a link to {} outside the layer",
+                            here.display(),
+                            target.display()
+                        )));
+                        rustix::fs::unlinkat(dir, &name, AtFlags::empty())?;
+                    } else {
+                        self.chown_at(dir, &name)?;
+                    }
+                }
+                (rustix::fs::FileType::Directory | rustix::fs::FileType::RegularFile, _) => {
+                    let is_dir = kind == rustix::fs::FileType::Directory;
+                    let flags =
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+                    let child = rustix::fs::openat(
+                        dir,
+                        &name,
+                        if is_dir {
+                            flags | OFlags::DIRECTORY
+                        } else {
+                            flags
+                        },
+                        Mode::empty(),
+                    )?;
+                    if is_dir {
+                        self.tree(child.as_fd(), &here)?;
+                    }
+                    self.node(child.as_fd(), is_dir)?;
+                }
+                (_, Some(ctx)) => {
+                    ctx.emit(Event::Stderr(format!(
+                        "removed /{}: not a file, directory or link",
+                        here.display()
+                    )));
+                    rustix::fs::unlinkat(dir, &name, AtFlags::empty())?;
+                }
+                (_, None) => self.chown_at(dir, &name)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Mode and owner of one open file or directory.
+    fn node(&self, fd: BorrowedFd<'_>, is_dir: bool) -> io::Result<()> {
+        let stat = rustix::fs::fstat(fd)?;
+        if self.normalize.is_some() {
+            // Readable (and directories searchable) by all; no set-id bits.
+            let mode = stat.st_mode & 0o777;
+            let wanted = if is_dir {
+                mode | 0o755
+            } else if mode & 0o111 != 0 {
+                mode | 0o555
+            } else {
+                mode | 0o444
+            };
+            if stat.st_mode & 0o7777 != wanted {
+                rustix::fs::fchmod(fd, Mode::from_raw_mode(wanted))?;
+            }
+        }
+        if let Some((uid, gid)) = self.owner
+            && (stat.st_uid != uid || stat.st_gid != gid)
+        {
+            rustix::fs::fchown(
+                fd,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a link at `link` (inside `layer`) to `target` resolves
@@ -216,6 +297,7 @@ fn escapes(layer: &Path, link: &Path, target: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn links_are_judged_by_where_they_lead() {
