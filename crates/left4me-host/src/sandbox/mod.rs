@@ -180,9 +180,8 @@ impl Fix<'_> {
     }
 
     fn tree(&self, dir: BorrowedFd<'_>, shown: &Path) -> io::Result<()> {
-        let mut entries = rustix::fs::Dir::read_from(dir)?;
         let mut names = Vec::new();
-        while let Some(entry) = entries.next() {
+        for entry in rustix::fs::Dir::read_from(dir)? {
             let name = entry?.file_name().to_owned();
             if name.as_bytes() != b"." && name.as_bytes() != b".." {
                 names.push(name);
