@@ -130,17 +130,15 @@ pub fn prepare_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
         .map_err(io("handing the layer to the build user"))
 }
 
-/// `left4me-build@NAME`'s root helper after the script (its processes are
-/// gone): the layer, fixed up, goes to the state root's owner.
-pub fn finish_unit(root: &StateRoot, name: &str, ctx: &Ctx<'_>) -> Result<(), ScriptError> {
+/// `left4me-build-finish@NAME`'s root helper after the script (its
+/// processes are gone): the layer goes back to the state root's owner,
+/// who checks and publishes it.
+pub fn finish_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
     let layer = open_layer_beneath(root, name)?;
-    let owner = crate::sandbox::bubblewrap::owner_of(root.path())
+    let (uid, gid) = crate::sandbox::bubblewrap::owner_of(root.path())
         .map_err(io("reading the state root's owner"))?;
-    Ok(crate::sandbox::normalize_layer_at(
-        std::os::fd::AsFd::as_fd(&layer),
-        Some(owner),
-        ctx,
-    )?)
+    crate::sandbox::chown_tree_at(std::os::fd::AsFd::as_fd(&layer), uid, gid)
+        .map_err(io("handing the layer back to the state root's owner"))
 }
 
 /// Where builds keep their scratch directories.

@@ -109,8 +109,8 @@ enum Command {
     #[command(name = "game-helper", hide = true)]
     GameHelper { task: String },
     /// Hand a script build's layer to the build user before the script
-    /// (prepare) and back, fixed up, after it (finish) (root; used by
-    /// left4me-build@.service).
+    /// (prepare) and back after it (finish) (root; used by
+    /// left4me-build-prepare@ and left4me-build-finish@).
     #[command(name = "build-helper", subcommand, hide = true)]
     BuildHelper(BuildHelperCommand),
     /// Replace this process with the instance's game, its arguments read
@@ -223,15 +223,7 @@ fn run(cli: &Cli) -> CliResult {
                     left4me_host::scripts::prepare_unit(&root, name)?;
                 }
                 BuildHelperCommand::Finish { name } => {
-                    // Its removals go to the unit's journal, which the panel follows.
-                    let say = |event: left4me_host::events::Event| {
-                        if let left4me_host::events::Event::Stderr(line) = event {
-                            println!("{line}");
-                        }
-                    };
-                    let never = left4me_host::events::CancellationToken::new();
-                    let ctx = left4me_host::events::Ctx::new(&say, &never);
-                    left4me_host::scripts::finish_unit(&root, name, &ctx)?;
+                    left4me_host::scripts::finish_unit(&root, name)?;
                 }
             }
             Ok(())

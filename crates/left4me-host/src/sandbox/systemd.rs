@@ -1,6 +1,7 @@
 //! The production sandbox: each build runs as `left4me-build@NAME.service`
 //! (hardening, user and limits in the packaged unit), which polkit lets
-//! the panel start and stop. The panel follows the unit's journal, stops
+//! the panel start and stop; systemd itself runs the root oneshots that
+//! hand the layer to the build user before and back after. The panel follows the unit's journal, stops
 //! it on cancel or when the layer outgrows the output limit, and reads how
 //! it ended from systemd: `timeout`, `oom-kill`, an exit status.
 
@@ -89,11 +90,12 @@ impl Sandbox for SystemdSandbox {
         }
         let [result, status] = self.result(&unit);
         let _ = self.units.run(&["reset-failed", &unit]);
+        self.wait_for_finish(run)?;
         if stopped.is_none() {
             // Within every limit per file, the layer may still have
             // outgrown the whole at the end.
             let used = crate::fsutil::disk_usage(run.layer);
-            if used > self.limits.output_bytes {
+            if used >= self.limits.output_bytes {
                 stopped = Some(Stopped::Output(used));
             }
         }
@@ -116,6 +118,26 @@ impl SystemdSandbox {
             tasks: get(1),
             runtime: get(2),
             output: format!("{} MiB", self.limits.output_bytes >> 20),
+        }
+    }
+
+    /// Waits until `left4me-build-finish@` has handed the layer back to
+    /// this process's user (it runs when the build unit ends).
+    fn wait_for_finish(&self, run: &BuildRun<'_>) -> Result<(), SandboxError> {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::fs::metadata(run.layer).is_ok_and(|m| m.uid() == me) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(SandboxError::Unavailable(format!(
+                    "left4me-build-finish@{}.service did not hand the layer back within 60 s",
+                    run.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
