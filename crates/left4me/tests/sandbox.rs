@@ -274,6 +274,17 @@ fn a_memory_hog_meets_the_memory_limit() {
         "echo hogging\nhead -c 512M /dev/zero | tail -n 1 > /dev/null\necho survived\n",
         limits,
     );
+    // Where this host gives systemd no memory cgroup (a container on the
+    // legacy hierarchy, as in CI), the build must say so, not pretend.
+    if run.says("warning: the memory limit is not enforced on this host") {
+        assert!(
+            under_systemd(),
+            "bubblewrap enforces it here:\n{}",
+            run.out()
+        );
+        eprintln!("the memory limit is not enforced under this systemd; the build said so");
+        return;
+    }
     let message = limit_message(&run);
     assert!(message.contains("memory limit"), "{message}\n{}", run.out());
 }
@@ -358,7 +369,7 @@ install -m 0755 {left4me} /usr/bin/left4me
 cp {d}/systemd/left4me-build@.service {d}/systemd/left4me-build-prepare@.service \
    {d}/systemd/left4me-build-finish@.service {d}/systemd/l4d2-build.slice /etc/systemd/system/
 mkdir -p /etc/systemd/system/left4me-build@.service.d
-printf '[Service]\nMemoryMax=64M\nTasksMax=32\nRuntimeMaxSec=5\nLimitFSIZE=16M\n' \
+printf '[Service]\nMemoryMax=64M\nTasksMax=32\nLimitNPROC=32\nRuntimeMaxSec=5\nLimitFSIZE=16M\n' \
     > /etc/systemd/system/left4me-build@.service.d/test-limits.conf
 mkdir -p /etc/polkit-1/rules.d
 cp {d}/polkit/50-left4me.rules /etc/polkit-1/rules.d/
@@ -378,7 +389,6 @@ chmod 750 {STATE}
         me.display()
     ));
     let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("DEBUG {}", String::from_utf8_lossy(&machine.sh("journalctl -b --no-pager | grep -i 'left4me-build' | head -40").stdout));
     assert!(out.status.success(), "the tests under systemd:\n{text}");
     assert!(
         text.contains("test result: ok. 9 passed"),

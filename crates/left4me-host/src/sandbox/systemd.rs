@@ -44,6 +44,7 @@ impl Sandbox for SystemdSandbox {
             StartError::Busy => SandboxError::Unavailable(format!("{unit} is running already")),
             StartError::Failed(why) => SandboxError::Unavailable(why),
         })?;
+        self.warn_unenforced(&unit, ctx);
         let mut stopped = None;
         let mut forks_refused = false;
         let mut ended_at: Option<Instant> = None;
@@ -118,6 +119,44 @@ impl SystemdSandbox {
             tasks: get(1),
             runtime: get(2),
             output: format!("{} MiB", self.limits.output_bytes >> 20),
+        }
+    }
+
+    /// Says which of the unit's cgroup limits this host does not apply:
+    /// systemd sets them silently aside where it has no controller (a
+    /// container on the legacy hierarchy, say).
+    fn warn_unenforced(&self, unit: &str, ctx: &Ctx<'_>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let group = loop {
+            let group = self
+                .units
+                .show(unit, &["ControlGroup"])
+                .ok()
+                .and_then(|mut v| v.pop())
+                .unwrap_or_default();
+            if !group.is_empty() || Instant::now() > deadline {
+                break group;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        let relative = group.trim_start_matches('/');
+        let has = |v2: &str, v1: (&str, &str)| {
+            root.join(relative).join(v2).exists()
+                || root.join(v1.0).join(relative).join(v1.1).exists()
+        };
+        if group.is_empty() {
+            return; // It ended already; the result tells.
+        }
+        if !has("memory.max", ("memory", "memory.limit_in_bytes")) {
+            ctx.emit(Event::Stderr(
+                "warning: the memory limit is not enforced on this host (systemd has no memory cgroup for the unit)".into(),
+            ));
+        }
+        if !has("pids.max", ("pids", "pids.max")) {
+            ctx.emit(Event::Stderr(
+                "warning: the task limit is enforced only per build user here (systemd has no pids cgroup for the unit)".into(),
+            ));
         }
     }
 
