@@ -1,6 +1,6 @@
 use sqlx::FromRow;
 
-use crate::{Overlay, OverlayKind, Result, Store, now};
+use crate::{Overlay, OverlayKind, Result, Store, StoreError, now};
 
 /// The script of a script overlay and how its builds start.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -68,12 +68,20 @@ impl Store {
         Ok(())
     }
 
-    /// Makes the next build start from an empty layer.
+    /// Makes the next build start from an empty layer; refused while
+    /// the overlay has no script.
     pub async fn request_script_from_scratch(&self, overlay_id: i64) -> Result<()> {
-        sqlx::query("UPDATE overlay_scripts SET next_from_scratch = 1 WHERE overlay_id = ?")
-            .bind(overlay_id)
-            .execute(&self.pool)
-            .await?;
+        let found =
+            sqlx::query("UPDATE overlay_scripts SET next_from_scratch = 1 WHERE overlay_id = ?")
+                .bind(overlay_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if found == 0 {
+            return Err(StoreError::Conflict(
+                "the overlay has no script yet: save one first".into(),
+            ));
+        }
         Ok(())
     }
 

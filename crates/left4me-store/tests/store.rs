@@ -748,6 +748,10 @@ async fn a_script_is_saved_with_its_overlay_and_a_scratch_request_lasts_one_buil
         .unwrap();
     assert_eq!(store.overlay_script(overlay.id).await.unwrap(), None);
     assert_eq!(store.take_script_run(overlay.id).await.unwrap(), None);
+    assert!(matches!(
+        store.request_script_from_scratch(overlay.id).await,
+        Err(StoreError::Conflict(_))
+    ));
     let edit = ScriptEdit {
         script: "echo one",
         description: "first",
@@ -779,10 +783,7 @@ async fn a_script_is_saved_with_its_overlay_and_a_scratch_request_lasts_one_buil
         Some(run(false)),
         "builds on the previous version"
     );
-    store
-        .request_script_from_scratch(overlay.id)
-        .await
-        .unwrap();
+    store.request_script_from_scratch(overlay.id).await.unwrap();
     assert_eq!(
         store.take_script_run(overlay.id).await.unwrap(),
         Some(run(true))

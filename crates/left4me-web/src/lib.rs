@@ -18,6 +18,7 @@ pub mod live;
 mod pages;
 pub mod reconciler;
 mod routes;
+pub mod scripts;
 pub mod spec_builder;
 pub mod state;
 pub mod workshop;
