@@ -103,6 +103,12 @@ pub struct Config {
     /// When Workshop overlays refresh by themselves each day ("HH:MM",
     /// UTC); empty turns it off.
     pub workshop_refresh_at: String,
+    /// Limits of a script overlay's build.
+    pub build_memory_mb: u64,
+    pub build_tasks: u32,
+    pub build_cpus: u32,
+    pub build_timeout_secs: u64,
+    pub build_output_mb: u64,
 }
 
 impl Default for Config {
@@ -137,6 +143,11 @@ impl Default for Config {
             steam_api_retry_ms: 2_000,
             workshop_downloads: 4,
             workshop_refresh_at: "04:30".into(),
+            build_memory_mb: 4096,
+            build_tasks: 512,
+            build_cpus: 2,
+            build_timeout_secs: 3600,
+            build_output_mb: 20_480,
         }
     }
 }
@@ -164,10 +175,27 @@ impl Config {
             SupervisorKind::Builtin => Box::new(game),
             SupervisorKind::Systemd => Box::new(left4me_host::game::systemd::SystemdInstaller {
                 game,
-                systemctl: PathBuf::from("systemctl"),
-                journalctl: PathBuf::from("journalctl"),
+                units: left4me_host::units::Systemctl::default(),
             }),
         })
+    }
+
+    /// The limits of a script overlay's build.
+    pub fn build_limits(&self) -> left4me_host::sandbox::Limits {
+        left4me_host::sandbox::Limits {
+            memory_bytes: self.build_memory_mb.saturating_mul(1 << 20),
+            tasks: self.build_tasks,
+            cpus: self.build_cpus,
+            timeout: std::time::Duration::from_secs(self.build_timeout_secs),
+            output_bytes: self.build_output_mb.saturating_mul(1 << 20),
+        }
+    }
+
+    /// Where script overlays build: bubblewrap without systemd.
+    pub fn sandbox(&self) -> Box<dyn left4me_host::sandbox::Sandbox> {
+        Box::new(left4me_host::sandbox::bubblewrap::Bubblewrap::new(
+            self.build_limits(),
+        ))
     }
 
     /// The supervisor backend this configuration asks for. `program` is
@@ -296,6 +324,12 @@ workshop_downloads = 4
 # When Workshop overlays refresh by themselves each day (HH:MM, UTC);
 # "" turns it off. Unchanged items cost one API call per 100 items.
 workshop_refresh_at = "04:30"
+# Limits of a script overlay's build (memory without swap).
+build_memory_mb = 4096
+build_tasks = 512
+build_cpus = 2
+build_timeout_secs = 3600
+build_output_mb = 20480
 "#;
 
 impl Config {
@@ -445,6 +479,15 @@ impl Config {
             "LEFT4ME_WORKSHOP_REFRESH_AT",
             &mut self.workshop_refresh_at,
         )?;
+        set(&env, "LEFT4ME_BUILD_MEMORY_MB", &mut self.build_memory_mb)?;
+        set(&env, "LEFT4ME_BUILD_TASKS", &mut self.build_tasks)?;
+        set(&env, "LEFT4ME_BUILD_CPUS", &mut self.build_cpus)?;
+        set(
+            &env,
+            "LEFT4ME_BUILD_TIMEOUT_SECS",
+            &mut self.build_timeout_secs,
+        )?;
+        set(&env, "LEFT4ME_BUILD_OUTPUT_MB", &mut self.build_output_mb)?;
         Ok(())
     }
 
@@ -472,6 +515,16 @@ impl Config {
         }
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers must be at least 1".into()));
+        }
+        if self.build_memory_mb == 0
+            || self.build_tasks == 0
+            || self.build_cpus == 0
+            || self.build_timeout_secs == 0
+            || self.build_output_mb == 0
+        {
+            return Err(ConfigError::Invalid(
+                "build_memory_mb, build_tasks, build_cpus, build_timeout_secs and build_output_mb must be at least 1".into(),
+            ));
         }
         if self.workshop_downloads == 0 {
             return Err(ConfigError::Invalid(

@@ -933,8 +933,10 @@ esac
     );
     let installer = SystemdInstaller {
         game: root.host_game(&sim, std::time::Duration::from_secs(60)),
-        systemctl,
-        journalctl,
+        units: left4me_host::units::Systemctl {
+            systemctl,
+            journalctl,
+        },
     };
     let download = |item: u64| {
         let events = std::sync::Mutex::new(Vec::new());

@@ -8,9 +8,7 @@
 //! that invocation's journal and turns the lines back into events.
 
 use std::fmt;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Check, Game, GameError, Installer, ItemUnavailable, Updated};
 use crate::events::{Cancelled, Ctx, Event};
+use crate::units::{Following, StartError, Systemctl};
 
 /// What a `left4me-game@` unit does; its instance name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,97 +110,29 @@ pub fn run_helper(
 pub struct SystemdInstaller {
     /// Read-only here: the status and the checks before a start.
     pub game: Game,
-    pub systemctl: PathBuf,
-    pub journalctl: PathBuf,
+    pub units: Systemctl,
 }
 
 impl SystemdInstaller {
-    fn systemctl(&self, args: &[&str]) -> Result<String, GameError> {
-        let mut command = Command::new(&self.systemctl);
-        command.args(args).stdin(Stdio::null());
-        let out = crate::spawn::retry_while_text_busy(|| command.output())
-            .map_err(super::io(format!("running {}", self.systemctl.display())))?;
-        if !out.status.success() {
-            return Err(GameError::Relayed(format!(
-                "systemctl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// The unit's `(InvocationID, ActiveState)`.
-    fn invocation(&self, unit: &str) -> Result<(String, String), GameError> {
-        let out = self.systemctl(&["show", "--property=InvocationID,ActiveState", unit])?;
-        let value = |key: &str| {
-            out.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Ok((value("InvocationID"), value("ActiveState")))
-    }
-
     /// Starts the task's unit, relays its events to `ctx` and returns the
     /// result line.
     fn run(&self, task: Task, ctx: &Ctx<'_>) -> Result<Message, GameError> {
         self.game.preflight()?;
         let unit = task.unit();
-        let (before, state) = self.invocation(&unit)?;
-        if state == "active" || state == "activating" {
-            return Err(GameError::Busy);
-        }
-        let _ = self.systemctl(&["reset-failed", &unit]);
         ctx.step(format!("starting {unit}..."))?;
-        self.systemctl(&["start", "--no-block", &unit])?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let id = loop {
-            let (id, _) = self.invocation(&unit)?;
-            if !id.is_empty() && id != before {
-                break id;
-            }
-            if Instant::now() > deadline {
-                return Err(GameError::Relayed(format!(
-                    "{unit} did not start within 30 s"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut command = Command::new(&self.journalctl);
-        command
-            .args(["--follow", "--lines", "all", "--output", "cat"])
-            .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut journal = crate::spawn::retry_while_text_busy(|| command.spawn())
-            .map_err(super::io(format!("running {}", self.journalctl.display())))?;
-        let stdout = journal.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let result = self.relay(&unit, &rx, ctx);
-        let _ = journal.kill();
-        let _ = journal.wait();
-        result
+        let following = self.units.start_following(&unit).map_err(|e| match e {
+            StartError::Busy => GameError::Busy,
+            StartError::Failed(why) => GameError::Relayed(why),
+        })?;
+        self.relay(&following, ctx)
     }
 
-    fn relay(
-        &self,
-        unit: &str,
-        lines: &mpsc::Receiver<String>,
-        ctx: &Ctx<'_>,
-    ) -> Result<Message, GameError> {
+    fn relay(&self, following: &Following, ctx: &Ctx<'_>) -> Result<Message, GameError> {
+        let unit = following.unit.as_str();
         let mut stopping = false;
         let mut ended_at: Option<Instant> = None;
         loop {
-            match lines.recv_timeout(Duration::from_millis(200)) {
+            match following.lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => match serde_json::from_str::<Message>(&line) {
                     Ok(Message::Event(event)) => ctx.emit(event),
                     Ok(result) => return Ok(result),
@@ -212,9 +143,11 @@ impl SystemdInstaller {
                     if ctx.is_cancelled() && !stopping {
                         stopping = true;
                         ctx.emit(Event::Step(format!("stopping {unit}...")));
-                        self.systemctl(&["stop", unit])?;
+                        self.units
+                            .run(&["stop", unit])
+                            .map_err(GameError::Relayed)?;
                     }
-                    let (_, state) = self.invocation(unit)?;
+                    let state = self.units.state(unit).map_err(GameError::Relayed)?;
                     if state != "active" && state != "activating" && state != "deactivating" {
                         // The journal may lag the unit by a moment.
                         let since = *ended_at.get_or_insert_with(Instant::now);

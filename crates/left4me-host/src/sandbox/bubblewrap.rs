@@ -1,0 +1,395 @@
+//! The sandbox without systemd: bubblewrap's namespaces, cgroup limits,
+//! and a watch on time and output from here.
+//!
+//! The command is `sh` (joins the build's cgroups, then execs) →
+//! `prlimit` (a file may not outgrow the output limit) → `setpriv` (when
+//! root: an unprivileged user, no groups, no capabilities, no new
+//! privileges) → `bwrap` → `bash /script.sh`. Each step execs the next,
+//! so the child this process watches is bubblewrap itself, started with
+//! `--die-with-parent`: it and everything in the sandbox end when it or
+//! this process dies.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::cgroup::BuildCgroup;
+use super::{BuildRun, Limits, Sandbox, SandboxError, io};
+use crate::events::{Ctx, Event};
+
+/// Directories of the host's system the script sees, read-only; links at
+/// the top (`/bin` → `usr/bin` on merged-usr systems) are kept as links.
+const SYSTEM: &[&str] = &[
+    "usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
+];
+
+/// Always hidden, besides what the caller names.
+const HIDDEN: &[&str] = &["/etc/left4me"];
+
+/// Longest line passed on; a script printing megabytes without a newline
+/// must not hold the log hostage.
+const MAX_LINE: usize = 4096;
+
+/// How the user the script runs as is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAs {
+    /// This process's user (when it is not root).
+    Current,
+    /// An unprivileged user (`nobody` when the panel runs as root).
+    User { uid: u32, gid: u32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Bubblewrap {
+    pub bwrap: PathBuf,
+    pub limits: Limits,
+    /// `/sys/fs/cgroup`.
+    pub cgroup_root: PathBuf,
+    pub run_as: RunAs,
+}
+
+impl Bubblewrap {
+    /// Debian's bubblewrap, the host's cgroups, and `nobody` when root.
+    pub fn new(limits: Limits) -> Self {
+        let run_as = if rustix::process::geteuid().is_root() {
+            RunAs::User {
+                uid: 65_534,
+                gid: 65_534,
+            }
+        } else {
+            RunAs::Current
+        };
+        Self {
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
+            limits,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            run_as,
+        }
+    }
+
+    fn bwrap_args(&self, run: &BuildRun<'_>) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "left4me-build",
+            "--tmpfs",
+            "/",
+        ]
+        .map(str::to_owned)
+        .into();
+        for name in SYSTEM {
+            let host = Path::new("/").join(name);
+            match std::fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(&host) {
+                        args.extend([
+                            "--symlink".into(),
+                            target.display().to_string(),
+                            host.display().to_string(),
+                        ]);
+                    }
+                }
+                Ok(meta) if meta.is_dir() => {
+                    let host = host.display().to_string();
+                    args.extend(["--ro-bind".into(), host.clone(), host]);
+                }
+                _ => {}
+            }
+        }
+        let hidden = HIDDEN
+            .iter()
+            .map(PathBuf::from)
+            .chain(run.hidden.iter().cloned());
+        for path in hidden {
+            // Only what the system directories above would show.
+            if path.is_dir()
+                && SYSTEM
+                    .iter()
+                    .any(|s| path.starts_with(Path::new("/").join(s)))
+            {
+                args.extend(["--tmpfs".into(), path.display().to_string()]);
+            }
+        }
+        args.extend(
+            [
+                "--dev",
+                "/dev",
+                "--proc",
+                "/proc",
+                "--tmpfs",
+                "/tmp",
+                "--bind",
+                &run.layer.display().to_string(),
+                "/overlay",
+                "--ro-bind",
+                &run.script.display().to_string(),
+                "/script.sh",
+                "--chdir",
+                "/overlay",
+                "--clearenv",
+                "--setenv",
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin",
+                "--setenv",
+                "HOME",
+                "/tmp",
+                "--setenv",
+                "LANG",
+                "C.UTF-8",
+                "--setenv",
+                "OVERLAY",
+                "/overlay",
+                // The mount points exist now; nothing else is writable.
+                "--remount-ro",
+                "/",
+                "--",
+                "/bin/bash",
+                "/script.sh",
+            ]
+            .map(str::to_owned),
+        );
+        args
+    }
+
+    fn command(&self, run: &BuildRun<'_>, cgroup: &BuildCgroup) -> Command {
+        let mut command = Command::new("/bin/sh");
+        // Joins every cgroup (the pid is the shell's, which the rest
+        // replaces), then runs what follows `--`.
+        command.args([
+            "-c",
+            r#"while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@""#,
+            "sh",
+        ]);
+        command.args(cgroup.procs_files());
+        command.args([
+            "--".to_owned(),
+            "prlimit".to_owned(),
+            format!("--fsize={}", self.limits.output_bytes),
+            "--".to_owned(),
+        ]);
+        if let RunAs::User { uid, gid } = self.run_as {
+            command.args([
+                "setpriv".to_owned(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".to_owned(),
+                "--inh-caps=-all".to_owned(),
+                "--bounding-set=-all".to_owned(),
+                "--no-new-privs".to_owned(),
+                "--".to_owned(),
+            ]);
+        }
+        command
+            .arg(&self.bwrap)
+            .args(self.bwrap_args(run))
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+}
+
+/// Forwards a pipe's lines (lossily decoded, cut at [`MAX_LINE`]).
+fn forward(
+    pipe: impl std::io::Read + Send + 'static,
+    stdout: bool,
+    tx: mpsc::Sender<(bool, String)>,
+) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            match reader
+                .by_ref()
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut buffer)
+            {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buffer);
+                    if tx
+                        .send((stdout, line.trim_end_matches('\n').to_owned()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Why a run was stopped from here.
+#[derive(Clone, Copy)]
+enum Stopped {
+    Cancelled,
+    Time,
+    Output(u64),
+}
+
+impl Sandbox for Bubblewrap {
+    fn run(&self, run: &BuildRun<'_>, ctx: &Ctx<'_>) -> Result<(), SandboxError> {
+        if !self.bwrap.exists() {
+            return Err(SandboxError::Unavailable(format!(
+                "bubblewrap is not at {} (Debian: apt install bubblewrap)",
+                self.bwrap.display()
+            )));
+        }
+        ctx.step(format!(
+            "running the script in a sandbox (bubblewrap; {})",
+            self.limits.describe()
+        ))
+        .map_err(|_| SandboxError::Cancelled)?;
+        let cgroup = BuildCgroup::create(&self.cgroup_root, run.name, &self.limits);
+        for what in cgroup.unenforced() {
+            ctx.emit(Event::Stderr(format!("warning: {what} is not enforced")));
+        }
+        ctx.emit(Event::Stderr(
+            "warning: the build has no network here (the sandbox without systemd has no filter for private addresses)".into(),
+        ));
+        let result = self.watch(run, &cgroup, ctx);
+        cgroup.remove();
+        result
+    }
+}
+
+impl Bubblewrap {
+    fn watch(
+        &self,
+        run: &BuildRun<'_>,
+        cgroup: &BuildCgroup,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), SandboxError> {
+        if let RunAs::User { uid, gid } = self.run_as {
+            // A copy of the previous version included.
+            super::open_dir(run.layer)
+                .and_then(|fd| super::chown_tree_at(std::os::fd::AsFd::as_fd(&fd), uid, gid))
+                .map_err(io("handing the layer to the build user"))?;
+        }
+        let mut command = self.command(run, cgroup);
+        let mut child = crate::spawn::retry_while_text_busy(|| command.spawn())
+            .map_err(io("starting bubblewrap"))?;
+        let (tx, rx) = mpsc::channel();
+        forward(child.stdout.take().expect("piped"), true, tx.clone());
+        forward(child.stderr.take().expect("piped"), false, tx);
+        let started = Instant::now();
+        let mut last_size_check = Instant::now();
+        let mut stopped = None;
+        let status = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((true, line)) => ctx.emit(Event::Stdout(line)),
+                Ok((false, line)) => ctx.emit(Event::Stderr(line)),
+                Err(_) => {}
+            }
+            if stopped.is_none() {
+                if ctx.is_cancelled() {
+                    stopped = Some(Stopped::Cancelled);
+                } else if started.elapsed() > self.limits.timeout {
+                    stopped = Some(Stopped::Time);
+                } else if last_size_check.elapsed() > Duration::from_secs(1) {
+                    last_size_check = Instant::now();
+                    let used = crate::fsutil::disk_usage(run.layer);
+                    if used > self.limits.output_bytes {
+                        stopped = Some(Stopped::Output(used));
+                    }
+                }
+                if stopped.is_some() {
+                    // bubblewrap takes everything in the sandbox with it.
+                    let _ = child.kill();
+                }
+            }
+            if let Some(status) = child.try_wait().map_err(io("waiting for bubblewrap"))? {
+                break status;
+            }
+        };
+        // What the script printed last.
+        while let Ok((stdout, line)) = rx.recv_timeout(Duration::from_millis(200)) {
+            ctx.emit(if stdout {
+                Event::Stdout(line)
+            } else {
+                Event::Stderr(line)
+            });
+        }
+        if stopped.is_none() {
+            // A file cut at the size limit ends its writer, not the script.
+            let used = crate::fsutil::disk_usage(run.layer);
+            if used >= self.limits.output_bytes {
+                stopped = Some(Stopped::Output(used));
+            }
+        }
+        self.verdict(status, stopped, cgroup)
+    }
+
+    /// What ended the run, in words that name the limit.
+    fn verdict(
+        &self,
+        status: std::process::ExitStatus,
+        stopped: Option<Stopped>,
+        cgroup: &BuildCgroup,
+    ) -> Result<(), SandboxError> {
+        let limits = &self.limits;
+        let mut hits = Vec::new();
+        if cgroup.memory_hit() {
+            hits.push(format!(
+                "its memory limit ({} MiB) killed a process",
+                limits.memory_bytes >> 20
+            ));
+        }
+        if cgroup.tasks_hit() {
+            hits.push(format!(
+                "its task limit ({} processes) refused new ones",
+                limits.tasks
+            ));
+        }
+        match stopped {
+            Some(Stopped::Cancelled) => return Err(SandboxError::Cancelled),
+            Some(Stopped::Time) => hits.push(format!(
+                "it ran past its time limit ({} s) and was stopped",
+                limits.timeout.as_secs()
+            )),
+            Some(Stopped::Output(used)) => hits.push(format!(
+                "it wrote {} MiB, reaching its output limit ({} MiB)",
+                used >> 20,
+                limits.output_bytes >> 20
+            )),
+            None => {}
+        }
+        if !hits.is_empty() {
+            return Err(SandboxError::LimitHit(format!(
+                "the build was stopped: {}",
+                hits.join("; ")
+            )));
+        }
+        if status.success() {
+            Ok(())
+        } else if status.code() == Some(125) {
+            Err(SandboxError::Unavailable(
+                "the build could not join its cgroup".into(),
+            ))
+        } else {
+            Err(SandboxError::Failed {
+                status: status.to_string(),
+            })
+        }
+    }
+}
+
+/// The owner of `path`, to hand a finished layer back to.
+pub fn owner_of(path: &Path) -> std::io::Result<(u32, u32)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.uid(), meta.gid()))
+}

@@ -1,0 +1,144 @@
+//! Script overlays: a build runs an admin's script in a [`Sandbox`] into
+//! a fresh directory, which becomes the overlay's next version when the
+//! script succeeds. A failed, cancelled or killed build publishes
+//! nothing; the current version stays.
+//!
+//! ```text
+//! tmp/builds/NAME/script.sh   the script, as the sandbox sees it at /script.sh
+//! tmp/builds/NAME/layer/      what it sees at /overlay; renamed into the version
+//! ```
+
+use std::path::PathBuf;
+
+use crate::events::Ctx;
+use crate::layer::OverlayPath;
+use crate::layout::StateRoot;
+use crate::sandbox::{BuildRun, Sandbox, SandboxError, normalize_layer};
+use crate::versions::VersionInfo;
+
+/// One build of a script overlay.
+#[derive(Debug, Clone)]
+pub struct ScriptBuild<'a> {
+    pub overlay: &'a OverlayPath,
+    pub script: &'a str,
+    /// Start from an empty layer; otherwise from a copy of the current
+    /// version (the script may change it in place: it is a copy).
+    pub from_scratch: bool,
+    /// Names the version (a job id, say); unique per build.
+    pub build_id: String,
+    /// Paths the script must not see besides the state root.
+    pub hidden: &'a [PathBuf],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("{action}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ScriptError {
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Sandbox(SandboxError::Cancelled))
+    }
+}
+
+fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> ScriptError {
+    let action = action.into();
+    move |source| ScriptError::Io { action, source }
+}
+
+/// Where builds keep their scratch directories.
+fn builds_dir(root: &StateRoot) -> PathBuf {
+    root.tmp().join("builds")
+}
+
+/// Removes what builds that died with the panel left behind. Call when
+/// no build runs (at the panel's start).
+pub fn clean_leftovers(root: &StateRoot) -> std::io::Result<()> {
+    crate::fsutil::remove_dir_all_if_exists(&builds_dir(root))
+}
+
+/// Runs the build and publishes its layer as the overlay's next version.
+pub fn build_script_overlay(
+    root: &StateRoot,
+    sandbox: &dyn Sandbox,
+    build: &ScriptBuild<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<VersionInfo, ScriptError> {
+    // Cgroup and directory names: letters, digits and dashes only.
+    let name: String = format!("{}-{}", build.overlay, build.build_id)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let dir = builds_dir(root).join(&name);
+    crate::fsutil::remove_dir_all_if_exists(&dir).map_err(io("clearing the build directory"))?;
+    let result = run_and_publish(root, sandbox, build, &name, &dir, ctx);
+    let cleaned = crate::fsutil::remove_dir_all_if_exists(&dir);
+    let info = result?;
+    cleaned.map_err(io("removing the build directory"))?;
+    Ok(info)
+}
+
+fn run_and_publish(
+    root: &StateRoot,
+    sandbox: &dyn Sandbox,
+    build: &ScriptBuild<'_>,
+    name: &str,
+    dir: &std::path::Path,
+    ctx: &Ctx<'_>,
+) -> Result<VersionInfo, ScriptError> {
+    let layer = dir.join("layer");
+    let script = dir.join("script.sh");
+    std::fs::create_dir_all(dir).map_err(io("creating the build directory"))?;
+    std::fs::write(&script, build.script).map_err(io("writing the script"))?;
+    let versions = root.overlay_versions(build.overlay);
+    let current = versions
+        .current()
+        .map_err(io("reading the overlay's current version"))?;
+    match current.filter(|_| !build.from_scratch) {
+        Some(version) => {
+            ctx.step(format!("copying version {version} to start from"))
+                .map_err(|_| SandboxError::Cancelled)?;
+            crate::fsutil::copy_tree(&versions.layer_dir(version), &layer)
+                .map_err(io("copying the current version"))?;
+        }
+        None => std::fs::create_dir(&layer).map_err(io("creating the layer directory"))?,
+    }
+    let mut hidden = vec![root.path().to_owned()];
+    hidden.extend(build.hidden.iter().cloned());
+    sandbox.run(
+        &BuildRun {
+            name,
+            script: &script,
+            layer: &layer,
+            hidden: &hidden,
+        },
+        ctx,
+    )?;
+    ctx.step("checking the layer")
+        .map_err(|_| SandboxError::Cancelled)?;
+    let owner = crate::sandbox::bubblewrap::owner_of(root.path())
+        .map_err(io("reading the state root's owner"))?;
+    let hand_over = rustix::process::geteuid().is_root().then_some(owner);
+    normalize_layer(&layer, hand_over, ctx)?;
+    ctx.step("publishing the new version")
+        .map_err(|_| SandboxError::Cancelled)?;
+    let (info, _) = crate::snapshot::publish_built(root, build.overlay, &build.build_id, |upper| {
+        // An empty directory is replaced by rename(2): no copy.
+        std::fs::rename(&layer, upper)
+    })
+    .map_err(io("publishing the new version"))?;
+    Ok(info)
+}
