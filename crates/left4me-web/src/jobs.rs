@@ -15,9 +15,7 @@ use left4me_host::game::{GameError, Installer, Updated};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
-use left4me_store::{
-    Job, JobState, LogLine, NewJob, Overlay, OverlayKind, ScriptRun, Server, Store, User,
-};
+use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store, User};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -186,6 +184,7 @@ struct Inner {
     /// `left4me-game@` units).
     installer: Arc<dyn Installer>,
     workshop: crate::workshop::Workshop,
+    scripts: crate::scripts::ScriptBuilder,
     wake: Notify,
     running: Mutex<Running>,
     events: broadcast::Sender<JobEvent>,
@@ -222,6 +221,16 @@ impl From<left4me_workshop::build::BuildError> for JobError {
     }
 }
 
+impl From<left4me_host::scripts::ScriptError> for JobError {
+    fn from(e: left4me_host::scripts::ScriptError) -> Self {
+        if e.is_cancelled() {
+            Self::Cancelled
+        } else {
+            Self::Failed(e.to_string())
+        }
+    }
+}
+
 impl From<HostError> for JobError {
     fn from(e: HostError) -> Self {
         if e.is_cancelled() {
@@ -249,6 +258,7 @@ impl Jobs {
         host: Arc<Host>,
         installer: Arc<dyn Installer>,
         workshop: crate::workshop::Workshop,
+        scripts: crate::scripts::ScriptBuilder,
         ready_timeout: Duration,
     ) -> Self {
         Self(Arc::new(Inner {
@@ -256,6 +266,7 @@ impl Jobs {
             host,
             installer,
             workshop,
+            scripts,
             wake: Notify::new(),
             running: Mutex::new(Running::default()),
             events: broadcast::channel(4096).0,
@@ -861,11 +872,11 @@ impl Jobs {
             "building on a copy of the current version (if there is one)"
         };
         self.log(job.id, "step", start).await;
-        let host = Arc::clone(&self.0.host);
+        let (host, scripts) = (Arc::clone(&self.0.host), self.0.scripts.clone());
         let (overlay_id, build_id) = (overlay.id, format!("job-{}", job.id));
         let info = self
             .blocking_op(job.id, token, move |ctx| {
-                build_script(&host, overlay_id, &run, build_id, ctx)
+                scripts.build(host.root(), overlay_id, &run, build_id, ctx)
             })
             .await?;
         self.log(
@@ -1001,20 +1012,6 @@ impl Jobs {
             .map_err(|e| JobError::Failed(format!("the job's worker thread failed: {e}")))?
             .map_err(JobError::from)
     }
-}
-
-/// Runs a script overlay's build on this (blocking) thread.
-fn build_script(
-    _host: &Host,
-    _overlay_id: i64,
-    _run: &ScriptRun,
-    _build_id: String,
-    _ctx: &Ctx<'_>,
-) -> Result<left4me_host::versions::VersionInfo, JobError> {
-    // TODO(issue 12): left4me_host::scripts::build_script_overlay once it lands.
-    Err(JobError::Failed(
-        "script builds need the build sandbox, which this left4me does not have yet".into(),
-    ))
 }
 
 /// A failure's reason followed by the game's last console lines, as the

@@ -1,14 +1,67 @@
 //! Script overlays as the panel sees them, below the routes: saving a
-//! script and queueing its build, rebuilding from scratch, and the
-//! example scripts left4me ships (embedded here, and in the package
+//! script and queueing its build, rebuilding from scratch, running a
+//! build job's host side, and the example scripts left4me ships (embedded here, and in the package
 //! under `/usr/share/left4me/scripts/`), which admins add as shared
 //! overlays from the page or with `left4me overlays seed DIR`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use left4me_store::{Job, Overlay, OverlayKind, ScriptEdit, Store};
+use left4me_host::events::Ctx;
+use left4me_host::layout::StateRoot;
+use left4me_host::sandbox::Sandbox;
+use left4me_host::scripts::{ScriptBuild, ScriptError, build_script_overlay};
+use left4me_host::versions::VersionInfo;
+use left4me_store::{Job, Overlay, OverlayKind, ScriptEdit, ScriptRun, Store};
 
+use crate::config::Config;
 use crate::jobs::{Actor, Jobs};
+use crate::spec_builder::overlay_path;
+
+/// The sandbox script builds run in, and what they must not see.
+#[derive(Debug, Clone)]
+pub struct ScriptBuilder {
+    sandbox: Arc<dyn Sandbox>,
+    /// The database's folder when it is not in the state root (which the
+    /// sandbox hides anyway).
+    hidden: Vec<PathBuf>,
+}
+
+impl ScriptBuilder {
+    pub fn new(config: &Config) -> Self {
+        let database = config.database_path();
+        let hidden = database
+            .parent()
+            .filter(|dir| !dir.starts_with(&config.root))
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect();
+        Self {
+            sandbox: Arc::from(config.sandbox()),
+            hidden,
+        }
+    }
+
+    /// Runs a build of overlay `overlay_id` on this (blocking) thread; a
+    /// new version is published only when the script succeeds.
+    pub fn build(
+        &self,
+        root: &StateRoot,
+        overlay_id: i64,
+        run: &ScriptRun,
+        build_id: String,
+        ctx: &Ctx<'_>,
+    ) -> Result<VersionInfo, ScriptError> {
+        let build = ScriptBuild {
+            overlay: &overlay_path(overlay_id),
+            script: &run.script,
+            from_scratch: run.from_scratch,
+            build_id,
+            hidden: &self.hidden,
+        };
+        build_script_overlay(root, self.sandbox.as_ref(), &build, ctx)
+    }
+}
 
 /// The longest script the panel keeps (a build script, not a payload).
 pub const SCRIPT_LIMIT: usize = 256 * 1024;
