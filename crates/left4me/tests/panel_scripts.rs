@@ -1,10 +1,12 @@
 //! Script overlays through the real panel (127.0.0.1:0, real SQLite):
-//! who writes scripts, what others see of them, builds queued once, and
-//! the example scripts added from the page and from the command line.
+//! who writes scripts, what others see of them, builds queued once, the
+//! example scripts added from the page and from the command line, and
+//! builds in the real sandbox (bubblewrap, as root) that servers mount.
 
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::panel::*;
 use common::*;
@@ -286,4 +288,150 @@ async fn the_seed_command_adds_each_script_once_owned_by_the_first_admin() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Held by the tests that run builds: the host names a build's cgroup
+/// after the overlay and the build id (`1-job-3`), which two panels in
+/// one process share, and a build that ends clears its cgroup's
+/// processes, so two panels' builds at once could end each other's.
+static SANDBOX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The job's log and end state; it must end `end`.
+async fn job_ends(client: &Client, job: i64, end: &str) -> String {
+    let (lines, state) = finished_job(client, job).await;
+    let log = lines.join("\n");
+    assert_eq!(state, end, "{log}");
+    log
+}
+
+/// A file of a server's merged tree.
+fn game_file(app: &App, server: i64, path: &str) -> String {
+    let path = app.root.merged(&format!("server-{server}")).join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Writes `cfg/tick.cfg` with `rate`, adds a line to `cfg/builds.txt`
+/// (kept from the previous version when the build starts from a copy).
+fn tick_script(rate: u32) -> String {
+    format!(
+        "set -euo pipefail\nmkdir -p left4dead2/cfg\necho 'sv_maxrate {rate}' > left4dead2/cfg/tick.cfg\n\
+         echo build >> left4dead2/cfg/builds.txt\necho \"wrote rate {rate}\"\necho 'to stderr' >&2\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_streams_its_output_and_publishes_a_version_that_servers_mount() {
+    require_root();
+    let _one_at_a_time = SANDBOX.lock().await;
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let overlay = create_script_overlay(&admin, "Tick").await;
+    let blueprint = blueprint_with(&admin, "Tick", overlay).await;
+    let server = create_server(&admin, "tick", blueprint, free_port()).await;
+
+    // A start queued behind the first build waits for it.
+    let build = job_of(&save(&admin, overlay, &tick_script(100_000), true).await);
+    let start = action(&admin, server, "start").await;
+    let log = job_ends(&admin, build, "succeeded").await;
+    for line in ["wrote rate 100000", "to stderr", "published version 1"] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    job_ends(&admin, start, "succeeded").await;
+    assert_eq!(
+        game_file(&app, server, "left4dead2/cfg/tick.cfg"),
+        "sv_maxrate 100000\n"
+    );
+    let (_, page) = admin.get_text(&format!("/overlays/{overlay}")).await;
+    assert!(page.contains("version 1 ("), "{page}");
+    assert!(page.contains("id=\"build-status\">ready<"), "{page}");
+
+    // A rebuild while the server runs: it keeps its copy and says so.
+    let build = job_of(&save(&admin, overlay, &tick_script(30_000), true).await);
+    job_ends(&admin, build, "succeeded").await;
+    let note = "overlay rebuilt: restart to apply";
+    let (_, dashboard) = admin.get_text("/").await;
+    assert!(dashboard.contains(note), "{dashboard}");
+    assert!(!dashboard.contains("Workshop items updated"), "{dashboard}");
+    assert_eq!(
+        game_file(&app, server, "left4dead2/cfg/tick.cfg"),
+        "sv_maxrate 100000\n"
+    );
+    act_ok(&admin, server, "restart").await;
+    assert_eq!(
+        game_file(&app, server, "left4dead2/cfg/tick.cfg"),
+        "sv_maxrate 30000\n"
+    );
+    assert_eq!(
+        game_file(&app, server, "left4dead2/cfg/builds.txt"),
+        "build\nbuild\n",
+        "built on a copy of version 1"
+    );
+    let (_, dashboard) = admin.get_text("/").await;
+    assert!(!dashboard.contains(note), "{dashboard}");
+
+    // From scratch: the copy's history is gone.
+    let build = job_of(
+        &admin
+            .post(&format!("/overlays/{overlay}/rebuild"), &[])
+            .await,
+    );
+    let log = job_ends(&admin, build, "succeeded").await;
+    assert!(log.contains("building from an empty layer"), "{log}");
+    act_ok(&admin, server, "restart").await;
+    assert_eq!(
+        game_file(&app, server, "left4dead2/cfg/builds.txt"),
+        "build\n"
+    );
+    act_ok(&admin, server, "stop").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_or_cancelled_build_keeps_the_current_version() {
+    require_root();
+    let _one_at_a_time = SANDBOX.lock().await;
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let overlay = create_script_overlay(&admin, "Tick").await;
+    let build = job_of(&save(&admin, overlay, &tick_script(100_000), false).await);
+    job_ends(&admin, build, "succeeded").await;
+
+    let failing = "echo 'half done'\nmkdir -p left4dead2/cfg\necho broken > left4dead2/cfg/tick.cfg\nexit 3\n";
+    let build = job_of(&save(&admin, overlay, failing, false).await);
+    let log = job_ends(&admin, build, "failed").await;
+    assert!(log.contains("half done"), "{log}");
+    assert!(log.contains("the build script failed"), "{log}");
+    let (_, page) = admin.get_text(&format!("/overlays/{overlay}")).await;
+    assert!(page.contains("version 1 ("), "{page}");
+    assert!(page.contains("id=\"build-status\">failed<"), "{page}");
+
+    let slow = "echo started\nsleep 60\necho never\n";
+    let build = job_of(&save(&admin, overlay, slow, false).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, page) = admin.get_text(&format!("/jobs/{build}")).await;
+        if page.contains("started\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never started: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = admin.post(&format!("/jobs/{build}/cancel"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let log = job_ends(&admin, build, "cancelled").await;
+    assert!(!log.contains("never"), "{log}");
+
+    let blueprint = blueprint_with(&admin, "Tick", overlay).await;
+    let server = create_server(&admin, "tick", blueprint, free_port()).await;
+    act_ok(&admin, server, "start").await;
+    assert_eq!(
+        game_file(&app, server, "left4dead2/cfg/tick.cfg"),
+        "sv_maxrate 100000\n",
+        "version 1 is still the one servers get"
+    );
+    act_ok(&admin, server, "stop").await;
+    app.stop().await;
 }
