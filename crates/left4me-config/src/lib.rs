@@ -191,11 +191,18 @@ impl Config {
         }
     }
 
-    /// Where script overlays build: bubblewrap without systemd.
+    /// Where script overlays build: `left4me-build@` units under systemd,
+    /// bubblewrap without.
     pub fn sandbox(&self) -> Box<dyn left4me_host::sandbox::Sandbox> {
-        Box::new(left4me_host::sandbox::bubblewrap::Bubblewrap::new(
-            self.build_limits(),
-        ))
+        match self.supervisor {
+            SupervisorKind::Builtin => Box::new(
+                left4me_host::sandbox::bubblewrap::Bubblewrap::new(self.build_limits()),
+            ),
+            SupervisorKind::Systemd => Box::new(left4me_host::sandbox::systemd::SystemdSandbox {
+                units: left4me_host::units::Systemctl::default(),
+                limits: self.build_limits(),
+            }),
+        }
     }
 
     /// The supervisor backend this configuration asks for. `program` is

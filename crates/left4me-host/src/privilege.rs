@@ -50,3 +50,24 @@ pub fn become_state_owner(root: &Path) -> io::Result<()> {
         ),
     ))
 }
+
+/// A system user's uid and gid, from `/etc/passwd` (system users come
+/// from sysusers.d, so never from a network directory).
+pub fn system_user(name: &str) -> io::Result<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd")?;
+    passwd
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then_some(())?;
+            let uid = fields.nth(1)?.parse().ok()?;
+            let gid = fields.next()?.parse().ok()?;
+            Some((uid, gid))
+        })
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("there is no user {name} (systemd-sysusers creates it)"),
+            )
+        })
+}

@@ -53,6 +53,96 @@ fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> ScriptError {
     move |source| ScriptError::Io { action, source }
 }
 
+/// The user `left4me-build@` units run scripts as.
+pub const BUILD_USER: &str = "left4me-build";
+
+/// A build's name, as the instance of its unit: `[a-z0-9][a-z0-9-]{0,99}`
+/// (the polkit rule allows no other).
+pub fn check_build_name(name: &str) -> Result<(), ScriptError> {
+    let ok = (1..=100).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ScriptError::Io {
+            action: format!("{name:?} is not a build name"),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })
+    }
+}
+
+/// The build's layer directory, opened beneath the state root without
+/// following a link: the root helpers act on it by descriptor only.
+fn open_layer_beneath(root: &StateRoot, name: &str) -> Result<std::os::fd::OwnedFd, ScriptError> {
+    use rustix::fs::{Mode, OFlags};
+    check_build_name(name)?;
+    let dir = rustix::fs::open(
+        root.path(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ScriptError::Io {
+        action: "opening the state root".into(),
+        source: e.into(),
+    })?;
+    let relative = std::path::Path::new("tmp/builds").join(name);
+    let script = open_beneath::open_beneath(
+        std::os::fd::AsFd::as_fd(&dir),
+        &relative.join("script.sh"),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        0,
+    )
+    .map_err(|e| ScriptError::Io {
+        action: format!("opening the script of build {name}"),
+        source: e.into(),
+    })?;
+    let is_file = rustix::fs::fstat(&script)
+        .map(|s| rustix::fs::FileType::from_raw_mode(s.st_mode).is_file())
+        .unwrap_or(false);
+    if !is_file {
+        return Err(ScriptError::Io {
+            action: format!("the script of build {name} is not a plain file"),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        });
+    }
+    open_beneath::open_beneath(
+        std::os::fd::AsFd::as_fd(&dir),
+        &relative.join("layer"),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        0,
+    )
+    .map_err(|e| ScriptError::Io {
+        action: format!("opening the layer of build {name}"),
+        source: e.into(),
+    })
+}
+
+/// `left4me-build@NAME`'s root helper before the script: the layer goes
+/// to the build user, who may write nothing else.
+pub fn prepare_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
+    let layer = open_layer_beneath(root, name)?;
+    let (uid, gid) =
+        crate::privilege::system_user(BUILD_USER).map_err(io("looking up the build user"))?;
+    crate::sandbox::chown_tree_at(std::os::fd::AsFd::as_fd(&layer), uid, gid)
+        .map_err(io("handing the layer to the build user"))
+}
+
+/// `left4me-build@NAME`'s root helper after the script (its processes are
+/// gone): the layer, fixed up, goes to the state root's owner.
+pub fn finish_unit(root: &StateRoot, name: &str, ctx: &Ctx<'_>) -> Result<(), ScriptError> {
+    let layer = open_layer_beneath(root, name)?;
+    let owner = crate::sandbox::bubblewrap::owner_of(root.path())
+        .map_err(io("reading the state root's owner"))?;
+    Ok(crate::sandbox::normalize_layer_at(
+        std::os::fd::AsFd::as_fd(&layer),
+        Some(owner),
+        ctx,
+    )?)
+}
+
 /// Where builds keep their scratch directories.
 fn builds_dir(root: &StateRoot) -> PathBuf {
     root.tmp().join("builds")

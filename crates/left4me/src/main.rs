@@ -111,6 +111,11 @@ enum Command {
     /// as JSON lines (root; the ExecStart of left4me-game@TASK.service).
     #[command(name = "game-helper", hide = true)]
     GameHelper { task: String },
+    /// Hand a script build's layer to the build user before the script
+    /// (prepare) and back, fixed up, after it (finish) (root; used by
+    /// left4me-build@.service).
+    #[command(name = "build-helper", subcommand, hide = true)]
+    BuildHelper(BuildHelperCommand),
     /// Replace this process with the instance's game, its arguments read
     /// from instance.env (the ExecStart of left4me-server@.service).
     #[command(name = "run-game")]
@@ -132,6 +137,12 @@ enum MountHelperCommand {
     Mount { name: InstanceName },
     /// Unmount runtime/NAME/merged.
     Umount { name: InstanceName },
+}
+
+#[derive(Debug, Subcommand)]
+enum BuildHelperCommand {
+    Prepare { name: String },
+    Finish { name: String },
 }
 
 /// A failure with the exit code it maps to.
@@ -209,6 +220,26 @@ fn run(cli: &Cli) -> CliResult {
         Command::Query(args) => net::query(args),
         Command::Rcon(args) => net::rcon(args),
         Command::MountHelper(cmd) => mount_helper(cli, cmd),
+        Command::BuildHelper(cmd) => {
+            let root = StateRoot::new(settings(cli)?.root)?;
+            match cmd {
+                BuildHelperCommand::Prepare { name } => {
+                    left4me_host::scripts::prepare_unit(&root, name)?;
+                }
+                BuildHelperCommand::Finish { name } => {
+                    // Its removals go to the unit's journal, which the panel follows.
+                    let say = |event: left4me_host::events::Event| {
+                        if let left4me_host::events::Event::Stderr(line) = event {
+                            println!("{line}");
+                        }
+                    };
+                    let never = left4me_host::events::CancellationToken::new();
+                    let ctx = left4me_host::events::Ctx::new(&say, &never);
+                    left4me_host::scripts::finish_unit(&root, name, &ctx)?;
+                }
+            }
+            Ok(())
+        }
         Command::AutostartHelper { name } => {
             let root = StateRoot::new(settings(cli)?.root)?;
             let on = sync_start_on_boot(&root, name, Path::new("systemctl"))?;

@@ -30,6 +30,7 @@ fn offline_root() -> tempfile::TempDir {
     );
     for exe in [
         "usr/bin/left4me",
+        "bin/bash",
         "var/lib/left4me/runtime/demo/merged/srcds_run",
     ] {
         let path = root.path().join(exe);
@@ -87,7 +88,9 @@ fn units_verify_cleanly() {
         "left4me-autostart@demo.service",
         "left4me-game@update.service",
         "left4me-game@workshop-123456789.service",
+        "left4me-build@9-42.service",
         "l4d2-game.slice",
+        "l4d2-build.slice",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "verify failed:\n{stderr}");
@@ -129,6 +132,7 @@ fn the_panel_server_and_autostart_units_are_hardened() {
         ("left4me.service", 2.5),
         ("left4me-server@.service", 2.0),
         ("left4me-autostart@.service", 1.5),
+        ("left4me-build@.service", 2.0),
     ] {
         let (level, report) = exposure(template);
         assert!(
@@ -411,6 +415,21 @@ fn polkit_lets_the_panel_manage_its_units_and_nothing_else() {
             "start",
             false,
         ),
+        // Script builds: one unit per build name.
+        ("left4me", MANAGE, "left4me-build@9-42.service", "start", true),
+        ("left4me", MANAGE, "left4me-build@9-42.service", "stop", true),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-build@9-42.service",
+            "reset-failed",
+            true,
+        ),
+        ("left4me", MANAGE, "left4me-build@9-42.service", "kill", false),
+        ("left4me", MANAGE, "left4me-build@-9.service", "start", false),
+        ("left4me", MANAGE, "left4me-build@A.service", "start", false),
+        ("left4me", MANAGE, "left4me-build@.service", "start", false),
+        ("nobody", MANAGE, "left4me-build@9-42.service", "start", false),
         ("left4me", MANAGE, "ssh.service", "stop", false),
         ("left4me", MANAGE, "left4me-server@.service", "start", false),
         (

@@ -15,6 +15,7 @@
 
 pub mod bubblewrap;
 mod cgroup;
+pub mod systemd;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

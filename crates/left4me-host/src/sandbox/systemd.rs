@@ -1,0 +1,197 @@
+//! The production sandbox: each build runs as `left4me-build@NAME.service`
+//! (hardening, user and limits in the packaged unit), which polkit lets
+//! the panel start and stop. The panel follows the unit's journal, stops
+//! it on cancel or when the layer outgrows the output limit, and reads how
+//! it ended from systemd: `timeout`, `oom-kill`, an exit status.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{BuildRun, Limits, Sandbox, SandboxError};
+use crate::events::{Ctx, Event};
+use crate::units::{StartError, Systemctl};
+
+#[derive(Debug, Clone)]
+pub struct SystemdSandbox {
+    pub units: Systemctl,
+    /// Only `output_bytes` is watched from here; the unit sets the rest.
+    pub limits: Limits,
+}
+
+/// Why the panel stopped a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    Cancelled,
+    Output(u64),
+}
+
+impl Sandbox for SystemdSandbox {
+    fn run(&self, run: &BuildRun<'_>, ctx: &Ctx<'_>) -> Result<(), SandboxError> {
+        crate::scripts::check_build_name(run.name)
+            .map_err(|e| SandboxError::Unavailable(e.to_string()))?;
+        let unit = format!("left4me-build@{}.service", run.name);
+        let words = self.unit_limits(&unit);
+        ctx.step(format!(
+            "running the script in {unit} (memory {}, {} tasks, {}; output {})",
+            words.memory, words.tasks, words.runtime, words.output
+        ))
+        .map_err(|_| SandboxError::Cancelled)?;
+        ctx.emit(Event::Stderr(
+            "warning: the build has no network (the unit's private network)".into(),
+        ));
+        let following = self.units.start_following(&unit).map_err(|e| match e {
+            StartError::Busy => SandboxError::Unavailable(format!("{unit} is running already")),
+            StartError::Failed(why) => SandboxError::Unavailable(why),
+        })?;
+        let mut stopped = None;
+        let mut forks_refused = false;
+        let mut ended_at: Option<Instant> = None;
+        let mut last_size_check = Instant::now();
+        loop {
+            match following.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    // bash says so when the task limit refuses a fork.
+                    forks_refused |= line.contains("fork: ")
+                        && line.contains("Resource temporarily unavailable");
+                    ctx.emit(Event::Stdout(line));
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(SandboxError::Unavailable(format!(
+                        "lost the journal of {unit}"
+                    )));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if stopped.is_none() {
+                if ctx.is_cancelled() {
+                    stopped = Some(Stopped::Cancelled);
+                } else if last_size_check.elapsed() > Duration::from_secs(1) {
+                    last_size_check = Instant::now();
+                    let used = crate::fsutil::disk_usage(run.layer);
+                    if used > self.limits.output_bytes {
+                        stopped = Some(Stopped::Output(used));
+                    }
+                }
+                if stopped.is_some() {
+                    self.units
+                        .run(&["stop", "--no-block", &unit])
+                        .map_err(SandboxError::Unavailable)?;
+                }
+            }
+            let state = self.units.state(&unit).map_err(SandboxError::Unavailable)?;
+            if !matches!(state.as_str(), "active" | "activating" | "deactivating") {
+                // The journal may lag the unit by a moment.
+                if ended_at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+            }
+        }
+        let [result, status] = self.result(&unit);
+        let _ = self.units.run(&["reset-failed", &unit]);
+        if stopped.is_none() {
+            // Within every limit per file, the layer may still have
+            // outgrown the whole at the end.
+            let used = crate::fsutil::disk_usage(run.layer);
+            if used > self.limits.output_bytes {
+                stopped = Some(Stopped::Output(used));
+            }
+        }
+        verdict(&result, &status, stopped, forks_refused, &words)
+    }
+}
+
+impl SystemdSandbox {
+    /// The unit's limits (and the output limit watched here), in words.
+    fn unit_limits(&self, unit: &str) -> Words {
+        let shown = self
+            .units
+            .show(unit, &["MemoryMax", "TasksMax", "RuntimeMaxUSec"])
+            .unwrap_or_default();
+        let get = |i: usize| shown.get(i).cloned().unwrap_or_else(|| "?".into());
+        Words {
+            memory: get(0)
+                .parse::<u64>()
+                .map_or_else(|_| get(0), |b| format!("{} MiB without swap", b >> 20)),
+            tasks: get(1),
+            runtime: get(2),
+            output: format!("{} MiB", self.limits.output_bytes >> 20),
+        }
+    }
+
+    fn result(&self, unit: &str) -> [String; 2] {
+        let shown = self
+            .units
+            .show(unit, &["Result", "ExecMainStatus"])
+            .unwrap_or_default();
+        [
+            shown.first().cloned().unwrap_or_default(),
+            shown.get(1).cloned().unwrap_or_default(),
+        ]
+    }
+}
+
+/// A build's limits as the messages name them.
+#[derive(Debug)]
+struct Words {
+    memory: String,
+    tasks: String,
+    runtime: String,
+    output: String,
+}
+
+/// How the unit ended, in words that name the limit.
+fn verdict(
+    result: &str,
+    status: &str,
+    stopped: Option<Stopped>,
+    forks_refused: bool,
+    words: &Words,
+) -> Result<(), SandboxError> {
+    let mut hits = Vec::new();
+    match stopped {
+        Some(Stopped::Cancelled) => return Err(SandboxError::Cancelled),
+        Some(Stopped::Output(used)) => hits.push(format!(
+            "it wrote {} MiB, past its output limit ({}), and was stopped",
+            used >> 20,
+            words.output
+        )),
+        None => {}
+    }
+    match result {
+        "oom-kill" => hits.push(format!(
+            "its memory limit ({}) killed a process",
+            words.memory
+        )),
+        "timeout" => hits.push(format!(
+            "it ran past its time limit ({}) and was stopped",
+            words.runtime
+        )),
+        // SIGXFSZ: a file reached the unit's LimitFSIZE.
+        "signal" if status == "25" => {
+            hits.push("a file reached its size limit (LimitFSIZE)".into());
+        }
+        _ => {}
+    }
+    if forks_refused {
+        hits.push(format!(
+            "its task limit ({} tasks) refused new ones",
+            words.tasks
+        ));
+    }
+    if !hits.is_empty() {
+        return Err(SandboxError::LimitHit(format!(
+            "the build was stopped: {}",
+            hits.join("; ")
+        )));
+    }
+    match result {
+        "success" => Ok(()),
+        "exit-code" => Err(SandboxError::Failed {
+            status: format!("exit status: {status}"),
+        }),
+        other => Err(SandboxError::Failed {
+            status: format!("{other} {status}"),
+        }),
+    }
+}
