@@ -2,8 +2,8 @@
 # description: Metamod:Source and SourceMod (stable branches, latest Linux builds) from alliedmods.net
 #
 # Runs in left4me's build sandbox: /overlay is the layer being built (it
-# ends up at the game's root), /tmp is private and empty, and the network
-# is the only way out. Rebuild to fetch the newest builds.
+# ends up at the game's root) and /tmp is private and empty. It downloads,
+# so the build needs network access. Rebuild to fetch the newest builds.
 set -euo pipefail
 
 MM_BRANCH=1.12
@@ -14,7 +14,10 @@ SM_DROP="https://sm.alliedmods.net/smdrop/$SM_BRANCH"
 # Each drop names its newest Linux build in a small "latest" file.
 fetch_latest() {
     local drop=$1 pointer=$2 name
-    name=$(curl -fsSL --retry 3 "$drop/$pointer")
+    if ! name=$(curl -fsSL --retry 3 "$drop/$pointer"); then
+        echo "cannot reach $drop: this script needs a build sandbox with network access" >&2
+        exit 1
+    fi
     # A plain archive name, nothing that could climb out of /tmp.
     if [[ ! $name =~ ^[A-Za-z0-9._-]+\.tar\.gz$ ]]; then
         echo "unexpected answer from $drop/$pointer: $name" >&2

@@ -435,3 +435,34 @@ async fn a_failed_or_cancelled_build_keeps_the_current_version() {
     act_ok(&admin, server, "stop").await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tickrate_example_builds_its_cfg() {
+    require_root();
+    let _one_at_a_time = SANDBOX.lock().await;
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let res = admin.post("/overlays/examples", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let store = left4me_web::open_store(&app.config).await.unwrap();
+    let scripts = store.overlays_of_kind(OverlayKind::Script).await.unwrap();
+    store.close().await;
+    let tick = scripts.iter().find(|o| o.name == "tickrate-100").unwrap();
+    let build = job_of(
+        &admin
+            .post(&format!("/overlays/{}/rebuild", tick.id), &[])
+            .await,
+    );
+    let log = job_ends(&admin, build, "succeeded").await;
+    assert!(
+        log.contains("wrote left4dead2/cfg/tickrate100.cfg"),
+        "{log}"
+    );
+    let cfg = app.root.path().join(format!(
+        "overlay-versions/{}/v/1/left4dead2/cfg/tickrate100.cfg",
+        tick.id
+    ));
+    let cfg = std::fs::read_to_string(&cfg).unwrap();
+    assert!(cfg.contains("sv_maxupdaterate 100"), "{cfg}");
+    app.stop().await;
+}
