@@ -2,7 +2,7 @@ use sqlx::FromRow;
 
 use crate::{Result, Store, StoreError, Viewer, names_list, now};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::Type, serde::Serialize)]
 #[sqlx(type_name = "TEXT", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum OverlayKind {
@@ -122,7 +122,6 @@ impl Store {
         .await?)
     }
 
-    /// Deletes the overlay unless a blueprint uses it.
     /// Every overlay of one kind, oldest first.
     pub async fn overlays_of_kind(&self, kind: OverlayKind) -> Result<Vec<Overlay>> {
         Ok(
@@ -149,6 +148,7 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the overlay unless a blueprint uses it.
     pub async fn delete_overlay(&self, id: i64) -> Result<()> {
         let users = self.blueprints_using_overlay(id, None).await?;
         if !users.is_empty() {

@@ -89,6 +89,15 @@ impl Store {
         Ok(())
     }
 
+    /// The active admin created first (the one `setup` made, usually).
+    pub async fn first_admin(&self) -> Result<Option<User>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM users WHERE is_admin = 1 AND is_active = 1 ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn count_active_admins(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND is_active = 1")

@@ -1,8 +1,8 @@
 //! The store against a real SQLite file.
 
 use left4me_store::{
-    DesiredState, JobState, NewJob, NewServer, OverlayKind, ServerFilter, ServerRole, SharedItem,
-    Store, StoreError, Viewer, WorkshopItem,
+    DesiredState, JobState, NewJob, NewServer, OverlayKind, ScriptEdit, ScriptRun, ServerFilter,
+    ServerRole, SharedItem, Store, StoreError, Viewer, WorkshopItem,
 };
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -735,5 +735,112 @@ async fn workshop_sources_and_items_follow_their_overlay() {
     assert_eq!(
         found.map(|j| (j.id, j.overlay_id)),
         Some((job.id, Some(overlay.id)))
+    );
+}
+
+#[tokio::test]
+async fn a_script_is_saved_with_its_overlay_and_a_scratch_request_lasts_one_build() {
+    let (_dir, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let overlay = store
+        .create_overlay(user.id, "sm", OverlayKind::Script)
+        .await
+        .unwrap();
+    assert_eq!(store.overlay_script(overlay.id).await.unwrap(), None);
+    assert_eq!(store.take_script_run(overlay.id).await.unwrap(), None);
+    assert!(matches!(
+        store.request_script_from_scratch(overlay.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let edit = ScriptEdit {
+        script: "echo one",
+        description: "first",
+        from_previous: true,
+    };
+    store.put_overlay_script(overlay.id, edit).await.unwrap();
+    store
+        .put_overlay_script(
+            overlay.id,
+            ScriptEdit {
+                script: "echo two",
+                ..edit
+            },
+        )
+        .await
+        .unwrap();
+    let saved = store.overlay_script(overlay.id).await.unwrap().unwrap();
+    assert_eq!(
+        (saved.script.as_str(), saved.description.as_str()),
+        ("echo two", "first")
+    );
+    assert!(saved.from_previous && !saved.next_from_scratch);
+    let run = |from_scratch| ScriptRun {
+        script: "echo two".into(),
+        from_scratch,
+    };
+    assert_eq!(
+        store.take_script_run(overlay.id).await.unwrap(),
+        Some(run(false)),
+        "builds on the previous version"
+    );
+    store.request_script_from_scratch(overlay.id).await.unwrap();
+    assert_eq!(
+        store.take_script_run(overlay.id).await.unwrap(),
+        Some(run(true))
+    );
+    assert_eq!(
+        store.take_script_run(overlay.id).await.unwrap(),
+        Some(run(false)),
+        "only the next build starts from scratch"
+    );
+    store.delete_overlay(overlay.id).await.unwrap();
+    assert_eq!(store.overlay_script(overlay.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn seeding_a_script_overlay_twice_creates_it_once_and_changes_nothing() {
+    let (_dir, store) = store().await;
+    assert_eq!(store.first_admin().await.unwrap(), None);
+    store.create_user("bob", "h", false).await.unwrap();
+    let admin = store.create_user("alice", "h", true).await.unwrap();
+    store.create_user("carol", "h", true).await.unwrap();
+    assert_eq!(store.first_admin().await.unwrap().unwrap().id, admin.id);
+    // A files overlay of the same name is another overlay.
+    store
+        .create_overlay(admin.id, "tickrate", OverlayKind::Files)
+        .await
+        .unwrap();
+    let edit = ScriptEdit {
+        script: "echo tick",
+        description: "100 tick",
+        from_previous: false,
+    };
+    let created = store
+        .seed_script_overlay(admin.id, "tickrate", edit)
+        .await
+        .unwrap()
+        .expect("created");
+    assert!(created.shared);
+    assert_eq!(created.kind, OverlayKind::Script);
+    let changed = ScriptEdit {
+        script: "echo changed",
+        ..edit
+    };
+    assert_eq!(
+        store
+            .seed_script_overlay(admin.id, "tickrate", changed)
+            .await
+            .unwrap(),
+        None
+    );
+    let script = store.overlay_script(created.id).await.unwrap().unwrap();
+    assert_eq!(script.script, "echo tick", "an existing script is kept");
+    assert_eq!(
+        store
+            .overlays_of_kind(OverlayKind::Script)
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 }

@@ -12,6 +12,9 @@
 //!
 //! - The game (install, update, check): admins only. The Game page is no
 //!   secret, so others get 403, not 404.
+//! - Scripts (creating script overlays, writing and building their
+//!   scripts): admins only, as a script runs code on the host. Others use
+//!   shared script overlays like any other and see their scripts.
 //!
 //! What a user may not see answers "not found", so nobody learns what
 //! others keep private; what they may see but not do answers 403 with the
@@ -220,6 +223,15 @@ pub async fn server(
 /// the game.
 pub fn game(user: &CurrentUser) -> AppResult<()> {
     admin(user, "install and update the game")
+}
+
+/// Whether the user may create script overlays and write or build their
+/// scripts: admins only, whoever owns the overlay.
+pub fn scripts(user: &CurrentUser) -> AppResult<()> {
+    admin(
+        user,
+        "write and build scripts: a script runs code on the host",
+    )
 }
 
 /// Admins only: `what` says what others may not do.

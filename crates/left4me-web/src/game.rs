@@ -2,7 +2,7 @@
 //! page and a future JSON API share it: the overview, the build each
 //! server runs, and the scheduler (the daily check and automatic mode).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use left4me_host::game::{
     Check, GameError, GameStatus, Installer, rebuilt_overlays, running_versions,
 };
 use left4me_host::versions::VersionInfo;
-use left4me_store::{Job, JobState, Store};
+use left4me_store::{Job, JobState, OverlayKind, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Actor, INSTALL_LOCK, JobKind, Jobs};
@@ -46,9 +46,9 @@ pub struct Builds {
     pub current: Option<VersionInfo>,
     /// By server id.
     pub running: BTreeMap<i64, VersionInfo>,
-    /// Servers running an older version of a rebuilt overlay (Workshop
-    /// items updated since they started).
-    pub rebuilt: std::collections::BTreeSet<i64>,
+    /// Servers running an older version of a rebuilt overlay, with the
+    /// kinds of those overlays (what changed since they started).
+    pub rebuilt: BTreeMap<i64, BTreeSet<OverlayKind>>,
 }
 
 impl Builds {
@@ -70,15 +70,23 @@ impl Builds {
     }
 
     /// What a restart brings a running server: a newer game build, newer
-    /// Workshop items, or both; `None` when it runs the latest of all.
+    /// overlay versions (named by what changed), or both; `None` when it
+    /// runs the latest of all.
     pub fn restart_note(&self, server_id: i64) -> Option<String> {
-        let items = self
-            .rebuilt
-            .contains(&server_id)
-            .then(|| "Workshop items updated: restart to apply".to_owned());
-        match (self.outdated(server_id), items) {
-            (Some(game), Some(items)) => Some(format!("{game}; {items}")),
-            (game, items) => game.or(items),
+        let overlays = self.rebuilt.get(&server_id).map(|kinds| {
+            let changes: Vec<&str> = kinds
+                .iter()
+                .map(|kind| match kind {
+                    OverlayKind::Files => "overlay files changed",
+                    OverlayKind::Workshop => "Workshop items updated",
+                    OverlayKind::Script => "overlay rebuilt",
+                })
+                .collect();
+            format!("{}: restart to apply", changes.join(", "))
+        });
+        match (self.outdated(server_id), overlays) {
+            (Some(game), Some(overlays)) => Some(format!("{game}; {overlays}")),
+            (game, overlays) => game.or(overlays),
         }
     }
 
@@ -100,7 +108,9 @@ fn server_id(name: &str) -> Option<i64> {
     name.strip_prefix("server-")?.parse().ok()
 }
 
-fn read_builds(installer: &dyn Installer) -> Result<Builds, GameError> {
+/// What each server runs, and for each server on an older version of an
+/// overlay, those overlays' ids (kinds are the store's to tell).
+fn read_builds(installer: &dyn Installer) -> Result<(Builds, BTreeMap<i64, Vec<i64>>), GameError> {
     let game = installer.game();
     let versions = game.root.installation_versions();
     let io = |error| GameError::Io {
@@ -125,31 +135,58 @@ fn read_builds(installer: &dyn Installer) -> Result<Builds, GameError> {
         running.insert(id, info);
     }
     let rebuilt = rebuilt_overlays(&game.root)?
-        .into_keys()
-        .filter_map(|name| server_id(name.as_str()))
+        .into_iter()
+        .filter_map(|(name, paths)| {
+            let ids = paths.iter().filter_map(|p| p.as_str().parse().ok());
+            Some((server_id(name.as_str())?, ids.collect()))
+        })
         .collect();
-    Ok(Builds {
+    let builds = Builds {
         current,
         running,
-        rebuilt,
-    })
+        rebuilt: BTreeMap::new(),
+    };
+    Ok((builds, rebuilt))
 }
 
 /// What each server runs; empty (and logged) when it cannot be read, so
 /// a server list never fails over it.
-pub async fn builds(installer: &Arc<dyn Installer>) -> Builds {
+pub async fn builds(store: &Store, installer: &Arc<dyn Installer>) -> Builds {
     let installer = Arc::clone(installer);
-    match tokio::task::spawn_blocking(move || read_builds(installer.as_ref())).await {
-        Ok(Ok(builds)) => builds,
-        Ok(Err(e)) => {
-            tracing::warn!("which build the servers run: {e}");
-            Builds::default()
+    let (mut builds, rebuilt) =
+        match tokio::task::spawn_blocking(move || read_builds(installer.as_ref())).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                tracing::warn!("which build the servers run: {e}");
+                return Builds::default();
+            }
+            Err(e) => {
+                tracing::warn!("which build the servers run: {e}");
+                return Builds::default();
+            }
+        };
+    let mut kinds = BTreeMap::new();
+    for (server, overlays) in rebuilt {
+        let mut of_server = BTreeSet::new();
+        for id in overlays {
+            if let std::collections::btree_map::Entry::Vacant(entry) = kinds.entry(id) {
+                entry.insert(match store.overlay(id).await {
+                    Ok(overlay) => Some(overlay.kind),
+                    // Deleted since: nothing to restart for.
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => {
+                        tracing::warn!("the kind of overlay {id}: {e}");
+                        None
+                    }
+                });
+            }
+            of_server.extend(kinds[&id]);
         }
-        Err(e) => {
-            tracing::warn!("which build the servers run: {e}");
-            Builds::default()
+        if !of_server.is_empty() {
+            builds.rebuilt.insert(server, of_server);
         }
     }
+    builds
 }
 
 /// A server and the installation it runs.
@@ -194,7 +231,7 @@ pub async fn overview(store: &Store, jobs: &Jobs) -> Result<Overview, GameError>
     })
     .await
     .map_err(|e| GameError::Failed(e.to_string()))??;
-    let builds = builds(jobs.installer()).await;
+    let builds = builds(store, jobs.installer()).await;
     let names: BTreeMap<i64, String> = store
         .servers(None)
         .await
@@ -369,7 +406,7 @@ impl Scheduler {
     /// one, once the poller has recently seen nobody on it, unless a job
     /// of its own or of the game is pending.
     async fn restart_outdated(&self) -> Result<(), String> {
-        let builds = builds(self.jobs.installer()).await;
+        let builds = builds(&self.store, self.jobs.installer()).await;
         let outdated: Vec<(i64, String)> = builds
             .running
             .keys()
@@ -443,7 +480,12 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            rebuilt: [1, 2].into(),
+            rebuilt: [
+                (1, [OverlayKind::Workshop].into()),
+                (2, [OverlayKind::Script, OverlayKind::Workshop].into()),
+                (3, [OverlayKind::Script].into()),
+            ]
+            .into(),
         };
         assert_eq!(
             builds.outdated(1).as_deref(),
@@ -463,7 +505,11 @@ mod tests {
         );
         assert_eq!(
             builds.restart_note(2).as_deref(),
-            Some("Workshop items updated: restart to apply")
+            Some("Workshop items updated, overlay rebuilt: restart to apply")
+        );
+        assert_eq!(
+            builds.restart_note(3).as_deref(),
+            Some("version 1, 2 available: restart to update; overlay rebuilt: restart to apply")
         );
         assert_eq!(builds.restart_note(4), None);
         assert_eq!(server_id("server-12"), Some(12));

@@ -15,7 +15,7 @@ use left4me_host::game::{GameError, Installer, Updated};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
-use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, Server, Store, User};
+use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store, User};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -35,7 +35,7 @@ pub enum JobKind {
     /// An update with steamcmd checking every file.
     GameValidate,
     GameCheck,
-    /// A build of a Workshop overlay: lock `overlay:ID`.
+    /// A build of a Workshop or script overlay: lock `overlay:ID`.
     OverlayBuild,
 }
 
@@ -108,13 +108,15 @@ pub enum Actor<'a> {
     Reconciler,
     /// The panel's daily game check and automatic updates.
     Scheduler,
+    /// An admin's `left4me` command (no session says who).
+    CommandLine,
 }
 
 impl Actor<'_> {
     pub fn id(&self) -> Option<i64> {
         match self {
             Self::User(user) => Some(user.id),
-            Self::Reconciler | Self::Scheduler => None,
+            Self::Reconciler | Self::Scheduler | Self::CommandLine => None,
         }
     }
 
@@ -123,6 +125,7 @@ impl Actor<'_> {
             Self::User(user) => &user.username,
             Self::Reconciler => "reconciler",
             Self::Scheduler => "scheduler",
+            Self::CommandLine => "command line",
         }
     }
 }
@@ -181,6 +184,7 @@ struct Inner {
     /// `left4me-game@` units).
     installer: Arc<dyn Installer>,
     workshop: crate::workshop::Workshop,
+    scripts: crate::scripts::ScriptBuilder,
     wake: Notify,
     running: Mutex<Running>,
     events: broadcast::Sender<JobEvent>,
@@ -217,6 +221,16 @@ impl From<left4me_workshop::build::BuildError> for JobError {
     }
 }
 
+impl From<left4me_host::scripts::ScriptError> for JobError {
+    fn from(e: left4me_host::scripts::ScriptError) -> Self {
+        if e.is_cancelled() {
+            Self::Cancelled
+        } else {
+            Self::Failed(e.to_string())
+        }
+    }
+}
+
 impl From<HostError> for JobError {
     fn from(e: HostError) -> Self {
         if e.is_cancelled() {
@@ -244,6 +258,7 @@ impl Jobs {
         host: Arc<Host>,
         installer: Arc<dyn Installer>,
         workshop: crate::workshop::Workshop,
+        scripts: crate::scripts::ScriptBuilder,
         ready_timeout: Duration,
     ) -> Self {
         Self(Arc::new(Inner {
@@ -251,6 +266,7 @@ impl Jobs {
             host,
             installer,
             workshop,
+            scripts,
             wake: Notify::new(),
             running: Mutex::new(Running::default()),
             events: broadcast::channel(4096).0,
@@ -809,18 +825,82 @@ impl Jobs {
         Ok(())
     }
 
-    /// Builds a Workshop overlay: item states go to the store as the
-    /// build reports them, the overlay's status says how it went.
+    /// Builds a Workshop or script overlay; the overlay's status says how
+    /// the build went.
     async fn overlay_build(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
         let store = &self.0.store;
         let overlay = match job.overlay_id {
             Some(id) => store.overlay(id).await?,
             None => return Err(JobError::Failed("the overlay no longer exists".into())),
         };
-        let sources = crate::workshop::sources(store, overlay.id).await?;
+        if overlay.kind == OverlayKind::Files {
+            return Err(JobError::Failed(format!(
+                "overlay {} is a files overlay: it is edited, not built",
+                overlay.name
+            )));
+        }
         store
             .set_overlay_build_status(overlay.id, "building")
             .await?;
+        let result = if overlay.kind == OverlayKind::Workshop {
+            self.workshop_build(job, &overlay, token).await
+        } else {
+            self.script_build(job, &overlay, token).await
+        };
+        let status = if result.is_ok() { "ready" } else { "failed" };
+        store.set_overlay_build_status(overlay.id, status).await?;
+        result
+    }
+
+    /// Runs the overlay's script in the sandbox; a new version is
+    /// published only when it succeeds.
+    async fn script_build(
+        &self,
+        job: &Job,
+        overlay: &Overlay,
+        token: &CancellationToken,
+    ) -> Result<(), JobError> {
+        let run = self
+            .0
+            .store
+            .take_script_run(overlay.id)
+            .await?
+            .ok_or_else(|| JobError::Failed("the overlay has no script yet".into()))?;
+        let start = if run.from_scratch {
+            "building from an empty layer"
+        } else {
+            "building on a copy of the current version (if there is one)"
+        };
+        self.log(job.id, "step", start).await;
+        let (host, scripts) = (Arc::clone(&self.0.host), self.0.scripts.clone());
+        let (overlay_id, build_id) = (overlay.id, format!("job-{}", job.id));
+        let info = self
+            .blocking_op(job.id, token, move |ctx| {
+                scripts.build(host.root(), overlay_id, &run, build_id, ctx)
+            })
+            .await?;
+        self.log(
+            job.id,
+            "step",
+            &format!(
+                "published version {}: servers get it at their next start",
+                info.version
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Builds a Workshop overlay: item states go to the store as the
+    /// build reports them.
+    async fn workshop_build(
+        &self,
+        job: &Job,
+        overlay: &Overlay,
+        token: &CancellationToken,
+    ) -> Result<(), JobError> {
+        let store = &self.0.store;
+        let sources = crate::workshop::sources(store, overlay.id).await?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let writer = {
             let store = store.clone();
@@ -856,8 +936,6 @@ impl Jobs {
         let written = writer
             .await
             .map_err(|e| JobError::Failed(format!("recording item states: {e}")))?;
-        let status = if result.is_ok() { "ready" } else { "failed" };
-        store.set_overlay_build_status(overlay.id, status).await?;
         let built = result?;
         store
             .keep_workshop_items(overlay.id, &crate::workshop::reported_ids(&written))

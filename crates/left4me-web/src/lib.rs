@@ -18,6 +18,7 @@ pub mod live;
 mod pages;
 pub mod reconciler;
 mod routes;
+pub mod scripts;
 pub mod spec_builder;
 pub mod state;
 pub mod workshop;
@@ -117,11 +118,16 @@ pub async fn launch_with_listener(
     }
     let installer = Arc::from(config.installer().map_err(LaunchError::Game)?);
     let workshop = workshop::Workshop::new(&config).map_err(LaunchError::Workshop)?;
+    // No build runs yet: what builds that died with the panel left goes.
+    if let Err(e) = left4me_host::scripts::clean_leftovers(host.root()) {
+        tracing::warn!("removing what earlier script builds left: {e}");
+    }
     let jobs = Jobs::new(
         store.clone(),
         Arc::clone(&host),
         installer,
         workshop,
+        scripts::ScriptBuilder::new(&config),
         launch.ready_timeout,
     );
     let workers = jobs.spawn_workers(config.workers);
@@ -238,6 +244,7 @@ pub(crate) fn test_jobs(store: &Store, root: &std::path::Path) -> (Arc<Host>, Jo
         Arc::clone(&host),
         installer,
         workshop,
+        scripts::ScriptBuilder::new(&config),
         Duration::from_secs(1),
     );
     (host, jobs)

@@ -96,6 +96,7 @@ form_pages!(
     AccountPage,
     OverlaysPage,
     WorkshopPage,
+    ScriptPage,
 );
 
 impl Page for LoginPage {
@@ -396,9 +397,21 @@ pub(crate) struct OverlaysPage {
     pub(crate) overlays: Vec<ListedOverlay>,
     pub(crate) me: i64,
     pub(crate) name: String,
-    /// The kind picked for a new overlay ("files", "workshop").
+    /// The kind picked for a new overlay ("files", "workshop", "script").
     pub(crate) kind: String,
+    /// What adding the example scripts did.
+    pub(crate) notice: String,
     pub(crate) errors: FormErrors,
+}
+
+/// What the page of a built overlay (Workshop, script) shows of its
+/// builds (`overlay_build.html`).
+#[derive(Debug, Clone)]
+pub(crate) struct BuildState {
+    /// The published version, in words ("version 3 (2026-11-28 ...)").
+    pub(crate) version: String,
+    /// The build queued or running, if any.
+    pub(crate) build: Option<Job>,
 }
 
 /// A Workshop overlay: its items, what was added, the build in progress.
@@ -410,18 +423,36 @@ pub(crate) struct WorkshopPage {
     pub(crate) owner: String,
     pub(crate) can_change: bool,
     pub(crate) used_by: String,
-    /// The published version, in words ("version 3 of 2026-11-28 ...").
-    pub(crate) version: String,
+    pub(crate) built: BuildState,
     pub(crate) sources: Vec<WorkshopSourceRow>,
     pub(crate) items: Vec<WorkshopItemRow>,
-    /// The build queued or running, if any.
-    pub(crate) build: Option<Job>,
     /// What the last add did, and the build it queued.
     pub(crate) notice: String,
     pub(crate) notice_job: Option<i64>,
     pub(crate) refused: Vec<String>,
     /// The add form's text, kept after a mistake.
     pub(crate) entered: String,
+    pub(crate) errors: FormErrors,
+}
+
+/// A script overlay: its script (read-only but for admins), its builds.
+#[derive(Template)]
+#[template(path = "overlay_script.html")]
+pub(crate) struct ScriptPage {
+    pub(crate) l: Layout,
+    pub(crate) overlay: Overlay,
+    pub(crate) owner: String,
+    /// Share or delete it.
+    pub(crate) can_change: bool,
+    /// Edit and build the script: admins only.
+    pub(crate) can_edit: bool,
+    pub(crate) used_by: String,
+    pub(crate) built: BuildState,
+    /// The saved script, or what was entered when the form had mistakes.
+    pub(crate) script: String,
+    pub(crate) description: String,
+    pub(crate) from_previous: bool,
+    pub(crate) script_limit_kib: usize,
     pub(crate) errors: FormErrors,
 }
 

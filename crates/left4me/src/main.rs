@@ -80,6 +80,9 @@ enum Command {
     /// Manage panel users.
     #[command(subcommand)]
     User(panel::UserCommand),
+    /// Manage the panel's overlays.
+    #[command(subcommand)]
+    Overlays(panel::OverlaysCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(panel::ConfigCommand),
@@ -208,6 +211,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::Migrate => panel::migrate(cli),
         Command::SetupUrl => panel::setup_url(cli),
         Command::User(cmd) => panel::user(cli, cmd),
+        Command::Overlays(cmd) => panel::overlays(cli, cmd),
         Command::Config(cmd) => panel::config(cmd),
         Command::Instance(cmd) => instance::run(cli, cmd),
         Command::Game(cmd) => game::run(cli, cmd),

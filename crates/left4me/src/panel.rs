@@ -1,7 +1,9 @@
-//! `left4me serve`, `migrate`, `setup-url`, `user create` and `config default`.
+//! `left4me serve`, `migrate`, `setup-url`, `user create`, `overlays seed`
+//! and `config default`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,6 +32,17 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OverlaysCommand {
+    /// Add a shared script overlay, owned by the first admin, for each
+    /// `*.sh` file in DIR (named after the file, described by its
+    /// `# description:` line). Script overlays of those names are left as
+    /// they are, so seeding again changes nothing. Nothing is built until
+    /// an admin builds it in the panel. The package's examples are in
+    /// /usr/share/left4me/scripts.
+    Seed { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +170,46 @@ pub(crate) fn user(cli: &Cli, cmd: &UserCommand) -> CliResult {
         );
         Ok::<_, Failure>(())
     })
+}
+
+pub(crate) fn overlays(cli: &Cli, cmd: &OverlaysCommand) -> CliResult {
+    let OverlaysCommand::Seed { dir } = cmd;
+    let config = settings_as_state_owner(cli)?;
+    let examples = left4me_web::scripts::read_dir(dir)
+        .with_context(|| format!("reading the scripts in {}", dir.display()))
+        .map_err(Failure::invalid)?;
+    if examples.is_empty() {
+        return Err(Failure::invalid(anyhow::anyhow!(
+            "{} has no *.sh files",
+            dir.display()
+        )));
+    }
+    runtime()?.block_on(async {
+        let store = left4me_web::open_store(&config).await?;
+        let seeded = seed_as_first_admin(&store, &examples).await;
+        store.close().await;
+        let seeded = seeded?;
+        for overlay in &seeded.created {
+            println!("created script overlay {} (#{})", overlay.name, overlay.id);
+        }
+        for name in &seeded.kept {
+            println!("kept script overlay {name}: it exists");
+        }
+        Ok::<_, Failure>(())
+    })
+}
+
+async fn seed_as_first_admin(
+    store: &left4me_store::Store,
+    examples: &[left4me_web::scripts::Example],
+) -> Result<left4me_web::scripts::Seeded, Failure> {
+    let admin = store.first_admin().await?.ok_or_else(|| {
+        Failure::invalid(anyhow::anyhow!(
+            "there is no admin to own the overlays yet: create one first"
+        ))
+    })?;
+    let actor = left4me_web::jobs::Actor::CommandLine;
+    Ok(left4me_web::scripts::seed(store, actor, admin.id, examples).await?)
 }
 
 pub(crate) fn config(cmd: &ConfigCommand) -> CliResult {

@@ -41,6 +41,8 @@ const CODE: &[&str] = &[
     "/usr/share/polkit-1/rules.d/50-left4me.rules",
     "/usr/lib/sysusers.d/left4me.conf",
     "/usr/lib/tmpfiles.d/left4me.conf",
+    "/usr/share/left4me/scripts/sourcemod-metamod.sh",
+    "/usr/share/left4me/scripts/tickrate-100.sh",
 ];
 
 /// Two packages of this tree: the current version and a higher one (the

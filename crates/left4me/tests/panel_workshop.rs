@@ -75,19 +75,6 @@ async fn job_ok(client: &Client, job: i64) -> String {
     lines.join("\n")
 }
 
-async fn blueprint_with(client: &Client, name: &str, overlay: i64) -> i64 {
-    let blueprint = create_blueprint(client, name, "").await;
-    let overlay = overlay.to_string();
-    let res = client
-        .post(
-            &format!("/blueprints/{blueprint}"),
-            &[("name", name), ("config", ""), ("add_overlay", &overlay)],
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    blueprint
-}
-
 fn addon(app: &App, server: i64, item: u64) -> Vec<u8> {
     let path = app
         .root

@@ -7,6 +7,7 @@ mod console;
 mod game;
 mod jobs;
 mod overlays;
+mod scripts;
 mod server_files;
 mod server_log;
 mod servers;
@@ -55,6 +56,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/blueprints/{id}/copy", post(blueprints::copy))
         .route("/blueprints/{id}/share", post(blueprints::share))
         .route("/overlays", get(overlays::index).post(overlays::create))
+        .route("/overlays/examples", post(overlays::add_examples))
         .route("/overlays/{id}", get(overlays::show))
         .route(
             "/overlays/{id}/upload",
@@ -74,6 +76,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/overlays/{id}/items", post(workshop::add))
         .route("/overlays/{id}/items/remove", post(workshop::remove))
         .route("/overlays/{id}/refresh", post(workshop::refresh))
+        .route("/overlays/{id}/script", post(scripts::save))
+        .route("/overlays/{id}/rebuild", post(scripts::rebuild))
         .route("/workshop/refresh", post(workshop::refresh_all))
         .route("/jobs", get(jobs::index))
         .route("/jobs/{id}", get(jobs::show))

@@ -1,4 +1,6 @@
-//! Files overlays: a file manager over `overlays/<id>/`.
+//! Overlays: the list and creation, what every kind shares (sharing,
+//! deletion, the state of builds), and files overlays' file manager
+//! over `overlays/<id>/`.
 
 use std::path::PathBuf;
 
@@ -8,7 +10,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_files::{FilesError, OverlayFiles, RelPath, ZipLimits};
-use left4me_store::{Overlay, OverlayKind};
+use left4me_store::{Overlay, OverlayKind, Store};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
@@ -16,8 +18,9 @@ use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
 use crate::domain::DisplayName;
 use crate::error::{AppError, AppResult};
+use crate::jobs::Actor;
 use crate::pages::{
-    FileRow, FormErrors, Layout, OverlayEditPage, OverlayPage, OverlaysPage, render,
+    BuildState, FileRow, FormErrors, Layout, OverlayEditPage, OverlayPage, OverlaysPage, render,
 };
 use crate::spec_builder::overlay_path;
 use crate::state::AppState;
@@ -50,6 +53,54 @@ async fn with_files<T: Send + 'static>(
         .map_err(AppError::from)
 }
 
+/// `overlay` if it is of `kind`: each kind has its own pages and forms.
+pub(crate) fn of_kind(overlay: Overlay, kind: OverlayKind) -> AppResult<Overlay> {
+    if overlay.kind == kind {
+        return Ok(overlay);
+    }
+    Err(AppError::Conflict(format!(
+        "overlay {} is a {} overlay, not a {} one",
+        overlay.name,
+        overlay.kind.as_str(),
+        kind.as_str()
+    )))
+}
+
+/// The published version of a built overlay and its build in progress.
+pub(crate) async fn build_state(state: &AppState, overlay_id: i64) -> AppResult<BuildState> {
+    Ok(BuildState {
+        version: published_version(state, overlay_id).await,
+        build: active_build(state.store(), overlay_id).await?,
+    })
+}
+
+/// The overlay's build, queued or running.
+async fn active_build(store: &Store, overlay_id: i64) -> AppResult<Option<left4me_store::Job>> {
+    Ok(store
+        .active_jobs_on(&format!("overlay:{overlay_id}"))
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// "version 3 (2026-11-28 10:00:00 UTC)", or that none is published yet.
+async fn published_version(state: &AppState, overlay_id: i64) -> String {
+    let versions = state
+        .host()
+        .root()
+        .overlay_versions(&overlay_path(overlay_id));
+    match tokio::task::spawn_blocking(move || versions.current_info()).await {
+        Ok(Ok(Some(info))) => format!(
+            "version {} ({})",
+            info.version,
+            crate::pages::datetime(&info.created)
+        ),
+        Ok(Ok(None)) => "no version published yet".into(),
+        Ok(Err(e)) => format!("the published version cannot be read: {e}"),
+        Err(e) => format!("the published version cannot be read: {e}"),
+    }
+}
+
 fn rel(path: &str) -> AppResult<RelPath> {
     RelPath::parse(path).map_err(AppError::from)
 }
@@ -59,6 +110,7 @@ async fn list_page(
     state: &AppState,
     user: &CurrentUser,
     form: CreateForm,
+    notice: String,
     errors: FormErrors,
 ) -> AppResult<OverlaysPage> {
     Ok(OverlaysPage {
@@ -67,19 +119,58 @@ async fn list_page(
         me: user.id(),
         name: form.name,
         kind: form.kind,
+        notice,
         errors,
     })
 }
 
 pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
-    let page = list_page(&state, &user, CreateForm::default(), FormErrors::default()).await?;
+    let page = list_page(
+        &state,
+        &user,
+        CreateForm::default(),
+        String::new(),
+        FormErrors::default(),
+    )
+    .await?;
+    Ok(render(&page)?.into_response())
+}
+
+/// Admins: adds the example scripts left4me ships as shared script
+/// overlays (those there already are left alone).
+pub(crate) async fn add_examples(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> AppResult<Response> {
+    access::scripts(&user)?;
+    let examples = crate::scripts::bundled();
+    let seeded =
+        crate::scripts::seed(state.store(), Actor::User(&user.user), user.id(), &examples).await?;
+    let created: Vec<&str> = seeded.created.iter().map(|o| o.name.as_str()).collect();
+    let notice = match (created.is_empty(), seeded.kept.is_empty()) {
+        (false, true) => format!("Added {}.", created.join(", ")),
+        (false, false) => format!(
+            "Added {}; {} were there already.",
+            created.join(", "),
+            seeded.kept.join(", ")
+        ),
+        (true, _) => "The example scripts are there already.".to_owned(),
+    };
+    let page = list_page(
+        &state,
+        &user,
+        CreateForm::default(),
+        notice,
+        FormErrors::default(),
+    )
+    .await?;
     Ok(render(&page)?.into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct CreateForm {
     name: String,
-    /// `files` (the default) or `workshop`.
+    /// `files` (the default), `workshop` or `script` (admins).
     #[serde(default)]
     kind: String,
 }
@@ -96,13 +187,17 @@ pub(crate) async fn create(
     let kind = match form.kind.as_str() {
         "" | "files" => Some(OverlayKind::Files),
         "workshop" => Some(OverlayKind::Workshop),
+        "script" => {
+            access::scripts(&user)?;
+            Some(OverlayKind::Script)
+        }
         _ => {
-            errors.add("kind", "choose files or workshop");
+            errors.add("kind", "choose files, workshop or script");
             None
         }
     };
     let (Some(name), Some(kind)) = (name, kind) else {
-        let page = list_page(&state, &user, form, errors).await?;
+        let page = list_page(&state, &user, form, String::new(), errors).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
     };
     let overlay = state
@@ -139,8 +234,10 @@ pub(crate) async fn show(
     Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
     let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
-    if overlay.kind == OverlayKind::Workshop {
-        return super::workshop::show(&state, &user, overlay).await;
+    match overlay.kind {
+        OverlayKind::Workshop => return super::workshop::show(&state, &user, overlay).await,
+        OverlayKind::Script => return super::scripts::show(&state, &user, overlay).await,
+        OverlayKind::Files => {}
     }
     let dir = rel(&query.path)?;
     let listed = dir.clone();

@@ -98,7 +98,7 @@ async fn dashboard_page(
     };
     let listed = state.store().listed_servers(filter, user.id()).await?;
     let actual = actual_states(state, listed.iter().map(|l| l.server.id).collect()).await?;
-    let builds = crate::game::builds(state.jobs().installer()).await;
+    let builds = crate::game::builds(state.store(), state.jobs().installer()).await;
     Ok(DashboardPage {
         l: Layout::of(user),
         servers: listed
@@ -323,7 +323,7 @@ async fn server_page(
     let online = live_if_running(state, server_id, &status.state)
         .map(|l| l.online)
         .unwrap_or_default();
-    let builds = crate::game::builds(state.jobs().installer()).await;
+    let builds = crate::game::builds(state.store(), state.jobs().installer()).await;
     let row = row(state, listed, status.state, &builds);
     let p = ServerPermissions::new(access, &row.actual);
     let (members, candidates) = if p.manage {

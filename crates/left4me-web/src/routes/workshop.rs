@@ -41,12 +41,7 @@ async fn page(
             .find(|s| s.published_id == id)
             .map_or_else(|| id.to_string(), |s| s.title.clone())
     };
-    let version = published_version(state, overlay.id).await;
-    let build = store
-        .active_jobs_on(&format!("overlay:{}", overlay.id))
-        .await?
-        .into_iter()
-        .next();
+    let built = super::overlays::build_state(state, overlay.id).await?;
     Ok(WorkshopPage {
         l: Layout::of(user),
         owner: store.user(overlay.owner_id).await?.username,
@@ -55,7 +50,7 @@ async fn page(
             .blueprints_using_overlay(overlay.id, Some(user.viewer()))
             .await?
             .join(", "),
-        version,
+        built,
         sources: sources
             .iter()
             .map(|s| WorkshopSourceRow {
@@ -80,7 +75,6 @@ async fn page(
                 via: i.via.map(title_of).unwrap_or_default(),
             })
             .collect(),
-        build,
         notice: outcome.notice,
         notice_job: outcome.notice_job,
         refused: outcome.refused,
@@ -88,24 +82,6 @@ async fn page(
         errors: outcome.errors,
         overlay,
     })
-}
-
-/// "version 3 (2026-11-28 10:00:00 UTC)", or that none is published yet.
-async fn published_version(state: &AppState, overlay_id: i64) -> String {
-    let versions = state
-        .host()
-        .root()
-        .overlay_versions(&crate::spec_builder::overlay_path(overlay_id));
-    match tokio::task::spawn_blocking(move || versions.current_info()).await {
-        Ok(Ok(Some(info))) => format!(
-            "version {} ({})",
-            info.version,
-            crate::pages::datetime(&info.created)
-        ),
-        Ok(Ok(None)) => "no version published yet".into(),
-        Ok(Err(e)) => format!("the published version cannot be read: {e}"),
-        Err(e) => format!("the published version cannot be read: {e}"),
-    }
 }
 
 pub(crate) async fn show(
@@ -120,14 +96,7 @@ pub(crate) async fn show(
 /// A Workshop overlay the user may change.
 async fn workshop_overlay(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Overlay> {
     let overlay = access::overlay(state, user, id, ItemAccess::Change).await?;
-    if overlay.kind != OverlayKind::Workshop {
-        return Err(AppError::Conflict(format!(
-            "overlay {} is a {} overlay, not a Workshop one",
-            overlay.name,
-            overlay.kind.as_str()
-        )));
-    }
-    Ok(overlay)
+    super::overlays::of_kind(overlay, OverlayKind::Workshop)
 }
 
 #[derive(Debug, Deserialize)]

@@ -295,6 +295,20 @@ pub async fn create_blueprint(client: &Client, name: &str, config: &str) -> i64 
     id
 }
 
+/// A blueprint named `name` with `overlay` in it.
+pub async fn blueprint_with(client: &Client, name: &str, overlay: i64) -> i64 {
+    let blueprint = create_blueprint(client, name, "").await;
+    let overlay = overlay.to_string();
+    let res = client
+        .post(
+            &format!("/blueprints/{blueprint}"),
+            &[("name", name), ("config", ""), ("add_overlay", &overlay)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    blueprint
+}
+
 /// An admin creates a user, who logs in; returns that user's client.
 pub async fn add_user(app: &App, admin: &Client, name: &str, password: &str) -> Client {
     let res = admin

@@ -1,0 +1,155 @@
+use sqlx::FromRow;
+
+use crate::{Overlay, OverlayKind, Result, Store, StoreError, now};
+
+/// The script of a script overlay and how its builds start.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OverlayScript {
+    pub overlay_id: i64,
+    pub script: String,
+    pub description: String,
+    /// Builds start from a copy of the current version.
+    pub from_previous: bool,
+    /// The next build starts from an empty layer anyway.
+    pub next_from_scratch: bool,
+    pub updated_at: i64,
+}
+
+/// What a user writes of a script overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptEdit<'a> {
+    pub script: &'a str,
+    pub description: &'a str,
+    pub from_previous: bool,
+}
+
+/// What a build runs, read when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRun {
+    pub script: String,
+    pub from_scratch: bool,
+}
+
+impl Store {
+    /// `None` for an overlay that has no script yet.
+    pub async fn overlay_script(&self, overlay_id: i64) -> Result<Option<OverlayScript>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM overlay_scripts WHERE overlay_id = ?")
+                .bind(overlay_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Saves the script and marks the overlay changed.
+    pub async fn put_overlay_script(&self, overlay_id: i64, edit: ScriptEdit<'_>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = now();
+        sqlx::query(
+            "INSERT INTO overlay_scripts (overlay_id, script, description, from_previous, updated_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (overlay_id) DO UPDATE SET script = excluded.script,
+               description = excluded.description, from_previous = excluded.from_previous,
+               updated_at = excluded.updated_at",
+        )
+        .bind(overlay_id)
+        .bind(edit.script)
+        .bind(edit.description)
+        .bind(edit.from_previous)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE overlays SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(overlay_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes the next build start from an empty layer; refused while
+    /// the overlay has no script.
+    pub async fn request_script_from_scratch(&self, overlay_id: i64) -> Result<()> {
+        let found =
+            sqlx::query("UPDATE overlay_scripts SET next_from_scratch = 1 WHERE overlay_id = ?")
+                .bind(overlay_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if found == 0 {
+            return Err(StoreError::Conflict(
+                "the overlay has no script yet: save one first".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a starting build runs; takes back a "from scratch" request,
+    /// which this build fulfils. `None` when the overlay has no script.
+    pub async fn take_script_run(&self, overlay_id: i64) -> Result<Option<ScriptRun>> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<(String, bool, bool)> = sqlx::query_as(
+            "SELECT script, from_previous, next_from_scratch FROM overlay_scripts
+             WHERE overlay_id = ?",
+        )
+        .bind(overlay_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE overlay_scripts SET next_from_scratch = 0 WHERE overlay_id = ?")
+            .bind(overlay_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|(script, from_previous, scratch)| ScriptRun {
+            script,
+            from_scratch: scratch || !from_previous,
+        }))
+    }
+
+    /// Creates a shared script overlay named `name` owned by `owner_id`,
+    /// unless a script overlay of that name exists: then nothing changes
+    /// and the answer is `None`. For shipping example scripts.
+    pub async fn seed_script_overlay(
+        &self,
+        owner_id: i64,
+        name: &str,
+        edit: ScriptEdit<'_>,
+    ) -> Result<Option<Overlay>> {
+        let mut tx = self.begin_write().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM overlays WHERE name = ? AND kind = ?")
+                .bind(name)
+                .bind(OverlayKind::Script)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Ok(None);
+        }
+        let now = now();
+        let overlay: Overlay = sqlx::query_as(
+            "INSERT INTO overlays (owner_id, name, kind, build_status, created_at, updated_at, shared)
+             VALUES (?, ?, ?, 'ready', ?, ?, 1) RETURNING *",
+        )
+        .bind(owner_id)
+        .bind(name)
+        .bind(OverlayKind::Script)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO overlay_scripts (overlay_id, script, description, from_previous, updated_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(overlay.id)
+        .bind(edit.script)
+        .bind(edit.description)
+        .bind(edit.from_previous)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(overlay))
+    }
+}
