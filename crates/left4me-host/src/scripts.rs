@@ -159,8 +159,16 @@ pub fn build_script_overlay(
     build: &ScriptBuild<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<VersionInfo, ScriptError> {
-    // Cgroup and directory names: letters, digits and dashes only.
-    let name: String = format!("{}-{}", build.overlay, build.build_id)
+    // Names cgroups and units host-wide, so the state root is in it too
+    // (two panels, or two test roots, never share one); letters, digits
+    // and dashes only.
+    let root_tag = {
+        use std::hash::{Hash, Hasher};
+        let mut hash = std::hash::DefaultHasher::new();
+        root.path().hash(&mut hash);
+        hash.finish() as u32
+    };
+    let name: String = format!("{}-{}-{root_tag:08x}", build.overlay, build.build_id)
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {

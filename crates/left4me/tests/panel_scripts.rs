@@ -290,12 +290,6 @@ async fn the_seed_command_adds_each_script_once_owned_by_the_first_admin() {
     );
 }
 
-/// Held by the tests that run builds: the host names a build's cgroup
-/// after the overlay and the build id (`1-job-3`), which two panels in
-/// one process share, and a build that ends clears its cgroup's
-/// processes, so two panels' builds at once could end each other's.
-static SANDBOX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The job's log and end state; it must end `end`.
 async fn job_ends(client: &Client, job: i64, end: &str) -> String {
     let (lines, state) = finished_job(client, job).await;
@@ -322,7 +316,6 @@ fn tick_script(rate: u32) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_build_streams_its_output_and_publishes_a_version_that_servers_mount() {
     require_root();
-    let _one_at_a_time = SANDBOX.lock().await;
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let overlay = create_script_overlay(&admin, "Tick").await;
@@ -389,7 +382,6 @@ async fn a_build_streams_its_output_and_publishes_a_version_that_servers_mount()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_or_cancelled_build_keeps_the_current_version() {
     require_root();
-    let _one_at_a_time = SANDBOX.lock().await;
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let overlay = create_script_overlay(&admin, "Tick").await;
@@ -439,7 +431,6 @@ async fn a_failed_or_cancelled_build_keeps_the_current_version() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tickrate_example_builds_its_cfg() {
     require_root();
-    let _one_at_a_time = SANDBOX.lock().await;
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let res = admin.post("/overlays/examples", &[]).await;
@@ -465,4 +456,65 @@ async fn the_tickrate_example_builds_its_cfg() {
     let cfg = std::fs::read_to_string(&cfg).unwrap();
     assert!(cfg.contains("sv_maxupdaterate 100"), "{cfg}");
     app.stop().await;
+}
+
+/// Whether a process with `marker` in its command line runs.
+fn running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panel_killed_during_a_build_takes_the_build_along() {
+    require_root();
+    let root = TestRoot::new();
+    let config = test_config(&root);
+    seed_user(&config, ADMIN.0, ADMIN.1, true).await;
+    let port = free_port();
+    let mut panel = PanelProcess::start(&root, port);
+    let client = Client::new(&format!("http://{}", panel.addr));
+    assert_eq!(
+        client.login(ADMIN.0, ADMIN.1).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let overlay = create_script_overlay(&client, "Slow").await;
+    let marker = format!("left4me-killed-build-{}", std::process::id());
+    let script = format!(
+        "mkdir -p left4dead2 && echo half > left4dead2/half.txt\nexec -a {marker} sleep 300\n"
+    );
+    let build = job_of(&save(&client, overlay, &script, false).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !running(&marker) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panel.child.kill().unwrap();
+    panel.child.wait().unwrap();
+    // The sandbox dies with the process that started it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while running(&marker) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build outlived the panel"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut panel = PanelProcess::start(&root, port);
+    let (_, html) = client.get_text(&format!("/jobs/{build}")).await;
+    assert!(html.contains("id=\"job-state\">interrupted"), "{html}");
+    let builds = root.path().join("tmp/builds");
+    assert!(
+        !builds.exists() || builds.read_dir().unwrap().next().is_none(),
+        "the partial build was cleaned up"
+    );
+    let (_, page) = client.get_text(&format!("/overlays/{overlay}")).await;
+    assert!(page.contains("no version published yet"), "{page}");
+    panel.child.kill().unwrap();
+    panel.child.wait().unwrap();
 }
