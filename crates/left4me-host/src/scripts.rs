@@ -146,10 +146,20 @@ fn builds_dir(root: &StateRoot) -> PathBuf {
     root.tmp().join("builds")
 }
 
-/// Removes what builds that died with the panel left behind. Call when
-/// no build runs (at the panel's start).
+/// Removes what builds that died with the panel left behind: their
+/// directories and (bubblewrap's) empty cgroups. Call when no build runs
+/// (at the panel's start).
 pub fn clean_leftovers(root: &StateRoot) -> std::io::Result<()> {
+    crate::sandbox::sweep_cgroups(&format!("leftovers-{}", root_tag(root)));
     crate::fsutil::remove_dir_all_if_exists(&builds_dir(root))
+}
+
+/// Eight hex digits naming the state root in build names.
+fn root_tag(root: &StateRoot) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hash = std::hash::DefaultHasher::new();
+    root.path().hash(&mut hash);
+    format!("{:08x}", hash.finish() as u32)
 }
 
 /// Runs the build and publishes its layer as the overlay's next version.
@@ -162,13 +172,7 @@ pub fn build_script_overlay(
     // Names cgroups and units host-wide, so the state root is in it too
     // (two panels, or two test roots, never share one); letters, digits
     // and dashes only.
-    let root_tag = {
-        use std::hash::{Hash, Hasher};
-        let mut hash = std::hash::DefaultHasher::new();
-        root.path().hash(&mut hash);
-        hash.finish() as u32
-    };
-    let name: String = format!("{}-{}-{root_tag:08x}", build.overlay, build.build_id)
+    let name: String = format!("{}-{}-{}", build.overlay, build.build_id, root_tag(root))
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {

@@ -26,6 +26,35 @@ pub(crate) struct BuildCgroup {
     unenforced: Vec<String>,
 }
 
+/// Removes the empty cgroups that builds of the same state root left when
+/// their panel died (names share the root's tag, the part after the last
+/// dash); a cgroup in use is busy and stays.
+pub(crate) fn sweep(root: &Path, name: &str) {
+    let Some((_, tag)) = name.rsplit_once('-') else {
+        return;
+    };
+    let parents = [
+        root.join("left4me-builds"),
+        root.join("memory"),
+        root.join("pids"),
+        root.join("cpu"),
+    ];
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            let ours = file.ends_with(&format!("-{tag}"))
+                && (file.starts_with("left4me-build-") || parent.ends_with("left4me-builds"));
+            if ours {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
+    }
+}
+
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::write(path, value)
 }
@@ -46,6 +75,7 @@ fn counter(file: &Path, key: &str) -> u64 {
 impl BuildCgroup {
     /// Creates the cgroup below `root` (`/sys/fs/cgroup`) for build `name`.
     pub(crate) fn create(root: &Path, name: &str, limits: &Limits) -> Self {
+        sweep(root, name);
         if root.join("cgroup.controllers").exists() {
             match Self::unified(root, name, limits) {
                 Ok(cgroup) => cgroup,

@@ -102,6 +102,12 @@ pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(io::Error) -> Sandbox
     move |source| SandboxError::Io { action, source }
 }
 
+/// Removes the empty cgroups of builds named `*-TAG` (the tag after the
+/// last dash), which builds that died with their panel left.
+pub fn sweep_cgroups(name: &str) {
+    cgroup::sweep(Path::new("/sys/fs/cgroup"), name);
+}
+
 /// Runs build scripts.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
     /// Runs the script, its output going to `ctx` line by line, until it
