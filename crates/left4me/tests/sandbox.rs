@@ -358,35 +358,43 @@ fn systemd_runs_the_same_tests() {
         return; // This is the copy running inside the machine.
     }
     use common::machine::{Bind, Machine};
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-    let deploy = deploy.canonicalize().unwrap();
-    let machine = Machine::boot(&[Bind::disk(STATE)]);
+    // The machine has a /tmp of its own: the tree and the build come in
+    // as binds, wherever this checkout lives.
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .canonicalize()
+        .unwrap();
+    let build = Path::new(common::LEFT4ME).parent().unwrap().to_owned();
+    let machine = Machine::boot(&[
+        Bind::read_only(&deploy, "/srv/deploy"),
+        Bind::read_only(&build, "/srv/build"),
+        Bind::disk(STATE),
+    ]);
     machine.ok(&format!(
         r#"set -e
-mkdir -p /etc/sysusers.d && cp {d}/sysusers.d/left4me.conf /etc/sysusers.d/left4me.conf
+mkdir -p /etc/sysusers.d && cp /srv/deploy/sysusers.d/left4me.conf /etc/sysusers.d/left4me.conf
 systemd-sysusers
-install -m 0755 {left4me} /usr/bin/left4me
-cp {d}/systemd/left4me-build@.service {d}/systemd/left4me-build-prepare@.service \
-   {d}/systemd/left4me-build-finish@.service {d}/systemd/l4d2-build.slice /etc/systemd/system/
+install -m 0755 /srv/build/left4me /usr/bin/left4me
+cp /srv/deploy/systemd/left4me-build@.service /srv/deploy/systemd/left4me-build-prepare@.service \
+   /srv/deploy/systemd/left4me-build-finish@.service /srv/deploy/systemd/l4d2-build.slice /etc/systemd/system/
 mkdir -p /etc/systemd/system/left4me-build@.service.d
 printf '[Service]\nMemoryMax=64M\nTasksMax=32\nLimitNPROC=32\nRuntimeMaxSec=5\nLimitFSIZE=16M\n' \
     > /etc/systemd/system/left4me-build@.service.d/test-limits.conf
 mkdir -p /etc/polkit-1/rules.d
-cp {d}/polkit/50-left4me.rules /etc/polkit-1/rules.d/
+cp /srv/deploy/polkit/50-left4me.rules /etc/polkit-1/rules.d/
 systemctl daemon-reload
 systemctl restart polkit
 mkdir -p {STATE}/tmp/builds
 chown -R left4me:left4me {STATE}
 chmod 750 {STATE}
-"#,
-        d = deploy.display(),
-        left4me = common::LEFT4ME,
+"#
     ));
     let me = std::env::current_exe().unwrap();
+    let inside = Path::new("/srv/build").join(me.strip_prefix(&build).unwrap());
     let out = machine.sh(&format!(
         "cd / && runuser -u left4me -G systemd-journal -- env {BACKEND}=systemd RUST_BACKTRACE=1 {} \
          --test-threads=1 --skip systemd_runs_the_same_tests 2>&1",
-        me.display()
+        inside.display()
     ));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the tests under systemd:\n{text}");
