@@ -382,8 +382,11 @@ printf '[Service]\nMemoryMax=64M\nTasksMax=32\nLimitNPROC=32\nRuntimeMaxSec=5\nL
     > /etc/systemd/system/left4me-build@.service.d/test-limits.conf
 mkdir -p /etc/polkit-1/rules.d
 cp /srv/deploy/polkit/50-left4me.rules /etc/polkit-1/rules.d/
+# A stand-in for the panel, which builds are bound to.
+printf '[Service]\nExecStart=/bin/sleep infinity\n' > /etc/systemd/system/left4me.service
 systemctl daemon-reload
 systemctl restart polkit
+systemctl start left4me.service
 mkdir -p {STATE}/tmp/builds
 chown -R left4me:left4me {STATE}
 chmod 750 {STATE}
@@ -402,4 +405,21 @@ chmod 750 {STATE}
         text.contains("test result: ok. 9 passed"),
         "every test ran under systemd:\n{text}"
     );
+
+    // The panel dies during a build: the build ends with it.
+    machine.ok(&format!(
+        r#"set -e
+b={STATE}/tmp/builds/orphan
+mkdir -p $b/layer
+printf 'exec -a left4me-orphaned-build sleep 300\n' > $b/script.sh
+chown -R left4me:left4me $b
+runuser -u left4me -- systemctl start --no-block left4me-build@orphan.service
+for i in $(seq 100); do pgrep -f left4me-orphaned-build >/dev/null && break; sleep 0.1; done
+pgrep -f left4me-orphaned-build
+systemctl kill -s KILL left4me.service
+for i in $(seq 100); do pgrep -f left4me-orphaned-build >/dev/null || break; sleep 0.1; done
+! pgrep -f left4me-orphaned-build
+systemctl is-active left4me-build@orphan.service && exit 1 || true
+"#
+    ));
 }
