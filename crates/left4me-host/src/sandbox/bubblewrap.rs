@@ -287,7 +287,7 @@ impl Bubblewrap {
         forward(child.stdout.take().expect("piped"), true, tx.clone());
         forward(child.stderr.take().expect("piped"), false, tx);
         let started = Instant::now();
-        let mut last_size_check = Instant::now();
+        let mut output = super::OutputWatch::new(run.layer, self.limits.output_bytes);
         let mut stopped = None;
         let status = loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -300,12 +300,8 @@ impl Bubblewrap {
                     stopped = Some(Stopped::Cancelled);
                 } else if started.elapsed() > self.limits.timeout {
                     stopped = Some(Stopped::Time);
-                } else if last_size_check.elapsed() > Duration::from_secs(1) {
-                    last_size_check = Instant::now();
-                    let used = crate::fsutil::disk_usage(run.layer);
-                    if used > self.limits.output_bytes {
-                        stopped = Some(Stopped::Output(used));
-                    }
+                } else if let Some(used) = output.over() {
+                    stopped = Some(Stopped::Output(used));
                 }
                 if stopped.is_some() {
                     // bubblewrap takes everything in the sandbox with it.
@@ -325,11 +321,7 @@ impl Bubblewrap {
             });
         }
         if stopped.is_none() {
-            // A file cut at the size limit ends its writer, not the script.
-            let used = crate::fsutil::disk_usage(run.layer);
-            if used >= self.limits.output_bytes {
-                stopped = Some(Stopped::Output(used));
-            }
+            stopped = output.reached().map(Stopped::Output);
         }
         self.verdict(status, stopped, cgroup)
     }

@@ -108,6 +108,41 @@ pub fn sweep_cgroups(name: &str) {
     cgroup::sweep(Path::new("/sys/fs/cgroup"), name);
 }
 
+/// A layer's size, watched from outside the sandbox: the total output
+/// limit, which no kernel mechanism sets for a directory tree.
+pub(crate) struct OutputWatch<'a> {
+    layer: &'a Path,
+    limit: u64,
+    last: std::time::Instant,
+}
+
+impl<'a> OutputWatch<'a> {
+    pub(crate) fn new(layer: &'a Path, limit: u64) -> Self {
+        Self {
+            layer,
+            limit,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// The bytes used when past the limit; looks at most once a second.
+    pub(crate) fn over(&mut self) -> Option<u64> {
+        if self.last.elapsed() < Duration::from_secs(1) {
+            return None;
+        }
+        self.last = std::time::Instant::now();
+        let used = crate::fsutil::disk_usage(self.layer);
+        (used > self.limit).then_some(used)
+    }
+
+    /// After the run: the bytes used when the limit was reached (a file
+    /// cut at the size limit ends its writer, not the script).
+    pub(crate) fn reached(&self) -> Option<u64> {
+        let used = crate::fsutil::disk_usage(self.layer);
+        (used >= self.limit).then_some(used)
+    }
+}
+
 /// Runs build scripts.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
     /// Runs the script, its output going to `ctx` line by line, until it

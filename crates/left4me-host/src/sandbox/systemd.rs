@@ -48,7 +48,7 @@ impl Sandbox for SystemdSandbox {
         let mut stopped = None;
         let mut forks_refused = false;
         let mut ended_at: Option<Instant> = None;
-        let mut last_size_check = Instant::now();
+        let mut output = super::OutputWatch::new(run.layer, self.limits.output_bytes);
         loop {
             match following.lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
@@ -68,12 +68,8 @@ impl Sandbox for SystemdSandbox {
             if stopped.is_none() {
                 if ctx.is_cancelled() {
                     stopped = Some(Stopped::Cancelled);
-                } else if last_size_check.elapsed() > Duration::from_secs(1) {
-                    last_size_check = Instant::now();
-                    let used = crate::fsutil::disk_usage(run.layer);
-                    if used > self.limits.output_bytes {
-                        stopped = Some(Stopped::Output(used));
-                    }
+                } else if let Some(used) = output.over() {
+                    stopped = Some(Stopped::Output(used));
                 }
                 if stopped.is_some() {
                     self.units
@@ -93,12 +89,7 @@ impl Sandbox for SystemdSandbox {
         let _ = self.units.run(&["reset-failed", &unit]);
         self.wait_for_finish(run)?;
         if stopped.is_none() {
-            // Within every limit per file, the layer may still have
-            // outgrown the whole at the end.
-            let used = crate::fsutil::disk_usage(run.layer);
-            if used >= self.limits.output_bytes {
-                stopped = Some(Stopped::Output(used));
-            }
+            stopped = output.reached().map(Stopped::Output);
         }
         verdict(&result, &status, stopped, forks_refused, &words)
     }
