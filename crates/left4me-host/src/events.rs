@@ -80,6 +80,19 @@ impl<'a> Ctx<'a> {
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
+
+    /// Waits `wait` (a retry's pause, say), ending early on cancel.
+    pub fn sleep(&self, wait: std::time::Duration) -> Result<(), Cancelled> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            self.check()?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+        }
+    }
 }
 
 /// A sink that drops everything, for callers with nothing to show.

@@ -68,9 +68,18 @@ pub fn is_file_beneath(dir: &Path, relative: &Path) -> io::Result<bool> {
     }
 }
 
-/// Copies a tree: directories, files (new inodes, so writing a copy never
-/// touches the original) and symlinks as links.
-pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+/// How [`clone_tree`] makes the files of the new tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// New inodes: writing the copy never touches the original.
+    Copy,
+    /// Hard links (copies across filesystems): metadata only.
+    Link,
+}
+
+/// Recreates `from` at `to` (created if missing): directories with their
+/// modes, symlinks as links, files as `files` says.
+pub fn clone_tree(from: &Path, to: &Path, files: Files) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
     std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
     for entry in std::fs::read_dir(from)? {
@@ -78,14 +87,32 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         let (source, target) = (entry.path(), to.join(entry.file_name()));
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            copy_tree(&source, &target)?;
+            clone_tree(&source, &target, files)?;
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
         } else if kind.is_file() {
-            std::fs::copy(&source, &target)?;
+            let linked = match files {
+                Files::Copy => false,
+                Files::Link => match std::fs::hard_link(&source, &target) {
+                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+                        false
+                    }
+                    other => other.map(|()| true)?,
+                },
+            };
+            if !linked {
+                std::fs::copy(&source, &target)?;
+            }
         }
     }
     Ok(())
+}
+
+/// The owner of `path`, to hand files back to.
+pub fn owner_of(path: &Path) -> io::Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.uid(), meta.gid()))
 }
 
 /// Bytes used by the files below `dir` (hard links once each).

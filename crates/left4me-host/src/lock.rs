@@ -65,7 +65,8 @@ pub fn is_locked(path: &Path) -> std::io::Result<bool> {
     }
 }
 
-pub(crate) fn open_lock_file(path: &Path) -> std::io::Result<File> {
+/// Opens (creating it and its directory) a file that is only ever locked.
+pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

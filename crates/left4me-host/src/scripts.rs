@@ -34,6 +34,8 @@ pub struct ScriptBuild<'a> {
 pub enum ScriptError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error("{0:?} is not a build name: lowercase letters, digits and dashes, at most 100")]
+    BadName(String),
     #[error("{action}")]
     Io {
         action: String,
@@ -67,10 +69,7 @@ pub fn check_build_name(name: &str) -> Result<(), ScriptError> {
     if ok {
         Ok(())
     } else {
-        Err(ScriptError::Io {
-            action: format!("{name:?} is not a build name"),
-            source: std::io::ErrorKind::InvalidInput.into(),
-        })
+        Err(ScriptError::BadName(name.to_owned()))
     }
 }
 
@@ -135,8 +134,8 @@ pub fn prepare_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
 /// who checks and publishes it.
 pub fn finish_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
     let layer = open_layer_beneath(root, name)?;
-    let (uid, gid) = crate::sandbox::bubblewrap::owner_of(root.path())
-        .map_err(io("reading the state root's owner"))?;
+    let (uid, gid) =
+        crate::fsutil::owner_of(root.path()).map_err(io("reading the state root's owner"))?;
     crate::sandbox::chown_tree_at(std::os::fd::AsFd::as_fd(&layer), uid, gid)
         .map_err(io("handing the layer back to the state root's owner"))
 }
@@ -211,8 +210,12 @@ fn run_and_publish(
         Some(version) => {
             ctx.step(format!("copying version {version} to start from"))
                 .map_err(|_| SandboxError::Cancelled)?;
-            crate::fsutil::copy_tree(&versions.layer_dir(version), &layer)
-                .map_err(io("copying the current version"))?;
+            crate::fsutil::clone_tree(
+                &versions.layer_dir(version),
+                &layer,
+                crate::fsutil::Files::Copy,
+            )
+            .map_err(io("copying the current version"))?;
         }
         None => std::fs::create_dir(&layer).map_err(io("creating the layer directory"))?,
     }
@@ -229,8 +232,8 @@ fn run_and_publish(
     )?;
     ctx.step("checking the layer")
         .map_err(|_| SandboxError::Cancelled)?;
-    let owner = crate::sandbox::bubblewrap::owner_of(root.path())
-        .map_err(io("reading the state root's owner"))?;
+    let owner =
+        crate::fsutil::owner_of(root.path()).map_err(io("reading the state root's owner"))?;
     let hand_over = rustix::process::geteuid().is_root().then_some(owner);
     normalize_layer(&layer, hand_over, ctx)?;
     ctx.step("publishing the new version")

@@ -49,7 +49,9 @@ pub fn snapshot_overlay(root: &StateRoot, path: &OverlayPath) -> io::Result<Vers
         return Ok(current.version);
     }
     versions.clean()?;
-    let info = versions.publish_tree(Some(print), |dir| link_tree(&working, dir))?;
+    let info = versions.publish_tree(Some(print), |dir| {
+        crate::fsutil::clone_tree(&working, dir, crate::fsutil::Files::Link)
+    })?;
     Ok(info.version)
 }
 
@@ -139,29 +141,4 @@ fn fingerprint(dir: &Path) -> io::Result<String> {
         }
     }
     Ok(format!("files:{:016x}", hasher.finish()))
-}
-
-/// Recreates `from`'s directories below `to` and hard-links its files
-/// (copies them across filesystems); symlinks are copied as links.
-fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
-    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let (source, target) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            std::fs::create_dir(&target)?;
-            link_tree(&source, &target)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
-        } else if kind.is_file() {
-            match std::fs::hard_link(&source, &target) {
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
-                    std::fs::copy(&source, &target).map(drop)?;
-                }
-                other => other?,
-            }
-        }
-    }
-    Ok(())
 }

@@ -45,20 +45,7 @@ impl Store {
     pub async fn put_overlay_script(&self, overlay_id: i64, edit: ScriptEdit<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let now = now();
-        sqlx::query(
-            "INSERT INTO overlay_scripts (overlay_id, script, description, from_previous, updated_at)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (overlay_id) DO UPDATE SET script = excluded.script,
-               description = excluded.description, from_previous = excluded.from_previous,
-               updated_at = excluded.updated_at",
-        )
-        .bind(overlay_id)
-        .bind(edit.script)
-        .bind(edit.description)
-        .bind(edit.from_previous)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        write_script(&mut tx, overlay_id, &edit, now).await?;
         sqlx::query("UPDATE overlays SET updated_at = ? WHERE id = ?")
             .bind(now)
             .bind(overlay_id)
@@ -138,18 +125,32 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO overlay_scripts (overlay_id, script, description, from_previous, updated_at)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(overlay.id)
-        .bind(edit.script)
-        .bind(edit.description)
-        .bind(edit.from_previous)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        write_script(&mut tx, overlay.id, &edit, now).await?;
         tx.commit().await?;
         Ok(Some(overlay))
     }
+}
+
+/// Writes (or replaces) an overlay's script inside a transaction.
+async fn write_script(
+    tx: &mut sqlx::SqliteConnection,
+    overlay_id: i64,
+    edit: &ScriptEdit<'_>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO overlay_scripts (overlay_id, script, description, from_previous, updated_at)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (overlay_id) DO UPDATE SET script = excluded.script,
+           description = excluded.description, from_previous = excluded.from_previous,
+           updated_at = excluded.updated_at",
+    )
+    .bind(overlay_id)
+    .bind(edit.script)
+    .bind(edit.description)
+    .bind(edit.from_previous)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -365,22 +365,11 @@ pub(crate) fn retry<T, E: std::fmt::Display>(
                     "{e}; trying again in {:.1} s",
                     wait.as_secs_f64()
                 )));
-                sleep_unless_cancelled(wait, ctx);
+                // A cancel ends the wait; the next attempt sees it.
+                let _ = ctx.sleep(wait);
             }
             other => return other,
         }
-    }
-}
-
-/// Waits `wait`, returning early when the operation is cancelled.
-fn sleep_unless_cancelled(wait: Duration, ctx: &Ctx<'_>) {
-    let end = std::time::Instant::now() + wait;
-    while !ctx.is_cancelled() {
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 

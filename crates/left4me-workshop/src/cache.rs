@@ -101,18 +101,17 @@ impl Cache {
     /// The lock builds hold shared while they use entries, so clean-up
     /// never removes a file a build is about to link.
     pub fn lock(&self, exclusive: bool) -> io::Result<File> {
-        std::fs::create_dir_all(&self.dir)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("cache.lock"))?;
+        let file = self.lock_file()?;
         if exclusive {
             file.lock()?;
         } else {
             file.lock_shared()?;
         }
         Ok(file)
+    }
+
+    fn lock_file(&self) -> io::Result<File> {
+        left4me_host::lock::open_lock_file(&self.dir.join("cache.lock"))
     }
 
     fn tmp(&self) -> io::Result<PathBuf> {
@@ -271,11 +270,7 @@ impl Cache {
     /// left behind. Only while no build runs: returns `None` without
     /// waiting when one does. Otherwise the files and bytes removed.
     pub fn remove_unused(&self) -> io::Result<Option<(u64, u64)>> {
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("cache.lock"))?;
+        let lock = self.lock_file()?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),

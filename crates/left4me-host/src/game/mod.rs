@@ -450,7 +450,7 @@ impl Game {
                 ctx.step("waiting for steamcmd (a game install or update is running)...")?;
                 said = true;
             }
-            sleep_unless_cancelled(Duration::from_millis(200), ctx)?;
+            ctx.sleep(Duration::from_millis(200))?;
         }
     }
 
@@ -922,15 +922,6 @@ fn instance_of_mount(root: &StateRoot, target: &Path) -> Option<crate::name::Ins
     let name = parts.next()?.as_os_str().to_str()?;
     (parts.next()?.as_os_str() == "merged" && parts.next().is_none()).then_some(())?;
     crate::name::InstanceName::parse(name).ok()
-}
-
-fn sleep_unless_cancelled(wait: Duration, ctx: &Ctx<'_>) -> Result<(), Cancelled> {
-    let deadline = std::time::Instant::now() + wait;
-    while std::time::Instant::now() < deadline {
-        ctx.check()?;
-        std::thread::sleep(Duration::from_millis(50).min(wait));
-    }
-    ctx.check()
 }
 
 fn now() -> i64 {

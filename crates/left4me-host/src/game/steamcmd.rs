@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{GameError, ItemUnavailable, RETRIES, sleep_unless_cancelled};
+use super::{GameError, ItemUnavailable, RETRIES};
 use crate::events::{Cancelled, Ctx, Event};
 
 /// Steam's app id of the Left 4 Dead 2 dedicated server.
@@ -298,7 +298,7 @@ impl Steamcmd {
                 "steamcmd: {why}; retrying in {} s",
                 wait.as_secs_f32()
             )));
-            sleep_unless_cancelled(wait, ctx)?;
+            ctx.sleep(wait)?;
             wait *= 2;
         }
         unreachable!("the last attempt returns")

@@ -10,7 +10,6 @@
 //! this process dies.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -378,10 +377,4 @@ impl Bubblewrap {
             })
         }
     }
-}
-
-/// The owner of `path`, to hand a finished layer back to.
-pub fn owner_of(path: &Path) -> std::io::Result<(u32, u32)> {
-    let meta = std::fs::metadata(path)?;
-    Ok((meta.uid(), meta.gid()))
 }
