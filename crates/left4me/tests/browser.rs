@@ -35,8 +35,21 @@ fn artifacts() -> PathBuf {
 }
 
 /// Saves a screenshot of the page, which must have had no CSP violation.
+/// Chromium refuses one while a page is still being attached after a
+/// navigation: that is tried again, a few times.
 async fn shot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.unwrap();
+    let mut tries = 0;
+    let png = loop {
+        match browser.screenshot().await {
+            Ok(png) => break png,
+            Err(e) if tries < 5 => {
+                eprintln!("{name}: screenshot refused ({e}), trying again");
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("{name}: no screenshot: {e}"),
+        }
+    };
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
     let violations = csp_violations(browser).await;
     assert!(violations.is_empty(), "{name}: {violations:?}");
@@ -206,9 +219,17 @@ fn start_panel(root: &TestRoot, env: &[(&str, String)]) -> (KillOnDrop, String, 
     (panel, format!("http://127.0.0.1:{panel_port}"), setup_url)
 }
 
-/// Setup creates the first admin, who is then logged in.
-async fn set_up_admin(browser: &Client, setup_url: &str) {
+/// One Chromium at a time: two at once on a 2-core machine slow each
+/// other past the tests' waits.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Setup creates the first admin, who is then logged in; `shot_name`
+/// saves the setup page first.
+async fn set_up_admin(browser: &Client, setup_url: &str, shot_name: Option<&str>) {
     browser.goto(setup_url).await.unwrap();
+    if let Some(name) = shot_name {
+        shot(browser, name).await;
+    }
     fill(browser, "input[name=username]", "friend").await;
     fill(browser, "input[name=password]", "friend-password-1").await;
     fill(browser, "input[name=confirm]", "friend-password-1").await;
@@ -218,6 +239,7 @@ async fn set_up_admin(browser: &Client, setup_url: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
+    let _one_browser = ONE_BROWSER.lock().await;
     let root = TestRoot::new();
     let (_driver, driver_port) = start_chromedriver();
     let (mut panel, base, setup_url) = start_panel(&root, &[]);
@@ -225,9 +247,7 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     let browser = open_browser(driver_port, profile.path()).await;
     watch_csp(&browser, driver_port).await;
 
-    browser.goto(&setup_url).await.unwrap();
-    shot(&browser, "01-setup").await;
-    set_up_admin(&browser, &setup_url).await;
+    set_up_admin(&browser, &setup_url, Some("01-setup")).await;
 
     // Log out and in again.
     click(&browser, "header form button").await;
@@ -461,6 +481,7 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workshop_maps_are_added_and_listed_in_the_browser() {
+    let _one_browser = ONE_BROWSER.lock().await;
     let sim = workshop_sim::WorkshopSim::start().await.unwrap();
     for id in [11, 12] {
         sim.add_item(workshop_sim::SimItem::vpk(id, 50_000));
@@ -473,7 +494,7 @@ async fn workshop_maps_are_added_and_listed_in_the_browser() {
     let profile = tempfile::tempdir().unwrap();
     let browser = open_browser(driver_port, profile.path()).await;
     watch_csp(&browser, driver_port).await;
-    set_up_admin(&browser, &setup_url).await;
+    set_up_admin(&browser, &setup_url, None).await;
 
     browser.goto(&format!("{base}/overlays")).await.unwrap();
     fill(&browser, "#new-overlay input[name=name]", "Maps").await;
