@@ -6,13 +6,20 @@
 //! ```text
 //! tmp/builds/NAME/script.sh   the script, as the sandbox sees it at /script.sh
 //! tmp/builds/NAME/layer/      what it sees at /overlay; renamed into the version
+//! tmp/builds/NAME/resolv.conf its /etc/resolv.conf
+//! tmp/builds/NAME/network     under systemd: what its network is, from left4me-build-net@
 //! ```
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::events::Ctx;
 use crate::layer::OverlayPath;
 use crate::layout::StateRoot;
+use crate::sandbox::network::{BuildNetwork, Uplink};
 use crate::sandbox::{BuildRun, Sandbox, SandboxError, normalize_layer};
 use crate::versions::VersionInfo;
 
@@ -73,59 +80,52 @@ pub fn check_build_name(name: &str) -> Result<(), ScriptError> {
     }
 }
 
-/// The build's layer directory, opened beneath the state root without
-/// following a link: the root helpers act on it by descriptor only.
-fn open_layer_beneath(root: &StateRoot, name: &str) -> Result<std::os::fd::OwnedFd, ScriptError> {
-    use rustix::fs::{Mode, OFlags};
+/// The build's directory, opened beneath the state root without following
+/// a link: the root helpers act on it by descriptor only.
+fn open_build_dir(root: &StateRoot, name: &str) -> Result<OwnedFd, ScriptError> {
     check_build_name(name)?;
-    let dir = rustix::fs::open(
+    let state = rustix::fs::open(
         root.path(),
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| ScriptError::Io {
-        action: "opening the state root".into(),
-        source: e.into(),
-    })?;
-    let relative = std::path::Path::new("tmp/builds").join(name);
-    let script = open_beneath::open_beneath(
-        std::os::fd::AsFd::as_fd(&dir),
-        &relative.join("script.sh"),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        0,
-    )
-    .map_err(|e| ScriptError::Io {
-        action: format!("opening the script of build {name}"),
-        source: e.into(),
-    })?;
-    let is_file = rustix::fs::fstat(&script)
-        .map(|s| rustix::fs::FileType::from_raw_mode(s.st_mode).is_file())
-        .unwrap_or(false);
-    if !is_file {
-        return Err(ScriptError::Io {
-            action: format!("the script of build {name} is not a plain file"),
-            source: std::io::ErrorKind::InvalidInput.into(),
-        });
-    }
+    .map_err(|e| io("opening the state root")(e.into()))?;
     open_beneath::open_beneath(
-        std::os::fd::AsFd::as_fd(&dir),
-        &relative.join("layer"),
+        state.as_fd(),
+        &Path::new("tmp/builds").join(name),
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         0,
     )
-    .map_err(|e| ScriptError::Io {
-        action: format!("opening the layer of build {name}"),
-        source: e.into(),
-    })
+    .map_err(|e| io(format!("opening the directory of build {name}"))(e.into()))
+}
+
+/// The build's layer directory (beside a plain script file), by
+/// descriptor.
+fn open_layer(root: &StateRoot, name: &str) -> Result<OwnedFd, ScriptError> {
+    let dir = open_build_dir(root, name)?;
+    let is_file = rustix::fs::statat(&dir, "script.sh", AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode).is_file());
+    if !is_file {
+        return Err(io(format!(
+            "the script of build {name} is not a plain file"
+        ))(std::io::ErrorKind::InvalidInput.into()));
+    }
+    rustix::fs::openat(
+        &dir,
+        "layer",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(format!("opening the layer of build {name}"))(e.into()))
 }
 
 /// `left4me-build@NAME`'s root helper before the script: the layer goes
 /// to the build user, who may write nothing else.
 pub fn prepare_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
-    let layer = open_layer_beneath(root, name)?;
+    let layer = open_layer(root, name)?;
     let (uid, gid) =
         crate::privilege::system_user(BUILD_USER).map_err(io("looking up the build user"))?;
-    crate::sandbox::chown_tree_at(std::os::fd::AsFd::as_fd(&layer), uid, gid)
+    crate::sandbox::chown_tree_at(layer.as_fd(), uid, gid)
         .map_err(io("handing the layer to the build user"))
 }
 
@@ -133,11 +133,57 @@ pub fn prepare_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
 /// processes are gone): the layer goes back to the state root's owner,
 /// who checks and publishes it.
 pub fn finish_unit(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
-    let layer = open_layer_beneath(root, name)?;
+    let layer = open_layer(root, name)?;
     let (uid, gid) =
         crate::fsutil::owner_of(root.path()).map_err(io("reading the state root's owner"))?;
-    crate::sandbox::chown_tree_at(std::os::fd::AsFd::as_fd(&layer), uid, gid)
+    crate::sandbox::chown_tree_at(layer.as_fd(), uid, gid)
         .map_err(io("handing the layer back to the state root's owner"))
+}
+
+/// Where `left4me-build-net@NAME` leaves what the build's network is, for
+/// the panel to say in the build log.
+pub const NETWORK_NOTE: &str = "network";
+
+/// `left4me-build-net@NAME`'s root helper: the build's filtered network
+/// namespace and its uplink. The note in the build's directory says what
+/// came of it; an error means there is no namespace to join.
+pub fn network_up(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
+    let dir = open_build_dir(root, name)?;
+    let (uplink, failed) = match BuildNetwork::new(name).up() {
+        Ok(uplink) => (uplink, None),
+        Err(e) => (Uplink::Offline(e.to_string()), Some(e)),
+    };
+    let note = rustix::fs::openat(
+        &dir,
+        NETWORK_NOTE,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| io("writing the build's network note")(e.into()))?;
+    let (uid, gid) =
+        crate::fsutil::owner_of(root.path()).map_err(io("reading the state root's owner"))?;
+    rustix::fs::fchown(
+        &note,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| io("handing the network note to the panel")(e.into()))?;
+    std::fs::File::from(note)
+        .write_all(format!("{}\n", uplink.describe()).as_bytes())
+        .map_err(io("writing the build's network note"))?;
+    match failed {
+        Some(e) => Err(io("making the build's network namespace")(
+            std::io::Error::other(e),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `left4me-build-net@NAME`'s root helper when it stops.
+pub fn network_down(name: &str) -> Result<(), ScriptError> {
+    check_build_name(name)?;
+    BuildNetwork::new(name).down();
+    Ok(())
 }
 
 /// Where builds keep their scratch directories.
@@ -149,7 +195,11 @@ fn builds_dir(root: &StateRoot) -> PathBuf {
 /// directories and (bubblewrap's) empty cgroups. Call when no build runs
 /// (at the panel's start).
 pub fn clean_leftovers(root: &StateRoot) -> std::io::Result<()> {
-    crate::sandbox::sweep_cgroups(&format!("leftovers-{}", root_tag(root)));
+    let tag = root_tag(root);
+    crate::sandbox::sweep_cgroups(&format!("leftovers-{tag}"));
+    if rustix::process::geteuid().is_root() {
+        crate::sandbox::network::sweep(&tag);
+    }
     crate::fsutil::remove_dir_all_if_exists(&builds_dir(root))
 }
 
@@ -195,7 +245,7 @@ fn run_and_publish(
     sandbox: &dyn Sandbox,
     build: &ScriptBuild<'_>,
     name: &str,
-    dir: &std::path::Path,
+    dir: &Path,
     ctx: &Ctx<'_>,
 ) -> Result<VersionInfo, ScriptError> {
     let layer = dir.join("layer");
@@ -224,8 +274,7 @@ fn run_and_publish(
     sandbox.run(
         &BuildRun {
             name,
-            script: &script,
-            layer: &layer,
+            dir,
             hidden: &hidden,
         },
         ctx,

@@ -96,12 +96,18 @@ impl Systemctl {
             .map_err(StartError::Failed)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let id = loop {
-            let id = self
-                .show(unit, &["InvocationID"])
+            let [id, job]: [String; 2] = self
+                .show(unit, &["InvocationID", "Job"])
                 .map_err(StartError::Failed)?
-                .remove(0);
+                .try_into()
+                .expect("two properties asked");
             if !id.is_empty() && id != before {
                 break id;
+            }
+            if job.is_empty() || job == "0" {
+                // The start job ended without starting the unit: a unit
+                // it needs failed.
+                return Err(StartError::Failed(self.failed_needs(unit)));
             }
             if Instant::now() > deadline {
                 return Err(StartError::Failed(format!(
@@ -134,6 +140,28 @@ impl Systemctl {
             lines: rx,
             journal,
         })
+    }
+}
+
+impl Systemctl {
+    /// Why `unit`'s start job ended without starting it, naming the units
+    /// it needs that failed.
+    fn failed_needs(&self, unit: &str) -> String {
+        let needs = self
+            .show(unit, &["Requires"])
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default();
+        let failed: Vec<String> = needs
+            .split_whitespace()
+            .filter(|need| self.state(need).is_ok_and(|s| s == "failed"))
+            .map(|need| format!("{need} failed (journalctl -u {need})"))
+            .collect();
+        if failed.is_empty() {
+            format!("{unit} did not start")
+        } else {
+            format!("{unit} did not start: {}", failed.join("; "))
+        }
     }
 }
 

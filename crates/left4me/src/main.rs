@@ -112,8 +112,9 @@ enum Command {
     #[command(name = "game-helper", hide = true)]
     GameHelper { task: String },
     /// Hand a script build's layer to the build user before the script
-    /// (prepare) and back after it (finish) (root; used by
-    /// left4me-build-prepare@ and left4me-build-finish@).
+    /// (prepare) and back after it (finish), make and remove its network
+    /// namespace (network-up, network-down) (root; used by
+    /// left4me-build-prepare@, -finish@ and -net@).
     #[command(name = "build-helper", subcommand, hide = true)]
     BuildHelper(BuildHelperCommand),
     /// Replace this process with the instance's game, its arguments read
@@ -143,6 +144,8 @@ enum MountHelperCommand {
 enum BuildHelperCommand {
     Prepare { name: String },
     Finish { name: String },
+    NetworkUp { name: String },
+    NetworkDown { name: String },
 }
 
 /// A failure with the exit code it maps to.
@@ -228,6 +231,12 @@ fn run(cli: &Cli) -> CliResult {
                 }
                 BuildHelperCommand::Finish { name } => {
                     left4me_host::scripts::finish_unit(&root, name)?;
+                }
+                BuildHelperCommand::NetworkUp { name } => {
+                    left4me_host::scripts::network_up(&root, name)?;
+                }
+                BuildHelperCommand::NetworkDown { name } => {
+                    left4me_host::scripts::network_down(name)?;
                 }
             }
             Ok(())

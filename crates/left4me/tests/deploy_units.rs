@@ -91,6 +91,7 @@ fn units_verify_cleanly() {
         "left4me-build@9-42.service",
         "left4me-build-prepare@9-42.service",
         "left4me-build-finish@9-42.service",
+        "left4me-build-net@9-42.service",
         "l4d2-game.slice",
         "l4d2-build.slice",
     ]);

@@ -37,6 +37,7 @@ const CODE: &[&str] = &[
     "/usr/lib/systemd/system/left4me-build@.service",
     "/usr/lib/systemd/system/left4me-build-prepare@.service",
     "/usr/lib/systemd/system/left4me-build-finish@.service",
+    "/usr/lib/systemd/system/left4me-build-net@.service",
     "/usr/lib/systemd/system/l4d2-build.slice",
     "/usr/share/polkit-1/rules.d/50-left4me.rules",
     "/usr/lib/sysusers.d/left4me.conf",

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::internet::{self, Servers};
 use left4me_host::events::{CancellationToken, Ctx, Event};
 use left4me_host::sandbox::bubblewrap::Bubblewrap;
 use left4me_host::sandbox::systemd::SystemdSandbox;
@@ -24,6 +25,11 @@ use left4me_host::sandbox::{BuildRun, Limits, Sandbox, SandboxError};
 
 /// Set inside the machine: the tests drive `left4me-build@` units.
 const BACKEND: &str = "LEFT4ME_TEST_SANDBOX";
+/// Set where the network test runs in a world of test namespaces (the
+/// machine, or a namespace of the outer test's): the greeters' port.
+const NET_PORT: &str = "LEFT4ME_TEST_NET_PORT";
+/// The greeters' port: the namespaces are the test's own.
+const GREETER_PORT: u16 = 27080;
 /// The machine's state root (the unit binds builds from below it).
 const STATE: &str = "/var/lib/left4me";
 
@@ -88,8 +94,7 @@ fn run_with(script: &str, limits: Limits, hidden: &[PathBuf], cancel: &Cancellat
     };
     let layer = dir.join("layer");
     std::fs::create_dir_all(&layer).unwrap();
-    let script_file = dir.join("script.sh");
-    std::fs::write(&script_file, script).unwrap();
+    std::fs::write(dir.join("script.sh"), script).unwrap();
     let lines = Mutex::new(Vec::new());
     let sink = |e: Event| match e {
         Event::Stdout(l) | Event::Stderr(l) | Event::Step(l) => lines.lock().unwrap().push(l),
@@ -98,8 +103,7 @@ fn run_with(script: &str, limits: Limits, hidden: &[PathBuf], cancel: &Cancellat
     let result = sandbox(limits).run(
         &BuildRun {
             name: &name,
-            script: &script_file,
-            layer: &layer,
+            dir: &dir,
             hidden,
         },
         &Ctx::new(&sink, cancel),
@@ -236,6 +240,130 @@ fn the_panels_port_on_loopback_is_out_of_reach() {
         run.out()
     );
     assert!(panel.accept().is_err(), "nothing reached the port");
+}
+
+/// The build reaches the public internet, by address and by name, but
+/// not a private address, the host's own or its loopback. Here the test
+/// makes a world of namespaces (`common::internet`) and runs itself in
+/// it; in the machine, the machine's test made that world around it.
+#[test]
+fn a_build_reaches_the_internet_but_nothing_private_or_local() {
+    if let Ok(port) = std::env::var(NET_PORT) {
+        let run = run(&internet::probe_script(port.parse().unwrap()), small());
+        assert!(run.result.is_ok(), "{:?}\n{}", run.result, run.out());
+        assert!(run.says("network: the public internet"), "{}", run.out());
+        internet::check_probes(&run.lines);
+        return;
+    }
+    assert!(
+        !under_systemd(),
+        "the machine's test sets {NET_PORT} for the copy inside"
+    );
+    common::require_root();
+    let world = TestWorld::new();
+    let servers = Servers::start(
+        std::fs::File::open(world.netns(&world.inet)).unwrap(),
+        std::fs::File::open(world.netns(&world.host)).unwrap(),
+        GREETER_PORT,
+    );
+    let me = std::env::current_exe().unwrap();
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &world.host])
+        .arg(&me)
+        .args([
+            "--exact",
+            "a_build_reaches_the_internet_but_nothing_private_or_local",
+            "--nocapture",
+        ])
+        .env(NET_PORT, GREETER_PORT.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `ip netns exec` execs the test in place: the builds' names carry this.
+    let inner = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the build in the test's world:\n{text}"
+    );
+    internet::check_reached(&servers);
+    // Its namespace and pasta went with the build.
+    let leftover = format!("left4me-build-test-{inner}-");
+    let namespaces: Vec<String> = std::fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&leftover))
+        .collect();
+    assert!(namespaces.is_empty(), "left behind: {namespaces:?}");
+    assert!(!processes_named(&leftover), "pasta ended with the build");
+}
+
+/// Two namespaces of this test: the host the sandbox runs on, and the
+/// internet beside it; removed (with the host's resolver file) on drop.
+struct TestWorld {
+    host: String,
+    inet: String,
+}
+
+impl TestWorld {
+    fn new() -> Self {
+        let id = std::process::id();
+        let world = Self {
+            host: format!("left4me-test-host-{id}"),
+            inet: format!("left4me-test-inet-{id}"),
+        };
+        world.remove();
+        for name in [&world.host, &world.inet] {
+            let made = std::process::Command::new("ip")
+                .args(["netns", "add", name])
+                .status()
+                .unwrap();
+            assert!(made.success(), "ip netns add {name} (apt install iproute2)");
+        }
+        // `ip netns exec` shows the host namespace this resolv.conf.
+        let script = internet::setup_script(
+            &world.inet,
+            &format!("/etc/netns/{}/resolv.conf", world.host),
+        );
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &world.host, "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "making the test's world: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        world
+    }
+
+    fn netns(&self, name: &str) -> PathBuf {
+        Path::new("/run/netns").join(name)
+    }
+
+    fn remove(&self) {
+        for name in [&self.inet, &self.host] {
+            if self.netns(name).exists() {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "delete", name])
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.host));
+    }
+}
+
+impl Drop for TestWorld {
+    fn drop(&mut self) {
+        self.remove();
+    }
 }
 
 #[test]
@@ -376,7 +504,8 @@ mkdir -p /etc/sysusers.d && cp /srv/deploy/sysusers.d/left4me.conf /etc/sysusers
 systemd-sysusers
 install -m 0755 /srv/build/left4me /usr/bin/left4me
 cp /srv/deploy/systemd/left4me-build@.service /srv/deploy/systemd/left4me-build-prepare@.service \
-   /srv/deploy/systemd/left4me-build-finish@.service /srv/deploy/systemd/l4d2-build.slice /etc/systemd/system/
+   /srv/deploy/systemd/left4me-build-finish@.service /srv/deploy/systemd/left4me-build-net@.service \
+   /srv/deploy/systemd/l4d2-build.slice /etc/systemd/system/
 mkdir -p /etc/systemd/system/left4me-build@.service.d
 printf '[Service]\nMemoryMax=64M\nTasksMax=32\nLimitNPROC=32\nRuntimeMaxSec=5\nLimitFSIZE=16M\n' \
     > /etc/systemd/system/left4me-build@.service.d/test-limits.conf
@@ -392,19 +521,32 @@ chown -R left4me:left4me {STATE}
 chmod 750 {STATE}
 "#
     ));
+    // The machine is the host of the test's internet.
+    machine.ok(&format!(
+        "ip netns add inet\n{}",
+        internet::setup_script("inet", "/etc/resolv.conf")
+    ));
+    let servers = Servers::start(
+        std::fs::File::open(format!("/proc/{}/root/run/netns/inet", machine.leader())).unwrap(),
+        std::fs::File::open(format!("/proc/{}/ns/net", machine.leader())).unwrap(),
+        GREETER_PORT,
+    );
     let me = std::env::current_exe().unwrap();
     let inside = Path::new("/srv/build").join(me.strip_prefix(&build).unwrap());
     let out = machine.sh(&format!(
-        "cd / && runuser -u left4me -G systemd-journal -- env {BACKEND}=systemd RUST_BACKTRACE=1 {} \
-         --test-threads=1 --skip systemd_runs_the_same_tests 2>&1",
+        "cd / && runuser -u left4me -G systemd-journal -- env {BACKEND}=systemd {NET_PORT}={GREETER_PORT} \
+         RUST_BACKTRACE=1 {} --test-threads=1 --skip systemd_runs_the_same_tests 2>&1",
         inside.display()
     ));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the tests under systemd:\n{text}");
     assert!(
-        text.contains("test result: ok. 9 passed"),
+        text.contains("test result: ok. 10 passed"),
         "every test ran under systemd:\n{text}"
     );
+    internet::check_reached(&servers);
+    // Every build's network went with it.
+    machine.ok("! ls /run/netns | grep left4me-build- && ! pgrep -f '^[^ ]*pasta --netns'");
 
     // The panel dies during a build: the build ends with it.
     machine.ok(&format!(

@@ -7,7 +7,9 @@
 //! privileges) → `bwrap` → `bash /script.sh`. Each step execs the next,
 //! so the child this process watches is bubblewrap itself, started with
 //! `--die-with-parent`: it and everything in the sandbox end when it or
-//! this process dies.
+//! this process dies. As root, `nsenter` first puts it all in the build's
+//! filtered network namespace ([`super::network`]); otherwise the build
+//! has no network, and says so.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::cgroup::BuildCgroup;
+use super::network::{BuildNetwork, Uplink};
 use super::{BuildRun, Limits, Sandbox, SandboxError, io};
 use crate::events::{Ctx, Event};
 
@@ -69,12 +72,13 @@ impl Bubblewrap {
         }
     }
 
-    fn bwrap_args(&self, run: &BuildRun<'_>) -> Vec<String> {
+    /// `resolv_conf`: the build's own, when it has a network namespace
+    /// (otherwise bubblewrap gives it an empty one).
+    fn bwrap_args(&self, run: &BuildRun<'_>, resolv_conf: Option<&Path>) -> Vec<String> {
         let mut args: Vec<String> = [
             "--unshare-user",
             "--unshare-ipc",
             "--unshare-pid",
-            "--unshare-net",
             "--unshare-uts",
             "--unshare-cgroup-try",
             "--disable-userns",
@@ -106,6 +110,16 @@ impl Bubblewrap {
                 _ => {}
             }
         }
+        match resolv_conf {
+            // Over the host's, which names resolvers the build cannot reach.
+            Some(file) if Path::new("/etc/resolv.conf").exists() => args.extend([
+                "--ro-bind".into(),
+                file.display().to_string(),
+                "/etc/resolv.conf".into(),
+            ]),
+            Some(_) => {}
+            None => args.push("--unshare-net".into()),
+        }
         let hidden = HIDDEN
             .iter()
             .map(PathBuf::from)
@@ -129,10 +143,10 @@ impl Bubblewrap {
                 "--tmpfs",
                 "/tmp",
                 "--bind",
-                &run.layer.display().to_string(),
+                &run.layer().display().to_string(),
                 "/overlay",
                 "--ro-bind",
-                &run.script.display().to_string(),
+                &run.script().display().to_string(),
                 "/script.sh",
                 "--chdir",
                 "/overlay",
@@ -161,8 +175,22 @@ impl Bubblewrap {
         args
     }
 
-    fn command(&self, run: &BuildRun<'_>, cgroup: &BuildCgroup) -> Command {
-        let mut command = Command::new("/bin/sh");
+    fn command(
+        &self,
+        run: &BuildRun<'_>,
+        cgroup: &BuildCgroup,
+        network: Option<(&BuildNetwork, &Path)>,
+    ) -> Command {
+        let mut command = match network {
+            Some((network, _)) => {
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net={}", network.path().display()))
+                    .args(["--", "/bin/sh"]);
+                command
+            }
+            None => Command::new("/bin/sh"),
+        };
         // Joins every cgroup (the pid is the shell's, which the rest
         // replaces), then runs what follows `--`.
         command.args([
@@ -191,7 +219,7 @@ impl Bubblewrap {
         }
         command
             .arg(&self.bwrap)
-            .args(self.bwrap_args(run))
+            .args(self.bwrap_args(run, network.map(|(_, resolv)| resolv)))
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null())
@@ -257,36 +285,64 @@ impl Sandbox for Bubblewrap {
         for what in cgroup.unenforced() {
             ctx.emit(Event::Stderr(format!("warning: {what} is not enforced")));
         }
-        ctx.emit(Event::Stderr(
-            "warning: the build has no network here (the sandbox without systemd has no filter for private addresses)".into(),
-        ));
-        let result = self.watch(run, &cgroup, ctx);
+        let network = self.network(run, ctx)?;
+        let result = self.watch(run, &cgroup, network.as_ref(), ctx);
+        if let Some((network, _)) = network {
+            network.down();
+        }
         cgroup.remove();
         result
     }
 }
 
 impl Bubblewrap {
+    /// The build's filtered namespace and its `resolv.conf`, when this
+    /// process may make them; the log says what the build gets.
+    fn network(
+        &self,
+        run: &BuildRun<'_>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Option<(BuildNetwork, PathBuf)>, SandboxError> {
+        let offline = |why: String| {
+            ctx.emit(Event::Stderr(Uplink::Offline(why).describe()));
+            Ok(None)
+        };
+        if !rustix::process::geteuid().is_root() {
+            return offline(
+                "making its filtered network namespace needs a panel running as root".into(),
+            );
+        }
+        let resolv_conf = run.write_resolv_conf()?;
+        let network = BuildNetwork::new(run.name);
+        match network.up() {
+            Ok(uplink @ Uplink::Public) => ctx.emit(Event::Step(uplink.describe())),
+            Ok(uplink) => ctx.emit(Event::Stderr(uplink.describe())),
+            Err(e) => return offline(e.to_string()),
+        }
+        Ok(Some((network, resolv_conf)))
+    }
+
     fn watch(
         &self,
         run: &BuildRun<'_>,
         cgroup: &BuildCgroup,
+        network: Option<&(BuildNetwork, PathBuf)>,
         ctx: &Ctx<'_>,
     ) -> Result<(), SandboxError> {
         if let RunAs::User { uid, gid } = self.run_as {
             // A copy of the previous version included.
-            super::open_dir(run.layer)
+            super::open_dir(&run.layer())
                 .and_then(|fd| super::chown_tree_at(std::os::fd::AsFd::as_fd(&fd), uid, gid))
                 .map_err(io("handing the layer to the build user"))?;
         }
-        let mut command = self.command(run, cgroup);
+        let mut command = self.command(run, cgroup, network.map(|(n, r)| (n, r.as_path())));
         let mut child = crate::spawn::retry_while_text_busy(|| command.spawn())
             .map_err(io("starting bubblewrap"))?;
         let (tx, rx) = mpsc::channel();
         forward(child.stdout.take().expect("piped"), true, tx.clone());
         forward(child.stderr.take().expect("piped"), false, tx);
         let started = Instant::now();
-        let mut output = super::OutputWatch::new(run.layer, self.limits.output_bytes);
+        let mut output = super::OutputWatch::new(run.layer(), self.limits.output_bytes);
         let mut stopped = None;
         let status = loop {
             match rx.recv_timeout(Duration::from_millis(100)) {

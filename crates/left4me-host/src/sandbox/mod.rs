@@ -15,6 +15,7 @@
 
 pub mod bubblewrap;
 mod cgroup;
+pub mod network;
 pub mod systemd;
 
 use std::io;
@@ -69,13 +70,31 @@ impl Limits {
 pub struct BuildRun<'a> {
     /// Unique among running builds: `[a-z0-9-]`, names the cgroup.
     pub name: &'a str,
-    /// The script file (bash).
-    pub script: &'a Path,
-    /// The directory the script fills; it becomes the layer.
-    pub layer: &'a Path,
+    /// The build's directory: `script.sh` (bash) and `layer/`, which the
+    /// script fills and which becomes the layer; the sandbox adds the
+    /// build's `resolv.conf`.
+    pub dir: &'a Path,
     /// Paths the script must not see besides the fixed ones (the state
     /// root, the configuration directory).
     pub hidden: &'a [PathBuf],
+}
+
+impl BuildRun<'_> {
+    pub fn script(&self) -> PathBuf {
+        self.dir.join("script.sh")
+    }
+
+    pub fn layer(&self) -> PathBuf {
+        self.dir.join("layer")
+    }
+
+    /// Writes the build's `/etc/resolv.conf` (see [`network`]).
+    fn write_resolv_conf(&self) -> Result<PathBuf, SandboxError> {
+        let path = self.dir.join("resolv.conf");
+        std::fs::write(&path, network::resolv_conf())
+            .map_err(io("writing the build's resolv.conf"))?;
+        Ok(path)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,14 +129,14 @@ pub fn sweep_cgroups(name: &str) {
 
 /// A layer's size, watched from outside the sandbox: the total output
 /// limit, which no kernel mechanism sets for a directory tree.
-pub(crate) struct OutputWatch<'a> {
-    layer: &'a Path,
+pub(crate) struct OutputWatch {
+    layer: PathBuf,
     limit: u64,
     last: std::time::Instant,
 }
 
-impl<'a> OutputWatch<'a> {
-    pub(crate) fn new(layer: &'a Path, limit: u64) -> Self {
+impl OutputWatch {
+    pub(crate) fn new(layer: PathBuf, limit: u64) -> Self {
         Self {
             layer,
             limit,
@@ -131,14 +150,14 @@ impl<'a> OutputWatch<'a> {
             return None;
         }
         self.last = std::time::Instant::now();
-        let used = crate::fsutil::disk_usage(self.layer);
+        let used = crate::fsutil::disk_usage(&self.layer);
         (used > self.limit).then_some(used)
     }
 
     /// After the run: the bytes used when the limit was reached (a file
     /// cut at the size limit ends its writer, not the script).
     pub(crate) fn reached(&self) -> Option<u64> {
-        let used = crate::fsutil::disk_usage(self.layer);
+        let used = crate::fsutil::disk_usage(&self.layer);
         (used >= self.limit).then_some(used)
     }
 }

@@ -37,18 +37,33 @@ impl Sandbox for SystemdSandbox {
             words.memory, words.tasks, words.runtime, words.output
         ))
         .map_err(|_| SandboxError::Cancelled)?;
-        ctx.emit(Event::Stderr(
-            "warning: the build has no network (the unit's private network)".into(),
-        ));
-        let following = self.units.start_following(&unit).map_err(|e| match e {
+        run.write_resolv_conf()?;
+        let note = run.dir.join(crate::scripts::NETWORK_NOTE);
+        let _ = std::fs::remove_file(&note);
+        let started = self.units.start_following(&unit);
+        // left4me-build-net@ has run by now, whether the build started or not.
+        let network = std::fs::read_to_string(&note).unwrap_or_default();
+        let network = network.trim();
+        let following = started.map_err(|e| match e {
             StartError::Busy => SandboxError::Unavailable(format!("{unit} is running already")),
-            StartError::Failed(why) => SandboxError::Unavailable(why),
+            StartError::Failed(why) if network.is_empty() => SandboxError::Unavailable(why),
+            StartError::Failed(why) => SandboxError::Unavailable(format!("{why} ({network})")),
         })?;
+        ctx.emit(if network.starts_with("warning") {
+            Event::Stderr(network.to_owned())
+        } else if network.is_empty() {
+            Event::Stderr(format!(
+                "warning: left4me-build-net@{} left no word on the build's network",
+                run.name
+            ))
+        } else {
+            Event::Step(network.to_owned())
+        });
         self.warn_unenforced(&unit, ctx);
         let mut stopped = None;
         let mut forks_refused = false;
         let mut ended_at: Option<Instant> = None;
-        let mut output = super::OutputWatch::new(run.layer, self.limits.output_bytes);
+        let mut output = super::OutputWatch::new(run.layer(), self.limits.output_bytes);
         loop {
             match following.lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
@@ -158,7 +173,7 @@ impl SystemdSandbox {
         let me = rustix::process::geteuid().as_raw();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if std::fs::metadata(run.layer).is_ok_and(|m| m.uid() == me) {
+            if std::fs::metadata(run.layer()).is_ok_and(|m| m.uid() == me) {
                 return Ok(());
             }
             if Instant::now() > deadline {

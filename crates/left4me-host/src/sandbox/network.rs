@@ -1,0 +1,412 @@
+//! A build's network: the public internet, and nothing of the host or
+//! its LAN.
+//!
+//! Each build runs in a network namespace of its own, made by root
+//! (`/run/netns/left4me-build-NAME`), so the unprivileged script holds no
+//! capability over it. Its nftables output chain rejects loopback beyond
+//! its own, RFC 1918, link-local, CGNAT, ULA, multicast and reserved
+//! addresses and every address of the host; what passes goes out through
+//! pasta (Debian's `passt`), which carries the namespace's connections out
+//! over ordinary sockets of the host, running as `nobody` with just the
+//! two capabilities it needs to attach, and with port forwarding and its
+//! mapping of the gateway to the host's loopback turned off. DNS has one
+//! address of its own, [`DNS_ADDRESS`], which pasta forwards to the
+//! host's resolver.
+//!
+//! Both sandboxes use this: bubblewrap enters the namespace, the systemd
+//! unit joins it (`NetworkNamespacePath=`) after `left4me-build-net@`
+//! made it. A namespace that cannot get an uplink keeps only its
+//! loopback, and the build says why.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Where a build sends DNS queries (its `/etc/resolv.conf`); pasta
+/// forwards them to the host's resolver. Link-local, so nothing else
+/// could answer there.
+pub const DNS_ADDRESS: &str = "169.254.1.53";
+
+/// The build's `/etc/resolv.conf`.
+pub fn resolv_conf() -> String {
+    format!(
+        "# left4me build: queries go to the host's resolver through pasta\nnameserver {DNS_ADDRESS}\n"
+    )
+}
+
+/// Where the namespaces live (`ip netns`'s directory).
+const NETNS_DIR: &str = "/run/netns";
+const PREFIX: &str = "left4me-build-";
+/// `nobody`: pasta never runs as root, nor as the build's user.
+const PASTA_USER: u32 = 65_534;
+
+/// Addresses a build must not reach, besides the host's own.
+const BLOCKED_V4: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/3",
+];
+const BLOCKED_V6: &[&str] = &[
+    "::/127",
+    "::ffff:0:0/96",
+    "64:ff9b:1::/48",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+/// What the build's network is, said in its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uplink {
+    /// The public internet through pasta, the filter in place.
+    Public,
+    /// Only the namespace's own loopback, and why.
+    Offline(String),
+}
+
+impl Uplink {
+    /// One line for the build log.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Public => "network: the public internet; loopback, private (RFC 1918), link-local, CGNAT and ULA addresses and the host's own are blocked".into(),
+            Self::Offline(why) => format!("warning: the build has no network: {why}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {detail}")]
+pub struct NetworkError {
+    action: String,
+    detail: String,
+}
+
+/// One build's namespace.
+#[derive(Debug, Clone)]
+pub struct BuildNetwork {
+    name: String,
+}
+
+impl BuildNetwork {
+    /// The namespace of build `build` (a checked build name).
+    pub fn new(build: &str) -> Self {
+        Self {
+            name: format!("{PREFIX}{build}"),
+        }
+    }
+
+    /// What bubblewrap enters and the unit joins.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(NETNS_DIR).join(&self.name)
+    }
+
+    /// Makes the namespace (replacing a leftover of the same name) with
+    /// its loopback up and the filter loaded, then attaches pasta. An
+    /// error means there is no filtered namespace; [`Uplink::Offline`]
+    /// means the namespace exists but stays offline.
+    pub fn up(&self) -> Result<Uplink, NetworkError> {
+        self.down();
+        run(
+            "creating the build's network namespace",
+            ip(&["netns", "add", &self.name]),
+        )?;
+        let made = self.configure();
+        if made.is_err() {
+            self.down();
+        }
+        made?;
+        Ok(self.attach_pasta())
+    }
+
+    fn configure(&self) -> Result<(), NetworkError> {
+        run(
+            "bringing up the namespace's loopback",
+            ip(&["-n", &self.name, "link", "set", "lo", "up"]),
+        )?;
+        let rules = ruleset(&host_addresses()?);
+        let mut nft = Command::new("nsenter");
+        nft.arg(format!("--net={}", self.path().display()))
+            .args(["--", "nft", "-f", "-"]);
+        run_with_input("loading the build's network filter (nftables)", nft, &rules)
+    }
+
+    fn attach_pasta(&self) -> Uplink {
+        let Some(pasta) = ["/usr/bin/pasta", "/usr/local/bin/pasta"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+        else {
+            return Uplink::Offline("pasta is not installed (Debian: apt install passt)".into());
+        };
+        // pasta forks into the background once the namespace is set up:
+        // its first process ending says how that went.
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                format!("--reuid={PASTA_USER}"),
+                format!("--regid={PASTA_USER}"),
+                "--clear-groups".into(),
+                "--inh-caps=-all,+sys_admin,+net_admin".into(),
+                "--ambient-caps=-all,+sys_admin,+net_admin".into(),
+                "--".into(),
+            ])
+            .arg(pasta)
+            .arg("--netns")
+            .arg(self.path())
+            .args([
+                "--config-net",
+                "--quiet",
+                // Nothing forwarded into the namespace or out of its
+                // loopback, and the gateway is the gateway, not the
+                // host's loopback.
+                "-t",
+                "none",
+                "-u",
+                "none",
+                "-T",
+                "none",
+                "-U",
+                "none",
+                "--no-map-gw",
+                "--dns-forward",
+                DNS_ADDRESS,
+            ]);
+        match run("starting pasta", command) {
+            Ok(()) => Uplink::Public,
+            Err(e) => Uplink::Offline(e.to_string()),
+        }
+    }
+
+    /// Ends this build's pasta (by PID) and removes the namespace; does
+    /// nothing where there is neither.
+    pub fn down(&self) {
+        end_pasta(|netns| netns == self.path().as_os_str().as_encoded_bytes());
+        if self.path().exists() {
+            let _ = run(
+                "removing the build's network namespace",
+                ip(&["netns", "delete", &self.name]),
+            );
+        }
+    }
+}
+
+/// Removes the namespaces (and their pastas) of builds named `*-TAG`,
+/// which builds that died with their panel left.
+pub fn sweep(tag: &str) {
+    let suffix = format!("-{tag}");
+    let ours = |name: &str| name.starts_with(PREFIX) && name.ends_with(&suffix);
+    end_pasta(|netns| {
+        std::str::from_utf8(netns)
+            .ok()
+            .and_then(|p| p.strip_prefix(NETNS_DIR)?.strip_prefix('/'))
+            .is_some_and(ours)
+    });
+    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if let Some(name) = entry.file_name().to_str().filter(|n| ours(n)) {
+            let _ = run(
+                "removing a leftover network namespace",
+                ip(&["netns", "delete", name]),
+            );
+        }
+    }
+}
+
+/// SIGKILLs pasta processes whose `--netns` argument `matches`.
+fn end_pasta(matches: impl Fn(&[u8]) -> bool) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_pasta = args
+            .first()
+            .is_some_and(|a| a.ends_with(b"pasta") || a.ends_with(b"pasta.avx2"));
+        let ours = args.windows(2).any(|w| w[0] == b"--netns" && matches(w[1]));
+        if is_pasta && ours {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// The filter: `inet` so one table holds both families; an output hook,
+/// since everything the build sends starts in the namespace. Rejected
+/// rather than dropped, so a refused connection fails at once ("No route
+/// to host") instead of hanging.
+pub fn ruleset(host: &[IpAddr]) -> String {
+    let set = |items: Vec<String>| items.join(", ");
+    let (mut v4, mut v6): (Vec<String>, Vec<String>) = (
+        BLOCKED_V4.iter().map(|s| s.to_string()).collect(),
+        BLOCKED_V6.iter().map(|s| s.to_string()).collect(),
+    );
+    for address in host {
+        match address {
+            IpAddr::V4(a) => v4.push(a.to_string()),
+            IpAddr::V6(a) => v6.push(a.to_string()),
+        }
+    }
+    format!(
+        "table inet left4me_build {{\n\
+         \tchain output {{\n\
+         \t\ttype filter hook output priority 0; policy accept;\n\
+         \t\toif \"lo\" accept\n\
+         \t\tip daddr {DNS_ADDRESS} udp dport 53 accept\n\
+         \t\tip daddr {{ {} }} reject with icmpx admin-prohibited\n\
+         \t\tip6 daddr {{ {} }} reject with icmpx admin-prohibited\n\
+         \t}}\n\
+         }}\n",
+        set(v4),
+        set(v6)
+    )
+}
+
+/// Every address of the host's interfaces (where pasta's sockets live):
+/// a service bound to any of them is the host's.
+fn host_addresses() -> Result<Vec<IpAddr>, NetworkError> {
+    #[derive(serde::Deserialize)]
+    struct Interface {
+        #[serde(default)]
+        addr_info: Vec<Address>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Address {
+        local: Option<String>,
+    }
+    let action = "listing the host's addresses";
+    let out = output(action, ip(&["-json", "address", "show"]))?;
+    let interfaces: Vec<Interface> = serde_json::from_slice(&out).map_err(|e| NetworkError {
+        action: action.into(),
+        detail: e.to_string(),
+    })?;
+    Ok(interfaces
+        .into_iter()
+        .flat_map(|i| i.addr_info)
+        .filter_map(|a| a.local?.parse().ok())
+        .collect())
+}
+
+fn ip(args: &[&str]) -> Command {
+    let mut command = Command::new("ip");
+    command.args(args);
+    command
+}
+
+fn run(action: &str, command: Command) -> Result<(), NetworkError> {
+    output(action, command).map(drop)
+}
+
+fn output(action: &str, mut command: Command) -> Result<Vec<u8>, NetworkError> {
+    command
+        .stdin(Stdio::null())
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    let out =
+        crate::spawn::retry_while_text_busy(|| command.output()).map_err(|e| NetworkError {
+            action: action.into(),
+            detail: format!("cannot run {:?}: {e}", command.get_program()),
+        })?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(NetworkError {
+            action: action.into(),
+            detail: failure_text(&out),
+        })
+    }
+}
+
+fn run_with_input(action: &str, mut command: Command, input: &str) -> Result<(), NetworkError> {
+    use std::io::Write;
+    let failed = |detail: String| NetworkError {
+        action: action.into(),
+        detail,
+    };
+    command
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = crate::spawn::retry_while_text_busy(|| command.spawn())
+        .map_err(|e| failed(format!("cannot run {:?}: {e}", command.get_program())))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .map_err(|e| failed(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(failed(failure_text(&out)))
+    }
+}
+
+/// What a failed command said, without pasta's complaints about a
+/// missing syslog.
+fn failure_text(out: &std::process::Output) -> String {
+    let text: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stdout).lines())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Failed to send"))
+        .map(str::to_owned)
+        .collect();
+    if text.is_empty() {
+        out.status.to_string()
+    } else {
+        text.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_lets_dns_through_and_rejects_the_private_ranges_and_the_host() {
+        let rules = ruleset(&[
+            "203.0.113.7".parse().unwrap(),
+            "2001:db8::7".parse().unwrap(),
+        ]);
+        let dns = rules.find("udp dport 53 accept").unwrap();
+        let reject = rules.find("reject").unwrap();
+        assert!(dns < reject, "{rules}");
+        for range in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "127.0.0.0/8",
+            "fc00::/7",
+            "fe80::/10",
+            "203.0.113.7",
+            "2001:db8::7",
+        ] {
+            assert!(rules.contains(range), "{range}: {rules}");
+        }
+        assert!(!rules.contains("198.51.100."), "{rules}");
+    }
+}
