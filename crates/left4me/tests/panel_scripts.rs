@@ -493,6 +493,15 @@ async fn a_panel_killed_during_a_build_takes_the_build_along() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The build's network namespace, named like its scratch directory.
+    let name = std::fs::read_dir(root.path().join("tmp/builds"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&format!("{overlay}-")))
+        .expect("the build's scratch directory");
+    let netns = Path::new("/run/netns").join(format!("left4me-build-{name}"));
+    assert!(netns.exists(), "the build has its network namespace");
     panel.child.kill().unwrap();
     panel.child.wait().unwrap();
     // The sandbox dies with the process that started it.
@@ -513,6 +522,9 @@ async fn a_panel_killed_during_a_build_takes_the_build_along() {
         !builds.exists() || builds.read_dir().unwrap().next().is_none(),
         "the partial build was cleaned up"
     );
+    // Its network too: the namespace, and pasta, which outlived the panel.
+    assert!(!netns.exists(), "{} was removed", netns.display());
+    assert!(!running(&netns.display().to_string()), "pasta ended");
     let (_, page) = client.get_text(&format!("/overlays/{overlay}")).await;
     assert!(page.contains("no version published yet"), "{page}");
     panel.child.kill().unwrap();

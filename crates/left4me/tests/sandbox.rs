@@ -469,6 +469,55 @@ fn a_cancel_ends_the_script_and_everything_it_started() {
     assert!(!processes_named(&marker), "the script's processes ended");
 }
 
+/// A layer swapped for a link to a host directory (by a compromised
+/// panel, say) is refused before the script runs, and the directory
+/// stays root's. Under systemd the root helper refuses it, and the build
+/// says which unit failed.
+#[test]
+fn a_layer_that_is_a_link_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let name = format!("test-{}-{}", std::process::id(), next_number());
+    let (dir, _keep) = if under_systemd() {
+        (Path::new(STATE).join("tmp/builds").join(&name), None)
+    } else {
+        let temp = tempfile::tempdir().unwrap();
+        (temp.path().to_owned(), Some(temp))
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("script.sh"), "echo RAN\n").unwrap();
+    let target = Path::new("/usr/share/doc");
+    std::os::unix::fs::symlink(target, dir.join("layer")).unwrap();
+    let lines = Mutex::new(Vec::new());
+    let sink = |e: Event| {
+        if let Event::Stdout(l) | Event::Stderr(l) | Event::Step(l) = e {
+            lines.lock().unwrap().push(l)
+        }
+    };
+    let result = sandbox(small()).run(
+        &BuildRun {
+            name: &name,
+            dir: &dir,
+            hidden: &[],
+        },
+        &Ctx::new(&sink, &CancellationToken::new()),
+    );
+    let lines = lines.into_inner().unwrap();
+    let message = match &result {
+        Err(e @ (SandboxError::Unavailable(_) | SandboxError::Io { .. })) => e.to_string(),
+        other => panic!("the build must be refused, got {other:?}: {lines:?}"),
+    };
+    if under_systemd() {
+        assert!(
+            message.contains(&format!("left4me-build-prepare@{name}.service failed")),
+            "{message}"
+        );
+    } else {
+        assert!(message.contains("handing the layer"), "{message}");
+    }
+    assert!(!lines.iter().any(|l| l == "RAN"), "{lines:?}");
+    assert_eq!(std::fs::metadata(target).unwrap().uid(), 0);
+}
+
 /// Whether a process with `name` in its command line runs.
 fn processes_named(name: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
@@ -541,7 +590,7 @@ chmod 750 {STATE}
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the tests under systemd:\n{text}");
     assert!(
-        text.contains("test result: ok. 10 passed"),
+        text.contains("test result: ok. 11 passed"),
         "every test ran under systemd:\n{text}"
     );
     internet::check_reached(&servers);
