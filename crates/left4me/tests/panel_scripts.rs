@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -501,7 +502,9 @@ async fn a_panel_killed_during_a_build_takes_the_build_along() {
         .find(|n| n.starts_with(&format!("{overlay}-")))
         .expect("the build's scratch directory");
     let netns = Path::new("/run/netns").join(format!("left4me-build-{name}"));
-    assert!(netns.exists(), "the build has its network namespace");
+    let namespace = std::fs::metadata(&netns)
+        .expect("the build has its network namespace")
+        .ino();
     panel.child.kill().unwrap();
     panel.child.wait().unwrap();
     // The sandbox dies with the process that started it.
@@ -524,7 +527,7 @@ async fn a_panel_killed_during_a_build_takes_the_build_along() {
     );
     // Its network too: the namespace, and pasta, which outlived the panel.
     assert!(!netns.exists(), "{} was removed", netns.display());
-    assert!(!running(&netns.display().to_string()), "pasta ended");
+    assert_eq!(processes_with_netns(namespace), [0u32; 0], "pasta ended");
     let (_, page) = client.get_text(&format!("/overlays/{overlay}")).await;
     assert!(page.contains("no version published yet"), "{page}");
     panel.child.kill().unwrap();

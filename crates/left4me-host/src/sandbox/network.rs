@@ -19,6 +19,7 @@
 //! loopback, and the build says why.
 
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -146,6 +147,10 @@ impl BuildNetwork {
         else {
             return Uplink::Offline("pasta is not installed (Debian: apt install passt)".into());
         };
+        let holder = match Holder::start(&self.path()) {
+            Ok(holder) => holder,
+            Err(e) => return Uplink::Offline(e.to_string()),
+        };
         // pasta forks into the background once the namespace is set up:
         // its first process ending says how that went.
         let mut command = Command::new("setpriv");
@@ -160,7 +165,7 @@ impl BuildNetwork {
             ])
             .arg(pasta)
             .arg("--netns")
-            .arg(self.path())
+            .arg(holder.netns())
             .args([
                 "--config-net",
                 "--quiet",
@@ -179,7 +184,9 @@ impl BuildNetwork {
                 "--dns-forward",
                 DNS_ADDRESS,
             ]);
-        match run("starting pasta", command) {
+        let started = run("starting pasta", command);
+        holder.end();
+        match started {
             Ok(()) => Uplink::Public,
             Err(e) => Uplink::Offline(e.to_string()),
         }
@@ -188,7 +195,9 @@ impl BuildNetwork {
     /// Ends this build's pasta (by PID) and removes the namespace; does
     /// nothing where there is neither.
     pub fn down(&self) {
-        end_pasta(|netns| netns == self.path().as_os_str().as_encoded_bytes());
+        if let Ok(namespace) = std::fs::metadata(self.path()) {
+            end_processes_in(namespace.ino());
+        }
         if self.path().exists() {
             let _ = run(
                 "removing the build's network namespace",
@@ -201,32 +210,91 @@ impl BuildNetwork {
 /// Removes the namespaces (and their pastas) of builds named `*-TAG`,
 /// which builds that died with their panel left.
 pub fn sweep(tag: &str) {
-    let suffix = format!("-{tag}");
-    let ours = |name: &str| name.starts_with(PREFIX) && name.ends_with(&suffix);
-    end_pasta(|netns| {
-        std::str::from_utf8(netns)
-            .ok()
-            .and_then(|p| p.strip_prefix(NETNS_DIR)?.strip_prefix('/'))
-            .is_some_and(ours)
-    });
     let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
         return;
     };
+    let suffix = format!("-{tag}");
     for entry in entries.flatten() {
-        if let Some(name) = entry.file_name().to_str().filter(|n| ours(n)) {
-            let _ = run(
-                "removing a leftover network namespace",
-                ip(&["netns", "delete", name]),
-            );
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(build) = name.strip_prefix(PREFIX).filter(|n| n.ends_with(&suffix)) {
+            BuildNetwork::new(build).down();
         }
     }
 }
 
-/// SIGKILLs pasta processes whose `--netns` argument `matches`.
-fn end_pasta(matches: impl Fn(&[u8]) -> bool) {
+/// A process of `nobody` inside the namespace for a moment, so pasta can
+/// open the namespace as `/proc/PID/ns/net`: the AppArmor profile Debian
+/// ships for pasta lets it open namespaces there (and under
+/// `/run/user/UID/netns`), not in `/run/netns`.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn start(namespace: &std::path::Path) -> Result<Self, NetworkError> {
+        let failed = |detail: String| NetworkError {
+            action: "lending the namespace to pasta".into(),
+            detail,
+        };
+        let inode = std::fs::metadata(namespace)
+            .map_err(|e| failed(e.to_string()))?
+            .ino();
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", namespace.display()))
+            .args(["--", "setpriv"])
+            .args([
+                format!("--reuid={PASTA_USER}"),
+                format!("--regid={PASTA_USER}"),
+                "--clear-groups".into(),
+                "--inh-caps=-all".into(),
+                "--bounding-set=-all".into(),
+                "--".into(),
+            ])
+            .args(["sleep", "60"])
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = crate::spawn::retry_while_text_busy(|| command.spawn())
+            .map_err(|e| failed(format!("cannot run nsenter: {e}")))?;
+        let holder = Self(child);
+        // Ready once it runs `sleep` as nobody, inside.
+        let proc = PathBuf::from(format!("/proc/{}", holder.0.id()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let inside = std::fs::metadata(proc.join("ns/net")).is_ok_and(|m| m.ino() == inode);
+            let as_nobody = std::fs::metadata(&proc).is_ok_and(|m| m.uid() == PASTA_USER);
+            let sleeping =
+                std::fs::read_to_string(proc.join("comm")).is_ok_and(|c| c.trim() == "sleep");
+            if inside && as_nobody && sleeping {
+                return Ok(holder);
+            }
+            if std::time::Instant::now() > deadline {
+                holder.end();
+                return Err(failed(
+                    "the process did not enter the namespace within 5 s".into(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    fn netns(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.0.id()))
+    }
+
+    fn end(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIGKILLs every process holding the namespace with inode `namespace`
+/// open (pasta, and a holder that outlived its caller).
+fn end_processes_in(namespace: u64) {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };
+    let wanted = format!("net:[{namespace}]");
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -236,15 +304,13 @@ fn end_pasta(matches: impl Fn(&[u8]) -> bool) {
         else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_pasta = args
-            .first()
-            .is_some_and(|a| a.ends_with(b"pasta") || a.ends_with(b"pasta.avx2"));
-        let ours = args.windows(2).any(|w| w[0] == b"--netns" && matches(w[1]));
-        if is_pasta && ours {
+        let holds = std::fs::read_dir(entry.path().join("fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+            })
+        }) || std::fs::metadata(entry.path().join("ns/net"))
+            .is_ok_and(|m| m.ino() == namespace);
+        if holds {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }

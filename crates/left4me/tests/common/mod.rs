@@ -214,3 +214,27 @@ pub fn fake_system_root(dir: &Path, libraries: &[&str]) -> PathBuf {
     }
     system
 }
+
+/// PIDs of processes in, or holding open, the network namespace with
+/// inode `namespace` (`stat -L /run/netns/NAME`): a build's, or its pasta.
+pub fn processes_with_netns(namespace: u64) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let wanted = format!("net:[{namespace}]");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let fds = std::fs::read_dir(e.path().join("fd"));
+            std::fs::metadata(e.path().join("ns/net")).is_ok_and(|m| m.ino() == namespace)
+                || fds.is_ok_and(|mut fds| {
+                    fds.any(|fd| {
+                        fd.is_ok_and(|fd| {
+                            std::fs::read_link(fd.path())
+                                .is_ok_and(|l| l.as_os_str() == wanted.as_str())
+                        })
+                    })
+                })
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
