@@ -109,6 +109,8 @@ pub struct Config {
     pub build_cpus: u32,
     pub build_timeout_secs: u64,
     pub build_output_mb: u64,
+    /// Free space a build must leave on the state root's file system.
+    pub build_disk_reserve_mb: u64,
 }
 
 impl Default for Config {
@@ -148,6 +150,7 @@ impl Default for Config {
             build_cpus: 2,
             build_timeout_secs: 3600,
             build_output_mb: 20_480,
+            build_disk_reserve_mb: 2048,
         }
     }
 }
@@ -188,6 +191,7 @@ impl Config {
             cpus: self.build_cpus,
             timeout: std::time::Duration::from_secs(self.build_timeout_secs),
             output_bytes: self.build_output_mb.saturating_mul(1 << 20),
+            disk_reserve_bytes: self.build_disk_reserve_mb.saturating_mul(1 << 20),
         }
     }
 
@@ -337,6 +341,8 @@ build_tasks = 512
 build_cpus = 2
 build_timeout_secs = 3600
 build_output_mb = 20480
+# A build is stopped when the state root's file system has less free.
+build_disk_reserve_mb = 2048
 "#;
 
 impl Config {
@@ -495,6 +501,11 @@ impl Config {
             &mut self.build_timeout_secs,
         )?;
         set(&env, "LEFT4ME_BUILD_OUTPUT_MB", &mut self.build_output_mb)?;
+        set(
+            &env,
+            "LEFT4ME_BUILD_DISK_RESERVE_MB",
+            &mut self.build_disk_reserve_mb,
+        )?;
         Ok(())
     }
 

@@ -81,6 +81,7 @@ fn small() -> Limits {
         cpus: 1,
         timeout: Duration::from_secs(20),
         output_bytes: 64 << 20,
+        disk_reserve_bytes: 1 << 20,
     }
 }
 
@@ -93,6 +94,20 @@ fn run_with(script: &str, limits: Limits, hidden: &[PathBuf], cancel: &Cancellat
         let temp = tempfile::tempdir().unwrap();
         (temp.path().to_owned(), Some(temp))
     };
+    let mut run = run_at(&dir, &name, script, limits, hidden, cancel);
+    run._dir = keep;
+    run
+}
+
+/// A build named `name` in `dir`.
+fn run_at(
+    dir: &Path,
+    name: &str,
+    script: &str,
+    limits: Limits,
+    hidden: &[PathBuf],
+    cancel: &CancellationToken,
+) -> Run {
     let layer = dir.join("layer");
     std::fs::create_dir_all(&layer).unwrap();
     std::fs::write(dir.join("script.sh"), script).unwrap();
@@ -101,19 +116,12 @@ fn run_with(script: &str, limits: Limits, hidden: &[PathBuf], cancel: &Cancellat
         Event::Stdout(l) | Event::Stderr(l) | Event::Step(l) => lines.lock().unwrap().push(l),
         Event::Progress { .. } => {}
     };
-    let result = sandbox(limits).run(
-        &BuildRun {
-            name: &name,
-            dir: &dir,
-            hidden,
-        },
-        &Ctx::new(&sink, cancel),
-    );
+    let result = sandbox(limits).run(&BuildRun { name, dir, hidden }, &Ctx::new(&sink, cancel));
     Run {
         result,
         lines: lines.into_inner().unwrap(),
         layer,
-        _dir: keep,
+        _dir: None,
     }
 }
 
@@ -452,6 +460,83 @@ fn filling_the_disk_meets_the_output_limit() {
     );
 }
 
+/// The build that the machine's test gives a small disk of its own.
+const SMALL_DISK_BUILD: &str = "small-disk";
+
+/// A disk nearly full stops the build before the host runs out, below
+/// the output limit, counting what the script hid from the panel too.
+#[test]
+fn a_nearly_full_disk_stops_the_build() {
+    let limits = Limits {
+        output_bytes: 1 << 30,
+        disk_reserve_bytes: 16 << 20,
+        ..small()
+    };
+    let script = "mkdir /overlay/hidden && chmod 700 /overlay/hidden\n\
+                  for i in $(seq 1 64); do head -c 1M /dev/zero > /overlay/hidden/f$i || exit 1; sleep 0.05; done\n\
+                  echo FILLED\n";
+    let run = if under_systemd() {
+        // A 48 MiB file system, mounted there by the machine's test.
+        let dir = Path::new(STATE).join("tmp/builds").join(SMALL_DISK_BUILD);
+        run_at(
+            &dir,
+            SMALL_DISK_BUILD,
+            script,
+            limits,
+            &[],
+            &CancellationToken::new(),
+        )
+    } else {
+        common::require_root();
+        let disk = SmallDisk::mount(48);
+        run_at(
+            &disk.0.path().join("build"),
+            &format!("test-{}-{}", std::process::id(), next_number()),
+            script,
+            limits,
+            &[],
+            &CancellationToken::new(),
+        )
+    };
+    let message = limit_message(&run);
+    assert!(
+        message.contains("less than the 16 MiB kept free for the host"),
+        "{message}\n{}",
+        run.out()
+    );
+    assert!(!run.says("FILLED"), "{}", run.out());
+}
+
+/// A tmpfs of `mb` MiB on a temporary directory, unmounted on drop.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(mb: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mb}m,mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a small tmpfs");
+        Self(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
 #[test]
 fn a_cancel_ends_the_script_and_everything_it_started() {
     let cancel = CancellationToken::new();
@@ -573,7 +658,8 @@ printf '[Service]\nExecStart=/bin/sleep infinity\n' > /etc/systemd/system/left4m
 systemctl daemon-reload
 systemctl restart polkit
 systemctl start left4me.service
-mkdir -p {STATE}/tmp/builds
+mkdir -p {STATE}/tmp/builds/{SMALL_DISK_BUILD}
+mount -t tmpfs -o size=48m,mode=0755 tmpfs {STATE}/tmp/builds/{SMALL_DISK_BUILD}
 chown -R left4me:left4me {STATE}
 chmod 750 {STATE}
 "#
@@ -598,7 +684,7 @@ chmod 750 {STATE}
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the tests under systemd:\n{text}");
     assert!(
-        text.contains("test result: ok. 11 passed"),
+        text.contains("test result: ok. 12 passed"),
         "every test ran under systemd:\n{text}"
     );
     internet::check_reached(&servers);

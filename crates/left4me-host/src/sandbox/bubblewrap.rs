@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::cgroup::BuildCgroup;
 use super::network::{BuildNetwork, Uplink};
-use super::{BuildRun, Limits, Sandbox, SandboxError, io};
+use super::{BuildRun, Limits, Overrun, Sandbox, SandboxError, io};
 use crate::events::{Ctx, Event};
 
 /// Directories of the host's system the script sees, read-only; links at
@@ -265,7 +265,7 @@ fn forward(
 enum Stopped {
     Cancelled,
     Time,
-    Output(u64),
+    Overrun(Overrun),
 }
 
 impl Sandbox for Bubblewrap {
@@ -342,7 +342,7 @@ impl Bubblewrap {
         forward(child.stdout.take().expect("piped"), true, tx.clone());
         forward(child.stderr.take().expect("piped"), false, tx);
         let started = Instant::now();
-        let mut output = super::OutputWatch::new(run.layer(), self.limits.output_bytes);
+        let mut output = super::OutputWatch::new(run.layer(), &self.limits);
         let mut stopped = None;
         let status = loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -355,8 +355,8 @@ impl Bubblewrap {
                     stopped = Some(Stopped::Cancelled);
                 } else if started.elapsed() > self.limits.timeout {
                     stopped = Some(Stopped::Time);
-                } else if let Some(used) = output.over() {
-                    stopped = Some(Stopped::Output(used));
+                } else if let Some(overrun) = output.over() {
+                    stopped = Some(Stopped::Overrun(overrun));
                 }
                 if stopped.is_some() {
                     // bubblewrap takes everything in the sandbox with it.
@@ -376,7 +376,7 @@ impl Bubblewrap {
             });
         }
         if stopped.is_none() {
-            stopped = output.reached().map(Stopped::Output);
+            stopped = output.reached().map(Stopped::Overrun);
         }
         self.verdict(status, stopped, cgroup)
     }
@@ -408,11 +408,7 @@ impl Bubblewrap {
                 "it ran past its time limit ({} s) and was stopped",
                 limits.timeout.as_secs()
             )),
-            Some(Stopped::Output(used)) => hits.push(format!(
-                "it wrote {} MiB, reaching its output limit ({} MiB)",
-                used >> 20,
-                limits.output_bytes >> 20
-            )),
+            Some(Stopped::Overrun(overrun)) => hits.push(overrun.describe(limits)),
             None => {}
         }
         if !hits.is_empty() {

@@ -38,6 +38,10 @@ pub struct Limits {
     pub timeout: Duration,
     /// What the layer may hold.
     pub output_bytes: u64,
+    /// Free space the build must leave on the layer's file system (where
+    /// the state root is): another build, a game or the database must not
+    /// find the disk full, even below the output limit.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for Limits {
@@ -48,6 +52,7 @@ impl Default for Limits {
             cpus: 2,
             timeout: Duration::from_secs(3600),
             output_bytes: 20 << 30,
+            disk_reserve_bytes: 2 << 30,
         }
     }
 }
@@ -55,12 +60,13 @@ impl Default for Limits {
 impl Limits {
     pub fn describe(&self) -> String {
         format!(
-            "memory {} MiB without swap, {} tasks, {} CPUs, {} s, output {} MiB",
+            "memory {} MiB without swap, {} tasks, {} CPUs, {} s, output {} MiB, {} MiB kept free",
             self.memory_bytes >> 20,
             self.tasks,
             self.cpus,
             self.timeout.as_secs(),
-            self.output_bytes >> 20
+            self.output_bytes >> 20,
+            self.disk_reserve_bytes >> 20
         )
     }
 }
@@ -127,38 +133,71 @@ pub fn sweep_cgroups(name: &str) {
     cgroup::sweep(Path::new("/sys/fs/cgroup"), name);
 }
 
-/// A layer's size, watched from outside the sandbox: the total output
-/// limit, which no kernel mechanism sets for a directory tree.
+/// What the watch from outside the sandbox stopped a build for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overrun {
+    /// The layer held this many bytes, reaching the output limit.
+    Output(u64),
+    /// Its file system had this many bytes free, below the reserve.
+    Disk(u64),
+}
+
+impl Overrun {
+    pub(crate) fn describe(self, limits: &Limits) -> String {
+        match self {
+            Self::Output(used) => format!(
+                "it wrote {} MiB, reaching its output limit ({} MiB)",
+                used >> 20,
+                limits.output_bytes >> 20
+            ),
+            Self::Disk(free) => format!(
+                "the disk it writes to had {} MiB free, less than the {} MiB kept free for the host",
+                free >> 20,
+                limits.disk_reserve_bytes >> 20
+            ),
+        }
+    }
+}
+
+/// A layer's size and its disk's free space, watched from outside the
+/// sandbox: no kernel mechanism limits a directory tree. The free space
+/// also counts what the panel cannot read (under systemd the script may
+/// make a directory unreadable to it).
 pub(crate) struct OutputWatch {
     layer: PathBuf,
-    limit: u64,
+    limits: Limits,
     last: std::time::Instant,
 }
 
 impl OutputWatch {
-    pub(crate) fn new(layer: PathBuf, limit: u64) -> Self {
+    pub(crate) fn new(layer: PathBuf, limits: &Limits) -> Self {
         Self {
             layer,
-            limit,
+            limits: limits.clone(),
             last: std::time::Instant::now(),
         }
     }
 
-    /// The bytes used when past the limit; looks at most once a second.
-    pub(crate) fn over(&mut self) -> Option<u64> {
+    /// A limit passed; looks at most once a second.
+    pub(crate) fn over(&mut self) -> Option<Overrun> {
         if self.last.elapsed() < Duration::from_secs(1) {
             return None;
         }
         self.last = std::time::Instant::now();
-        let used = crate::fsutil::disk_usage(&self.layer);
-        (used > self.limit).then_some(used)
+        self.reached()
     }
 
-    /// After the run: the bytes used when the limit was reached (a file
-    /// cut at the size limit ends its writer, not the script).
-    pub(crate) fn reached(&self) -> Option<u64> {
+    /// A limit reached, now (after the run: a file cut at the size limit
+    /// ends its writer, not the script).
+    pub(crate) fn reached(&self) -> Option<Overrun> {
+        if let Ok(fs) = rustix::fs::statvfs(&self.layer) {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if free < self.limits.disk_reserve_bytes {
+                return Some(Overrun::Disk(free));
+            }
+        }
         let used = crate::fsutil::disk_usage(&self.layer);
-        (used >= self.limit).then_some(used)
+        (used >= self.limits.output_bytes).then_some(Overrun::Output(used))
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{BuildRun, Limits, Sandbox, SandboxError};
+use super::{BuildRun, Limits, Overrun, Sandbox, SandboxError};
 use crate::events::{Ctx, Event};
 use crate::units::{StartError, Systemctl};
 
@@ -23,7 +23,7 @@ pub struct SystemdSandbox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stopped {
     Cancelled,
-    Output(u64),
+    Overrun(Overrun),
 }
 
 impl Sandbox for SystemdSandbox {
@@ -63,7 +63,7 @@ impl Sandbox for SystemdSandbox {
         let mut stopped = None;
         let mut forks_refused = false;
         let mut ended_at: Option<Instant> = None;
-        let mut output = super::OutputWatch::new(run.layer(), self.limits.output_bytes);
+        let mut output = super::OutputWatch::new(run.layer(), &self.limits);
         loop {
             match following.lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
@@ -83,8 +83,8 @@ impl Sandbox for SystemdSandbox {
             if stopped.is_none() {
                 if ctx.is_cancelled() {
                     stopped = Some(Stopped::Cancelled);
-                } else if let Some(used) = output.over() {
-                    stopped = Some(Stopped::Output(used));
+                } else if let Some(overrun) = output.over() {
+                    stopped = Some(Stopped::Overrun(overrun));
                 }
                 if stopped.is_some() {
                     self.units
@@ -104,9 +104,16 @@ impl Sandbox for SystemdSandbox {
         let _ = self.units.run(&["reset-failed", &unit]);
         self.wait_for_finish(run)?;
         if stopped.is_none() {
-            stopped = output.reached().map(Stopped::Output);
+            stopped = output.reached().map(Stopped::Overrun);
         }
-        verdict(&result, &status, stopped, forks_refused, &words)
+        verdict(
+            &result,
+            &status,
+            stopped,
+            forks_refused,
+            &words,
+            &self.limits,
+        )
     }
 }
 
@@ -124,7 +131,11 @@ impl SystemdSandbox {
                 .map_or_else(|_| get(0), |b| format!("{} MiB without swap", b >> 20)),
             tasks: get(1),
             runtime: get(2),
-            output: format!("{} MiB", self.limits.output_bytes >> 20),
+            output: format!(
+                "{} MiB, {} MiB kept free",
+                self.limits.output_bytes >> 20,
+                self.limits.disk_reserve_bytes >> 20
+            ),
         }
     }
 
@@ -214,15 +225,12 @@ fn verdict(
     stopped: Option<Stopped>,
     forks_refused: bool,
     words: &Words,
+    limits: &Limits,
 ) -> Result<(), SandboxError> {
     let mut hits = Vec::new();
     match stopped {
         Some(Stopped::Cancelled) => return Err(SandboxError::Cancelled),
-        Some(Stopped::Output(used)) => hits.push(format!(
-            "it wrote {} MiB, past its output limit ({}), and was stopped",
-            used >> 20,
-            words.output
-        )),
+        Some(Stopped::Overrun(overrun)) => hits.push(overrun.describe(limits)),
         None => {}
     }
     match result {
