@@ -153,10 +153,16 @@ pub fn network_up(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
         Ok(uplink) => (uplink, None),
         Err(e) => (Uplink::Offline(e.to_string()), Some(e)),
     };
+    // A new file, never one found there: the directory is the panel's,
+    // and root must not write through a link it planted.
+    match rustix::fs::unlinkat(&dir, NETWORK_NOTE, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(io("replacing the build's network note")(e.into())),
+    }
     let note = rustix::fs::openat(
         &dir,
         NETWORK_NOTE,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )
     .map_err(|e| io("writing the build's network note")(e.into()))?;
@@ -203,12 +209,12 @@ pub fn clean_leftovers(root: &StateRoot) -> std::io::Result<()> {
     crate::fsutil::remove_dir_all_if_exists(&builds_dir(root))
 }
 
-/// Eight hex digits naming the state root in build names.
+/// Eight hex digits naming the state root in build names: the same from
+/// one release to the next, so a new panel sweeps what an old one left.
 fn root_tag(root: &StateRoot) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hash = std::hash::DefaultHasher::new();
-    root.path().hash(&mut hash);
-    format!("{:08x}", hash.finish() as u32)
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(root.path().as_os_str().as_encoded_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs the build and publishes its layer as the overlay's next version.

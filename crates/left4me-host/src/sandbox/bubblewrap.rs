@@ -179,13 +179,13 @@ impl Bubblewrap {
         &self,
         run: &BuildRun<'_>,
         cgroup: &BuildCgroup,
-        network: Option<(&BuildNetwork, &Path)>,
+        network: Option<&Network>,
     ) -> Command {
         let mut command = match network {
-            Some((network, _)) => {
+            Some(network) => {
                 let mut command = Command::new("nsenter");
                 command
-                    .arg(format!("--net={}", network.path().display()))
+                    .arg(format!("--net={}", network.namespace.path().display()))
                     .args(["--", "/bin/sh"]);
                 command
             }
@@ -219,13 +219,26 @@ impl Bubblewrap {
         }
         command
             .arg(&self.bwrap)
-            .args(self.bwrap_args(run, network.map(|(_, resolv)| resolv)))
+            .args(self.bwrap_args(run, network.map(|n| n.resolv_conf.as_path())))
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command
+    }
+}
+
+/// The build's namespace while it runs; removed with its pasta when
+/// dropped, a panic included.
+struct Network {
+    namespace: BuildNetwork,
+    resolv_conf: PathBuf,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        self.namespace.down();
     }
 }
 
@@ -287,9 +300,7 @@ impl Sandbox for Bubblewrap {
         }
         let network = self.network(run, ctx)?;
         let result = self.watch(run, &cgroup, network.as_ref(), ctx);
-        if let Some((network, _)) = network {
-            network.down();
-        }
+        drop(network);
         cgroup.remove();
         result
     }
@@ -298,11 +309,7 @@ impl Sandbox for Bubblewrap {
 impl Bubblewrap {
     /// The build's filtered namespace and its `resolv.conf`, when this
     /// process may make them; the log says what the build gets.
-    fn network(
-        &self,
-        run: &BuildRun<'_>,
-        ctx: &Ctx<'_>,
-    ) -> Result<Option<(BuildNetwork, PathBuf)>, SandboxError> {
+    fn network(&self, run: &BuildRun<'_>, ctx: &Ctx<'_>) -> Result<Option<Network>, SandboxError> {
         let offline = |why: String| {
             ctx.emit(Event::Stderr(Uplink::Offline(why).describe()));
             Ok(None)
@@ -313,20 +320,23 @@ impl Bubblewrap {
             );
         }
         let resolv_conf = run.write_resolv_conf()?;
-        let network = BuildNetwork::new(run.name);
-        match network.up() {
+        let namespace = BuildNetwork::new(run.name);
+        match namespace.up() {
             Ok(uplink @ Uplink::Public) => ctx.emit(Event::Step(uplink.describe())),
             Ok(uplink) => ctx.emit(Event::Stderr(uplink.describe())),
             Err(e) => return offline(e.to_string()),
         }
-        Ok(Some((network, resolv_conf)))
+        Ok(Some(Network {
+            namespace,
+            resolv_conf,
+        }))
     }
 
     fn watch(
         &self,
         run: &BuildRun<'_>,
         cgroup: &BuildCgroup,
-        network: Option<&(BuildNetwork, PathBuf)>,
+        network: Option<&Network>,
         ctx: &Ctx<'_>,
     ) -> Result<(), SandboxError> {
         if let RunAs::User { uid, gid } = self.run_as {
@@ -335,7 +345,7 @@ impl Bubblewrap {
                 .and_then(|fd| super::chown_tree_at(std::os::fd::AsFd::as_fd(&fd), uid, gid))
                 .map_err(io("handing the layer to the build user"))?;
         }
-        let mut command = self.command(run, cgroup, network.map(|(n, r)| (n, r.as_path())));
+        let mut command = self.command(run, cgroup, network);
         let mut child = crate::spawn::retry_while_text_busy(|| command.spawn())
             .map_err(io("starting bubblewrap"))?;
         let (tx, rx) = mpsc::channel();

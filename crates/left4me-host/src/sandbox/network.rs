@@ -18,7 +18,7 @@
 //! made it. A namespace that cannot get an uplink keeps only its
 //! loopback, and the build says why.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -50,6 +50,7 @@ const BLOCKED_V4: &[&str] = &[
     "169.254.0.0/16",
     "172.16.0.0/12",
     "192.0.0.0/24",
+    "192.88.99.0/24",
     "192.168.0.0/16",
     "198.18.0.0/15",
     "224.0.0.0/3",
@@ -58,6 +59,9 @@ const BLOCKED_V6: &[&str] = &[
     "::/127",
     "::ffff:0:0/96",
     "64:ff9b:1::/48",
+    // Teredo and 6to4 wrap IPv4 addresses of any kind.
+    "2001::/32",
+    "2002::/16",
     "fc00::/7",
     "fe80::/10",
     "fec0::/10",
@@ -132,7 +136,7 @@ impl BuildNetwork {
             "bringing up the namespace's loopback",
             ip(&["-n", &self.name, "link", "set", "lo", "up"]),
         )?;
-        let rules = ruleset(&host_addresses()?);
+        let rules = ruleset(&host_prefixes()?);
         let mut nft = Command::new("nsenter");
         nft.arg(format!("--net={}", self.path().display()))
             .args(["--", "nft", "-f", "-"]);
@@ -304,6 +308,12 @@ fn end_processes_in(namespace: u64) {
         else {
             continue;
         };
+        // Held first, so a PID taken over by another process after the
+        // check below is never signalled.
+        let Ok(process) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        else {
+            continue;
+        };
         let holds = std::fs::read_dir(entry.path().join("fd")).is_ok_and(|fds| {
             fds.flatten().any(|fd| {
                 std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
@@ -311,65 +321,155 @@ fn end_processes_in(namespace: u64) {
         }) || std::fs::metadata(entry.path().join("ns/net"))
             .is_ok_and(|m| m.ino() == namespace);
         if holds {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = rustix::process::pidfd_send_signal(&process, rustix::process::Signal::KILL);
         }
     }
+}
+
+/// An address range as nftables takes it: the address with its host
+/// bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    address: IpAddr,
+    len: u8,
+}
+
+impl Prefix {
+    /// `ADDRESS` or `ADDRESS/LEN`, as `ip` prints routes; anything else
+    /// is `None` (nothing unchecked reaches the ruleset's text).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (address, len) = match text.split_once('/') {
+            Some((address, len)) => (address, Some(len)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.parse().ok()?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            Some(len) => len.parse().ok().filter(|&l| l <= max)?,
+            None => max,
+        };
+        Some(Self::new(address, len))
+    }
+
+    fn new(address: IpAddr, len: u8) -> Self {
+        let address = match address {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        };
+        Self { address, len }
+    }
+
+    fn contains(&self, other: &Self) -> bool {
+        other.len >= self.len && Self::new(other.address, self.len).address == self.address
+    }
+
+    /// The same IPv4 range as NAT64 (64:ff9b::/96) spells it: a host on
+    /// an IPv6-only network could otherwise reach it through its gateway.
+    fn nat64(self) -> Option<Self> {
+        let IpAddr::V4(v4) = self.address else {
+            return None;
+        };
+        let embedded = (0x0064_ff9b_u128 << 96) | u128::from(u32::from(v4));
+        Some(Self::new(
+            IpAddr::V6(Ipv6Addr::from(embedded)),
+            96 + self.len,
+        ))
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.len)
+    }
+}
+
+/// The host's own addresses and the networks it reaches directly: the
+/// destinations of its routes without a gateway, in every table
+/// (addresses, connected subnets, a VPN's device routes), but not a
+/// default route. A LAN on public addresses is out of reach with them.
+fn host_prefixes() -> Result<Vec<Prefix>, NetworkError> {
+    #[derive(serde::Deserialize)]
+    struct Route {
+        dst: String,
+        gateway: Option<String>,
+        nexthops: Option<serde_json::Value>,
+    }
+    let action = "listing the host's routes";
+    let mut prefixes = Vec::new();
+    for family in ["-4", "-6"] {
+        let out = output(
+            action,
+            ip(&["-json", family, "route", "show", "table", "all"]),
+        )?;
+        let routes: Vec<Route> = serde_json::from_slice(&out).map_err(|e| NetworkError {
+            action: action.into(),
+            detail: e.to_string(),
+        })?;
+        prefixes.extend(
+            routes
+                .into_iter()
+                .filter(|r| r.gateway.is_none() && r.nexthops.is_none())
+                .filter_map(|r| Prefix::parse(&r.dst))
+                .filter(|p| p.len > 0),
+        );
+    }
+    Ok(prefixes)
 }
 
 /// The filter: `inet` so one table holds both families; an output hook,
 /// since everything the build sends starts in the namespace. Rejected
 /// rather than dropped, so a refused connection fails at once ("No route
 /// to host") instead of hanging.
-pub fn ruleset(host: &[IpAddr]) -> String {
-    let set = |items: Vec<String>| items.join(", ");
-    let (mut v4, mut v6): (Vec<String>, Vec<String>) = (
-        BLOCKED_V4.iter().map(|s| s.to_string()).collect(),
-        BLOCKED_V6.iter().map(|s| s.to_string()).collect(),
-    );
-    for address in host {
-        match address {
-            IpAddr::V4(a) => v4.push(a.to_string()),
-            IpAddr::V6(a) => v6.push(a.to_string()),
+///
+/// Only the kernel's ephemeral ports are allowed as source ports: pasta
+/// opens the host's socket on the port the build sends from, and a build
+/// must not take a game server's port (below 32768) on the host.
+pub fn ruleset(host: &[Prefix]) -> String {
+    let fixed = BLOCKED_V4
+        .iter()
+        .chain(BLOCKED_V6)
+        .map(|p| Prefix::parse(p).expect("a valid built-in prefix"));
+    let mut blocked: Vec<Prefix> = Vec::new();
+    for prefix in fixed.chain(host.iter().copied()) {
+        blocked.extend(prefix.nat64());
+        blocked.push(prefix);
+    }
+    // Sets must not overlap: keep the widest of nested ranges.
+    blocked.sort_by_key(|p| p.len);
+    let mut kept: Vec<Prefix> = Vec::new();
+    for prefix in blocked {
+        if !kept.iter().any(|k| k.contains(&prefix)) {
+            kept.push(prefix);
         }
     }
+    let set = |v4: bool| {
+        kept.iter()
+            .filter(|p| p.address.is_ipv4() == v4)
+            .map(Prefix::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "table inet left4me_build {{\n\
          \tchain output {{\n\
          \t\ttype filter hook output priority 0; policy accept;\n\
          \t\toif \"lo\" accept\n\
+         \t\tmeta l4proto {{ tcp, udp }} th sport != 32768-60999 reject with icmpx admin-prohibited\n\
          \t\tip daddr {DNS_ADDRESS} udp dport 53 accept\n\
+         \t\ticmpv6 type {{ nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }} accept\n\
          \t\tip daddr {{ {} }} reject with icmpx admin-prohibited\n\
          \t\tip6 daddr {{ {} }} reject with icmpx admin-prohibited\n\
          \t}}\n\
          }}\n",
-        set(v4),
-        set(v6)
+        set(true),
+        set(false)
     )
-}
-
-/// Every address of the host's interfaces (where pasta's sockets live):
-/// a service bound to any of them is the host's.
-fn host_addresses() -> Result<Vec<IpAddr>, NetworkError> {
-    #[derive(serde::Deserialize)]
-    struct Interface {
-        #[serde(default)]
-        addr_info: Vec<Address>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Address {
-        local: Option<String>,
-    }
-    let action = "listing the host's addresses";
-    let out = output(action, ip(&["-json", "address", "show"]))?;
-    let interfaces: Vec<Interface> = serde_json::from_slice(&out).map_err(|e| NetworkError {
-        action: action.into(),
-        detail: e.to_string(),
-    })?;
-    Ok(interfaces
-        .into_iter()
-        .flat_map(|i| i.addr_info)
-        .filter_map(|a| a.local?.parse().ok())
-        .collect())
 }
 
 fn ip(args: &[&str]) -> Command {
@@ -450,14 +550,41 @@ fn failure_text(out: &std::process::Output) -> String {
 mod tests {
     use super::*;
 
+    fn prefix(text: &str) -> Prefix {
+        Prefix::parse(text).unwrap()
+    }
+
     #[test]
-    fn the_filter_lets_dns_through_and_rejects_the_private_ranges_and_the_host() {
+    fn prefixes_are_checked_and_their_host_bits_cleared() {
+        assert_eq!(prefix("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert_eq!(prefix("203.0.113.7").to_string(), "203.0.113.7/32");
+        assert_eq!(prefix("2001:db8::7/64").to_string(), "2001:db8::/64");
+        for bad in [
+            "10.0.0.0/33",
+            "x",
+            "1.2.3.4/",
+            "::/129",
+            "1.2.3.4/8; flush ruleset",
+        ] {
+            assert_eq!(Prefix::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            prefix("10.0.0.0/8").nat64().unwrap().to_string(),
+            "64:ff9b::a00:0/104"
+        );
+    }
+
+    #[test]
+    fn the_filter_rejects_private_ranges_and_the_host_and_lets_dns_through() {
         let rules = ruleset(&[
-            "203.0.113.7".parse().unwrap(),
-            "2001:db8::7".parse().unwrap(),
+            prefix("192.0.2.0/24"),
+            prefix("203.0.113.7"),
+            prefix("2001:db8:1::/64"),
+            // Inside a fixed range: left out, sets must not overlap.
+            prefix("10.1.0.0/16"),
         ]);
         let dns = rules.find("udp dport 53 accept").unwrap();
-        let reject = rules.find("reject").unwrap();
+        let reject = rules.find("ip daddr {").unwrap();
         assert!(dns < reject, "{rules}");
         for range in [
             "10.0.0.0/8",
@@ -468,11 +595,16 @@ mod tests {
             "127.0.0.0/8",
             "fc00::/7",
             "fe80::/10",
-            "203.0.113.7",
-            "2001:db8::7",
+            "192.0.2.0/24",
+            "203.0.113.7/32",
+            "2001:db8:1::/64",
+            "64:ff9b::a00:0/104",
+            "64:ff9b::cb00:7107/128",
+            "th sport != 32768-60999 reject",
         ] {
             assert!(rules.contains(range), "{range}: {rules}");
         }
+        assert!(!rules.contains("10.1.0.0/16"), "{rules}");
         assert!(!rules.contains("198.51.100."), "{rules}");
     }
 }

@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! the host (a namespace of the test's, or a booted machine's own)
-//!   198.51.100.2/24 on the link, default route via 198.51.100.1
+//!   192.0.2.2/24 and 2001:db8:1::2/64 on the link, default routes via ::1/.1
 //!   203.0.113.7/32 on lo: a service of the host's own
-//!        | veth
+//!        | veth: the host's LAN, on addresses that are not private
 //! the internet (namespace INET)
-//!   198.51.100.1 (public, TEST-NET-2), 198.51.100.53 (its DNS),
-//!   10.9.0.1 (a private address, as on the host's LAN)
+//!   192.0.2.1, 2001:db8:1::1: the router, a neighbour on the LAN
+//!   198.51.100.1 and 2001:db8:100::1 (public), 198.51.100.53 (its DNS),
+//!   10.9.0.1 and fd00:9::1 (private, as behind the host's LAN)
 //! ```
 //!
 //! [`Servers`] answers there: a TCP greeter on every address (it says
@@ -17,7 +18,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+pub const PUBLIC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1);
 pub const PRIVATE: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+pub const PRIVATE6: Ipv6Addr = Ipv6Addr::new(0xfd00, 9, 0, 0, 0, 0, 0, 1);
+/// The router: a neighbour on the host's LAN.
+pub const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
 pub const HOST_OWN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
 /// Resolves to [`PUBLIC`].
@@ -40,16 +46,20 @@ pub fn setup_script(inet: &str, resolv_conf: &str) -> String {
     format!(
         "set -e
 ip link add l4m-h type veth peer name l4m-i netns {inet}
-ip addr add 198.51.100.2/24 dev l4m-h
-ip link set l4m-h up
 ip link set lo up
+ip addr add 192.0.2.2/24 dev l4m-h
+ip addr add 2001:db8:1::2/64 dev l4m-h nodad
+ip link set l4m-h up
 ip addr add {HOST_OWN}/32 dev lo
-ip route add default via {PUBLIC}
-ip -n {inet} addr add {PUBLIC}/24 dev l4m-i
-ip -n {inet} addr add {RESOLVER}/24 dev l4m-i
-ip -n {inet} addr add {PRIVATE}/24 dev l4m-i
-ip -n {inet} link set l4m-i up
+ip route add default via {ROUTER}
+ip -6 route add default via {ROUTER6}
 ip -n {inet} link set lo up
+ip -n {inet} addr add {ROUTER}/24 dev l4m-i
+ip -n {inet} addr add {ROUTER6}/64 dev l4m-i nodad
+ip -n {inet} link set l4m-i up
+for a in {PUBLIC}/32 {RESOLVER}/32 {PRIVATE}/32 {PUBLIC6}/128 {PRIVATE6}/128; do
+    ip -n {inet} addr add $a dev lo
+done
 mkdir -p \"$(dirname {resolv_conf})\"
 echo 'nameserver {RESOLVER}' > {resolv_conf}
 "
@@ -66,8 +76,8 @@ pub struct Servers {
 }
 
 impl Servers {
-    /// Greeters on `port` on every address of `inet` and on the host's
-    /// [`HOST_OWN`] and loopback, and DNS in `inet`.
+    /// Greeters on `port` on every address of `inet` (both families)
+    /// and on the host's [`HOST_OWN`] and loopback, and DNS in `inet`.
     pub fn start(inet: File, host: File, port: u16) -> Self {
         let mut servers = Self {
             port,
@@ -76,7 +86,7 @@ impl Servers {
             threads: Vec::new(),
         };
         let inet = Arc::new(inet);
-        servers.greeter(inet.clone(), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        servers.greeter(inet.clone(), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
         servers.dns(inet);
         let host = Arc::new(host);
         servers.greeter(host.clone(), IpAddr::V4(HOST_OWN));
@@ -117,7 +127,7 @@ impl Servers {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((mut stream, _)) => {
-                        let local = stream.local_addr().unwrap().ip();
+                        let local = stream.local_addr().unwrap().ip().to_canonical();
                         reached.lock().unwrap().push(local);
                         let _ = writeln!(stream, "hello from {local}");
                     }
@@ -200,7 +210,9 @@ fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The build script of the network test: each probe says what it
-/// reached, or that it was refused.
+/// reached, or that it was refused. A refused connection takes about a
+/// second (the kernel retries once after the filter's "unreachable"), so
+/// the probes run five at a time, within the machine's 5 s and 32 tasks.
 pub fn probe_script(port: u16) -> String {
     format!(
         r#"probe() {{
@@ -210,17 +222,23 @@ pub fn probe_script(port: u16) -> String {
         echo "refused $1: $out"
     fi
 }}
-probe {PUBLIC}
-probe {PRIVATE}
-probe {HOST_OWN}
-probe 127.0.0.1
-probe {NAME}
+n=0
+for target in {PUBLIC} {PRIVATE} {HOST_OWN} 127.0.0.1 {ROUTER} {NAME} {PUBLIC6} {PRIVATE6} {ROUTER6}; do
+    probe $target > /tmp/probe-$n &
+    n=$((n + 1))
+    if [ $((n % 5)) = 0 ]; then wait; fi
+done
+wait
+cat $(seq -f /tmp/probe-%g 0 $((n - 1)))
 "#
     )
 }
 
-/// Checks a run of [`probe_script`]'s output: the public address and the
-/// name reached, everything else refused.
+/// Checks a run of [`probe_script`]'s output: the public addresses and
+/// the name reached, everything else refused. The loopback probe would
+/// reach the host's loopback greeter through a pasta that forwards the
+/// host's bound ports into the namespace (pasta's default), the router
+/// probe through one that maps the gateway to the host's loopback.
 pub fn check_probes(lines: &[String]) {
     let text = lines.join("\n");
     let says = |wanted: &str| lines.iter().any(|l| l.starts_with(wanted));
@@ -244,11 +262,14 @@ pub fn check_probes(lines: &[String]) {
     }
 }
 
-/// Checks what the servers saw: only the public address, once per probe.
+/// Checks what the servers saw: only the public addresses, once per
+/// probe.
 pub fn check_reached(servers: &Servers) {
+    let mut reached = servers.reached();
+    reached.sort();
     assert_eq!(
-        servers.reached(),
-        [IpAddr::V4(PUBLIC), IpAddr::V4(PUBLIC)],
-        "only the public address was reached, by address and by name"
+        reached,
+        [IpAddr::V4(PUBLIC), IpAddr::V4(PUBLIC), IpAddr::V6(PUBLIC6)],
+        "only the public addresses were reached, by address and by name"
     );
 }
