@@ -204,6 +204,8 @@ try mkdir /tmp/../usr/y
 try unshare -U true
 try mount -t tmpfs none /tmp
 try ls /root /home/*
+# Other services' files and sockets (the private /var/tmp aside).
+echo "var: $(ls -A /var 2>/dev/null | grep -vx tmp | tr '\n' ' ')"
 echo tmp-is-private > /tmp/mine && echo wrote-tmp
 "#,
         db = db.display(),
@@ -224,6 +226,11 @@ echo tmp-is-private > /tmp/mine && echo wrote-tmp
         assert!(run.says(&attempt), "{attempt}:\n{}", run.out());
     }
     assert!(run.says("wrote-tmp"));
+    assert!(
+        run.lines.iter().any(|l| l.trim_end() == "var:"),
+        "{}",
+        run.out()
+    );
     assert!(
         !Path::new("/tmp/mine").exists(),
         "the sandbox's /tmp is its own"
