@@ -85,15 +85,21 @@ fn small() -> Limits {
     }
 }
 
-fn run_with(script: &str, limits: Limits, hidden: &[PathBuf], cancel: &CancellationToken) -> Run {
+/// A new build's name and directory (kept while the `TempDir` lives).
+fn new_build() -> (String, PathBuf, Option<tempfile::TempDir>) {
     let name = format!("test-{}-{}", std::process::id(), next_number());
     // Under systemd the unit binds the build from the state root.
-    let (dir, keep) = if under_systemd() {
-        (Path::new(STATE).join("tmp/builds").join(&name), None)
+    if under_systemd() {
+        let dir = Path::new(STATE).join("tmp/builds").join(&name);
+        (name, dir, None)
     } else {
         let temp = tempfile::tempdir().unwrap();
-        (temp.path().to_owned(), Some(temp))
-    };
+        (name, temp.path().to_owned(), Some(temp))
+    }
+}
+
+fn run_with(script: &str, limits: Limits, hidden: &[PathBuf], cancel: &CancellationToken) -> Run {
+    let (name, dir, keep) = new_build();
     let mut run = run_at(&dir, &name, script, limits, hidden, cancel);
     run._dir = keep;
     run
@@ -111,18 +117,30 @@ fn run_at(
     let layer = dir.join("layer");
     std::fs::create_dir_all(&layer).unwrap();
     std::fs::write(dir.join("script.sh"), script).unwrap();
+    let (result, lines) = start(dir, name, limits, hidden, cancel);
+    Run {
+        result,
+        lines,
+        layer,
+        _dir: None,
+    }
+}
+
+/// Runs the build prepared in `dir`; its result and log lines.
+fn start(
+    dir: &Path,
+    name: &str,
+    limits: Limits,
+    hidden: &[PathBuf],
+    cancel: &CancellationToken,
+) -> (Result<(), SandboxError>, Vec<String>) {
     let lines = Mutex::new(Vec::new());
     let sink = |e: Event| match e {
         Event::Stdout(l) | Event::Stderr(l) | Event::Step(l) => lines.lock().unwrap().push(l),
         Event::Progress { .. } => {}
     };
     let result = sandbox(limits).run(&BuildRun { name, dir, hidden }, &Ctx::new(&sink, cancel));
-    Run {
-        result,
-        lines: lines.into_inner().unwrap(),
-        layer,
-        _dir: None,
-    }
+    (result, lines.into_inner().unwrap())
 }
 
 fn run(script: &str, limits: Limits) -> Run {
@@ -576,32 +594,12 @@ fn a_cancel_ends_the_script_and_everything_it_started() {
 #[test]
 fn a_layer_that_is_a_link_is_refused_and_its_target_untouched() {
     use std::os::unix::fs::MetadataExt;
-    let name = format!("test-{}-{}", std::process::id(), next_number());
-    let (dir, _keep) = if under_systemd() {
-        (Path::new(STATE).join("tmp/builds").join(&name), None)
-    } else {
-        let temp = tempfile::tempdir().unwrap();
-        (temp.path().to_owned(), Some(temp))
-    };
+    let (name, dir, _keep) = new_build();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("script.sh"), "echo RAN\n").unwrap();
     let target = Path::new("/usr/share/doc");
     std::os::unix::fs::symlink(target, dir.join("layer")).unwrap();
-    let lines = Mutex::new(Vec::new());
-    let sink = |e: Event| {
-        if let Event::Stdout(l) | Event::Stderr(l) | Event::Step(l) = e {
-            lines.lock().unwrap().push(l);
-        }
-    };
-    let result = sandbox(small()).run(
-        &BuildRun {
-            name: &name,
-            dir: &dir,
-            hidden: &[],
-        },
-        &Ctx::new(&sink, &CancellationToken::new()),
-    );
-    let lines = lines.into_inner().unwrap();
+    let (result, lines) = start(&dir, &name, small(), &[], &CancellationToken::new());
     let message = match &result {
         Err(e @ (SandboxError::Unavailable(_) | SandboxError::Io { .. })) => e.to_string(),
         other => panic!("the build must be refused, got {other:?}: {lines:?}"),
