@@ -29,6 +29,8 @@ impl Default for Systemctl {
 #[derive(Debug)]
 pub struct Following {
     pub unit: String,
+    /// The invocation followed (`$INVOCATION_ID` inside the unit).
+    pub invocation: String,
     pub lines: mpsc::Receiver<String>,
     journal: Child,
 }
@@ -137,6 +139,7 @@ impl Systemctl {
         });
         Ok(Following {
             unit: unit.to_owned(),
+            invocation: id,
             lines: rx,
             journal,
         })

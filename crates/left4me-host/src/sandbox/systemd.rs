@@ -63,15 +63,20 @@ impl Sandbox for SystemdSandbox {
         let mut stopped = None;
         let mut forks_refused = false;
         let mut ended_at: Option<Instant> = None;
+        // The unit's ExecStopPost says this last: everything before it is
+        // in the journal (which lags the unit's state).
+        let end_line = format!("left4me: build {} ended", following.invocation);
+        let mut end_seen = false;
+        let mut next_check = Instant::now();
         let mut output = super::OutputWatch::new(run.layer(), &self.limits);
         loop {
             match following.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) if line == end_line => end_seen = true,
                 Ok(line) => {
                     // bash says so when the task limit refuses a fork.
                     forks_refused |= line.contains("fork: ")
                         && line.contains("Resource temporarily unavailable");
                     ctx.emit(Event::Stdout(line));
-                    continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(SandboxError::Unavailable(format!(
@@ -80,6 +85,11 @@ impl Sandbox for SystemdSandbox {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
+            // A script that prints without pause still gets looked at.
+            if Instant::now() < next_check {
+                continue;
+            }
+            next_check = Instant::now() + Duration::from_millis(200);
             if stopped.is_none() {
                 if ctx.is_cancelled() {
                     stopped = Some(Stopped::Cancelled);
@@ -94,8 +104,14 @@ impl Sandbox for SystemdSandbox {
             }
             let state = self.units.state(&unit).map_err(SandboxError::Unavailable)?;
             if !matches!(state.as_str(), "active" | "activating" | "deactivating") {
-                // The journal may lag the unit by a moment.
-                if ended_at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(1) {
+                let waited = ended_at.get_or_insert_with(Instant::now).elapsed();
+                if end_seen {
+                    break;
+                }
+                if waited > Duration::from_secs(10) {
+                    ctx.emit(Event::Stderr(format!(
+                        "warning: the journal of {unit} did not show its end: its last lines may be missing here"
+                    )));
                     break;
                 }
             }
