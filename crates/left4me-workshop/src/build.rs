@@ -430,11 +430,12 @@ fn build_id(files: &BTreeMap<u64, (PathBuf, String)>) -> String {
     format!("workshop:{hex}")
 }
 
-/// The bytes of all downloads, reported at most five times a second.
+/// The bytes of all downloads: the first bytes at once, then at most
+/// five times a second.
 struct Progress<'a> {
     done: AtomicI64,
     total: u64,
-    last: Mutex<Instant>,
+    last: Mutex<Option<Instant>>,
     ctx: &'a Ctx<'a>,
 }
 
@@ -444,7 +445,7 @@ impl<'a> Progress<'a> {
         Self {
             done: AtomicI64::new(0),
             total,
-            last: Mutex::new(Instant::now()),
+            last: Mutex::new(None),
             ctx,
         }
     }
@@ -456,8 +457,9 @@ impl<'a> Progress<'a> {
         let done = self.done.fetch_add(delta, Ordering::Relaxed) + delta;
         let mut last = self.last.lock().expect("progress");
         let done = u64::try_from(done).unwrap_or(0);
-        if last.elapsed() >= Duration::from_millis(200) || done == self.total {
-            *last = Instant::now();
+        let due = last.is_none_or(|at| at.elapsed() >= Duration::from_millis(200));
+        if due || done == self.total {
+            *last = Some(Instant::now());
             self.ctx.emit(Event::Progress {
                 done,
                 total: self.total,
