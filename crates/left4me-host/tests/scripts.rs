@@ -122,11 +122,26 @@ fn builds_publish_versions_and_failures_keep_the_current_one() {
     let cancel = CancellationToken::new();
     let handle = {
         let (root, cancel) = (root.clone(), cancel.clone());
-        std::thread::spawn(move || build(&root, "echo waiting\nsleep 300\n", true, "4", &cancel))
+        std::thread::spawn(move || {
+            build(&root, "touch started\nexec sleep 300\n", true, "4", &cancel)
+        })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // Cancel once the script runs.
+    let builds = root.tmp().join("builds");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !builds
+        .read_dir()
+        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().join("layer/started").exists())))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     cancel.cancel();
-    let (cancelled, _) = handle.join().unwrap();
-    assert!(cancelled.unwrap_err().is_cancelled());
+    let (cancelled, log) = handle.join().unwrap();
+    assert!(cancelled.unwrap_err().is_cancelled(), "{log}");
     assert_eq!(current(&root), Some(v2));
+    assert!(!builds.read_dir().unwrap().any(|_| true));
 }

@@ -87,10 +87,18 @@ async fn only_admins_write_scripts_and_others_use_shared_ones_read_only() {
 
     let (_, list) = admin.get_text("/overlays").await;
     assert!(list.contains("value=\"script\""), "{list}");
+    assert!(list.contains("Add the example scripts"), "{list}");
     let overlay = create_script_overlay(&admin, "Tick").await;
     let (_, page) = admin.get_text(&format!("/overlays/{overlay}")).await;
     assert!(page.contains("Script overlay Tick"), "{page}");
-    assert!(page.contains("id=\"script-form\""), "{page}");
+    // What bob must not see below, the admin does.
+    for editing in [
+        "id=\"script-form\"",
+        "Rebuild from scratch",
+        "Delete overlay",
+    ] {
+        assert!(page.contains(editing), "{editing}: {page}");
+    }
     assert!(page.contains("no version published yet"), "{page}");
 
     // Mistakes are named with the text kept.
@@ -149,6 +157,8 @@ async fn only_admins_write_scripts_and_others_use_shared_ones_read_only() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("its files come from its builds"), "{text}");
     app.stop().await;
 }
 
@@ -459,14 +469,6 @@ async fn the_tickrate_example_builds_its_cfg() {
     app.stop().await;
 }
 
-/// Whether a process with `marker` in its command line runs.
-fn running(marker: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-    })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panel_killed_during_a_build_takes_the_build_along() {
     require_root();
@@ -487,7 +489,7 @@ async fn a_panel_killed_during_a_build_takes_the_build_along() {
     );
     let build = job_of(&save(&client, overlay, &script, false).await);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !running(&marker) {
+    while !process_with_cmdline(&marker) {
         assert!(
             std::time::Instant::now() < deadline,
             "the script never started"
@@ -509,7 +511,7 @@ async fn a_panel_killed_during_a_build_takes_the_build_along() {
     panel.child.wait().unwrap();
     // The sandbox dies with the process that started it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while running(&marker) {
+    while process_with_cmdline(&marker) {
         assert!(
             std::time::Instant::now() < deadline,
             "the build outlived the panel"

@@ -170,11 +170,12 @@ fn a_script_writes_its_layer_and_its_output_streams() {
     );
     assert!(run.result.is_ok(), "{:?}\n{}", run.result, run.out());
     assert!(run.says("building") && run.says("oops"), "{}", run.out());
-    assert!(
-        !run.says("\n0\n") && !run.lines.iter().any(|l| l == "0"),
-        "not root: {}",
-        run.out()
-    );
+    let uid = run
+        .lines
+        .iter()
+        .find_map(|l| l.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("id -u printed a uid: {}", run.out()));
+    assert_ne!(uid, 0, "not root: {}", run.out());
     assert_eq!(
         std::fs::read_to_string(run.layer.join("left4dead2/cfg/x.cfg")).unwrap(),
         "sv_cheats 0\n"
@@ -263,13 +264,14 @@ fn the_panels_port_on_loopback_is_out_of_reach() {
     let port = panel.local_addr().unwrap().port();
     let run = run(
         &format!(
-            "if timeout 3 bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' 2>/dev/null; then echo CONNECTED; else echo no-connection; fi\n"
+            "if out=$(timeout 3 bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' 2>&1); then echo CONNECTED; else echo \"no-connection: $out\"; fi\n"
         ),
         small(),
     );
     assert!(run.result.is_ok(), "{:?}\n{}", run.result, run.out());
+    // Refused by the build's own loopback, not failing for another reason.
     assert!(
-        run.says("no-connection") && !run.says("CONNECTED"),
+        run.says("no-connection") && run.says("Connection refused") && !run.says("CONNECTED"),
         "{}",
         run.out()
     );
@@ -415,6 +417,7 @@ fn an_endless_loop_is_stopped_at_the_time_limit() {
     };
     let started = Instant::now();
     let run = run("echo looping\nwhile :; do :; done\n", limits);
+    assert!(run.says("looping"), "the script ran: {}", run.out());
     let message = limit_message(&run);
     assert!(message.contains("time limit"), "{message}");
     assert!(
@@ -433,6 +436,7 @@ fn a_fork_bomb_meets_the_task_limit() {
         ..small()
     };
     let run = run("echo bombing\nb() { b | b; }; b\n", limits);
+    assert!(run.says("bombing"), "the script ran: {}", run.out());
     let message = limit_message(&run);
     assert!(message.contains("task limit"), "{message}");
 }
@@ -448,6 +452,7 @@ fn a_memory_hog_meets_the_memory_limit() {
         "echo hogging\nhead -c 512M /dev/zero | tail -n 1 > /dev/null\necho survived\n",
         limits,
     );
+    assert!(run.says("hogging"), "the script ran: {}", run.out());
     // Where this host gives systemd no memory cgroup (a container on the
     // legacy hierarchy, as in CI), the build must say so, not pretend.
     if run.says("warning: the memory limit is not enforced on this host") {
@@ -571,14 +576,15 @@ impl Drop for SmallDisk {
 fn a_cancel_ends_the_script_and_everything_it_started() {
     let cancel = CancellationToken::new();
     let marker = format!("left4me-sandbox-cancel-{}", std::process::id());
-    let script = format!("echo started\nsleep 300 & exec -a {marker} sleep 300\n");
+    let script =
+        format!("echo started\n(exec -a {marker}-child sleep 300) &\nexec -a {marker} sleep 300\n");
     let thread = {
         let cancel = cancel.clone();
         std::thread::spawn(move || run_with(&script, small(), &[], &cancel))
     };
     // Cancel once the script runs.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_named(&marker) {
+    while !common::process_with_cmdline(&marker) {
         assert!(Instant::now() < deadline, "the script never started");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -589,7 +595,10 @@ fn a_cancel_ends_the_script_and_everything_it_started() {
         "{:?}",
         run.result
     );
-    assert!(!processes_named(&marker), "the script's processes ended");
+    assert!(
+        !common::process_with_cmdline(&marker),
+        "the script's processes ended"
+    );
 }
 
 /// A layer swapped for a link to a host directory (by a compromised
@@ -619,14 +628,6 @@ fn a_layer_that_is_a_link_is_refused_and_its_target_untouched() {
     }
     assert!(!lines.iter().any(|l| l == "RAN"), "{lines:?}");
     assert_eq!(std::fs::metadata(target).unwrap().uid(), 0);
-}
-
-/// Whether a process with `name` in its command line runs.
-fn processes_named(name: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(name))
-    })
 }
 
 /// The same tests under a real systemd, through the packaged build unit
@@ -688,7 +689,7 @@ chmod 750 {STATE}
     let inside = Path::new("/srv/build").join(me.strip_prefix(&build).unwrap());
     let out = machine.sh(&format!(
         "cd / && runuser -u left4me -G systemd-journal -- env {BACKEND}=systemd {NET_PORT}={GREETER_PORT} \
-         RUST_BACKTRACE=1 {} --test-threads=1 --skip systemd_runs_the_same_tests 2>&1",
+         RUST_BACKTRACE=1 {} --test-threads=1 --show-output --skip systemd_runs_the_same_tests 2>&1",
         inside.display()
     ));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -697,6 +698,12 @@ chmod 750 {STATE}
         text.contains("test result: ok. 12 passed"),
         "every test ran under systemd:\n{text}"
     );
+    // The memory test passes there on the build's own warning alone.
+    if text.contains("the memory limit is not enforced under this systemd") {
+        eprintln!(
+            "note: this machine's systemd cannot enforce the build's memory limit; the build said so"
+        );
+    }
     internet::check_reached(&servers);
     // Every build's network went with it.
     machine.ok("! ls /run/netns | grep left4me-build- && ! pgrep -f '^[^ ]*pasta --netns'");

@@ -180,17 +180,19 @@ impl BuildCgroup {
 
     /// The `cgroup.procs` files a process writes its pid to, to join.
     pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs().map(|d| d.join("cgroup.procs")).collect()
+        self.dirs()
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
     }
 
-    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        let all: Vec<&PathBuf> = match &self.layout {
+    fn dirs(&self) -> Vec<&PathBuf> {
+        match &self.layout {
             Layout::Unified(dir) => vec![dir],
             Layout::Split { memory, pids, cpu } => {
                 [memory, pids, cpu].into_iter().flatten().collect()
             }
-        };
-        all.into_iter()
+        }
     }
 
     /// Whether the memory limit killed something.
@@ -206,13 +208,11 @@ impl BuildCgroup {
 
     /// Whether a fork was refused by the task limit.
     pub(crate) fn tasks_hit(&self) -> bool {
-        match &self.layout {
-            Layout::Unified(dir) => counter(&dir.join("pids.events"), "max") > 0,
-            Layout::Split {
-                pids: Some(dir), ..
-            } => counter(&dir.join("pids.events"), "max") > 0,
-            Layout::Split { pids: None, .. } => false,
-        }
+        let dir = match &self.layout {
+            Layout::Unified(dir) => Some(dir),
+            Layout::Split { pids, .. } => pids.as_ref(),
+        };
+        dir.is_some_and(|dir| counter(&dir.join("pids.events"), "max") > 0)
     }
 
     /// The pids still in the cgroup.

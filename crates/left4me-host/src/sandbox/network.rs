@@ -140,7 +140,12 @@ impl BuildNetwork {
         let mut nft = Command::new("nsenter");
         nft.arg(format!("--net={}", self.path().display()))
             .args(["--", "nft", "-f", "-"]);
-        run_with_input("loading the build's network filter (nftables)", nft, &rules)
+        output(
+            "loading the build's network filter (nftables)",
+            nft,
+            Some(&rules),
+        )
+        .map(drop)
     }
 
     fn attach_pasta(&self) -> Uplink {
@@ -406,6 +411,7 @@ fn host_prefixes() -> Result<Vec<Prefix>, NetworkError> {
         let out = output(
             action,
             ip(&["-json", family, "route", "show", "table", "all"]),
+            None,
         )?;
         let routes: Vec<Route> = serde_json::from_slice(&out).map_err(|e| NetworkError {
             action: action.into(),
@@ -479,29 +485,16 @@ fn ip(args: &[&str]) -> Command {
 }
 
 fn run(action: &str, command: Command) -> Result<(), NetworkError> {
-    output(action, command).map(drop)
+    output(action, command, None).map(drop)
 }
 
-fn output(action: &str, mut command: Command) -> Result<Vec<u8>, NetworkError> {
-    command
-        .stdin(Stdio::null())
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    let out =
-        crate::spawn::retry_while_text_busy(|| command.output()).map_err(|e| NetworkError {
-            action: action.into(),
-            detail: format!("cannot run {:?}: {e}", command.get_program()),
-        })?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(NetworkError {
-            action: action.into(),
-            detail: failure_text(&out),
-        })
-    }
-}
-
-fn run_with_input(action: &str, mut command: Command, input: &str) -> Result<(), NetworkError> {
+/// Runs `command` with `input` on its standard input (or none); its
+/// standard output, or what it said when it failed.
+fn output(
+    action: &str,
+    mut command: Command,
+    input: Option<&str>,
+) -> Result<Vec<u8>, NetworkError> {
     use std::io::Write;
     let failed = |detail: String| NetworkError {
         action: action.into(),
@@ -509,22 +502,28 @@ fn run_with_input(action: &str, mut command: Command, input: &str) -> Result<(),
     };
     command
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(Stdio::piped())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = crate::spawn::retry_while_text_busy(|| command.spawn())
         .map_err(|e| failed(format!("cannot run {:?}: {e}", command.get_program())))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(input.as_bytes())
-        .map_err(|e| failed(e.to_string()))?;
+    if let Some(input) = input {
+        let written = child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input.as_bytes());
+        written.map_err(|e| failed(e.to_string()))?;
+    }
     let out = child
         .wait_with_output()
         .map_err(|e| failed(e.to_string()))?;
     if out.status.success() {
-        Ok(())
+        Ok(out.stdout)
     } else {
         Err(failed(failure_text(&out)))
     }

@@ -215,6 +215,14 @@ pub fn fake_system_root(dir: &Path, libraries: &[&str]) -> PathBuf {
     system
 }
 
+/// Whether a process with `marker` in its command line runs.
+pub fn process_with_cmdline(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
 /// PIDs of processes in, or holding open, the network namespace with
 /// inode `namespace` (`stat -L /run/netns/NAME`): a build's, or its pasta.
 pub fn processes_with_netns(namespace: u64) -> Vec<u32> {
