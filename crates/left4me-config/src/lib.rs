@@ -534,15 +534,16 @@ impl Config {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers must be at least 1".into()));
         }
-        if self.build_memory_mb == 0
-            || self.build_tasks == 0
-            || self.build_cpus == 0
-            || self.build_timeout_secs == 0
-            || self.build_output_mb == 0
-        {
-            return Err(ConfigError::Invalid(
-                "build_memory_mb, build_tasks, build_cpus, build_timeout_secs and build_output_mb must be at least 1".into(),
-            ));
+        for (key, value) in [
+            ("build_memory_mb", self.build_memory_mb),
+            ("build_tasks", u64::from(self.build_tasks)),
+            ("build_cpus", u64::from(self.build_cpus)),
+            ("build_timeout_secs", self.build_timeout_secs),
+            ("build_output_mb", self.build_output_mb),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
         }
         if self.workshop_downloads == 0 {
             return Err(ConfigError::Invalid(

@@ -49,18 +49,8 @@ impl Store {
         name: &str,
         kind: OverlayKind,
     ) -> Result<Overlay> {
-        let now = now();
-        Ok(sqlx::query_as(
-            "INSERT INTO overlays (owner_id, name, kind, build_status, created_at, updated_at)
-             VALUES (?, ?, ?, 'ready', ?, ?) RETURNING *",
-        )
-        .bind(owner_id)
-        .bind(name)
-        .bind(kind)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        let mut conn = self.pool.acquire().await?;
+        insert_overlay(&mut conn, owner_id, name, kind, false).await
     }
 
     pub async fn overlay(&self, id: i64) -> Result<Overlay> {
@@ -85,12 +75,8 @@ impl Store {
     }
 
     pub async fn touch_overlay(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE overlays SET updated_at = ? WHERE id = ?")
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        touch_overlay_on(&mut conn, id, now()).await
     }
 
     pub async fn rename_overlay(&self, id: i64, name: &str) -> Result<()> {
@@ -163,4 +149,42 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Inserts an overlay, on a connection that may be inside a transaction.
+pub(crate) async fn insert_overlay(
+    conn: &mut sqlx::SqliteConnection,
+    owner_id: i64,
+    name: &str,
+    kind: OverlayKind,
+    shared: bool,
+) -> Result<Overlay> {
+    let now = now();
+    Ok(sqlx::query_as(
+        "INSERT INTO overlays (owner_id, name, kind, build_status, created_at, updated_at, shared)
+         VALUES (?, ?, ?, 'ready', ?, ?, ?) RETURNING *",
+    )
+    .bind(owner_id)
+    .bind(name)
+    .bind(kind)
+    .bind(now)
+    .bind(now)
+    .bind(shared)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Marks an overlay changed at `at`, on a connection that may be inside a
+/// transaction.
+pub(crate) async fn touch_overlay_on(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    at: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE overlays SET updated_at = ? WHERE id = ?")
+        .bind(at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

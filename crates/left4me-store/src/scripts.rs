@@ -1,5 +1,6 @@
 use sqlx::FromRow;
 
+use crate::overlays::{insert_overlay, touch_overlay_on};
 use crate::{Overlay, OverlayKind, Result, Store, StoreError, now};
 
 /// The script of a script overlay and how its builds start.
@@ -46,11 +47,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let now = now();
         write_script(&mut tx, overlay_id, &edit, now).await?;
-        sqlx::query("UPDATE overlays SET updated_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(overlay_id)
-            .execute(&mut *tx)
-            .await?;
+        touch_overlay_on(&mut tx, overlay_id, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -113,19 +110,8 @@ impl Store {
         if exists.is_some() {
             return Ok(None);
         }
-        let now = now();
-        let overlay: Overlay = sqlx::query_as(
-            "INSERT INTO overlays (owner_id, name, kind, build_status, created_at, updated_at, shared)
-             VALUES (?, ?, ?, 'ready', ?, ?, 1) RETURNING *",
-        )
-        .bind(owner_id)
-        .bind(name)
-        .bind(OverlayKind::Script)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        write_script(&mut tx, overlay.id, &edit, now).await?;
+        let overlay = insert_overlay(&mut tx, owner_id, name, OverlayKind::Script, true).await?;
+        write_script(&mut tx, overlay.id, &edit, overlay.created_at).await?;
         tx.commit().await?;
         Ok(Some(overlay))
     }

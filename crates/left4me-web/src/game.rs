@@ -153,18 +153,17 @@ fn read_builds(installer: &dyn Installer) -> Result<(Builds, BTreeMap<i64, Vec<i
 /// a server list never fails over it.
 pub async fn builds(store: &Store, installer: &Arc<dyn Installer>) -> Builds {
     let installer = Arc::clone(installer);
-    let (mut builds, rebuilt) =
-        match tokio::task::spawn_blocking(move || read_builds(installer.as_ref())).await {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => {
-                tracing::warn!("which build the servers run: {e}");
-                return Builds::default();
-            }
-            Err(e) => {
-                tracing::warn!("which build the servers run: {e}");
-                return Builds::default();
-            }
-        };
+    let read = tokio::task::spawn_blocking(move || read_builds(installer.as_ref()))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|read| read.map_err(|e| e.to_string()));
+    let (mut builds, rebuilt) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::warn!("which build the servers run: {e}");
+            return Builds::default();
+        }
+    };
     let mut kinds = BTreeMap::new();
     for (server, overlays) in rebuilt {
         let mut of_server = BTreeSet::new();

@@ -833,19 +833,23 @@ impl Jobs {
             Some(id) => store.overlay(id).await?,
             None => return Err(JobError::Failed("the overlay no longer exists".into())),
         };
-        if overlay.kind == OverlayKind::Files {
-            return Err(JobError::Failed(format!(
-                "overlay {} is a files overlay: it is edited, not built",
-                overlay.name
-            )));
-        }
+        let built_by_script = match overlay.kind {
+            OverlayKind::Files => {
+                return Err(JobError::Failed(format!(
+                    "overlay {} is a files overlay: it is edited, not built",
+                    overlay.name
+                )));
+            }
+            OverlayKind::Workshop => false,
+            OverlayKind::Script => true,
+        };
         store
             .set_overlay_build_status(overlay.id, "building")
             .await?;
-        let result = if overlay.kind == OverlayKind::Workshop {
-            self.workshop_build(job, &overlay, token).await
-        } else {
+        let result = if built_by_script {
             self.script_build(job, &overlay, token).await
+        } else {
+            self.workshop_build(job, &overlay, token).await
         };
         let status = if result.is_ok() { "ready" } else { "failed" };
         store.set_overlay_build_status(overlay.id, status).await?;

@@ -15,6 +15,7 @@ use left4me_host::versions::VersionInfo;
 use left4me_store::{Job, Overlay, OverlayKind, ScriptEdit, ScriptRun, Store};
 
 use crate::config::Config;
+use crate::domain::DisplayName;
 use crate::jobs::{Actor, Jobs};
 use crate::spec_builder::overlay_path;
 
@@ -170,24 +171,26 @@ pub async fn rebuild_from_scratch(
 /// description from a `# description: ...` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
-    pub name: String,
+    pub name: DisplayName,
     pub description: String,
     pub script: String,
 }
 
 impl Example {
-    pub fn new(stem: &str, script: &str) -> Self {
+    /// Refused (saying why) when the stem is no overlay name.
+    pub fn new(stem: &str, script: &str) -> Result<Self, String> {
+        let name = DisplayName::parse(stem).map_err(|why| format!("{stem:?}: {why}"))?;
         let description = script
             .lines()
             .find_map(|l| l.trim().strip_prefix("# description:"))
             .unwrap_or_default()
             .trim()
             .to_owned();
-        Self {
-            name: stem.to_owned(),
+        Ok(Self {
+            name,
             description,
             script: script.to_owned(),
-        }
+        })
     }
 }
 
@@ -195,12 +198,13 @@ impl Example {
 pub fn bundled() -> Vec<Example> {
     BUNDLED
         .iter()
-        .map(|(stem, script)| Example::new(stem, script))
+        .map(|(stem, script)| Example::new(stem, script).expect("a bundled example's name"))
         .collect()
 }
 
-/// The `*.sh` files of `dir`, by name.
-pub fn read_dir(dir: &Path) -> std::io::Result<Vec<Example>> {
+/// The `*.sh` files of `dir`, by name; a file whose name is no overlay
+/// name is an error that names it.
+pub fn examples_in(dir: &Path) -> std::io::Result<Vec<Example>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -213,7 +217,8 @@ pub fn read_dir(dir: &Path) -> std::io::Result<Vec<Example>> {
         .iter()
         .map(|path| {
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-            Ok(Example::new(&stem, &std::fs::read_to_string(path)?))
+            Example::new(&stem, &std::fs::read_to_string(path)?)
+                .map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidData, why))
         })
         .collect()
 }
@@ -244,7 +249,7 @@ pub async fn seed(
             from_previous: false,
         };
         match store
-            .seed_script_overlay(owner_id, &example.name, edit)
+            .seed_script_overlay(owner_id, example.name.as_str(), edit)
             .await?
         {
             Some(overlay) => {
@@ -254,7 +259,7 @@ pub async fn seed(
                     .await?;
                 seeded.created.push(overlay);
             }
-            None => seeded.kept.push(example.name.clone()),
+            None => seeded.kept.push(example.name.as_str().to_owned()),
         }
     }
     Ok(seeded)
@@ -270,10 +275,18 @@ mod tests {
         let names: Vec<&str> = examples.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["sourcemod-metamod", "tickrate-100"]);
         for e in &examples {
-            assert!(!e.description.is_empty(), "{}", e.name);
-            assert!(e.script.contains("set -euo pipefail"), "{}", e.name);
+            assert!(!e.description.is_empty(), "{}", e.name.as_str());
+            assert!(
+                e.script.contains("set -euo pipefail"),
+                "{}",
+                e.name.as_str()
+            );
         }
-        assert_eq!(Example::new("x", "echo").description, "");
+        assert_eq!(Example::new("x", "echo").unwrap().description, "");
+        assert!(
+            Example::new(" ", "echo").is_err(),
+            "a stem that is no overlay name"
+        );
     }
 
     #[test]

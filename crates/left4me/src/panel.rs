@@ -175,7 +175,7 @@ pub(crate) fn user(cli: &Cli, cmd: &UserCommand) -> CliResult {
 pub(crate) fn overlays(cli: &Cli, cmd: &OverlaysCommand) -> CliResult {
     let OverlaysCommand::Seed { dir } = cmd;
     let config = settings_as_state_owner(cli)?;
-    let examples = left4me_web::scripts::read_dir(dir)
+    let examples = left4me_web::scripts::examples_in(dir)
         .with_context(|| format!("reading the scripts in {}", dir.display()))
         .map_err(Failure::invalid)?;
     if examples.is_empty() {
