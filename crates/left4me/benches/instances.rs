@@ -1,7 +1,7 @@
 //! Instance creation: left4me's overlay instances against a full copy of the
 //! installation per server (what panels that copy do), plus mount cost by
 //! layer count. Needs root. Run with
-//! `cargo bench -p left4me --bench instances` (see the README for figures).
+//! `cargo bench -p left4me --bench instances` (figures in docs/benchmarks.md).
 //!
 //! Knobs (environment): BENCH_INSTANCES (50), BENCH_FILES (10000),
 //! BENCH_BYTES (1 GiB), BENCH_DIR (a directory on the disk to measure;

@@ -2,7 +2,8 @@
 //! `chromium-driver`): setup → login → files overlay with an uploaded
 //! `cfg/server.cfg` → blueprint exposing it (the preview shows the exec
 //! line) → server → start (the job log streams) → stop → delete. A
-//! screenshot of each page is saved under `artifacts/e2e/`, and no page
+//! screenshot of each page is saved under `artifacts/e2e/` (and those
+//! the docs show into `docs/images/` with `LEFT4ME_DOC_IMAGES=1`), and no page
 //! may trip the Content-Security-Policy. A second test adds Workshop maps
 //! (against the loopback Steam stand-in) and watches their build.
 
@@ -50,7 +51,13 @@ async fn shot(browser: &Client, name: &str) {
             Err(e) => panic!("{name}: no screenshot: {e}"),
         }
     };
-    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+    std::fs::write(artifacts().join(format!("{name}.png")), &png).unwrap();
+    if std::env::var_os("LEFT4ME_DOC_IMAGES").is_some_and(|v| v == "1")
+        && let Some((_, file)) = DOC_IMAGES.iter().find(|(shot, _)| *shot == name)
+    {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/images");
+        std::fs::write(docs.join(file), &png).unwrap();
+    }
     let violations = csp_violations(browser).await;
     assert!(violations.is_empty(), "{name}: {violations:?}");
 }

@@ -246,3 +246,13 @@ pub fn processes_with_netns(namespace: u64) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .collect()
 }
+
+/// The screenshots the docs show, as (browser test shot, file in
+/// `docs/images/`). The browser test writes them there when
+/// `LEFT4ME_DOC_IMAGES=1`, so the docs show the panel as it is; the docs
+/// test checks that the docs show only these and that each is there.
+pub const DOC_IMAGES: &[(&str, &str)] = &[
+    ("08-server-running", "server.png"),
+    ("05-blueprint-preview", "blueprint.png"),
+    ("22-workshop-items", "workshop.png"),
+];
