@@ -72,18 +72,8 @@ impl Store {
         kind: &str,
         detail: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO activity (at, user_id, actor, server_id, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(now())
-        .bind(user_id)
-        .bind(actor)
-        .bind(server_id)
-        .bind(kind)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_activity_on(&mut conn, user_id, actor, server_id, kind, detail).await
     }
 
     /// Newest first, at most `limit`.
@@ -156,5 +146,42 @@ impl Store {
         .await?;
         rows.reverse();
         Ok(rows)
+    }
+}
+
+async fn insert_activity_on(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: Option<i64>,
+    actor: &str,
+    server_id: Option<i64>,
+    kind: &str,
+    detail: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO activity (at, user_id, actor, server_id, kind, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(now())
+    .bind(user_id)
+    .bind(actor)
+    .bind(server_id)
+    .bind(kind)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl crate::Write {
+    /// What `actor` (a user, or the panel itself with no `user_id`) did,
+    /// committed with the change it describes.
+    pub async fn record_activity(
+        &mut self,
+        user_id: Option<i64>,
+        actor: &str,
+        server_id: Option<i64>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<()> {
+        insert_activity_on(&mut self.tx, user_id, actor, server_id, kind, detail).await
     }
 }

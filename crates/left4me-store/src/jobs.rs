@@ -105,32 +105,10 @@ pub struct LogLine {
 
 impl Store {
     pub async fn create_job(&self, new: &NewJob<'_>) -> Result<Job> {
-        Ok(sqlx::query_as(
-            "INSERT INTO jobs (kind, user_id, username, server_id, overlay_id, subject, locks, state, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
-        )
-        .bind(new.kind)
-        .bind(new.user_id)
-        .bind(new.username)
-        .bind(new.server_id)
-        .bind(new.overlay_id)
-        .bind(new.subject)
-        .bind(new.locks.join(" "))
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// A queued job of this kind on these locks, to reuse instead of
-    /// queueing the same work twice.
-    pub async fn queued_job(&self, kind: &str, locks: &[String]) -> Result<Option<Job>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM jobs WHERE state = 'queued' AND kind = ? AND locks = ? ORDER BY id LIMIT 1",
-        )
-        .bind(kind)
-        .bind(locks.join(" "))
-        .fetch_optional(&self.pool)
-        .await?)
+        let mut write = self.write().await?;
+        let job = write.create_job(new).await?;
+        write.commit().await?;
+        Ok(job)
     }
 
     /// When `username` last queued a job of this kind.
@@ -322,6 +300,37 @@ impl Store {
         .bind(job_id)
         .bind(after)
         .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl crate::Write {
+    pub async fn create_job(&mut self, new: &NewJob<'_>) -> Result<Job> {
+        Ok(sqlx::query_as(
+            "INSERT INTO jobs (kind, user_id, username, server_id, overlay_id, subject, locks, state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
+        )
+        .bind(new.kind)
+        .bind(new.user_id)
+        .bind(new.username)
+        .bind(new.server_id)
+        .bind(new.overlay_id)
+        .bind(new.subject)
+        .bind(new.locks.join(" "))
+        .bind(now())
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// A queued job of this kind on these locks, to reuse instead of
+    /// queueing the same work twice.
+    pub async fn queued_job(&mut self, kind: &str, locks: &[String]) -> Result<Option<Job>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM jobs WHERE state = 'queued' AND kind = ? AND locks = ? ORDER BY id LIMIT 1",
+        )
+        .bind(kind)
+        .bind(locks.join(" "))
+        .fetch_optional(&mut *self.tx)
         .await?)
     }
 }

@@ -30,7 +30,7 @@ pub use members::{ServerMember, ServerRole};
 pub use overlays::{ListedOverlay, Overlay, OverlayKind};
 pub use scripts::{OverlayScript, ScriptEdit, ScriptRun};
 pub use secret::Secret;
-pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerFilter};
+pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerChange, ServerFilter};
 pub use sessions::Session;
 pub use sessions_played::PlayerSession;
 pub use sharing::SharedItem;
@@ -139,5 +139,26 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// A write transaction: the changes of one operation and its line in
+    /// the activity log commit together or not at all.
+    pub async fn write(&self) -> Result<Write> {
+        Ok(Write {
+            tx: self.begin_write().await?,
+        })
+    }
+}
+
+/// An open write transaction (`BEGIN IMMEDIATE`). Dropped without
+/// [`Write::commit`], nothing of it is kept.
+#[derive(Debug)]
+pub struct Write {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+}
+
+impl Write {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
     }
 }

@@ -39,39 +39,16 @@ impl Store {
         user_id: i64,
         role: ServerRole,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let owner: i64 = sqlx::query_scalar("SELECT owner_id FROM servers WHERE id = ?")
-            .bind(server_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if owner == user_id {
-            return Err(StoreError::Conflict(
-                "the owner already has every right on the server".into(),
-            ));
-        }
-        sqlx::query(
-            "INSERT INTO server_members (server_id, user_id, role, added_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (server_id, user_id) DO UPDATE SET role = excluded.role",
-        )
-        .bind(server_id)
-        .bind(user_id)
-        .bind(role)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut write = self.write().await?;
+        write.set_server_member(server_id, user_id, role).await?;
+        write.commit().await
     }
 
     /// Removes a member; removing someone who is not one changes nothing.
     pub async fn remove_server_member(&self, server_id: i64, user_id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM server_members WHERE server_id = ? AND user_id = ?")
-            .bind(server_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut write = self.write().await?;
+        write.remove_server_member(server_id, user_id).await?;
+        write.commit().await
     }
 
     pub async fn server_members(&self, server_id: i64) -> Result<Vec<ServerMember>> {
@@ -94,5 +71,48 @@ impl Store {
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?)
+    }
+}
+
+impl crate::Write {
+    /// Adds the user to the server, or changes their role. The owner is
+    /// no member of their own server.
+    pub async fn set_server_member(
+        &mut self,
+        server_id: i64,
+        user_id: i64,
+        role: ServerRole,
+    ) -> Result<()> {
+        let owner: i64 = sqlx::query_scalar("SELECT owner_id FROM servers WHERE id = ?")
+            .bind(server_id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if owner == user_id {
+            return Err(StoreError::Conflict(
+                "the owner already has every right on the server".into(),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO server_members (server_id, user_id, role, added_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (server_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(server_id)
+        .bind(user_id)
+        .bind(role)
+        .bind(now())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a member; removing someone who is not one changes nothing.
+    pub async fn remove_server_member(&mut self, server_id: i64, user_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM server_members WHERE server_id = ? AND user_id = ?")
+            .bind(server_id)
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 }

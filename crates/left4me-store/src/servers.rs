@@ -63,54 +63,9 @@ pub struct NewServer<'a> {
 
 impl Store {
     pub async fn create_server(&self, new: &NewServer<'_>) -> Result<Server> {
-        // One transaction, so two creations cannot take the same port.
-        let mut tx = self.begin_write().await?;
-        let used: Vec<i64> = sqlx::query_scalar("SELECT port FROM servers")
-            .fetch_all(&mut *tx)
-            .await?;
-        let port = match new.port {
-            Some(port) if used.contains(&i64::from(port)) => {
-                return Err(StoreError::Conflict(format!("port {port} is already used by another server")));
-            }
-            Some(port) if new.held_elsewhere.contains(&port) => {
-                return Err(StoreError::Conflict(format!(
-                    "port {port} is in use by another program on this host; choose another"
-                )));
-            }
-            Some(port) => port,
-            None => new
-                .port_range
-                .clone()
-                .find(|p| !used.contains(&i64::from(*p)) && !new.held_elsewhere.contains(p))
-                .ok_or_else(|| {
-                    StoreError::Conflict(format!(
-                        "every port from {} to {} is in use (by servers here or other programs); delete a server or widen the port range",
-                        new.port_range.start(),
-                        new.port_range.end()
-                    ))
-                })?,
-        };
-        let server = sqlx::query_as(
-            "INSERT INTO servers (owner_id, blueprint_id, name, hostname, port, rcon_password, desired_state, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'stopped', ?) RETURNING *",
-        )
-        .bind(new.owner_id)
-        .bind(new.blueprint_id)
-        .bind(new.name)
-        .bind(new.hostname)
-        .bind(i64::from(port))
-        .bind(new.rcon_password)
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("a server named {:?} already exists", new.name))
-            } else {
-                e.into()
-            }
-        })?;
-        tx.commit().await?;
+        let mut write = self.write().await?;
+        let server = write.create_server(new).await?;
+        write.commit().await?;
         Ok(server)
     }
 
@@ -160,40 +115,6 @@ impl Store {
         .await?)
     }
 
-    pub async fn rename_server(&self, id: i64, name: &str) -> Result<()> {
-        sqlx::query("UPDATE servers SET name = ? WHERE id = ?")
-            .bind(name)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("a server named {name:?} already exists"))
-                } else {
-                    e.into()
-                }
-            })?;
-        Ok(())
-    }
-
-    pub async fn set_server_hostname(&self, id: i64, hostname: &str) -> Result<()> {
-        sqlx::query("UPDATE servers SET hostname = ? WHERE id = ?")
-            .bind(hostname)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_server_blueprint(&self, id: i64, blueprint_id: i64) -> Result<()> {
-        sqlx::query("UPDATE servers SET blueprint_id = ? WHERE id = ?")
-            .bind(blueprint_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn set_desired_state(&self, id: i64, state: DesiredState) -> Result<()> {
         sqlx::query("UPDATE servers SET desired_state = ? WHERE id = ?")
             .bind(state)
@@ -208,6 +129,92 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+}
+
+/// A server's settings, changed together.
+#[derive(Debug, Clone)]
+pub struct ServerChange<'a> {
+    pub name: &'a str,
+    pub hostname: &'a str,
+    pub blueprint_id: i64,
+}
+
+impl crate::Write {
+    /// Creates a server on the port asked for or the lowest free one; in
+    /// the write transaction, so two creations cannot take one port.
+    pub async fn create_server(&mut self, new: &NewServer<'_>) -> Result<Server> {
+        let tx: &mut sqlx::SqliteConnection = &mut self.tx;
+        let used: Vec<i64> = sqlx::query_scalar("SELECT port FROM servers")
+            .fetch_all(&mut *tx)
+            .await?;
+        let port = match new.port {
+            Some(port) if used.contains(&i64::from(port)) => {
+                return Err(StoreError::Conflict(format!("port {port} is already used by another server")));
+            }
+            Some(port) if new.held_elsewhere.contains(&port) => {
+                return Err(StoreError::Conflict(format!(
+                    "port {port} is in use by another program on this host; choose another"
+                )));
+            }
+            Some(port) => port,
+            None => new
+                .port_range
+                .clone()
+                .find(|p| !used.contains(&i64::from(*p)) && !new.held_elsewhere.contains(p))
+                .ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "every port from {} to {} is in use (by servers here or other programs); delete a server or widen the port range",
+                        new.port_range.start(),
+                        new.port_range.end()
+                    ))
+                })?,
+        };
+        let server = sqlx::query_as(
+            "INSERT INTO servers (owner_id, blueprint_id, name, hostname, port, rcon_password, desired_state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'stopped', ?) RETURNING *",
+        )
+        .bind(new.owner_id)
+        .bind(new.blueprint_id)
+        .bind(new.name)
+        .bind(new.hostname)
+        .bind(i64::from(port))
+        .bind(new.rcon_password)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a server named {:?} already exists", new.name))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(server)
+    }
+
+
+    pub async fn change_server(&mut self, id: i64, change: &ServerChange<'_>) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE servers SET name = ?, hostname = ?, blueprint_id = ? WHERE id = ?",
+        )
+        .bind(change.name)
+        .bind(change.hostname)
+        .bind(change.blueprint_id)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a server named {:?} already exists", change.name))
+            } else {
+                e.into()
+            }
+        })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         Ok(())
     }
 }

@@ -720,10 +720,11 @@ async fn workshop_sources_and_items_follow_their_overlay() {
     assert!(!store.remove_workshop_source(overlay.id, 20).await.unwrap());
 
     let locks = [format!("overlay:{}", overlay.id)];
-    assert_eq!(
-        store.queued_job("overlay.build", &locks).await.unwrap(),
-        None
-    );
+    let queued = async |store: &Store| {
+        let mut write = store.write().await.unwrap();
+        write.queued_job("overlay.build", &locks).await.unwrap()
+    };
+    assert_eq!(queued(&store).await, None);
     let job = store
         .create_job(&NewJob {
             overlay_id: Some(overlay.id),
@@ -731,7 +732,7 @@ async fn workshop_sources_and_items_follow_their_overlay() {
         })
         .await
         .unwrap();
-    let found = store.queued_job("overlay.build", &locks).await.unwrap();
+    let found = queued(&store).await;
     assert_eq!(
         found.map(|j| (j.id, j.overlay_id)),
         Some((job.id, Some(overlay.id)))

@@ -5,18 +5,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use left4me_store::{Session, User};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use left4me_app::actor::Actor;
+use left4me_store::Session;
 
 use crate::config::TrustedProxies;
 use crate::error::AppError;
@@ -27,56 +23,14 @@ pub const SESSION_COOKIE: &str = "left4me_session";
 pub const PRE_SESSION_CSRF_COOKIE: &str = "left4me_csrf";
 pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
 
-/// Hashes with argon2id (default parameters). Slow on purpose: call it on
-/// a blocking thread.
-pub fn hash_password(password: &str) -> Result<String, AppError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(AppError::internal)
-}
-
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
-/// 32 random bytes, hex.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    hex(&bytes)
-}
-
-/// A new one-time setup token, stored (as its hash) in place of any
-/// earlier one; refused once a user exists.
-pub async fn issue_setup_token(store: &left4me_store::Store) -> left4me_store::Result<String> {
-    let token = random_token();
-    store.replace_setup_token(&token_hash(&token)).await?;
-    Ok(token)
-}
+pub use left4me_app::credentials::{
+    constant_time_eq, hash_password, issue_setup_token, random_token, token_hash, verify_password,
+};
 
 /// The link that opens the setup page with `token`, on the address the
 /// panel listens on (behind a reverse proxy, open the same path there).
 pub fn setup_url(listen: std::net::SocketAddr, token: &str) -> String {
     format!("http://{listen}/setup?token={token}")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Sessions are stored by the hash of their token, so a copy of the
-/// database does not let anyone in.
-pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -97,28 +51,19 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String
     )
 }
 
-/// The logged-in user of a request.
+/// The logged-in user of a request: the actor of the operations it
+/// calls, and the session it came with.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
-    pub user: User,
+    pub actor: Actor,
     pub session: Session,
 }
 
-impl CurrentUser {
-    pub fn id(&self) -> i64 {
-        self.user.id
-    }
+impl std::ops::Deref for CurrentUser {
+    type Target = Actor;
 
-    pub fn is_admin(&self) -> bool {
-        self.user.is_admin
-    }
-
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.user.is_admin {
-            Ok(())
-        } else {
-            Err(AppError::NotFound)
-        }
+    fn deref(&self) -> &Actor {
+        &self.actor
     }
 }
 
@@ -148,7 +93,10 @@ pub(crate) async fn user_of_token(
         return Ok(None);
     };
     let user = state.store().user(session.user_id).await?;
-    Ok(Some(CurrentUser { user, session }))
+    Ok(Some(CurrentUser {
+        actor: Actor::new(user),
+        session,
+    }))
 }
 
 async fn session_user(state: &AppState, parts: &Parts) -> Result<Option<CurrentUser>, AppError> {

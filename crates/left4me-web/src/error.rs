@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use left4me_app::error::OpError;
 use left4me_store::StoreError;
 
 use crate::auth::{self, SeenUser};
@@ -75,14 +76,21 @@ impl From<StoreError> for AppError {
 
 impl From<left4me_files::FilesError> for AppError {
     fn from(err: left4me_files::FilesError) -> Self {
+        OpError::from(err).into()
+    }
+}
+
+impl From<OpError> for AppError {
+    fn from(err: OpError) -> Self {
         match err {
-            left4me_files::FilesError::Io { .. } => AppError::Internal(err.to_string()),
-            left4me_files::FilesError::AlreadyExists(_) => AppError::Conflict(err.to_string()),
-            left4me_files::FilesError::FileTooLarge { .. }
-            | left4me_files::FilesError::ZipTooLarge { .. } => {
-                AppError::PayloadTooLarge(err.to_string())
-            }
-            other => AppError::BadRequest(other.to_string()),
+            OpError::NotFound => Self::NotFound,
+            OpError::NotFoundBecause(message) => Self::NotFoundBecause(message),
+            OpError::Forbidden(message) => Self::Forbidden(message),
+            OpError::Invalid(errors) => Self::BadRequest(errors.to_string()),
+            OpError::BadRequest(message) => Self::BadRequest(message),
+            OpError::Conflict { message, .. } => Self::Conflict(message),
+            OpError::TooLarge(message) => Self::PayloadTooLarge(message),
+            internal @ OpError::Internal { .. } => Self::Internal(internal.chain()),
         }
     }
 }

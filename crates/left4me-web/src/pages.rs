@@ -34,6 +34,16 @@ impl Layout {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub(crate) struct FormErrors(BTreeMap<&'static str, String>);
 
+impl From<left4me_app::error::FieldErrors> for FormErrors {
+    fn from(errors: left4me_app::error::FieldErrors) -> Self {
+        let mut form = Self::default();
+        for e in errors.iter() {
+            form.add(e.field, e.message.clone());
+        }
+        form
+    }
+}
+
 impl FormErrors {
     pub(crate) fn add(&mut self, field: &'static str, message: impl Into<String>) {
         self.0.insert(field, message.into());
@@ -143,9 +153,7 @@ pub(crate) fn render(page: &impl Page) -> AppResult<Rendered> {
 }
 
 /// A job kind as the pages show it ("start server", not "server.start").
-pub(crate) fn job_label(kind: &str) -> String {
-    crate::jobs::JobKind::parse(kind).map_or_else(|| kind.to_owned(), |k| k.label().to_owned())
-}
+pub(crate) use crate::jobs::job_label;
 
 /// Why a queued job waits for an earlier one.
 pub(crate) fn why_waiting(job: &Job, ahead: &Job) -> &'static str {
@@ -213,20 +221,8 @@ pub(crate) struct DashboardPage {
     pub(crate) l: Layout,
     pub(crate) servers: Vec<ServerRow>,
     pub(crate) blueprints: Vec<Choice>,
-    pub(crate) form: NewServerForm,
+    pub(crate) form: left4me_app::servers::NewServerInput,
     pub(crate) errors: FormErrors,
-}
-
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub(crate) struct NewServerForm {
-    #[serde(default)]
-    pub(crate) name: String,
-    #[serde(default)]
-    pub(crate) hostname: String,
-    #[serde(default)]
-    pub(crate) port: String,
-    #[serde(default)]
-    pub(crate) blueprint_id: String,
 }
 
 /// What the server page offers the user, by their access and the
@@ -267,7 +263,7 @@ pub(crate) struct ServerPage {
     pub(crate) rcon_password: String,
     /// The settings form: the stored values, or what was just submitted
     /// when it had a mistake.
-    pub(crate) settings: ServerSettings,
+    pub(crate) settings: left4me_app::servers::ServerSettingsInput,
     /// The user's blueprints, plus the server's own if someone else's.
     pub(crate) blueprints: Vec<Choice>,
     pub(crate) connect: String,
@@ -309,12 +305,6 @@ impl Choice {
     }
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
-pub(crate) struct ServerSettings {
-    pub(crate) name: String,
-    pub(crate) hostname: String,
-    pub(crate) blueprint_id: i64,
-}
 
 #[derive(Template)]
 #[template(path = "blueprints.html")]

@@ -1,72 +1,32 @@
 //! Shared state of the running panel.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
-use left4me_host::lifecycle::Host;
-use left4me_store::Store;
+use left4me_app::App;
 
 use crate::auth::LoginLimiter;
-use crate::config::Config;
-use crate::jobs::Jobs;
 
+/// The application and what only the HTTP edge keeps (the login limiter).
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    config: Config,
-    store: Store,
-    host: Arc<Host>,
-    jobs: Jobs,
+    app: App,
     limiter: LoginLimiter,
-    /// Cancelled when the panel shuts down: long-lived streams end then,
-    /// so the graceful shutdown does not wait for them forever.
-    shutdown: tokio_util::sync::CancellationToken,
-    live: Arc<crate::live::Live>,
 }
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Store,
-        host: Arc<Host>,
-        jobs: Jobs,
-        shutdown: tokio_util::sync::CancellationToken,
-        live: Arc<crate::live::Live>,
-    ) -> Self {
+    pub fn new(app: App) -> Self {
         Self(Arc::new(Inner {
-            config,
-            store,
-            host,
-            jobs,
+            app,
             limiter: LoginLimiter::default(),
-            shutdown,
-            live,
         }))
     }
 
-    pub fn config(&self) -> &Config {
-        &self.0.config
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.0.store
-    }
-
-    pub fn host(&self) -> &Arc<Host> {
-        &self.0.host
-    }
-
-    pub fn jobs(&self) -> &Jobs {
-        &self.0.jobs
-    }
-
-    pub fn shutdown(&self) -> &tokio_util::sync::CancellationToken {
-        &self.0.shutdown
-    }
-
-    pub fn live(&self) -> &crate::live::Live {
-        &self.0.live
+    pub fn app(&self) -> &App {
+        &self.0.app
     }
 
     pub fn limiter(&self) -> &LoginLimiter {
@@ -74,10 +34,21 @@ impl AppState {
     }
 }
 
+/// The application's parts, while routes still reach them directly.
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0.app
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
     use super::*;
+    use left4me_store::Store;
+    use crate::config::Config;
 
     /// The panel's state (a logged-in user) may be printed
     /// with `{:?}` without giving anything away.
@@ -86,14 +57,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
         let (host, jobs) = crate::test_jobs(&store, &dir.path().join("root"));
-        let state = AppState::new(
+        let state = AppState::new(App::new(
             Config::default(),
             store.clone(),
             host,
             jobs,
-            tokio_util::sync::CancellationToken::new(),
             Arc::default(),
-        );
+        ));
         let user = store
             .create_user("alice", "$argon2id$hash-value", true)
             .await
@@ -103,7 +73,10 @@ mod tests {
             .await
             .unwrap();
         let session = store.session("token-hash").await.unwrap().unwrap();
-        let current = crate::auth::CurrentUser { user, session };
+        let current = crate::auth::CurrentUser {
+            actor: left4me_app::actor::Actor::new(user),
+            session,
+        };
         state
             .limiter()
             .record_failure("192.0.2.1".parse().unwrap(), "typed-a-password-as-name");

@@ -20,12 +20,12 @@
 //! others keep private; what they may see but not do answers 403 with the
 //! reason.
 
-use left4me_store::{Blueprint, Job, Overlay, Server, ServerRole, SharedItem, Viewer};
+use left4me_store::{Blueprint, Job, Overlay, Server, ServerRole, SharedItem};
 
-use crate::auth::CurrentUser;
-use crate::error::{AppError, AppResult};
+use crate::App;
+use crate::actor::Actor;
+use crate::error::{OpError, OpResult};
 use crate::jobs::JobKind;
-use crate::state::AppState;
 
 /// What a user may do with an overlay or blueprint they can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,15 +120,7 @@ impl ServerAccess {
     }
 }
 
-impl CurrentUser {
-    /// Whose lists the store should build.
-    pub fn viewer(&self) -> Viewer {
-        Viewer {
-            user_id: self.id(),
-            is_admin: self.is_admin(),
-        }
-    }
-
+impl Actor {
     /// `None` when the user may not even see the item.
     pub fn item_access(&self, item: &impl Shareable) -> Option<ItemAccess> {
         if self.is_admin() || item.owner_id() == self.id() {
@@ -154,11 +146,11 @@ impl CurrentUser {
 }
 
 /// `item` if the user has `need` on it.
-pub fn require<T: Shareable>(user: &CurrentUser, item: T, need: ItemAccess) -> AppResult<T> {
-    match user.item_access(&item) {
-        None => Err(AppError::NotFound),
+pub fn require<T: Shareable>(actor: &Actor, item: T, need: ItemAccess) -> OpResult<T> {
+    match actor.item_access(&item) {
+        None => Err(OpError::NotFound),
         Some(access) if access >= need => Ok(item),
-        Some(_) => Err(AppError::Forbidden(format!(
+        Some(_) => Err(OpError::Forbidden(format!(
             "This {noun} is shared with you to use; only its owner and admins can change it. Copy it to make your own.",
             noun = T::ITEM.noun()
         ))),
@@ -166,21 +158,21 @@ pub fn require<T: Shareable>(user: &CurrentUser, item: T, need: ItemAccess) -> A
 }
 
 pub async fn overlay(
-    state: &AppState,
-    user: &CurrentUser,
+    app: &App,
+    actor: &Actor,
     id: i64,
     need: ItemAccess,
-) -> AppResult<Overlay> {
-    require(user, state.store().overlay(id).await?, need)
+) -> OpResult<Overlay> {
+    require(actor, app.store().overlay(id).await?, need)
 }
 
 pub async fn blueprint(
-    state: &AppState,
-    user: &CurrentUser,
+    app: &App,
+    actor: &Actor,
     id: i64,
     need: ItemAccess,
-) -> AppResult<Blueprint> {
-    require(user, state.store().blueprint(id).await?, need)
+) -> OpResult<Blueprint> {
+    require(actor, app.store().blueprint(id).await?, need)
 }
 
 /// A server and what the user may do with it.
@@ -192,23 +184,23 @@ pub struct ServerGrant {
 
 /// The server if the user may do `action` to it.
 pub async fn server(
-    state: &AppState,
-    user: &CurrentUser,
+    app: &App,
+    actor: &Actor,
     id: i64,
     action: ServerAction,
-) -> AppResult<ServerGrant> {
-    let server = state.store().server(id).await?;
+) -> OpResult<ServerGrant> {
+    let server = app.store().server(id).await?;
     // Owners and admins need no membership, so no second query for them.
-    let access = match user.server_access(&server, None) {
+    let access = match actor.server_access(&server, None) {
         Some(access) => access,
         None => {
-            let role = state.store().server_role(id, user.id()).await?;
-            user.server_access(&server, role)
-                .ok_or(AppError::NotFound)?
+            let role = app.store().server_role(id, actor.id()).await?;
+            actor.server_access(&server, role)
+                .ok_or(OpError::NotFound)?
         }
     };
     if !access.allows(action) {
-        return Err(AppError::Forbidden(match action.needs() {
+        return Err(OpError::Forbidden(match action.needs() {
             ServerAccess::Manager => {
                 "Only the server's owner and admins can do this.".to_owned()
             }
@@ -221,64 +213,63 @@ pub async fn server(
 
 /// Whether the user may see the Game page and install, update or check
 /// the game.
-pub fn game(user: &CurrentUser) -> AppResult<()> {
-    admin(user, "install and update the game")
+pub fn game(actor: &Actor) -> OpResult<()> {
+    admin(actor, "install and update the game")
 }
 
 /// Whether the user may create script overlays and write or build their
 /// scripts: admins only, whoever owns the overlay.
-pub fn scripts(user: &CurrentUser) -> AppResult<()> {
-    admin(
-        user,
+pub fn scripts(actor: &Actor) -> OpResult<()> {
+    admin(actor,
         "write and build scripts: a script runs code on the host",
     )
 }
 
 /// Admins only: `what` says what others may not do.
-pub fn admin(user: &CurrentUser, what: &str) -> AppResult<()> {
-    if user.is_admin() {
+pub fn admin(actor: &Actor, what: &str) -> OpResult<()> {
+    if actor.is_admin() {
         Ok(())
     } else {
-        Err(AppError::Forbidden(format!("Only admins {what}.")))
+        Err(OpError::Forbidden(format!("Only admins {what}.")))
     }
 }
 
 /// The job if the user started it, may see its server or overlay, or is
 /// an admin.
-pub async fn job(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
-    let job = state.store().job(id).await?;
-    if user.is_admin() || job.user_id == Some(user.id()) {
+pub async fn job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
+    let job = app.store().job(id).await?;
+    if actor.is_admin() || job.user_id == Some(actor.id()) {
         return Ok(job);
     }
     match (job.server_id, job.overlay_id) {
-        (Some(server_id), _) => server(state, user, server_id, ServerAction::View)
+        (Some(server_id), _) => server(app, actor, server_id, ServerAction::View)
             .await
             .map(|_| job),
-        (None, Some(overlay_id)) => overlay(state, user, overlay_id, ItemAccess::Use)
+        (None, Some(overlay_id)) => overlay(app, actor, overlay_id, ItemAccess::Use)
             .await
             .map(|_| job),
-        (None, None) => Err(AppError::NotFound),
+        (None, None) => Err(OpError::NotFound),
     }
 }
 
 /// A job the user may cancel: one they started, or one whose action they
 /// may take on its server.
-pub async fn cancellable_job(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Job> {
-    let job = job(state, user, id).await?;
-    if user.is_admin() || job.user_id == Some(user.id()) {
+pub async fn cancellable_job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
+    let job = job(app, actor, id).await?;
+    if actor.is_admin() || job.user_id == Some(actor.id()) {
         return Ok(job);
     }
     let action = JobKind::parse(&job.kind)
         .and_then(ServerAction::of_job)
         .unwrap_or(ServerAction::Manage);
     if let Some(overlay_id) = job.overlay_id {
-        return overlay(state, user, overlay_id, ItemAccess::Change)
+        return overlay(app, actor, overlay_id, ItemAccess::Change)
             .await
             .map(|_| job);
     }
     match job.server_id {
-        Some(server_id) => server(state, user, server_id, action).await.map(|_| job),
-        None => Err(AppError::Forbidden(
+        Some(server_id) => server(app, actor, server_id, action).await.map(|_| job),
+        None => Err(OpError::Forbidden(
             "Only the user who started a job, or an admin, can cancel it.".into(),
         )),
     }

@@ -100,6 +100,12 @@ impl JobKind {
     }
 }
 
+/// What the pages call a job of a stored kind (the kind itself when it
+/// is not one of ours).
+pub fn job_label(kind: &str) -> String {
+    JobKind::parse(kind).map_or_else(|| kind.to_owned(), |k| k.label().to_owned())
+}
+
 /// Who asked for a job.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
@@ -325,12 +331,8 @@ impl Jobs {
         actor: Actor<'_>,
         overlay: &Overlay,
     ) -> left4me_store::Result<Job> {
-        let locks = Target::Overlay(overlay).locks();
-        let kind = JobKind::OverlayBuild;
-        if let Some(queued) = self.0.store.queued_job(kind.as_str(), &locks).await? {
-            return Ok(queued);
-        }
-        self.queue(kind, actor, Target::Overlay(overlay)).await
+        self.queue(JobKind::OverlayBuild, actor, Target::Overlay(overlay))
+            .await
     }
 
     async fn queue(
@@ -358,9 +360,15 @@ impl Jobs {
                     .map(|o| format!("{}overlay:{}", left4me_store::SHARED, o.overlay_id)),
             );
         }
-        let job = self
-            .0
-            .store
+        // One transaction: the job and its activity line, and a build
+        // joins the one queued (what it builds is read when it starts).
+        let mut write = self.0.store.write().await?;
+        if let Target::Overlay(_) = target
+            && let Some(queued) = write.queued_job(kind.as_str(), &locks).await?
+        {
+            return Ok(queued);
+        }
+        let job = write
             .create_job(&NewJob {
                 kind: kind.as_str(),
                 user_id: actor.id(),
@@ -379,9 +387,8 @@ impl Jobs {
             }
             Target::Game => format!("{} (job #{})", kind.label(), job.id),
         };
-        self.0
-            .store
-            .insert_activity(
+        write
+            .record_activity(
                 actor.id(),
                 actor.name(),
                 server.map(|s| s.id),
@@ -389,6 +396,7 @@ impl Jobs {
                 &detail,
             )
             .await?;
+        write.commit().await?;
         self.0.wake.notify_waiters();
         Ok(job)
     }
@@ -474,7 +482,7 @@ impl Jobs {
             &format!(
                 "{} ({}) queued by {}",
                 job.subject,
-                crate::pages::job_label(&job.kind),
+                job_label(&job.kind),
                 job.username
             ),
         )

@@ -15,7 +15,7 @@ pub fn instance_name(server_id: i64) -> InstanceName {
 /// Asks the host about the servers `ids` (as their instances) on a
 /// blocking thread: the supervisor may run `systemctl`. The one way the
 /// panel puts questions to the host from async code.
-pub(crate) async fn ask_host<T: Send + 'static>(
+pub async fn ask_host<T: Send + 'static>(
     host: &std::sync::Arc<left4me_host::lifecycle::Host>,
     ids: &[i64],
     ask: impl FnOnce(&left4me_host::lifecycle::Host, &[InstanceName]) -> T + Send + 'static,

@@ -1,0 +1,294 @@
+//! The left4me panel below HTTP.
+//!
+//! The pages and the JSON API of `left4me-web`, the schedulers and the
+//! command line all act through this crate: the job runner, the live
+//! state the poller keeps, the reconciler, and the rules of the panel.
+
+/// The configuration lives in its own crate, shared with the CLI's host
+/// commands; re-exported for the panel's users.
+pub use left4me_config as config;
+pub mod access;
+pub mod blueprints;
+mod activity;
+pub mod actor;
+pub mod credentials;
+pub mod domain;
+pub mod error;
+pub mod game;
+pub mod input;
+pub mod jobs;
+pub mod live;
+pub mod reconciler;
+pub mod scripts;
+pub mod servers;
+pub mod spec_builder;
+pub mod workshop;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use left4me_host::lifecycle::Host;
+use left4me_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::jobs::Jobs;
+use crate::live::Live;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("opening the database {path}: {error}")]
+    Database {
+        path: std::path::PathBuf,
+        error: left4me_store::StoreError,
+    },
+    #[error("opening the state root: {0}")]
+    Host(#[from] left4me_host::lifecycle::HostError),
+    #[error("opening the game's installation: {0}")]
+    Game(std::io::Error),
+    #[error("{0}")]
+    Workshop(String),
+}
+
+/// Everything the panel needs besides its configuration.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The program with the `supervise` subcommand (the `left4me` binary).
+    pub supervisor_program: std::path::PathBuf,
+    /// How long a start job waits for the server to answer queries.
+    pub ready_timeout: Duration,
+    /// The live state the poller fills; a clone lets the caller (tests)
+    /// wait for finished poll cycles.
+    pub live: Arc<Live>,
+}
+
+/// Opens the database (applying migrations) at the configured path.
+pub async fn open_store(config: &Config) -> Result<Store, LaunchError> {
+    let path = config.database_path();
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    Store::open(&path)
+        .await
+        .map_err(|error| LaunchError::Database { path, error })
+}
+
+/// The running panel below HTTP: what every operation works with. Cheap
+/// to clone.
+#[derive(Debug, Clone)]
+pub struct App(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Store,
+    host: Arc<Host>,
+    jobs: Jobs,
+    live: Arc<Live>,
+    /// Cancelled when the panel shuts down: long-lived streams end then,
+    /// so a graceful shutdown does not wait for them forever.
+    shutdown: CancellationToken,
+}
+
+/// The panel's background work: job workers, reconciler, poller and
+/// schedulers, until [`Background::stop`].
+#[derive(Debug)]
+pub struct Background {
+    app: App,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// The panel on existing parts, with nothing running in the
+    /// background (tests of single operations).
+    pub fn new(config: Config, store: Store, host: Arc<Host>, jobs: Jobs, live: Arc<Live>) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            store,
+            host,
+            jobs,
+            live,
+            shutdown: CancellationToken::new(),
+        }))
+    }
+
+    /// Opens the database (migrations applied) and the state root, marks
+    /// jobs a previous run left running as interrupted, removes what
+    /// killed builds left, and starts the background work.
+    pub async fn start(config: Config, launch: Launch) -> Result<(Self, Background), LaunchError> {
+        let store = open_store(&config).await?;
+        let host = Arc::new(Host::open(
+            &config.root,
+            config.supervisor(&launch.supervisor_program),
+        )?);
+        let interrupted =
+            store
+                .interrupt_running_jobs()
+                .await
+                .map_err(|error| LaunchError::Database {
+                    path: config.database_path(),
+                    error,
+                })?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "{interrupted} job(s) were running when the panel last stopped; marked interrupted"
+            );
+        }
+        let installer = Arc::from(config.installer().map_err(LaunchError::Game)?);
+        let workshop = workshop::Workshop::new(&config).map_err(LaunchError::Workshop)?;
+        // No build runs yet: what builds that died with the panel left goes.
+        if let Err(e) = left4me_host::scripts::clean_leftovers(host.root()) {
+            tracing::warn!("removing what earlier script builds left: {e}");
+        }
+        let jobs = Jobs::new(
+            store.clone(),
+            Arc::clone(&host),
+            installer,
+            workshop,
+            scripts::ScriptBuilder::new(&config),
+            launch.ready_timeout,
+        );
+        let app = Self::new(config, store, host, jobs, launch.live);
+        let background = app.spawn_background();
+        Ok((app, background))
+    }
+
+    fn spawn_background(&self) -> Background {
+        let (config, store, host, jobs, live) = (
+            self.config(),
+            self.store(),
+            self.host(),
+            self.jobs(),
+            &self.0.live,
+        );
+        let stopping = self.shutdown();
+        let workers = jobs.spawn_workers(config.workers);
+        let tick = Duration::from_secs(config.poll_interval_secs);
+        let mut tasks = vec![
+            reconciler::Reconciler::new(
+                store.clone(),
+                Arc::clone(host),
+                jobs.clone(),
+                Arc::clone(live),
+            )
+            .spawn(
+                Duration::from_secs(config.reconcile_interval_secs),
+                stopping.clone(),
+            ),
+            live::Poller {
+                store: store.clone(),
+                host: Arc::clone(host),
+                live: Arc::clone(live),
+                history_secs: i64::try_from(config.player_history_days)
+                    .unwrap_or(i64::MAX / 86_400)
+                    .saturating_mul(86_400),
+                last_prune: Arc::default(),
+            }
+            .spawn(tick, stopping.clone()),
+            game::Scheduler {
+                store: store.clone(),
+                jobs: jobs.clone(),
+                live: Arc::clone(live),
+                auto_update: config.auto_update,
+                interval: Duration::from_secs(config.game_check_interval_secs),
+                tick,
+            }
+            .spawn(stopping.clone()),
+        ];
+        if let Some(at) = config.workshop_refresh_time() {
+            tasks.push(
+                workshop::Refresher {
+                    store: store.clone(),
+                    jobs: jobs.clone(),
+                    at,
+                    tick,
+                }
+                .spawn(stopping.clone()),
+            );
+        }
+        Background {
+            app: self.clone(),
+            tasks,
+            workers,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn host(&self) -> &Arc<Host> {
+        &self.0.host
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.0.jobs
+    }
+
+    pub fn live(&self) -> &Live {
+        &self.0.live
+    }
+
+    /// Cancelled when the panel shuts down.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+}
+
+impl Background {
+    /// Ends the background work: running jobs get a few seconds to wind
+    /// down (then are marked interrupted; servers keep running), and the
+    /// database is closed.
+    pub async fn stop(self) {
+        self.app.shutdown().cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.app.jobs().shutdown(Duration::from_secs(5)).await;
+        for worker in &self.workers {
+            worker.abort();
+        }
+        self.app.store().close().await;
+    }
+}
+
+/// A host for unit tests that never reach a game process: the built-in
+/// supervisor with a program that does not exist.
+#[doc(hidden)]
+pub fn test_host(root: &std::path::Path) -> Arc<Host> {
+    use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
+    let supervisor = BuiltinSupervisor {
+        program: "/nonexistent/left4me".into(),
+        policy: RestartPolicy::default(),
+        mount_api: left4me_host::mount::MountApi::Auto,
+    };
+    Arc::new(Host::open(root, Box::new(supervisor)).expect("a test state root"))
+}
+
+/// Jobs for unit tests, on `test_host` and an installer whose steamcmd
+/// does not exist.
+#[doc(hidden)]
+pub fn test_jobs(store: &Store, root: &std::path::Path) -> (Arc<Host>, Jobs) {
+    let host = test_host(root);
+    let config = Config {
+        root: root.to_owned(),
+        steamcmd: "/nonexistent/steamcmd".into(),
+        ..Config::default()
+    };
+    let installer = Arc::new(config.game().expect("a test state root"));
+    let workshop = workshop::Workshop::new(&config).expect("the default Steam API settings");
+    let jobs = Jobs::new(
+        store.clone(),
+        Arc::clone(&host),
+        installer,
+        workshop,
+        scripts::ScriptBuilder::new(&config),
+        Duration::from_secs(1),
+    );
+    (host, jobs)
+}
