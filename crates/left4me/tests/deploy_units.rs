@@ -455,6 +455,20 @@ fn polkit_lets_the_panel_manage_its_units_and_nothing_else() {
             false,
         ),
         ("left4me", MANAGE, "left4me-build@A.service", "start", false),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-build-net@9-42.service",
+            "stop",
+            true,
+        ),
+        (
+            "left4me",
+            MANAGE,
+            "left4me-build-net@9-42.service",
+            "start",
+            false,
+        ),
         ("left4me", MANAGE, "left4me-build@.service", "start", false),
         (
             "nobody",

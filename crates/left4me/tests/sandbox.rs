@@ -705,8 +705,15 @@ chmod 750 {STATE}
         );
     }
     internet::check_reached(&servers);
-    // Every build's network went with it.
-    machine.ok("! ls /run/netns | grep left4me-build- && ! pgrep -f '^[^ ]*pasta --netns'");
+    // Every build's network went with it: left4me-build-net@ stops once
+    // its build unit has (StopWhenUnneeded=, a moment after), so wait
+    // for that, then say what is left if anything is.
+    machine.ok(
+        "for i in $(seq 100); do \
+           if ! ls /run/netns | grep -q left4me-build- && ! pgrep -f '^[^ ]*pasta --netns' >/dev/null; \
+           then exit 0; fi; sleep 0.1; \
+         done; ls /run/netns; pgrep -af pasta; systemctl list-units 'left4me-build*'; exit 1",
+    );
 
     // The panel dies during a build: the build ends with it.
     machine.ok(&format!(

@@ -19,6 +19,19 @@ pub struct SystemdSandbox {
     pub limits: Limits,
 }
 
+/// A unit stopped (without waiting) when this goes out of scope.
+struct StopOnDrop<'a> {
+    units: &'a Systemctl,
+    unit: String,
+}
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        // Nothing more to do if systemd refuses: the unit is then gone.
+        let _ = self.units.run(&["stop", "--no-block", &self.unit]);
+    }
+}
+
 /// Why the panel stopped a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stopped {
@@ -41,7 +54,14 @@ impl Sandbox for SystemdSandbox {
         let note = run.dir.join(crate::scripts::NETWORK_NOTE);
         let _ = std::fs::remove_file(&note);
         let started = self.units.start_following(&unit);
-        // left4me-build-net@ has run by now, whether the build started or not.
+        // left4me-build-net@ has run by now, whether the build started or
+        // not. It stops once unneeded, except where the build never
+        // started (a failed prepare): then systemd leaves it up, so it is
+        // stopped here whatever happens next.
+        let _network_unit = StopOnDrop {
+            units: &self.units,
+            unit: format!("left4me-build-net@{}.service", run.name),
+        };
         let network = std::fs::read_to_string(&note).unwrap_or_default();
         let network = network.trim();
         let following = started.map_err(|e| match e {
