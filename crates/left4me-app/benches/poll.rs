@@ -8,8 +8,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use left4me_store::{DesiredState, Server};
 use left4me_app::live::{LiveState, poll_servers};
+use left4me_store::{DesiredState, Server};
 use srcds_protocol::{RconClient, a2s};
 use srcds_sim::SimConfig;
 

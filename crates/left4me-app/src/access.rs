@@ -157,21 +157,11 @@ pub fn require<T: Shareable>(actor: &Actor, item: T, need: ItemAccess) -> OpResu
     }
 }
 
-pub async fn overlay(
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    need: ItemAccess,
-) -> OpResult<Overlay> {
+pub async fn overlay(app: &App, actor: &Actor, id: i64, need: ItemAccess) -> OpResult<Overlay> {
     require(actor, app.store().overlay(id).await?, need)
 }
 
-pub async fn blueprint(
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    need: ItemAccess,
-) -> OpResult<Blueprint> {
+pub async fn blueprint(app: &App, actor: &Actor, id: i64, need: ItemAccess) -> OpResult<Blueprint> {
     require(actor, app.store().blueprint(id).await?, need)
 }
 
@@ -195,7 +185,8 @@ pub async fn server(
         Some(access) => access,
         None => {
             let role = app.store().server_role(id, actor.id()).await?;
-            actor.server_access(&server, role)
+            actor
+                .server_access(&server, role)
                 .ok_or(OpError::NotFound)?
         }
     };
@@ -220,7 +211,8 @@ pub fn game(actor: &Actor) -> OpResult<()> {
 /// Whether the user may create script overlays and write or build their
 /// scripts: admins only, whoever owns the overlay.
 pub fn scripts(actor: &Actor) -> OpResult<()> {
-    admin(actor,
+    admin(
+        actor,
         "write and build scripts: a script runs code on the host",
     )
 }

@@ -53,4 +53,3 @@ pub fn token_hash(token: &str) -> String {
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
-

@@ -15,14 +15,12 @@ pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Err
         Integer(i64),
         Float(f64),
     }
-    Ok(
-        match Option::<Loose>::deserialize(deserializer)? {
-            None => String::new(),
-            Some(Loose::Text(text)) => text,
-            Some(Loose::Integer(n)) => n.to_string(),
-            Some(Loose::Float(n)) => n.to_string(),
-        },
-    )
+    Ok(match Option::<Loose>::deserialize(deserializer)? {
+        None => String::new(),
+        Some(Loose::Text(text)) => text,
+        Some(Loose::Integer(n)) => n.to_string(),
+        Some(Loose::Float(n)) => n.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -37,7 +35,12 @@ mod tests {
 
     #[test]
     fn forms_and_json_give_the_same_text() {
-        for (form, text) in [("port=27015", "27015"), ("port=", ""), ("", ""), ("port=abc", "abc")] {
+        for (form, text) in [
+            ("port=27015", "27015"),
+            ("port=", ""),
+            ("", ""),
+            ("port=abc", "abc"),
+        ] {
             let input: Input = serde_urlencoded::from_str(form).unwrap();
             assert_eq!(input.port, text, "{form}");
         }
@@ -52,5 +55,4 @@ mod tests {
             assert_eq!(input.port, text, "{json}");
         }
     }
-
 }

@@ -8,9 +8,9 @@
 /// commands; re-exported for the panel's users.
 pub use left4me_config as config;
 pub mod access;
-pub mod blueprints;
 mod activity;
 pub mod actor;
+pub mod blueprints;
 pub mod credentials;
 pub mod domain;
 pub mod error;

@@ -249,7 +249,8 @@ impl Poller {
                 .map(|s| s.is_ok_and(|s| s.running))
                 .collect()
         })
-        .await?;
+        .await
+        .map_err(|e| format!("asking the host: {e}"))?;
         let up: Vec<&Server> = servers
             .iter()
             .zip(&running)

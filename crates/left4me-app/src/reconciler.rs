@@ -181,7 +181,8 @@ impl Reconciler {
         let (statuses, boot) = ask_host(&self.host, &ids, |host, names| {
             (host.process_statuses(names), host.boot_settings(names))
         })
-        .await?;
+        .await
+        .map_err(|e| format!("asking the host: {e}"))?;
         let mut found = Vec::new();
         // One warning per distinct problem, not one per server: a broken
         // systemctl would otherwise flood the log every pass.

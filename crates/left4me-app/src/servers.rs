@@ -1,7 +1,7 @@
 //! Servers: the list, one server's state, creating and changing them,
 //! their members and the actions that become jobs.
 
-use left4me_host::supervisor::ProcessStatus;
+use left4me_host::lifecycle::InstanceStatus;
 use left4me_store::{
     Blueprint, Job, JobFilter, ListedServer, NewServer, PlayerSession, Server, ServerChange,
     ServerFilter, ServerMember, ServerRole,
@@ -9,8 +9,8 @@ use left4me_store::{
 use serde::Deserialize;
 
 use crate::App;
-use crate::activity::record;
 use crate::access::{self, ServerAccess, ServerAction};
+use crate::activity::record;
 use crate::actor::Actor;
 use crate::domain::{DisplayName, Hostname, parse_optional_port};
 use crate::error::{FieldErrors, OpError, OpResult};
@@ -49,17 +49,10 @@ pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<ServerSummary>> {
     summaries(app, actor, filter).await
 }
 
-async fn summaries(
-    app: &App,
-    actor: &Actor,
-    filter: ServerFilter,
-) -> OpResult<Vec<ServerSummary>> {
+async fn summaries(app: &App, actor: &Actor, filter: ServerFilter) -> OpResult<Vec<ServerSummary>> {
     let listed = app.store().listed_servers(filter, actor.id()).await?;
     let ids: Vec<i64> = listed.iter().map(|l| l.server.id).collect();
-    let statuses = ask_host(app.host(), &ids, |host, names| {
-        host.process_statuses(names)
-    })
-    .await?;
+    let statuses = ask_host(app.host(), &ids, |host, names| host.process_statuses(names)).await?;
     let builds = crate::game::builds(app.store(), app.jobs().installer()).await;
     Ok(listed
         .into_iter()
@@ -89,7 +82,7 @@ pub struct ServerDetail {
     pub blueprint_owner: String,
     /// The server's `spec.yaml`, its RCON password masked.
     pub spec_yaml: String,
-    pub status: ProcessStatus,
+    pub status: InstanceStatus,
     /// Members and the active users who could become one: for managers.
     pub members: Vec<ServerMember>,
     pub candidates: Vec<(i64, String)>,
@@ -254,9 +247,12 @@ pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResul
         })
         .await
         .map_err(|e| {
-            conflict_on(e.into(), |m| {
-                if m.contains("port") { "port" } else { "name" }
-            })
+            conflict_on(
+                e.into(),
+                |m| {
+                    if m.contains("port") { "port" } else { "name" }
+                },
+            )
         })?;
     let detail = format!("created server {} on port {}", server.name, server.port);
     record(&mut write, actor, Some(server.id), "server.create", &detail).await?;
@@ -264,14 +260,13 @@ pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResul
     Ok(server)
 }
 
-/// A server's settings, as the form and the API send them.
+/// A server's settings, as the form and the API send them: all three,
+/// since they replace what is there.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettingsInput {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub hostname: String,
-    #[serde(default, deserialize_with = "crate::input::text")]
+    #[serde(deserialize_with = "crate::input::text")]
     pub blueprint_id: String,
 }
 
@@ -406,12 +401,7 @@ impl ServerOperation {
 
 /// Queues the job that starts, stops, restarts, resets or deletes a
 /// server, if `actor` may do that to it.
-pub async fn queue(
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    operation: ServerOperation,
-) -> OpResult<Job> {
+pub async fn queue(app: &App, actor: &Actor, id: i64, operation: ServerOperation) -> OpResult<Job> {
     let kind = operation.job_kind();
     let action = ServerAction::of_job(kind).expect("server jobs act on a server");
     let server = access::server(app, actor, id, action).await?.server;

@@ -19,12 +19,10 @@ pub async fn ask_host<T: Send + 'static>(
     host: &std::sync::Arc<left4me_host::lifecycle::Host>,
     ids: &[i64],
     ask: impl FnOnce(&left4me_host::lifecycle::Host, &[InstanceName]) -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, tokio::task::JoinError> {
     let host = std::sync::Arc::clone(host);
     let names: Vec<InstanceName> = ids.iter().map(|id| instance_name(*id)).collect();
-    tokio::task::spawn_blocking(move || ask(&host, &names))
-        .await
-        .map_err(|e| format!("asking the host: {e}"))
+    tokio::task::spawn_blocking(move || ask(&host, &names)).await
 }
 
 /// The overlay directory name below `overlays/`.

@@ -69,7 +69,10 @@ async fn a_failed_activity_line_leaves_nothing_half_saved() {
     let w = world().await;
     let store = w.app.store();
     let blueprint = store.create_blueprint(w.admin.id(), "coop").await.unwrap();
-    let other = store.create_blueprint(w.admin.id(), "versus").await.unwrap();
+    let other = store
+        .create_blueprint(w.admin.id(), "versus")
+        .await
+        .unwrap();
     let bob = store.create_user("bob", "x", false).await.unwrap();
     let server = servers::create(
         &w.app,
@@ -124,7 +127,11 @@ async fn a_failed_activity_line_leaves_nothing_half_saved() {
     );
     let kept = store.server(server.id).await.unwrap();
     assert_eq!(
-        (kept.name.as_str(), kept.hostname.as_str(), kept.blueprint_id),
+        (
+            kept.name.as_str(),
+            kept.hostname.as_str(),
+            kept.blueprint_id
+        ),
         ("alpha", "Alpha", blueprint.id)
     );
 

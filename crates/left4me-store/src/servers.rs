@@ -194,24 +194,25 @@ impl crate::Write {
         Ok(server)
     }
 
-
     pub async fn change_server(&mut self, id: i64, change: &ServerChange<'_>) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE servers SET name = ?, hostname = ?, blueprint_id = ? WHERE id = ?",
-        )
-        .bind(change.name)
-        .bind(change.hostname)
-        .bind(change.blueprint_id)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("a server named {:?} already exists", change.name))
-            } else {
-                e.into()
-            }
-        })?;
+        let done =
+            sqlx::query("UPDATE servers SET name = ?, hostname = ?, blueprint_id = ? WHERE id = ?")
+                .bind(change.name)
+                .bind(change.hostname)
+                .bind(change.blueprint_id)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict(format!(
+                            "a server named {:?} already exists",
+                            change.name
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -43,12 +43,12 @@ pub async fn launch_with_listener(
     let addr = listener.local_addr().map_err(LaunchError::Serve)?;
     let (app, background) = App::start(config, launch).await?;
     if matches!(app.store().count_users().await, Ok(0)) {
-        let token = auth::issue_setup_token(app.store()).await.map_err(|error| {
-            left4me_app::LaunchError::Database {
+        let token = auth::issue_setup_token(app.store())
+            .await
+            .map_err(|error| left4me_app::LaunchError::Database {
                 path: app.config().database_path(),
                 error,
-            }
-        })?;
+            })?;
         // On stdout, so it reaches the journal (and tests) plainly.
         println!(
             "left4me: no users yet. Create the first admin at {}",

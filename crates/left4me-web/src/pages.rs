@@ -305,7 +305,6 @@ impl Choice {
     }
 }
 
-
 #[derive(Template)]
 #[template(path = "blueprints.html")]
 pub(crate) struct BlueprintsPage {

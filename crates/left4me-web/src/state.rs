@@ -47,8 +47,8 @@ impl Deref for AppState {
 mod tests {
 
     use super::*;
-    use left4me_store::Store;
     use crate::config::Config;
+    use left4me_store::Store;
 
     /// The panel's state (a logged-in user) may be printed
     /// with `{:?}` without giving anything away.
@@ -56,7 +56,7 @@ mod tests {
     async fn debug_output_shows_no_token_or_password() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("left4me.db")).await.unwrap();
-        let (host, jobs) = crate::test_jobs(&store, &dir.path().join("root"));
+        let (host, jobs) = left4me_app::test_jobs(&store, &dir.path().join("root"));
         let state = AppState::new(App::new(
             Config::default(),
             store.clone(),

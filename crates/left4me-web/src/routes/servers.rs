@@ -174,8 +174,12 @@ async fn server_page(
     // The server may be on a blueprint the user cannot see (an admin's
     // choice, or a share taken back): list it too, or the form would
     // silently switch to another on save.
-    let blueprints =
-        blueprint_choices(state, user, Some((detail.blueprint, detail.blueprint_owner))).await?;
+    let blueprints = blueprint_choices(
+        state,
+        user,
+        Some((detail.blueprint, detail.blueprint_owner)),
+    )
+    .await?;
     let current = ServerSettingsInput {
         name: server.name.clone(),
         hostname: server.hostname.clone(),
@@ -184,7 +188,13 @@ async fn server_page(
     // A submitted choice that is not offered (gone, or not the user's)
     // shows the current one, so the next save cannot switch silently.
     let settings = match submitted {
-        Some(s) if blueprints.iter().any(|b| b.id.to_string() == s.blueprint_id) => s,
+        Some(s)
+            if blueprints
+                .iter()
+                .any(|b| b.id.to_string() == s.blueprint_id) =>
+        {
+            s
+        }
         Some(s) => ServerSettingsInput {
             blueprint_id: current.blueprint_id,
             ..s

@@ -145,9 +145,11 @@ pub(crate) async fn setup(
 
 /// Hashes on a blocking thread (argon2 is slow on purpose).
 pub(crate) async fn hash_blocking(password: NewPassword) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || auth::hash_password(password.as_str()))
-        .await
-        .map_err(AppError::internal)?
+    Ok(
+        tokio::task::spawn_blocking(move || auth::hash_password(password.as_str()))
+            .await
+            .map_err(AppError::internal)??,
+    )
 }
 
 async fn start_session(state: &AppState, user_id: i64) -> AppResult<Response> {
