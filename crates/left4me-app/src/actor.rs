@@ -43,7 +43,7 @@ impl Actor {
     }
 
     /// Who the job runner and the activity log say asked.
-    pub fn requester(&self) -> crate::jobs::Actor<'_> {
-        crate::jobs::Actor::User(&self.user)
+    pub fn requester(&self) -> crate::runner::Actor<'_> {
+        crate::runner::Actor::User(&self.user)
     }
 }

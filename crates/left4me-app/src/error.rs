@@ -90,6 +90,15 @@ pub enum OpError {
     },
     #[error("{0}")]
     TooLarge(String),
+    /// Not signed in, or the credentials were wrong.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Slowed down after failures: try again after `retry_after`.
+    #[error("{message}")]
+    TooManyAttempts {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// Our fault, not the caller's: the cause is logged, never shown.
     #[error("{context}")]
     Internal {

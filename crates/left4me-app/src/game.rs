@@ -13,19 +13,8 @@ use left4me_host::versions::VersionInfo;
 use left4me_store::{Job, JobState, OverlayKind, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::{Actor, INSTALL_LOCK, JobKind, Jobs};
 use crate::live::Live;
-
-/// The job behind a button of the Game page.
-pub fn action_kind(action: &str) -> Option<JobKind> {
-    match action {
-        "install" => Some(JobKind::GameInstall),
-        "check" => Some(JobKind::GameCheck),
-        "update" => Some(JobKind::GameUpdate),
-        "validate" => Some(JobKind::GameValidate),
-        _ => None,
-    }
-}
+use crate::runner::{Actor, INSTALL_LOCK, JobKind, Jobs};
 
 /// A check's answer in words, for the job log.
 pub fn describe_check(check: &Check) -> String {

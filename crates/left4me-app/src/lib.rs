@@ -7,20 +7,18 @@
 /// The configuration lives in its own crate, shared with the CLI's host
 /// commands; re-exported for the panel's users.
 pub use left4me_config as config;
-pub mod access;
-mod activity;
 pub mod actor;
-pub mod blueprints;
 pub mod credentials;
 pub mod domain;
 pub mod error;
 pub mod game;
 pub mod input;
-pub mod jobs;
+pub mod limiter;
 pub mod live;
+pub mod ops;
 pub mod reconciler;
+pub mod runner;
 pub mod scripts;
-pub mod servers;
 pub mod spec_builder;
 pub mod workshop;
 
@@ -32,8 +30,8 @@ use left4me_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::jobs::Jobs;
 use crate::live::Live;
+use crate::runner::Jobs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -85,6 +83,7 @@ struct Inner {
     host: Arc<Host>,
     jobs: Jobs,
     live: Arc<Live>,
+    limiter: limiter::LoginLimiter,
     /// Cancelled when the panel shuts down: long-lived streams end then,
     /// so a graceful shutdown does not wait for them forever.
     shutdown: CancellationToken,
@@ -109,6 +108,7 @@ impl App {
             host,
             jobs,
             live,
+            limiter: limiter::LoginLimiter::default(),
             shutdown: CancellationToken::new(),
         }))
     }
@@ -232,6 +232,11 @@ impl App {
 
     pub fn live(&self) -> &Live {
         &self.0.live
+    }
+
+    /// Failed sign-ins, slowing the next tries.
+    pub fn limiter(&self) -> &limiter::LoginLimiter {
+        &self.0.limiter
     }
 
     /// Cancelled when the panel shuts down.

@@ -18,8 +18,8 @@ use left4me_host::lifecycle::Host;
 use left4me_store::{DesiredState, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::{Actor, JobKind, Jobs};
 use crate::live::Live;
+use crate::runner::{Actor, JobKind, Jobs};
 use crate::spec_builder::{ask_host, instance_name};
 
 #[derive(Debug, Clone)]

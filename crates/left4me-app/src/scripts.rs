@@ -16,7 +16,7 @@ use left4me_store::{Job, Overlay, OverlayKind, ScriptEdit, ScriptRun, Store};
 
 use crate::config::Config;
 use crate::domain::DisplayName;
-use crate::jobs::{Actor, Jobs};
+use crate::runner::{Actor, Jobs};
 use crate::spec_builder::overlay_path;
 
 /// The sandbox script builds run in, and what they must not see.

@@ -15,7 +15,7 @@ use left4me_workshop::build::{BuildError, Built, ItemReport, ItemState};
 use left4me_workshop::{ApiSettings, Builder, Source, SteamApi, WorkshopId};
 
 use crate::config::Config;
-use crate::jobs::{Actor, JobKind, Jobs};
+use crate::runner::{Actor, JobKind, Jobs};
 use crate::spec_builder::overlay_path;
 
 /// The Steam Web API client and how builds use it.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use left4me_app::actor::Actor;
 use left4me_app::config::Config;
 use left4me_app::error::OpError;
-use left4me_app::servers::{self, MemberInput, MemberRole, NewServerInput, ServerSettingsInput};
+use left4me_app::ops::servers::{
+    self, MemberInput, MemberRole, NewServerInput, ServerSettingsInput,
+};
 use left4me_app::{App, test_jobs};
 use left4me_store::Store;
 

@@ -105,32 +105,6 @@ impl Store {
         .await?)
     }
 
-    pub async fn record_console_command(
-        &self,
-        server_id: i64,
-        user: (i64, &str),
-        command: &str,
-        outcome: std::result::Result<&str, &str>,
-    ) -> Result<ConsoleCommand> {
-        let (reply, error) = match outcome {
-            Ok(reply) => (Some(reply), None),
-            Err(error) => (None, Some(error)),
-        };
-        Ok(sqlx::query_as(
-            "INSERT INTO console_commands (server_id, user_id, username, command, reply, error, at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(server_id)
-        .bind(user.0)
-        .bind(user.1)
-        .bind(command)
-        .bind(reply)
-        .bind(error)
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// The last `limit` commands of a server, oldest first.
     pub async fn console_commands(
         &self,
@@ -172,6 +146,33 @@ async fn insert_activity_on(
 }
 
 impl crate::Write {
+    /// A command typed into a server's console and what came of it.
+    pub async fn record_console_command(
+        &mut self,
+        server_id: i64,
+        user: (i64, &str),
+        command: &str,
+        outcome: std::result::Result<&str, &str>,
+    ) -> Result<ConsoleCommand> {
+        let (reply, error) = match outcome {
+            Ok(reply) => (Some(reply), None),
+            Err(error) => (None, Some(error)),
+        };
+        Ok(sqlx::query_as(
+            "INSERT INTO console_commands (server_id, user_id, username, command, reply, error, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(server_id)
+        .bind(user.0)
+        .bind(user.1)
+        .bind(command)
+        .bind(reply)
+        .bind(error)
+        .bind(now())
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
     /// What `actor` (a user, or the panel itself with no `user_id`) did,
     /// committed with the change it describes.
     pub async fn record_activity(

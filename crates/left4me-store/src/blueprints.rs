@@ -35,17 +35,10 @@ pub struct BlueprintOverlay {
 
 impl Store {
     pub async fn create_blueprint(&self, owner_id: i64, name: &str) -> Result<Blueprint> {
-        let now = now();
-        Ok(sqlx::query_as(
-            "INSERT INTO blueprints (owner_id, name, config, arguments, created_at, updated_at)
-             VALUES (?, ?, '', '+map c1m1_hotel', ?, ?) RETURNING *",
-        )
-        .bind(owner_id)
-        .bind(name)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        let mut write = self.write().await?;
+        let blueprint = write.create_blueprint(owner_id, name).await?;
+        write.commit().await?;
+        Ok(blueprint)
     }
 
     pub async fn blueprint(&self, id: i64) -> Result<Blueprint> {
@@ -71,7 +64,63 @@ impl Store {
 
     /// A private copy of the blueprint for `owner_id`, overlays included.
     pub async fn copy_blueprint(&self, id: i64, owner_id: i64, name: &str) -> Result<Blueprint> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.write().await?;
+        let copy = write.copy_blueprint(id, owner_id, name).await?;
+        write.commit().await?;
+        Ok(copy)
+    }
+
+    /// The overlays in list order (the first wins over later ones).
+    pub async fn blueprint_overlays(&self, id: i64) -> Result<Vec<BlueprintOverlay>> {
+        Ok(sqlx::query_as(
+            "SELECT bo.overlay_id, o.name, bo.position, bo.expose_server_cfg
+             FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
+             WHERE bo.blueprint_id = ? ORDER BY bo.position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Replaces the overlay list: `(overlay id, expose its server.cfg)` in order.
+    /// A shared blueprint takes shared overlays only.
+    pub async fn set_blueprint_overlays(&self, id: i64, overlays: &[(i64, bool)]) -> Result<()> {
+        let mut write = self.write().await?;
+        write.set_blueprint_overlays(id, overlays).await?;
+        write.commit().await
+    }
+
+    /// Deletes the blueprint unless a server uses it.
+    pub async fn delete_blueprint(&self, id: i64) -> Result<()> {
+        let mut write = self.write().await?;
+        write.delete_blueprint(id).await?;
+        write.commit().await
+    }
+}
+
+impl crate::Write {
+    pub async fn create_blueprint(&mut self, owner_id: i64, name: &str) -> Result<Blueprint> {
+        let now = now();
+        Ok(sqlx::query_as(
+            "INSERT INTO blueprints (owner_id, name, config, arguments, created_at, updated_at)
+             VALUES (?, ?, '', '+map c1m1_hotel', ?, ?) RETURNING *",
+        )
+        .bind(owner_id)
+        .bind(name)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// A private copy of the blueprint for `owner_id`, overlays included.
+    pub async fn copy_blueprint(
+        &mut self,
+        id: i64,
+        owner_id: i64,
+        name: &str,
+    ) -> Result<Blueprint> {
+        let tx: &mut sqlx::SqliteConnection = &mut self.tx;
         let now = now();
         let copy: Blueprint = sqlx::query_as(
             "INSERT INTO blueprints (owner_id, name, config, arguments, created_at, updated_at, shared)
@@ -93,12 +142,11 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         Ok(copy)
     }
 
     pub async fn update_blueprint(
-        &self,
+        &mut self,
         id: i64,
         name: &str,
         config: &str,
@@ -110,30 +158,22 @@ impl Store {
             .bind(arguments)
             .bind(now())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await?;
         Ok(())
     }
 
-    /// The overlays in list order (the first wins over later ones).
-    pub async fn blueprint_overlays(&self, id: i64) -> Result<Vec<BlueprintOverlay>> {
-        Ok(sqlx::query_as(
-            "SELECT bo.overlay_id, o.name, bo.position, bo.expose_server_cfg
-             FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
-             WHERE bo.blueprint_id = ? ORDER BY bo.position",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
     /// Replaces the overlay list: `(overlay id, expose its server.cfg)` in order.
     /// A shared blueprint takes shared overlays only.
-    pub async fn set_blueprint_overlays(&self, id: i64, overlays: &[(i64, bool)]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+    pub async fn set_blueprint_overlays(
+        &mut self,
+        id: i64,
+        overlays: &[(i64, bool)],
+    ) -> Result<()> {
+        let tx = &mut self.tx;
         sqlx::query("DELETE FROM blueprint_overlays WHERE blueprint_id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         for (position, (overlay_id, expose)) in overlays.iter().enumerate() {
             sqlx::query(
@@ -144,16 +184,16 @@ impl Store {
             .bind(overlay_id)
             .bind(i64::try_from(position).unwrap_or(i64::MAX))
             .bind(expose)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let shared: bool = sqlx::query_scalar("SELECT shared FROM blueprints WHERE id = ?")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or(StoreError::NotFound)?;
         let private = if shared {
-            crate::sharing::private_overlays_of(&mut tx, id).await?
+            crate::sharing::private_overlays_of(tx, id).await?
         } else {
             Vec::new()
         };
@@ -167,24 +207,19 @@ impl Store {
         sqlx::query("UPDATE blueprints SET updated_at = ? WHERE id = ?")
             .bind(now())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
-    pub async fn servers_using_blueprint(&self, id: i64) -> Result<Vec<String>> {
-        Ok(
+    /// Deletes the blueprint unless a server uses it; in the transaction,
+    /// so no server can take it up in between.
+    pub async fn delete_blueprint(&mut self, id: i64) -> Result<()> {
+        let users: Vec<String> =
             sqlx::query_scalar("SELECT name FROM servers WHERE blueprint_id = ? ORDER BY name")
                 .bind(id)
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    /// Deletes the blueprint unless a server uses it.
-    pub async fn delete_blueprint(&self, id: i64) -> Result<()> {
-        let users = self.servers_using_blueprint(id).await?;
+                .fetch_all(&mut *self.tx)
+                .await?;
         if !users.is_empty() {
             return Err(StoreError::Conflict(format!(
                 "the blueprint is used by {}; move or delete {} first",
@@ -194,7 +229,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM blueprints WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await?;
         Ok(())
     }

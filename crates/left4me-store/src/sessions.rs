@@ -54,21 +54,23 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session of the user except `keep` (after a password change).
-    pub async fn delete_other_sessions(&self, user_id: i64, keep: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?")
-            .bind(user_id)
-            .bind(keep)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn delete_expired_sessions(&self) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now())
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+}
+
+impl crate::Write {
+    /// Ends every session of the user except `keep` (after a password change).
+    pub async fn delete_other_sessions(&mut self, user_id: i64, keep: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 }

@@ -32,21 +32,9 @@ impl Store {
     /// Shares the item with everyone, or takes the share back, unless
     /// that would break something (see [`blocker`]).
     pub async fn set_shared(&self, item: SharedItem, id: i64, shared: bool) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        if let Some(problem) = blocker(&mut tx, item, id, shared).await? {
-            return Err(StoreError::Conflict(problem));
-        }
-        let updated = sqlx::query(item.update_sql())
-            .bind(shared)
-            .bind(now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut write = self.write().await?;
+        write.set_shared(item, id, shared).await?;
+        write.commit().await
     }
 }
 
@@ -132,4 +120,24 @@ pub(crate) async fn private_overlays_of(tx: &mut Tx, blueprint_id: i64) -> Resul
     .bind(blueprint_id)
     .fetch_all(&mut **tx)
     .await?)
+}
+
+impl crate::Write {
+    /// Shares the item with everyone, or takes the share back, unless
+    /// that would break something (see [`blocker`]).
+    pub async fn set_shared(&mut self, item: SharedItem, id: i64, shared: bool) -> Result<()> {
+        if let Some(problem) = blocker(&mut self.tx, item, id, shared).await? {
+            return Err(StoreError::Conflict(problem));
+        }
+        let updated = sqlx::query(item.update_sql())
+            .bind(shared)
+            .bind(now())
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
 }

@@ -25,23 +25,10 @@ impl Store {
         password_hash: &str,
         is_admin: bool,
     ) -> Result<User> {
-        sqlx::query_as(
-            "INSERT INTO users (username, password_hash, is_admin, is_active, created_at)
-             VALUES (?, ?, ?, 1, ?) RETURNING *",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(is_admin)
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("the username {username:?} is taken"))
-            } else {
-                e.into()
-            }
-        })
+        let mut write = self.write().await?;
+        let user = write.create_user(username, password_hash, is_admin).await?;
+        write.commit().await?;
+        Ok(user)
     }
 
     pub async fn user(&self, id: i64) -> Result<User> {
@@ -65,30 +52,6 @@ impl Store {
             .await?)
     }
 
-    pub async fn set_user_active(&self, id: i64, active: bool) -> Result<()> {
-        sqlx::query("UPDATE users SET is_active = ? WHERE id = ?")
-            .bind(active)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if !active {
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-            .bind(password_hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// The active admin created first (the one `setup` made, usually).
     pub async fn first_admin(&self) -> Result<Option<User>> {
         Ok(sqlx::query_as(
@@ -98,23 +61,31 @@ impl Store {
         .await?)
     }
 
-    pub async fn count_active_admins(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND is_active = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+    /// What the user owns, in words ("2 servers", "1 overlay").
+    pub async fn user_possessions(&self, id: i64) -> Result<Vec<String>> {
+        let mut write = self.write().await?;
+        write.user_possessions(id).await
+    }
+}
+
+impl crate::Write {
+    pub async fn delete_user(&mut self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     /// What the user owns, by kind (e.g. `["2 servers"]`); empty when nothing.
-    pub async fn user_possessions(&self, id: i64) -> Result<Vec<String>> {
+    pub async fn user_possessions(&mut self, id: i64) -> Result<Vec<String>> {
         let (servers, blueprints, overlays): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM servers WHERE owner_id = ?1),
                     (SELECT COUNT(*) FROM blueprints WHERE owner_id = ?1),
                     (SELECT COUNT(*) FROM overlays WHERE owner_id = ?1)",
         )
         .bind(id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.tx)
         .await?;
         Ok([
             (servers, "server"),
@@ -127,11 +98,60 @@ impl Store {
         .collect())
     }
 
-    pub async fn delete_user(&self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM users WHERE id = ?")
+    pub async fn count_active_admins(&mut self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND is_active = 1")
+                .fetch_one(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    pub async fn set_password_hash(&mut self, id: i64, password_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    pub async fn set_user_active(&mut self, id: i64, active: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET is_active = ? WHERE id = ?")
+            .bind(active)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        if !active {
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn create_user(
+        &mut self,
+        username: &str,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> Result<User> {
+        sqlx::query_as(
+            "INSERT INTO users (username, password_hash, is_admin, is_active, created_at)
+             VALUES (?, ?, ?, 1, ?) RETURNING *",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(is_admin)
+        .bind(now())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("the username {username:?} is taken"))
+            } else {
+                e.into()
+            }
+        })
     }
 }

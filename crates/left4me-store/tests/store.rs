@@ -595,10 +595,12 @@ async fn a_copied_blueprint_is_private_and_independent() {
     let (_d, store) = store().await;
     let (alice, bob, maps) = alice_bob_and_shared_maps(&store).await;
     let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
-    store
+    let mut write = store.write().await.unwrap();
+    write
         .update_blueprint(coop.id, "coop", "sv_cheats 0", "+map c2m1_highway")
         .await
         .unwrap();
+    write.commit().await.unwrap();
     store
         .set_blueprint_overlays(coop.id, &[(maps.id, true)])
         .await

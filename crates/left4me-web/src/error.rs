@@ -90,6 +90,14 @@ impl From<OpError> for AppError {
             OpError::BadRequest(message) => Self::BadRequest(message),
             OpError::Conflict { message, .. } => Self::Conflict(message),
             OpError::TooLarge(message) => Self::PayloadTooLarge(message),
+            OpError::Unauthenticated(_) => Self::LoginRequired,
+            OpError::TooManyAttempts {
+                message,
+                retry_after,
+            } => Self::TooManyRequests {
+                message,
+                retry_after,
+            },
             internal @ OpError::Internal { .. } => Self::Internal(internal.chain()),
         }
     }

@@ -11,9 +11,10 @@ mod pages;
 mod routes;
 pub mod state;
 
+pub use left4me_app::ops::access;
 pub use left4me_app::{
-    Launch, access, config, domain, game, jobs, live, open_store, reconciler, scripts,
-    spec_builder, workshop,
+    Launch, config, domain, game, live, open_store, reconciler, runner, scripts, spec_builder,
+    workshop,
 };
 
 use std::future::Future;
@@ -31,6 +32,8 @@ pub enum LaunchError {
     Start(#[from] left4me_app::LaunchError),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error("making the setup link: {}", .0.chain())]
+    Setup(left4me_app::error::OpError),
 }
 
 /// Runs the panel on `listener` until `shutdown` resolves.

@@ -153,7 +153,7 @@ pub(crate) fn render(page: &impl Page) -> AppResult<Rendered> {
 }
 
 /// A job kind as the pages show it ("start server", not "server.start").
-pub(crate) use crate::jobs::job_label;
+pub(crate) use crate::runner::job_label;
 
 /// Why a queued job waits for an earlier one.
 pub(crate) fn why_waiting(job: &Job, ahead: &Job) -> &'static str {
@@ -221,7 +221,7 @@ pub(crate) struct DashboardPage {
     pub(crate) l: Layout,
     pub(crate) servers: Vec<ServerRow>,
     pub(crate) blueprints: Vec<Choice>,
-    pub(crate) form: left4me_app::servers::NewServerInput,
+    pub(crate) form: left4me_app::ops::servers::NewServerInput,
     pub(crate) errors: FormErrors,
 }
 
@@ -263,7 +263,7 @@ pub(crate) struct ServerPage {
     pub(crate) rcon_password: String,
     /// The settings form: the stored values, or what was just submitted
     /// when it had a mistake.
-    pub(crate) settings: left4me_app::servers::ServerSettingsInput,
+    pub(crate) settings: left4me_app::ops::servers::ServerSettingsInput,
     /// The user's blueprints, plus the server's own if someone else's.
     pub(crate) blueprints: Vec<Choice>,
     pub(crate) connect: String,

@@ -1,36 +1,20 @@
 //! Shared state of the running panel.
 
 use std::ops::Deref;
-use std::sync::Arc;
 
 use left4me_app::App;
 
-use crate::auth::LoginLimiter;
-
-/// The application and what only the HTTP edge keeps (the login limiter).
+/// What every handler gets: the application below HTTP.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>);
-
-#[derive(Debug)]
-struct Inner {
-    app: App,
-    limiter: LoginLimiter,
-}
+pub struct AppState(App);
 
 impl AppState {
     pub fn new(app: App) -> Self {
-        Self(Arc::new(Inner {
-            app,
-            limiter: LoginLimiter::default(),
-        }))
+        Self(app)
     }
 
     pub fn app(&self) -> &App {
-        &self.0.app
-    }
-
-    pub fn limiter(&self) -> &LoginLimiter {
-        &self.0.limiter
+        &self.0
     }
 }
 
@@ -39,7 +23,7 @@ impl Deref for AppState {
     type Target = App;
 
     fn deref(&self) -> &App {
-        &self.0.app
+        &self.0
     }
 }
 
@@ -49,6 +33,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use left4me_store::Store;
+    use std::sync::Arc;
 
     /// The panel's state (a logged-in user) may be printed
     /// with `{:?}` without giving anything away.
@@ -77,9 +62,11 @@ mod tests {
             actor: left4me_app::actor::Actor::new(user),
             session,
         };
-        state
+        // An attempt counts as a failure until it succeeds.
+        let _ = state
+            .app()
             .limiter()
-            .record_failure("192.0.2.1".parse().unwrap(), "typed-a-password-as-name");
+            .attempt("192.0.2.1".parse().unwrap(), "typed-a-password-as-name");
         let shown = format!("{state:?} {current:?}");
         for secret in ["hash-value", "csrf-value", "typed-a-password"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");

@@ -208,7 +208,7 @@ async fn seed_as_first_admin(
             "there is no admin to own the overlays yet: create one first"
         ))
     })?;
-    let actor = left4me_web::jobs::Actor::CommandLine;
+    let actor = left4me_web::runner::Actor::CommandLine;
     Ok(left4me_web::scripts::seed(store, actor, admin.id, examples).await?)
 }
 

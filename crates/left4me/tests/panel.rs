@@ -1874,10 +1874,12 @@ async fn stored_arguments_repeating_left4me_start_and_conflicting_ones_never_sto
     // Blueprints saved by an earlier version, straight in the database.
     let set_arguments = async |arguments: &str| {
         let store = left4me_web::open_store(&app.config).await.unwrap();
-        store
+        let mut write = store.write().await.unwrap();
+        write
             .update_blueprint(bp, "Coop", "", arguments)
             .await
             .unwrap();
+        write.commit().await.unwrap();
         store.close().await;
     };
     set_arguments("+map c1m1_hotel -game left4dead2 -norestart").await;

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use left4me_app::ops::activity;
 use left4me_store::ActivityFilter;
 use serde::Deserialize;
 
@@ -10,7 +11,7 @@ use crate::error::AppResult;
 use crate::pages::{ActivityPage, Layout, render};
 use crate::state::AppState;
 
-const PAGE: i64 = 50;
+const PAGE: usize = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ActivityQuery {
@@ -24,27 +25,22 @@ pub(crate) struct ActivityQuery {
 async fn page(
     state: &AppState,
     user: &CurrentUser,
-    server: Option<(i64, String)>,
+    server: Option<i64>,
     query: ActivityQuery,
 ) -> AppResult<Response> {
     let filter = ActivityFilter {
-        server_id: server.as_ref().map(|s| s.0),
+        server_id: None,
         kind: Some(query.kind.clone()).filter(|k| !k.is_empty()),
         actor: Some(query.actor.clone()).filter(|a| !a.is_empty()),
         before: query.before,
     };
-    let entries = state.store().activity(&filter, PAGE + 1).await?;
-    let more = entries.len() > usize::try_from(PAGE).unwrap_or(usize::MAX);
-    let entries: Vec<_> = entries
-        .into_iter()
-        .take(usize::try_from(PAGE).unwrap_or(usize::MAX))
-        .collect();
+    let (server, found) = activity::list(state.app(), user, server, filter, PAGE).await?;
     let base = match &server {
-        Some((id, _)) => format!("/servers/{id}/activity"),
+        Some(s) => format!("/servers/{}/activity", s.id),
         None => "/activity".to_owned(),
     };
-    let older = more.then(|| {
-        let before = entries.last().map_or(0, |e| e.id).to_string();
+    let older = found.more.then(|| {
+        let before = found.entries.last().map_or(0, |e| e.id).to_string();
         let pairs = [
             ("kind", query.kind.as_str()),
             ("actor", query.actor.as_str()),
@@ -57,14 +53,12 @@ async fn page(
     });
     let page = ActivityPage {
         l: Layout::of(user),
-        title: server.map_or("Activity".to_owned(), |(_, name)| {
-            format!("Activity of {name}")
-        }),
+        title: server.map_or("Activity".to_owned(), |s| format!("Activity of {}", s.name)),
         base,
-        kinds: state.store().activity_kinds(filter.server_id).await?,
+        kinds: found.kinds,
         kind: query.kind,
         actor: query.actor,
-        entries,
+        entries: found.entries,
         older,
     };
     Ok(render(&page)?.into_response())
@@ -75,7 +69,6 @@ pub(crate) async fn all(
     user: CurrentUser,
     Query(query): Query<ActivityQuery>,
 ) -> AppResult<Response> {
-    user.require_admin()?;
     page(&state, &user, None, query).await
 }
 
@@ -85,8 +78,5 @@ pub(crate) async fn of_server(
     Path(id): Path<i64>,
     Query(query): Query<ActivityQuery>,
 ) -> AppResult<Response> {
-    let server = crate::access::server(&state, &user, id, crate::access::ServerAction::Activity)
-        .await?
-        .server;
-    page(&state, &user, Some((server.id, server.name)), query).await
+    page(&state, &user, Some(id), query).await
 }

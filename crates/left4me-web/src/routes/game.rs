@@ -4,19 +4,15 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use left4me_app::ops::game::{self, GameOperation};
 
-use crate::access;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
-use crate::jobs::Actor;
 use crate::pages::{GamePage, Layout, render};
 use crate::state::AppState;
 
 pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
-    access::game(&user)?;
-    let overview = crate::game::overview(state.store(), state.jobs())
-        .await
-        .map_err(AppError::internal)?;
+    let overview = game::overview(state.app(), &user).await?;
     let page = GamePage {
         l: Layout::of(&user),
         update_available: overview.update_available(),
@@ -31,11 +27,9 @@ pub(crate) async fn action(
     user: CurrentUser,
     Path(action): Path<String>,
 ) -> AppResult<Response> {
-    access::game(&user)?;
-    let kind = crate::game::action_kind(&action).ok_or(AppError::NotFound)?;
-    let job = state
-        .jobs()
-        .enqueue_game(kind, Actor::User(&user.user))
-        .await?;
+    // Any other word is no page of ours.
+    let operation: GameOperation = serde_json::from_value(serde_json::Value::String(action))
+        .map_err(|_| AppError::NotFound)?;
+    let job = game::queue(state.app(), &user, operation).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }

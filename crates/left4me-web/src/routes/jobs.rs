@@ -9,14 +9,11 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::Stream;
-use left4me_store::{Job, JobFilter, JobState, LogLine};
+use left4me_app::ops::jobs::{self, Cancel, Followed};
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
 
-use crate::access;
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
-use crate::jobs::JobEvent;
 use crate::pages::{JobPage, JobsPage, Layout, render};
 use crate::state::AppState;
 
@@ -30,20 +27,16 @@ pub(crate) async fn index(
     user: CurrentUser,
     Query(query): Query<ListQuery>,
 ) -> AppResult<Response> {
-    let (title, filter) = match query.server {
-        Some(id) => {
-            let server = access::server(&state, &user, id, access::ServerAction::View)
-                .await?
-                .server;
-            (format!("Jobs of {}", server.name), JobFilter::Server(id))
-        }
-        None if user.is_admin() => ("All jobs".to_owned(), JobFilter::All),
-        None => ("Your jobs".to_owned(), JobFilter::User(user.id())),
+    let (server, jobs) = jobs::list(state.app(), &user, query.server).await?;
+    let title = match server {
+        Some(name) => format!("Jobs of {name}"),
+        None if user.is_admin() => "All jobs".to_owned(),
+        None => "Your jobs".to_owned(),
     };
     let page = JobsPage {
         l: Layout::of(&user),
         title,
-        jobs: state.store().jobs(filter, 200).await?,
+        jobs,
     };
     Ok(render(&page)?.into_response())
 }
@@ -61,28 +54,16 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
     Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
-    let job = access::job(&state, &user, id).await?;
-    let lines = state.store().job_log_after(id, 0).await?;
-    let waiting_for = waiting_for(&state, &job).await?;
+    let detail = jobs::detail(state.app(), &user, id).await?;
     let page = JobPage {
         l: Layout::of(&user),
-        last_seq: lines.last().map_or(0, |l| l.seq),
-        job,
-        lines,
-        waiting_for,
+        last_seq: detail.lines.last().map_or(0, |l| l.seq),
+        job: detail.job,
+        lines: detail.lines,
+        waiting_for: detail.waiting_for,
         late_cancel: query.late_cancel,
     };
     Ok(render(&page)?.into_response())
-}
-
-/// For a queued job: the earlier job on the same server (or, for the
-/// game, any earlier game job) it waits behind: such jobs run one at a
-/// time, in order.
-async fn waiting_for(state: &AppState, job: &Job) -> AppResult<Option<Job>> {
-    if job.state != JobState::Queued {
-        return Ok(None);
-    }
-    Ok(state.store().job_ahead(job).await?)
 }
 
 pub(crate) async fn cancel(
@@ -90,31 +71,17 @@ pub(crate) async fn cancel(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let job = access::cancellable_job(&state, &user, id).await?;
-    if job.state.is_finished() {
+    let to = match jobs::cancel(state.app(), &user, id).await? {
+        Cancel::Asked => format!("/jobs/{id}"),
         // Nothing to cancel (it ended meanwhile): say so on the page.
-        return Ok(Redirect::to(&format!("/jobs/{id}?late_cancel=true")).into_response());
-    }
-    state.jobs().cancel(&job).await?;
-    let detail = format!(
-        "cancelled job #{id} ({}, {})",
-        crate::pages::job_label(&job.kind),
-        job.subject
-    );
-    super::record(&state, &user, job.server_id, "job.cancel", detail).await?;
-    Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
+        Cancel::AlreadyFinished => format!("/jobs/{id}?late_cancel=true"),
+    };
+    Ok(Redirect::to(&to).into_response())
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct EventsQuery {
     after: Option<i64>,
-}
-
-fn line_event(line: &LogLine) -> Event {
-    Event::default()
-        .id(line.seq.to_string())
-        .event("line")
-        .data(serde_json::to_string(line).unwrap_or_default())
 }
 
 /// The job log as server-sent events: every line after `Last-Event-ID`
@@ -126,110 +93,25 @@ pub(crate) async fn events(
     Path(id): Path<i64>,
     Query(query): Query<EventsQuery>,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    access::job(&state, &user, id).await?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .or(query.after)
         .unwrap_or(0);
-    // Subscribe before reading the backlog, so no line falls between.
-    let events = state.jobs().subscribe();
-    let (tx, rx) = mpsc::channel::<Event>(256);
-    tokio::spawn(stream_job(state.clone(), id, after, events, tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok(event), rx))
+    let followed = jobs::follow(state.app(), &user, id, after).await?;
+    let stream = futures_util::stream::unfold(followed, |mut rx| async move {
+        let event = match rx.recv().await? {
+            Followed::Line(line) => Event::default()
+                .id(line.seq.to_string())
+                .event("line")
+                .data(serde_json::to_string(&line).unwrap_or_default()),
+            Followed::Progress { done, total } => Event::default()
+                .event("progress")
+                .data(format!("{done}/{total}")),
+            Followed::End(job_state) => Event::default().event("end").data(job_state.as_str()),
+        };
+        Some((Ok(event), rx))
     });
-    let stream =
-        futures_util::StreamExt::take_until(stream, state.shutdown().clone().cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-async fn stream_job(
-    state: AppState,
-    id: i64,
-    mut last: i64,
-    mut events: broadcast::Receiver<JobEvent>,
-    tx: mpsc::Sender<Event>,
-) {
-    // Sends every stored line after `last`; false when the client left.
-    async fn catch_up(state: &AppState, id: i64, last: &mut i64, tx: &mpsc::Sender<Event>) -> bool {
-        let Ok(lines) = state.store().job_log_after(id, *last).await else {
-            return false;
-        };
-        for line in &lines {
-            if tx.send(line_event(line)).await.is_err() {
-                return false;
-            }
-            *last = line.seq;
-        }
-        true
-    }
-    async fn end(
-        state: &AppState,
-        id: i64,
-        last: &mut i64,
-        tx: &mpsc::Sender<Event>,
-        job_state: JobState,
-    ) {
-        if catch_up(state, id, last, tx).await {
-            let _ = tx
-                .send(Event::default().event("end").data(job_state.as_str()))
-                .await;
-        }
-    }
-
-    if !catch_up(&state, id, &mut last, &tx).await {
-        return;
-    }
-    match state.store().job(id).await {
-        Ok(job) if job.state.is_finished() => {
-            return end(&state, id, &mut last, &tx, job.state).await;
-        }
-        Ok(_) => {}
-        Err(_) => return,
-    }
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
-            () = tx.closed() => return,
-        };
-        match event {
-            Ok(JobEvent::Line { job_id, line }) if job_id == id => {
-                if line.seq == last + 1 {
-                    if tx.send(line_event(&line)).await.is_err() {
-                        return;
-                    }
-                    last = line.seq;
-                } else if line.seq > last && !catch_up(&state, id, &mut last, &tx).await {
-                    return;
-                }
-            }
-            Ok(JobEvent::Progress {
-                job_id,
-                done,
-                total,
-            }) if job_id == id => {
-                let event = Event::default()
-                    .event("progress")
-                    .data(format!("{done}/{total}"));
-                if tx.send(event).await.is_err() {
-                    return;
-                }
-            }
-            Ok(JobEvent::Finished {
-                job_id,
-                state: job_state,
-            }) if job_id == id => {
-                return end(&state, id, &mut last, &tx, job_state).await;
-            }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                if !catch_up(&state, id, &mut last, &tx).await {
-                    return;
-                }
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
 }

@@ -22,6 +22,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
+use left4me_app::error::OpError;
+
+use crate::pages::FormErrors;
 use crate::state::AppState;
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -135,31 +138,27 @@ async fn share(
     id: i64,
     form: &ShareForm,
 ) -> crate::error::AppResult<axum::response::Response> {
-    use crate::access::{self, ItemAccess};
-    use left4me_store::SharedItem;
-    let (name, back) = match item {
-        SharedItem::Overlay => (
-            access::overlay(state, user, id, ItemAccess::Change)
-                .await?
-                .name,
-            format!("/overlays/{id}"),
-        ),
-        SharedItem::Blueprint => (
-            access::blueprint(state, user, id, ItemAccess::Change)
-                .await?
-                .name,
-            format!("/blueprints/{id}"),
-        ),
-    };
     let shared = form.shared == "true";
-    state.store().set_shared(item, id, shared).await?;
-    let noun = item.noun();
-    let detail = format!(
-        "{} {noun} {name}",
-        if shared { "shared" } else { "unshared" }
-    );
-    record(state, user, None, &format!("{noun}.share"), detail).await?;
+    left4me_app::ops::sharing::set_shared(state.app(), user, item, id, shared).await?;
+    let back = format!("/{}s/{id}", item.noun());
     Ok(axum::response::Redirect::to(&back).into_response())
+}
+
+/// The status a form shown again with its mistakes answers with, and the
+/// mistakes by field; other failures are no form's business.
+pub(crate) fn form_failure(error: OpError) -> Result<(StatusCode, FormErrors), OpError> {
+    match error {
+        OpError::Invalid(fields) => Ok((StatusCode::UNPROCESSABLE_ENTITY, fields.into())),
+        OpError::Conflict {
+            message,
+            field: Some(field),
+        } => {
+            let mut errors = FormErrors::default();
+            errors.add(field, message);
+            Ok((StatusCode::CONFLICT, errors))
+        }
+        other => Err(other),
+    }
 }
 
 /// Scripts and styles come only from the panel's own files (no inline
@@ -203,20 +202,9 @@ pub(crate) async fn record(
 
 /// Checks the database answers and the state root is there.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.store().ping().await;
-    let root = state
-        .host()
-        .root()
-        .installation()
-        .parent()
-        .map(std::path::Path::is_dir);
-    match (db, root) {
-        (Ok(()), Some(true)) => (StatusCode::OK, "ok\n".to_owned()),
-        (Err(e), _) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "state root missing\n".to_owned(),
-        ),
+    match left4me_app::ops::health::check(state.app()).await {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
     }
 }
 
@@ -282,11 +270,11 @@ mod tests {
         .unwrap();
         let query: super::session::SetupQuery =
             serde_json::from_value(json!({"token": "setup-token"})).unwrap();
-        let account: super::account::PasswordForm = serde_json::from_value(
+        let account: left4me_app::ops::users::PasswordInput = serde_json::from_value(
             json!({"current": "old-secret", "password": "new-secret", "confirm": "new-secret"}),
         )
         .unwrap();
-        let user: super::users::CreateForm =
+        let user: left4me_app::ops::users::NewUserInput =
             serde_json::from_value(json!({"username": "bob", "password": "bob-secret"})).unwrap();
         let shown = format!("{login:?} {setup:?} {query:?} {account:?} {user:?}");
         for secret in [

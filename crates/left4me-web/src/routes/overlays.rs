@@ -18,10 +18,10 @@ use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
 use crate::domain::DisplayName;
 use crate::error::{AppError, AppResult};
-use crate::jobs::Actor;
 use crate::pages::{
     BuildState, FileRow, FormErrors, Layout, OverlayEditPage, OverlayPage, OverlaysPage, render,
 };
+use crate::runner::Actor;
 use crate::spec_builder::overlay_path;
 use crate::state::AppState;
 

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
-use crate::jobs::Actor;
 use crate::pages::{FormErrors, Layout, ScriptPage, render};
+use crate::runner::Actor;
 use crate::scripts::ScriptText;
 use crate::state::AppState;
 

@@ -8,19 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
-use left4me_host::supervisor::LogSource;
-use tokio::sync::mpsc;
+use left4me_app::ops::server_log::{self, FollowedLine};
 
-use crate::access::{self, ServerAction};
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
 use crate::pages::{Layout, ServerLogPage, render};
-use crate::spec_builder::instance_name;
 use crate::state::AppState;
-use left4me_host::journal::follow_journal;
-use left4me_host::log_follow::{Position, follow, last_lines};
 
 /// Lines shown when the page opens.
 const BACKLOG: usize = 200;
@@ -30,27 +24,16 @@ pub(crate) async fn page(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let grant = access::server(&state, &user, id, ServerAction::Log).await?;
-    let (lines, note) = match state.host().log_source(&instance_name(id)) {
-        LogSource::File(path) => {
-            let lines = last_lines(&path, BACKLOG).await;
-            (lines.into_iter().map(|l| l.text).collect(), String::new())
-        }
-        LogSource::Journal { unit } => (Vec::new(), format!("Live from the journal of {unit}.")),
-    };
+    let view = server_log::view(state.app(), &user, id, BACKLOG).await?;
     let page = ServerLogPage {
         l: Layout::of(&user),
-        server_id: grant.server.id,
-        name: grant.server.name,
-        operate: grant.access.allows(ServerAction::Console),
-        text: lines.join("\n"),
-        note,
+        server_id: view.server.id,
+        name: view.server.name,
+        operate: view.operate,
+        text: view.lines.join("\n"),
+        note: view.note,
     };
     Ok(render(&page)?.into_response())
-}
-
-fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl Stream<Item = T> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// The most lines sent as one event.
@@ -60,12 +43,12 @@ const BATCH: usize = 256;
 /// one per `data:` field, and its id is where the last one ends, so a
 /// reconnect resumes after the batch. Batching keeps a fast log from
 /// costing one write per line per watcher.
-fn lines_event(lines: Vec<(String, String)>) -> Event {
-    let id = lines.last().map(|(id, _)| id.clone()).unwrap_or_default();
+fn lines_event(lines: Vec<FollowedLine>) -> Event {
+    let id = lines.last().map(|l| l.resume.clone()).unwrap_or_default();
     let text: Vec<String> = lines
         .into_iter()
         // A carriage return would end an SSE line too.
-        .map(|(_, text)| text.replace('\r', ""))
+        .map(|l| l.text.replace('\r', ""))
         .collect();
     let mut data = text.join("\n");
     if data.is_empty() {
@@ -86,31 +69,13 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    access::server(&state, &user, id, ServerAction::Log).await?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // Each line with the id that resumes after it.
-    let lines: BoxStream<'static, (String, String)> =
-        match state.host().log_source(&instance_name(id)) {
-            LogSource::File(path) => {
-                let rx = follow(path, resume.as_deref().and_then(Position::parse), BACKLOG);
-                Box::pin(receiver_stream(rx).map(|l| (l.end.to_string(), l.text)))
-            }
-            LogSource::Journal { unit } => {
-                let rx = follow_journal(
-                    std::path::Path::new("journalctl"),
-                    &unit,
-                    resume.as_deref(),
-                    BACKLOG,
-                );
-                Box::pin(receiver_stream(rx).map(|l| (l.cursor, l.text)))
-            }
-        };
+    let lines = server_log::follow_log(state.app(), &user, id, resume.as_deref(), BACKLOG).await?;
     let stream = lines
         .ready_chunks(BATCH)
         .map(|batch| Ok(lines_event(batch)));
-    let stream = stream.take_until(state.shutdown().clone().cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
 }

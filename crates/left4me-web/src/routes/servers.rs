@@ -2,16 +2,16 @@
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_app::error::OpError;
-use left4me_app::servers::{
+use left4me_app::ops::servers::{
     self, MemberInput, NewServerInput, ServerDetail, ServerOperation, ServerSettingsInput,
     ServerSummary,
 };
 use left4me_store::{Blueprint, ServerRole};
 use serde::Deserialize;
 
+use super::form_failure;
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
 use crate::pages::{
@@ -60,7 +60,7 @@ async fn blueprint_choices(
     user: &CurrentUser,
     current: Option<(Blueprint, String)>,
 ) -> AppResult<Vec<Choice>> {
-    let mut choices: Vec<Choice> = left4me_app::blueprints::usable(state.app(), user)
+    let mut choices: Vec<Choice> = left4me_app::ops::blueprints::usable(state.app(), user)
         .await?
         .into_iter()
         .map(|b| {
@@ -115,23 +115,6 @@ pub(crate) async fn dashboard(
     )
     .await?;
     Ok(render(&page)?.into_response())
-}
-
-/// The status a form shown again with its mistakes answers with, and the
-/// mistakes by field; other failures are no form's business.
-fn form_failure(error: OpError) -> Result<(StatusCode, FormErrors), OpError> {
-    match error {
-        OpError::Invalid(fields) => Ok((StatusCode::UNPROCESSABLE_ENTITY, fields.into())),
-        OpError::Conflict {
-            message,
-            field: Some(field),
-        } => {
-            let mut errors = FormErrors::default();
-            errors.add(field, message);
-            Ok((StatusCode::CONFLICT, errors))
-        }
-        other => Err(other),
-    }
 }
 
 pub(crate) async fn create(

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
-use crate::jobs::Actor;
 use crate::pages::{FormErrors, Layout, WorkshopItemRow, WorkshopPage, WorkshopSourceRow, render};
+use crate::runner::Actor;
 use crate::state::AppState;
 use crate::workshop::AddError;
 

@@ -25,7 +25,7 @@ use left4me_store::{Blueprint, Job, Overlay, Server, ServerRole, SharedItem};
 use crate::App;
 use crate::actor::Actor;
 use crate::error::{OpError, OpResult};
-use crate::jobs::JobKind;
+use crate::runner::JobKind;
 
 /// What a user may do with an overlay or blueprint they can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,13 +9,13 @@ use left4me_store::{
 use serde::Deserialize;
 
 use crate::App;
-use crate::access::{self, ServerAccess, ServerAction};
-use crate::activity::record;
 use crate::actor::Actor;
 use crate::domain::{DisplayName, Hostname, parse_optional_port};
 use crate::error::{FieldErrors, OpError, OpResult};
-use crate::jobs::JobKind;
 use crate::live::{LiveState, OnlinePlayer};
+use crate::ops::access::{self, ServerAccess, ServerAction};
+use crate::ops::activity::record;
+use crate::runner::JobKind;
 use crate::spec_builder::{ask_host, build_spec, instance_name};
 
 /// A server as the lists show it: its names, the supervisor's word on

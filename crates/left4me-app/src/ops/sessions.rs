@@ -1,0 +1,184 @@
+//! Signing in and out: the first admin from the setup link, logins
+//! slowed after failures, sessions stored by the hash of their token.
+
+use std::net::IpAddr;
+
+use left4me_store::{Secret, Session, User};
+
+use crate::App;
+use crate::credentials::{random_token, token_hash, verify_password};
+use crate::domain::{NewPassword, Username};
+use crate::error::{FieldErrors, OpError, OpResult};
+use crate::ops::users::hash_blocking;
+
+/// How long a session lasts without a new login.
+pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
+
+/// A session just opened: its token (for the cookie, never stored) and
+/// the CSRF token of its forms.
+#[derive(Debug)]
+pub struct NewSession {
+    pub token: Secret,
+    pub user: User,
+}
+
+/// The user and session a session token opens, if it is current and the
+/// user active.
+pub async fn current(app: &App, token: &str) -> OpResult<Option<(User, Session)>> {
+    let Some(session) = app.store().session(&token_hash(token)).await? else {
+        return Ok(None);
+    };
+    let user = app.store().user(session.user_id).await?;
+    Ok(Some((user, session)))
+}
+
+async fn open(app: &App, user: User) -> OpResult<NewSession> {
+    let token = random_token();
+    let csrf = random_token();
+    app.store()
+        .create_session(&token_hash(&token), user.id, &csrf, SESSION_TTL_SECS)
+        .await?;
+    Ok(NewSession {
+        token: token.into(),
+        user,
+    })
+}
+
+/// A new setup link's token while no user exists (each one replaces the
+/// one before); `None` once the first admin is there.
+pub async fn setup_token_if_needed(app: &App) -> OpResult<Option<Secret>> {
+    if app.store().count_users().await? > 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        crate::credentials::issue_setup_token(app.store())
+            .await?
+            .into(),
+    ))
+}
+
+/// Ends the session of `token` (an unknown one changes nothing).
+pub async fn log_out(app: &App, token: &str) -> OpResult<()> {
+    Ok(app.store().delete_session(&token_hash(token)).await?)
+}
+
+/// Whether a setup link's token is the current one. It lives until it is
+/// used or replaced: each start of the panel and each `left4me
+/// setup-url` issues a new one while no user exists.
+pub async fn setup_link_valid(app: &App, token: &Secret) -> OpResult<bool> {
+    Ok(app
+        .store()
+        .setup_token_valid(&token_hash(token.expose()))
+        .await?)
+}
+
+/// Why a setup link opens nothing, with what to do instead.
+pub fn invalid_setup_link() -> OpError {
+    OpError::NotFoundBecause(
+        "This setup link was already used or has been replaced by a newer one (links also \
+         expire after a day). If the first \
+         admin exists, log in; an admin adds users under Users, or from a shell with \
+         `left4me user create NAME`. Otherwise run `left4me setup-url` on the host and open \
+         the link it prints."
+            .into(),
+    )
+}
+
+/// The first admin, made from the setup link, signed in at once.
+pub async fn set_up_first_admin(
+    app: &App,
+    token: &Secret,
+    username: &str,
+    password: &Secret,
+    confirm: &Secret,
+) -> OpResult<NewSession> {
+    if !setup_link_valid(app, token).await? {
+        return Err(invalid_setup_link());
+    }
+    let mut errors = FieldErrors::default();
+    let username = Username::parse(username)
+        .map_err(|e| errors.add("username", e))
+        .ok();
+    let new_password = NewPassword::parse(password.expose())
+        .map_err(|e| errors.add("password", e))
+        .ok();
+    if password.expose() != confirm.expose() {
+        errors.add("confirm", "the passwords differ");
+    }
+    let (Some(username), Some(password), true) = (username, new_password, errors.is_empty()) else {
+        return Err(OpError::Invalid(errors));
+    };
+    let hash = hash_blocking(password).await?;
+    // Checked again with the insert: another request may have used the
+    // link (or created the first user) while this one hashed.
+    let created = app
+        .store()
+        .create_first_admin(&token_hash(token.expose()), username.as_str(), &hash)
+        .await?;
+    let Some(user) = created else {
+        return Err(if app.store().count_users().await? > 0 {
+            OpError::conflict("the first user already exists; log in")
+        } else {
+            invalid_setup_link()
+        });
+    };
+    tracing::info!(user = %user.username, "first admin created");
+    open(app, user).await
+}
+
+/// An argon2id hash of a random password, verified against when the
+/// username does not exist, so timing does not tell who exists.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$W3yBlhu1jv8D6rKy5cTBNGf7Ua8OlK3A4xC4qbT6nAQ";
+
+/// Signs in with a password from `client`. Failures are slowed per
+/// address and per address and username (never per username alone),
+/// logged, and in the admins' activity log.
+pub async fn log_in(
+    app: &App,
+    client: IpAddr,
+    username: &str,
+    password: &Secret,
+) -> OpResult<NewSession> {
+    let limiter = app.limiter();
+    let username = username.trim();
+    if let Err(wait) = limiter.attempt(client, username) {
+        return Err(OpError::TooManyAttempts {
+            message: format!(
+                "Too many failed logins from your address. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+            retry_after: wait,
+        });
+    }
+    let user = app.store().user_by_name(username).await?;
+    let password = password.clone();
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let valid = tokio::task::spawn_blocking(move || {
+        let hash = hash.as_ref().map_or(DUMMY_HASH, Secret::expose);
+        verify_password(hash, password.expose())
+    })
+    .await?;
+    match user {
+        Some(user) if valid && user.is_active => {
+            limiter.record_success(client, username);
+            open(app, user).await
+        }
+        _ => {
+            // Already counted by `attempt`. At most 64 characters of what
+            // was typed as the name: enough to tell who was tried, not a
+            // way to fill the log.
+            let tried: String = username.chars().take(64).collect();
+            tracing::warn!(address = %client, username = ?tried, "failed login");
+            app.store()
+                .record_anonymous_activity(
+                    &client.to_string(),
+                    "login.failed",
+                    &format!("failed login as {tried:?}"),
+                )
+                .await?;
+            Err(OpError::Unauthenticated(
+                "Wrong username or password, or the account is deactivated.".into(),
+            ))
+        }
+    }
+}
