@@ -1,20 +1,80 @@
 //! Who performs an operation: a signed-in user, through a session (the
-//! pages) or, later, a token (the API).
+//! pages) or through one of their API tokens, which may do less.
 
 use left4me_store::{User, Viewer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{OpError, OpResult};
+
+/// What an API token may do. A session may do all its user may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// See servers, jobs, logs, overlays, blueprints and activity.
+    Read,
+    /// Start, stop and restart servers; use their consoles; cancel jobs.
+    Operate,
+    /// Create, change and delete servers, overlays and blueprints.
+    Manage,
+    /// What only admins do (the game, users); only admins' tokens have it.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Self; 4] = [Self::Read, Self::Operate, Self::Manage, Self::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Operate => "operate",
+            Self::Manage => "manage",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// The token a request came with, and what it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The servers it is limited to; `None`: all the user's.
+    pub servers: Option<Vec<i64>>,
+}
 
 /// The user an operation acts for. Every operation takes one and checks
 /// what it may do itself.
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub user: User,
+    /// Set when the request came with an API token.
+    pub token: Option<TokenGrant>,
+    /// The user's name, and the token's when one is used.
+    name: String,
 }
 
 impl Actor {
+    /// The user through a session of theirs.
     pub fn new(user: User) -> Self {
-        Self { user }
+        Self {
+            name: user.username.clone(),
+            user,
+            token: None,
+        }
+    }
+
+    /// The user through one of their API tokens.
+    pub fn with_token(user: User, token: TokenGrant) -> Self {
+        Self {
+            name: format!("{} (token {})", user.username, token.name),
+            user,
+            token: Some(token),
+        }
     }
 
     pub fn id(&self) -> i64 {
@@ -25,6 +85,12 @@ impl Actor {
         self.user.is_admin
     }
 
+    /// Who the activity log and job lists say did it: the user, and the
+    /// token when one was used.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Whose lists the store should build.
     pub fn viewer(&self) -> Viewer {
         Viewer {
@@ -33,17 +99,52 @@ impl Actor {
         }
     }
 
-    /// Admins only, and others are not told the thing exists.
-    pub fn require_admin(&self) -> OpResult<()> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(OpError::NotFound)
+    /// A session may do anything its user may; a token only what its
+    /// scopes allow.
+    pub fn require(&self, scope: Scope) -> OpResult<()> {
+        match &self.token {
+            Some(token) if !token.scopes.contains(&scope) => Err(OpError::Forbidden(format!(
+                "The token {:?} lacks the {:?} scope this needs.",
+                token.name,
+                scope.as_str()
+            ))),
+            _ => Ok(()),
         }
     }
 
-    /// Who the job runner and the activity log say asked.
+    /// Whether the token (if any) reaches server `id`.
+    pub fn reaches_server(&self, id: i64) -> bool {
+        self.token
+            .as_ref()
+            .and_then(|t| t.servers.as_ref())
+            .is_none_or(|servers| servers.contains(&id))
+    }
+
+    /// Only through a session: what a token must never do (make tokens,
+    /// change the password).
+    pub fn require_session(&self) -> OpResult<()> {
+        match &self.token {
+            Some(_) => Err(OpError::Forbidden(
+                "API tokens cannot do this; sign in to the panel.".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Admins only (with the admin scope through a token), and others
+    /// are not told the thing exists.
+    pub fn require_admin(&self) -> OpResult<()> {
+        if !self.is_admin() {
+            return Err(OpError::NotFound);
+        }
+        self.require(Scope::Admin)
+    }
+
+    /// Who the job runner says asked.
     pub fn requester(&self) -> crate::runner::Actor<'_> {
-        crate::runner::Actor::User(&self.user)
+        crate::runner::Actor::User {
+            id: self.user.id,
+            name: &self.name,
+        }
     }
 }

@@ -15,7 +15,7 @@ use left4me_host::game::{GameError, Installer, Updated};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
-use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store, User};
+use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -109,7 +109,8 @@ pub fn job_label(kind: &str) -> String {
 /// Who asked for a job.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
-    User(&'a User),
+    /// A user (through a session or a token, as `name` says).
+    User { id: i64, name: &'a str },
     /// The panel itself, bringing servers back to their desired state.
     Reconciler,
     /// The panel's daily game check and automatic updates.
@@ -121,14 +122,14 @@ pub enum Actor<'a> {
 impl Actor<'_> {
     pub fn id(&self) -> Option<i64> {
         match self {
-            Self::User(user) => Some(user.id),
+            Self::User { id, .. } => Some(*id),
             Self::Reconciler | Self::Scheduler | Self::CommandLine => None,
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
-            Self::User(user) => &user.username,
+            Self::User { name, .. } => name,
             Self::Reconciler => "reconciler",
             Self::Scheduler => "scheduler",
             Self::CommandLine => "command line",
@@ -1065,7 +1066,14 @@ mod tests {
             .unwrap();
         let (_, jobs) = crate::test_jobs(&store, &dir.path().join("root"));
         let queued = jobs
-            .enqueue(JobKind::ServerStart, Actor::User(&user), &server)
+            .enqueue(
+                JobKind::ServerStart,
+                Actor::User {
+                    id: user.id,
+                    name: &user.username,
+                },
+                &server,
+            )
             .await
             .unwrap();
         let claimed = store.claim_next_job().await.unwrap().expect("a job");

@@ -14,6 +14,7 @@ mod sessions;
 mod sessions_played;
 mod setup;
 mod sharing;
+mod tokens;
 mod users;
 mod workshop;
 
@@ -34,6 +35,7 @@ pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerChange, S
 pub use sessions::Session;
 pub use sessions_played::PlayerSession;
 pub use sharing::SharedItem;
+pub use tokens::{ApiToken, NewApiToken};
 pub use users::User;
 pub use workshop::{WorkshopItem, WorkshopSource};
 

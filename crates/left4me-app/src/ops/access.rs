@@ -23,7 +23,7 @@
 use left4me_store::{Blueprint, Job, Overlay, Server, ServerRole, SharedItem};
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::error::{OpError, OpResult};
 use crate::runner::JobKind;
 
@@ -114,6 +114,27 @@ impl ServerAction {
     }
 }
 
+impl ServerAction {
+    /// The token scope the action needs.
+    pub fn scope(self) -> Scope {
+        match self {
+            Self::View | Self::Log | Self::Files | Self::Activity => Scope::Read,
+            Self::Control | Self::Console => Scope::Operate,
+            Self::Manage => Scope::Manage,
+        }
+    }
+}
+
+impl ItemAccess {
+    /// The token scope it needs.
+    pub fn scope(self) -> Scope {
+        match self {
+            Self::Use => Scope::Read,
+            Self::Change => Scope::Manage,
+        }
+    }
+}
+
 impl ServerAccess {
     pub fn allows(self, action: ServerAction) -> bool {
         self >= action.needs()
@@ -147,6 +168,7 @@ impl Actor {
 
 /// `item` if the user has `need` on it.
 pub fn require<T: Shareable>(actor: &Actor, item: T, need: ItemAccess) -> OpResult<T> {
+    actor.require(need.scope())?;
     match actor.item_access(&item) {
         None => Err(OpError::NotFound),
         Some(access) if access >= need => Ok(item),
@@ -179,6 +201,11 @@ pub async fn server(
     id: i64,
     action: ServerAction,
 ) -> OpResult<ServerGrant> {
+    // A token limited to other servers does not see this one.
+    if !actor.reaches_server(id) {
+        return Err(OpError::NotFound);
+    }
+    actor.require(action.scope())?;
     let server = app.store().server(id).await?;
     // Owners and admins need no membership, so no second query for them.
     let access = match actor.server_access(&server, None) {
@@ -220,7 +247,7 @@ pub fn scripts(actor: &Actor) -> OpResult<()> {
 /// Admins only: `what` says what others may not do.
 pub fn admin(actor: &Actor, what: &str) -> OpResult<()> {
     if actor.is_admin() {
-        Ok(())
+        actor.require(Scope::Admin)
     } else {
         Err(OpError::Forbidden(format!("Only admins {what}.")))
     }
@@ -229,7 +256,11 @@ pub fn admin(actor: &Actor, what: &str) -> OpResult<()> {
 /// The job if the user started it, may see its server or overlay, or is
 /// an admin.
 pub async fn job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
+    actor.require(Scope::Read)?;
     let job = app.store().job(id).await?;
+    if job.server_id.is_some_and(|s| !actor.reaches_server(s)) {
+        return Err(OpError::NotFound);
+    }
     if actor.is_admin() || job.user_id == Some(actor.id()) {
         return Ok(job);
     }
@@ -247,6 +278,7 @@ pub async fn job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
 /// A job the user may cancel: one they started, or one whose action they
 /// may take on its server.
 pub async fn cancellable_job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
+    actor.require(Scope::Operate)?;
     let job = job(app, actor, id).await?;
     if actor.is_admin() || job.user_id == Some(actor.id()) {
         return Ok(job);

@@ -5,7 +5,7 @@
 use left4me_store::{Activity, ActivityFilter, Server};
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::error::OpResult;
 use crate::ops::access::{self, ServerAction};
 
@@ -29,6 +29,7 @@ pub async fn list(
     mut filter: ActivityFilter,
     limit: usize,
 ) -> OpResult<(Option<Server>, ActivityPage)> {
+    actor.require(Scope::Read)?;
     let server = match server {
         Some(id) => Some(
             access::server(app, actor, id, ServerAction::Activity)
@@ -67,7 +68,7 @@ pub(crate) async fn record(
     write
         .record_activity(
             Some(actor.id()),
-            &actor.user.username,
+            actor.name(),
             server_id,
             kind,
             detail,

@@ -5,7 +5,7 @@ use left4me_store::{Blueprint, BlueprintOverlay, ListedBlueprint, ListedOverlay}
 use serde::Deserialize;
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::domain::{DisplayName, parse_arguments};
 use crate::error::{FieldErrors, OpError, OpResult};
 use crate::ops::access::{self, ItemAccess};
@@ -15,11 +15,13 @@ use crate::spec_builder::server_cfg_lines;
 /// The blueprints `actor` may build servers on: their own, shared ones,
 /// and for admins all.
 pub async fn usable(app: &App, actor: &Actor) -> OpResult<Vec<ListedBlueprint>> {
+    actor.require(Scope::Read)?;
     Ok(app.store().visible_blueprints(actor.viewer()).await?)
 }
 
 /// Creates an empty blueprint of `actor`'s.
 pub async fn create(app: &App, actor: &Actor, name: &str) -> OpResult<Blueprint> {
+    actor.require(Scope::Manage)?;
     let name = DisplayName::parse(name).map_err(|e| OpError::invalid("name", e))?;
     let mut write = app.store().write().await?;
     let blueprint = write.create_blueprint(actor.id(), name.as_str()).await?;
@@ -225,6 +227,7 @@ pub async fn delete(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
 
 /// A private copy for `actor` of a blueprint they can see.
 pub async fn copy(app: &App, actor: &Actor, id: i64) -> OpResult<Blueprint> {
+    actor.require(Scope::Manage)?;
     let blueprint = access::blueprint(app, actor, id, ItemAccess::Use).await?;
     let name = format!("{} (copy)", blueprint.name);
     // A name too long for a copy keeps the original's.

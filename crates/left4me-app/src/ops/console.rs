@@ -48,7 +48,7 @@ pub async fn execute(app: &App, actor: &Actor, id: i64, command: &str) -> OpResu
     let entry = write
         .record_console_command(
             id,
-            (actor.id(), &actor.user.username),
+            (actor.id(), actor.name()),
             command,
             outcome.as_deref().map_err(String::as_str),
         )

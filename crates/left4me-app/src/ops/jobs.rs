@@ -5,7 +5,7 @@ use left4me_store::{Job, JobFilter, JobState, LogLine};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::error::OpResult;
 use crate::ops::access::{self, ServerAction};
 use crate::ops::activity::record;
@@ -22,6 +22,7 @@ pub async fn list(
     actor: &Actor,
     server: Option<i64>,
 ) -> OpResult<(Option<String>, Vec<Job>)> {
+    actor.require(Scope::Read)?;
     let (name, filter) = match server {
         Some(id) => {
             let server = access::server(app, actor, id, ServerAction::View)
@@ -32,7 +33,9 @@ pub async fn list(
         None if actor.is_admin() => (None, JobFilter::All),
         None => (None, JobFilter::User(actor.id())),
     };
-    Ok((name, app.store().jobs(filter, LIST_LIMIT).await?))
+    let mut jobs = app.store().jobs(filter, LIST_LIMIT).await?;
+    jobs.retain(|j| j.server_id.is_none_or(|s| actor.reaches_server(s)));
+    Ok((name, jobs))
 }
 
 /// A job, its log so far, and for a queued one the job it waits behind.

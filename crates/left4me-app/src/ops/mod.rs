@@ -19,4 +19,5 @@ pub mod server_log;
 pub mod servers;
 pub mod sessions;
 pub mod sharing;
+pub mod tokens;
 pub mod users;

@@ -9,7 +9,7 @@ use left4me_store::{
 use serde::Deserialize;
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::domain::{DisplayName, Hostname, parse_optional_port};
 use crate::error::{FieldErrors, OpError, OpResult};
 use crate::live::{LiveState, OnlinePlayer};
@@ -41,6 +41,7 @@ impl ServerSummary {
 
 /// The servers `actor` may see (all of them for admins), with their state.
 pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<ServerSummary>> {
+    actor.require(Scope::Read)?;
     let filter = if actor.is_admin() {
         ServerFilter::All
     } else {
@@ -50,7 +51,8 @@ pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<ServerSummary>> {
 }
 
 async fn summaries(app: &App, actor: &Actor, filter: ServerFilter) -> OpResult<Vec<ServerSummary>> {
-    let listed = app.store().listed_servers(filter, actor.id()).await?;
+    let mut listed = app.store().listed_servers(filter, actor.id()).await?;
+    listed.retain(|l| actor.reaches_server(l.server.id));
     let ids: Vec<i64> = listed.iter().map(|l| l.server.id).collect();
     let statuses = ask_host(app.host(), &ids, |host, names| host.process_statuses(names)).await?;
     let builds = crate::game::builds(app.store(), app.jobs().installer()).await;
@@ -200,6 +202,7 @@ fn conflict_on(error: OpError, field_of: impl Fn(&str) -> &'static str) -> OpErr
 /// Creates a server on a blueprint `actor` may use, on the port asked for
 /// or the next free one (never one another program on the host holds).
 pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResult<Server> {
+    actor.require(Scope::Manage)?;
     let mut errors = FieldErrors::default();
     let name = DisplayName::parse(&input.name)
         .map_err(|e| errors.add("name", e))

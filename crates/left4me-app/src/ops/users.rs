@@ -122,6 +122,7 @@ pub async fn change_password(
     keep: &str,
     input: &PasswordInput,
 ) -> OpResult<()> {
+    actor.require_session()?;
     let mut errors = FieldErrors::default();
     let hash = actor.user.password_hash.clone();
     let current = input.current.clone();

@@ -1,0 +1,78 @@
+//! Who calls the API: a bearer token (`Authorization: Bearer l4m_…`), or a
+//! signed-in browser session, which must send its CSRF token in the
+//! `X-CSRF-Token` header for anything but reading.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use left4me_app::actor::Actor;
+use left4me_app::error::OpError;
+use left4me_app::ops::{sessions, tokens};
+
+use super::problem::ApiError;
+use crate::auth::{client_ip, constant_time_eq, session_token};
+use crate::state::AppState;
+
+/// The actor of an API request.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiUser(pub(crate) Actor);
+
+impl std::ops::Deref for ApiUser {
+    type Target = Actor;
+
+    fn deref(&self) -> &Actor {
+        &self.0
+    }
+}
+
+/// The bearer token of a request, if it brings one.
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let app = state.app();
+        if let Some(token) = bearer(parts) {
+            let peer = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .ok_or_else(|| OpError::BadRequest("no client address".into()))?;
+            let client = client_ip(peer, &parts.headers, &app.config().trusted_proxies);
+            return Ok(Self(tokens::authenticate(app, client, token).await?));
+        }
+        let Some(token) = session_token(&parts.headers) else {
+            return Err(OpError::Unauthenticated(
+                "send an API token (Authorization: Bearer …), made on your account page".into(),
+            )
+            .into());
+        };
+        let Some((user, session)) = sessions::current(app, &token).await? else {
+            return Err(OpError::Unauthenticated("the session has ended; sign in again".into()).into());
+        };
+        if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !constant_time_eq(sent, session.csrf_token.expose()) {
+                return Err(OpError::Forbidden(
+                    "a browser session must send its CSRF token in X-CSRF-Token".into(),
+                )
+                .into());
+            }
+        }
+        Ok(Self(Actor::new(user)))
+    }
+}
