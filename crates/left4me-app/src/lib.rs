@@ -18,6 +18,7 @@ pub mod game;
 pub mod input;
 pub mod jobs;
 pub mod live;
+pub mod overlays;
 pub mod reconciler;
 pub mod scripts;
 pub mod servers;

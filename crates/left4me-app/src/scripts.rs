@@ -1,8 +1,8 @@
-//! Script overlays as the panel sees them, below the routes: saving a
-//! script and queueing its build, rebuilding from scratch, running a
-//! build job's host side, and the example scripts left4me ships (embedded here, and in the package
-//! under `/usr/share/left4me/scripts/`), which admins add as shared
-//! overlays from the page or with `left4me overlays seed DIR`.
+//! Script overlays: saving a script and queueing its build, rebuilding
+//! from scratch, running a build job's host side, and the example
+//! scripts left4me ships (embedded here, and in the package under
+//! `/usr/share/left4me/scripts/`), which admins add as shared overlays
+//! from the page or with `left4me overlays seed DIR`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,10 +13,17 @@ use left4me_host::sandbox::Sandbox;
 use left4me_host::scripts::{ScriptBuild, ScriptError, build_script_overlay};
 use left4me_host::versions::VersionInfo;
 use left4me_store::{Job, Overlay, OverlayKind, ScriptEdit, ScriptRun, Store};
+use serde::Deserialize;
 
+use crate::App;
+use crate::access::{self, ItemAccess};
+use crate::activity::record;
+use crate::actor::Actor;
 use crate::config::Config;
 use crate::domain::DisplayName;
-use crate::jobs::{Actor, Jobs};
+use crate::error::{FieldErrors, OpError, OpResult};
+use crate::jobs::Actor as Requester;
+use crate::overlays::of_kind;
 use crate::spec_builder::overlay_path;
 
 /// The sandbox script builds run in, and what they must not see.
@@ -135,36 +142,73 @@ impl ScriptText {
     }
 }
 
+/// A script as the form and the API send it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ScriptInput {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub script: String,
+    /// Builds start from a copy of the current version.
+    #[serde(default, deserialize_with = "crate::input::checkbox")]
+    pub from_previous: bool,
+}
+
+/// A script overlay whose script `actor` may write and build.
+async fn script_overlay(app: &App, actor: &Actor, id: i64) -> OpResult<Overlay> {
+    let overlay = access::overlay(app, actor, id, ItemAccess::Change).await?;
+    access::scripts(actor)?;
+    of_kind(overlay, OverlayKind::Script)
+}
+
 /// Saves a script overlay's script and queues its build (a queued build
 /// is reused: it reads the script when it starts).
 pub async fn save_and_build(
-    store: &Store,
-    jobs: &Jobs,
-    actor: Actor<'_>,
-    overlay: &Overlay,
-    text: &ScriptText,
-    from_previous: bool,
-) -> left4me_store::Result<Job> {
-    debug_assert_eq!(overlay.kind, OverlayKind::Script);
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    input: &ScriptInput,
+) -> OpResult<Job> {
+    let overlay = script_overlay(app, actor, id).await?;
+    let text = ScriptText::parse(&input.script, &input.description).map_err(|mistakes| {
+        let mut errors = FieldErrors::default();
+        for mistake in mistakes {
+            errors.add(mistake.field(), mistake.to_string());
+        }
+        OpError::Invalid(errors)
+    })?;
     let edit = ScriptEdit {
         script: &text.script,
         description: &text.description,
-        from_previous,
+        from_previous: input.from_previous,
     };
-    store.put_overlay_script(overlay.id, edit).await?;
-    jobs.enqueue_build(actor, overlay).await
+    let mut write = app.store().write().await?;
+    write.put_overlay_script(overlay.id, edit).await?;
+    let detail = format!("saved the script of overlay {}", overlay.name);
+    record(&mut write, actor, None, "overlay.script", &detail).await?;
+    Ok(app
+        .jobs()
+        .commit_with_build(write, actor.requester(), &overlay)
+        .await?)
 }
 
 /// Queues a build that starts from an empty layer, whatever the
 /// overlay's setting says.
-pub async fn rebuild_from_scratch(
-    store: &Store,
-    jobs: &Jobs,
-    actor: Actor<'_>,
-    overlay: &Overlay,
-) -> left4me_store::Result<Job> {
-    store.request_script_from_scratch(overlay.id).await?;
-    jobs.enqueue_build(actor, overlay).await
+pub async fn rebuild_from_scratch(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
+    let overlay = script_overlay(app, actor, id).await?;
+    let mut write = app.store().write().await?;
+    write.request_script_from_scratch(overlay.id).await?;
+    Ok(app
+        .jobs()
+        .commit_with_build(write, actor.requester(), &overlay)
+        .await?)
+}
+
+/// Admins: adds the example scripts left4me ships as shared script
+/// overlays (those there already are left alone).
+pub async fn add_examples(app: &App, actor: &Actor) -> OpResult<Seeded> {
+    access::scripts(actor)?;
+    Ok(seed(app.store(), actor.requester(), actor.id(), &bundled()).await?)
 }
 
 /// A script to add as an overlay: its name from the file's stem, its
@@ -237,7 +281,7 @@ pub struct Seeded {
 /// script before it runs on the host.
 pub async fn seed(
     store: &Store,
-    actor: Actor<'_>,
+    requester: Requester<'_>,
     owner_id: i64,
     examples: &[Example],
 ) -> left4me_store::Result<Seeded> {
@@ -248,15 +292,24 @@ pub async fn seed(
             description: &example.description,
             from_previous: false,
         };
-        match store
+        // Each with its activity line, in one transaction.
+        let mut write = store.write().await?;
+        match write
             .seed_script_overlay(owner_id, example.name.as_str(), edit)
             .await?
         {
             Some(overlay) => {
                 let detail = format!("created script overlay {} from an example", overlay.name);
-                store
-                    .insert_activity(actor.id(), actor.name(), None, "overlay.create", &detail)
+                write
+                    .record_activity(
+                        requester.id(),
+                        requester.name(),
+                        None,
+                        "overlay.create",
+                        &detail,
+                    )
                     .await?;
+                write.commit().await?;
                 seeded.created.push(overlay);
             }
             None => seeded.kept.push(example.name.as_str().to_owned()),

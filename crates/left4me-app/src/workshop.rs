@@ -1,7 +1,6 @@
-//! Workshop overlays as the panel sees them, below the routes so pages and
-//! a future JSON API share it: adding items (asked of Steam first, so a
-//! wrong id is refused at once), queueing builds, running a build job's
-//! host side, and the daily refresh.
+//! Workshop overlays: adding items (asked of Steam first, so a wrong id
+//! is refused at once), removing them, refreshes (builds), running a
+//! build job's host side, and the daily refresh.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,9 +12,16 @@ use left4me_host::lifecycle::Host;
 use left4me_store::{Job, Overlay, OverlayKind, Store, WorkshopItem};
 use left4me_workshop::build::{BuildError, Built, ItemReport, ItemState};
 use left4me_workshop::{ApiSettings, Builder, Source, SteamApi, WorkshopId};
+use serde::Deserialize;
 
+use crate::App;
+use crate::access::{self, ItemAccess};
+use crate::activity::record;
+use crate::actor::Actor;
 use crate::config::Config;
-use crate::jobs::{Actor, JobKind, Jobs};
+use crate::error::{OpError, OpResult};
+use crate::jobs::{Actor as Requester, JobKind, Jobs};
+use crate::overlays::of_kind;
 use crate::spec_builder::overlay_path;
 
 /// The Steam Web API client and how builds use it.
@@ -86,33 +92,42 @@ pub struct Added {
     pub build: Option<Job>,
 }
 
-/// Why nothing was added.
-#[derive(Debug, thiserror::Error)]
-pub enum AddError {
-    /// Entries that are not ids or links, each named.
-    #[error("{}", .0.join("; "))]
-    Unreadable(Vec<String>),
-    #[error("Steam could not be asked about the items, nothing was added: {0}")]
-    Steam(String),
-    #[error(transparent)]
-    Store(#[from] left4me_store::StoreError),
+/// Items to add, as the form and the API send them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AddItemsInput {
+    /// Ids and links, separated by spaces, commas or lines.
+    pub ids: String,
 }
 
-/// Adds the ids and links in `text` to a Workshop overlay and queues a
+/// A Workshop overlay `actor` may change.
+async fn workshop_overlay(app: &App, actor: &Actor, id: i64) -> OpResult<Overlay> {
+    let overlay = access::overlay(app, actor, id, ItemAccess::Change).await?;
+    of_kind(overlay, OverlayKind::Workshop)
+}
+
+/// Adds the ids and links of `input` to a Workshop overlay and queues a
 /// build when anything is new. Steam is asked first: items of another
 /// game, missing, private, banned or without a file are refused, the
-/// rest added.
-pub async fn add(
-    store: &Store,
-    jobs: &Jobs,
-    actor: Actor<'_>,
-    overlay: &Overlay,
-    text: &str,
-) -> Result<Added, AddError> {
-    debug_assert_eq!(overlay.kind, OverlayKind::Workshop);
-    let ids = left4me_workshop::id::parse_batch(text)
-        .map_err(|bad| AddError::Unreadable(bad.iter().map(ToString::to_string).collect()))?;
-    let api = Arc::clone(&jobs.workshop().api);
+/// rest added. Nothing is added when an entry is no id or link, or when
+/// Steam cannot be asked (a mistake of field `ids`).
+pub async fn add_items(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    input: &AddItemsInput,
+) -> OpResult<Added> {
+    let overlay = workshop_overlay(app, actor, id).await?;
+    let ids = left4me_workshop::id::parse_batch(&input.ids).map_err(|bad| {
+        let bad: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        OpError::invalid("ids", bad.join("; "))
+    })?;
+    let steam = |why: String| {
+        OpError::invalid(
+            "ids",
+            format!("Steam could not be asked about the items, nothing was added: {why}"),
+        )
+    };
+    let api = Arc::clone(&app.jobs().workshop().api);
     let (collections, details) = tokio::task::spawn_blocking(move || {
         let token = CancellationToken::new();
         let ctx = Ctx::new(&discard, &token);
@@ -121,9 +136,8 @@ pub async fn add(
             api.details(&ids, &ctx)?,
         ))
     })
-    .await
-    .map_err(|e| AddError::Steam(e.to_string()))?
-    .map_err(|e| AddError::Steam(left4me_workshop::describe(&e)))?;
+    .await?
+    .map_err(|e| steam(left4me_workshop::describe(&e)))?;
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     for item in details {
@@ -136,15 +150,21 @@ pub async fn add(
                 item.id, item.title
             ));
         } else {
-            let id = i64::try_from(item.id).map_err(|_| {
-                AddError::Steam(format!("Steam answered an id out of range: {}", item.id))
-            })?;
+            let id = i64::try_from(item.id)
+                .map_err(|_| steam(format!("Steam answered an id out of range: {}", item.id)))?;
             accepted.push((id, collection, item.title));
         }
     }
-    let added = store.add_workshop_sources(overlay.id, &accepted).await?;
+    let mut write = app.store().write().await?;
+    let added = write.add_workshop_sources(overlay.id, &accepted).await?;
     let build = if added > 0 {
-        Some(jobs.enqueue_build(actor, overlay).await?)
+        let detail = format!("added {added} Workshop item(s) to {}", overlay.name);
+        record(&mut write, actor, None, "overlay.workshop_add", &detail).await?;
+        Some(
+            app.jobs()
+                .commit_with_build(write, actor.requester(), &overlay)
+                .await?,
+        )
     } else {
         None
     };
@@ -153,6 +173,51 @@ pub async fn add(
         refused,
         build,
     })
+}
+
+/// An item or collection to remove, as the form and the API send it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RemoveItemInput {
+    pub id: i64,
+}
+
+/// Removes an item or collection (with the items it brought) and
+/// queues the build without it.
+pub async fn remove_item(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    input: &RemoveItemInput,
+) -> OpResult<Job> {
+    let overlay = workshop_overlay(app, actor, id).await?;
+    let mut write = app.store().write().await?;
+    if !write.remove_workshop_source(overlay.id, input.id).await? {
+        return Err(OpError::NotFoundBecause(format!(
+            "{} is not in overlay {}",
+            input.id, overlay.name
+        )));
+    }
+    let detail = format!("removed Workshop item {} from {}", input.id, overlay.name);
+    record(&mut write, actor, None, "overlay.workshop_remove", &detail).await?;
+    Ok(app
+        .jobs()
+        .commit_with_build(write, actor.requester(), &overlay)
+        .await?)
+}
+
+/// Queues a refresh (a build) of one Workshop overlay.
+pub async fn refresh(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
+    let overlay = workshop_overlay(app, actor, id).await?;
+    Ok(app
+        .jobs()
+        .enqueue_build(actor.requester(), &overlay)
+        .await?)
+}
+
+/// Admins: queues a refresh of every Workshop overlay.
+pub async fn refresh_all(app: &App, actor: &Actor) -> OpResult<Vec<Job>> {
+    access::admin(actor, "refresh every Workshop overlay")?;
+    Ok(queue_refreshes(app.store(), app.jobs(), actor.requester()).await?)
 }
 
 /// The sources a build starts from.
@@ -201,14 +266,14 @@ pub fn reported_ids(reports: &[WorkshopItem]) -> Vec<i64> {
 }
 
 /// Queues a build of every Workshop overlay (a queued one is reused).
-pub async fn refresh_all(
+async fn queue_refreshes(
     store: &Store,
     jobs: &Jobs,
-    actor: Actor<'_>,
+    requester: Requester<'_>,
 ) -> left4me_store::Result<Vec<Job>> {
     let mut queued = Vec::new();
     for overlay in store.overlays_of_kind(OverlayKind::Workshop).await? {
-        queued.push(jobs.enqueue_build(actor, &overlay).await?);
+        queued.push(jobs.enqueue_build(requester, &overlay).await?);
     }
     Ok(queued)
 }
@@ -245,12 +310,12 @@ impl Refresher {
         let due = last_occurrence(now, self.at);
         let last = self
             .store
-            .newest_job_by(JobKind::OverlayBuild.as_str(), Actor::Scheduler.name())
+            .newest_job_by(JobKind::OverlayBuild.as_str(), Requester::Scheduler.name())
             .await?;
         if last.is_some_and(|at| at >= due) {
             return Ok(());
         }
-        let queued = refresh_all(&self.store, &self.jobs, Actor::Scheduler).await?;
+        let queued = queue_refreshes(&self.store, &self.jobs, Requester::Scheduler).await?;
         if !queued.is_empty() {
             tracing::info!("daily Workshop refresh: {} overlay build(s)", queued.len());
         }
