@@ -23,6 +23,17 @@ pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Err
     })
 }
 
+/// A checkbox: a form sends it (with any value) only when it is ticked,
+/// JSON as a boolean. Absent and null read as not ticked.
+pub fn checkbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    use serde_json::Value;
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => flag,
+        Some(_) => true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +64,29 @@ mod tests {
         ] {
             let input: Input = serde_json::from_str(json).unwrap();
             assert_eq!(input.port, text, "{json}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Ticked {
+        #[serde(default, deserialize_with = "checkbox")]
+        on: bool,
+    }
+
+    #[test]
+    fn a_checkbox_is_ticked_when_a_form_sends_it_or_json_says_true() {
+        for (form, on) in [("on=on", true), ("on=", true), ("", false)] {
+            let input: Ticked = serde_urlencoded::from_str(form).unwrap();
+            assert_eq!(input.on, on, "{form}");
+        }
+        for (json, on) in [
+            (r#"{"on": true}"#, true),
+            (r#"{"on": false}"#, false),
+            (r#"{"on": null}"#, false),
+            (r#"{}"#, false),
+        ] {
+            let input: Ticked = serde_json::from_str(json).unwrap();
+            assert_eq!(input.on, on, "{json}");
         }
     }
 }

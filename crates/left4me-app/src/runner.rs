@@ -15,7 +15,7 @@ use left4me_host::game::{GameError, Installer, Updated};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
-use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store};
+use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store, Write};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -336,18 +336,26 @@ impl Jobs {
             .await
     }
 
+    /// Queues a build of `overlay` in `write`, the transaction of the
+    /// change it is to build, and commits both: the change is not kept
+    /// without its build, nor the build queued without the change.
+    pub async fn commit_with_build(
+        &self,
+        write: Write,
+        actor: Actor<'_>,
+        overlay: &Overlay,
+    ) -> left4me_store::Result<Job> {
+        let target = Target::Overlay(overlay);
+        self.commit_queued(write, JobKind::OverlayBuild, actor, target, &target.locks())
+            .await
+    }
+
     async fn queue(
         &self,
         kind: JobKind,
         actor: Actor<'_>,
         target: Target<'_>,
     ) -> left4me_store::Result<Job> {
-        let (server, overlay) = match target {
-            Target::Server(server) => (Some(server), None),
-            Target::Overlay(overlay) => (None, Some(overlay)),
-            Target::Game => (None, None),
-        };
-        let subject = target.subject();
         let mut locks = target.locks();
         if let Target::Server(server) = target
             && matches!(kind, JobKind::ServerStart | JobKind::ServerRestart)
@@ -361,12 +369,32 @@ impl Jobs {
                     .map(|o| format!("{}overlay:{}", left4me_store::SHARED, o.overlay_id)),
             );
         }
+        let write = self.0.store.write().await?;
+        self.commit_queued(write, kind, actor, target, &locks).await
+    }
+
+    /// Queues the job (holding `locks`) in `write` with its activity
+    /// line, commits, and wakes a worker.
+    async fn commit_queued(
+        &self,
+        mut write: Write,
+        kind: JobKind,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        locks: &[String],
+    ) -> left4me_store::Result<Job> {
+        let (server, overlay) = match target {
+            Target::Server(server) => (Some(server), None),
+            Target::Overlay(overlay) => (None, Some(overlay)),
+            Target::Game => (None, None),
+        };
+        let subject = target.subject();
         // One transaction: the job and its activity line, and a build
         // joins the one queued (what it builds is read when it starts).
-        let mut write = self.0.store.write().await?;
         if let Target::Overlay(_) = target
-            && let Some(queued) = write.queued_job(kind.as_str(), &locks).await?
+            && let Some(queued) = write.queued_job(kind.as_str(), locks).await?
         {
+            write.commit().await?;
             return Ok(queued);
         }
         let job = write
@@ -377,7 +405,7 @@ impl Jobs {
                 server_id: server.map(|s| s.id),
                 overlay_id: overlay.map(|o| o.id),
                 subject: &subject,
-                locks: &locks,
+                locks,
             })
             .await?;
         let detail = match target {

@@ -1,8 +1,8 @@
-//! Script overlays as the panel sees them, below the routes: saving a
-//! script and queueing its build, rebuilding from scratch, running a
-//! build job's host side, and the example scripts left4me ships (embedded here, and in the package
-//! under `/usr/share/left4me/scripts/`), which admins add as shared
-//! overlays from the page or with `left4me overlays seed DIR`.
+//! Script overlays: saving a script and queueing its build, rebuilding
+//! from scratch, running a build job's host side, and the example
+//! scripts left4me ships (embedded here, and in the package under
+//! `/usr/share/left4me/scripts/`), which admins add as shared overlays
+//! from the page or with `left4me overlays seed DIR`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +12,11 @@ use left4me_host::layout::StateRoot;
 use left4me_host::sandbox::Sandbox;
 use left4me_host::scripts::{ScriptBuild, ScriptError, build_script_overlay};
 use left4me_host::versions::VersionInfo;
-use left4me_store::{Job, Overlay, OverlayKind, ScriptEdit, ScriptRun, Store};
+use left4me_store::{Overlay, ScriptEdit, ScriptRun, Store};
 
 use crate::config::Config;
 use crate::domain::DisplayName;
-use crate::runner::{Actor, Jobs};
+use crate::runner::Actor as Requester;
 use crate::spec_builder::overlay_path;
 
 /// The sandbox script builds run in, and what they must not see.
@@ -135,38 +135,6 @@ impl ScriptText {
     }
 }
 
-/// Saves a script overlay's script and queues its build (a queued build
-/// is reused: it reads the script when it starts).
-pub async fn save_and_build(
-    store: &Store,
-    jobs: &Jobs,
-    actor: Actor<'_>,
-    overlay: &Overlay,
-    text: &ScriptText,
-    from_previous: bool,
-) -> left4me_store::Result<Job> {
-    debug_assert_eq!(overlay.kind, OverlayKind::Script);
-    let edit = ScriptEdit {
-        script: &text.script,
-        description: &text.description,
-        from_previous,
-    };
-    store.put_overlay_script(overlay.id, edit).await?;
-    jobs.enqueue_build(actor, overlay).await
-}
-
-/// Queues a build that starts from an empty layer, whatever the
-/// overlay's setting says.
-pub async fn rebuild_from_scratch(
-    store: &Store,
-    jobs: &Jobs,
-    actor: Actor<'_>,
-    overlay: &Overlay,
-) -> left4me_store::Result<Job> {
-    store.request_script_from_scratch(overlay.id).await?;
-    jobs.enqueue_build(actor, overlay).await
-}
-
 /// A script to add as an overlay: its name from the file's stem, its
 /// description from a `# description: ...` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +205,7 @@ pub struct Seeded {
 /// script before it runs on the host.
 pub async fn seed(
     store: &Store,
-    actor: Actor<'_>,
+    requester: Requester<'_>,
     owner_id: i64,
     examples: &[Example],
 ) -> left4me_store::Result<Seeded> {
@@ -248,15 +216,24 @@ pub async fn seed(
             description: &example.description,
             from_previous: false,
         };
-        match store
+        // Each with its activity line, in one transaction.
+        let mut write = store.write().await?;
+        match write
             .seed_script_overlay(owner_id, example.name.as_str(), edit)
             .await?
         {
             Some(overlay) => {
                 let detail = format!("created script overlay {} from an example", overlay.name);
-                store
-                    .insert_activity(actor.id(), actor.name(), None, "overlay.create", &detail)
+                write
+                    .record_activity(
+                        requester.id(),
+                        requester.name(),
+                        None,
+                        "overlay.create",
+                        &detail,
+                    )
                     .await?;
+                write.commit().await?;
                 seeded.created.push(overlay);
             }
             None => seeded.kept.push(example.name.as_str().to_owned()),

@@ -1,21 +1,20 @@
-//! Workshop overlays as the panel sees them, below the routes so pages and
-//! a future JSON API share it: adding items (asked of Steam first, so a
-//! wrong id is refused at once), queueing builds, running a build job's
-//! host side, and the daily refresh.
+//! Workshop overlays: adding items (asked of Steam first, so a wrong id
+//! is refused at once), removing them, refreshes (builds), running a
+//! build job's host side, and the daily refresh.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use left4me_host::events::{CancellationToken, Ctx, discard};
+use left4me_host::events::{CancellationToken, Ctx};
 use left4me_host::game::Installer;
 use left4me_host::lifecycle::Host;
-use left4me_store::{Job, Overlay, OverlayKind, Store, WorkshopItem};
+use left4me_store::{Job, OverlayKind, Store, WorkshopItem};
 use left4me_workshop::build::{BuildError, Built, ItemReport, ItemState};
 use left4me_workshop::{ApiSettings, Builder, Source, SteamApi, WorkshopId};
 
 use crate::config::Config;
-use crate::runner::{Actor, JobKind, Jobs};
+use crate::runner::{Actor as Requester, JobKind, Jobs};
 use crate::spec_builder::overlay_path;
 
 /// The Steam Web API client and how builds use it.
@@ -26,6 +25,11 @@ pub struct Workshop {
 }
 
 impl Workshop {
+    /// The Steam Web API client, for asking about items before adding them.
+    pub fn api(&self) -> &Arc<SteamApi> {
+        &self.api
+    }
+
     /// Needs a runtime: the client's requests run on it.
     pub fn new(config: &Config) -> Result<Self, String> {
         let mut settings = ApiSettings::new(&config.steam_api_url);
@@ -75,86 +79,6 @@ impl Workshop {
     }
 }
 
-/// What adding items did.
-#[derive(Debug)]
-pub struct Added {
-    /// New sources (duplicates of existing ones are not counted).
-    pub added: u64,
-    /// Entries Steam ruled out, each with its reason.
-    pub refused: Vec<String>,
-    /// The build that will fetch them (reused when one was queued).
-    pub build: Option<Job>,
-}
-
-/// Why nothing was added.
-#[derive(Debug, thiserror::Error)]
-pub enum AddError {
-    /// Entries that are not ids or links, each named.
-    #[error("{}", .0.join("; "))]
-    Unreadable(Vec<String>),
-    #[error("Steam could not be asked about the items, nothing was added: {0}")]
-    Steam(String),
-    #[error(transparent)]
-    Store(#[from] left4me_store::StoreError),
-}
-
-/// Adds the ids and links in `text` to a Workshop overlay and queues a
-/// build when anything is new. Steam is asked first: items of another
-/// game, missing, private, banned or without a file are refused, the
-/// rest added.
-pub async fn add(
-    store: &Store,
-    jobs: &Jobs,
-    actor: Actor<'_>,
-    overlay: &Overlay,
-    text: &str,
-) -> Result<Added, AddError> {
-    debug_assert_eq!(overlay.kind, OverlayKind::Workshop);
-    let ids = left4me_workshop::id::parse_batch(text)
-        .map_err(|bad| AddError::Unreadable(bad.iter().map(ToString::to_string).collect()))?;
-    let api = Arc::clone(&jobs.workshop().api);
-    let (collections, details) = tokio::task::spawn_blocking(move || {
-        let token = CancellationToken::new();
-        let ctx = Ctx::new(&discard, &token);
-        Ok::<_, left4me_workshop::api::ApiError>((
-            api.collections(&ids, &ctx)?,
-            api.details(&ids, &ctx)?,
-        ))
-    })
-    .await
-    .map_err(|e| AddError::Steam(e.to_string()))?
-    .map_err(|e| AddError::Steam(left4me_workshop::describe(&e)))?;
-    let mut accepted = Vec::new();
-    let mut refused = Vec::new();
-    for item in details {
-        let collection = collections.contains_key(&item.id);
-        if let Some(problem) = item.problem() {
-            refused.push(problem.to_string());
-        } else if !collection && item.file_size == 0 && item.filename.is_empty() {
-            refused.push(format!(
-                "{} ({}) has no file: a collection without items?",
-                item.id, item.title
-            ));
-        } else {
-            let id = i64::try_from(item.id).map_err(|_| {
-                AddError::Steam(format!("Steam answered an id out of range: {}", item.id))
-            })?;
-            accepted.push((id, collection, item.title));
-        }
-    }
-    let added = store.add_workshop_sources(overlay.id, &accepted).await?;
-    let build = if added > 0 {
-        Some(jobs.enqueue_build(actor, overlay).await?)
-    } else {
-        None
-    };
-    Ok(Added {
-        added,
-        refused,
-        build,
-    })
-}
-
 /// The sources a build starts from.
 pub async fn sources(store: &Store, overlay_id: i64) -> left4me_store::Result<Vec<Source>> {
     Ok(store
@@ -201,14 +125,14 @@ pub fn reported_ids(reports: &[WorkshopItem]) -> Vec<i64> {
 }
 
 /// Queues a build of every Workshop overlay (a queued one is reused).
-pub async fn refresh_all(
+pub(crate) async fn queue_refreshes(
     store: &Store,
     jobs: &Jobs,
-    actor: Actor<'_>,
+    requester: Requester<'_>,
 ) -> left4me_store::Result<Vec<Job>> {
     let mut queued = Vec::new();
     for overlay in store.overlays_of_kind(OverlayKind::Workshop).await? {
-        queued.push(jobs.enqueue_build(actor, &overlay).await?);
+        queued.push(jobs.enqueue_build(requester, &overlay).await?);
     }
     Ok(queued)
 }
@@ -245,12 +169,12 @@ impl Refresher {
         let due = last_occurrence(now, self.at);
         let last = self
             .store
-            .newest_job_by(JobKind::OverlayBuild.as_str(), Actor::Scheduler.name())
+            .newest_job_by(JobKind::OverlayBuild.as_str(), Requester::Scheduler.name())
             .await?;
         if last.is_some_and(|at| at >= due) {
             return Ok(());
         }
-        let queued = refresh_all(&self.store, &self.jobs, Actor::Scheduler).await?;
+        let queued = queue_refreshes(&self.store, &self.jobs, Requester::Scheduler).await?;
         if !queued.is_empty() {
             tracing::info!("daily Workshop refresh: {} overlay build(s)", queued.len());
         }

@@ -49,8 +49,10 @@ impl Store {
         name: &str,
         kind: OverlayKind,
     ) -> Result<Overlay> {
-        let mut conn = self.pool.acquire().await?;
-        insert_overlay(&mut conn, owner_id, name, kind, false).await
+        let mut write = self.write().await?;
+        let overlay = write.create_overlay(owner_id, name, kind).await?;
+        write.commit().await?;
+        Ok(overlay)
     }
 
     pub async fn overlay(&self, id: i64) -> Result<Overlay> {
@@ -74,11 +76,6 @@ impl Store {
         .await?)
     }
 
-    pub async fn touch_overlay(&self, id: i64) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        touch_overlay_on(&mut conn, id, now()).await
-    }
-
     pub async fn rename_overlay(&self, id: i64, name: &str) -> Result<()> {
         sqlx::query("UPDATE overlays SET name = ?, updated_at = ? WHERE id = ?")
             .bind(name)
@@ -96,16 +93,8 @@ impl Store {
         id: i64,
         viewer: Option<Viewer>,
     ) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT b.name FROM blueprints b JOIN blueprint_overlays bo ON bo.blueprint_id = b.id
-             WHERE bo.overlay_id = ?1 AND (?2 IS NULL OR ?2 OR b.owner_id = ?3 OR b.shared)
-             ORDER BY b.name",
-        )
-        .bind(id)
-        .bind(viewer.map(|v| v.is_admin))
-        .bind(viewer.map(|v| v.user_id))
-        .fetch_all(&self.pool)
-        .await?)
+        let mut conn = self.pool.acquire().await?;
+        blueprints_using(&mut conn, id, viewer).await
     }
 
     /// Every overlay of one kind, oldest first.
@@ -136,7 +125,31 @@ impl Store {
 
     /// Deletes the overlay unless a blueprint uses it.
     pub async fn delete_overlay(&self, id: i64) -> Result<()> {
-        let users = self.blueprints_using_overlay(id, None).await?;
+        let mut write = self.write().await?;
+        write.delete_overlay(id).await?;
+        write.commit().await
+    }
+}
+
+impl crate::Write {
+    pub async fn create_overlay(
+        &mut self,
+        owner_id: i64,
+        name: &str,
+        kind: OverlayKind,
+    ) -> Result<Overlay> {
+        insert_overlay(&mut self.tx, owner_id, name, kind, false).await
+    }
+
+    /// Marks the overlay changed now (its files were).
+    pub async fn touch_overlay(&mut self, id: i64) -> Result<()> {
+        touch_overlay_on(&mut self.tx, id, now()).await
+    }
+
+    /// Deletes the overlay unless a blueprint uses it; checked in the
+    /// transaction, so no blueprint can take it up in between.
+    pub async fn delete_overlay(&mut self, id: i64) -> Result<()> {
+        let users = blueprints_using(&mut self.tx, id, None).await?;
         if !users.is_empty() {
             return Err(StoreError::Conflict(format!(
                 "the overlay is used by {}; remove it there first",
@@ -145,10 +158,29 @@ impl Store {
         }
         sqlx::query("DELETE FROM overlays WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await?;
         Ok(())
     }
+}
+
+/// Names of the blueprints that use overlay `id` (those `viewer` may see,
+/// or all), on a connection that may be inside a transaction.
+async fn blueprints_using(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    viewer: Option<Viewer>,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT b.name FROM blueprints b JOIN blueprint_overlays bo ON bo.blueprint_id = b.id
+         WHERE bo.overlay_id = ?1 AND (?2 IS NULL OR ?2 OR b.owner_id = ?3 OR b.shared)
+         ORDER BY b.name",
+    )
+    .bind(id)
+    .bind(viewer.map(|v| v.is_admin))
+    .bind(viewer.map(|v| v.user_id))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Inserts an overlay, on a connection that may be inside a transaction.

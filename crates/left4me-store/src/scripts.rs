@@ -44,29 +44,17 @@ impl Store {
 
     /// Saves the script and marks the overlay changed.
     pub async fn put_overlay_script(&self, overlay_id: i64, edit: ScriptEdit<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let now = now();
-        write_script(&mut tx, overlay_id, &edit, now).await?;
-        touch_overlay_on(&mut tx, overlay_id, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut write = self.write().await?;
+        write.put_overlay_script(overlay_id, edit).await?;
+        write.commit().await
     }
 
     /// Makes the next build start from an empty layer; refused while
     /// the overlay has no script.
     pub async fn request_script_from_scratch(&self, overlay_id: i64) -> Result<()> {
-        let found =
-            sqlx::query("UPDATE overlay_scripts SET next_from_scratch = 1 WHERE overlay_id = ?")
-                .bind(overlay_id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if found == 0 {
-            return Err(StoreError::Conflict(
-                "the overlay has no script yet: save one first".into(),
-            ));
-        }
-        Ok(())
+        let mut write = self.write().await?;
+        write.request_script_from_scratch(overlay_id).await?;
+        write.commit().await
     }
 
     /// What a starting build runs; takes back a "from scratch" request,
@@ -100,19 +88,63 @@ impl Store {
         name: &str,
         edit: ScriptEdit<'_>,
     ) -> Result<Option<Overlay>> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.write().await?;
+        let seeded = write.seed_script_overlay(owner_id, name, edit).await?;
+        write.commit().await?;
+        Ok(seeded)
+    }
+}
+
+impl crate::Write {
+    /// Saves the script and marks the overlay changed.
+    pub async fn put_overlay_script(
+        &mut self,
+        overlay_id: i64,
+        edit: ScriptEdit<'_>,
+    ) -> Result<()> {
+        let now = now();
+        write_script(&mut self.tx, overlay_id, &edit, now).await?;
+        touch_overlay_on(&mut self.tx, overlay_id, now).await
+    }
+
+    /// Makes the next build start from an empty layer; refused while
+    /// the overlay has no script.
+    pub async fn request_script_from_scratch(&mut self, overlay_id: i64) -> Result<()> {
+        let found =
+            sqlx::query("UPDATE overlay_scripts SET next_from_scratch = 1 WHERE overlay_id = ?")
+                .bind(overlay_id)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected();
+        if found == 0 {
+            return Err(StoreError::Conflict(
+                "the overlay has no script yet: save one first".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates a shared script overlay named `name` owned by `owner_id`,
+    /// unless a script overlay of that name exists: then nothing changes
+    /// and the answer is `None`.
+    pub async fn seed_script_overlay(
+        &mut self,
+        owner_id: i64,
+        name: &str,
+        edit: ScriptEdit<'_>,
+    ) -> Result<Option<Overlay>> {
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT id FROM overlays WHERE name = ? AND kind = ?")
                 .bind(name)
                 .bind(OverlayKind::Script)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *self.tx)
                 .await?;
         if exists.is_some() {
             return Ok(None);
         }
-        let overlay = insert_overlay(&mut tx, owner_id, name, OverlayKind::Script, true).await?;
-        write_script(&mut tx, overlay.id, &edit, overlay.created_at).await?;
-        tx.commit().await?;
+        let overlay =
+            insert_overlay(&mut self.tx, owner_id, name, OverlayKind::Script, true).await?;
+        write_script(&mut self.tx, overlay.id, &edit, overlay.created_at).await?;
         Ok(Some(overlay))
     }
 }

@@ -33,44 +33,20 @@ impl Store {
         overlay_id: i64,
         sources: &[(i64, bool, String)],
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let mut added = 0;
-        for (id, collection, title) in sources {
-            added += sqlx::query(
-                "INSERT OR IGNORE INTO workshop_sources
-                 (overlay_id, published_id, is_collection, title, added_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(overlay_id)
-            .bind(id)
-            .bind(collection)
-            .bind(title)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
+        let mut write = self.write().await?;
+        let added = write.add_workshop_sources(overlay_id, sources).await?;
+        write.commit().await?;
         Ok(added)
     }
 
     /// Removes a source and the items it brought. False when it was not there.
     pub async fn remove_workshop_source(&self, overlay_id: i64, published_id: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let removed =
-            sqlx::query("DELETE FROM workshop_sources WHERE overlay_id = ? AND published_id = ?")
-                .bind(overlay_id)
-                .bind(published_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        sqlx::query("DELETE FROM workshop_items WHERE overlay_id = ? AND (item_id = ? OR via = ?)")
-            .bind(overlay_id)
-            .bind(published_id)
-            .bind(published_id)
-            .execute(&mut *tx)
+        let mut write = self.write().await?;
+        let removed = write
+            .remove_workshop_source(overlay_id, published_id)
             .await?;
-        tx.commit().await?;
-        Ok(removed > 0)
+        write.commit().await?;
+        Ok(removed)
     }
 
     /// In the order they were added.
@@ -129,5 +105,53 @@ impl Store {
         }
         query.build().execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+impl crate::Write {
+    /// Adds sources, ignoring those the overlay has. Returns how many were new.
+    pub async fn add_workshop_sources(
+        &mut self,
+        overlay_id: i64,
+        sources: &[(i64, bool, String)],
+    ) -> Result<u64> {
+        let mut added = 0;
+        for (id, collection, title) in sources {
+            added += sqlx::query(
+                "INSERT OR IGNORE INTO workshop_sources
+                 (overlay_id, published_id, is_collection, title, added_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(overlay_id)
+            .bind(id)
+            .bind(collection)
+            .bind(title)
+            .bind(now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        }
+        Ok(added)
+    }
+
+    /// Removes a source and the items it brought. False when it was not there.
+    pub async fn remove_workshop_source(
+        &mut self,
+        overlay_id: i64,
+        published_id: i64,
+    ) -> Result<bool> {
+        let removed =
+            sqlx::query("DELETE FROM workshop_sources WHERE overlay_id = ? AND published_id = ?")
+                .bind(overlay_id)
+                .bind(published_id)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected();
+        sqlx::query("DELETE FROM workshop_items WHERE overlay_id = ? AND (item_id = ? OR via = ?)")
+            .bind(overlay_id)
+            .bind(published_id)
+            .bind(published_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(removed > 0)
     }
 }

@@ -45,17 +45,14 @@ pub async fn launch_with_listener(
 ) -> Result<(), LaunchError> {
     let addr = listener.local_addr().map_err(LaunchError::Serve)?;
     let (app, background) = App::start(config, launch).await?;
-    if matches!(app.store().count_users().await, Ok(0)) {
-        let token = auth::issue_setup_token(app.store())
-            .await
-            .map_err(|error| left4me_app::LaunchError::Database {
-                path: app.config().database_path(),
-                error,
-            })?;
+    let setup = left4me_app::ops::sessions::setup_token_if_needed(&app)
+        .await
+        .map_err(LaunchError::Setup)?;
+    if let Some(token) = setup {
         // On stdout, so it reaches the journal (and tests) plainly.
         println!(
             "left4me: no users yet. Create the first admin at {}",
-            auth::setup_url(addr, &token)
+            auth::setup_url(addr, token.expose())
         );
     }
     let stopping = app.shutdown().clone();

@@ -1,7 +1,5 @@
 //! Shared state of the running panel.
 
-use std::ops::Deref;
-
 use left4me_app::App;
 
 /// What every handler gets: the application below HTTP.
@@ -14,15 +12,6 @@ impl AppState {
     }
 
     pub fn app(&self) -> &App {
-        &self.0
-    }
-}
-
-/// The application's parts, while routes still reach them directly.
-impl Deref for AppState {
-    type Target = App;
-
-    fn deref(&self) -> &App {
         &self.0
     }
 }

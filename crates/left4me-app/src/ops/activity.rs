@@ -66,13 +66,7 @@ pub(crate) async fn record(
     detail: &str,
 ) -> OpResult<()> {
     write
-        .record_activity(
-            Some(actor.id()),
-            actor.name(),
-            server_id,
-            kind,
-            detail,
-        )
+        .record_activity(Some(actor.id()), actor.name(), server_id, kind, detail)
         .await?;
     Ok(())
 }

@@ -36,7 +36,11 @@ fn scopes_of(stored: &str) -> Vec<Scope> {
 }
 
 fn servers_of(stored: Option<&str>) -> Option<Vec<i64>> {
-    stored.map(|s| s.split_whitespace().filter_map(|id| id.parse().ok()).collect())
+    stored.map(|s| {
+        s.split_whitespace()
+            .filter_map(|id| id.parse().ok())
+            .collect()
+    })
 }
 
 impl From<ApiToken> for TokenInfo {
@@ -105,13 +109,9 @@ pub async fn create(app: &App, actor: &Actor, input: &NewTokenInput) -> OpResult
     servers.sort_unstable();
     servers.dedup();
     for id in &servers {
-        let seen = crate::ops::access::server(
-            app,
-            actor,
-            *id,
-            crate::ops::access::ServerAction::View,
-        )
-        .await;
+        let seen =
+            crate::ops::access::server(app, actor, *id, crate::ops::access::ServerAction::View)
+                .await;
         if seen.is_err() {
             errors.add("servers", format!("there is no server {id} of yours"));
             break;
@@ -138,7 +138,9 @@ pub async fn create(app: &App, actor: &Actor, input: &NewTokenInput) -> OpResult
             name: name.as_str(),
             token_hash: &token_hash(&token),
             scopes: &scope_words.join(" "),
-            servers: (!servers.is_empty()).then(|| server_words.join(" ")).as_deref(),
+            servers: (!servers.is_empty())
+                .then(|| server_words.join(" "))
+                .as_deref(),
             expires_at,
         })
         .await
@@ -187,13 +189,16 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
             retry_after: wait,
         });
     }
-    let refused = || OpError::Unauthenticated("the API token is unknown, expired or revoked".into());
+    let refused =
+        || OpError::Unauthenticated("the API token is unknown, expired or revoked".into());
     let Some(stored) = app.store().api_token(&token_hash(token)).await? else {
         tracing::warn!(address = %client, "unknown API token");
         return Err(refused());
     };
     let user = app.store().user(stored.user_id).await?;
-    let expired = stored.expires_at.is_some_and(|at| at <= left4me_store::now());
+    let expired = stored
+        .expires_at
+        .is_some_and(|at| at <= left4me_store::now());
     if expired || !user.is_active {
         tracing::warn!(address = %client, token = %stored.name, "refused API token");
         return Err(refused());

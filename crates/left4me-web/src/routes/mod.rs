@@ -30,7 +30,7 @@ use crate::state::AppState;
 pub(crate) fn router(state: AppState) -> Router {
     // The handler enforces the configured limit per file; this only keeps
     // the multipart reader from refusing large bodies early.
-    let upload_body_limit = usize::try_from(state.config().upload_limit_bytes())
+    let upload_body_limit = usize::try_from(state.app().config().upload_limit_bytes())
         .unwrap_or(usize::MAX)
         .saturating_add(1024 * 1024);
     Router::new()
@@ -178,26 +178,6 @@ fn header_layer(
         name,
         axum::http::HeaderValue::from_static(value),
     )
-}
-
-/// Records what a user did in the activity log.
-pub(crate) async fn record(
-    state: &AppState,
-    user: &crate::auth::CurrentUser,
-    server_id: Option<i64>,
-    kind: &str,
-    detail: String,
-) -> crate::error::AppResult<()> {
-    state
-        .store()
-        .record_activity(
-            Some((user.id(), &user.user.username)),
-            server_id,
-            kind,
-            &detail,
-        )
-        .await?;
-    Ok(())
 }
 
 /// Checks the database answers and the state root is there.

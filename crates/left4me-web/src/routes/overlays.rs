@@ -1,121 +1,55 @@
 //! Overlays: the list and creation, what every kind shares (sharing,
-//! deletion, the state of builds), and files overlays' file manager
-//! over `overlays/<id>/`.
-
-use std::path::PathBuf;
+//! deletion, the state of builds), and files overlays' file manager.
 
 use axum::Form;
 use axum::body::Body;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_files::{FilesError, OverlayFiles, RelPath, ZipLimits};
-use left4me_store::{Overlay, OverlayKind, Store};
+use left4me_app::error::OpError;
+use left4me_app::ops::access::ItemAccess;
+use left4me_app::ops::overlays::{
+    self, EDIT_LIMIT, EditInput, MoveInput, NewFolderInput, NewOverlayInput, OverlayContent,
+    OverlayDetail, OverlayInfo, Published, RemoveInput,
+};
+use left4me_files::{Entry, RelPath};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 
-use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
-use crate::domain::DisplayName;
 use crate::error::{AppError, AppResult};
 use crate::pages::{
     BuildState, FileRow, FormErrors, Layout, OverlayEditPage, OverlayPage, OverlaysPage, render,
 };
-use crate::runner::Actor;
-use crate::spec_builder::overlay_path;
 use crate::state::AppState;
 
-/// Text files up to this size can be edited in the browser.
-const EDIT_LIMIT: u64 = 1024 * 1024;
-
-fn overlay_dir(state: &AppState, id: i64) -> PathBuf {
-    state.host().root().overlay(&overlay_path(id))
-}
-
-/// Runs a file operation on a files overlay on a blocking thread. Other
-/// kinds are built, not edited: their files come from their builds.
-async fn with_files<T: Send + 'static>(
-    state: &AppState,
-    overlay: &Overlay,
-    op: impl FnOnce(&OverlayFiles) -> Result<T, FilesError> + Send + 'static,
-) -> AppResult<T> {
-    if overlay.kind != OverlayKind::Files {
-        return Err(AppError::Conflict(format!(
-            "overlay {} is a {} overlay: its files come from its builds, not from uploads or edits",
-            overlay.name,
-            overlay.kind.as_str()
-        )));
+/// A built overlay's builds as its page shows them.
+pub(crate) fn build_state(built: overlays::BuildState) -> BuildState {
+    BuildState {
+        version: match built.published {
+            Published::Version(info) => format!(
+                "version {} ({})",
+                info.version,
+                crate::pages::datetime(&info.created)
+            ),
+            Published::NotYet => "no version published yet".into(),
+            Published::Unreadable(why) => format!("the published version cannot be read: {why}"),
+        },
+        build: built.build,
     }
-    let dir = overlay_dir(state, overlay.id);
-    tokio::task::spawn_blocking(move || op(&OverlayFiles::create(&dir)?))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::from)
-}
-
-/// `overlay` if it is of `kind`: each kind has its own pages and forms.
-pub(crate) fn of_kind(overlay: Overlay, kind: OverlayKind) -> AppResult<Overlay> {
-    if overlay.kind == kind {
-        return Ok(overlay);
-    }
-    Err(AppError::Conflict(format!(
-        "overlay {} is a {} overlay, not a {} one",
-        overlay.name,
-        overlay.kind.as_str(),
-        kind.as_str()
-    )))
-}
-
-/// The published version of a built overlay and its build in progress.
-pub(crate) async fn build_state(state: &AppState, overlay_id: i64) -> AppResult<BuildState> {
-    Ok(BuildState {
-        version: published_version(state, overlay_id).await,
-        build: active_build(state.store(), overlay_id).await?,
-    })
-}
-
-/// The overlay's build, queued or running.
-async fn active_build(store: &Store, overlay_id: i64) -> AppResult<Option<left4me_store::Job>> {
-    Ok(store
-        .active_jobs_on(&format!("overlay:{overlay_id}"))
-        .await?
-        .into_iter()
-        .next())
-}
-
-/// "version 3 (2026-11-28 10:00:00 UTC)", or that none is published yet.
-async fn published_version(state: &AppState, overlay_id: i64) -> String {
-    let versions = state
-        .host()
-        .root()
-        .overlay_versions(&overlay_path(overlay_id));
-    match tokio::task::spawn_blocking(move || versions.current_info()).await {
-        Ok(Ok(Some(info))) => format!(
-            "version {} ({})",
-            info.version,
-            crate::pages::datetime(&info.created)
-        ),
-        Ok(Ok(None)) => "no version published yet".into(),
-        Ok(Err(e)) => format!("the published version cannot be read: {e}"),
-        Err(e) => format!("the published version cannot be read: {e}"),
-    }
-}
-
-fn rel(path: &str) -> AppResult<RelPath> {
-    RelPath::parse(path).map_err(AppError::from)
 }
 
 /// The list with the creation form (refilled after a mistake).
 async fn list_page(
     state: &AppState,
     user: &CurrentUser,
-    form: CreateForm,
+    form: NewOverlayInput,
     notice: String,
     errors: FormErrors,
 ) -> AppResult<OverlaysPage> {
     Ok(OverlaysPage {
         l: Layout::of(user),
-        overlays: state.store().visible_overlays(user.viewer()).await?,
+        overlays: overlays::list(state.app(), user).await?,
         me: user.id(),
         name: form.name,
         kind: form.kind,
@@ -128,7 +62,7 @@ pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> A
     let page = list_page(
         &state,
         &user,
-        CreateForm::default(),
+        NewOverlayInput::default(),
         String::new(),
         FormErrors::default(),
     )
@@ -137,15 +71,12 @@ pub(crate) async fn index(State(state): State<AppState>, user: CurrentUser) -> A
 }
 
 /// Admins: adds the example scripts left4me ships as shared script
-/// overlays (those there already are left alone).
+/// overlays, then shows the list saying what it did.
 pub(crate) async fn add_examples(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> AppResult<Response> {
-    access::scripts(&user)?;
-    let examples = crate::scripts::bundled();
-    let seeded =
-        crate::scripts::seed(state.store(), Actor::User(&user.user), user.id(), &examples).await?;
+    let seeded = left4me_app::ops::scripts::add_examples(state.app(), &user).await?;
     let created: Vec<&str> = seeded.created.iter().map(|o| o.name.as_str()).collect();
     let notice = match (created.is_empty(), seeded.kept.is_empty()) {
         (false, true) => format!("Added {}.", created.join(", ")),
@@ -159,7 +90,7 @@ pub(crate) async fn add_examples(
     let page = list_page(
         &state,
         &user,
-        CreateForm::default(),
+        NewOverlayInput::default(),
         notice,
         FormErrors::default(),
     )
@@ -167,49 +98,19 @@ pub(crate) async fn add_examples(
     Ok(render(&page)?.into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct CreateForm {
-    name: String,
-    /// `files` (the default), `workshop` or `script` (admins).
-    #[serde(default)]
-    kind: String,
-}
-
 pub(crate) async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
-    Form(form): Form<CreateForm>,
+    Form(form): Form<NewOverlayInput>,
 ) -> AppResult<Response> {
-    let mut errors = FormErrors::default();
-    let name = DisplayName::parse(&form.name)
-        .map_err(|message| errors.add("name", message))
-        .ok();
-    let kind = match form.kind.as_str() {
-        "" | "files" => Some(OverlayKind::Files),
-        "workshop" => Some(OverlayKind::Workshop),
-        "script" => {
-            access::scripts(&user)?;
-            Some(OverlayKind::Script)
+    match overlays::create(state.app(), &user, &form).await {
+        Ok(overlay) => Ok(Redirect::to(&format!("/overlays/{}", overlay.id)).into_response()),
+        Err(OpError::Invalid(fields)) => {
+            let page = list_page(&state, &user, form, String::new(), fields.into()).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
-        _ => {
-            errors.add("kind", "choose files, workshop or script");
-            None
-        }
-    };
-    let (Some(name), Some(kind)) = (name, kind) else {
-        let page = list_page(&state, &user, form, String::new(), errors).await?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
-    };
-    let overlay = state
-        .store()
-        .create_overlay(user.id(), name.as_str(), kind)
-        .await?;
-    if kind == OverlayKind::Files {
-        with_files(&state, &overlay, |_| Ok(())).await?;
+        Err(other) => Err(other.into()),
     }
-    let detail = format!("created overlay {}", overlay.name);
-    super::record(&state, &user, None, "overlay.create", detail).await?;
-    Ok(Redirect::to(&format!("/overlays/{}", overlay.id)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,42 +128,49 @@ pub(crate) struct ShowQuery {
     uploaded: String,
 }
 
+/// Each kind's page: a files overlay's folder, a Workshop overlay's
+/// items, a script overlay's script.
 pub(crate) async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
     Query(query): Query<ShowQuery>,
 ) -> AppResult<Response> {
-    let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
-    match overlay.kind {
-        OverlayKind::Workshop => return super::workshop::show(&state, &user, overlay).await,
-        OverlayKind::Script => return super::scripts::show(&state, &user, overlay).await,
-        OverlayKind::Files => {}
+    let OverlayDetail { info, content } =
+        overlays::detail(state.app(), &user, id, &query.path).await?;
+    match content {
+        OverlayContent::Files { dir, entries } => {
+            let page = files_page(&state, &user, info, &dir, entries, query.uploaded);
+            Ok(render(&page)?.into_response())
+        }
+        OverlayContent::Workshop(view) => super::workshop::show(&user, info, view),
+        OverlayContent::Script(view) => super::scripts::show(&user, info, view),
     }
-    let dir = rel(&query.path)?;
-    let listed = dir.clone();
-    let entries = with_files(&state, &overlay, move |files| files.list(&listed)).await?;
-    let rows = entries
-        .into_iter()
-        .map(|e| FileRow::from_entry(e, EDIT_LIMIT))
-        .collect();
-    let page = OverlayPage {
-        l: Layout::of(&user),
-        used_by: state
-            .store()
-            .blueprints_using_overlay(id, Some(user.viewer()))
-            .await?
-            .join(", "),
-        can_change: user.item_access(&overlay) == Some(ItemAccess::Change),
-        owner: state.store().user(overlay.owner_id).await?.username,
-        uploaded: query.uploaded,
-        overlay,
+}
+
+fn files_page(
+    state: &AppState,
+    user: &CurrentUser,
+    info: OverlayInfo,
+    dir: &RelPath,
+    entries: Vec<Entry>,
+    uploaded: String,
+) -> OverlayPage {
+    OverlayPage {
+        l: Layout::of(user),
+        used_by: info.used_by.join(", "),
+        can_change: info.access == ItemAccess::Change,
+        owner: info.owner,
+        uploaded,
+        overlay: info.overlay,
         parent: dir.parent().map(|p| p.as_str().to_owned()),
         dir: dir.as_str().to_owned(),
-        rows,
-        upload_limit_mb: state.config().upload_limit_mb,
-    };
-    Ok(render(&page)?.into_response())
+        rows: entries
+            .into_iter()
+            .map(|e| FileRow::from_entry(e, EDIT_LIMIT))
+            .collect(),
+        upload_limit_mb: state.app().config().upload_limit_mb,
+    }
 }
 
 /// The overlay's folder `dir` again, with extra query pairs.
@@ -273,9 +181,13 @@ fn back_to(id: i64, dir: &str, extra: &[(&str, &str)]) -> Response {
     Redirect::to(&format!("/overlays/{id}?{query}")).into_response()
 }
 
-/// Uploads: every file field is streamed to a temp file below the state
-/// root (counting bytes against the limit), then written into the overlay
-/// atomically, or unpacked when it is a `.zip` and unpacking is on.
+fn cut_off(error: &MultipartError) -> AppError {
+    AppError::BadRequest(format!("the upload was cut off: {error}"))
+}
+
+/// Uploads: every file field is streamed to the operation as it arrives
+/// (it counts the bytes against the limit), then written into the
+/// overlay, or unpacked when it is a `.zip` and unpacking is on.
 pub(crate) async fn upload(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -283,165 +195,69 @@ pub(crate) async fn upload(
     Query(query): Query<PathQuery>,
     mut multipart: Multipart,
 ) -> AppResult<Response> {
-    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
-    let dir = rel(&query.path)?;
-    let limit = state.config().upload_limit_bytes();
-    let mut unpack = false;
-    let mut staged: Vec<(String, tempfile::TempPath)> = Vec::new();
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| AppError::BadRequest(format!("the upload was cut off: {e}")))?
-    {
+    let mut upload = overlays::begin_upload(state.app(), &user, id, &query.path).await?;
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| cut_off(&e))? {
         if field.name() == Some("unpack") {
-            unpack = true;
+            upload.unpack_zips();
             continue;
         }
-        let Some(file_name) = field
+        let Some(name) = field
             .file_name()
             .map(str::to_owned)
             .filter(|n| !n.is_empty())
         else {
             continue;
         };
-        let temp = tempfile::NamedTempFile::new_in(state.host().root().tmp())
-            .map_err(AppError::internal)?;
-        let (std_file, path) = temp.into_parts();
-        let mut out = tokio::fs::File::from_std(std_file);
-        let mut written: u64 = 0;
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| AppError::BadRequest(format!("the upload was cut off: {e}")))?
-        {
-            written += chunk.len() as u64;
-            if written > limit {
-                return Err(AppError::PayloadTooLarge(format!(
-                    "{file_name} is larger than the upload limit of {} MiB",
-                    state.config().upload_limit_mb
-                )));
-            }
-            out.write_all(&chunk).await.map_err(AppError::internal)?;
+        let mut file = upload.file(name)?;
+        while let Some(chunk) = field.chunk().await.map_err(|e| cut_off(&e))? {
+            file.write(&chunk).await?;
         }
-        out.flush().await.map_err(AppError::internal)?;
-        staged.push((file_name, path));
+        file.finish().await?;
     }
-    if staged.is_empty() {
-        return Err(AppError::BadRequest(
-            "choose at least one file to upload".into(),
-        ));
-    }
-    let uploaded: Vec<String> = staged.iter().map(|(name, _)| name.clone()).collect();
-    let target = dir.clone();
-    with_files(&state, &overlay, move |files| {
-        for (name, temp) in &staged {
-            // Browsers send a bare file name; anything else is refused.
-            let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-            let mut source = std::fs::File::open(temp).map_err(|error| FilesError::Io {
-                context: "reading the upload".into(),
-                error,
-            })?;
-            if unpack && base.to_ascii_lowercase().ends_with(".zip") {
-                files.unpack_zip(&target, &mut source, ZipLimits::default())?;
-            } else {
-                files.write_from(&target.join(base)?, &mut source, limit)?;
-            }
-        }
-        Ok(())
-    })
-    .await?;
-    state.store().touch_overlay(id).await?;
-    let detail = format!(
-        "uploaded {} into overlay {} /{}",
-        uploaded.join(", "),
-        overlay.name,
-        dir.as_str()
-    );
-    super::record(&state, &user, None, "overlay.edit", detail).await?;
+    let uploaded = overlays::upload(state.app(), &user, upload).await?;
     Ok(back_to(
         id,
-        dir.as_str(),
-        &[("uploaded", &uploaded.join(", "))],
+        uploaded.dir.as_str(),
+        &[("uploaded", &uploaded.names.join(", "))],
     ))
-}
-
-/// Applies one change to the overlay's files, records it, then shows the
-/// folder again.
-async fn change(
-    state: &AppState,
-    user: &CurrentUser,
-    id: i64,
-    dir: &str,
-    what: String,
-    op: impl FnOnce(&OverlayFiles) -> Result<(), FilesError> + Send + 'static,
-) -> AppResult<Response> {
-    let overlay = access::overlay(state, user, id, ItemAccess::Change).await?;
-    with_files(state, &overlay, op).await?;
-    state.store().touch_overlay(id).await?;
-    let detail = format!("{what} in overlay {}", overlay.name);
-    super::record(state, user, None, "overlay.edit", detail).await?;
-    Ok(back_to(id, dir, &[]))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct MkdirForm {
-    dir: String,
-    name: String,
 }
 
 pub(crate) async fn mkdir(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Form(form): Form<MkdirForm>,
+    Form(form): Form<NewFolderInput>,
 ) -> AppResult<Response> {
-    let target = rel(&form.dir)?.join_path(&rel(form.name.trim())?)?;
-    let what = format!("created folder /{}", target.as_str());
-    change(&state, &user, id, &form.dir, what, move |files| {
-        files.mkdir(&target)
-    })
-    .await
+    overlays::mkdir(state.app(), &user, id, &form).await?;
+    Ok(back_to(id, &form.dir, &[]))
 }
 
+/// A change to a file, and the folder to show again.
 #[derive(Debug, Deserialize)]
-pub(crate) struct MoveForm {
+pub(crate) struct InFolder<T> {
     dir: String,
-    from: String,
-    to: String,
+    #[serde(flatten)]
+    input: T,
 }
 
 pub(crate) async fn rename(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Form(form): Form<MoveForm>,
+    Form(form): Form<InFolder<MoveInput>>,
 ) -> AppResult<Response> {
-    let (from, to) = (rel(&form.from)?, rel(form.to.trim())?);
-    let what = format!("moved /{} to /{}", from.as_str(), to.as_str());
-    change(&state, &user, id, &form.dir, what, move |files| {
-        files.rename(&from, &to)
-    })
-    .await
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RemoveForm {
-    dir: String,
-    path: String,
+    overlays::rename(state.app(), &user, id, &form.input).await?;
+    Ok(back_to(id, &form.dir, &[]))
 }
 
 pub(crate) async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Form(form): Form<RemoveForm>,
+    Form(form): Form<InFolder<RemoveInput>>,
 ) -> AppResult<Response> {
-    let path = rel(&form.path)?;
-    let what = format!("deleted /{}", path.as_str());
-    change(&state, &user, id, &form.dir, what, move |files| {
-        files.remove(&path)
-    })
-    .await
+    overlays::remove(state.app(), &user, id, &form.input).await?;
+    Ok(back_to(id, &form.dir, &[]))
 }
 
 pub(crate) fn attachment(name: &str, content_type: &str, body: Body) -> Response {
@@ -489,11 +305,8 @@ pub(crate) async fn download(
     Path(id): Path<i64>,
     Query(query): Query<PathQuery>,
 ) -> AppResult<Response> {
-    let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
-    let path = rel(&query.path)?;
-    let opened = path.clone();
-    let file = with_files(&state, &overlay, move |files| files.open_read(&opened)).await?;
-    Ok(file_download(&path, file))
+    let download = overlays::download(state.app(), &user, id, &query.path).await?;
+    Ok(file_download(&download.path, download.file))
 }
 
 pub(crate) async fn zip(
@@ -501,25 +314,16 @@ pub(crate) async fn zip(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let overlay = access::overlay(&state, &user, id, ItemAccess::Use).await?;
-    let tmp = state.host().root().tmp();
-    let file = with_files(&state, &overlay, move |files| {
-        // An unnamed temp file: nothing to clean up, whatever happens.
-        let mut out = tempfile::tempfile_in(&tmp).map_err(|error| FilesError::Io {
-            context: "creating the archive".into(),
-            error,
-        })?;
-        files.write_zip(&mut out)?;
-        use std::io::Seek;
-        out.rewind().map_err(|error| FilesError::Io {
-            context: "reading the archive".into(),
-            error,
-        })?;
-        Ok(out)
-    })
-    .await?;
-    let name = format!("overlay-{}-{}.zip", overlay.id, overlay.name);
-    Ok(attachment(&name, "application/zip", file_body(file)))
+    let archive = overlays::zip(state.app(), &user, id).await?;
+    let name = format!(
+        "overlay-{}-{}.zip",
+        archive.overlay.id, archive.overlay.name
+    );
+    Ok(attachment(
+        &name,
+        "application/zip",
+        file_body(archive.file),
+    ))
 }
 
 pub(crate) async fn edit_page(
@@ -528,56 +332,31 @@ pub(crate) async fn edit_page(
     Path(id): Path<i64>,
     Query(query): Query<PathQuery>,
 ) -> AppResult<Response> {
-    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
-    let path = rel(&query.path)?;
-    let read = path.clone();
-    let bytes = with_files(&state, &overlay, move |files| {
-        match files.read(&read, EDIT_LIMIT) {
-            // A new file starts empty.
-            Err(FilesError::NotFound(_)) => Ok(Vec::new()),
-            other => other,
-        }
-    })
-    .await?;
-    let content = String::from_utf8(bytes).map_err(|_| {
-        AppError::BadRequest("this file is not text (UTF-8); download it instead".into())
-    })?;
+    let file = overlays::text_file(state.app(), &user, id, &query.path).await?;
     let page = OverlayEditPage {
         l: Layout::of(&user),
-        dir: path
-            .parent()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
-        path: path.as_str().to_owned(),
-        overlay,
-        content,
+        dir: folder_of(&file.path),
+        path: file.path.as_str().to_owned(),
+        overlay: file.overlay,
+        content: file.content,
     };
     Ok(render(&page)?.into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct EditForm {
-    path: String,
-    content: String,
+fn folder_of(path: &RelPath) -> String {
+    path.parent()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 pub(crate) async fn edit(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Form(form): Form<EditForm>,
+    Form(form): Form<EditInput>,
 ) -> AppResult<Response> {
-    let path = rel(&form.path)?;
-    let dir = path
-        .parent()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let content = form.content.replace("\r\n", "\n");
-    let what = format!("edited /{}", path.as_str());
-    change(&state, &user, id, &dir, what, move |files| {
-        files.write(&path, content.as_bytes())
-    })
-    .await
+    let path = overlays::edit(state.app(), &user, id, &form).await?;
+    Ok(back_to(id, &folder_of(&path), &[]))
 }
 
 pub(crate) async fn delete(
@@ -585,18 +364,7 @@ pub(crate) async fn delete(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let overlay = access::overlay(&state, &user, id, ItemAccess::Change).await?;
-    state.store().delete_overlay(id).await?;
-    let root = state.host().root().clone();
-    // Versions that running servers mount stay until they stop.
-    tokio::task::spawn_blocking(move || {
-        left4me_host::snapshot::forget_overlay(&root, &overlay_path(id))
-    })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::internal)?;
-    let detail = format!("deleted overlay {}", overlay.name);
-    super::record(&state, &user, None, "overlay.delete", detail).await?;
+    overlays::delete(state.app(), &user, id).await?;
     Ok(Redirect::to("/overlays").into_response())
 }
 

@@ -4,16 +4,15 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use left4me_store::{Overlay, OverlayKind};
-use serde::Deserialize;
+use left4me_app::error::OpError;
+use left4me_app::ops::access::ItemAccess;
+use left4me_app::ops::overlays::{self, OverlayContent, OverlayDetail, OverlayInfo, WorkshopView};
+use left4me_app::ops::workshop::{self, AddItemsInput, RemoveItemInput};
 
-use crate::access::{self, ItemAccess};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::pages::{FormErrors, Layout, WorkshopItemRow, WorkshopPage, WorkshopSourceRow, render};
-use crate::runner::Actor;
 use crate::state::AppState;
-use crate::workshop::AddError;
 
 /// What the page shows besides the overlay's own state: the result of an
 /// add, or its mistakes with the text kept.
@@ -26,31 +25,29 @@ struct Outcome {
     errors: FormErrors,
 }
 
-async fn page(
-    state: &AppState,
+fn page(
     user: &CurrentUser,
-    overlay: Overlay,
+    info: OverlayInfo,
+    view: WorkshopView,
     outcome: Outcome,
-) -> AppResult<WorkshopPage> {
-    let store = state.store();
-    let items = store.workshop_items(overlay.id).await?;
-    let sources = store.workshop_sources(overlay.id).await?;
+) -> WorkshopPage {
+    let WorkshopView {
+        sources,
+        items,
+        built,
+    } = view;
     let title_of = |id: i64| {
         sources
             .iter()
             .find(|s| s.published_id == id)
             .map_or_else(|| id.to_string(), |s| s.title.clone())
     };
-    let built = super::overlays::build_state(state, overlay.id).await?;
-    Ok(WorkshopPage {
+    WorkshopPage {
         l: Layout::of(user),
-        owner: store.user(overlay.owner_id).await?.username,
-        can_change: user.item_access(&overlay) == Some(ItemAccess::Change),
-        used_by: store
-            .blueprints_using_overlay(overlay.id, Some(user.viewer()))
-            .await?
-            .join(", "),
-        built,
+        owner: info.owner,
+        can_change: info.access == ItemAccess::Change,
+        used_by: info.used_by.join(", "),
+        built: super::overlays::build_state(built),
         sources: sources
             .iter()
             .map(|s| WorkshopSourceRow {
@@ -80,52 +77,28 @@ async fn page(
         refused: outcome.refused,
         entered: outcome.entered,
         errors: outcome.errors,
-        overlay,
-    })
+        overlay: info.overlay,
+    }
 }
 
-pub(crate) async fn show(
-    state: &AppState,
+pub(crate) fn show(
     user: &CurrentUser,
-    overlay: Overlay,
+    info: OverlayInfo,
+    view: WorkshopView,
 ) -> AppResult<Response> {
-    let page = page(state, user, overlay, Outcome::default()).await?;
+    let page = page(user, info, view, Outcome::default());
     Ok(render(&page)?.into_response())
-}
-
-/// A Workshop overlay the user may change.
-async fn workshop_overlay(state: &AppState, user: &CurrentUser, id: i64) -> AppResult<Overlay> {
-    let overlay = access::overlay(state, user, id, ItemAccess::Change).await?;
-    super::overlays::of_kind(overlay, OverlayKind::Workshop)
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct AddForm {
-    ids: String,
 }
 
 pub(crate) async fn add(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Form(form): Form<AddForm>,
+    Form(form): Form<AddItemsInput>,
 ) -> AppResult<Response> {
-    let overlay = workshop_overlay(&state, &user, id).await?;
-    let result = crate::workshop::add(
-        state.store(),
-        state.jobs(),
-        Actor::User(&user.user),
-        &overlay,
-        &form.ids,
-    )
-    .await;
     let mut outcome = Outcome::default();
-    let status = match result {
+    let status = match workshop::add_items(state.app(), &user, id, &form).await {
         Ok(added) => {
-            if added.added > 0 {
-                let detail = format!("added {} Workshop item(s) to {}", added.added, overlay.name);
-                super::record(&state, &user, None, "overlay.workshop_add", detail).await?;
-            }
             outcome.notice_job = added.build.as_ref().map(|job| job.id);
             outcome.notice = match (&added.build, added.added) {
                 (Some(job), n) => format!("Added {n}; build job #{} fetches them.", job.id),
@@ -140,20 +113,23 @@ pub(crate) async fn add(
                 StatusCode::UNPROCESSABLE_ENTITY
             }
         }
-        Err(AddError::Store(e)) => return Err(e.into()),
-        Err(e) => {
-            outcome.errors.add("ids", e.to_string());
+        Err(OpError::Invalid(fields)) => {
+            outcome.errors = fields.into();
             outcome.entered = form.ids;
             StatusCode::UNPROCESSABLE_ENTITY
         }
+        Err(other) => return Err(other.into()),
     };
-    let page = page(&state, &user, overlay, outcome).await?;
+    let OverlayDetail {
+        info,
+        content: OverlayContent::Workshop(view),
+    } = overlays::detail(state.app(), &user, id, "").await?
+    else {
+        // The add found a Workshop overlay, and no overlay changes kind.
+        return Err(AppError::NotFound);
+    };
+    let page = page(&user, info, view, outcome);
     Ok((status, render(&page)?).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RemoveForm {
-    id: i64,
 }
 
 /// Removes an item or collection and rebuilds without it.
@@ -161,26 +137,10 @@ pub(crate) async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Form(form): Form<RemoveForm>,
+    Form(form): Form<RemoveItemInput>,
 ) -> AppResult<Response> {
-    let overlay = workshop_overlay(&state, &user, id).await?;
-    if !state
-        .store()
-        .remove_workshop_source(overlay.id, form.id)
-        .await?
-    {
-        return Err(AppError::NotFoundBecause(format!(
-            "{} is not in overlay {}",
-            form.id, overlay.name
-        )));
-    }
-    let detail = format!("removed Workshop item {} from {}", form.id, overlay.name);
-    super::record(&state, &user, None, "overlay.workshop_remove", detail).await?;
-    state
-        .jobs()
-        .enqueue_build(Actor::User(&user.user), &overlay)
-        .await?;
-    Ok(Redirect::to(&format!("/overlays/{}", overlay.id)).into_response())
+    workshop::remove_item(state.app(), &user, id, &form).await?;
+    Ok(Redirect::to(&format!("/overlays/{id}")).into_response())
 }
 
 /// Queues a refresh (a build) of one overlay and shows its job.
@@ -189,11 +149,7 @@ pub(crate) async fn refresh(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let overlay = workshop_overlay(&state, &user, id).await?;
-    let job = state
-        .jobs()
-        .enqueue_build(Actor::User(&user.user), &overlay)
-        .await?;
+    let job = workshop::refresh(state.app(), &user, id).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }
 
@@ -202,7 +158,6 @@ pub(crate) async fn refresh_all(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> AppResult<Response> {
-    access::admin(&user, "refresh every Workshop overlay")?;
-    crate::workshop::refresh_all(state.store(), state.jobs(), Actor::User(&user.user)).await?;
+    workshop::refresh_all(state.app(), &user).await?;
     Ok(Redirect::to("/jobs").into_response())
 }
