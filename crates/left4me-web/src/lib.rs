@@ -5,6 +5,7 @@
 //! server, and on shutdown the jobs are wound down (running ones marked
 //! interrupted; servers keep running).
 
+mod api;
 pub mod auth;
 pub mod error;
 mod pages;

@@ -377,6 +377,22 @@ pub(crate) struct AccountPage {
     pub(crate) l: Layout,
     pub(crate) errors: FormErrors,
     pub(crate) changed: bool,
+    pub(crate) tokens: Vec<TokenRow>,
+    /// The servers a token may be limited to: `(id, name)`.
+    pub(crate) servers: Vec<(i64, String)>,
+    /// A token just made: its name and the token, shown this once.
+    pub(crate) made: Option<(String, String)>,
+}
+
+/// An API token in the account page's list.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRow {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) scopes: String,
+    pub(crate) servers: String,
+    pub(crate) expires: String,
+    pub(crate) last_used: String,
 }
 
 #[derive(Template)]

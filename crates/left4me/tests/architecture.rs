@@ -7,7 +7,10 @@
 //! 2. Route handlers (`left4me-web/src/routes/`) neither create directories
 //!    nor bind sockets: they ask the operation layer (`left4me-files`,
 //!    `StateRoot`, `left4me_host::ports`).
-//! 3. The CLI's host-only subcommands (`instance`, `logs`, `query`/`rcon`,
+//! 3. The HTTP crate (`left4me-web`) reaches the store, the host, the job
+//!    runner and the live state only through the operation layer
+//!    (`left4me_app::ops`): no call of theirs in its source.
+//! 4. The CLI's host-only subcommands (`instance`, `logs`, `query`/`rcon`,
 //!    `demo`) do not go through the web crate.
 //!
 //! A line whose code (comments dropped) contains a forbidden name is a
@@ -34,6 +37,10 @@ const PROCESS_AND_MOUNT_APIS: &[&str] = &[
 
 /// Names route handlers may not use.
 const ROUTE_FORBIDDEN: &[&str] = &["create_dir", "UdpSocket", "TcpListener", "socket2"];
+
+/// What the HTTP crate may not reach past the operation layer: the store,
+/// the host, the job runner and the live state.
+const BELOW_OPERATIONS: &[&str] = &[".store()", ".host()", ".jobs()", ".live()", "left4me_host"];
 
 /// The CLI's modules for subcommands that only need the host.
 const CLI_HOST_ONLY: &[&str] = &[
@@ -91,6 +98,12 @@ fn violations(workspace: &Path) -> Vec<String> {
                 rules.push((
                     PROCESS_AND_MOUNT_APIS,
                     "only left4me-host starts or signals processes and touches mounts",
+                ));
+            }
+            if name == "left4me-web" {
+                rules.push((
+                    BELOW_OPERATIONS,
+                    "pages and the API call left4me_app::ops, which checks access, validates and records",
                 ));
             }
             if file.starts_with(crates.join("left4me-web/src/routes")) {
@@ -157,6 +170,10 @@ fn the_checker_names_file_and_line_of_each_violation() {
         "fn f() {\n    OverlayFiles::create(&dir);\n    std::fs::create_dir_all(&dir);\n}\n",
     );
     write(
+        "crates/left4me-web/src/routes/servers.rs",
+        "fn f() {\n    servers::list(state.app(), &user);\n    state.app().store().servers(None);\n}\n",
+    );
+    write(
         "crates/left4me/src/logs.rs",
         "use left4me_host::journal;\nuse left4me_web::log_follow;\n",
     );
@@ -168,6 +185,7 @@ fn the_checker_names_file_and_line_of_each_violation() {
             "crates/left4me-web/src/journal.rs:3: uses `Command::new(`: only left4me-host starts or signals processes and touches mounts",
             "crates/left4me-web/src/journal.rs:3: uses `tokio::process`: only left4me-host starts or signals processes and touches mounts",
             "crates/left4me-web/src/routes/overlays.rs:3: uses `create_dir`: route handlers do not create directories or bind sockets; ask left4me-files or left4me-host",
+            "crates/left4me-web/src/routes/servers.rs:3: uses `.store()`: pages and the API call left4me_app::ops, which checks access, validates and records",
         ]
     );
 }

@@ -58,7 +58,9 @@ impl FromRequestParts<AppState> for ApiUser {
             .into());
         };
         let Some((user, session)) = sessions::current(app, &token).await? else {
-            return Err(OpError::Unauthenticated("the session has ended; sign in again".into()).into());
+            return Err(
+                OpError::Unauthenticated("the session has ended; sign in again".into()).into(),
+            );
         };
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let sent = parts

@@ -122,10 +122,9 @@ impl IntoResponse for ApiError {
             }
             OpError::Unauthenticated(_) => {
                 let mut response = problem.into_response();
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer"),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 return response;
             }
             OpError::TooManyAttempts { retry_after, .. } => {
@@ -157,7 +156,10 @@ pub(crate) async fn problems_only(request: Request, next: Next) -> Response {
     let (status, detail) = if detail.starts_with("Invalid URL") {
         (StatusCode::NOT_FOUND, "No such resource.".to_owned())
     } else if detail.is_empty() {
-        (status, status.canonical_reason().unwrap_or("Error").to_owned())
+        (
+            status,
+            status.canonical_reason().unwrap_or("Error").to_owned(),
+        )
     } else {
         (status, detail)
     };

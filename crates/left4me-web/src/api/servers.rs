@@ -11,9 +11,8 @@ use left4me_app::ops::servers::{
     self, MemberInput, MemberRole, NewServerInput, ServerOperation, ServerSettingsInput,
     ServerSummary,
 };
-use left4me_store::ServerRole;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::ApiUser;
 use super::jobs::{JobView, accepted};
@@ -217,7 +216,12 @@ pub(crate) async fn change(
         blueprint_id: body.blueprint_id.to_string(),
     };
     servers::change(state.app(), &user, id, &input).await?;
-    Ok(Json(servers::detail(state.app(), &user, id).await?.summary.into()))
+    Ok(Json(
+        servers::detail(state.app(), &user, id)
+            .await?
+            .summary
+            .into(),
+    ))
 }
 
 /// What to do to a server.
@@ -363,14 +367,4 @@ pub(crate) async fn run_command(
         error: entry.error,
         at: entry.at,
     }))
-}
-
-/// Paging of a list query.
-#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListQuery {}
-
-/// Unused placeholder kept out: the member roles as the store names them.
-fn _role_name(role: ServerRole) -> &'static str {
-    role.as_str()
 }

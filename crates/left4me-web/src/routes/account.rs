@@ -1,22 +1,82 @@
-//! The user's own account: changing the password ends other sessions.
+//! The user's own account: changing the password ends other sessions;
+//! API tokens are made (shown once), listed and revoked here.
 
 use axum::Form;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use left4me_app::actor::Scope;
+use left4me_app::ops::servers;
+use left4me_app::ops::tokens::{self, MadeToken, NewTokenInput};
 use left4me_app::ops::users::{self, PasswordInput};
 
 use super::form_failure;
 use crate::auth::CurrentUser;
-use crate::error::AppResult;
-use crate::pages::{AccountPage, FormErrors, Layout, render};
+use crate::error::{AppError, AppResult};
+use crate::pages::{AccountPage, FormErrors, Layout, TokenRow, datetime, render};
 use crate::state::AppState;
 
-pub(crate) async fn page(user: CurrentUser) -> AppResult<Response> {
-    let page = AccountPage {
-        l: Layout::of(&user),
-        errors: FormErrors::default(),
-        changed: false,
-    };
+async fn account_page(
+    state: &AppState,
+    user: &CurrentUser,
+    errors: FormErrors,
+    changed: bool,
+    made: Option<MadeToken>,
+) -> AppResult<AccountPage> {
+    let app = state.app();
+    let names: Vec<(i64, String)> = servers::list(app, user)
+        .await?
+        .into_iter()
+        .map(|s| (s.server().id, s.server().name.clone()))
+        .collect();
+    let tokens = tokens::list(app, user)
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            scopes: t
+                .scopes
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            servers: t.servers.map_or_else(
+                || "all".to_owned(),
+                |ids| {
+                    ids.iter()
+                        .map(|id| {
+                            names
+                                .iter()
+                                .find(|(s, _)| s == id)
+                                .map_or_else(|| format!("#{id}"), |(_, n)| n.clone())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ),
+            expires: t
+                .expires_at
+                .as_ref()
+                .map_or_else(|| "never".into(), datetime),
+            last_used: t
+                .last_used_at
+                .as_ref()
+                .map_or_else(|| "never".into(), datetime),
+            name: t.name,
+        })
+        .collect();
+    Ok(AccountPage {
+        l: Layout::of(user),
+        errors,
+        changed,
+        tokens,
+        servers: names,
+        made: made.map(|m| (m.info.name, m.token.expose().to_owned())),
+    })
+}
+
+pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
+    let page = account_page(&state, &user, FormErrors::default(), false, None).await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -28,16 +88,67 @@ pub(crate) async fn change_password(
     let keep = user.session.token_hash.expose();
     let (status, errors, changed) =
         match users::change_password(state.app(), &user, keep, &form).await {
-            Ok(()) => (Default::default(), FormErrors::default(), true),
+            Ok(()) => (StatusCode::OK, FormErrors::default(), true),
             Err(error) => {
                 let (status, errors) = form_failure(error)?;
                 (status, errors, false)
             }
         };
-    let page = AccountPage {
-        l: Layout::of(&user),
-        errors,
-        changed,
-    };
+    let page = account_page(&state, &user, errors, changed, None).await?;
     Ok((status, render(&page)?).into_response())
+}
+
+/// The token form as submitted: checkboxes and a multiple select repeat
+/// their field name, which a plain form struct cannot take.
+fn token_input(fields: Vec<(String, String)>) -> AppResult<NewTokenInput> {
+    let mut input = NewTokenInput::default();
+    for (key, value) in fields {
+        match key.as_str() {
+            "name" => input.name = value,
+            "scopes" => input.scopes.push(
+                Scope::parse(&value)
+                    .ok_or_else(|| AppError::BadRequest(format!("unknown scope {value:?}")))?,
+            ),
+            "servers" => input.servers.push(
+                value
+                    .parse()
+                    .map_err(|_| AppError::BadRequest("bad server id".into()))?,
+            ),
+            "expires_in_days" if value.trim().is_empty() => {}
+            "expires_in_days" => {
+                input.expires_in_days = Some(value.trim().parse().map_err(|_| {
+                    AppError::BadRequest("expires_in_days: a number of days".into())
+                })?);
+            }
+            _ => {}
+        }
+    }
+    Ok(input)
+}
+
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let input = token_input(fields)?;
+    let (status, errors, made) = match tokens::create(state.app(), &user, &input).await {
+        Ok(made) => (StatusCode::CREATED, FormErrors::default(), Some(made)),
+        Err(error) => {
+            let (status, errors) = form_failure(error)?;
+            (status, errors, None)
+        }
+    };
+    // The token is on this page and nowhere else: no redirect to reload.
+    let page = account_page(&state, &user, errors, false, made).await?;
+    Ok((status, render(&page)?).into_response())
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    tokens::revoke(state.app(), &user, id).await?;
+    Ok(Redirect::to("/account#tokens").into_response())
 }

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::Stream;
-use left4me_app::ops::jobs::{self, Cancel, Followed};
+use left4me_app::ops::jobs::{self, Cancel};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
@@ -100,18 +100,6 @@ pub(crate) async fn events(
         .or(query.after)
         .unwrap_or(0);
     let followed = jobs::follow(state.app(), &user, id, after).await?;
-    let stream = futures_util::stream::unfold(followed, |mut rx| async move {
-        let event = match rx.recv().await? {
-            Followed::Line(line) => Event::default()
-                .id(line.seq.to_string())
-                .event("line")
-                .data(serde_json::to_string(&line).unwrap_or_default()),
-            Followed::Progress { done, total } => Event::default()
-                .event("progress")
-                .data(format!("{done}/{total}")),
-            Followed::End(job_state) => Event::default().event("end").data(job_state.as_str()),
-        };
-        Some((Ok(event), rx))
-    });
+    let stream = crate::api::sse_of(followed);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

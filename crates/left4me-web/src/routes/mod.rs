@@ -103,6 +103,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/users/{id}/delete", post(users::delete))
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .fallback(crate::error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -112,6 +114,9 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::error::error_pages,
         ))
+        // Not behind the pages' CSRF form check and error pages: the API
+        // checks its own callers and answers in problem+json.
+        .nest("/api/v1", crate::api::router())
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,
             CONTENT_SECURITY_POLICY,

@@ -1,0 +1,203 @@
+//! `/api/v1`: the panel as JSON, over the same operations as the pages.
+//! Its OpenAPI document is generated from these handlers (utoipa), so it
+//! cannot drift from them.
+
+mod auth;
+mod jobs;
+mod problem;
+mod servers;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::Html;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi as _};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) use jobs::sse_of;
+use problem::Problem;
+
+use crate::state::AppState;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "left4me",
+        description = "Left 4 Dead 2 servers on one host. Every call acts as the user of its API \
+            token (`Authorization: Bearer l4m_…`, made on the account page) within the token's \
+            scopes: `read`, `operate` (start, stop, restart, console, cancel), `manage` \
+            (create, change, delete) and `admin`. Errors are `application/problem+json` \
+            (RFC 9457); the fields of a rejected input are in `errors`. Long work answers \
+            202 with the job; follow it at `/api/v1/jobs/{id}/events` (server-sent events)."
+    ),
+    modifiers(&BearerToken),
+    tags((name = "servers"), (name = "jobs"))
+)]
+struct ApiDoc;
+
+/// The bearer token scheme every call may use.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "token",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// The API's routes and its OpenAPI document, from the same handlers.
+fn parts() -> (axum::Router<AppState>, OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(servers::list, servers::create))
+        .routes(routes!(servers::show, servers::change, servers::delete))
+        .routes(routes!(servers::act))
+        .routes(routes!(servers::run_command))
+        .routes(routes!(servers::set_member, servers::remove_member))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::show))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::events))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served.
+pub(crate) fn document() -> OpenApi {
+    let (_, mut doc) = parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    doc
+}
+
+/// `/api/v1`: the routes, `openapi.json` and a readable reference page.
+pub(crate) fn router() -> axum::Router<AppState> {
+    let (routes, _) = parts();
+    let json = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    let reference = reference_page(&document());
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    json,
+                )
+            }),
+        )
+        .route(
+            "/",
+            axum::routing::get(move || async move { Html(reference) }),
+        )
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "No such resource.") })
+        .layer(axum::middleware::from_fn(problem::problems_only))
+}
+
+/// The reference page: every operation with its method, path, summary and
+/// the scope it needs, from the document itself (no script, so the CSP
+/// holds).
+fn reference_page(doc: &OpenApi) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut rows = String::new();
+    for (path, item) in &doc.paths.paths {
+        let operations = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let scopes: Vec<String> = operation
+                .security
+                .iter()
+                .flatten()
+                .flat_map(|s| serde_json::to_value(s).ok())
+                .filter_map(|v| v.get("token").cloned())
+                .flat_map(|v| serde_json::from_value::<Vec<String>>(v).unwrap_or_default())
+                .collect();
+            rows.push_str(&format!(
+                "<tr><td><code>{method}</code></td><td><code>/api/v1{}</code></td><td>{}</td><td>{}</td></tr>\n",
+                escape(path),
+                escape(
+                    operation
+                        .description
+                        .as_deref()
+                        .or(operation.summary.as_deref())
+                        .unwrap_or_default()
+                ),
+                escape(&scopes.join(", ")),
+            ));
+        }
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>left4me API</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
+         <body><main><h1>left4me API</h1><p>{}</p>\
+         <p>The machine-readable document: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI 3.1).</p>\
+         <table><thead><tr><th>Method</th><th>Path</th><th>What it does</th><th>Token scope</th></tr></thead>\
+         <tbody>{rows}</tbody></table></main></body></html>",
+        escape(doc.info.description.as_deref().unwrap_or_default())
+    )
+}
+
+/// A JSON body; one that cannot be read is a problem (400, or 422 when
+/// it is JSON of the wrong shape), not axum's plain text.
+#[derive(Debug)]
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let status = match &rejection {
+                    JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Err(Problem::new(status, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// Which part of a list to answer with.
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Paging {
+    /// At most this many items (1-200, 50 if left out).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<usize>,
+    /// Skip this many first.
+    offset: Option<usize>,
+}
+
+impl Paging {
+    const MAX: usize = 200;
+    const DEFAULT: usize = 50;
+
+    /// The page of `all`, how many there are, and the link to the next page.
+    pub(crate) fn page<T>(self, all: Vec<T>, base: &str) -> (Vec<T>, usize, Option<String>) {
+        let limit = self.limit.unwrap_or(Self::DEFAULT).clamp(1, Self::MAX);
+        let offset = self.offset.unwrap_or(0);
+        let total = all.len();
+        let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
+        let next = (offset.saturating_add(limit) < total)
+            .then(|| format!("{base}?limit={limit}&offset={}", offset + limit));
+        (items, total, next)
+    }
+}
