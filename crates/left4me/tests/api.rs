@@ -521,3 +521,58 @@ async fn the_openapi_document_describes_every_route_and_has_a_reference_page() {
     assert!(!page.contains("<script"), "no script: the CSP holds");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workshop_items_are_added_through_the_api_and_their_build_followed() {
+    use workshop_sim::{SimItem, WorkshopSim};
+    let sim = WorkshopSim::start().await.unwrap();
+    sim.add_item(SimItem::vpk(1, 20_001));
+    let mut app = App::spawn_configured(|config| {
+        config.steam_api_url = sim.base_url();
+        config.steam_api_retry_ms = 10;
+    })
+    .await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let res = admin
+        .post("/overlays", &[("name", "Maps"), ("kind", "workshop")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let overlay = Client::redirect_id(&res);
+
+    let reader = Bot::new(&app, &make_token(&admin, "reader", &["read"], &[]).await);
+    let (_, list) = reader.get("/overlays").await;
+    assert_eq!(list["items"][0]["kind"], "workshop", "{list}");
+    let (status, _) = reader
+        .post(&format!("/overlays/{overlay}/items"), json!({"ids": "1"}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "adding needs the manage scope"
+    );
+
+    let bot = Bot::new(
+        &app,
+        &make_token(&admin, "maps", &["read", "manage"], &[]).await,
+    );
+    let (status, added) = bot
+        .post(
+            &format!("/overlays/{overlay}/items"),
+            json!({"ids": "https://steamcommunity.com/sharedfiles/filedetails/?id=1, 999"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    assert_eq!(added["added"], 1, "{added}");
+    assert_eq!(added["refused"].as_array().unwrap().len(), 1, "{added}");
+    let build = added["build"]["id"].as_i64().expect("a build was queued");
+    assert_eq!(job_end(&bot, build).await, "succeeded");
+    let (status, problem) = bot
+        .post(
+            &format!("/overlays/{overlay}/items"),
+            json!({"ids": "not an id"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "ids", "{problem}");
+    app.stop().await;
+}

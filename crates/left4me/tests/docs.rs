@@ -139,6 +139,7 @@ fn every_link_in_the_docs_leads_to_a_file() {
     let readme = read("README.md");
     for page in [
         "panel",
+        "api",
         "game",
         "workshop",
         "scripts",

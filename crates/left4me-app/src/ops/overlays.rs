@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::domain::DisplayName;
 use crate::error::{FieldErrors, OpError, OpResult};
 use crate::ops::access::{self, ItemAccess};
@@ -26,6 +26,7 @@ pub const EDIT_LIMIT: u64 = 1024 * 1024;
 
 /// The overlays `actor` may see (and so use), with their owners.
 pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<ListedOverlay>> {
+    actor.require(Scope::Read)?;
     Ok(app.store().visible_overlays(actor.viewer()).await?)
 }
 
@@ -168,6 +169,7 @@ pub struct NewOverlayInput {
 
 /// Creates an overlay owned by `actor`; script overlays only for admins.
 pub async fn create(app: &App, actor: &Actor, input: &NewOverlayInput) -> OpResult<Overlay> {
+    actor.require(Scope::Manage)?;
     let mut errors = FieldErrors::default();
     let name = DisplayName::parse(&input.name)
         .map_err(|e| errors.add("name", e))

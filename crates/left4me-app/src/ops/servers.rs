@@ -185,6 +185,22 @@ async fn usable_blueprint(
     }
 }
 
+/// A server's name and hostname, each `None` with its mistake in `errors`.
+fn names(
+    name: &str,
+    hostname: &str,
+    errors: &mut FieldErrors,
+) -> (Option<DisplayName>, Option<Hostname>) {
+    (
+        DisplayName::parse(name)
+            .map_err(|e| errors.add("name", e))
+            .ok(),
+        Hostname::parse(hostname)
+            .map_err(|e| errors.add("hostname", e))
+            .ok(),
+    )
+}
+
 /// Names the field a store conflict is about.
 fn conflict_on(error: OpError, field_of: impl Fn(&str) -> &'static str) -> OpError {
     match error {
@@ -204,12 +220,7 @@ fn conflict_on(error: OpError, field_of: impl Fn(&str) -> &'static str) -> OpErr
 pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResult<Server> {
     actor.require(Scope::Manage)?;
     let mut errors = FieldErrors::default();
-    let name = DisplayName::parse(&input.name)
-        .map_err(|e| errors.add("name", e))
-        .ok();
-    let hostname = Hostname::parse(&input.hostname)
-        .map_err(|e| errors.add("hostname", e))
-        .ok();
+    let (name, hostname) = names(&input.name, &input.hostname, &mut errors);
     let port = parse_optional_port(&input.port)
         .map_err(|e| errors.add("port", e))
         .ok();
@@ -285,12 +296,7 @@ pub async fn change(
         .await?
         .server;
     let mut errors = FieldErrors::default();
-    let name = DisplayName::parse(&input.name)
-        .map_err(|e| errors.add("name", e))
-        .ok();
-    let hostname = Hostname::parse(&input.hostname)
-        .map_err(|e| errors.add("hostname", e))
-        .ok();
+    let (name, hostname) = names(&input.name, &input.hostname, &mut errors);
     let blueprint = usable_blueprint(
         app,
         actor,

@@ -190,21 +190,28 @@ pub(crate) async fn events(
     Path(id): Path<i64>,
     Query(after): Query<After>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let after = headers
+    let after = resume_point(&headers, after.after);
+    let followed = jobs::follow(state.app(), &user, id, after).await?;
+    Ok(job_log_stream(followed))
+}
+
+/// Where a job log stream resumes: after `Last-Event-ID`, else `after`,
+/// else from the start.
+pub(crate) fn resume_point(headers: &HeaderMap, after: Option<i64>) -> i64 {
+    headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .or(after.after)
-        .unwrap_or(0);
-    let followed = jobs::follow(state.app(), &user, id, after).await?;
-    Ok(Sse::new(sse_of(followed)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+        .or(after)
+        .unwrap_or(0)
 }
 
-/// A followed job log as SSE events: one shape for the pages and the API.
-pub(crate) fn sse_of(
+/// A followed job log as server-sent events: one shape for the pages and
+/// the API.
+pub(crate) fn job_log_stream(
     followed: tokio::sync::mpsc::Receiver<Followed>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(followed, |mut rx| async move {
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let events = futures_util::stream::unfold(followed, |mut rx| async move {
         let event = match rx.recv().await? {
             Followed::Line(line) => Event::default()
                 .id(line.seq.to_string())
@@ -216,5 +223,6 @@ pub(crate) fn sse_of(
             Followed::End(job_state) => Event::default().event("end").data(job_state.as_str()),
         };
         Some((Ok(event), rx))
-    })
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

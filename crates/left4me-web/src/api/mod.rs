@@ -4,6 +4,7 @@
 
 mod auth;
 mod jobs;
+mod overlays;
 mod problem;
 mod servers;
 
@@ -14,13 +15,15 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::content::{Content, ContentBuilder};
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub(crate) use jobs::sse_of;
+pub(crate) use jobs::{job_log_stream, resume_point};
 use problem::Problem;
 
 use crate::state::AppState;
@@ -36,8 +39,7 @@ use crate::state::AppState;
             (RFC 9457); the fields of a rejected input are in `errors`. Long work answers \
             202 with the job; follow it at `/api/v1/jobs/{id}/events` (server-sent events)."
     ),
-    modifiers(&BearerToken),
-    tags((name = "servers"), (name = "jobs"))
+    tags((name = "servers"), (name = "jobs"), (name = "overlays"))
 )]
 struct ApiDoc;
 
@@ -55,9 +57,91 @@ impl Modify for BearerToken {
     }
 }
 
+/// Every failure is `application/problem+json`, and any call may meet the
+/// failures every handler shares (an unreadable request, no or a wrong
+/// token, guessing slowed down): said once here for all operations.
+struct ProblemResponses;
+
+impl ProblemResponses {
+    const TYPE: &str = "application/problem+json";
+
+    fn response(description: &str) -> RefOr<Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    Self::TYPE,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+}
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                for response in responses.values_mut() {
+                    // A `Problem` body goes out as problem+json: say so.
+                    if let RefOr::T(response) = response
+                        && response
+                            .content
+                            .get("application/json")
+                            .is_some_and(is_problem)
+                        && let Some(problem) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert(Self::TYPE.to_owned(), problem);
+                    }
+                }
+                let mut shared = vec![
+                    (
+                        "400",
+                        "The request could not be read (a query or path parameter).",
+                    ),
+                    (
+                        "401",
+                        "No API token, or an unknown, expired or revoked one.",
+                    ),
+                    (
+                        "429",
+                        "Too many failed tokens from this address: wait Retry-After seconds.",
+                    ),
+                ];
+                if operation.parameters.iter().flatten().next().is_some() {
+                    shared.push(("404", "No such thing, or not the caller's to see."));
+                }
+                if operation.request_body.is_some() {
+                    shared.push(("415", "The body is not sent as application/json."));
+                    shared.push(("422", "The body has mistakes; see errors."));
+                }
+                for (status, description) in shared {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| Self::response(description));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a response body is the `Problem` schema.
+fn is_problem(content: &RefOr<Content>) -> bool {
+    matches!(content, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")))
+}
+
 /// The API's routes and its OpenAPI document, from the same handlers.
 fn parts() -> (axum::Router<AppState>, OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::list, servers::create))
         .routes(routes!(servers::show, servers::change, servers::delete))
         .routes(routes!(servers::act))
@@ -67,7 +151,14 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::events))
-        .split_for_parts()
+        .routes(routes!(overlays::list))
+        .routes(routes!(overlays::add_items))
+        .routes(routes!(overlays::refresh))
+        .split_for_parts();
+    // After the routes: the modifiers work on every operation's entry.
+    BearerToken.modify(&mut doc);
+    ProblemResponses.modify(&mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document, as served.

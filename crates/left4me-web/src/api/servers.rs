@@ -238,7 +238,7 @@ pub(crate) enum Action {
 /// the operate scope, reset manage). Answers with the job.
 #[utoipa::path(post, path = "/servers/{id}/{action}", tag = "servers",
     params(("id" = i64, Path, description = "server id"),
-        ("action" = Action, Path, description = "start, stop, restart or reset")),
+        ("action" = inline(Action), Path, description = "start, stop, restart or reset")),
     responses((status = 202, body = JobView, description = "the job, queued"),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("token" = ["operate"])))]

@@ -2,11 +2,10 @@
 //! `Last-Event-ID`) and cancellation.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::Stream;
 use left4me_app::ops::jobs::{self, Cancel};
@@ -93,13 +92,7 @@ pub(crate) async fn events(
     Path(id): Path<i64>,
     Query(query): Query<EventsQuery>,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .or(query.after)
-        .unwrap_or(0);
+    let after = crate::api::resume_point(&headers, query.after);
     let followed = jobs::follow(state.app(), &user, id, after).await?;
-    let stream = crate::api::sse_of(followed);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(crate::api::job_log_stream(followed))
 }
