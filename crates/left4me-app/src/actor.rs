@@ -40,7 +40,6 @@ impl Scope {
 /// The token a request came with, and what it allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
-    pub id: i64,
     pub name: String,
     pub scopes: Vec<Scope>,
     /// The servers it is limited to; `None`: all the user's.
@@ -52,8 +51,9 @@ pub struct TokenGrant {
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub user: User,
-    /// Set when the request came with an API token.
-    pub token: Option<TokenGrant>,
+    /// Set when the request came with an API token (private: nothing may
+    /// drop a token's limits).
+    token: Option<TokenGrant>,
     /// The user's name, and the token's when one is used.
     name: String,
 }
@@ -81,8 +81,14 @@ impl Actor {
         self.user.id
     }
 
+    /// An admin acting as one: through a session, or a token with the
+    /// admin scope. An admin's other tokens act like any user's.
     pub fn is_admin(&self) -> bool {
         self.user.is_admin
+            && self
+                .token
+                .as_ref()
+                .is_none_or(|t| t.scopes.contains(&Scope::Admin))
     }
 
     /// Who the activity log and job lists say did it: the user, and the
@@ -110,6 +116,13 @@ impl Actor {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// Whether a token limited to some servers brings the request: such a
+    /// token acts on those servers only, and changes nothing they share
+    /// with others (overlays, blueprints) nor makes new ones.
+    pub fn limited_to_servers(&self) -> bool {
+        self.token.as_ref().is_some_and(|t| t.servers.is_some())
     }
 
     /// Whether the token (if any) reaches server `id`.

@@ -39,15 +39,6 @@ impl FieldErrors {
             .find(|e| e.field == field)
             .map(|e| e.message.as_str())
     }
-
-    /// `Ok(())` without mistakes, else the input is invalid.
-    pub fn check(self) -> OpResult<()> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(OpError::Invalid(self))
-        }
-    }
 }
 
 impl fmt::Display for FieldErrors {

@@ -84,6 +84,7 @@ struct Inner {
     jobs: Jobs,
     live: Arc<Live>,
     limiter: limiter::LoginLimiter,
+    token_limiter: limiter::LoginLimiter,
     /// Cancelled when the panel shuts down: long-lived streams end then,
     /// so a graceful shutdown does not wait for them forever.
     shutdown: CancellationToken,
@@ -109,6 +110,7 @@ impl App {
             jobs,
             live,
             limiter: limiter::LoginLimiter::default(),
+            token_limiter: limiter::LoginLimiter::default(),
             shutdown: CancellationToken::new(),
         }))
     }
@@ -237,6 +239,11 @@ impl App {
     /// Failed sign-ins, slowing the next tries.
     pub fn limiter(&self) -> &limiter::LoginLimiter {
         &self.0.limiter
+    }
+
+    /// Failed API tokens, slowing the next from the same address.
+    pub fn token_limiter(&self) -> &limiter::LoginLimiter {
+        &self.0.token_limiter
     }
 
     /// Cancelled when the panel shuts down.

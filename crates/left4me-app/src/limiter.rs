@@ -166,8 +166,19 @@ impl LoginLimiter {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn record_failure(&self, client: IpAddr, username: &str) {
+    /// How long the client must wait before trying `username` again
+    /// (`Ok` when it need not), without counting anything.
+    pub fn waiting(&self, client: IpAddr, username: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let address = lock(&self.addresses).wait(&address_key(client), now);
+        match address.max(lock(&self.pairs).wait(&pair_key(client, username), now)) {
+            Duration::ZERO => Ok(()),
+            wait => Err(wait),
+        }
+    }
+
+    /// A failure that was not counted up front (see [`Self::waiting`]).
+    pub fn record_failure(&self, client: IpAddr, username: &str) {
         let now = Instant::now();
         lock(&self.addresses).fail(address_key(client), ADDRESS_FREE_FAILURES, now);
         lock(&self.pairs).fail(pair_key(client, username), PAIR_FREE_FAILURES, now);

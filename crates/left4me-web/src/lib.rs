@@ -13,10 +13,7 @@ mod routes;
 pub mod state;
 
 pub use left4me_app::ops::access;
-pub use left4me_app::{
-    Launch, config, domain, game, live, open_store, reconciler, runner, scripts, spec_builder,
-    workshop,
-};
+pub use left4me_app::{Launch, config, domain, live, open_store, runner, scripts};
 
 use std::future::Future;
 use std::net::SocketAddr;

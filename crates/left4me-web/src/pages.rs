@@ -357,7 +357,7 @@ pub(crate) struct JobPage {
 #[template(path = "game.html")]
 pub(crate) struct GamePage {
     pub(crate) l: Layout,
-    pub(crate) o: crate::game::Overview,
+    pub(crate) o: left4me_app::game::Overview,
     pub(crate) update_available: bool,
 }
 

@@ -311,11 +311,26 @@ async fn scopes_roles_and_server_limits_decide_what_a_token_may_do() {
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["id"], other);
 
-    // An admin's token sees everything; without the admin scope it may
-    // still do what the admin's role allows on servers.
+    // A limited token makes nothing new and changes nothing shared.
+    let (status, problem) = limited
+        .post(
+            "/servers",
+            json!({"name": "x", "hostname": "x", "blueprint_id": blueprint}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+
+    // An admin acts as one through a token with the admin scope only;
+    // without it the token is like any user's.
+    let plain = Bot::new(
+        &app,
+        &make_token(&admin, "plain", &["read", "manage"], &[]).await,
+    );
+    assert_eq!(plain.get("/servers").await.1["total"], 0);
+    assert_eq!(delete(&plain, other).await.0, StatusCode::NOT_FOUND);
     let root = Bot::new(
         &app,
-        &make_token(&admin, "root", &["read", "manage"], &[]).await,
+        &make_token(&admin, "root", &["read", "manage", "admin"], &[]).await,
     );
     assert_eq!(root.get("/servers").await.1["total"], 2);
     let (status, job) = delete(&root, other).await;
@@ -574,5 +589,90 @@ async fn workshop_items_are_added_through_the_api_and_their_build_followed() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["field"], "ids", "{problem}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blueprints_are_made_saved_shared_copied_and_kept_while_in_use() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let bob = add_user(&app, &admin, "bob", "bob-password-1").await;
+    let a = Bot::new(
+        &app,
+        &make_token(&alice, "a", &["read", "manage"], &[]).await,
+    );
+    let b = Bot::new(&app, &make_token(&bob, "b", &["read", "manage"], &[]).await);
+
+    let (status, made) = a.post("/blueprints", json!({"name": "Coop"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_i64().unwrap();
+    let (status, saved) = a
+        .call(
+            reqwest::Method::PUT,
+            &format!("/blueprints/{id}"),
+            Some(json!({"name": "Coop", "config": "sv_cheats 0", "arguments": "+map \"c2m1_highway\" -tickrate 100"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(
+        saved["argument_list"],
+        json!(["+map", "c2m1_highway", "-tickrate", "100"])
+    );
+    assert!(
+        saved["preview"].as_str().unwrap().contains("sv_cheats 0"),
+        "{saved}"
+    );
+    let (status, problem) = a
+        .call(
+            reqwest::Method::PUT,
+            &format!("/blueprints/{id}"),
+            Some(json!({"name": "Coop", "arguments": "+hostname \"unclosed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "arguments", "{problem}");
+
+    // Private until shared; then bob copies it, but cannot change it.
+    assert_eq!(
+        b.get(&format!("/blueprints/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) = a
+        .call(
+            reqwest::Method::PUT,
+            &format!("/blueprints/{id}/shared"),
+            Some(json!({"shared": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, seen) = b.get(&format!("/blueprints/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["can_change"], false);
+    let (status, copy) = b.post(&format!("/blueprints/{id}/copy"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{copy}");
+    assert_eq!(copy["name"], "Coop (copy)");
+    assert_eq!(copy["owner"], "bob");
+    let (status, _) = b
+        .call(reqwest::Method::DELETE, &format!("/blueprints/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // In use: deleting it names the server.
+    let (status, _) = b
+        .post(
+            "/servers",
+            json!({"name": "bobs", "hostname": "b", "blueprint_id": id, "port": free_port()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, problem) = a
+        .call(reqwest::Method::DELETE, &format!("/blueprints/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("bobs"),
+        "{problem}"
+    );
     app.stop().await;
 }

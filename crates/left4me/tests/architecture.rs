@@ -10,7 +10,9 @@
 //! 3. The HTTP crate (`left4me-web`) reaches the store, the host, the job
 //!    runner and the live state only through the operation layer
 //!    (`left4me_app::ops`): no call of theirs in its source.
-//! 4. The CLI's host-only subcommands (`instance`, `logs`, `query`/`rcon`,
+//! 4. In `left4me-app`, the engine (everything outside `ops/`) never uses
+//!    `App` or the operations, which sit above it.
+//! 5. The CLI's host-only subcommands (`instance`, `logs`, `query`/`rcon`,
 //!    `demo`) do not go through the web crate.
 //!
 //! A line whose code (comments dropped) contains a forbidden name is a
@@ -37,6 +39,10 @@ const PROCESS_AND_MOUNT_APIS: &[&str] = &[
 
 /// Names route handlers may not use.
 const ROUTE_FORBIDDEN: &[&str] = &["create_dir", "UdpSocket", "TcpListener", "socket2"];
+
+/// What the engine below the operations (the runner, poller, schedulers,
+/// builders) may not use: the operations sit above it, so nothing circles.
+const ENGINE_FORBIDDEN: &[&str] = &["crate::App", "crate::ops", "use crate::{App"];
 
 /// What the HTTP crate may not reach past the operation layer: the store,
 /// the host, the job runner and the live state.
@@ -98,6 +104,15 @@ fn violations(workspace: &Path) -> Vec<String> {
                 rules.push((
                     PROCESS_AND_MOUNT_APIS,
                     "only left4me-host starts or signals processes and touches mounts",
+                ));
+            }
+            if name == "left4me-app"
+                && !file.starts_with(src.join("ops"))
+                && !file.ends_with("lib.rs")
+            {
+                rules.push((
+                    ENGINE_FORBIDDEN,
+                    "the engine never calls the operation layer above it",
                 ));
             }
             if name == "left4me-web" {
@@ -178,10 +193,16 @@ fn the_checker_names_file_and_line_of_each_violation() {
         "use left4me_host::journal;\nuse left4me_web::log_follow;\n",
     );
     write("crates/left4me/src/panel.rs", "use left4me_web::Launch;\n");
+    write(
+        "crates/left4me-app/src/runner.rs",
+        "use crate::ops::servers;\n",
+    );
+    write("crates/left4me-app/src/ops/servers.rs", "use crate::App;\n");
     assert_eq!(
         violations(dir.path()),
         [
             "crates/left4me/src/logs.rs:2: uses `left4me_web`: the CLI's host-only subcommands do not go through the web crate",
+            "crates/left4me-app/src/runner.rs:1: uses `crate::ops`: the engine never calls the operation layer above it",
             "crates/left4me-web/src/journal.rs:3: uses `Command::new(`: only left4me-host starts or signals processes and touches mounts",
             "crates/left4me-web/src/journal.rs:3: uses `tokio::process`: only left4me-host starts or signals processes and touches mounts",
             "crates/left4me-web/src/routes/overlays.rs:3: uses `create_dir`: route handlers do not create directories or bind sockets; ask left4me-files or left4me-host",

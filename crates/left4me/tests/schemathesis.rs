@@ -44,6 +44,19 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     let start = page.find("<code id=\"new-token\">").unwrap() + 21;
     let token = page[start..].split('<').next().unwrap().to_owned();
 
+    // The token works: a run where every call got 401 would still pass
+    // the schema checks (401 is documented), so prove it gets through.
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(app.url("/api/v1/servers"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+
     let schema = app.url("/api/v1/openapi.json");
     let base = app.url("/api/v1");
     let run = tokio::task::spawn_blocking(move || {

@@ -169,6 +169,9 @@ impl Actor {
 /// `item` if the user has `need` on it.
 pub fn require<T: Shareable>(actor: &Actor, item: T, need: ItemAccess) -> OpResult<T> {
     actor.require(need.scope())?;
+    if need == ItemAccess::Change {
+        limited_token_creates_nothing(actor)?;
+    }
     match actor.item_access(&item) {
         None => Err(OpError::NotFound),
         Some(access) if access >= need => Ok(item),
@@ -227,6 +230,18 @@ pub async fn server(
         }));
     }
     Ok(ServerGrant { server, access })
+}
+
+/// A token limited to some servers acts on those only: it creates and
+/// changes nothing else (other servers use the same overlays and
+/// blueprints).
+pub fn limited_token_creates_nothing(actor: &Actor) -> OpResult<()> {
+    if actor.limited_to_servers() {
+        return Err(OpError::Forbidden(
+            "This token is limited to some servers: it changes nothing else.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the user may see the Game page and install, update or check

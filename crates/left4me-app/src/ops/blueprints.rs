@@ -22,6 +22,7 @@ pub async fn usable(app: &App, actor: &Actor) -> OpResult<Vec<ListedBlueprint>> 
 /// Creates an empty blueprint of `actor`'s.
 pub async fn create(app: &App, actor: &Actor, name: &str) -> OpResult<Blueprint> {
     actor.require(Scope::Manage)?;
+    access::limited_token_creates_nothing(actor)?;
     let name = DisplayName::parse(name).map_err(|e| OpError::invalid("name", e))?;
     let mut write = app.store().write().await?;
     let blueprint = write.create_blueprint(actor.id(), name.as_str()).await?;
@@ -228,6 +229,7 @@ pub async fn delete(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
 /// A private copy for `actor` of a blueprint they can see.
 pub async fn copy(app: &App, actor: &Actor, id: i64) -> OpResult<Blueprint> {
     actor.require(Scope::Manage)?;
+    access::limited_token_creates_nothing(actor)?;
     let blueprint = access::blueprint(app, actor, id, ItemAccess::Use).await?;
     let name = format!("{} (copy)", blueprint.name);
     // A name too long for a copy keeps the original's.

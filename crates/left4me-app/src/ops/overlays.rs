@@ -170,6 +170,7 @@ pub struct NewOverlayInput {
 /// Creates an overlay owned by `actor`; script overlays only for admins.
 pub async fn create(app: &App, actor: &Actor, input: &NewOverlayInput) -> OpResult<Overlay> {
     actor.require(Scope::Manage)?;
+    access::limited_token_creates_nothing(actor)?;
     let mut errors = FieldErrors::default();
     let name = DisplayName::parse(&input.name)
         .map_err(|e| errors.add("name", e))

@@ -219,6 +219,7 @@ fn conflict_on(error: OpError, field_of: impl Fn(&str) -> &'static str) -> OpErr
 /// or the next free one (never one another program on the host holds).
 pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResult<Server> {
     actor.require(Scope::Manage)?;
+    access::limited_token_creates_nothing(actor)?;
     let mut errors = FieldErrors::default();
     let (name, hostname) = names(&input.name, &input.hostname, &mut errors);
     let port = parse_optional_port(&input.port)

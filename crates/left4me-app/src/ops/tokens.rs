@@ -173,43 +173,49 @@ pub async fn revoke(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
 }
 
 /// The actor a bearer token stands for. Unknown, expired and revoked
-/// tokens and deactivated users are refused alike, and every refusal
-/// slows the next tries from `client` like a failed login.
+/// tokens and deactivated users are refused alike; each refusal slows the
+/// next tries from `client` (a limiter of its own, so a broken bot does
+/// not slow the logins of its neighbours). A valid token never waits:
+/// it is 256 random bits, so nothing is learnt by letting it through.
 pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Actor> {
     // One key for all tokens of an address: guessing tokens is guessing
     // one secret per try, whatever the name.
-    const KEY: &str = "\u{0}api-token";
-    let limiter = app.limiter();
-    if let Err(wait) = limiter.attempt(client, KEY) {
-        return Err(OpError::TooManyAttempts {
-            message: format!(
-                "Too many failed API tokens from your address. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
-            retry_after: wait,
-        });
-    }
-    let refused =
-        || OpError::Unauthenticated("the API token is unknown, expired or revoked".into());
-    let Some(stored) = app.store().api_token(&token_hash(token)).await? else {
-        tracing::warn!(address = %client, "unknown API token");
-        return Err(refused());
+    const KEY: &str = "api-token";
+    let valid = match app.store().api_token(&token_hash(token)).await? {
+        Some(stored) => {
+            let user = app.store().user(stored.user_id).await?;
+            let expired = stored
+                .expires_at
+                .is_some_and(|at| at <= left4me_store::now());
+            (!expired && user.is_active).then_some((stored, user))
+        }
+        None => None,
     };
-    let user = app.store().user(stored.user_id).await?;
-    let expired = stored
-        .expires_at
-        .is_some_and(|at| at <= left4me_store::now());
-    if expired || !user.is_active {
-        tracing::warn!(address = %client, token = %stored.name, "refused API token");
-        return Err(refused());
+    let Some((stored, user)) = valid else {
+        let limiter = app.token_limiter();
+        if let Err(wait) = limiter.waiting(client, KEY) {
+            return Err(OpError::TooManyAttempts {
+                message: format!(
+                    "Too many failed API tokens from your address. Try again in {} seconds.",
+                    wait.as_secs().max(1)
+                ),
+                retry_after: wait,
+            });
+        }
+        limiter.record_failure(client, KEY);
+        tracing::warn!(address = %client, "refused API token");
+        return Err(OpError::Unauthenticated(
+            "the API token is unknown, expired or revoked".into(),
+        ));
+    };
+    // Last use is a convenience: a failed note must not fail the call.
+    if let Err(e) = app.store().touch_api_token(stored.id).await {
+        tracing::warn!("noting the use of API token {}: {e}", stored.name);
     }
-    limiter.record_success(client, KEY);
-    app.store().touch_api_token(stored.id).await?;
     let info = TokenInfo::from(stored);
     Ok(Actor::with_token(
         user,
         TokenGrant {
-            id: info.id,
             name: info.name,
             scopes: info.scopes,
             servers: info.servers,

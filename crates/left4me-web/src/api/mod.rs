@@ -3,6 +3,7 @@
 //! cannot drift from them.
 
 mod auth;
+mod blueprints;
 mod jobs;
 mod overlays;
 mod problem;
@@ -39,7 +40,7 @@ use crate::state::AppState;
             (RFC 9457); the fields of a rejected input are in `errors`. Long work answers \
             202 with the job; follow it at `/api/v1/jobs/{id}/events` (server-sent events)."
     ),
-    tags((name = "servers"), (name = "jobs"), (name = "overlays"))
+    tags((name = "servers"), (name = "jobs"), (name = "blueprints"), (name = "overlays"))
 )]
 struct ApiDoc;
 
@@ -151,6 +152,14 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::events))
+        .routes(routes!(blueprints::list, blueprints::create))
+        .routes(routes!(
+            blueprints::show,
+            blueprints::save,
+            blueprints::delete
+        ))
+        .routes(routes!(blueprints::copy))
+        .routes(routes!(blueprints::share))
         .routes(routes!(overlays::list))
         .routes(routes!(overlays::add_items))
         .routes(routes!(overlays::refresh))
@@ -161,18 +170,12 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
     (routes, doc)
 }
 
-/// The OpenAPI document, as served.
-pub(crate) fn document() -> OpenApi {
-    let (_, mut doc) = parts();
-    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
-    doc
-}
-
 /// `/api/v1`: the routes, `openapi.json` and a readable reference page.
 pub(crate) fn router() -> axum::Router<AppState> {
-    let (routes, _) = parts();
-    let json = serde_json::to_string_pretty(&document()).unwrap_or_default();
-    let reference = reference_page(&document());
+    let (routes, mut doc) = parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    let reference = reference_page(&doc);
     routes
         .route(
             "/openapi.json",

@@ -234,8 +234,8 @@ pub(crate) enum Action {
     Reset,
 }
 
-/// Queues a start, stop, restart or reset (restart and the rest need
-/// the operate scope, reset manage). Answers with the job.
+/// Queues a start, stop or restart (the operate scope) or a reset (the
+/// manage scope, and the owner or an admin). Answers with the job.
 #[utoipa::path(post, path = "/servers/{id}/{action}", tag = "servers",
     params(("id" = i64, Path, description = "server id"),
         ("action" = inline(Action), Path, description = "start, stop, restart or reset")),

@@ -139,9 +139,15 @@ pub(crate) async fn create_token(
             (status, errors, None)
         }
     };
-    // The token is on this page and nowhere else: no redirect to reload.
+    // The token is on this page and nowhere else: no redirect to reload,
+    // and no copy in a cache.
     let page = account_page(&state, &user, errors, false, made).await?;
-    Ok((status, render(&page)?).into_response())
+    Ok((
+        status,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        render(&page)?,
+    )
+        .into_response())
 }
 
 pub(crate) async fn revoke_token(
