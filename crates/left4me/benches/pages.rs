@@ -1,5 +1,6 @@
-//! Page latency and throughput under `wrk` on loopback: the dashboard and
-//! a server page with 200 servers registered and 20 running, against
+//! Page latency and throughput under `wrk` on loopback: the dashboard, a
+//! server page and the API's server list with 200 servers registered and
+//! 20 running, against
 //! `/health` (the cheapest route) in the same run. Needs root and `wrk`
 //! (Debian package). `cargo bench -p left4me --bench pages`.
 
@@ -135,6 +136,8 @@ fn main() {
     let health = wrk(&format!("{base}/health"), token);
     let dashboard = wrk(&format!("{base}/"), token);
     let server_page = wrk(&format!("{base}/servers/1"), token);
+    // The API's list with the same session (reading needs no CSRF header).
+    let api = wrk(&format!("{base}/api/v1/servers?limit=200"), token);
 
     for id in 1..=RUNNING {
         let _ = Command::new(LEFT4ME)
@@ -157,6 +160,7 @@ fn main() {
         ("/health (baseline)", health),
         ("/ (dashboard)", dashboard),
         ("/servers/1", server_page),
+        ("/api/v1/servers?limit=200", api),
     ] {
         println!(
             "| {name} | {rps:.0} ({:.2}x baseline) | {p50:.2} ms | {p99:.2} ms |",
