@@ -1,7 +1,7 @@
 //! Servers: the list, one server's state, creating and changing them,
 //! their members and the actions that become jobs.
 
-use left4me_host::lifecycle::InstanceStatus;
+use left4me_host::supervisor::ProcessStatus;
 use left4me_store::{
     Blueprint, Job, JobFilter, ListedServer, NewServer, PlayerSession, Server, ServerChange,
     ServerFilter, ServerMember, ServerRole,
@@ -16,7 +16,7 @@ use crate::live::{LiveState, OnlinePlayer};
 use crate::ops::access::{self, ServerAccess, ServerAction};
 use crate::ops::activity::record;
 use crate::runner::JobKind;
-use crate::spec_builder::{ask_host, build_spec, instance_name};
+use crate::spec_builder::{ask_host, build_spec};
 
 /// A server as the lists show it: its names, the supervisor's word on
 /// it, and the poller's answer while it runs.
@@ -26,6 +26,9 @@ pub struct ServerSummary {
     /// `running`, `stopped`, `failed`, ... as the supervisor says, or
     /// `unknown (why)`.
     pub state: String,
+    /// The supervisor's whole answer (pid, since, restarts, why it
+    /// stopped), when it had one.
+    pub process: Option<ProcessStatus>,
     /// Map and players from the last poll, while it runs.
     pub live: Option<LiveState>,
     /// "build 1001, 1002 available: restart to update" and the like,
@@ -60,7 +63,10 @@ async fn summaries(app: &App, actor: &Actor, filter: ServerFilter) -> OpResult<V
         .into_iter()
         .zip(statuses)
         .map(|(listed, status)| {
-            let state = status.map_or_else(|e| format!("unknown ({e})"), |s| s.state);
+            let (state, process) = match status {
+                Ok(s) => (s.state.clone(), Some(s)),
+                Err(e) => (format!("unknown ({e})"), None),
+            };
             let running = state == "running";
             let id = listed.server.id;
             ServerSummary {
@@ -70,6 +76,7 @@ async fn summaries(app: &App, actor: &Actor, filter: ServerFilter) -> OpResult<V
                 restart_note: running.then(|| builds.restart_note(id)).flatten(),
                 listed,
                 state,
+                process,
             }
         })
         .collect())
@@ -84,7 +91,6 @@ pub struct ServerDetail {
     pub blueprint_owner: String,
     /// The server's `spec.yaml`, its RCON password masked.
     pub spec_yaml: String,
-    pub status: InstanceStatus,
     /// Members and the active users who could become one: for managers.
     pub members: Vec<ServerMember>,
     pub candidates: Vec<(i64, String)>,
@@ -107,11 +113,6 @@ pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail>
         Ok(spec) => spec.to_yaml(),
         Err(e) => format!("# this server cannot start: {e}"),
     };
-    let host = std::sync::Arc::clone(app.host());
-    let name = instance_name(server.id);
-    let status = tokio::task::spawn_blocking(move || host.status(&name))
-        .await?
-        .map_err(|e| OpError::internal("asking the supervisor", e))?;
     let summary = summaries(app, actor, ServerFilter::One(id))
         .await?
         .pop()
@@ -139,7 +140,6 @@ pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail>
         blueprint_owner: store.user(blueprint.owner_id).await?.username,
         blueprint,
         spec_yaml,
-        status,
         members,
         candidates,
         jobs: store.jobs(JobFilter::Server(id), 20).await?,

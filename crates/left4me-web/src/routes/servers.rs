@@ -184,7 +184,7 @@ async fn server_page(
         },
         None => current,
     };
-    let status = detail.status;
+    let process = detail.summary.process.clone().unwrap_or_default();
     let row = row(detail.summary);
     Ok(ServerPage {
         l: Layout::of(user),
@@ -201,15 +201,15 @@ async fn server_page(
             server.port
         ),
         spec_yaml: detail.spec_yaml,
-        pid: status.pid.map_or("-".into(), |p| p.to_string()),
-        uptime: status.since.map_or("-".into(), |since| {
+        pid: process.pid.map_or("-".into(), |p| p.to_string()),
+        uptime: process.since.map_or("-".into(), |since| {
             let secs = u64::try_from(left4me_store::now())
                 .unwrap_or(0)
                 .saturating_sub(since);
             format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60)
         }),
-        restarts: status.restarts,
-        reason: status.reason.unwrap_or_default(),
+        restarts: process.restarts,
+        reason: process.reason.unwrap_or_default(),
         jobs: detail.jobs,
         errors,
         online: detail.online,
