@@ -9,7 +9,7 @@ use std::time::Duration;
 use left4me_host::game::{
     Check, GameError, GameStatus, Installer, rebuilt_overlays, running_versions,
 };
-use left4me_host::versions::VersionInfo;
+pub use left4me_host::versions::VersionInfo;
 use left4me_store::{Job, JobState, OverlayKind, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 

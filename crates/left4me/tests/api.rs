@@ -676,3 +676,68 @@ async fn blueprints_are_made_saved_shared_copied_and_kept_while_in_use() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_game_is_for_admin_tokens_and_activity_for_those_who_may_see_it() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let root = Bot::new(
+        &app,
+        &make_token(&admin, "root", &["read", "admin"], &[]).await,
+    );
+    let plain = Bot::new(
+        &app,
+        &make_token(&admin, "plain", &["read", "manage"], &[]).await,
+    );
+    let a = Bot::new(
+        &app,
+        &make_token(&alice, "a", &["read", "manage", "operate"], &[]).await,
+    );
+
+    let (status, game) = root.get("/game").await;
+    assert_eq!(status, StatusCode::OK, "{game}");
+    assert!(
+        game["versions"].is_array() && game["servers"].is_array(),
+        "{game}"
+    );
+    let (status, job) = root.post("/game/check", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["kind"], "game.check");
+    // Without the admin scope an admin's token is a user's; a user's never.
+    assert_eq!(plain.get("/game").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        plain.post("/game/update", json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(a.get("/game").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        root.post("/game/nonsense", json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Activity: alice's server's own log for her, everything for admins.
+    let blueprint = create_blueprint(&alice, "Mine", "").await;
+    let (status, server) = a
+        .post(
+            "/servers",
+            json!({"name": "alpha", "hostname": "a", "blueprint_id": blueprint, "port": free_port()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = server["id"].as_i64().unwrap();
+    let (status, log) = a.get(&format!("/servers/{id}/activity")).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(log["items"][0]["kind"], "server.create", "{log}");
+    assert_eq!(log["items"][0]["actor"], "alice (token a)", "{log}");
+    assert_eq!(a.get("/activity").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(plain.get("/activity").await.0, StatusCode::NOT_FOUND);
+    let (status, all) = root.get("/activity?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    let next = all["next"].as_str().expect("older entries follow");
+    let (status, older) = root.get(next.trim_start_matches("/api/v1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(older["items"][0]["id"].as_i64() < all["items"][0]["id"].as_i64());
+    app.stop().await;
+}

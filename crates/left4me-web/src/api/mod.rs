@@ -2,8 +2,10 @@
 //! Its OpenAPI document is generated from these handlers (utoipa), so it
 //! cannot drift from them.
 
+mod activity;
 mod auth;
 mod blueprints;
+mod game;
 mod jobs;
 mod overlays;
 mod problem;
@@ -40,7 +42,7 @@ use crate::state::AppState;
             (RFC 9457); the fields of a rejected input are in `errors`. Long work answers \
             202 with the job; follow it at `/api/v1/jobs/{id}/events` (server-sent events)."
     ),
-    tags((name = "servers"), (name = "jobs"), (name = "blueprints"), (name = "overlays"))
+    tags((name = "servers"), (name = "jobs"), (name = "blueprints"), (name = "overlays"), (name = "game"), (name = "activity"))
 )]
 struct ApiDoc;
 
@@ -160,6 +162,10 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         ))
         .routes(routes!(blueprints::copy))
         .routes(routes!(blueprints::share))
+        .routes(routes!(game::show))
+        .routes(routes!(game::queue))
+        .routes(routes!(activity::all))
+        .routes(routes!(activity::of_server))
         .routes(routes!(overlays::list))
         .routes(routes!(overlays::add_items))
         .routes(routes!(overlays::refresh))
