@@ -138,19 +138,12 @@ impl App {
             );
         }
         let installer = Arc::from(config.installer().map_err(LaunchError::Game)?);
-        let workshop = workshop::Workshop::new(&config).map_err(LaunchError::Workshop)?;
         // No build runs yet: what builds that died with the panel left goes.
         if let Err(e) = left4me_host::scripts::clean_leftovers(host.root()) {
             tracing::warn!("removing what earlier script builds left: {e}");
         }
-        let jobs = Jobs::new(
-            store.clone(),
-            Arc::clone(&host),
-            installer,
-            workshop,
-            scripts::ScriptBuilder::new(&config),
-            launch.ready_timeout,
-        );
+        let jobs = runner_for(&config, &store, &host, installer, launch.ready_timeout)
+            .map_err(LaunchError::Workshop)?;
         let app = Self::new(config, store, host, jobs, launch.live);
         let background = app.spawn_background();
         Ok((app, background))
@@ -269,6 +262,25 @@ impl Background {
     }
 }
 
+/// The job runner for `config`: its Workshop client and script sandbox
+/// come from the configuration. `Err` says what in it is wrong.
+fn runner_for(
+    config: &Config,
+    store: &Store,
+    host: &Arc<Host>,
+    installer: Arc<dyn left4me_host::game::Installer>,
+    ready_timeout: Duration,
+) -> Result<Jobs, String> {
+    Ok(Jobs::new(
+        store.clone(),
+        Arc::clone(host),
+        installer,
+        workshop::Workshop::new(config)?,
+        scripts::ScriptBuilder::new(config),
+        ready_timeout,
+    ))
+}
+
 /// A host for unit tests that never reach a game process: the built-in
 /// supervisor with a program that does not exist.
 #[doc(hidden)]
@@ -293,14 +305,7 @@ pub fn test_jobs(store: &Store, root: &std::path::Path) -> (Arc<Host>, Jobs) {
         ..Config::default()
     };
     let installer = Arc::new(config.game().expect("a test state root"));
-    let workshop = workshop::Workshop::new(&config).expect("the default Steam API settings");
-    let jobs = Jobs::new(
-        store.clone(),
-        Arc::clone(&host),
-        installer,
-        workshop,
-        scripts::ScriptBuilder::new(&config),
-        Duration::from_secs(1),
-    );
+    let jobs = runner_for(&config, store, &host, installer, Duration::from_secs(1))
+        .expect("the default Steam API settings");
     (host, jobs)
 }

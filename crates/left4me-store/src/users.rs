@@ -60,12 +60,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?)
     }
-
-    /// What the user owns, in words ("2 servers", "1 overlay").
-    pub async fn user_possessions(&self, id: i64) -> Result<Vec<String>> {
-        let mut write = self.write().await?;
-        write.user_possessions(id).await
-    }
 }
 
 impl crate::Write {

@@ -353,8 +353,9 @@ async fn used_overlays_and_blueprints_cannot_be_deleted() {
         .unwrap();
     let err = store.delete_blueprint(bp.id).await.unwrap_err();
     assert!(err.to_string().contains("used by server s1"), "{err}");
+    let mut write = store.write().await.unwrap();
     assert_eq!(
-        store.user_possessions(user.id).await.unwrap(),
+        write.user_possessions(user.id).await.unwrap(),
         ["1 server", "1 blueprint", "1 overlay"]
     );
 }

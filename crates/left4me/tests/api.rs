@@ -193,6 +193,17 @@ async fn a_bot_with_a_token_lists_starts_and_watches_a_server() {
         job_end(&bot, stopped["id"].as_i64().unwrap()).await,
         "succeeded"
     );
+    // The server's jobs, a page at a time: the next link keeps the filter.
+    let (_, jobs) = bot.get(&format!("/jobs?server={id}&limit=1")).await;
+    assert_eq!(jobs["total"], 2, "{jobs}");
+    assert_eq!(
+        jobs["next"],
+        format!("/api/v1/jobs?server={id}&limit=1&offset=1")
+    );
+    let (_, older) = bot
+        .get(&format!("/jobs?server={id}&limit=1&offset=1"))
+        .await;
+    assert_eq!(older["items"][0]["kind"], "server.start", "{older}");
     app.stop().await;
 }
 

@@ -19,7 +19,6 @@ pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
 #[derive(Debug)]
 pub struct NewSession {
     pub token: Secret,
-    pub user: User,
 }
 
 /// The user and session a session token opens, if it is current and the
@@ -40,7 +39,6 @@ async fn open(app: &App, user: User) -> OpResult<NewSession> {
         .await?;
     Ok(NewSession {
         token: token.into(),
-        user,
     })
 }
 

@@ -107,18 +107,10 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<JobList>> {
     let (_, all) = jobs::list(state.app(), &user, filter.server).await?;
     let base = match filter.server {
-        Some(id) => format!("/api/v1/jobs?server={id}&"),
-        None => "/api/v1/jobs?".to_owned(),
+        Some(id) => format!("/api/v1/jobs?server={id}"),
+        None => "/api/v1/jobs".to_owned(),
     };
-    let (items, total, next) = paging.page(all, base.trim_end_matches(['?', '&']));
-    // The base already has a query when filtered by server.
-    let next = next.map(|n| {
-        if filter.server.is_some() {
-            n.replacen("?limit", "&limit", 1)
-        } else {
-            n
-        }
-    });
+    let (items, total, next) = paging.page(all, &base);
     Ok(Json(JobList {
         items: items.into_iter().map(JobView::from).collect(),
         total,

@@ -290,14 +290,17 @@ impl Paging {
     const MAX: usize = 200;
     const DEFAULT: usize = 50;
 
-    /// The page of `all`, how many there are, and the link to the next page.
+    /// The page of `all`, how many there are, and the link to the next
+    /// page (`base` may carry a query of its own).
     pub(crate) fn page<T>(self, all: Vec<T>, base: &str) -> (Vec<T>, usize, Option<String>) {
         let limit = self.limit.unwrap_or(Self::DEFAULT).clamp(1, Self::MAX);
         let offset = self.offset.unwrap_or(0);
         let total = all.len();
         let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
-        let next = (offset.saturating_add(limit) < total)
-            .then(|| format!("{base}?limit={limit}&offset={}", offset + limit));
+        let next = (offset.saturating_add(limit) < total).then(|| {
+            let join = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{join}limit={limit}&offset={}", offset + limit)
+        });
         (items, total, next)
     }
 }
