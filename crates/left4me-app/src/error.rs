@@ -165,6 +165,12 @@ impl From<left4me_files::FilesError> for OpError {
     }
 }
 
+impl From<crate::board::BoardError> for OpError {
+    fn from(err: crate::board::BoardError) -> Self {
+        Self::internal("the server list", err)
+    }
+}
+
 impl From<tokio::task::JoinError> for OpError {
     fn from(err: tokio::task::JoinError) -> Self {
         Self::internal("a blocking task", err)

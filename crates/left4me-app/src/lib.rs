@@ -8,6 +8,7 @@
 /// commands; re-exported for the panel's users.
 pub use left4me_config as config;
 pub mod actor;
+pub mod board;
 pub mod credentials;
 pub mod domain;
 pub mod error;
@@ -83,6 +84,7 @@ struct Inner {
     host: Arc<Host>,
     jobs: Jobs,
     live: Arc<Live>,
+    board: board::Board,
     limiter: limiter::LoginLimiter,
     token_limiter: limiter::LoginLimiter,
     /// Cancelled when the panel shuts down: long-lived streams end then,
@@ -103,12 +105,18 @@ impl App {
     /// The panel on existing parts, with nothing running in the
     /// background (tests of single operations).
     pub fn new(config: Config, store: Store, host: Arc<Host>, jobs: Jobs, live: Arc<Live>) -> Self {
+        let board = board::Board::new(
+            store.clone(),
+            Arc::clone(&host),
+            Arc::clone(jobs.installer()),
+        );
         Self(Arc::new(Inner {
             config,
             store,
             host,
             jobs,
             live,
+            board,
             limiter: limiter::LoginLimiter::default(),
             token_limiter: limiter::LoginLimiter::default(),
             shutdown: CancellationToken::new(),
@@ -227,6 +235,11 @@ impl App {
 
     pub fn live(&self) -> &Live {
         &self.0.live
+    }
+
+    /// Every server's state, kept in memory for the lists.
+    pub fn board(&self) -> &board::Board {
+        &self.0.board
     }
 
     /// Failed sign-ins, slowing the next tries.

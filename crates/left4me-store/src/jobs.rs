@@ -155,11 +155,11 @@ impl Store {
     /// wanted by an older queued job (so jobs on one resource keep their
     /// order).
     pub async fn claim_next_job(&self) -> Result<Option<Job>> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.write().await?;
         let active: Vec<Job> = sqlx::query_as(
             "SELECT * FROM jobs WHERE state IN ('running', 'queued') ORDER BY state = 'queued', id",
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *write.tx)
         .await?;
         let mut chosen = None;
         for (i, job) in active.iter().enumerate() {
@@ -180,9 +180,9 @@ impl Store {
         )
         .bind(now())
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *write.tx)
         .await?;
-        tx.commit().await?;
+        write.commit().await?;
         Ok(Some(job))
     }
 
@@ -238,12 +238,13 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 
     /// Cancels a job that has not started. Returns whether it was queued.
     pub async fn cancel_queued_job(&self, id: i64) -> Result<bool> {
-        Ok(sqlx::query(
+        let result = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'",
         )
         .bind(now())
@@ -251,12 +252,14 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected()
-            == 1)
+            == 1;
+        self.changed();
+        Ok(result)
     }
 
     /// After a restart: jobs that were running when the panel stopped.
     pub async fn interrupt_running_jobs(&self) -> Result<u64> {
-        Ok(sqlx::query(
+        let result = sqlx::query(
             "UPDATE jobs SET state = 'interrupted', finished_at = ?,
                     error = COALESCE(error, 'the panel stopped while the job was running')
              WHERE state = 'running'",
@@ -264,7 +267,9 @@ impl Store {
         .bind(now())
         .execute(&self.pool)
         .await?
-        .rows_affected())
+        .rows_affected();
+        self.changed();
+        Ok(result)
     }
 
     pub async fn set_job_progress(&self, id: i64, done: i64, total: i64) -> Result<()> {

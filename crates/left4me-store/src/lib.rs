@@ -19,6 +19,8 @@ mod users;
 mod workshop;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::SqlitePool;
@@ -90,6 +92,18 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    changes: Changes,
+}
+
+/// Counts committed changes, so the panel can keep views in memory and
+/// know when they are out of date (see [`Store::generation`]).
+#[derive(Debug, Clone, Default)]
+struct Changes(Arc<AtomicU64>);
+
+impl Changes {
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 impl Store {
@@ -116,7 +130,23 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: Changes::default(),
+        })
+    }
+
+    /// Goes up after every committed change, counted once the change is
+    /// visible to new reads: a view built after reading generation `g`
+    /// holds every change up to `g`. The poller's and the runner's
+    /// bookkeeping (job progress and log lines, players' sessions, a
+    /// token's last use) does not count: no view kept in memory shows it.
+    pub fn generation(&self) -> u64 {
+        self.changes.0.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.changes.bump();
     }
 
     /// The newest migration this build carries.
@@ -148,6 +178,7 @@ impl Store {
     pub async fn write(&self) -> Result<Write> {
         Ok(Write {
             tx: self.begin_write().await?,
+            changes: self.changes.clone(),
         })
     }
 }
@@ -157,10 +188,13 @@ impl Store {
 #[derive(Debug)]
 pub struct Write {
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    changes: Changes,
 }
 
 impl Write {
     pub async fn commit(self) -> Result<()> {
-        Ok(self.tx.commit().await?)
+        self.tx.commit().await?;
+        self.changes.bump();
+        Ok(())
     }
 }

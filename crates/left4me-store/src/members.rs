@@ -51,6 +51,15 @@ impl Store {
         write.commit().await
     }
 
+    /// Every membership: (server, user, role).
+    pub async fn all_server_members(&self) -> Result<Vec<(i64, i64, ServerRole)>> {
+        Ok(
+            sqlx::query_as("SELECT server_id, user_id, role FROM server_members")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn server_members(&self, server_id: i64) -> Result<Vec<ServerMember>> {
         Ok(sqlx::query_as(
             "SELECT m.user_id, u.username, m.role, m.added_at

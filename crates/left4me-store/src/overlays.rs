@@ -83,6 +83,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 
@@ -120,6 +121,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.changed();
         Ok(())
     }
 

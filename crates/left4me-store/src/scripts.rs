@@ -60,19 +60,19 @@ impl Store {
     /// What a starting build runs; takes back a "from scratch" request,
     /// which this build fulfils. `None` when the overlay has no script.
     pub async fn take_script_run(&self, overlay_id: i64) -> Result<Option<ScriptRun>> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.write().await?;
         let row: Option<(String, bool, bool)> = sqlx::query_as(
             "SELECT script, from_previous, next_from_scratch FROM overlay_scripts
              WHERE overlay_id = ?",
         )
         .bind(overlay_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *write.tx)
         .await?;
         sqlx::query("UPDATE overlay_scripts SET next_from_scratch = 0 WHERE overlay_id = ?")
             .bind(overlay_id)
-            .execute(&mut *tx)
+            .execute(&mut *write.tx)
             .await?;
-        tx.commit().await?;
+        write.commit().await?;
         Ok(row.map(|(script, from_previous, scratch)| ScriptRun {
             script,
             from_scratch: scratch || !from_previous,

@@ -31,6 +31,7 @@ impl Store {
         .bind(now + ttl_secs)
         .execute(&self.pool)
         .await?;
+        self.changed();
         Ok(())
     }
 
@@ -51,15 +52,18 @@ impl Store {
             .bind(token_hash)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 
     pub async fn delete_expired_sessions(&self) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        let result = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now())
             .execute(&self.pool)
             .await?
-            .rows_affected())
+            .rows_affected();
+        self.changed();
+        Ok(result)
     }
 }
 

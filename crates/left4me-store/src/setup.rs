@@ -16,9 +16,9 @@ impl Store {
     /// Makes `token_hash` the only valid setup token, replacing any
     /// earlier one. Refused once a user exists: setup is over then.
     pub async fn replace_setup_token(&self, token_hash: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.write().await?;
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *write.tx)
             .await?;
         if users > 0 {
             return Err(StoreError::Conflict(
@@ -33,9 +33,9 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now())
-        .execute(&mut *tx)
+        .execute(&mut *write.tx)
         .await?;
-        tx.commit().await?;
+        write.commit().await?;
         Ok(())
     }
 
@@ -57,11 +57,11 @@ impl Store {
         username: &str,
         password_hash: &str,
     ) -> Result<Option<User>> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.write().await?;
         let valid: bool = sqlx::query_scalar(VALID_TOKEN)
             .bind(token_hash)
             .bind(now() - SETUP_TOKEN_TTL_SECS)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *write.tx)
             .await?;
         if !valid {
             return Ok(None);
@@ -73,12 +73,12 @@ impl Store {
         .bind(username)
         .bind(password_hash)
         .bind(now())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *write.tx)
         .await?;
         sqlx::query("DELETE FROM setup_token")
-            .execute(&mut *tx)
+            .execute(&mut *write.tx)
             .await?;
-        tx.commit().await?;
+        write.commit().await?;
         Ok(Some(user))
     }
 }

@@ -88,6 +88,7 @@ impl Store {
         .bind(&item.error)
         .execute(&self.pool)
         .await?;
+        self.changed();
         Ok(())
     }
 
@@ -104,6 +105,7 @@ impl Store {
             query.push(")");
         }
         query.build().execute(&self.pool).await?;
+        self.changed();
         Ok(())
     }
 }

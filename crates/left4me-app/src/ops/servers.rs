@@ -16,7 +16,7 @@ use crate::live::{LiveState, OnlinePlayer};
 use crate::ops::access::{self, ServerAccess, ServerAction};
 use crate::ops::activity::record;
 use crate::runner::JobKind;
-use crate::spec_builder::{ask_host, build_spec};
+use crate::spec_builder::build_spec;
 
 /// A server as the lists show it: its names, the supervisor's word on
 /// it, and the poller's answer while it runs.
@@ -54,30 +54,24 @@ pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<ServerSummary>> {
 }
 
 async fn summaries(app: &App, actor: &Actor, filter: ServerFilter) -> OpResult<Vec<ServerSummary>> {
-    let mut listed = app.store().listed_servers(filter, actor.id()).await?;
-    listed.retain(|l| actor.reaches_server(l.server.id));
-    let ids: Vec<i64> = listed.iter().map(|l| l.server.id).collect();
-    let statuses = ask_host(app.host(), &ids, |host, names| host.process_statuses(names)).await?;
-    let builds = crate::game::builds(app.store(), app.jobs().installer()).await;
-    Ok(listed
-        .into_iter()
-        .zip(statuses)
-        .map(|(listed, status)| {
-            let (state, process) = match status {
-                Ok(s) => (s.state.clone(), Some(s)),
-                Err(e) => (format!("unknown ({e})"), None),
-            };
-            let running = state == "running";
-            let id = listed.server.id;
-            ServerSummary {
-                // The poller's last answer outlives a stop by up to one
-                // cycle: a server that is not running shows none.
-                live: running.then(|| app.live().get(id)).flatten(),
-                restart_note: running.then(|| builds.restart_note(id)).flatten(),
-                listed,
-                state,
-                process,
-            }
+    let board = app.board().snapshot().await?;
+    Ok(board
+        .select(filter, actor.id())
+        .filter(|(server, _)| actor.reaches_server(server.listed.server.id))
+        .map(|(server, member_role)| ServerSummary {
+            // The poller's last answer outlives a stop by up to one
+            // cycle: a server that is not running shows none.
+            live: server
+                .running()
+                .then(|| app.live().get(server.listed.server.id))
+                .flatten(),
+            listed: ListedServer {
+                member_role,
+                ..server.listed.clone()
+            },
+            state: server.state.clone(),
+            process: server.process.clone(),
+            restart_note: server.restart_note.clone(),
         })
         .collect())
 }

@@ -208,8 +208,13 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
             "the API token is unknown, expired or revoked".into(),
         ));
     };
-    // Last use is a convenience: a failed note must not fail the call.
-    if let Err(e) = app.store().touch_api_token(stored.id).await {
+    // Last use is a convenience, to the minute: a failed note must not
+    // fail the call, and a busy bot costs no write per request.
+    let noted_lately = stored
+        .last_used_at
+        .is_some_and(|at| at > left4me_store::now() - 60);
+    if noted_lately {
+    } else if let Err(e) = app.store().touch_api_token(stored.id).await {
         tracing::warn!("noting the use of API token {}: {e}", stored.name);
     }
     let info = TokenInfo::from(stored);

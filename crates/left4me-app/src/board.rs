@@ -1,0 +1,211 @@
+//! The server board: every server with its names, members, the
+//! supervisor's state and its restart note, kept in memory so the lists
+//! (the dashboard, `GET /api/v1/servers`) cost no query, no `/proc` read
+//! and no `systemctl` per request.
+//!
+//! A snapshot is rebuilt before it is served when the store has committed
+//! a change since it was read (a created server shows on the very next
+//! page). What changes outside the store (a crash, systemd restarting a
+//! unit) shows within [`FRESH_FOR`]: an older snapshot is still served
+//! while one background task reads a new one, so no request waits for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use left4me_host::lifecycle::Host;
+use left4me_host::supervisor::ProcessStatus;
+use left4me_store::{ListedServer, ServerFilter, ServerRole, Store, StoreError};
+
+use left4me_host::game::Installer;
+use crate::spec_builder::ask_host;
+
+/// How long what the store does not record (process states, the builds
+/// servers run) may be served before it is read again.
+pub const FRESH_FOR: Duration = Duration::from_secs(2);
+
+/// One server as the board knows it.
+#[derive(Debug, Clone)]
+pub struct BoardServer {
+    /// `member_role` is `None` here: it depends on who looks.
+    pub listed: ListedServer,
+    /// `running`, `stopped`, `failed`, ... as the supervisor says, or
+    /// `unknown (why)`.
+    pub state: String,
+    pub process: Option<ProcessStatus>,
+    /// For a running server on older layers.
+    pub restart_note: Option<String>,
+}
+
+impl BoardServer {
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// All servers at one moment, in the lists' order (name, then id).
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The store's generation read before the servers were.
+    generation: u64,
+    taken: Instant,
+    servers: Vec<BoardServer>,
+    /// Per server: its members and their roles.
+    members: HashMap<i64, Vec<(i64, ServerRole)>>,
+}
+
+impl Snapshot {
+    /// The servers `filter` selects, each with the role `viewer` has on it
+    /// as a member.
+    pub fn select(
+        &self,
+        filter: ServerFilter,
+        viewer: i64,
+    ) -> impl Iterator<Item = (&BoardServer, Option<ServerRole>)> {
+        self.servers.iter().filter_map(move |server| {
+            let id = server.listed.server.id;
+            let role = self.members.get(&id).and_then(|members| {
+                members
+                    .iter()
+                    .find(|(user, _)| *user == viewer)
+                    .map(|(_, role)| *role)
+            });
+            let selected = match filter {
+                ServerFilter::All => true,
+                ServerFilter::Of(user) => {
+                    server.listed.server.owner_id == user || self.is_member(id, user)
+                }
+                ServerFilter::One(wanted) => id == wanted,
+            };
+            selected.then_some((server, role))
+        })
+    }
+
+    fn is_member(&self, server: i64, user: i64) -> bool {
+        self.members
+            .get(&server)
+            .is_some_and(|members| members.iter().any(|(id, _)| *id == user))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Board(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    host: Arc<Host>,
+    installer: Arc<dyn Installer>,
+    current: RwLock<Option<Arc<Snapshot>>>,
+    /// One rebuild at a time; the others wait for its result.
+    rebuilding: tokio::sync::Mutex<()>,
+    /// A background refresh is under way.
+    refreshing: AtomicBool,
+}
+
+impl Board {
+    pub fn new(store: Store, host: Arc<Host>, installer: Arc<dyn Installer>) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            host,
+            installer,
+            current: RwLock::new(None),
+            rebuilding: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
+        }))
+    }
+
+    /// A snapshot holding every change the store has committed.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, BoardError> {
+        if let Some(snapshot) = self.current_if_valid() {
+            if snapshot.taken.elapsed() >= FRESH_FOR {
+                self.refresh_in_background();
+            }
+            return Ok(snapshot);
+        }
+        let _only_one = self.0.rebuilding.lock().await;
+        // Someone else may have rebuilt it while this one waited.
+        if let Some(snapshot) = self.current_if_valid() {
+            return Ok(snapshot);
+        }
+        self.rebuild().await
+    }
+
+    fn current_if_valid(&self) -> Option<Arc<Snapshot>> {
+        let current = self.0.current.read().expect("board lock");
+        current
+            .as_ref()
+            .filter(|s| s.generation == self.0.store.generation())
+            .cloned()
+    }
+
+    fn refresh_in_background(&self) {
+        if self.0.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let board = self.clone();
+        tokio::spawn(async move {
+            let rebuilt = {
+                let _only_one = board.0.rebuilding.lock().await;
+                board.rebuild().await
+            };
+            if let Err(e) = rebuilt {
+                tracing::warn!("refreshing the server list: {e}");
+            }
+            board.0.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Reads everything anew; the caller holds `rebuilding`.
+    async fn rebuild(&self) -> Result<Arc<Snapshot>, BoardError> {
+        let inner = &self.0;
+        let generation = inner.store.generation();
+        let taken = Instant::now();
+        // Nobody has id 0: no row carries a viewer's role.
+        let listed = inner.store.listed_servers(ServerFilter::All, 0).await?;
+        let mut members: HashMap<i64, Vec<(i64, ServerRole)>> = HashMap::new();
+        for (server, user, role) in inner.store.all_server_members().await? {
+            members.entry(server).or_default().push((user, role));
+        }
+        let ids: Vec<i64> = listed.iter().map(|l| l.server.id).collect();
+        let statuses =
+            ask_host(&inner.host, &ids, |host, names| host.process_statuses(names)).await?;
+        let builds = crate::game::builds(&inner.store, &inner.installer).await;
+        let servers = listed
+            .into_iter()
+            .zip(statuses)
+            .map(|(listed, status)| {
+                let (state, process) = match status {
+                    Ok(s) => (s.state.clone(), Some(s)),
+                    Err(e) => (format!("unknown ({e})"), None),
+                };
+                let restart_note = (state == "running")
+                    .then(|| builds.restart_note(listed.server.id))
+                    .flatten();
+                BoardServer {
+                    listed,
+                    state,
+                    process,
+                    restart_note,
+                }
+            })
+            .collect();
+        let snapshot = Arc::new(Snapshot {
+            generation,
+            taken,
+            servers,
+            members,
+        });
+        *inner.current.write().expect("board lock") = Some(Arc::clone(&snapshot));
+        Ok(snapshot)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("reading the servers: {0}")]
+    Store(#[from] StoreError),
+    #[error("asking the host about the servers: {0}")]
+    Host(#[from] tokio::task::JoinError),
+}
