@@ -18,8 +18,8 @@ use left4me_host::lifecycle::Host;
 use left4me_host::supervisor::ProcessStatus;
 use left4me_store::{ListedServer, ServerFilter, ServerRole, Store, StoreError};
 
-use left4me_host::game::Installer;
 use crate::spec_builder::ask_host;
+use left4me_host::game::Installer;
 
 /// How long what the store does not record (process states, the builds
 /// servers run) may be served before it is read again.
@@ -169,8 +169,10 @@ impl Board {
             members.entry(server).or_default().push((user, role));
         }
         let ids: Vec<i64> = listed.iter().map(|l| l.server.id).collect();
-        let statuses =
-            ask_host(&inner.host, &ids, |host, names| host.process_statuses(names)).await?;
+        let statuses = ask_host(&inner.host, &ids, |host, names| {
+            host.process_statuses(names)
+        })
+        .await?;
         let builds = crate::game::builds(&inner.store, &inner.installer).await;
         let servers = listed
             .into_iter()

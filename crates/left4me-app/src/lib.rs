@@ -16,6 +16,7 @@ pub mod game;
 pub mod input;
 pub mod limiter;
 pub mod live;
+pub mod memo;
 pub mod ops;
 pub mod reconciler;
 pub mod runner;
@@ -85,6 +86,9 @@ struct Inner {
     jobs: Jobs,
     live: Arc<Live>,
     board: board::Board,
+    /// Sessions and API tokens by the hash of their secret.
+    sessions: memo::Memo<(left4me_store::User, left4me_store::Session)>,
+    tokens: memo::Memo<(left4me_store::User, left4me_store::ApiToken)>,
     limiter: limiter::LoginLimiter,
     token_limiter: limiter::LoginLimiter,
     /// Cancelled when the panel shuts down: long-lived streams end then,
@@ -117,6 +121,8 @@ impl App {
             jobs,
             live,
             board,
+            sessions: memo::Memo::default(),
+            tokens: memo::Memo::default(),
             limiter: limiter::LoginLimiter::default(),
             token_limiter: limiter::LoginLimiter::default(),
             shutdown: CancellationToken::new(),
@@ -240,6 +246,16 @@ impl App {
     /// Every server's state, kept in memory for the lists.
     pub fn board(&self) -> &board::Board {
         &self.0.board
+    }
+
+    /// Sessions read for the current store generation.
+    pub fn session_memo(&self) -> &memo::Memo<(left4me_store::User, left4me_store::Session)> {
+        &self.0.sessions
+    }
+
+    /// API tokens read for the current store generation.
+    pub fn token_memo(&self) -> &memo::Memo<(left4me_store::User, left4me_store::ApiToken)> {
+        &self.0.tokens
     }
 
     /// Failed sign-ins, slowing the next tries.

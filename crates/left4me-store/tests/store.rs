@@ -848,3 +848,38 @@ async fn seeding_a_script_overlay_twice_creates_it_once_and_changes_nothing() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_generation_counts_committed_changes_but_not_bookkeeping() {
+    let (_dir, store) = store().await;
+    let start = store.generation();
+    let user = store.create_user("alice", "x", false).await.unwrap();
+    let after_user = store.generation();
+    assert!(after_user > start, "a committed write transaction counts");
+
+    let write = store.write().await.unwrap();
+    drop(write);
+    assert_eq!(store.generation(), after_user, "a rolled back one does not");
+
+    store.create_session("h", user.id, "c", 60).await.unwrap();
+    let after_session = store.generation();
+    assert!(after_session > after_user, "a session opened counts");
+    store.delete_session("h").await.unwrap();
+    let after_sign_out = store.generation();
+    assert!(after_sign_out > after_session, "a session ended counts");
+
+    let job = store.create_job(&job("check", &[])).await.unwrap();
+    let after_job = store.generation();
+    store.set_job_progress(job.id, 1, 2).await.unwrap();
+    store.append_job_log(job.id, "out", "line").await.unwrap();
+    assert_eq!(
+        store.generation(),
+        after_job,
+        "a job's progress and log lines are bookkeeping"
+    );
+    store
+        .finish_job(job.id, JobState::Succeeded, None)
+        .await
+        .unwrap();
+    assert!(store.generation() > after_job, "a job's end counts");
+}

@@ -24,10 +24,19 @@ pub struct NewSession {
 /// The user and session a session token opens, if it is current and the
 /// user active.
 pub async fn current(app: &App, token: &str) -> OpResult<Option<(User, Session)>> {
-    let Some(session) = app.store().session(&token_hash(token)).await? else {
+    let hash = token_hash(token);
+    let generation = app.store().generation();
+    if let Some((user, session)) = app.session_memo().get(generation, &hash)
+        && session.expires_at > left4me_store::now()
+    {
+        return Ok(Some((user, session)));
+    }
+    let Some(session) = app.store().session(&hash).await? else {
         return Ok(None);
     };
     let user = app.store().user(session.user_id).await?;
+    app.session_memo()
+        .put(generation, hash, (user.clone(), session.clone()));
     Ok(Some((user, session)))
 }
 

@@ -181,17 +181,21 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
     // One key for all tokens of an address: guessing tokens is guessing
     // one secret per try, whatever the name.
     const KEY: &str = "api-token";
-    let valid = match app.store().api_token(&token_hash(token)).await? {
-        Some(stored) => {
-            let user = app.store().user(stored.user_id).await?;
-            let expired = stored
-                .expires_at
-                .is_some_and(|at| at <= left4me_store::now());
-            (!expired && user.is_active).then_some((stored, user))
-        }
-        None => None,
+    let hash = token_hash(token);
+    let generation = app.store().generation();
+    let found = match app.token_memo().get(generation, &hash) {
+        Some(known) => Some(known),
+        None => match app.store().api_token(&hash).await? {
+            Some(stored) => Some((app.store().user(stored.user_id).await?, stored)),
+            None => None,
+        },
     };
-    let Some((stored, user)) = valid else {
+    let now = left4me_store::now();
+    let valid = found.filter(|(user, stored)| {
+        let expired = stored.expires_at.is_some_and(|at| at <= now);
+        !expired && user.is_active
+    });
+    let Some((user, mut stored)) = valid else {
         let limiter = app.token_limiter();
         if let Err(wait) = limiter.waiting(client, KEY) {
             return Err(OpError::TooManyAttempts {
@@ -209,14 +213,16 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
         ));
     };
     // Last use is a convenience, to the minute: a failed note must not
-    // fail the call, and a busy bot costs no write per request.
-    let noted_lately = stored
-        .last_used_at
-        .is_some_and(|at| at > left4me_store::now() - 60);
-    if noted_lately {
-    } else if let Err(e) = app.store().touch_api_token(stored.id).await {
-        tracing::warn!("noting the use of API token {}: {e}", stored.name);
+    // fail the call, and a busy bot costs no write per request (the note
+    // is no change the memo counts, so it keeps the time it wrote).
+    if stored.last_used_at.is_none_or(|at| at <= now - 60) {
+        match app.store().touch_api_token(stored.id).await {
+            Ok(()) => stored.last_used_at = Some(now),
+            Err(e) => tracing::warn!("noting the use of API token {}: {e}", stored.name),
+        }
     }
+    app.token_memo()
+        .put(generation, hash, (user.clone(), stored.clone()));
     let info = TokenInfo::from(stored);
     Ok(Actor::with_token(
         user,
