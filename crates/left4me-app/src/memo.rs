@@ -1,15 +1,24 @@
 //! Answers remembered for one generation of the store: a request that
 //! presents the same session or token as the one before costs no query,
-//! and any committed change (a sign-out, a revoked token, a deactivated
-//! user) forgets them all before the next request is answered.
+//! and any change the panel commits (a sign-out, a revoked token, a
+//! deactivated user) forgets them all before the next request is
+//! answered. A change made by another process (the `left4me` command,
+//! an admin with `sqlite3`) is seen within [`KEEP`].
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// How long an answer is used at most.
+pub const KEEP: Duration = Duration::from_secs(2);
+
+/// Each answer with when it was read.
+type Entries<V> = HashMap<String, (Instant, V)>;
 
 #[derive(Debug)]
 pub struct Memo<V> {
     /// The generation the entries were read at, and the entries.
-    entries: RwLock<(u64, HashMap<String, V>)>,
+    entries: RwLock<(u64, Entries<V>)>,
 }
 
 impl<V> Default for Memo<V> {
@@ -21,12 +30,14 @@ impl<V> Default for Memo<V> {
 }
 
 impl<V: Clone> Memo<V> {
-    /// What was read for `key` at `generation`, if anything.
+    /// What was read for `key` at `generation` less than [`KEEP`] ago.
     pub fn get(&self, generation: u64, key: &str) -> Option<V> {
         let entries = self.entries.read().expect("memo lock");
-        (entries.0 == generation)
-            .then(|| entries.1.get(key).cloned())
-            .flatten()
+        if entries.0 != generation {
+            return None;
+        }
+        let (read, value) = entries.1.get(key)?;
+        (read.elapsed() < KEEP).then(|| value.clone())
     }
 
     /// Remembers `value`, read after the store was at `generation`. An
@@ -40,7 +51,7 @@ impl<V: Clone> Memo<V> {
         if generation > entries.0 {
             *entries = (generation, HashMap::new());
         }
-        entries.1.insert(key, value);
+        entries.1.insert(key, (Instant::now(), value));
     }
 }
 
@@ -59,5 +70,16 @@ mod tests {
         memo.put(5, "c".into(), 3);
         assert_eq!(memo.get(5, "a"), None, "a newer answer replaces all");
         assert_eq!(memo.get(5, "c"), Some(3));
+    }
+
+    #[test]
+    fn an_answer_is_read_again_after_a_while() {
+        let memo = Memo::default();
+        memo.put(1, "a".into(), 1);
+        {
+            let mut entries = memo.entries.write().unwrap();
+            entries.1.get_mut("a").unwrap().0 -= KEEP;
+        }
+        assert_eq!(memo.get(1, "a"), None);
     }
 }

@@ -12,7 +12,8 @@ pub struct ApiToken {
     pub token_hash: Secret,
     /// Space-separated scope names.
     pub scopes: String,
-    /// Space-separated server ids, or `None` for all the user's servers.
+    /// Space-separated server ids, or `None` for all the user's servers
+    /// (a limit whose servers were all deleted is empty: it reaches none).
     pub servers: Option<String>,
     pub expires_at: Option<i64>,
     pub created_at: i64,
@@ -26,25 +27,38 @@ pub struct NewApiToken<'a> {
     pub name: &'a str,
     pub token_hash: &'a str,
     pub scopes: &'a str,
-    pub servers: Option<&'a str>,
+    /// Only these servers; `None`: every server of the user.
+    pub servers: Option<&'a [i64]>,
     pub expires_at: Option<i64>,
+}
+
+/// A token's columns with its server limit gathered from its rows (a
+/// macro, so each query stays one literal).
+macro_rules! select_token {
+    ($where:literal) => {
+        concat!(
+            "SELECT t.*, CASE WHEN t.server_limited THEN
+               (SELECT COALESCE(group_concat(server_id, ' '), '')
+                FROM api_token_servers WHERE token_id = t.id) END AS servers
+             FROM api_tokens t ",
+            $where
+        )
+    };
 }
 
 impl Store {
     /// The token whose hash this is, if it exists.
     pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM api_tokens WHERE token_hash = ?")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(select_token!("WHERE t.token_hash = ?"))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// A user's tokens, newest first.
     pub async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
         Ok(
-            sqlx::query_as("SELECT * FROM api_tokens WHERE user_id = ? ORDER BY id DESC")
+            sqlx::query_as(select_token!("WHERE t.user_id = ? ORDER BY t.id DESC"))
                 .bind(user_id)
                 .fetch_all(&self.pool)
                 .await?,
@@ -69,15 +83,16 @@ impl Store {
 
 impl crate::Write {
     pub async fn create_api_token(&mut self, new: &NewApiToken<'_>) -> Result<ApiToken> {
-        sqlx::query_as(
-            "INSERT INTO api_tokens (user_id, name, token_hash, scopes, servers, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens
+             (user_id, name, token_hash, scopes, server_limited, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.user_id)
         .bind(new.name)
         .bind(new.token_hash)
         .bind(new.scopes)
-        .bind(new.servers)
+        .bind(new.servers.is_some())
         .bind(new.expires_at)
         .bind(now())
         .fetch_one(&mut *self.tx)
@@ -88,12 +103,26 @@ impl crate::Write {
             } else {
                 e.into()
             }
-        })
+        })?;
+        for server in new.servers.unwrap_or_default() {
+            sqlx::query(
+                "INSERT OR IGNORE INTO api_token_servers (token_id, server_id) VALUES (?, ?)",
+            )
+            .bind(id)
+            .bind(server)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(sqlx::query_as(select_token!("WHERE t.id = ?"))
+            .bind(id)
+            .fetch_one(&mut *self.tx)
+            .await?)
     }
 
-    /// Deletes one of the user's tokens; `NotFound` if they have no such one.
-    pub async fn delete_api_token(&mut self, user_id: i64, id: i64) -> Result<ApiToken> {
-        sqlx::query_as("DELETE FROM api_tokens WHERE id = ? AND user_id = ? RETURNING *")
+    /// Deletes one of the user's tokens and says its name; `NotFound` if
+    /// they have no such one.
+    pub async fn delete_api_token(&mut self, user_id: i64, id: i64) -> Result<String> {
+        sqlx::query_scalar("DELETE FROM api_tokens WHERE id = ? AND user_id = ? RETURNING name")
             .bind(id)
             .bind(user_id)
             .fetch_optional(&mut *self.tx)

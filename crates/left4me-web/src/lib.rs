@@ -9,6 +9,7 @@ mod api;
 pub mod auth;
 pub mod error;
 mod pages;
+mod responses;
 mod routes;
 pub mod state;
 

@@ -111,9 +111,7 @@ pub async fn detail(app: &App, actor: &Actor, id: i64, dir: &str) -> OpResult<Ov
     let store = app.store();
     let content = match overlay.kind {
         OverlayKind::Files => {
-            let dir = RelPath::parse(dir)?;
-            let listed = dir.clone();
-            let entries = with_files(app, &overlay, move |files| files.list(&listed)).await?;
+            let (dir, entries) = list_dir(app, &overlay, dir).await?;
             OverlayContent::Files { dir, entries }
         }
         OverlayKind::Workshop => OverlayContent::Workshop(WorkshopView {
@@ -159,6 +157,25 @@ async fn build_state(app: &App, overlay_id: i64) -> OpResult<BuildState> {
 }
 
 /// A new overlay, as the form and the API send it.
+/// The entries of folder `dir` of a files overlay `actor` may see.
+pub async fn files(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    dir: &str,
+) -> OpResult<(RelPath, Vec<Entry>)> {
+    let overlay = access::overlay(app, actor, id, ItemAccess::Use).await?;
+    files_kind(&overlay)?;
+    list_dir(app, &overlay, dir).await
+}
+
+async fn list_dir(app: &App, overlay: &Overlay, dir: &str) -> OpResult<(RelPath, Vec<Entry>)> {
+    let dir = RelPath::parse(dir)?;
+    let listed = dir.clone();
+    let entries = with_files(app, overlay, move |files| files.list(&listed)).await?;
+    Ok((dir, entries))
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NewOverlayInput {
     pub name: String,

@@ -130,7 +130,6 @@ pub async fn create(app: &App, actor: &Actor, input: &NewTokenInput) -> OpResult
     };
     let token = format!("{TOKEN_PREFIX}{}", random_token());
     let scope_words: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    let server_words: Vec<String> = servers.iter().map(i64::to_string).collect();
     let mut write = app.store().write().await?;
     let stored = write
         .create_api_token(&NewApiToken {
@@ -138,9 +137,7 @@ pub async fn create(app: &App, actor: &Actor, input: &NewTokenInput) -> OpResult
             name: name.as_str(),
             token_hash: &token_hash(&token),
             scopes: &scope_words.join(" "),
-            servers: (!servers.is_empty())
-                .then(|| server_words.join(" "))
-                .as_deref(),
+            servers: (!servers.is_empty()).then_some(servers.as_slice()),
             expires_at,
         })
         .await
@@ -166,7 +163,7 @@ pub async fn revoke(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
     actor.require_session()?;
     let mut write = app.store().write().await?;
     let gone = write.delete_api_token(actor.id(), id).await?;
-    let detail = format!("revoked API token {}", gone.name);
+    let detail = format!("revoked API token {gone}");
     record(&mut write, actor, None, "token.revoke", &detail).await?;
     write.commit().await?;
     Ok(())
@@ -183,11 +180,14 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
     const KEY: &str = "api-token";
     let hash = token_hash(token);
     let generation = app.store().generation();
-    let found = match app.token_memo().get(generation, &hash) {
-        Some(known) => Some(known),
+    let (found, fresh) = match app.token_memo().get(generation, &hash) {
+        Some(known) => (Some(known), false),
         None => match app.store().api_token(&hash).await? {
-            Some(stored) => Some((app.store().user(stored.user_id).await?, stored)),
-            None => None,
+            Some(stored) => (
+                Some((app.store().user(stored.user_id).await?, stored)),
+                true,
+            ),
+            None => (None, true),
         },
     };
     let now = left4me_store::now();
@@ -221,8 +221,10 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
             Err(e) => tracing::warn!("noting the use of API token {}: {e}", stored.name),
         }
     }
-    app.token_memo()
-        .put(generation, hash, (user.clone(), stored.clone()));
+    if fresh {
+        app.token_memo()
+            .put(generation, hash, (user.clone(), stored.clone()));
+    }
     let info = TokenInfo::from(stored);
     Ok(Actor::with_token(
         user,

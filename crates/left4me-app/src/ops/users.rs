@@ -21,9 +21,8 @@ pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<User>> {
 pub struct NewUserInput {
     pub username: String,
     pub password: Secret,
-    /// Any value makes an admin (a checkbox sends "on").
-    #[serde(default)]
-    pub admin: Option<String>,
+    #[serde(default, deserialize_with = "crate::input::checkbox")]
+    pub admin: bool,
 }
 
 /// Hashes on a blocking thread: argon2 is slow on purpose.
@@ -46,7 +45,7 @@ pub async fn create(app: &App, actor: &Actor, input: &NewUserInput) -> OpResult<
     let hash = hash_blocking(password).await?;
     let mut write = app.store().write().await?;
     let created = write
-        .create_user(username.as_str(), &hash, input.admin.is_some())
+        .create_user(username.as_str(), &hash, input.admin)
         .await
         .map_err(|e| match OpError::from(e) {
             OpError::Conflict { message, .. } => OpError::invalid("username", message),

@@ -10,20 +10,31 @@ use axum::http::{Method, header};
 use left4me_app::actor::Actor;
 use left4me_app::error::OpError;
 use left4me_app::ops::{sessions, tokens};
+use left4me_store::Secret;
 
 use super::problem::ApiError;
 use crate::auth::{client_ip, constant_time_eq, session_token};
 use crate::state::AppState;
 
-/// The actor of an API request.
+/// The actor of an API request, and the hash of its session's token
+/// when it came with one (what a password change keeps).
 #[derive(Debug, Clone)]
-pub(crate) struct ApiUser(pub(crate) Actor);
+pub(crate) struct ApiUser {
+    actor: Actor,
+    session: Option<Secret>,
+}
+
+impl ApiUser {
+    pub(crate) fn session_hash(&self) -> Option<&str> {
+        self.session.as_ref().map(Secret::expose)
+    }
+}
 
 impl std::ops::Deref for ApiUser {
     type Target = Actor;
 
     fn deref(&self) -> &Actor {
-        &self.0
+        &self.actor
     }
 }
 
@@ -49,7 +60,10 @@ impl FromRequestParts<AppState> for ApiUser {
                 .map(|c| c.0.ip())
                 .ok_or_else(|| OpError::BadRequest("no client address".into()))?;
             let client = client_ip(peer, &parts.headers, &app.config().trusted_proxies);
-            return Ok(Self(tokens::authenticate(app, client, token).await?));
+            return Ok(Self {
+                actor: tokens::authenticate(app, client, token).await?,
+                session: None,
+            });
         }
         let Some(token) = session_token(&parts.headers) else {
             return Err(OpError::Unauthenticated(
@@ -75,6 +89,9 @@ impl FromRequestParts<AppState> for ApiUser {
                 .into());
             }
         }
-        Ok(Self(Actor::new(user)))
+        Ok(Self {
+            actor: Actor::new(user),
+            session: Some(session.token_hash),
+        })
     }
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::auth::ApiUser;
 use super::problem::{ApiResult, Problem};
-use super::{ApiJson, Paging};
+use super::{ApiJson, Paging, Sharing};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -231,12 +231,6 @@ pub(crate) async fn copy(
 ) -> ApiResult<Response> {
     let copy = blueprints::copy(state.app(), &user, id).await?;
     created(&state, &user, copy.id).await
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Sharing {
-    shared: bool,
 }
 
 /// Shares a blueprint with everyone, or takes the share back (refused,

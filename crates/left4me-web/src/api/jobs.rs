@@ -2,15 +2,14 @@
 //! as it happens (server-sent events, resumable), and Cancel.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use left4me_app::ops::jobs::{self, Cancel, Followed};
+use left4me_app::ops::jobs::{self, Cancel};
 use left4me_store::Job;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::Paging;
 use super::auth::ApiUser;
 use super::problem::{ApiResult, Problem};
+use crate::responses::{job_log_stream, resume_point};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,36 +185,4 @@ pub(crate) async fn events(
     let after = resume_point(&headers, after.after);
     let followed = jobs::follow(state.app(), &user, id, after).await?;
     Ok(job_log_stream(followed))
-}
-
-/// Where a job log stream resumes: after `Last-Event-ID`, else `after`,
-/// else from the start.
-pub(crate) fn resume_point(headers: &HeaderMap, after: Option<i64>) -> i64 {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .or(after)
-        .unwrap_or(0)
-}
-
-/// A followed job log as server-sent events: one shape for the pages and
-/// the API.
-pub(crate) fn job_log_stream(
-    followed: tokio::sync::mpsc::Receiver<Followed>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let events = futures_util::stream::unfold(followed, |mut rx| async move {
-        let event = match rx.recv().await? {
-            Followed::Line(line) => Event::default()
-                .id(line.seq.to_string())
-                .event("line")
-                .data(serde_json::to_string(&line).unwrap_or_default()),
-            Followed::Progress { done, total } => Event::default()
-                .event("progress")
-                .data(format!("{done}/{total}")),
-            Followed::End(job_state) => Event::default().event("end").data(job_state.as_str()),
-        };
-        Some((Ok(event), rx))
-    });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -2,14 +2,17 @@
 //! Its OpenAPI document is generated from these handlers (utoipa), so it
 //! cannot drift from them.
 
+mod account;
 mod activity;
 mod auth;
 mod blueprints;
 mod game;
 mod jobs;
+mod overlay_files;
 mod overlays;
 mod problem;
 mod servers;
+mod users;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -26,7 +29,6 @@ use utoipa::{IntoParams, Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub(crate) use jobs::{job_log_stream, resume_point};
 use problem::Problem;
 
 use crate::state::AppState;
@@ -42,7 +44,9 @@ use crate::state::AppState;
             (RFC 9457); the fields of a rejected input are in `errors`. Long work answers \
             202 with the job; follow it at `/api/v1/jobs/{id}/events` (server-sent events)."
     ),
-    tags((name = "servers"), (name = "jobs"), (name = "blueprints"), (name = "overlays"), (name = "game"), (name = "activity"))
+    tags((name = "servers"), (name = "jobs"), (name = "blueprints"), (name = "overlays"),
+        (name = "overlay files"), (name = "game"), (name = "activity"), (name = "users"),
+        (name = "account", description = "Only from a signed-in browser session."))
 )]
 struct ApiDoc;
 
@@ -148,7 +152,10 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(servers::list, servers::create))
         .routes(routes!(servers::show, servers::change, servers::delete))
         .routes(routes!(servers::act))
-        .routes(routes!(servers::run_command))
+        .routes(routes!(servers::console_history, servers::run_command))
+        .routes(routes!(servers::log))
+        .routes(routes!(servers::files))
+        .routes(routes!(servers::file))
         .routes(routes!(servers::set_member, servers::remove_member))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::show))
@@ -166,9 +173,31 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(game::queue))
         .routes(routes!(activity::all))
         .routes(routes!(activity::of_server))
-        .routes(routes!(overlays::list))
+        .routes(routes!(overlays::list, overlays::create))
+        .routes(routes!(overlays::show, overlays::delete))
+        .routes(routes!(overlays::share))
         .routes(routes!(overlays::add_items))
+        .routes(routes!(overlays::remove_item))
         .routes(routes!(overlays::refresh))
+        .routes(routes!(overlays::refresh_all))
+        .routes(routes!(overlays::save_script))
+        .routes(routes!(overlays::rebuild))
+        .routes(routes!(overlays::add_examples))
+        .routes(routes!(overlay_files::list))
+        .routes(routes!(
+            overlay_files::download,
+            overlay_files::put,
+            overlay_files::remove
+        ))
+        .routes(routes!(overlay_files::mkdir))
+        .routes(routes!(overlay_files::rename))
+        .routes(routes!(overlay_files::archive, overlay_files::unpack))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::set_active))
+        .routes(routes!(users::delete))
+        .routes(routes!(account::tokens, account::create_token))
+        .routes(routes!(account::revoke_token))
+        .routes(routes!(account::change_password))
         .split_for_parts();
     // After the routes: the modifiers work on every operation's entry.
     BearerToken.modify(&mut doc);
@@ -273,6 +302,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             }
         }
     }
+}
+
+/// Whether an overlay or a blueprint is shared with everyone.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Sharing {
+    shared: bool,
 }
 
 /// Which part of a list to answer with.

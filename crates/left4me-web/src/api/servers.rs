@@ -2,22 +2,31 @@
 //! state; creating and changing them; the jobs that start, stop, restart,
 //! reset and delete them; members and the RCON console.
 
+use std::convert::Infallible;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use left4me_app::ops::console;
+use futures_util::Stream;
+use left4me_app::error::OpError;
 use left4me_app::ops::servers::{
     self, MemberInput, MemberRole, NewServerInput, ServerOperation, ServerSettingsInput,
     ServerSummary,
 };
+use left4me_app::ops::{console, server_files, server_log};
+use left4me_files::RelPath;
+use left4me_store::ConsoleCommand;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiUser;
 use super::jobs::{JobView, accepted};
+use super::overlay_files::EntryView;
 use super::problem::{ApiResult, Problem};
 use super::{ApiJson, Paging};
+use crate::responses::{file_download, log_resume_point, server_log_stream};
 use crate::state::AppState;
 
 /// A player on a server now.
@@ -339,6 +348,8 @@ pub(crate) struct Command {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CommandResult {
     id: i64,
+    /// Who ran it.
+    by: String,
     command: String,
     /// The server's reply, when it answered.
     reply: Option<String>,
@@ -360,11 +371,120 @@ pub(crate) async fn run_command(
     ApiJson(body): ApiJson<Command>,
 ) -> ApiResult<Json<CommandResult>> {
     let entry = console::execute(state.app(), &user, id, &body.command).await?;
-    Ok(Json(CommandResult {
-        id: entry.id,
-        command: entry.command,
-        reply: entry.reply,
-        error: entry.error,
-        at: entry.at,
+    Ok(Json(entry.into()))
+}
+
+impl From<ConsoleCommand> for CommandResult {
+    fn from(entry: ConsoleCommand) -> Self {
+        Self {
+            id: entry.id,
+            by: entry.username,
+            command: entry.command,
+            reply: entry.reply,
+            error: entry.error,
+            at: entry.at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CommandHistory {
+    /// Oldest first.
+    items: Vec<CommandResult>,
+}
+
+/// The console's last 100 commands with their replies (operators, the
+/// owner and admins).
+#[utoipa::path(get, path = "/servers/{id}/console", tag = "servers",
+    params(("id" = i64, Path, description = "server id")),
+    responses((status = 200, body = CommandHistory), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("token" = ["operate"])))]
+pub(crate) async fn console_history(
+    State(state): State<AppState>,
+    user: ApiUser,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CommandHistory>> {
+    let (_, commands) = console::history(state.app(), &user, id, 100).await?;
+    Ok(Json(CommandHistory {
+        items: commands.into_iter().map(CommandResult::from).collect(),
     }))
+}
+
+/// The console log's lines when a stream opens.
+const LOG_BACKLOG: usize = 200;
+
+/// The server's console log as server-sent events: `lines` events, one
+/// line per `data:` field, from its last 200 lines on; across restarts
+/// and rotations (while it is down the stream waits). Reconnect with
+/// `Last-Event-ID` to resume exactly after the last line received.
+#[utoipa::path(get, path = "/servers/{id}/log", tag = "servers",
+    params(("id" = i64, Path, description = "server id")),
+    responses((status = 200, content_type = "text/event-stream", body = String),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("token" = ["read"])))]
+pub(crate) async fn log(
+    State(state): State<AppState>,
+    user: ApiUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let resume = log_resume_point(&headers);
+    let lines =
+        server_log::follow_log(state.app(), &user, id, resume.as_deref(), LOG_BACKLOG).await?;
+    Ok(server_log_stream(lines))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TreePath {
+    /// From the top of the server's tree (empty or left out: the top).
+    #[serde(default)]
+    path: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TreeList {
+    dir: String,
+    /// `null` while the server is not running (its tree is not mounted).
+    entries: Option<Vec<EntryView>>,
+}
+
+/// A folder of the running server's tree: the game with its overlays and
+/// what the server wrote, as the game sees it (read-only).
+#[utoipa::path(get, path = "/servers/{id}/files", tag = "servers",
+    params(("id" = i64, Path, description = "server id"), TreePath),
+    responses((status = 200, body = TreeList), (status = 400, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("token" = ["read"])))]
+pub(crate) async fn files(
+    State(state): State<AppState>,
+    user: ApiUser,
+    Path(id): Path<i64>,
+    Query(query): Query<TreePath>,
+) -> ApiResult<Json<TreeList>> {
+    let dir = RelPath::parse(&query.path).map_err(OpError::from)?;
+    let (_, entries) = server_files::list(state.app(), &user, id, &dir).await?;
+    Ok(Json(TreeList {
+        dir: dir.as_str().to_owned(),
+        entries: entries.map(|e| e.into_iter().map(EntryView::from).collect()),
+    }))
+}
+
+/// A file of the running server's tree.
+#[utoipa::path(get, path = "/servers/{id}/file", tag = "servers",
+    params(("id" = i64, Path, description = "server id"), TreePath),
+    responses((status = 200, content_type = "application/octet-stream", body = String),
+        (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("token" = ["read"])))]
+pub(crate) async fn file(
+    State(state): State<AppState>,
+    user: ApiUser,
+    Path(id): Path<i64>,
+    Query(query): Query<TreePath>,
+) -> ApiResult<Response> {
+    let path = RelPath::parse(&query.path).map_err(OpError::from)?;
+    let file = server_files::open(state.app(), &user, id, &path).await?;
+    Ok(file_download(&path, file))
 }

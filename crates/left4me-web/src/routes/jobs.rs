@@ -92,7 +92,7 @@ pub(crate) async fn events(
     Path(id): Path<i64>,
     Query(query): Query<EventsQuery>,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let after = crate::api::resume_point(&headers, query.after);
+    let after = crate::responses::resume_point(&headers, query.after);
     let followed = jobs::follow(state.app(), &user, id, after).await?;
-    Ok(crate::api::job_log_stream(followed))
+    Ok(crate::responses::job_log_stream(followed))
 }

@@ -2,10 +2,9 @@
 //! deletion, the state of builds), and files overlays' file manager.
 
 use axum::Form;
-use axum::body::Body;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_app::error::OpError;
 use left4me_app::ops::access::ItemAccess;
@@ -21,6 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::pages::{
     BuildState, FileRow, FormErrors, Layout, OverlayEditPage, OverlayPage, OverlaysPage, render,
 };
+use crate::responses::{file_download, zip_download};
 use crate::state::AppState;
 
 /// A built overlay's builds as its page shows them.
@@ -260,45 +260,6 @@ pub(crate) async fn remove(
     Ok(back_to(id, &form.dir, &[]))
 }
 
-pub(crate) fn attachment(name: &str, content_type: &str, body: Body) -> Response {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{safe}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// A file of an overlay or of a server's merged tree, downloaded under
-/// its own name.
-pub(crate) fn file_download(path: &RelPath, file: std::fs::File) -> Response {
-    attachment(
-        path.file_name().unwrap_or("file"),
-        "application/octet-stream",
-        file_body(file),
-    )
-}
-
-fn file_body(file: std::fs::File) -> Body {
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-    Body::from_stream(stream)
-}
-
 pub(crate) async fn download(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -314,16 +275,7 @@ pub(crate) async fn zip(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let archive = overlays::zip(state.app(), &user, id).await?;
-    let name = format!(
-        "overlay-{}-{}.zip",
-        archive.overlay.id, archive.overlay.name
-    );
-    Ok(attachment(
-        &name,
-        "application/zip",
-        file_body(archive.file),
-    ))
+    Ok(zip_download(overlays::zip(state.app(), &user, id).await?))
 }
 
 pub(crate) async fn edit_page(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
 use crate::pages::{FileRow, Layout, ServerFilesPage, render};
-use crate::routes::overlays::file_download;
+use crate::responses::file_download;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
