@@ -144,7 +144,7 @@ async fn a_failed_activity_line_leaves_nothing_half_saved() {
         servers::change(
             &w.app,
             &w.admin,
-            server.id,
+            server.server().id,
             &ServerSettingsInput {
                 name: "renamed".into(),
                 hostname: "Renamed".into(),
@@ -153,7 +153,7 @@ async fn a_failed_activity_line_leaves_nothing_half_saved() {
         )
         .await,
     );
-    let kept = store.server(server.id).await.unwrap();
+    let kept = store.server(server.server().id).await.unwrap();
     assert_eq!(
         (
             kept.name.as_str(),
@@ -168,7 +168,7 @@ async fn a_failed_activity_line_leaves_nothing_half_saved() {
         servers::set_member(
             &w.app,
             &w.admin,
-            server.id,
+            server.server().id,
             &MemberInput {
                 user_id: bob.id,
                 role: MemberRole::Operator,
@@ -176,15 +176,27 @@ async fn a_failed_activity_line_leaves_nothing_half_saved() {
         )
         .await,
     );
-    assert!(store.server_members(server.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .server_members(server.server().id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A job: not queued without its line.
     assert_internal(
-        servers::queue(&w.app, &w.admin, server.id, servers::ServerOperation::Start).await,
+        servers::queue(
+            &w.app,
+            &w.admin,
+            server.server().id,
+            servers::ServerOperation::Start,
+        )
+        .await,
     );
     assert!(
         store
-            .jobs(left4me_store::JobFilter::Server(server.id), 10)
+            .jobs(left4me_store::JobFilter::Server(server.server().id), 10)
             .await
             .unwrap()
             .is_empty()

@@ -7,89 +7,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::api::*;
 use common::panel::*;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Makes a token on the account page as a user would; returns it as
-/// shown there (once).
-async fn make_token(client: &Client, name: &str, scopes: &[&str], servers: &[i64]) -> String {
-    let csrf = client.csrf("/account").await;
-    let mut fields = vec![("csrf", csrf), ("name", name.to_owned())];
-    fields.extend(scopes.iter().map(|s| ("scopes", (*s).to_owned())));
-    fields.extend(servers.iter().map(|s| ("servers", s.to_string())));
-    let res = client
-        .http
-        .post(format!("{}/account/tokens", client.base))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let page = res.text().await.unwrap();
-    let start = page
-        .find("<code id=\"new-token\">")
-        .expect("the token is shown")
-        + 21;
-    let token = page[start..].split('<').next().unwrap().to_owned();
-    assert!(token.starts_with("l4m_") && token.len() > 60, "{token}");
-    token
-}
-
-/// A bot: no cookies, only its token.
-struct Bot {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Bot {
-    fn new(app: &App, token: &str) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: app.url(""),
-            token: token.to_owned(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        if status.is_client_error() || status.is_server_error() {
-            assert_eq!(
-                res.headers()["content-type"],
-                "application/problem+json",
-                "{path}: errors are problems"
-            );
-        }
-        let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-}
 
 /// Follows a job's event stream to its end; returns the final state.
 async fn job_end(bot: &Bot, job: i64) -> String {

@@ -272,6 +272,11 @@ pub fn admin(actor: &Actor, what: &str) -> OpResult<()> {
 /// an admin.
 pub async fn job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
     actor.require(Scope::Read)?;
+    visible_job(app, actor, id).await
+}
+
+/// The job if the user may see it, whatever the token's scopes.
+async fn visible_job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
     let job = app.store().job(id).await?;
     if job.server_id.is_some_and(|s| !actor.reaches_server(s)) {
         return Err(OpError::NotFound);
@@ -294,7 +299,7 @@ pub async fn job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
 /// may take on its server.
 pub async fn cancellable_job(app: &App, actor: &Actor, id: i64) -> OpResult<Job> {
     actor.require(Scope::Operate)?;
-    let job = job(app, actor, id).await?;
+    let job = visible_job(app, actor, id).await?;
     if actor.is_admin() || job.user_id == Some(actor.id()) {
         return Ok(job);
     }

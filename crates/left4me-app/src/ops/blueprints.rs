@@ -20,7 +20,7 @@ pub async fn usable(app: &App, actor: &Actor) -> OpResult<Vec<ListedBlueprint>> 
 }
 
 /// Creates an empty blueprint of `actor`'s.
-pub async fn create(app: &App, actor: &Actor, name: &str) -> OpResult<Blueprint> {
+pub async fn create(app: &App, actor: &Actor, name: &str) -> OpResult<BlueprintDetail> {
     actor.require(Scope::Manage)?;
     access::limited_token_creates_nothing(actor)?;
     let name = DisplayName::parse(name).map_err(|e| OpError::invalid("name", e))?;
@@ -29,7 +29,7 @@ pub async fn create(app: &App, actor: &Actor, name: &str) -> OpResult<Blueprint>
     let detail = format!("created blueprint {}", blueprint.name);
     record(&mut write, actor, None, "blueprint.create", &detail).await?;
     write.commit().await?;
-    Ok(blueprint)
+    detail_of(app, actor, blueprint, Vec::new()).await
 }
 
 /// A blueprint with what its page shows beside it.
@@ -167,7 +167,7 @@ pub async fn save(
     actor: &Actor,
     id: i64,
     input: &BlueprintInput,
-) -> OpResult<Blueprint> {
+) -> OpResult<BlueprintDetail> {
     access::blueprint(app, actor, id, ItemAccess::Change).await?;
     let overlays = resolve_overlays(app, actor, id, input).await?;
     let mut errors = FieldErrors::default();
@@ -212,7 +212,14 @@ pub async fn save(
     );
     record(&mut write, actor, None, "blueprint.edit", &detail).await?;
     write.commit().await?;
-    Ok(app.store().blueprint(id).await?)
+    saved(app, actor, id).await
+}
+
+/// A blueprint as just written, for the one who wrote it.
+async fn saved(app: &App, actor: &Actor, id: i64) -> OpResult<BlueprintDetail> {
+    let blueprint = app.store().blueprint(id).await?;
+    let overlays = app.store().blueprint_overlays(id).await?;
+    detail_of(app, actor, blueprint, overlays).await
 }
 
 /// Deletes a blueprint no server uses (owner and admins).
@@ -227,7 +234,7 @@ pub async fn delete(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
 }
 
 /// A private copy for `actor` of a blueprint they can see.
-pub async fn copy(app: &App, actor: &Actor, id: i64) -> OpResult<Blueprint> {
+pub async fn copy(app: &App, actor: &Actor, id: i64) -> OpResult<BlueprintDetail> {
     actor.require(Scope::Manage)?;
     access::limited_token_creates_nothing(actor)?;
     let blueprint = access::blueprint(app, actor, id, ItemAccess::Use).await?;
@@ -239,5 +246,5 @@ pub async fn copy(app: &App, actor: &Actor, id: i64) -> OpResult<Blueprint> {
     let detail = format!("copied blueprint {} as {}", blueprint.name, copy.name);
     record(&mut write, actor, None, "blueprint.create", &detail).await?;
     write.commit().await?;
-    Ok(copy)
+    saved(app, actor, copy.id).await
 }

@@ -5,7 +5,7 @@ use left4me_store::Job;
 use serde::Deserialize;
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::error::{OpError, OpResult};
 use crate::game::Overview;
 use crate::ops::access;
@@ -15,6 +15,7 @@ use crate::runner::JobKind;
 /// server runs which.
 pub async fn overview(app: &App, actor: &Actor) -> OpResult<Overview> {
     access::game(actor)?;
+    actor.require(Scope::Read)?;
     crate::game::overview(app.store(), app.jobs())
         .await
         .map_err(|e| OpError::internal("reading the game's state", e))

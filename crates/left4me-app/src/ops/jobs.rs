@@ -61,21 +61,21 @@ pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<JobDetail> {
     })
 }
 
-/// What a Cancel did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a Cancel did, with the job as it is now.
+#[derive(Debug, Clone)]
 pub enum Cancel {
     /// A queued job ended; a running one was asked to stop between steps
     /// (it rolls back what it did).
-    Asked,
+    Asked(Job),
     /// The job had ended already: nothing to cancel.
-    AlreadyFinished,
+    AlreadyFinished(Job),
 }
 
 /// Cancels a job `actor` started, or one whose action they may take.
 pub async fn cancel(app: &App, actor: &Actor, id: i64) -> OpResult<Cancel> {
     let job = access::cancellable_job(app, actor, id).await?;
     if job.state.is_finished() {
-        return Ok(Cancel::AlreadyFinished);
+        return Ok(Cancel::AlreadyFinished(job));
     }
     app.jobs().cancel(&job).await?;
     let detail = format!(
@@ -86,7 +86,7 @@ pub async fn cancel(app: &App, actor: &Actor, id: i64) -> OpResult<Cancel> {
     let mut write = app.store().write().await?;
     record(&mut write, actor, job.server_id, "job.cancel", &detail).await?;
     write.commit().await?;
-    Ok(Cancel::Asked)
+    Ok(Cancel::Asked(app.store().job(id).await?))
 }
 
 /// What a follower of a job's log receives, in order.

@@ -76,6 +76,14 @@ async fn summaries(app: &App, actor: &Actor, filter: ServerFilter) -> OpResult<V
         .collect())
 }
 
+/// One server as the lists show it (access checked by the caller).
+async fn summary(app: &App, actor: &Actor, id: i64) -> OpResult<ServerSummary> {
+    summaries(app, actor, ServerFilter::One(id))
+        .await?
+        .pop()
+        .ok_or(OpError::NotFound)
+}
+
 /// One server's page: everything about it `actor` may see.
 #[derive(Debug, Clone)]
 pub struct ServerDetail {
@@ -107,10 +115,7 @@ pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail>
         Ok(spec) => spec.to_yaml(),
         Err(e) => format!("# this server cannot start: {e}"),
     };
-    let summary = summaries(app, actor, ServerFilter::One(id))
-        .await?
-        .pop()
-        .ok_or(OpError::NotFound)?;
+    let summary = summary(app, actor, id).await?;
     let (members, candidates) = if grant.access.allows(ServerAction::Manage) {
         let candidates = store
             .users()
@@ -211,7 +216,7 @@ fn conflict_on(error: OpError, field_of: impl Fn(&str) -> &'static str) -> OpErr
 
 /// Creates a server on a blueprint `actor` may use, on the port asked for
 /// or the next free one (never one another program on the host holds).
-pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResult<Server> {
+pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResult<ServerSummary> {
     actor.require(Scope::Manage)?;
     access::limited_token_creates_nothing(actor)?;
     let mut errors = FieldErrors::default();
@@ -266,7 +271,7 @@ pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResul
     let detail = format!("created server {} on port {}", server.name, server.port);
     record(&mut write, actor, Some(server.id), "server.create", &detail).await?;
     write.commit().await?;
-    Ok(server)
+    summary(app, actor, server.id).await
 }
 
 /// A server's settings, as the form and the API send them: all three,
@@ -286,7 +291,7 @@ pub async fn change(
     actor: &Actor,
     id: i64,
     input: &ServerSettingsInput,
-) -> OpResult<Server> {
+) -> OpResult<ServerSummary> {
     let server = access::server(app, actor, id, ServerAction::Manage)
         .await?
         .server;
@@ -324,7 +329,7 @@ pub async fn change(
     );
     record(&mut write, actor, Some(id), "server.settings", &detail).await?;
     write.commit().await?;
-    Ok(app.store().server(id).await?)
+    summary(app, actor, id).await
 }
 
 /// What a member becomes.

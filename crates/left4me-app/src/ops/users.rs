@@ -5,7 +5,7 @@ use left4me_store::{Secret, User};
 use serde::Deserialize;
 
 use crate::App;
-use crate::actor::Actor;
+use crate::actor::{Actor, Scope};
 use crate::credentials::{hash_password, verify_password};
 use crate::domain::{NewPassword, Username};
 use crate::error::{FieldErrors, OpError, OpResult};
@@ -13,6 +13,7 @@ use crate::ops::activity::record;
 
 pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<User>> {
     actor.require_admin()?;
+    actor.require(Scope::Read)?;
     Ok(app.store().users().await?)
 }
 

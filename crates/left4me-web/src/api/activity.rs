@@ -95,7 +95,7 @@ async fn page(
 /// The whole activity log (admins), newest first.
 #[utoipa::path(get, path = "/activity", tag = "activity", params(ActivityQuery),
     responses((status = 200, body = ActivityList), (status = 404, body = Problem)),
-    security(("token" = ["admin"])))]
+    security(("token" = ["read", "admin"])))]
 pub(crate) async fn all(
     State(state): State<AppState>,
     user: ApiUser,

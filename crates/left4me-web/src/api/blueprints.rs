@@ -145,12 +145,12 @@ pub(crate) async fn create(
     user: ApiUser,
     ApiJson(body): ApiJson<NewBlueprint>,
 ) -> ApiResult<Response> {
-    let made = blueprints::create(state.app(), &user, &body.name).await?;
-    created(&state, &user, made.id).await
+    created(blueprints::create(state.app(), &user, &body.name).await?)
 }
 
-async fn created(state: &AppState, user: &ApiUser, id: i64) -> ApiResult<Response> {
-    let view = BlueprintView::from(blueprints::detail(state.app(), user, id).await?);
+fn created(detail: BlueprintDetail) -> ApiResult<Response> {
+    let id = detail.blueprint.id;
+    let view = BlueprintView::from(detail);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/blueprints/{id}"))],
@@ -199,9 +199,10 @@ pub(crate) async fn save(
             })
             .collect(),
     };
-    blueprints::save(state.app(), &user, id, &input).await?;
     Ok(Json(
-        blueprints::detail(state.app(), &user, id).await?.into(),
+        blueprints::save(state.app(), &user, id, &input)
+            .await?
+            .into(),
     ))
 }
 
@@ -223,14 +224,13 @@ pub(crate) async fn delete(
 #[utoipa::path(post, path = "/blueprints/{id}/copy", tag = "blueprints",
     params(("id" = i64, Path, description = "blueprint id")),
     responses((status = 201, body = BlueprintView)),
-    security(("token" = ["manage"])))]
+    security(("token" = ["read", "manage"])))]
 pub(crate) async fn copy(
     State(state): State<AppState>,
     user: ApiUser,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let copy = blueprints::copy(state.app(), &user, id).await?;
-    created(&state, &user, copy.id).await
+    created(blueprints::copy(state.app(), &user, id).await?)
 }
 
 /// Shares a blueprint with everyone, or takes the share back (refused,

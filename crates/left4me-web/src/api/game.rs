@@ -51,7 +51,7 @@ pub(crate) struct GameView {
 /// The game: installed and public builds, versions on disk, who runs which.
 #[utoipa::path(get, path = "/game", tag = "game",
     responses((status = 200, body = GameView), (status = 403, body = Problem)),
-    security(("token" = ["admin"])))]
+    security(("token" = ["read", "admin"])))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     user: ApiUser,

@@ -144,11 +144,9 @@ pub(crate) async fn cancel(
     user: ApiUser,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let outcome = jobs::cancel(state.app(), &user, id).await?;
-    let job = jobs::detail(state.app(), &user, id).await?.job;
-    Ok(match outcome {
-        Cancel::Asked => accepted(job),
-        Cancel::AlreadyFinished => Problem::new(
+    Ok(match jobs::cancel(state.app(), &user, id).await? {
+        Cancel::Asked(job) => accepted(job),
+        Cancel::AlreadyFinished(job) => Problem::new(
             StatusCode::CONFLICT,
             format!(
                 "job {id} had ended ({}): nothing to cancel",

@@ -424,7 +424,7 @@ pub(crate) struct Script {
     responses((status = 202, body = JobView), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)),
-    security(("token" = ["admin"])))]
+    security(("token" = ["manage", "admin"])))]
 pub(crate) async fn save_script(
     State(state): State<AppState>,
     user: ApiUser,
@@ -446,7 +446,7 @@ pub(crate) async fn save_script(
     params(("id" = i64, Path, description = "overlay id")),
     responses((status = 202, body = JobView), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)),
-    security(("token" = ["admin"])))]
+    security(("token" = ["manage", "admin"])))]
 pub(crate) async fn rebuild(
     State(state): State<AppState>,
     user: ApiUser,

@@ -185,12 +185,11 @@ pub(crate) async fn create(
         blueprint_id: body.blueprint_id.to_string(),
     };
     let server = servers::create(state.app(), &user, &input).await?;
-    let detail = servers::detail(state.app(), &user, server.id).await?;
-    let location = format!("/api/v1/servers/{}", server.id);
+    let location = format!("/api/v1/servers/{}", server.server().id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(ServerView::from(detail.summary)),
+        Json(ServerView::from(server)),
     )
         .into_response())
 }
@@ -224,11 +223,9 @@ pub(crate) async fn change(
         hostname: body.hostname,
         blueprint_id: body.blueprint_id.to_string(),
     };
-    servers::change(state.app(), &user, id, &input).await?;
     Ok(Json(
-        servers::detail(state.app(), &user, id)
+        servers::change(state.app(), &user, id, &input)
             .await?
-            .summary
             .into(),
     ))
 }

@@ -45,7 +45,7 @@ pub(crate) struct UserList {
 /// Every user, by name.
 #[utoipa::path(get, path = "/users", tag = "users",
     responses((status = 200, body = UserList), (status = 404, body = Problem)),
-    security(("token" = ["admin"])))]
+    security(("token" = ["read", "admin"])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     user: ApiUser,

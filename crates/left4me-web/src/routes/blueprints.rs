@@ -44,7 +44,7 @@ pub(crate) async fn create(
     Form(form): Form<CreateForm>,
 ) -> AppResult<Response> {
     match blueprints::create(state.app(), &user, &form.name).await {
-        Ok(blueprint) => Ok(Redirect::to(&format!("/blueprints/{}", blueprint.id)).into_response()),
+        Ok(made) => Ok(Redirect::to(&format!("/blueprints/{}", made.blueprint.id)).into_response()),
         Err(error) => {
             let (status, errors) = form_failure(error)?;
             let page = list_page(&state, &user, form.name, errors).await?;
@@ -202,7 +202,7 @@ pub(crate) async fn copy(
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
     let copy = blueprints::copy(state.app(), &user, id).await?;
-    Ok(Redirect::to(&format!("/blueprints/{}", copy.id)).into_response())
+    Ok(Redirect::to(&format!("/blueprints/{}", copy.blueprint.id)).into_response())
 }
 
 pub(crate) async fn share(

@@ -71,9 +71,9 @@ pub(crate) async fn cancel(
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
     let to = match jobs::cancel(state.app(), &user, id).await? {
-        Cancel::Asked => format!("/jobs/{id}"),
+        Cancel::Asked(_) => format!("/jobs/{id}"),
         // Nothing to cancel (it ended meanwhile): say so on the page.
-        Cancel::AlreadyFinished => format!("/jobs/{id}?late_cancel=true"),
+        Cancel::AlreadyFinished(_) => format!("/jobs/{id}?late_cancel=true"),
     };
     Ok(Redirect::to(&to).into_response())
 }

@@ -123,7 +123,7 @@ pub(crate) async fn create(
     Form(form): Form<NewServerInput>,
 ) -> AppResult<Response> {
     match servers::create(state.app(), &user, &form).await {
-        Ok(server) => Ok(Redirect::to(&format!("/servers/{}", server.id)).into_response()),
+        Ok(server) => Ok(Redirect::to(&format!("/servers/{}", server.server().id)).into_response()),
         Err(error) => {
             let (status, errors) = form_failure(error)?;
             let page = dashboard_page(&state, &user, form, errors).await?;

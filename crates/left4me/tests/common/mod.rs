@@ -2,6 +2,7 @@
 //! (the srcds simulator as `srcds_run`) and the real `left4me` binary.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod api;
 pub mod internet;
 pub mod machine;
 pub mod panel;
