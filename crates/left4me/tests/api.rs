@@ -268,6 +268,28 @@ async fn scopes_roles_and_server_limits_decide_what_a_token_may_do() {
     assert_eq!(root.get("/servers").await.1["total"], 2);
     let (status, job) = delete(&root, other).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(
+        job_end(&root, job["id"].as_i64().unwrap()).await,
+        "succeeded"
+    );
+    // A limit outlives its server as a limit to nothing, even when a new
+    // server gets the deleted one's id.
+    let (status, made) = owner_manage
+        .post(
+            "/servers",
+            json!({"name": "delta", "hostname": "d", "blueprint_id": blueprint, "port": free_port()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(
+        made["id"], other,
+        "SQLite gives the newest server's id again"
+    );
+    assert_eq!(limited.get("/servers").await.1["total"], 0);
+    assert_eq!(
+        limited.get(&format!("/servers/{other}")).await.0,
+        StatusCode::NOT_FOUND
+    );
     // Only admins' tokens may have the admin scope.
     let csrf = owner.csrf("/account").await;
     let res = owner
