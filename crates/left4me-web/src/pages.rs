@@ -260,7 +260,8 @@ pub(crate) struct ServerPage {
     pub(crate) members: Vec<left4me_store::ServerMember>,
     /// Users who could be added as members: `(id, name)`.
     pub(crate) candidates: Vec<(i64, String)>,
-    pub(crate) rcon_password: String,
+    /// For those who may use the console.
+    pub(crate) rcon_password: Option<String>,
     /// The settings form: the stored values, or what was just submitted
     /// when it had a mistake.
     pub(crate) settings: left4me_app::ops::servers::ServerSettingsInput,

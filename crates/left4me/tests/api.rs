@@ -203,12 +203,20 @@ async fn scopes_roles_and_server_limits_decide_what_a_token_may_do() {
         StatusCode::NOT_FOUND
     );
 
-    // A read-only token of the same operator cannot start.
-    let bob_reads = Bot::new(&app, &make_token(&operator, "reader", &["read"], &[]).await);
-    assert_eq!(
-        bob_reads.get(&format!("/servers/{server}")).await.0,
-        StatusCode::OK
+    // An operator's token that may use the console shows the RCON
+    // password; a read-only one of the same operator does not, nor can it
+    // start.
+    let (_, seen) = bob.get(&format!("/servers/{server}")).await;
+    assert!(
+        seen["rcon_password"]
+            .as_str()
+            .is_some_and(|p| p.len() >= 16),
+        "{seen}"
     );
+    let bob_reads = Bot::new(&app, &make_token(&operator, "reader", &["read"], &[]).await);
+    let (status, seen) = bob_reads.get(&format!("/servers/{server}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(seen["rcon_password"].is_null(), "{seen}");
     let (status, problem) = bob_reads
         .post(&format!("/servers/{server}/start"), json!({}))
         .await;

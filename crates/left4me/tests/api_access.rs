@@ -359,6 +359,8 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
         route(M::POST, "/blueprints", "/blueprints", &["manage"], Anyone, created).json(json!({"name": "Versus"})),
         route(M::GET, "/blueprints/{id}", format!("/blueprints/{blueprint}"), &["read"], Owners, ok),
         route(M::PUT, "/blueprints/{id}", format!("/blueprints/{blueprint}"), &["manage"], Owners, ok).json(blueprint_body),
+        route(M::POST, "/blueprints/{id}/preview", format!("/blueprints/{blueprint}/preview"), &["read"], Owners, ok)
+            .json(json!({"name": "Coop", "config": "sv_cheats 1"})),
         route(M::POST, "/blueprints/{id}/copy", format!("/blueprints/{blueprint}/copy"), &["read", "manage"], Owners, created),
         route(M::PUT, "/blueprints/{id}/shared", format!("/blueprints/{blueprint}/shared"), &["manage"], Owners, none)
             .json(json!({"shared": false})),

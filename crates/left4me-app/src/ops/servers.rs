@@ -3,8 +3,8 @@
 
 use left4me_host::supervisor::ProcessStatus;
 use left4me_store::{
-    Blueprint, Job, JobFilter, ListedServer, NewServer, PlayerSession, Server, ServerChange,
-    ServerFilter, ServerMember, ServerRole,
+    Blueprint, Job, JobFilter, ListedServer, NewServer, PlayerSession, Secret, Server,
+    ServerChange, ServerFilter, ServerMember, ServerRole,
 };
 use serde::Deserialize;
 
@@ -99,6 +99,9 @@ pub struct ServerDetail {
     pub jobs: Vec<Job>,
     pub online: Vec<OnlinePlayer>,
     pub sessions: Vec<PlayerSession>,
+    /// For those who may use its console (a token: with the operate
+    /// scope): the password is as good as the console.
+    pub rcon_password: Option<Secret>,
 }
 
 pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail> {
@@ -143,6 +146,9 @@ pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail>
         candidates,
         jobs: store.jobs(JobFilter::Server(id), 20).await?,
         sessions: store.recent_player_sessions(id, 30).await?,
+        rcon_password: (grant.access.allows(ServerAction::Console)
+            && actor.require(Scope::Operate).is_ok())
+        .then(|| server.rcon_password.clone()),
     })
 }
 

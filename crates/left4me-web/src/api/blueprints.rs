@@ -173,6 +173,24 @@ pub(crate) struct BlueprintBody {
     overlays: Vec<BlueprintOverlayView>,
 }
 
+impl From<BlueprintBody> for BlueprintInput {
+    fn from(body: BlueprintBody) -> Self {
+        Self {
+            name: body.name,
+            config: body.config,
+            arguments: body.arguments,
+            overlays: body
+                .overlays
+                .into_iter()
+                .map(|o| OverlayEntry {
+                    overlay_id: o.overlay_id,
+                    expose_server_cfg: o.expose_server_cfg,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Saves a blueprint (owner and admins): name, config, arguments and
 /// overlays together. A shared blueprint takes shared overlays only (409).
 #[utoipa::path(put, path = "/blueprints/{id}", tag = "blueprints", request_body = BlueprintBody,
@@ -186,21 +204,32 @@ pub(crate) async fn save(
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<BlueprintBody>,
 ) -> ApiResult<Json<BlueprintView>> {
-    let input = BlueprintInput {
-        name: body.name,
-        config: body.config,
-        arguments: body.arguments,
-        overlays: body
-            .overlays
-            .into_iter()
-            .map(|o| OverlayEntry {
-                overlay_id: o.overlay_id,
-                expose_server_cfg: o.expose_server_cfg,
-            })
-            .collect(),
-    };
+    let input = BlueprintInput::from(body);
     Ok(Json(
         blueprints::save(state.app(), &user, id, &input)
+            .await?
+            .into(),
+    ))
+}
+
+/// The blueprint as the body would make it, unsaved: its server.cfg
+/// preview and launch arguments as the game gets them (mistakes are 422,
+/// as saving would say them).
+#[utoipa::path(post, path = "/blueprints/{id}/preview", tag = "blueprints",
+    request_body = BlueprintBody,
+    params(("id" = i64, Path, description = "blueprint id")),
+    responses((status = 200, body = BlueprintView), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
+    security(("token" = ["read"])))]
+pub(crate) async fn preview(
+    State(state): State<AppState>,
+    user: ApiUser,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<BlueprintBody>,
+) -> ApiResult<Json<BlueprintView>> {
+    let input = BlueprintInput::from(body);
+    Ok(Json(
+        blueprints::draft(state.app(), &user, id, &input)
             .await?
             .into(),
     ))

@@ -168,6 +168,7 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
             blueprints::delete
         ))
         .routes(routes!(blueprints::copy))
+        .routes(routes!(blueprints::preview))
         .routes(routes!(blueprints::share))
         .routes(routes!(game::show))
         .routes(routes!(game::queue))

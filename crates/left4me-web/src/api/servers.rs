@@ -71,6 +71,9 @@ pub(crate) struct ServerView {
     live: Option<LiveView>,
     /// Why a restart would change it (a newer game build, rebuilt overlays).
     restart_note: Option<String>,
+    /// In one server's answer, for those who may use its console (with
+    /// the operate scope); never in lists.
+    rcon_password: Option<String>,
 }
 
 impl From<ServerSummary> for ServerView {
@@ -109,6 +112,7 @@ impl From<ServerSummary> for ServerView {
                 at: l.at,
             }),
             restart_note: s.restart_note,
+            rcon_password: None,
         }
     }
 }
@@ -152,7 +156,10 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ServerView>> {
     let detail = servers::detail(state.app(), &user, id).await?;
-    Ok(Json(detail.summary.into()))
+    Ok(Json(ServerView {
+        rcon_password: detail.rcon_password.map(|p| p.expose().to_owned()),
+        ..detail.summary.into()
+    }))
 }
 
 /// A new server.

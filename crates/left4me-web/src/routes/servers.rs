@@ -192,7 +192,7 @@ async fn server_page(
         row,
         members: detail.members,
         candidates: detail.candidates,
-        rcon_password: server.rcon_password.expose().to_owned(),
+        rcon_password: detail.rcon_password.map(|p| p.expose().to_owned()),
         settings,
         blueprints,
         connect: format!(
