@@ -82,13 +82,15 @@ impl Actor {
     }
 
     /// An admin acting as one: through a session, or a token with the
-    /// admin scope. An admin's other tokens act like any user's.
+    /// admin scope and no server limit (a limit means "these servers
+    /// only", which no admin power respects). An admin's other tokens act
+    /// like any user's.
     pub fn is_admin(&self) -> bool {
         self.user.is_admin
             && self
                 .token
                 .as_ref()
-                .is_none_or(|t| t.scopes.contains(&Scope::Admin))
+                .is_none_or(|t| t.scopes.contains(&Scope::Admin) && t.servers.is_none())
     }
 
     /// Who the activity log and job lists say did it: the user, and the
@@ -159,5 +161,41 @@ impl Actor {
             id: self.user.id,
             name: &self.name,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use left4me_store::Secret;
+
+    use super::*;
+
+    fn admin() -> User {
+        User {
+            id: 1,
+            username: "root".into(),
+            password_hash: Secret::default(),
+            is_admin: true,
+            is_active: true,
+            created_at: 0,
+        }
+    }
+
+    fn token(scopes: &[Scope], servers: Option<Vec<i64>>) -> TokenGrant {
+        TokenGrant {
+            name: "t".into(),
+            scopes: scopes.to_vec(),
+            servers,
+        }
+    }
+
+    #[test]
+    fn an_admin_acts_as_one_through_a_session_or_an_unlimited_admin_token() {
+        assert!(Actor::new(admin()).is_admin());
+        assert!(Actor::with_token(admin(), token(&[Scope::Admin], None)).is_admin());
+        assert!(!Actor::with_token(admin(), token(&[Scope::Read], None)).is_admin());
+        let limited = Actor::with_token(admin(), token(&[Scope::Admin], Some(vec![1])));
+        assert!(!limited.is_admin(), "a server limit rules out admin powers");
+        assert!(matches!(limited.require_admin(), Err(OpError::NotFound)));
     }
 }

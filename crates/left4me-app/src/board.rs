@@ -6,8 +6,10 @@
 //! A snapshot is rebuilt before it is served when the store has committed
 //! a change since it was read (a created server shows on the very next
 //! page). What changes outside the store (a crash, systemd restarting a
-//! unit) shows within [`FRESH_FOR`]: an older snapshot is still served
-//! while one background task reads a new one, so no request waits for it.
+//! unit) is read again once a snapshot is [`FRESH_FOR`] old: while pages
+//! are asked for, one background task reads a new one and the older one
+//! is served meanwhile, so no request waits; a snapshot twice that old
+//! (after a quiet while) is rebuilt before it is served.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use left4me_host::lifecycle::Host;
 use left4me_host::supervisor::ProcessStatus;
-use left4me_store::{ListedServer, ServerFilter, ServerRole, Store, StoreError};
+use left4me_store::{ListedServer, ServerRole, Store, StoreError};
 
 use crate::spec_builder::ask_host;
 use left4me_host::game::Installer;
@@ -24,6 +26,15 @@ use left4me_host::game::Installer;
 /// How long what the store does not record (process states, the builds
 /// servers run) may be served before it is read again.
 pub const FRESH_FOR: Duration = Duration::from_secs(2);
+
+/// Which servers to take from the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFilter {
+    All,
+    /// The servers a user owns or is a member of.
+    Of(i64),
+    One(i64),
+}
 
 /// One server as the board knows it.
 #[derive(Debug, Clone)]
@@ -119,14 +130,20 @@ impl Board {
     /// A snapshot holding every change the store has committed.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, BoardError> {
         if let Some(snapshot) = self.current_if_valid() {
-            if snapshot.taken.elapsed() >= FRESH_FOR {
-                self.refresh_in_background();
+            let age = snapshot.taken.elapsed();
+            if age < FRESH_FOR {
+                return Ok(snapshot);
             }
-            return Ok(snapshot);
+            if age < 2 * FRESH_FOR {
+                self.refresh_in_background();
+                return Ok(snapshot);
+            }
         }
         let _only_one = self.0.rebuilding.lock().await;
         // Someone else may have rebuilt it while this one waited.
-        if let Some(snapshot) = self.current_if_valid() {
+        if let Some(snapshot) = self.current_if_valid()
+            && snapshot.taken.elapsed() < FRESH_FOR
+        {
             return Ok(snapshot);
         }
         self.rebuild().await
@@ -144,16 +161,21 @@ impl Board {
         if self.0.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let board = self.clone();
+        /// Lets the next refresh start however this one ends (a panic
+        /// included).
+        struct Done(Board);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.0.refreshing.store(false, Ordering::Release);
+            }
+        }
+        let done = Done(self.clone());
         tokio::spawn(async move {
-            let rebuilt = {
-                let _only_one = board.0.rebuilding.lock().await;
-                board.rebuild().await
-            };
-            if let Err(e) = rebuilt {
+            let board = &done.0;
+            let _only_one = board.0.rebuilding.lock().await;
+            if let Err(e) = board.rebuild().await {
                 tracing::warn!("refreshing the server list: {e}");
             }
-            board.0.refreshing.store(false, Ordering::Release);
         });
     }
 
@@ -162,8 +184,7 @@ impl Board {
         let inner = &self.0;
         let generation = inner.store.generation();
         let taken = Instant::now();
-        // Nobody has id 0: no row carries a viewer's role.
-        let listed = inner.store.listed_servers(ServerFilter::All, 0).await?;
+        let listed = inner.store.listed_servers().await?;
         let mut members: HashMap<i64, Vec<(i64, ServerRole)>> = HashMap::new();
         for (server, user, role) in inner.store.all_server_members().await? {
             members.entry(server).or_default().push((user, role));
@@ -210,4 +231,66 @@ pub enum BoardError {
     Store(#[from] StoreError),
     #[error("asking the host about the servers: {0}")]
     Host(#[from] tokio::task::JoinError),
+}
+
+#[cfg(test)]
+mod tests {
+    use left4me_store::{DesiredState, Secret, Server};
+
+    use super::*;
+
+    fn server(id: i64, owner_id: i64) -> BoardServer {
+        BoardServer {
+            listed: ListedServer {
+                server: Server {
+                    id,
+                    owner_id,
+                    blueprint_id: 1,
+                    name: format!("s{id}"),
+                    hostname: String::new(),
+                    port: 27015 + id,
+                    rcon_password: Secret::default(),
+                    desired_state: DesiredState::Stopped,
+                    created_at: 0,
+                },
+                owner_name: String::new(),
+                blueprint_name: String::new(),
+                member_role: None,
+            },
+            state: "stopped".into(),
+            process: None,
+            restart_note: None,
+        }
+    }
+
+    #[test]
+    fn a_selection_takes_owners_members_and_their_roles() {
+        let snapshot = Snapshot {
+            generation: 0,
+            taken: Instant::now(),
+            servers: vec![server(1, 10), server(2, 20), server(3, 20)],
+            members: HashMap::from([(
+                2,
+                vec![(10, ServerRole::Viewer), (30, ServerRole::Operator)],
+            )]),
+        };
+        let ids = |filter, viewer| {
+            snapshot
+                .select(filter, viewer)
+                .map(|(s, role)| (s.listed.server.id, role))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(ServerFilter::Of(10), 10),
+            [(1, None), (2, Some(ServerRole::Viewer))],
+            "owned, and a member's with the role"
+        );
+        assert_eq!(
+            ids(ServerFilter::Of(30), 30),
+            [(2, Some(ServerRole::Operator))]
+        );
+        assert_eq!(ids(ServerFilter::All, 40).len(), 3);
+        assert_eq!(ids(ServerFilter::One(3), 10), [(3, None)]);
+        assert!(ids(ServerFilter::One(9), 10).is_empty());
+    }
 }

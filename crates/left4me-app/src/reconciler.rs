@@ -163,6 +163,11 @@ impl Reconciler {
 
     /// One pass; returns what it found (for tests and logs).
     pub async fn run_once(&self) -> Result<Vec<String>, String> {
+        // Expired sign-ins are refused already; nothing else removes them.
+        self.store
+            .delete_expired_sessions()
+            .await
+            .map_err(|e| e.to_string())?;
         let busy = self
             .store
             .servers_with_active_jobs()

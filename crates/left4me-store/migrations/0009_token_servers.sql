@@ -14,10 +14,12 @@ ALTER TABLE api_tokens ADD COLUMN server_limited INTEGER NOT NULL DEFAULT 0;
 
 UPDATE api_tokens SET server_limited = 1 WHERE servers IS NOT NULL;
 
+-- Only servers that existed when the token was made: a server made since
+-- may carry a deleted one's id.
 INSERT OR IGNORE INTO api_token_servers (token_id, server_id)
-SELECT t.id, CAST(j.value AS INTEGER)
+SELECT t.id, s.id
 FROM api_tokens t, json_each('[' || replace(trim(t.servers), ' ', ',') || ']') j
-WHERE t.servers IS NOT NULL
-  AND CAST(j.value AS INTEGER) IN (SELECT id FROM servers);
+JOIN servers s ON s.id = CAST(j.value AS INTEGER) AND s.created_at <= t.created_at
+WHERE t.servers IS NOT NULL;
 
 ALTER TABLE api_tokens DROP COLUMN servers;

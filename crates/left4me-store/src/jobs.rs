@@ -253,7 +253,9 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        self.changed();
+        if result {
+            self.changed();
+        }
         Ok(result)
     }
 

@@ -33,7 +33,7 @@ pub use members::{ServerMember, ServerRole};
 pub use overlays::{ListedOverlay, Overlay, OverlayKind};
 pub use scripts::{OverlayScript, ScriptEdit, ScriptRun};
 pub use secret::Secret;
-pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerChange, ServerFilter};
+pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerChange};
 pub use sessions::Session;
 pub use sessions_played::PlayerSession;
 pub use sharing::SharedItem;
@@ -139,8 +139,9 @@ impl Store {
     /// Goes up after every committed change, counted once the change is
     /// visible to new reads: a view built after reading generation `g`
     /// holds every change up to `g`. The poller's and the runner's
-    /// bookkeeping (job progress and log lines, players' sessions, a
-    /// token's last use) does not count: no view kept in memory shows it.
+    /// bookkeeping (job progress and log lines, a build's Workshop items,
+    /// players' sessions, a token's last use) does not count: no view
+    /// kept in memory shows it.
     pub fn generation(&self) -> u64 {
         self.changes.0.load(Ordering::Acquire)
     }

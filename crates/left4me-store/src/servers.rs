@@ -36,15 +36,6 @@ pub struct ListedServer {
     pub member_role: Option<ServerRole>,
 }
 
-/// Which servers to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerFilter {
-    All,
-    /// The servers a user owns or is a member of.
-    Of(i64),
-    One(i64),
-}
-
 /// What creating a server needs. `port: None` takes the lowest free port
 /// of `port_range`.
 #[derive(Debug, Clone)]
@@ -86,31 +77,16 @@ impl Store {
         .await?)
     }
 
-    /// Servers with their owner's and blueprint's names and `viewer`'s
-    /// role, in one query.
-    pub async fn listed_servers(
-        &self,
-        filter: ServerFilter,
-        viewer: i64,
-    ) -> Result<Vec<ListedServer>> {
-        let (of, id) = match filter {
-            ServerFilter::All => (None, None),
-            ServerFilter::Of(user) => (Some(user), None),
-            ServerFilter::One(id) => (None, Some(id)),
-        };
+    /// Every server with its owner's and blueprint's names, by name (no
+    /// viewer: `member_role` is `None`).
+    pub async fn listed_servers(&self) -> Result<Vec<ListedServer>> {
         Ok(sqlx::query_as(
-            "SELECT s.*, u.username AS owner_name, b.name AS blueprint_name, m.role AS member_role
+            "SELECT s.*, u.username AS owner_name, b.name AS blueprint_name, NULL AS member_role
              FROM servers s
              JOIN users u ON u.id = s.owner_id
              JOIN blueprints b ON b.id = s.blueprint_id
-             LEFT JOIN server_members m ON m.server_id = s.id AND m.user_id = ?3
-             WHERE (?1 IS NULL OR s.owner_id = ?1 OR m.user_id IS NOT NULL)
-               AND (?2 IS NULL OR s.id = ?2)
              ORDER BY s.name COLLATE NOCASE, s.id",
         )
-        .bind(of)
-        .bind(id)
-        .bind(viewer)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -62,7 +62,9 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        self.changed();
+        if result > 0 {
+            self.changed();
+        }
         Ok(result)
     }
 }

@@ -104,9 +104,12 @@ impl crate::Write {
                 e.into()
             }
         })?;
+        // A server deleted since the caller checked it is left out (the
+        // limit then reaches fewer servers, never more).
         for server in new.servers.unwrap_or_default() {
             sqlx::query(
-                "INSERT OR IGNORE INTO api_token_servers (token_id, server_id) VALUES (?, ?)",
+                "INSERT OR IGNORE INTO api_token_servers (token_id, server_id)
+                 SELECT ?, id FROM servers WHERE id = ?",
             )
             .bind(id)
             .bind(server)

@@ -88,7 +88,6 @@ impl Store {
         .bind(&item.error)
         .execute(&self.pool)
         .await?;
-        self.changed();
         Ok(())
     }
 
@@ -105,7 +104,6 @@ impl Store {
             query.push(")");
         }
         query.build().execute(&self.pool).await?;
-        self.changed();
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! The store against a real SQLite file.
 
 use left4me_store::{
-    DesiredState, JobState, NewJob, NewServer, OverlayKind, ScriptEdit, ScriptRun, ServerFilter,
-    ServerRole, SharedItem, Store, StoreError, Viewer, WorkshopItem,
+    DesiredState, JobState, NewJob, NewServer, OverlayKind, ScriptEdit, ScriptRun, ServerRole,
+    SharedItem, Store, StoreError, Viewer, WorkshopItem,
 };
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -267,68 +267,31 @@ async fn ports_come_from_the_range_until_it_is_exhausted() {
 }
 
 #[tokio::test]
-async fn listed_servers_carry_owner_and_blueprint_names_and_filter() {
+async fn listed_servers_carry_owner_and_blueprint_names_by_name() {
     let (_d, store) = store().await;
     let alice = store.create_user("alice", "h", true).await.unwrap();
     let bob = store.create_user("bob", "h", false).await.unwrap();
     let coop = store.create_blueprint(alice.id, "coop").await.unwrap();
     let versus = store.create_blueprint(bob.id, "versus").await.unwrap();
-    let mut ids = Vec::new();
     for (owner, blueprint, name) in [(bob.id, versus.id, "Zed"), (alice.id, coop.id, "alpha")] {
-        let server = store
+        store
             .create_server(&new_server(owner, blueprint, name))
             .await
             .unwrap();
-        ids.push(server.id);
     }
-    let names = |listed: Vec<left4me_store::ListedServer>| {
-        listed
-            .into_iter()
-            .map(|l| (l.server.name, l.owner_name, l.blueprint_name))
-            .collect::<Vec<_>>()
-    };
-    let all = store
-        .listed_servers(ServerFilter::All, alice.id)
+    let all: Vec<_> = store
+        .listed_servers()
         .await
-        .unwrap();
-    assert_eq!(
-        names(all),
-        [
-            ("alpha".into(), "alice".into(), "coop".into()),
-            ("Zed".into(), "bob".into(), "versus".into())
-        ]
-    );
-    let bobs = store
-        .listed_servers(ServerFilter::Of(bob.id), bob.id)
-        .await
-        .unwrap();
-    assert_eq!(names(bobs), [("Zed".into(), "bob".into(), "versus".into())]);
-    // A member finds the server among theirs, with their role.
-    store
-        .set_server_member(ids[1], bob.id, ServerRole::Viewer)
-        .await
-        .unwrap();
-    let bobs = store
-        .listed_servers(ServerFilter::Of(bob.id), bob.id)
-        .await
-        .unwrap();
-    let roles: Vec<_> = bobs
-        .iter()
-        .map(|l| (l.server.name.as_str(), l.member_role))
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.server.name, l.owner_name, l.blueprint_name, l.member_role))
         .collect();
-    assert_eq!(roles, [("alpha", Some(ServerRole::Viewer)), ("Zed", None)]);
-    let one = store
-        .listed_servers(ServerFilter::One(ids[1]), alice.id)
-        .await
-        .unwrap();
-    assert_eq!(one.len(), 1);
-    assert_eq!(one[0].server.id, ids[1]);
-    assert!(
-        store
-            .listed_servers(ServerFilter::One(9999), alice.id)
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        all,
+        [
+            ("alpha".into(), "alice".into(), "coop".into(), None),
+            ("Zed".into(), "bob".into(), "versus".into(), None)
+        ]
     );
 }
 

@@ -308,6 +308,23 @@ async fn scopes_roles_and_server_limits_decide_what_a_token_may_do() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Nor may a token limited to some servers have it: no admin power
+    // keeps to a list of servers.
+    let csrf = admin.csrf("/account").await;
+    let res = admin
+        .post_with_csrf(
+            "/account/tokens",
+            &[("name", "narrow"), ("scopes", "admin"), ("servers", "1")],
+            &csrf,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("cannot have the admin scope")
+    );
     app.stop().await;
 }
 

@@ -469,6 +469,17 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
                     "{at} for a token that is no admin's: {status} {problem}"
                 );
             }
+            for scope in r.scopes.iter().filter(|s| **s != "admin") {
+                let mut others: Vec<&'static str> =
+                    ["admin"].into_iter().chain(USER_SCOPES).collect();
+                others.retain(|s| s != scope);
+                let (status, problem) = call(&admins.with(&others).await).await;
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{at} without {scope:?}: {problem}"
+                );
+            }
             let (status, body) = call(&admins.with(r.scopes).await).await;
             assert_eq!(status, r.ok, "{at} with {:?}: {body}", r.scopes);
             continue;

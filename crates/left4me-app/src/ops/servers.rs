@@ -4,12 +4,13 @@
 use left4me_host::supervisor::ProcessStatus;
 use left4me_store::{
     Blueprint, Job, JobFilter, ListedServer, NewServer, PlayerSession, Secret, Server,
-    ServerChange, ServerFilter, ServerMember, ServerRole,
+    ServerChange, ServerMember, ServerRole,
 };
 use serde::Deserialize;
 
 use crate::App;
 use crate::actor::{Actor, Scope};
+use crate::board::ServerFilter;
 use crate::domain::{DisplayName, Hostname, parse_optional_port};
 use crate::error::{FieldErrors, OpError, OpResult};
 use crate::live::{LiveState, OnlinePlayer};

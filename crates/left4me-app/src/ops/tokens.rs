@@ -104,6 +104,11 @@ pub async fn create(app: &App, actor: &Actor, input: &NewTokenInput) -> OpResult
         errors.add("scopes", "choose at least one scope");
     } else if scopes.contains(&Scope::Admin) && !actor.is_admin() {
         errors.add("scopes", "only admins' tokens may have the admin scope");
+    } else if scopes.contains(&Scope::Admin) && !input.servers.is_empty() {
+        errors.add(
+            "scopes",
+            "a token limited to some servers cannot have the admin scope",
+        );
     }
     let mut servers = input.servers.clone();
     servers.sort_unstable();

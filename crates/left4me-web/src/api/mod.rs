@@ -127,7 +127,15 @@ impl Modify for ProblemResponses {
                 if operation.parameters.iter().flatten().next().is_some() {
                     shared.push(("404", "No such thing, or not the caller's to see."));
                 }
-                if operation.request_body.is_some() {
+                // Raw uploads take any content type and have no fields.
+                let json_body = operation
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|body| match body {
+                        RefOr::T(body) => body.content.contains_key("application/json"),
+                        RefOr::Ref(_) => true,
+                    });
+                if json_body {
                     shared.push(("415", "The body is not sent as application/json."));
                     shared.push(("422", "The body has mistakes; see errors."));
                 }

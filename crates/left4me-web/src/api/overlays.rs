@@ -158,8 +158,14 @@ pub(crate) async fn create(
         kind: body.kind,
     };
     let overlay = overlays::create(state.app(), &user, &input).await?;
+    let location = format!("/api/v1/overlays/{}", overlay.id);
     let view = OverlayView::of(overlay, user.user.username.clone());
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
 }
 
 /// A built overlay's published version and its build in progress.
@@ -392,7 +398,7 @@ pub(crate) struct Refreshes {
 
 /// Admins: refreshes every Workshop overlay (what the daily refresh does).
 #[utoipa::path(post, path = "/overlays/refresh", tag = "overlays",
-    responses((status = 202, body = Refreshes), (status = 404, body = Problem)),
+    responses((status = 202, body = Refreshes), (status = 403, body = Problem)),
     security(("token" = ["admin"])))]
 pub(crate) async fn refresh_all(
     State(state): State<AppState>,
@@ -468,7 +474,7 @@ pub(crate) struct ExamplesAdded {
 /// Admins: adds the example scripts left4me ships as shared script
 /// overlays (not built yet).
 #[utoipa::path(post, path = "/overlays/examples", tag = "overlays",
-    responses((status = 200, body = ExamplesAdded), (status = 404, body = Problem)),
+    responses((status = 200, body = ExamplesAdded), (status = 403, body = Problem)),
     security(("token" = ["admin"])))]
 pub(crate) async fn add_examples(
     State(state): State<AppState>,

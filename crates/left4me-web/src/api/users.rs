@@ -44,7 +44,8 @@ pub(crate) struct UserList {
 
 /// Every user, by name.
 #[utoipa::path(get, path = "/users", tag = "users",
-    responses((status = 200, body = UserList), (status = 404, body = Problem)),
+    responses((status = 200, body = UserList), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
     security(("token" = ["read", "admin"])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
