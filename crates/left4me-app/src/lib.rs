@@ -21,6 +21,8 @@ pub mod ops;
 pub mod reconciler;
 pub mod runner;
 pub mod scripts;
+pub mod sealing;
+pub mod second_factor;
 pub mod spec_builder;
 pub mod workshop;
 
@@ -48,6 +50,8 @@ pub enum LaunchError {
     Game(std::io::Error),
     #[error("{0}")]
     Workshop(String),
+    #[error("the key that seals second factors: {0}")]
+    Sealing(#[from] sealing::SealingError),
 }
 
 /// Everything the panel needs besides its configuration.
@@ -89,6 +93,9 @@ struct Inner {
     /// Sessions and API tokens by the hash of their secret.
     sessions: memo::Memo<(left4me_store::User, left4me_store::Session)>,
     tokens: memo::Memo<(left4me_store::User, left4me_store::ApiToken)>,
+    /// Read on first use (and at start, so a bad key file stops the
+    /// panel with its fix).
+    sealing: std::sync::OnceLock<Result<sealing::SealingKey, String>>,
     limiter: limiter::LoginLimiter,
     token_limiter: limiter::LoginLimiter,
     /// Cancelled when the panel shuts down: long-lived streams end then,
@@ -123,6 +130,7 @@ impl App {
             board,
             sessions: memo::Memo::default(),
             tokens: memo::Memo::default(),
+            sealing: std::sync::OnceLock::new(),
             limiter: limiter::LoginLimiter::default(),
             token_limiter: limiter::LoginLimiter::default(),
             shutdown: CancellationToken::new(),
@@ -159,6 +167,8 @@ impl App {
         let jobs = runner_for(&config, &store, &host, installer, launch.ready_timeout)
             .map_err(LaunchError::Workshop)?;
         let app = Self::new(config, store, host, jobs, launch.live);
+        let key = sealing::SealingKey::load(&app.config().root)?;
+        let _ = app.0.sealing.set(Ok(key));
         let background = app.spawn_background();
         Ok((app, background))
     }
@@ -256,6 +266,22 @@ impl App {
     /// API tokens read for the current store generation.
     pub fn token_memo(&self) -> &memo::Memo<(left4me_store::User, left4me_store::ApiToken)> {
         &self.0.tokens
+    }
+
+    /// The key second factors are sealed with.
+    pub fn sealing_key(&self) -> error::OpResult<&sealing::SealingKey> {
+        self.0
+            .sealing
+            .get_or_init(|| {
+                sealing::SealingKey::load(&self.config().root).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| {
+                error::OpError::internal(
+                    "the key that seals second factors",
+                    std::io::Error::other(e.clone()),
+                )
+            })
     }
 
     /// Failed sign-ins, slowing the next tries.

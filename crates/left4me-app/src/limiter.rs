@@ -184,6 +184,15 @@ impl LoginLimiter {
         lock(&self.pairs).fail(pair_key(client, username), PAIR_FREE_FAILURES, now);
     }
 
+    /// A right password whose second factor is still to come: its attempt
+    /// is given back, but earlier mistypes stay counted until the second
+    /// factor is right too, so signing in again buys no more guesses at
+    /// codes.
+    pub fn refund_attempt(&self, client: IpAddr, username: &str) {
+        lock(&self.addresses).refund(&address_key(client), ADDRESS_FREE_FAILURES);
+        lock(&self.pairs).refund(&pair_key(client, username), PAIR_FREE_FAILURES);
+    }
+
     /// The owner got in: the attempt is refunded to the address and their
     /// mistypes are forgiven. The address keeps its earlier failures, or
     /// one valid account would reset an attacker's.

@@ -107,6 +107,7 @@ form_pages!(
     OverlaysPage,
     WorkshopPage,
     ScriptPage,
+    TotpSetupPage,
 );
 
 impl Page for LoginPage {
@@ -118,6 +119,16 @@ impl Page for LoginPage {
     }
 }
 
+impl Page for SecondFactorPage {
+    fn failure(&self) -> Option<FormFailure> {
+        (!self.error.is_empty()).then(|| FormFailure {
+            message: self.error.clone(),
+            fields: FormErrors::default(),
+        })
+    }
+}
+
+impl Page for RecoveryCodesPage {}
 impl Page for JobsPage {}
 impl Page for GamePage {}
 impl Page for JobPage {}
@@ -193,6 +204,31 @@ pub(crate) struct LoginPage {
     pub(crate) csrf: String,
     pub(crate) username: String,
     pub(crate) error: String,
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+pub(crate) struct SecondFactorPage {
+    pub(crate) csrf: String,
+    pub(crate) error: String,
+}
+
+#[derive(Template)]
+#[template(path = "totp_setup.html")]
+pub(crate) struct TotpSetupPage {
+    pub(crate) l: Layout,
+    pub(crate) errors: FormErrors,
+    pub(crate) secret: String,
+    /// The QR code, drawn by the panel (SVG, no script).
+    pub(crate) qr_svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodesPage {
+    pub(crate) l: Layout,
+    /// Shown this once.
+    pub(crate) codes: Vec<String>,
 }
 
 /// A server row with its live state.
@@ -383,6 +419,7 @@ pub(crate) struct AccountPage {
     pub(crate) servers: Vec<(i64, String)>,
     /// A token just made: its name and the token, shown this once.
     pub(crate) made: Option<(String, String)>,
+    pub(crate) factor: left4me_app::ops::second_factor::FactorStatus,
 }
 
 /// An API token in the account page's list.

@@ -16,6 +16,7 @@ pub mod health;
 pub mod jobs;
 pub mod overlays;
 pub mod scripts;
+pub mod second_factor;
 pub mod server_files;
 pub mod server_log;
 pub mod servers;

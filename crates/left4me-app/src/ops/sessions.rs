@@ -9,16 +9,28 @@ use crate::App;
 use crate::credentials::{random_token, token_hash, verify_password};
 use crate::domain::{NewPassword, Username};
 use crate::error::{FieldErrors, OpError, OpResult};
+use crate::ops::second_factor;
 use crate::ops::users::hash_blocking;
 
 /// How long a session lasts without a new login.
 pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
 
-/// A session just opened: its token (for the cookie, never stored) and
-/// the CSRF token of its forms.
+/// How long the second step of a sign-in may take.
+pub const PENDING_TTL_SECS: i64 = 300;
+
+/// A session just opened: its token (for the cookie, never stored).
 #[derive(Debug)]
 pub struct NewSession {
     pub token: Secret,
+}
+
+/// Where a right password leads.
+#[derive(Debug)]
+pub enum SignIn {
+    Session(NewSession),
+    /// A second factor is next: the pending sign-in's token (for a cookie
+    /// of its own; it opens nothing but the second step).
+    SecondFactor(Secret),
 }
 
 /// The user and session a session token opens, if it is current and the
@@ -145,7 +157,7 @@ pub async fn log_in(
     client: IpAddr,
     username: &str,
     password: &Secret,
-) -> OpResult<NewSession> {
+) -> OpResult<SignIn> {
     let limiter = app.limiter();
     let username = username.trim();
     if let Err(wait) = limiter.attempt(client, username) {
@@ -167,8 +179,16 @@ pub async fn log_in(
     .await?;
     match user {
         Some(user) if valid && user.is_active => {
+            if second_factor::required(app.store(), user.id).await? {
+                limiter.refund_attempt(client, username);
+                let token = random_token();
+                app.store()
+                    .create_pending_login(&token_hash(&token), user.id, PENDING_TTL_SECS)
+                    .await?;
+                return Ok(SignIn::SecondFactor(token.into()));
+            }
             limiter.record_success(client, username);
-            open(app, user).await
+            open(app, user).await.map(SignIn::Session)
         }
         _ => {
             // Already counted by `attempt`. At most 64 characters of what
@@ -188,4 +208,50 @@ pub async fn log_in(
             ))
         }
     }
+}
+
+/// The second step of a sign-in: a code of the user's authenticator app
+/// or one of their recovery codes. Failures are slowed like wrong
+/// passwords (per address and per address and user), logged, and in the
+/// admins' activity log.
+pub async fn second_factor(
+    app: &App,
+    client: IpAddr,
+    pending: &str,
+    typed: &str,
+) -> OpResult<NewSession> {
+    let hash = token_hash(pending);
+    let Some(user_id) = app.store().pending_login(&hash).await? else {
+        return Err(OpError::Unauthenticated(
+            "This sign-in took too long or has ended: log in again.".into(),
+        ));
+    };
+    let user = app.store().user(user_id).await?;
+    let limiter = app.limiter();
+    if let Err(wait) = limiter.attempt(client, &user.username) {
+        return Err(OpError::TooManyAttempts {
+            message: format!(
+                "Too many failed codes. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+            retry_after: wait,
+        });
+    }
+    if user.is_active && second_factor::check(app, user.id, typed).await? {
+        limiter.record_success(client, &user.username);
+        app.store().delete_pending_login(&hash).await?;
+        return open(app, user).await;
+    }
+    tracing::warn!(address = %client, username = %user.username, "failed second factor");
+    app.store()
+        .record_anonymous_activity(
+            &client.to_string(),
+            "login.second_factor_failed",
+            &format!("a wrong second factor for {}", user.username),
+        )
+        .await?;
+    Err(OpError::invalid(
+        "code",
+        "That code is not right, or was used already.",
+    ))
 }

@@ -158,14 +158,8 @@ pub(crate) async fn create(
         kind: body.kind,
     };
     let overlay = overlays::create(state.app(), &user, &input).await?;
-    let location = format!("/api/v1/overlays/{}", overlay.id);
     let view = OverlayView::of(overlay, user.user.username.clone());
-    Ok((
-        StatusCode::CREATED,
-        [(axum::http::header::LOCATION, location)],
-        Json(view),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 /// A built overlay's published version and its build in progress.

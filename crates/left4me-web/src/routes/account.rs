@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_app::actor::Scope;
+use left4me_app::ops::second_factor::{self, TotpSetup};
 use left4me_app::ops::servers;
 use left4me_app::ops::tokens::{self, MadeToken, NewTokenInput};
 use left4me_app::ops::users::{self, PasswordInput};
@@ -13,7 +14,9 @@ use left4me_app::ops::users::{self, PasswordInput};
 use super::form_failure;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
-use crate::pages::{AccountPage, FormErrors, Layout, TokenRow, datetime, render};
+use crate::pages::{
+    AccountPage, FormErrors, Layout, RecoveryCodesPage, TokenRow, TotpSetupPage, datetime, render,
+};
 use crate::state::AppState;
 
 async fn account_page(
@@ -72,6 +75,7 @@ async fn account_page(
         tokens,
         servers: names,
         made: made.map(|m| (m.info.name, m.token.expose().to_owned())),
+        factor: second_factor::status(app, user).await?,
     })
 }
 
@@ -157,4 +161,92 @@ pub(crate) async fn revoke_token(
 ) -> AppResult<Response> {
     tokens::revoke(state.app(), &user, id).await?;
     Ok(Redirect::to("/account#tokens").into_response())
+}
+
+fn setup_page(user: &CurrentUser, setup: TotpSetup, errors: FormErrors) -> TotpSetupPage {
+    TotpSetupPage {
+        l: Layout::of(user),
+        errors,
+        secret: setup.secret.expose().to_owned(),
+        qr_svg: setup.qr_svg,
+    }
+}
+
+/// Secrets shown once are kept by no cache.
+fn no_store(status: StatusCode, body: impl IntoResponse) -> Response {
+    (
+        status,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        body,
+    )
+        .into_response()
+}
+
+/// A new key to put into an authenticator app.
+pub(crate) async fn begin_totp(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> AppResult<Response> {
+    let setup = second_factor::begin_totp(state.app(), &user).await?;
+    let page = setup_page(&user, setup, FormErrors::default());
+    Ok(no_store(StatusCode::OK, render(&page)?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct CodeForm {
+    code: left4me_store::Secret,
+}
+
+/// Turns the app on with one of its codes; shows the recovery codes.
+pub(crate) async fn confirm_totp(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<CodeForm>,
+) -> AppResult<Response> {
+    let keep = user.session.token_hash.expose();
+    match second_factor::confirm_totp(state.app(), &user, keep, form.code.expose()).await {
+        Ok(codes) => codes_page(&user, &codes),
+        Err(error) => {
+            let (status, errors) = form_failure(error)?;
+            let setup = second_factor::current_setup(state.app(), &user).await?;
+            Ok(no_store(status, render(&setup_page(&user, setup, errors))?))
+        }
+    }
+}
+
+fn codes_page(user: &CurrentUser, codes: &[left4me_store::Secret]) -> AppResult<Response> {
+    let page = RecoveryCodesPage {
+        l: Layout::of(user),
+        codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+    };
+    Ok(no_store(StatusCode::OK, render(&page)?))
+}
+
+pub(crate) async fn new_recovery_codes(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> AppResult<Response> {
+    let codes = second_factor::new_recovery_codes(state.app(), &user).await?;
+    codes_page(&user, &codes)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct PasswordForm {
+    password: left4me_store::Secret,
+}
+
+/// Turns two-factor sign-in off, with the password.
+pub(crate) async fn remove_totp(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<PasswordForm>,
+) -> AppResult<Response> {
+    match second_factor::remove_totp(state.app(), &user, &form.password).await {
+        Ok(()) => Ok(Redirect::to("/account#second-factor").into_response()),
+        Err(error) => {
+            let (status, errors) = form_failure(error)?;
+            let page = account_page(&state, &user, errors, false, None).await?;
+            Ok((status, render(&page)?).into_response())
+        }
+    }
 }

@@ -39,6 +39,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/static/app.js", get(js))
         .route("/setup", get(session::setup_page).post(session::setup))
         .route("/login", get(session::login_page).post(session::login))
+        .route(
+            "/login/second-factor",
+            get(session::second_factor_page).post(session::second_factor),
+        )
         .route("/logout", post(session::logout))
         .route("/", get(servers::dashboard))
         .route("/servers", post(servers::create))
@@ -103,6 +107,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/users/{id}/delete", post(users::delete))
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
+        .route("/account/totp", post(account::begin_totp))
+        .route("/account/totp/confirm", post(account::confirm_totp))
+        .route("/account/totp/remove", post(account::remove_totp))
+        .route("/account/recovery-codes", post(account::new_recovery_codes))
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .fallback(crate::error::not_found)

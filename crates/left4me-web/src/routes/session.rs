@@ -11,11 +11,11 @@ use serde::Deserialize;
 use left4me_store::Secret;
 
 use left4me_app::error::OpError;
-use left4me_app::ops::sessions::{self, NewSession};
+use left4me_app::ops::sessions::{self, NewSession, SignIn};
 
 use crate::auth::{self, MaybeUser, PRE_SESSION_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::error::AppResult;
-use crate::pages::{FormErrors, LoginPage, SetupPage, render};
+use crate::pages::{FormErrors, LoginPage, SecondFactorPage, SetupPage, render};
 use crate::state::AppState;
 
 /// The pre-session CSRF token: the cookie's if present, else a new one
@@ -104,15 +104,22 @@ pub(crate) async fn setup(
     }
 }
 
-/// Signed in: the session cookie, and on to the dashboard.
+/// A sign-in waiting for its second factor (its own cookie: it opens
+/// nothing but that step).
+const PENDING_COOKIE: &str = "left4me_pending";
+
+/// Signed in: the session cookie (a pending sign-in's goes), and on to
+/// the dashboard.
 fn session_cookie(state: &AppState, session: &NewSession) -> Response {
+    let secure = state.app().config().secure_cookies;
     let cookie = auth::set_cookie(
         SESSION_COOKIE,
         session.token.expose(),
         SESSION_TTL_SECS,
-        state.app().config().secure_cookies,
+        secure,
     );
-    with_cookies([cookie], Redirect::to("/"))
+    let pending = auth::set_cookie(PENDING_COOKIE, "", 0, secure);
+    with_cookies([cookie, pending], Redirect::to("/"))
 }
 
 pub(crate) async fn login_page(
@@ -148,7 +155,16 @@ pub(crate) async fn login(
     let trusted = &state.app().config().trusted_proxies;
     let client = auth::client_ip(peer.ip(), &headers, trusted);
     match sessions::log_in(state.app(), client, &form.username, &form.password).await {
-        Ok(session) => Ok(session_cookie(&state, &session)),
+        Ok(SignIn::Session(session)) => Ok(session_cookie(&state, &session)),
+        Ok(SignIn::SecondFactor(pending)) => {
+            let cookie = auth::set_cookie(
+                PENDING_COOKIE,
+                pending.expose(),
+                sessions::PENDING_TTL_SECS,
+                state.app().config().secure_cookies,
+            );
+            Ok(with_cookies([cookie], Redirect::to("/login/second-factor")))
+        }
         Err(OpError::Unauthenticated(error)) => {
             let page = LoginPage {
                 csrf: form.csrf.expose().to_owned(),
@@ -170,4 +186,60 @@ pub(crate) async fn logout(
     }
     let clear = auth::set_cookie(SESSION_COOKIE, "", 0, state.app().config().secure_cookies);
     Ok(with_cookies([clear], Redirect::to("/login")))
+}
+
+/// The second step of a sign-in, while its cookie lasts.
+pub(crate) async fn second_factor_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    if auth::cookie(&headers, PENDING_COOKIE).is_none() {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let (csrf, set) = pre_session_csrf(&state, &headers);
+    let page = SecondFactorPage {
+        csrf,
+        error: String::new(),
+    };
+    Ok(with_cookies(set, render(&page)?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SecondFactorForm {
+    csrf: Secret,
+    code: Secret,
+}
+
+pub(crate) async fn second_factor(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<SecondFactorForm>,
+) -> AppResult<Response> {
+    let trusted = &state.app().config().trusted_proxies;
+    let client = auth::client_ip(peer.ip(), &headers, trusted);
+    let pending = auth::cookie(&headers, PENDING_COOKIE).unwrap_or_default();
+    let again = |status, error| -> AppResult<Response> {
+        let page = SecondFactorPage {
+            csrf: form.csrf.expose().to_owned(),
+            error,
+        };
+        Ok((status, render(&page)?).into_response())
+    };
+    match sessions::second_factor(state.app(), client, &pending, form.code.expose()).await {
+        Ok(session) => Ok(session_cookie(&state, &session)),
+        Err(OpError::Invalid(fields)) => again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            FormErrors::from(fields).get("code").to_owned(),
+        ),
+        Err(OpError::Unauthenticated(error)) => {
+            let page = LoginPage {
+                csrf: form.csrf.expose().to_owned(),
+                username: String::new(),
+                error,
+            };
+            Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
+        }
+        Err(other) => Err(other.into()),
+    }
 }

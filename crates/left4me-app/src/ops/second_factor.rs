@@ -1,0 +1,225 @@
+//! Second factors: an authenticator app (TOTP) and recovery codes, set up
+//! and removed from the account page, and checked at sign-in.
+
+use left4me_store::{Secret, Store};
+
+use crate::App;
+use crate::actor::Actor;
+use crate::credentials::{token_hash, verify_password};
+use crate::error::{OpError, OpResult};
+use crate::ops::activity::record;
+use crate::second_factor::{TotpKey, normalize_recovery_code, qr_svg, recovery_codes};
+
+/// What guards a user's sign-in besides the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorStatus {
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+}
+
+pub async fn status(app: &App, actor: &Actor) -> OpResult<FactorStatus> {
+    actor.require_session()?;
+    let store = app.store();
+    let totp = store
+        .totp_key(actor.id())
+        .await?
+        .is_some_and(|k| k.confirmed_at.is_some());
+    Ok(FactorStatus {
+        totp,
+        recovery_codes_left: store.recovery_codes_left(actor.id()).await?,
+    })
+}
+
+/// A key being set up: what the page shows to put it into an app.
+#[derive(Debug, Clone)]
+pub struct TotpSetup {
+    /// The key in base32, to type in.
+    pub secret: Secret,
+    /// The `otpauth://` link, as a QR code in SVG.
+    pub qr_svg: String,
+}
+
+/// The sealing context of a user's key: a sealed key moved to another
+/// user does not open.
+fn context(user_id: i64) -> Vec<u8> {
+    format!("totp user {user_id}").into_bytes()
+}
+
+fn key_of(app: &App, user_id: i64, sealed: &[u8]) -> OpResult<TotpKey> {
+    let bytes = app
+        .sealing_key()?
+        .open(&context(user_id), sealed)
+        .map_err(|e| OpError::internal("opening a TOTP key", e))?;
+    Ok(TotpKey::from_bytes(bytes))
+}
+
+fn setup_of(actor: &Actor, key: &TotpKey) -> TotpSetup {
+    TotpSetup {
+        secret: key.base32().into(),
+        qr_svg: qr_svg(&key.uri(&actor.user.username)),
+    }
+}
+
+/// Makes a new key to set up (replacing one being set up, never one in
+/// use) and says how to put it into an app.
+pub async fn begin_totp(app: &App, actor: &Actor) -> OpResult<TotpSetup> {
+    actor.require_session()?;
+    let key = TotpKey::generate();
+    let sealed = app.sealing_key()?.seal(&context(actor.id()), key.bytes());
+    let mut write = app.store().write().await?;
+    if write.totp_confirmed(actor.id()).await? {
+        return Err(OpError::conflict(
+            "Your authenticator app is on already; turn it off first to use another.",
+        ));
+    }
+    write.put_unconfirmed_totp_key(actor.id(), &sealed).await?;
+    write.commit().await?;
+    Ok(setup_of(actor, &key))
+}
+
+/// The key being set up, shown again (after a wrong code).
+pub async fn current_setup(app: &App, actor: &Actor) -> OpResult<TotpSetup> {
+    actor.require_session()?;
+    match app.store().totp_key(actor.id()).await? {
+        Some(stored) if stored.confirmed_at.is_none() => {
+            Ok(setup_of(actor, &key_of(app, actor.id(), &stored.sealed)?))
+        }
+        _ => Err(OpError::conflict("Set up an authenticator app first.")),
+    }
+}
+
+/// Turns the key being set up on with one of its codes, makes the
+/// recovery codes (shown this once) and ends the user's other sessions
+/// (`keep` is this one's token hash).
+pub async fn confirm_totp(
+    app: &App,
+    actor: &Actor,
+    keep: &str,
+    code: &str,
+) -> OpResult<Vec<Secret>> {
+    actor.require_session()?;
+    let Some(stored) = app
+        .store()
+        .totp_key(actor.id())
+        .await?
+        .filter(|r| r.confirmed_at.is_none())
+    else {
+        return Err(OpError::conflict("Set up an authenticator app first."));
+    };
+    let key = key_of(app, actor.id(), &stored.sealed)?;
+    let Some(step) = key.matching_step(code, now_secs()) else {
+        return Err(OpError::invalid(
+            "code",
+            "that is not the app's code now: type the six digits it shows (is the phone's clock right?)",
+        ));
+    };
+    let codes = recovery_codes();
+    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+    let mut write = app.store().write().await?;
+    if !write.confirm_totp_key(actor.id(), step_i64(step)).await? {
+        return Err(OpError::conflict("Your authenticator app is on already."));
+    }
+    write.replace_recovery_codes(actor.id(), &hashes).await?;
+    write.delete_other_sessions(actor.id(), keep).await?;
+    record(
+        &mut write,
+        actor,
+        None,
+        "account.second_factor",
+        "turned on two-factor sign-in with an authenticator app",
+    )
+    .await?;
+    write.commit().await?;
+    Ok(codes.into_iter().map(Secret::from).collect())
+}
+
+/// New recovery codes in place of the old ones (which stop working).
+pub async fn new_recovery_codes(app: &App, actor: &Actor) -> OpResult<Vec<Secret>> {
+    actor.require_session()?;
+    let codes = recovery_codes();
+    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+    let mut write = app.store().write().await?;
+    if !write.totp_confirmed(actor.id()).await? {
+        return Err(OpError::conflict(
+            "Recovery codes come with an authenticator app: set one up first.",
+        ));
+    }
+    write.replace_recovery_codes(actor.id(), &hashes).await?;
+    record(
+        &mut write,
+        actor,
+        None,
+        "account.second_factor",
+        "made new recovery codes",
+    )
+    .await?;
+    write.commit().await?;
+    Ok(codes.into_iter().map(Secret::from).collect())
+}
+
+/// Turns two-factor sign-in off: the password is asked again.
+pub async fn remove_totp(app: &App, actor: &Actor, password: &Secret) -> OpResult<()> {
+    actor.require_session()?;
+    let hash = actor.user.password_hash.clone();
+    let typed = password.clone();
+    let right =
+        tokio::task::spawn_blocking(move || verify_password(hash.expose(), typed.expose())).await?;
+    if !right {
+        return Err(OpError::invalid("password", "that is not your password"));
+    }
+    let mut write = app.store().write().await?;
+    write.delete_second_factor(actor.id()).await?;
+    record(
+        &mut write,
+        actor,
+        None,
+        "account.second_factor",
+        "turned off two-factor sign-in",
+    )
+    .await?;
+    write.commit().await?;
+    Ok(())
+}
+
+/// Whether signing in as the user takes a second factor.
+pub(crate) async fn required(store: &Store, user_id: i64) -> OpResult<bool> {
+    Ok(store
+        .totp_key(user_id)
+        .await?
+        .is_some_and(|k| k.confirmed_at.is_some()))
+}
+
+/// A second factor typed at sign-in: a code of the user's app (its time
+/// step taken, so it works once) or an unused recovery code (used up).
+pub(crate) async fn check(app: &App, user_id: i64, typed: &str) -> OpResult<bool> {
+    let store = app.store();
+    if let Some(code) = normalize_recovery_code(typed) {
+        return Ok(store
+            .take_recovery_code(user_id, &recovery_hash(&code))
+            .await?);
+    }
+    let Some(stored) = store
+        .totp_key(user_id)
+        .await?
+        .filter(|r| r.confirmed_at.is_some())
+    else {
+        return Ok(false);
+    };
+    let key = key_of(app, user_id, &stored.sealed)?;
+    match key.matching_step(typed, now_secs()) {
+        Some(step) => Ok(store.take_totp_step(user_id, step_i64(step)).await?),
+        None => Ok(false),
+    }
+}
+
+fn recovery_hash(code: &str) -> String {
+    token_hash(&normalize_recovery_code(code).unwrap_or_default())
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(left4me_store::now()).unwrap_or(0)
+}
+
+fn step_i64(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,192 @@
+//! Two-factor sign-in against the real panel: an authenticator app set up
+//! from the key the account page shows (codes computed here with totp-rs,
+//! as a phone would), sign-ins that then take a code, codes that work
+//! once, one step of clock drift, recovery codes that work once, wrong
+//! codes slowed and logged, turning it off with the password, and the key
+//! kept sealed outside the database.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::panel::*;
+use reqwest::StatusCode;
+use totp_rs::{Algorithm, Secret, TOTP};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// What the phone shows at `at` for the key typed in as `base32`.
+fn code(base32: &str, at: u64) -> String {
+    let key = Secret::Encoded(base32.to_owned()).to_bytes().unwrap();
+    TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, key, None, String::new()).generate(at)
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in:\n{text}"))
+        + start.len();
+    &text[from..from + text[from..].find(end).unwrap()]
+}
+
+/// Signs in with the password; returns where it leads.
+async fn password_step(client: &Client, user: &str, password: &str) -> String {
+    let res = client.login(user, password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The second step with `typed`: the status and the page.
+async fn code_step(client: &Client, typed: &str) -> (StatusCode, String) {
+    let csrf = client.csrf("/login/second-factor").await;
+    let res = client
+        .post_with_csrf("/login/second-factor", &[("code", typed)], &csrf)
+        .await;
+    (res.status(), res.text().await.unwrap())
+}
+
+async fn signed_in(client: &Client) -> bool {
+    client.get("/account").await.status() == StatusCode::OK
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authenticator_app_guards_the_sign_in_and_recovery_codes_stand_in_once() {
+    // Requests name their client in X-Forwarded-For, as behind a proxy.
+    let mut app = App::spawn_configured(|c| c.trusted_proxies = "127.0.0.1".parse().unwrap()).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let elsewhere = app.login("alice", "alice-password-1").await;
+
+    // Set up: the key as text and a QR code drawn by the panel.
+    let res = alice.post("/account/totp", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = res.text().await.unwrap();
+    let qr = between(&page, "<figure class=\"qr\">", "</figure>");
+    assert!(qr.starts_with("<svg") && !qr.contains("<script"), "{qr}");
+    let key = between(&page, "<code id=\"totp-secret\">", "<").to_owned();
+    // A wrong code, or one two steps old, does not turn it on.
+    for wrong in ["000000".to_owned(), code(&key, now() - 60)] {
+        let res = alice
+            .post("/account/totp/confirm", &[("code", &wrong)])
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = res.text().await.unwrap();
+        assert!(page.contains(&key), "the same key is shown again");
+    }
+    let res = alice
+        .post("/account/totp/confirm", &[("code", &code(&key, now()))])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = res.text().await.unwrap();
+    let codes: Vec<String> = between(&page, "<ol id=\"recovery-codes\">", "</ol>")
+        .split("<code>")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{page}");
+    assert!(
+        !signed_in(&elsewhere).await,
+        "a new second factor ends the other sessions"
+    );
+    assert!(signed_in(&alice).await, "but not this one");
+
+    // The key is sealed: the database holds neither its text nor its bytes.
+    let database = std::fs::read(app.config.database_path()).unwrap();
+    let wal =
+        std::fs::read(app.config.database_path().with_extension("db-wal")).unwrap_or_default();
+    let raw = Secret::Encoded(key.clone()).to_bytes().unwrap();
+    for bytes in [&database, &wal] {
+        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()));
+        assert!(!bytes.windows(raw.len()).any(|w| w == raw.as_slice()));
+    }
+    let sealing = std::fs::metadata(app.config.root.join("secrets.key")).unwrap();
+    assert_eq!(sealing.permissions().mode() & 0o777, 0o600);
+
+    // Signing in now takes a code; the password alone opens nothing.
+    let phone = app.client();
+    assert_eq!(
+        password_step(&phone, "alice", "alice-password-1").await,
+        "/login/second-factor"
+    );
+    assert!(!signed_in(&phone).await);
+    let (status, page) = code_step(&phone, "123456").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("not right"), "{page}");
+    // The code that turned it on was taken: the phone's next one (a
+    // phone a little ahead: one step of drift) signs in, once.
+    let (status, page) = code_step(&phone, &code(&key, now())).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "taken already: {page}"
+    );
+    let ahead = code(&key, now() + 30);
+    let (status, _) = code_step(&phone, &ahead).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(signed_in(&phone).await);
+    let again = app.client();
+    password_step(&again, "alice", "alice-password-1").await;
+    let (status, page) = code_step(&again, &ahead).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a code works once: {page}"
+    );
+
+    // A recovery code stands in once, however it is typed.
+    let lost_phone = app.client();
+    password_step(&lost_phone, "alice", "alice-password-1").await;
+    let typed = codes[0].to_uppercase().replace('-', " ");
+    let (status, _) = code_step(&lost_phone, &typed).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let twice = app.client();
+    password_step(&twice, "alice", "alice-password-1").await;
+    let (status, _) = code_step(&twice, &codes[0]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, account) = alice.get_text("/account").await;
+    assert_eq!(between(&account, "<strong id=\"recovery-left\">", "<"), "9");
+
+    // Wrong codes are slowed down like wrong passwords, and logged; the
+    // guesser's address is slowed, not the owner's.
+    let guesser = Client::forwarded_for(&app.url(""), "203.0.113.9");
+    password_step(&guesser, "alice", "alice-password-1").await;
+    let mut slowed = false;
+    for _ in 0..20 {
+        let (status, _) = code_step(&guesser, "000000").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            slowed = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert!(slowed, "twenty wrong codes in a row are slowed down");
+    let (_, activity) = admin.get_text("/activity").await;
+    assert!(
+        activity.contains("a wrong second factor for alice"),
+        "{activity}"
+    );
+
+    // Turning it off asks for the password.
+    let res = alice
+        .post("/account/totp/remove", &[("password", "not-it")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = alice
+        .post("/account/totp/remove", &[("password", "alice-password-1")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let plain = app.client();
+    assert_eq!(
+        password_step(&plain, "alice", "alice-password-1").await,
+        "/"
+    );
+    app.stop().await;
+}
