@@ -178,6 +178,7 @@ mod tests {
             is_admin: true,
             is_active: true,
             created_at: 0,
+            second_factor_reset_at: None,
         }
     }
 

@@ -36,7 +36,7 @@ pub use scripts::{OverlayScript, ScriptEdit, ScriptRun};
 pub use second_factor::TotpRecord;
 pub use secret::Secret;
 pub use servers::{DesiredState, ListedServer, NewServer, Server, ServerChange};
-pub use sessions::Session;
+pub use sessions::{NewSessionRow, Session};
 pub use sessions_played::PlayerSession;
 pub use sharing::SharedItem;
 pub use tokens::{ApiToken, NewApiToken};

@@ -51,13 +51,18 @@ mod tests {
             is_admin: true,
             is_active: true,
             created_at: 0,
+            second_factor_reset_at: None,
         };
         let session = Session {
+            id: 1,
             token_hash: "token-hash-value".into(),
             user_id: 1,
             csrf_token: "csrf-token-value".into(),
             created_at: 0,
             expires_at: 0,
+            user_agent: String::new(),
+            address: String::new(),
+            last_seen_at: 0,
         };
         let server = Server {
             id: 1,

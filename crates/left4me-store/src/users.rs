@@ -10,6 +10,9 @@ pub struct User {
     pub is_admin: bool,
     pub is_active: bool,
     pub created_at: i64,
+    /// When an admin last turned the user's second factor off; said to
+    /// them until they set one up again.
+    pub second_factor_reset_at: Option<i64>,
 }
 
 impl Store {
@@ -103,6 +106,17 @@ impl crate::Write {
     pub async fn set_password_hash(&mut self, id: i64, password_hash: &str) -> Result<()> {
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(password_hash)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Notes (or, with `None`, forgets) an admin's reset of the user's
+    /// second factor.
+    pub async fn set_second_factor_reset(&mut self, id: i64, at: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE users SET second_factor_reset_at = ? WHERE id = ?")
+            .bind(at)
             .bind(id)
             .execute(&mut *self.tx)
             .await?;

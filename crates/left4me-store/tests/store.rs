@@ -824,7 +824,17 @@ async fn the_generation_counts_committed_changes_but_not_bookkeeping() {
     drop(write);
     assert_eq!(store.generation(), after_user, "a rolled back one does not");
 
-    store.create_session("h", user.id, "c", 60).await.unwrap();
+    store
+        .create_session(&left4me_store::NewSessionRow {
+            token_hash: "h",
+            user_id: user.id,
+            csrf_token: "c",
+            ttl_secs: 60,
+            user_agent: "",
+            address: "",
+        })
+        .await
+        .unwrap();
     let after_session = store.generation();
     assert!(after_session > after_user, "a session opened counts");
     store.delete_session("h").await.unwrap();

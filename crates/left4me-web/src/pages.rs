@@ -18,6 +18,9 @@ pub(crate) struct Layout {
     pub(crate) username: String,
     pub(crate) is_admin: bool,
     pub(crate) csrf: String,
+    /// When an admin turned the user's second factor off: said on every
+    /// page until they set one up again.
+    pub(crate) second_factor_reset: Option<String>,
 }
 
 impl Layout {
@@ -26,6 +29,7 @@ impl Layout {
             username: user.user.username.clone(),
             is_admin: user.user.is_admin,
             csrf: user.session.csrf_token.expose().to_owned(),
+            second_factor_reset: user.user.second_factor_reset_at.as_ref().map(datetime),
         }
     }
 }
@@ -420,6 +424,18 @@ pub(crate) struct AccountPage {
     /// A token just made: its name and the token, shown this once.
     pub(crate) made: Option<(String, String)>,
     pub(crate) factor: left4me_app::ops::second_factor::FactorStatus,
+    pub(crate) sessions: Vec<SessionRow>,
+}
+
+/// A session in the account page's list.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionRow {
+    pub(crate) id: i64,
+    pub(crate) browser: String,
+    pub(crate) address: String,
+    pub(crate) signed_in: String,
+    pub(crate) last_seen: String,
+    pub(crate) current: bool,
 }
 
 /// An API token in the account page's list.

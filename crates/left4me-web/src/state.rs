@@ -43,7 +43,14 @@ mod tests {
             .await
             .unwrap();
         store
-            .create_session("token-hash", user.id, "csrf-value", 60)
+            .create_session(&left4me_store::NewSessionRow {
+                token_hash: "token-hash",
+                user_id: user.id,
+                csrf_token: "csrf-value",
+                ttl_secs: 60,
+                user_agent: "",
+                address: "",
+            })
             .await
             .unwrap();
         let session = store.session("token-hash").await.unwrap().unwrap();

@@ -190,3 +190,95 @@ async fn an_authenticator_app_guards_the_sign_in_and_recovery_codes_stand_in_onc
     );
     app.stop().await;
 }
+
+/// Turns an authenticator app on for `client`'s user; returns its key.
+async fn turn_on_totp(client: &Client) -> String {
+    let page = client
+        .post("/account/totp", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = between(&page, "<code id=\"totp-secret\">", "<").to_owned();
+    let res = client
+        .post("/account/totp/confirm", &[("code", &code(&key, now()))])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    key
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_are_listed_and_ended_and_an_admin_resets_a_lost_second_factor() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    add_user(&app, &admin, "alice", "alice-password-1").await;
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let laptop = Client::with_user_agent(&app.url(""), firefox);
+    let desktop = Client::with_user_agent(&app.url(""), chrome);
+    for client in [&laptop, &desktop] {
+        password_step(client, "alice", "alice-password-1").await;
+    }
+
+    // The account page lists both, this one marked, the other one ended.
+    let (_, page) = laptop.get_text("/account").await;
+    let list = between(&page, "<table id=\"session-list\">", "</table>");
+    assert!(
+        list.contains("Firefox on Linux") && list.contains("this one"),
+        "{list}"
+    );
+    assert!(list.contains("Chrome on Windows"), "{list}");
+    assert!(list.contains("127.0.0.1"), "{list}");
+    let end = between(list, "action=\"/account/sessions/", "/end\"").to_owned();
+    let res = laptop
+        .post(&format!("/account/sessions/{end}/end"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        !signed_in(&desktop).await,
+        "the ended session is signed out"
+    );
+    assert!(signed_in(&laptop).await);
+    let (_, page) = laptop.get_text("/account").await;
+    assert!(!page.contains("Chrome on Windows"));
+
+    // An admin ends all of a user's sessions.
+    let users = admin.get_text("/users").await.1;
+    // The admin's own row has no such buttons: the one there is alice's.
+    let before = &users[..users
+        .find("/sessions/end\"")
+        .expect("a button to end sessions")];
+    let alice_id = &before[before.rfind('/').unwrap() + 1..];
+    let res = admin
+        .post(&format!("/users/{alice_id}/sessions/end"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(!signed_in(&laptop).await);
+
+    // A lost phone: the admin turns alice's second factor off; she signs
+    // in with her password alone and is told until she sets one up again.
+    let phone = app.client();
+    password_step(&phone, "alice", "alice-password-1").await;
+    turn_on_totp(&phone).await;
+    let res = admin
+        .post(&format!("/users/{alice_id}/second-factor/reset"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(!signed_in(&phone).await, "her sessions ended with it");
+    let back = app.client();
+    assert_eq!(password_step(&back, "alice", "alice-password-1").await, "/");
+    let (_, dashboard) = back.get_text("/").await;
+    assert!(
+        dashboard.contains("An admin turned off your two-factor sign-in"),
+        "{dashboard}"
+    );
+    let (_, activity) = admin.get_text("/activity").await;
+    assert!(
+        activity.contains("reset the second factor of alice"),
+        "{activity}"
+    );
+    turn_on_totp(&back).await;
+    let (_, dashboard) = back.get_text("/").await;
+    assert!(!dashboard.contains("An admin turned off your two-factor sign-in"));
+    app.stop().await;
+}

@@ -120,6 +120,7 @@ pub async fn confirm_totp(
         return Err(OpError::conflict("Your authenticator app is on already."));
     }
     write.replace_recovery_codes(actor.id(), &hashes).await?;
+    write.set_second_factor_reset(actor.id(), None).await?;
     write.delete_other_sessions(actor.id(), keep).await?;
     record(
         &mut write,

@@ -3,17 +3,27 @@
 
 use std::net::IpAddr;
 
-use left4me_store::{Secret, Session, User};
+use left4me_store::{NewSessionRow, Secret, Session, User};
 
 use crate::App;
+use crate::actor::Actor;
 use crate::credentials::{random_token, token_hash, verify_password};
 use crate::domain::{NewPassword, Username};
 use crate::error::{FieldErrors, OpError, OpResult};
+use crate::ops::activity::record;
 use crate::ops::second_factor;
 use crate::ops::users::hash_blocking;
 
 /// How long a session lasts without a new login.
 pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
+
+/// Who signs in: their address (what the limits count) and browser
+/// (what their list of sessions shows).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub address: IpAddr,
+    pub user_agent: String,
+}
 
 /// How long the second step of a sign-in may take.
 pub const PENDING_TTL_SECS: i64 = 300;
@@ -43,20 +53,39 @@ pub async fn current(app: &App, token: &str) -> OpResult<Option<(User, Session)>
     {
         return Ok(Some((user, session)));
     }
-    let Some(session) = app.store().session(&hash).await? else {
+    let Some(mut session) = app.store().session(&hash).await? else {
         return Ok(None);
     };
+    // Last seen to the minute, for the list of sessions: a failed note
+    // must not fail the request.
+    let now = left4me_store::now();
+    if session.last_seen_at <= now - 60 {
+        match app.store().touch_session(&hash).await {
+            Ok(()) => session.last_seen_at = now,
+            Err(e) => tracing::warn!("noting a session's use: {e}"),
+        }
+    }
     let user = app.store().user(session.user_id).await?;
     app.session_memo()
         .put(generation, hash, (user.clone(), session.clone()));
     Ok(Some((user, session)))
 }
 
-async fn open(app: &App, user: User) -> OpResult<NewSession> {
+async fn open(app: &App, user: User, client: &Client) -> OpResult<NewSession> {
     let token = random_token();
     let csrf = random_token();
+    // A browser's own description, cut short: enough to tell sessions
+    // apart, not a way to fill the database.
+    let user_agent: String = client.user_agent.chars().take(200).collect();
     app.store()
-        .create_session(&token_hash(&token), user.id, &csrf, SESSION_TTL_SECS)
+        .create_session(&NewSessionRow {
+            token_hash: &token_hash(&token),
+            user_id: user.id,
+            csrf_token: &csrf,
+            ttl_secs: SESSION_TTL_SECS,
+            user_agent: &user_agent,
+            address: &client.address.to_string(),
+        })
         .await?;
     Ok(NewSession {
         token: token.into(),
@@ -106,6 +135,7 @@ pub fn invalid_setup_link() -> OpError {
 /// The first admin, made from the setup link, signed in at once.
 pub async fn set_up_first_admin(
     app: &App,
+    client: &Client,
     token: &Secret,
     username: &str,
     password: &Secret,
@@ -142,7 +172,7 @@ pub async fn set_up_first_admin(
         });
     };
     tracing::info!(user = %user.username, "first admin created");
-    open(app, user).await
+    open(app, user, client).await
 }
 
 /// An argon2id hash of a random password, verified against when the
@@ -154,13 +184,13 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 /// logged, and in the admins' activity log.
 pub async fn log_in(
     app: &App,
-    client: IpAddr,
+    client: &Client,
     username: &str,
     password: &Secret,
 ) -> OpResult<SignIn> {
-    let limiter = app.limiter();
+    let (limiter, address) = (app.limiter(), client.address);
     let username = username.trim();
-    if let Err(wait) = limiter.attempt(client, username) {
+    if let Err(wait) = limiter.attempt(address, username) {
         return Err(OpError::TooManyAttempts {
             message: format!(
                 "Too many failed logins from your address. Try again in {} seconds.",
@@ -180,25 +210,25 @@ pub async fn log_in(
     match user {
         Some(user) if valid && user.is_active => {
             if second_factor::required(app.store(), user.id).await? {
-                limiter.refund_attempt(client, username);
+                limiter.refund_attempt(address, username);
                 let token = random_token();
                 app.store()
                     .create_pending_login(&token_hash(&token), user.id, PENDING_TTL_SECS)
                     .await?;
                 return Ok(SignIn::SecondFactor(token.into()));
             }
-            limiter.record_success(client, username);
-            open(app, user).await.map(SignIn::Session)
+            limiter.record_success(address, username);
+            open(app, user, client).await.map(SignIn::Session)
         }
         _ => {
             // Already counted by `attempt`. At most 64 characters of what
             // was typed as the name: enough to tell who was tried, not a
             // way to fill the log.
             let tried: String = username.chars().take(64).collect();
-            tracing::warn!(address = %client, username = ?tried, "failed login");
+            tracing::warn!(%address, username = ?tried, "failed login");
             app.store()
                 .record_anonymous_activity(
-                    &client.to_string(),
+                    &address.to_string(),
                     "login.failed",
                     &format!("failed login as {tried:?}"),
                 )
@@ -216,10 +246,11 @@ pub async fn log_in(
 /// admins' activity log.
 pub async fn second_factor(
     app: &App,
-    client: IpAddr,
+    client: &Client,
     pending: &str,
     typed: &str,
 ) -> OpResult<NewSession> {
+    let address = client.address;
     let hash = token_hash(pending);
     let Some(user_id) = app.store().pending_login(&hash).await? else {
         return Err(OpError::Unauthenticated(
@@ -228,7 +259,7 @@ pub async fn second_factor(
     };
     let user = app.store().user(user_id).await?;
     let limiter = app.limiter();
-    if let Err(wait) = limiter.attempt(client, &user.username) {
+    if let Err(wait) = limiter.attempt(address, &user.username) {
         return Err(OpError::TooManyAttempts {
             message: format!(
                 "Too many failed codes. Try again in {} seconds.",
@@ -238,14 +269,14 @@ pub async fn second_factor(
         });
     }
     if user.is_active && second_factor::check(app, user.id, typed).await? {
-        limiter.record_success(client, &user.username);
+        limiter.record_success(address, &user.username);
         app.store().delete_pending_login(&hash).await?;
-        return open(app, user).await;
+        return open(app, user, client).await;
     }
-    tracing::warn!(address = %client, username = %user.username, "failed second factor");
+    tracing::warn!(%address, username = %user.username, "failed second factor");
     app.store()
         .record_anonymous_activity(
-            &client.to_string(),
+            &address.to_string(),
             "login.second_factor_failed",
             &format!("a wrong second factor for {}", user.username),
         )
@@ -254,4 +285,86 @@ pub async fn second_factor(
         "code",
         "That code is not right, or was used already.",
     ))
+}
+
+/// One of a user's sessions as their account page lists it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: i64,
+    /// The browser, in a few words.
+    pub browser: String,
+    pub address: String,
+    pub signed_in_at: i64,
+    pub last_seen_at: i64,
+    /// The session this request came with.
+    pub current: bool,
+}
+
+/// `actor`'s sessions, the one seen last first; `current` is this
+/// request's session's token hash.
+pub async fn list(app: &App, actor: &Actor, current: &str) -> OpResult<Vec<SessionInfo>> {
+    actor.require_session()?;
+    Ok(app
+        .store()
+        .sessions_of(actor.id())
+        .await?
+        .into_iter()
+        .map(|s| SessionInfo {
+            id: s.id,
+            browser: browser_of(&s.user_agent),
+            address: s.address,
+            signed_in_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            current: crate::credentials::constant_time_eq(s.token_hash.expose(), current),
+        })
+        .collect())
+}
+
+/// Ends one of `actor`'s sessions: its next request is signed out.
+pub async fn end(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
+    actor.require_session()?;
+    let mut write = app.store().write().await?;
+    let ended = write.delete_session_of(actor.id(), id).await?;
+    let detail = format!(
+        "ended a session ({} from {})",
+        browser_of(&ended.user_agent),
+        ended.address
+    );
+    record(&mut write, actor, None, "account.session", &detail).await?;
+    write.commit().await?;
+    Ok(())
+}
+
+/// A browser's `User-Agent` in a few words ("Firefox on Linux").
+fn browser_of(user_agent: &str) -> String {
+    const UNKNOWN: &str = "UNKNOWN";
+    match woothee::parser::Parser::new().parse(user_agent) {
+        Some(ua) if ua.name != UNKNOWN && ua.os != UNKNOWN => format!("{} on {}", ua.name, ua.os),
+        Some(ua) if ua.name != UNKNOWN => ua.name.to_owned(),
+        _ => "an unknown browser".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::browser_of;
+
+    #[test]
+    fn browsers_are_named_in_a_few_words() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+        assert_eq!(browser_of(firefox), "Firefox on Linux");
+        assert!(
+            browser_of(chrome).starts_with("Chrome on Windows"),
+            "{}",
+            browser_of(chrome)
+        );
+        assert!(
+            browser_of(safari).starts_with("Safari on"),
+            "{}",
+            browser_of(safari)
+        );
+        assert_eq!(browser_of(""), "an unknown browser");
+    }
 }

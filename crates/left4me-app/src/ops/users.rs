@@ -106,6 +106,42 @@ pub async fn delete(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
     Ok(())
 }
 
+/// Admins: ends every session of another user (their next request is
+/// signed out; their API tokens keep working).
+pub async fn end_sessions(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
+    actor.require_admin()?;
+    let target = app.store().user(id).await?;
+    let mut write = app.store().write().await?;
+    write.delete_other_sessions(target.id, "").await?;
+    let detail = format!("ended every session of {}", target.username);
+    record(&mut write, actor, None, "user.sessions", &detail).await?;
+    write.commit().await?;
+    Ok(())
+}
+
+/// Admins: turns another user's second factor off (a lost phone and no
+/// recovery codes) and ends their sessions; they are told when they next
+/// sign in, until they set one up again.
+pub async fn reset_second_factor(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
+    actor.require_admin()?;
+    if id == actor.id() {
+        return Err(OpError::conflict(
+            "Turn your own second factor off on your account page.",
+        ));
+    }
+    let target = app.store().user(id).await?;
+    let mut write = app.store().write().await?;
+    write.delete_second_factor(target.id).await?;
+    write
+        .set_second_factor_reset(target.id, Some(left4me_store::now()))
+        .await?;
+    write.delete_other_sessions(target.id, "").await?;
+    let detail = format!("reset the second factor of {}", target.username);
+    record(&mut write, actor, None, "user.second_factor", &detail).await?;
+    write.commit().await?;
+    Ok(())
+}
+
 /// A password change as the account page sends it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PasswordInput {

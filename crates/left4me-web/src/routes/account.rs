@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use left4me_app::actor::Scope;
 use left4me_app::ops::second_factor::{self, TotpSetup};
 use left4me_app::ops::servers;
+use left4me_app::ops::sessions;
 use left4me_app::ops::tokens::{self, MadeToken, NewTokenInput};
 use left4me_app::ops::users::{self, PasswordInput};
 
@@ -15,7 +16,8 @@ use super::form_failure;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::pages::{
-    AccountPage, FormErrors, Layout, RecoveryCodesPage, TokenRow, TotpSetupPage, datetime, render,
+    AccountPage, FormErrors, Layout, RecoveryCodesPage, SessionRow, TokenRow, TotpSetupPage,
+    datetime, render,
 };
 use crate::state::AppState;
 
@@ -76,6 +78,18 @@ async fn account_page(
         servers: names,
         made: made.map(|m| (m.info.name, m.token.expose().to_owned())),
         factor: second_factor::status(app, user).await?,
+        sessions: sessions::list(app, user, user.session.token_hash.expose())
+            .await?
+            .into_iter()
+            .map(|s| SessionRow {
+                id: s.id,
+                browser: s.browser,
+                address: s.address,
+                signed_in: datetime(&s.signed_in_at),
+                last_seen: datetime(&s.last_seen_at),
+                current: s.current,
+            })
+            .collect(),
     })
 }
 
@@ -249,4 +263,14 @@ pub(crate) async fn remove_totp(
             Ok((status, render(&page)?).into_response())
         }
     }
+}
+
+/// Ends one of the user's other sessions.
+pub(crate) async fn end_session(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    sessions::end(state.app(), &user, id).await?;
+    Ok(Redirect::to("/account#sessions").into_response())
 }

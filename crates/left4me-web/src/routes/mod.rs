@@ -111,6 +111,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/account/totp/confirm", post(account::confirm_totp))
         .route("/account/totp/remove", post(account::remove_totp))
         .route("/account/recovery-codes", post(account::new_recovery_codes))
+        .route("/account/sessions/{id}/end", post(account::end_session))
+        .route("/users/{id}/sessions/end", post(users::end_sessions))
+        .route(
+            "/users/{id}/second-factor/reset",
+            post(users::reset_second_factor),
+        )
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .fallback(crate::error::not_found)

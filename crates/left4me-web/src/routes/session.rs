@@ -44,6 +44,19 @@ fn with_cookies(cookies: impl IntoIterator<Item = String>, body: impl IntoRespon
     (AppendHeaders(headers), body).into_response()
 }
 
+/// Who signs in, as the limits and the list of sessions know them.
+fn client_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> sessions::Client {
+    let trusted = &state.app().config().trusted_proxies;
+    sessions::Client {
+        address: auth::client_ip(peer.ip(), headers, trusted),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct SetupQuery {
     #[serde(default)]
@@ -79,10 +92,13 @@ pub(crate) struct SetupForm {
 
 pub(crate) async fn setup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
     let opened = sessions::set_up_first_admin(
         state.app(),
+        &client_of(&state, peer, &headers),
         &form.token,
         &form.username,
         &form.password,
@@ -152,9 +168,8 @@ pub(crate) async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
-    let trusted = &state.app().config().trusted_proxies;
-    let client = auth::client_ip(peer.ip(), &headers, trusted);
-    match sessions::log_in(state.app(), client, &form.username, &form.password).await {
+    let client = client_of(&state, peer, &headers);
+    match sessions::log_in(state.app(), &client, &form.username, &form.password).await {
         Ok(SignIn::Session(session)) => Ok(session_cookie(&state, &session)),
         Ok(SignIn::SecondFactor(pending)) => {
             let cookie = auth::set_cookie(
@@ -216,8 +231,7 @@ pub(crate) async fn second_factor(
     headers: HeaderMap,
     Form(form): Form<SecondFactorForm>,
 ) -> AppResult<Response> {
-    let trusted = &state.app().config().trusted_proxies;
-    let client = auth::client_ip(peer.ip(), &headers, trusted);
+    let client = client_of(&state, peer, &headers);
     let pending = auth::cookie(&headers, PENDING_COOKIE).unwrap_or_default();
     let again = |status, error| -> AppResult<Response> {
         let page = SecondFactorPage {
@@ -226,7 +240,7 @@ pub(crate) async fn second_factor(
         };
         Ok((status, render(&page)?).into_response())
     };
-    match sessions::second_factor(state.app(), client, &pending, form.code.expose()).await {
+    match sessions::second_factor(state.app(), &client, &pending, form.code.expose()).await {
         Ok(session) => Ok(session_cookie(&state, &session)),
         Err(OpError::Invalid(fields)) => again(
             StatusCode::UNPROCESSABLE_ENTITY,

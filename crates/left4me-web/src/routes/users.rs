@@ -70,3 +70,21 @@ pub(crate) async fn delete(
     users::delete(state.app(), &user, id).await?;
     Ok(Redirect::to("/users").into_response())
 }
+
+pub(crate) async fn end_sessions(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    users::end_sessions(state.app(), &user, id).await?;
+    Ok(Redirect::to("/users").into_response())
+}
+
+pub(crate) async fn reset_second_factor(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    users::reset_second_factor(state.app(), &user, id).await?;
+    Ok(Redirect::to("/users").into_response())
+}

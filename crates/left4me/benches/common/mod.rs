@@ -47,7 +47,14 @@ pub async fn seed(root: &Path, servers: usize, mut port: impl FnMut() -> Option<
             .unwrap();
     }
     store
-        .create_session(&left4me_web::auth::token_hash(TOKEN), user.id, CSRF, 3600)
+        .create_session(&left4me_store::NewSessionRow {
+            token_hash: &left4me_web::auth::token_hash(TOKEN),
+            user_id: user.id,
+            csrf_token: CSRF,
+            ttl_secs: 3600,
+            user_agent: "the pages bench",
+            address: "127.0.0.1",
+        })
         .await
         .unwrap();
     store.close().await;

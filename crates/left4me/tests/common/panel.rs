@@ -163,6 +163,13 @@ impl Client {
         Self::with_headers(base, headers)
     }
 
+    /// A client that says it is the browser `user_agent`.
+    pub fn with_user_agent(base: &str, user_agent: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("user-agent", user_agent.parse().unwrap());
+        Self::with_headers(base, headers)
+    }
+
     fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Self {
         Self {
             http: reqwest::Client::builder()
