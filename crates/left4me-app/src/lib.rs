@@ -91,8 +91,9 @@ struct Inner {
     live: Arc<Live>,
     board: board::Board,
     /// Sessions and API tokens by the hash of their secret.
-    sessions: memo::Memo<(left4me_store::User, left4me_store::Session)>,
-    tokens: memo::Memo<(left4me_store::User, left4me_store::ApiToken)>,
+    sessions: memo::Memo<ops::sessions::SignedIn>,
+    /// With whether the user must set up a second factor first.
+    tokens: memo::Memo<(left4me_store::User, left4me_store::ApiToken, bool)>,
     /// Read on first use (and at start, so a bad key file stops the
     /// panel with its fix).
     sealing: std::sync::OnceLock<Result<sealing::SealingKey, String>>,
@@ -259,12 +260,12 @@ impl App {
     }
 
     /// Sessions read for the current store generation.
-    pub fn session_memo(&self) -> &memo::Memo<(left4me_store::User, left4me_store::Session)> {
+    pub fn session_memo(&self) -> &memo::Memo<ops::sessions::SignedIn> {
         &self.0.sessions
     }
 
     /// API tokens read for the current store generation.
-    pub fn token_memo(&self) -> &memo::Memo<(left4me_store::User, left4me_store::ApiToken)> {
+    pub fn token_memo(&self) -> &memo::Memo<(left4me_store::User, left4me_store::ApiToken, bool)> {
         &self.0.tokens
     }
 

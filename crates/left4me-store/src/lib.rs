@@ -13,6 +13,7 @@ mod secret;
 mod servers;
 mod sessions;
 mod sessions_played;
+mod settings;
 mod setup;
 mod sharing;
 mod tokens;

@@ -60,6 +60,8 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String
 pub struct CurrentUser {
     pub actor: Actor,
     pub session: Session,
+    /// The admins require a second factor of this user, who has none yet.
+    pub must_set_up_second_factor: bool,
 }
 
 impl std::ops::Deref for CurrentUser {
@@ -94,9 +96,10 @@ pub(crate) async fn user_of_token(
 ) -> Result<Option<CurrentUser>, AppError> {
     Ok(left4me_app::ops::sessions::current(state.app(), token)
         .await?
-        .map(|(user, session)| CurrentUser {
-            actor: Actor::new(user),
-            session,
+        .map(|signed_in| CurrentUser {
+            actor: Actor::new(signed_in.user),
+            session: signed_in.session,
+            must_set_up_second_factor: signed_in.must_set_up_second_factor,
         }))
 }
 
@@ -139,6 +142,43 @@ impl FromRequestParts<AppState> for MaybeUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(Self(session_user(state, parts).await?))
+    }
+}
+
+/// What a user who must set up a second factor first may still open:
+/// the account page's setup and signing out.
+fn open_before_second_factor(method: &Method, path: &str) -> bool {
+    matches!(
+        (method, path),
+        (&Method::GET, "/account")
+            | (
+                &Method::POST,
+                "/account/totp" | "/account/totp/confirm" | "/logout"
+            )
+    ) || !path.starts_with('/')
+        || ["/login", "/setup", "/static/", "/health", "/api/"]
+            .iter()
+            .any(|open| path.starts_with(open))
+}
+
+/// A user the admins require a second factor of, who has none yet, is
+/// led to set one up from every other page (the API refuses them in
+/// [`crate::api`]).
+pub async fn second_factor_gate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if open_before_second_factor(request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match session_user(&state, &parts).await {
+        Ok(Some(user)) if user.must_set_up_second_factor => {
+            axum::response::Redirect::to("/account#second-factor").into_response()
+        }
+        Err(e) => e.into_response(),
+        _ => next.run(Request::from_parts(parts, body)).await,
     }
 }
 

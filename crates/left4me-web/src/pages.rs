@@ -21,11 +21,14 @@ pub(crate) struct Layout {
     /// When an admin turned the user's second factor off: said on every
     /// page until they set one up again.
     pub(crate) second_factor_reset: Option<String>,
+    /// The admins require a second factor the user has not set up.
+    pub(crate) second_factor_required: bool,
 }
 
 impl Layout {
     pub(crate) fn of(user: &CurrentUser) -> Self {
         Self {
+            second_factor_required: user.must_set_up_second_factor,
             username: user.user.username.clone(),
             is_admin: user.user.is_admin,
             csrf: user.session.csrf_token.expose().to_owned(),
@@ -410,6 +413,8 @@ pub(crate) struct UsersPage {
     pub(crate) me: i64,
     pub(crate) username: String,
     pub(crate) errors: FormErrors,
+    /// Who must have a second factor: `nobody`, `admins`, `everyone`.
+    pub(crate) policy: &'static str,
 }
 
 #[derive(Template)]

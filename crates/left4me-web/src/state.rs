@@ -57,6 +57,7 @@ mod tests {
         let current = crate::auth::CurrentUser {
             actor: left4me_app::actor::Actor::new(user),
             session,
+            must_set_up_second_factor: false,
         };
         // An attempt counts as a failure until it succeeds.
         let _ = state

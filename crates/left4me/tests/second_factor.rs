@@ -282,3 +282,63 @@ async fn sessions_are_listed_and_ended_and_an_admin_resets_a_lost_second_factor(
     assert!(!dashboard.contains("An admin turned off your two-factor sign-in"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_policy_leads_who_it_covers_to_set_up_a_second_factor_first() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let bob = add_user(&app, &admin, "bob", "bob-password-1").await;
+    let token = common::api::make_token(&admin, "bot", &["read"], &[]).await;
+    let bot = common::api::Bot::new(&app, &token);
+    assert_eq!(bot.get("/servers").await.0, StatusCode::OK);
+
+    let res = admin
+        .post("/users/second-factor-policy", &[("policy", "admins")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // The admin can reach nothing but the setup, by page or API.
+    for page in ["/", "/users", "/overlays"] {
+        let res = admin.get(page).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(res.headers()["location"], "/account#second-factor");
+    }
+    let (status, account) = admin.get_text("/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        account.contains("id=\"second-factor-required\""),
+        "{account}"
+    );
+    let res = admin.get("/api/v1/servers").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (status, problem) = bot.get("/servers").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let res = admin
+        .post("/account/tokens", &[("name", "x"), ("scopes", "read")])
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "no tokens before the setup"
+    );
+    // Bob is no admin: untouched.
+    assert_eq!(bob.get("/").await.status(), StatusCode::OK);
+
+    turn_on_totp(&admin).await;
+    assert_eq!(admin.get("/").await.status(), StatusCode::OK);
+    assert_eq!(bot.get("/servers").await.0, StatusCode::OK);
+
+    // Everyone: now bob too.
+    let res = admin
+        .post("/users/second-factor-policy", &[("policy", "everyone")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(bob.get("/").await.status(), StatusCode::SEE_OTHER);
+    turn_on_totp(&bob).await;
+    assert_eq!(bob.get("/").await.status(), StatusCode::OK);
+    let (_, activity) = admin.get_text("/activity").await;
+    assert!(
+        activity.contains("a second factor is now required of everyone"),
+        "{activity}"
+    );
+    app.stop().await;
+}

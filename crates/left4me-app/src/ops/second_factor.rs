@@ -1,7 +1,8 @@
 //! Second factors: an authenticator app (TOTP) and recovery codes, set up
 //! and removed from the account page, and checked at sign-in.
 
-use left4me_store::{Secret, Store};
+use left4me_store::{Secret, Store, User};
+use serde::Deserialize;
 
 use crate::App;
 use crate::actor::Actor;
@@ -9,6 +10,76 @@ use crate::credentials::{token_hash, verify_password};
 use crate::error::{OpError, OpResult};
 use crate::ops::activity::record;
 use crate::second_factor::{TotpKey, normalize_recovery_code, qr_svg, recovery_codes};
+
+/// Who must have a second factor: until they set one up they can do
+/// nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    #[default]
+    Nobody,
+    Admins,
+    Everyone,
+}
+
+impl Policy {
+    const SETTING: &str = "second_factor_policy";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nobody => "nobody",
+            Self::Admins => "admins",
+            Self::Everyone => "everyone",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [Self::Nobody, Self::Admins, Self::Everyone]
+            .into_iter()
+            .find(|p| p.as_str() == raw)
+    }
+
+    fn covers(self, user: &User) -> bool {
+        match self {
+            Self::Nobody => false,
+            Self::Admins => user.is_admin,
+            Self::Everyone => true,
+        }
+    }
+}
+
+pub async fn policy(app: &App) -> OpResult<Policy> {
+    Ok(app
+        .store()
+        .setting(Policy::SETTING)
+        .await?
+        .and_then(|raw| Policy::parse(&raw))
+        .unwrap_or_default())
+}
+
+/// Admins: who must have a second factor.
+pub async fn set_policy(app: &App, actor: &Actor, policy: Policy) -> OpResult<()> {
+    actor.require_admin()?;
+    let mut write = app.store().write().await?;
+    write.set_setting(Policy::SETTING, policy.as_str()).await?;
+    let detail = format!("a second factor is now required of {}", policy.as_str());
+    record(
+        &mut write,
+        actor,
+        None,
+        "panel.second_factor_policy",
+        &detail,
+    )
+    .await?;
+    write.commit().await?;
+    Ok(())
+}
+
+/// Whether the policy asks a second factor of `user` and they have none
+/// yet: then they may only set one up.
+pub(crate) async fn must_set_up(app: &App, user: &User) -> OpResult<bool> {
+    Ok(policy(app).await?.covers(user) && !required(app.store(), user.id).await?)
+}
 
 /// What guards a user's sign-in besides the password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,15 +43,24 @@ pub enum SignIn {
     SecondFactor(Secret),
 }
 
-/// The user and session a session token opens, if it is current and the
-/// user active.
-pub async fn current(app: &App, token: &str) -> OpResult<Option<(User, Session)>> {
+/// Who a session token signs in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub session: Session,
+    /// The admins require a second factor of this user, who has none yet:
+    /// they may only set one up (and sign out).
+    pub must_set_up_second_factor: bool,
+}
+
+/// Who a session token signs in, if it is current and the user active.
+pub async fn current(app: &App, token: &str) -> OpResult<Option<SignedIn>> {
     let hash = token_hash(token);
     let generation = app.store().generation();
-    if let Some((user, session)) = app.session_memo().get(generation, &hash)
-        && session.expires_at > left4me_store::now()
+    if let Some(known) = app.session_memo().get(generation, &hash)
+        && known.session.expires_at > left4me_store::now()
     {
-        return Ok(Some((user, session)));
+        return Ok(Some(known));
     }
     let Some(mut session) = app.store().session(&hash).await? else {
         return Ok(None);
@@ -66,9 +75,13 @@ pub async fn current(app: &App, token: &str) -> OpResult<Option<(User, Session)>
         }
     }
     let user = app.store().user(session.user_id).await?;
-    app.session_memo()
-        .put(generation, hash, (user.clone(), session.clone()));
-    Ok(Some((user, session)))
+    let signed_in = SignedIn {
+        must_set_up_second_factor: second_factor::must_set_up(app, &user).await?,
+        user,
+        session,
+    };
+    app.session_memo().put(generation, hash, signed_in.clone());
+    Ok(Some(signed_in))
 }
 
 async fn open(app: &App, user: User, client: &Client) -> OpResult<NewSession> {

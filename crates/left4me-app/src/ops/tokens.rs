@@ -188,19 +188,27 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
     let (found, fresh) = match app.token_memo().get(generation, &hash) {
         Some(known) => (Some(known), false),
         None => match app.store().api_token(&hash).await? {
-            Some(stored) => (
-                Some((app.store().user(stored.user_id).await?, stored)),
-                true,
-            ),
+            Some(stored) => {
+                let user = app.store().user(stored.user_id).await?;
+                let must = crate::ops::second_factor::must_set_up(app, &user).await?;
+                (Some((user, stored, must)), true)
+            }
             None => (None, true),
         },
     };
     let now = left4me_store::now();
-    let valid = found.filter(|(user, stored)| {
+    let valid = found.filter(|(user, stored, _)| {
         let expired = stored.expires_at.is_some_and(|at| at <= now);
         !expired && user.is_active
     });
-    let Some((user, mut stored)) = valid else {
+    if valid.as_ref().is_some_and(|(_, _, must)| *must) {
+        return Err(OpError::Forbidden(
+            "Your admins require a second factor: set one up on your account page before the API \
+             takes your tokens again."
+                .into(),
+        ));
+    }
+    let Some((user, mut stored, _)) = valid else {
         let limiter = app.token_limiter();
         if let Err(wait) = limiter.waiting(client, KEY) {
             return Err(OpError::TooManyAttempts {
@@ -228,7 +236,7 @@ pub async fn authenticate(app: &App, client: IpAddr, token: &str) -> OpResult<Ac
     }
     if fresh {
         app.token_memo()
-            .put(generation, hash, (user.clone(), stored.clone()));
+            .put(generation, hash, (user.clone(), stored.clone(), false));
     }
     let info = TokenInfo::from(stored);
     Ok(Actor::with_token(

@@ -71,11 +71,18 @@ impl FromRequestParts<AppState> for ApiUser {
             )
             .into());
         };
-        let Some((user, session)) = sessions::current(app, &token).await? else {
+        let Some(signed_in) = sessions::current(app, &token).await? else {
             return Err(
                 OpError::Unauthenticated("the session has ended; sign in again".into()).into(),
             );
         };
+        if signed_in.must_set_up_second_factor {
+            return Err(OpError::Forbidden(
+                "your admins require a second factor: set one up on your account page first".into(),
+            )
+            .into());
+        }
+        let (user, session) = (signed_in.user, signed_in.session);
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let sent = parts
                 .headers

@@ -113,6 +113,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/account/recovery-codes", post(account::new_recovery_codes))
         .route("/account/sessions/{id}/end", post(account::end_session))
         .route("/users/{id}/sessions/end", post(users::end_sessions))
+        .route("/users/second-factor-policy", post(users::set_policy))
         .route(
             "/users/{id}/second-factor/reset",
             post(users::reset_second_factor),
@@ -123,6 +124,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::second_factor_gate,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

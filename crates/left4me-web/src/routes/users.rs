@@ -3,6 +3,7 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use left4me_app::ops::second_factor::{self, Policy};
 use left4me_app::ops::users::{self, NewUserInput};
 use serde::Deserialize;
 
@@ -21,6 +22,7 @@ async fn users_page(
     Ok(UsersPage {
         l: Layout::of(user),
         users: users::list(state.app(), user).await?,
+        policy: second_factor::policy(state.app()).await?.as_str(),
         me: user.id(),
         username,
         errors,
@@ -86,5 +88,19 @@ pub(crate) async fn reset_second_factor(
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
     users::reset_second_factor(state.app(), &user, id).await?;
+    Ok(Redirect::to("/users").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PolicyForm {
+    policy: Policy,
+}
+
+pub(crate) async fn set_policy(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<PolicyForm>,
+) -> AppResult<Response> {
+    second_factor::set_policy(state.app(), &user, form.policy).await?;
     Ok(Redirect::to("/users").into_response())
 }
