@@ -56,7 +56,12 @@ pub struct Actor {
     token: Option<TokenGrant>,
     /// The user's name, and the token's when one is used.
     name: String,
+    /// Through a session: when the user last proved who they are in it.
+    verified_at: Option<i64>,
 }
+
+/// How long a sign-in (or a password typed again) counts as recent.
+pub const RECENT_SECS: i64 = 600;
 
 impl Actor {
     /// The user through a session of theirs.
@@ -65,6 +70,16 @@ impl Actor {
             name: user.username.clone(),
             user,
             token: None,
+            verified_at: None,
+        }
+    }
+
+    /// The user through a session in which they last proved who they
+    /// are at `verified_at`.
+    pub fn with_session(user: User, verified_at: i64) -> Self {
+        Self {
+            verified_at: Some(verified_at),
+            ..Self::new(user)
         }
     }
 
@@ -74,6 +89,7 @@ impl Actor {
             name: format!("{} (token {})", user.username, token.name),
             user,
             token: Some(token),
+            verified_at: None,
         }
     }
 
@@ -153,6 +169,25 @@ impl Actor {
             return Err(OpError::NotFound);
         }
         self.require(Scope::Admin)
+    }
+
+    /// A session whose user proved who they are in the last ten minutes:
+    /// what making tokens and adding a second factor take.
+    pub fn require_recent_sign_in(&self) -> OpResult<()> {
+        self.require_session()?;
+        match self.verified_at {
+            Some(at) if at > left4me_store::now() - RECENT_SECS => Ok(()),
+            _ => Err(OpError::Forbidden(
+                "You signed in more than ten minutes ago: confirm your password first (on your \
+                 account page, or POST /api/v1/account/confirm)."
+                    .into(),
+            )),
+        }
+    }
+
+    /// Whether [`Actor::require_recent_sign_in`] would let it through.
+    pub fn signed_in_recently(&self) -> bool {
+        self.require_recent_sign_in().is_ok()
     }
 
     /// Who the job runner says asked.

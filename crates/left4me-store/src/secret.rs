@@ -63,6 +63,7 @@ mod tests {
             user_agent: String::new(),
             address: String::new(),
             last_seen_at: 0,
+            verified_at: 0,
         };
         let server = Server {
             id: 1,

@@ -14,6 +14,8 @@ pub struct Session {
     pub user_agent: String,
     pub address: String,
     pub last_seen_at: i64,
+    /// When the user last proved who they are in it.
+    pub verified_at: i64,
 }
 
 /// Where a session is opened from.
@@ -32,8 +34,9 @@ impl Store {
         let now = now();
         sqlx::query(
             "INSERT INTO sessions
-             (token_hash, user_id, csrf_token, created_at, expires_at, user_agent, address, last_seen_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             (token_hash, user_id, csrf_token, created_at, expires_at, user_agent, address,
+              last_seen_at, verified_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(new.token_hash)
         .bind(new.user_id)
@@ -42,6 +45,7 @@ impl Store {
         .bind(now + new.ttl_secs)
         .bind(new.user_agent)
         .bind(new.address)
+        .bind(now)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -84,6 +88,17 @@ impl Store {
         .bind(token_hash)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// The user proved who they are again in this session.
+    pub async fn verify_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE sessions SET verified_at = ? WHERE token_hash = ?")
+            .bind(now())
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        self.changed();
         Ok(())
     }
 

@@ -97,7 +97,7 @@ pub(crate) async fn user_of_token(
     Ok(left4me_app::ops::sessions::current(state.app(), token)
         .await?
         .map(|signed_in| CurrentUser {
-            actor: Actor::new(signed_in.user),
+            actor: Actor::with_session(signed_in.user, signed_in.session.verified_at),
             session: signed_in.session,
             must_set_up_second_factor: signed_in.must_set_up_second_factor,
         }))

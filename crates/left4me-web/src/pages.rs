@@ -430,6 +430,9 @@ pub(crate) struct AccountPage {
     pub(crate) made: Option<(String, String)>,
     pub(crate) factor: left4me_app::ops::second_factor::FactorStatus,
     pub(crate) sessions: Vec<SessionRow>,
+    /// The user proved who they are in the last ten minutes (tokens and a
+    /// new second factor take that).
+    pub(crate) recent: bool,
 }
 
 /// A session in the account page's list.

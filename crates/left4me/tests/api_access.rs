@@ -401,6 +401,8 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
         route(M::GET, "/account/tokens", "/account/tokens", &[], Session, ok),
         route(M::POST, "/account/tokens", "/account/tokens", &[], Session, created)
             .json(json!({"name": "made here", "scopes": ["read"]})),
+        route(M::POST, "/account/confirm", "/account/confirm", &[], Session, none)
+            .json(json!({"password": "olive-password-1"})),
         route(M::PUT, "/account/password", "/account/password", &[], Session, none).json(json!({
             "current": "olive-password-1", "password": "olive-password-2", "confirm": "olive-password-2"
         })),

@@ -342,3 +342,75 @@ async fn an_admin_policy_leads_who_it_covers_to_set_up_a_second_factor_first() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_and_a_new_second_factor_ask_for_the_password_after_ten_minutes() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let (_, account) = alice.get_text("/account").await;
+    assert!(!account.contains("id=\"confirm\""), "just signed in");
+
+    // The sign-in grows old: moved back in the database, as eleven
+    // minutes would.
+    {
+        use sqlx::{ConnectOptions, Connection};
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(app.config.database_path())
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("UPDATE sessions SET verified_at = verified_at - 660")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    }
+    // A change from outside the panel shows within its memo's time.
+    let asked = async {
+        while !alice
+            .get_text("/account")
+            .await
+            .1
+            .contains("id=\"confirm\"")
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), asked)
+        .await
+        .expect("the account page asks for the password again");
+    let res = alice.post("/account/totp", &[]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("confirm your password"));
+    let csrf = alice.csrf("/account").await;
+    let api = alice
+        .http
+        .post(app.url("/api/v1/account/tokens"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"name": "bot", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::FORBIDDEN);
+
+    let res = alice
+        .post("/account/confirm", &[("password", "not-it")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = alice
+        .post("/account/confirm", &[("password", "alice-password-1")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    turn_on_totp(&alice).await;
+    let api = alice
+        .http
+        .post(app.url("/api/v1/account/tokens"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"name": "bot", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::CREATED);
+    app.stop().await;
+}

@@ -134,7 +134,7 @@ fn setup_of(actor: &Actor, key: &TotpKey) -> TotpSetup {
 /// Makes a new key to set up (replacing one being set up, never one in
 /// use) and says how to put it into an app.
 pub async fn begin_totp(app: &App, actor: &Actor) -> OpResult<TotpSetup> {
-    actor.require_session()?;
+    actor.require_recent_sign_in()?;
     let key = TotpKey::generate();
     let sealed = app.sealing_key()?.seal(&context(actor.id()), key.bytes());
     let mut write = app.store().write().await?;
@@ -168,7 +168,7 @@ pub async fn confirm_totp(
     keep: &str,
     code: &str,
 ) -> OpResult<Vec<Secret>> {
-    actor.require_session()?;
+    actor.require_recent_sign_in()?;
     let Some(stored) = app
         .store()
         .totp_key(actor.id())

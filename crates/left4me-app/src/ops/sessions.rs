@@ -300,6 +300,40 @@ pub async fn second_factor(
     ))
 }
 
+/// The user types their password again in this session (`current` is its
+/// token hash): making API tokens and adding a second factor take that
+/// within ten minutes. Wrong passwords are slowed like failed sign-ins.
+pub async fn confirm_identity(
+    app: &App,
+    actor: &Actor,
+    address: IpAddr,
+    current: &str,
+    password: &Secret,
+) -> OpResult<()> {
+    actor.require_session()?;
+    let (limiter, username) = (app.limiter(), actor.user.username.as_str());
+    if let Err(wait) = limiter.attempt(address, username) {
+        return Err(OpError::TooManyAttempts {
+            message: format!(
+                "Too many wrong passwords. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+            retry_after: wait,
+        });
+    }
+    let hash = actor.user.password_hash.clone();
+    let typed = password.clone();
+    let right =
+        tokio::task::spawn_blocking(move || verify_password(hash.expose(), typed.expose())).await?;
+    if !right {
+        tracing::warn!(%address, %username, "wrong password to confirm a session");
+        return Err(OpError::invalid("password", "that is not your password"));
+    }
+    limiter.record_success(address, username);
+    app.store().verify_session(current).await?;
+    Ok(())
+}
+
 /// One of a user's sessions as their account page lists it.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {

@@ -92,7 +92,7 @@ pub async fn list(app: &App, actor: &Actor) -> OpResult<Vec<TokenInfo>> {
 
 /// Makes a token of `actor`'s (from a session: tokens make no tokens).
 pub async fn create(app: &App, actor: &Actor, input: &NewTokenInput) -> OpResult<MadeToken> {
-    actor.require_session()?;
+    actor.require_recent_sign_in()?;
     let mut errors = FieldErrors::default();
     let name = DisplayName::parse(&input.name)
         .map_err(|e| errors.add("name", e))

@@ -2,12 +2,15 @@
 //! signed-in browser session may use these (with its CSRF header to
 //! change anything): a token makes no tokens and changes no password.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use left4me_app::actor::Scope;
 use left4me_app::error::OpError;
+use left4me_app::ops::sessions;
 use left4me_app::ops::tokens::{self, NewTokenInput, TokenInfo};
 use left4me_app::ops::users::{self, PasswordInput};
 use left4me_store::Secret;
@@ -165,5 +168,31 @@ pub(crate) async fn change_password(
     // A token has no session to keep: the operation refuses it.
     let keep = user.session_hash().unwrap_or_default();
     users::change_password(state.app(), &user, keep, &input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Confirm {
+    #[schema(value_type = String)]
+    password: Secret,
+}
+
+/// The password typed again: making tokens and adding a second factor
+/// need it within ten minutes of signing in or of this.
+#[utoipa::path(post, path = "/account/confirm", tag = "account", request_body = Confirm,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: ApiUser,
+    ApiJson(body): ApiJson<Confirm>,
+) -> ApiResult<StatusCode> {
+    let trusted = &state.app().config().trusted_proxies;
+    let address = crate::auth::client_ip(peer.ip(), &headers, trusted);
+    // A token has no session: the operation refuses it.
+    let current = user.session_hash().unwrap_or_default();
+    sessions::confirm_identity(state.app(), &user, address, current, &body.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

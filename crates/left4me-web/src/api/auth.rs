@@ -97,7 +97,7 @@ impl FromRequestParts<AppState> for ApiUser {
             }
         }
         Ok(Self {
-            actor: Actor::new(user),
+            actor: Actor::with_session(user, session.verified_at),
             session: Some(session.token_hash),
         })
     }

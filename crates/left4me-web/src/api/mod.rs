@@ -207,6 +207,7 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(account::tokens, account::create_token))
         .routes(routes!(account::revoke_token))
         .routes(routes!(account::change_password))
+        .routes(routes!(account::confirm))
         .split_for_parts();
     // After the routes: the modifiers work on every operation's entry.
     BearerToken.modify(&mut doc);

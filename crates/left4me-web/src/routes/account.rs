@@ -78,6 +78,7 @@ async fn account_page(
         servers: names,
         made: made.map(|m| (m.info.name, m.token.expose().to_owned())),
         factor: second_factor::status(app, user).await?,
+        recent: user.signed_in_recently(),
         sessions: sessions::list(app, user, user.session.token_hash.expose())
             .await?
             .into_iter()
@@ -273,4 +274,32 @@ pub(crate) async fn end_session(
 ) -> AppResult<Response> {
     sessions::end(state.app(), &user, id).await?;
     Ok(Redirect::to("/account#sessions").into_response())
+}
+
+/// The password typed again: tokens and a new second factor may follow
+/// for ten minutes.
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+    user: CurrentUser,
+    Form(form): Form<PasswordForm>,
+) -> AppResult<Response> {
+    let trusted = &state.app().config().trusted_proxies;
+    let address = crate::auth::client_ip(peer.ip(), &headers, trusted);
+    let current = user.session.token_hash.expose();
+    match sessions::confirm_identity(state.app(), &user, address, current, &form.password).await {
+        Ok(()) => Ok(Redirect::to("/account").into_response()),
+        Err(left4me_app::error::OpError::Invalid(fields)) => {
+            // Its own field name: the password change's form has a
+            // `password` too.
+            let mut errors = FormErrors::default();
+            for e in fields.iter() {
+                errors.add("confirm_password", e.message.clone());
+            }
+            let page = account_page(&state, &user, errors, false, None).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(other) => Err(other.into()),
+    }
 }

@@ -107,6 +107,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/users/{id}/delete", post(users::delete))
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
+        .route("/account/confirm", post(account::confirm))
         .route("/account/totp", post(account::begin_totp))
         .route("/account/totp/confirm", post(account::confirm_totp))
         .route("/account/totp/remove", post(account::remove_totp))
