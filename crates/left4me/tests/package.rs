@@ -237,6 +237,22 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     for dir in ["/usr/bin", "/usr/lib/left4me", "/usr/lib/systemd/system"] {
         assert!(!left4me_can_write(&machine, dir), "left4me can write {dir}");
     }
+    // The key that seals second factors: root's, in the configuration;
+    // the panel gets it as a systemd credential and keeps no copy in its
+    // state.
+    assert_eq!(
+        machine
+            .ok("stat -c '%U:%G %a' /etc/left4me/secrets.key")
+            .trim(),
+        "root:root 600"
+    );
+    assert_eq!(
+        machine.ok("stat -c %s /etc/left4me/secrets.key").trim(),
+        "32"
+    );
+    machine.ok("runuser -u left4me -- sh -c 'test ! -r /etc/left4me/secrets.key'");
+    machine.ok("systemctl is-active left4me.service");
+    machine.ok("test ! -e /var/lib/left4me/secrets.key");
     assert_eq!(
         stat(&machine, &[CONFIG, STATE]),
         [
