@@ -321,6 +321,30 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
             .unwrap()
     };
 
+    // A second session of the owner's, to end.
+    let _laptop = app.login("olive", "olive-password-1").await;
+    let other_session = {
+        let csrf = owner.csrf("/account").await;
+        let list = route(
+            Method::GET,
+            "",
+            "/account/sessions",
+            &[],
+            Whose::Session,
+            StatusCode::OK,
+        );
+        let (status, list) = send(&full.http, &base, Caller::Session(&owner, &csrf), &list).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["current"] == false)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+
     use Whose::*;
     use reqwest::Method as M;
     let (ok, created, accepted, none) = (
@@ -401,6 +425,13 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
         route(M::GET, "/account/tokens", "/account/tokens", &[], Session, ok),
         route(M::POST, "/account/tokens", "/account/tokens", &[], Session, created)
             .json(json!({"name": "made here", "scopes": ["read"]})),
+        route(M::GET, "/account/sessions", "/account/sessions", &[], Session, ok),
+        route(M::DELETE, "/account/sessions/{id}", format!("/account/sessions/{other_session}"), &[], Session, none),
+        route(M::DELETE, "/users/{id}/sessions", format!("/users/{erin}/sessions"), &["admin"], Admins, none),
+        route(M::DELETE, "/users/{id}/second-factor", format!("/users/{erin}/second-factor"), &["admin"], Admins, none),
+        route(M::GET, "/settings/second-factor", "/settings/second-factor", &["read", "admin"], Admins, ok),
+        route(M::PUT, "/settings/second-factor", "/settings/second-factor", &["admin"], Admins, none)
+            .json(json!({"required_of": "nobody"})),
         route(M::POST, "/account/confirm", "/account/confirm", &[], Session, none)
             .json(json!({"password": "olive-password-1"})),
         route(M::PUT, "/account/password", "/account/password", &[], Session, none).json(json!({

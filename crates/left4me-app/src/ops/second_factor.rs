@@ -48,13 +48,20 @@ impl Policy {
     }
 }
 
-pub async fn policy(app: &App) -> OpResult<Policy> {
+async fn policy(app: &App) -> OpResult<Policy> {
     Ok(app
         .store()
         .setting(Policy::SETTING)
         .await?
         .and_then(|raw| Policy::parse(&raw))
         .unwrap_or_default())
+}
+
+/// Admins: who must have a second factor (to show the setting).
+pub async fn policy_for(app: &App, actor: &Actor) -> OpResult<Policy> {
+    actor.require_admin()?;
+    actor.require(crate::actor::Scope::Read)?;
+    policy(app).await
 }
 
 /// Admins: who must have a second factor.

@@ -196,3 +196,59 @@ pub(crate) async fn confirm(
     sessions::confirm_identity(state.app(), &user, address, current, &body.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// One of the caller's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionView {
+    id: i64,
+    /// The browser, in a few words.
+    browser: String,
+    address: String,
+    signed_in_at: i64,
+    /// To the minute.
+    last_seen_at: i64,
+    /// The session this request came with.
+    current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionList {
+    items: Vec<SessionView>,
+}
+
+/// Where the caller is signed in, the session seen last first.
+#[utoipa::path(get, path = "/account/sessions", tag = "account",
+    responses((status = 200, body = SessionList), (status = 403, body = Problem)))]
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    user: ApiUser,
+) -> ApiResult<Json<SessionList>> {
+    let current = user.session_hash().unwrap_or_default();
+    let all = sessions::list(state.app(), &user, current).await?;
+    Ok(Json(SessionList {
+        items: all
+            .into_iter()
+            .map(|s| SessionView {
+                id: s.id,
+                browser: s.browser,
+                address: s.address,
+                signed_in_at: s.signed_in_at,
+                last_seen_at: s.last_seen_at,
+                current: s.current,
+            })
+            .collect(),
+    }))
+}
+
+/// Ends one of the caller's sessions: its next request is signed out.
+#[utoipa::path(delete, path = "/account/sessions/{id}", tag = "account",
+    params(("id" = i64, Path, description = "session id")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn end_session(
+    State(state): State<AppState>,
+    user: ApiUser,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    sessions::end(state.app(), &user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -208,6 +208,11 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(account::revoke_token))
         .routes(routes!(account::change_password))
         .routes(routes!(account::confirm))
+        .routes(routes!(account::sessions))
+        .routes(routes!(account::end_session))
+        .routes(routes!(users::end_sessions))
+        .routes(routes!(users::reset_second_factor))
+        .routes(routes!(users::policy, users::set_policy))
         .split_for_parts();
     // After the routes: the modifiers work on every operation's entry.
     BearerToken.modify(&mut doc);

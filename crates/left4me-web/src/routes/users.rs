@@ -22,7 +22,7 @@ async fn users_page(
     Ok(UsersPage {
         l: Layout::of(user),
         users: users::list(state.app(), user).await?,
-        policy: second_factor::policy(state.app()).await?.as_str(),
+        policy: second_factor::policy_for(state.app(), user).await?.as_str(),
         me: user.id(),
         username,
         errors,
