@@ -124,6 +124,13 @@ impl Modify for ProblemResponses {
                         "Too many failed tokens from this address: wait Retry-After seconds.",
                     ),
                 ];
+                if operation.security.is_some() {
+                    shared.push((
+                        "403",
+                        "The token lacks a scope this needs, or the admins require a second \
+                         factor the caller has not set up.",
+                    ));
+                }
                 if operation.parameters.iter().flatten().next().is_some() {
                     shared.push(("404", "No such thing, or not the caller's to see."));
                 }
