@@ -32,6 +32,10 @@ pub enum SealingError {
         "{path} may be read by others (mode {mode:o}): run `chmod 600 {path}` (the panel's user must own it)"
     )]
     Readable { path: PathBuf, mode: u32 },
+    #[error(
+        "the panel runs with systemd credentials but without {0}: add `LoadCredential={CREDENTIAL}:/etc/left4me/secrets.key` to its unit"
+    )]
+    MissingCredential(PathBuf),
     /// Not sealed under this key, or changed since.
     #[error("a sealed secret does not open with this key (was secrets.key replaced?)")]
     Tampered,
@@ -51,25 +55,31 @@ impl SealingKey {
     /// one, else from `root/secrets.key` (made when missing).
     pub fn load(root: &Path) -> Result<Self, SealingError> {
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            // systemd keeps its credentials from others itself (and may
+            // grant the service's user a group or ACL read): no mode check.
+            // A unit that passes credentials but not this one is a mistake
+            // to say, not to paper over with a key the sealed ones do not
+            // open with.
             let path = Path::new(&dir).join(CREDENTIAL);
-            if path.exists() {
-                return Self::read(&path);
+            if !path.exists() {
+                return Err(SealingError::MissingCredential(path));
             }
+            return Self::read(&path, false);
         }
         let path = root.join(KEY_FILE);
         if !path.exists() {
             make_key_file(&path)?;
         }
-        Self::read(&path)
+        Self::read(&path, true)
     }
 
-    fn read(path: &Path) -> Result<Self, SealingError> {
+    fn read(path: &Path, check_mode: bool) -> Result<Self, SealingError> {
         let io = |error| SealingError::Io {
             path: path.to_owned(),
             error,
         };
         let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
+        if check_mode && mode & 0o077 != 0 {
             return Err(SealingError::Readable {
                 path: path.to_owned(),
                 mode: mode & 0o777,

@@ -111,6 +111,18 @@ impl Store {
         .await?)
     }
 
+    /// Counts a wrong code against a pending sign-in; says how many it has
+    /// had.
+    pub async fn fail_pending_login(&self, token_hash: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE pending_logins SET failures = failures + 1 WHERE token_hash = ? RETURNING failures",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or(i64::MAX))
+    }
+
     /// Ends a pending sign-in (done, or given up), and any that expired.
     pub async fn delete_pending_login(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM pending_logins WHERE token_hash = ? OR expires_at <= ?")
@@ -152,19 +164,36 @@ impl crate::Write {
         Ok(())
     }
 
-    /// Turns the key on, its first code's step taken.
-    pub async fn confirm_totp_key(&mut self, user_id: i64, step: i64) -> Result<bool> {
+    /// Turns the key `sealed` on, its first code's step taken; false when
+    /// another key (or none) is being set up now.
+    pub async fn confirm_totp_key(
+        &mut self,
+        user_id: i64,
+        sealed: &[u8],
+        step: i64,
+    ) -> Result<bool> {
         Ok(sqlx::query(
             "UPDATE totp_keys SET confirmed_at = ?, last_step = ?
-             WHERE user_id = ? AND confirmed_at IS NULL",
+             WHERE user_id = ? AND sealed = ? AND confirmed_at IS NULL",
         )
         .bind(now())
         .bind(step)
         .bind(user_id)
+        .bind(sealed)
         .execute(&mut *self.tx)
         .await?
         .rows_affected()
             == 1)
+    }
+
+    /// Ends the user's sign-ins waiting for a second factor (their
+    /// password changed, or the factor was reset).
+    pub async fn delete_pending_logins_of(&mut self, user_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM pending_logins WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     /// Removes the key and the recovery codes.

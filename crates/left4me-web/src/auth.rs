@@ -145,6 +145,25 @@ impl FromRequestParts<AppState> for MaybeUser {
     }
 }
 
+/// The client's address, as the limits count it: the peer's, or behind a
+/// trusted proxy the one it forwards.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| AppError::BadRequest("no client address".into()))?;
+        let trusted = &state.app().config().trusted_proxies;
+        Ok(Self(client_ip(peer, &parts.headers, trusted)))
+    }
+}
+
 /// What a user who must set up a second factor first may still open:
 /// the account page's setup and signing out.
 fn open_before_second_factor(method: &Method, path: &str) -> bool {
@@ -153,7 +172,7 @@ fn open_before_second_factor(method: &Method, path: &str) -> bool {
         (&Method::GET, "/account")
             | (
                 &Method::POST,
-                "/account/totp" | "/account/totp/confirm" | "/logout"
+                "/account/confirm" | "/account/totp" | "/account/totp/confirm" | "/logout"
             )
     ) || !path.starts_with('/')
         || ["/login", "/setup", "/static/", "/health", "/api/"]

@@ -1,12 +1,14 @@
 //! Second factors: an authenticator app (TOTP) and recovery codes, set up
 //! and removed from the account page, and checked at sign-in.
 
+use std::net::IpAddr;
+
 use left4me_store::{Secret, Store, User};
 use serde::Deserialize;
 
 use crate::App;
 use crate::actor::Actor;
-use crate::credentials::{token_hash, verify_password};
+use crate::credentials::token_hash;
 use crate::error::{OpError, OpResult};
 use crate::ops::activity::record;
 use crate::second_factor::{TotpKey, normalize_recovery_code, qr_svg, recovery_codes};
@@ -49,12 +51,16 @@ impl Policy {
 }
 
 async fn policy(app: &App) -> OpResult<Policy> {
-    Ok(app
-        .store()
-        .setting(Policy::SETTING)
-        .await?
-        .and_then(|raw| Policy::parse(&raw))
-        .unwrap_or_default())
+    let Some(raw) = app.store().setting(Policy::SETTING).await? else {
+        return Ok(Policy::default());
+    };
+    Ok(Policy::parse(&raw).unwrap_or_else(|| {
+        // Only the panel writes it; still, fail closed and say so.
+        tracing::warn!(
+            "unknown second-factor policy {raw:?} in the settings; requiring it of everyone"
+        );
+        Policy::Everyone
+    }))
 }
 
 /// Admins: who must have a second factor (to show the setting).
@@ -108,13 +114,20 @@ pub async fn status(app: &App, actor: &Actor) -> OpResult<FactorStatus> {
     })
 }
 
-/// A key being set up: what the page shows to put it into an app.
-#[derive(Debug, Clone)]
+/// A key being set up: what the page shows to put it into an app. Its
+/// `Debug` shows neither (the QR code holds the key too).
+#[derive(Clone)]
 pub struct TotpSetup {
     /// The key in base32, to type in.
     pub secret: Secret,
     /// The `otpauth://` link, as a QR code in SVG.
     pub qr_svg: String,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetup(..)")
+    }
 }
 
 /// The sealing context of a user's key: a sealed key moved to another
@@ -194,7 +207,12 @@ pub async fn confirm_totp(
     let codes = recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
     let mut write = app.store().write().await?;
-    if !write.confirm_totp_key(actor.id(), step_i64(step)).await? {
+    // The key checked is the key turned on: another tab may have begun
+    // a new one since it was read.
+    if !write
+        .confirm_totp_key(actor.id(), &stored.sealed, step_i64(step))
+        .await?
+    {
         return Err(OpError::conflict("Your authenticator app is on already."));
     }
     write.replace_recovery_codes(actor.id(), &hashes).await?;
@@ -214,7 +232,7 @@ pub async fn confirm_totp(
 
 /// New recovery codes in place of the old ones (which stop working).
 pub async fn new_recovery_codes(app: &App, actor: &Actor) -> OpResult<Vec<Secret>> {
-    actor.require_session()?;
+    actor.require_recent_sign_in()?;
     let codes = recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
     let mut write = app.store().write().await?;
@@ -237,13 +255,14 @@ pub async fn new_recovery_codes(app: &App, actor: &Actor) -> OpResult<Vec<Secret
 }
 
 /// Turns two-factor sign-in off: the password is asked again.
-pub async fn remove_totp(app: &App, actor: &Actor, password: &Secret) -> OpResult<()> {
+pub async fn remove_totp(
+    app: &App,
+    actor: &Actor,
+    address: IpAddr,
+    password: &Secret,
+) -> OpResult<()> {
     actor.require_session()?;
-    let hash = actor.user.password_hash.clone();
-    let typed = password.clone();
-    let right =
-        tokio::task::spawn_blocking(move || verify_password(hash.expose(), typed.expose())).await?;
-    if !right {
+    if !crate::ops::sessions::password_again(app, actor, address, password).await? {
         return Err(OpError::invalid("password", "that is not your password"));
     }
     let mut write = app.store().write().await?;

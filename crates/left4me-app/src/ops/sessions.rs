@@ -25,6 +25,9 @@ pub struct Client {
     pub user_agent: String,
 }
 
+/// Wrong codes a pending sign-in takes before it ends.
+const PENDING_FAILURES: i64 = 10;
+
 /// How long the second step of a sign-in may take.
 pub const PENDING_TTL_SECS: i64 = 300;
 
@@ -287,6 +290,12 @@ pub async fn second_factor(
         return open(app, user, client).await;
     }
     tracing::warn!(%address, username = %user.username, "failed second factor");
+    // A pending sign-in takes a few wrong codes, from whatever addresses:
+    // then the password is asked again (and counted again).
+    let ended = app.store().fail_pending_login(&hash).await? >= PENDING_FAILURES;
+    if ended {
+        app.store().delete_pending_login(&hash).await?;
+    }
     app.store()
         .record_anonymous_activity(
             &address.to_string(),
@@ -294,6 +303,11 @@ pub async fn second_factor(
             &format!("a wrong second factor for {}", user.username),
         )
         .await?;
+    if ended {
+        return Err(OpError::Unauthenticated(
+            "Too many wrong codes: sign in again.".into(),
+        ));
+    }
     Err(OpError::invalid(
         "code",
         "That code is not right, or was used already.",
@@ -311,6 +325,22 @@ pub async fn confirm_identity(
     password: &Secret,
 ) -> OpResult<()> {
     actor.require_session()?;
+    if !password_again(app, actor, address, password).await? {
+        return Err(OpError::invalid("password", "that is not your password"));
+    }
+    app.store().verify_session(current).await?;
+    Ok(())
+}
+
+/// Whether `password` is `actor`'s, typed again in a session: slowed
+/// like failed sign-ins (per address and per address and user), so a
+/// stolen session cannot guess the password at leisure.
+pub(crate) async fn password_again(
+    app: &App,
+    actor: &Actor,
+    address: IpAddr,
+    password: &Secret,
+) -> OpResult<bool> {
     let (limiter, username) = (app.limiter(), actor.user.username.as_str());
     if let Err(wait) = limiter.attempt(address, username) {
         return Err(OpError::TooManyAttempts {
@@ -325,13 +355,12 @@ pub async fn confirm_identity(
     let typed = password.clone();
     let right =
         tokio::task::spawn_blocking(move || verify_password(hash.expose(), typed.expose())).await?;
-    if !right {
-        tracing::warn!(%address, %username, "wrong password to confirm a session");
-        return Err(OpError::invalid("password", "that is not your password"));
+    if right {
+        limiter.record_success(address, username);
+    } else {
+        tracing::warn!(%address, %username, "a wrong password typed again in a session");
     }
-    limiter.record_success(address, username);
-    app.store().verify_session(current).await?;
-    Ok(())
+    Ok(right)
 }
 
 /// One of a user's sessions as their account page lists it.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::App;
 use crate::actor::{Actor, Scope};
-use crate::credentials::{hash_password, verify_password};
+use crate::credentials::hash_password;
 use crate::domain::{NewPassword, Username};
 use crate::error::{FieldErrors, OpError, OpResult};
 use crate::ops::activity::record;
@@ -132,6 +132,7 @@ pub async fn reset_second_factor(app: &App, actor: &Actor, id: i64) -> OpResult<
     let target = app.store().user(id).await?;
     let mut write = app.store().write().await?;
     write.delete_second_factor(target.id).await?;
+    write.delete_pending_logins_of(target.id).await?;
     write
         .set_second_factor_reset(target.id, Some(left4me_store::now()))
         .await?;
@@ -155,17 +156,13 @@ pub struct PasswordInput {
 pub async fn change_password(
     app: &App,
     actor: &Actor,
+    address: std::net::IpAddr,
     keep: &str,
     input: &PasswordInput,
 ) -> OpResult<()> {
     actor.require_session()?;
     let mut errors = FieldErrors::default();
-    let hash = actor.user.password_hash.clone();
-    let current = input.current.clone();
-    let current_ok =
-        tokio::task::spawn_blocking(move || verify_password(hash.expose(), current.expose()))
-            .await?;
-    if !current_ok {
+    if !crate::ops::sessions::password_again(app, actor, address, &input.current).await? {
         errors.add("current", "that is not your current password");
     }
     let password = NewPassword::parse(input.password.expose())
@@ -180,6 +177,7 @@ pub async fn change_password(
     let hash = hash_blocking(password).await?;
     let mut write = app.store().write().await?;
     write.set_password_hash(actor.id(), &hash).await?;
+    write.delete_pending_logins_of(actor.id()).await?;
     write.delete_other_sessions(actor.id(), keep).await?;
     write.commit().await?;
     Ok(())

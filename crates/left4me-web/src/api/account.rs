@@ -157,9 +157,13 @@ pub(crate) struct NewPassword {
     responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     user: ApiUser,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult<StatusCode> {
+    let trusted = &state.app().config().trusted_proxies;
+    let address = crate::auth::client_ip(peer.ip(), &headers, trusted);
     let input = PasswordInput {
         current: body.current,
         password: body.password,
@@ -167,7 +171,7 @@ pub(crate) async fn change_password(
     };
     // A token has no session to keep: the operation refuses it.
     let keep = user.session_hash().unwrap_or_default();
-    users::change_password(state.app(), &user, keep, &input).await?;
+    users::change_password(state.app(), &user, address, keep, &input).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -13,7 +13,7 @@ use left4me_app::ops::tokens::{self, MadeToken, NewTokenInput};
 use left4me_app::ops::users::{self, PasswordInput};
 
 use super::form_failure;
-use crate::auth::CurrentUser;
+use crate::auth::{ClientAddress, CurrentUser};
 use crate::error::{AppError, AppResult};
 use crate::pages::{
     AccountPage, FormErrors, Layout, RecoveryCodesPage, SessionRow, TokenRow, TotpSetupPage,
@@ -101,12 +101,13 @@ pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> Ap
 
 pub(crate) async fn change_password(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     user: CurrentUser,
     Form(form): Form<PasswordInput>,
 ) -> AppResult<Response> {
     let keep = user.session.token_hash.expose();
     let (status, errors, changed) =
-        match users::change_password(state.app(), &user, keep, &form).await {
+        match users::change_password(state.app(), &user, address, keep, &form).await {
             Ok(()) => (StatusCode::OK, FormErrors::default(), true),
             Err(error) => {
                 let (status, errors) = form_failure(error)?;
@@ -253,10 +254,11 @@ pub(crate) struct PasswordForm {
 /// Turns two-factor sign-in off, with the password.
 pub(crate) async fn remove_totp(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     user: CurrentUser,
     Form(form): Form<PasswordForm>,
 ) -> AppResult<Response> {
-    match second_factor::remove_totp(state.app(), &user, &form.password).await {
+    match second_factor::remove_totp(state.app(), &user, address, &form.password).await {
         Ok(()) => Ok(Redirect::to("/account#second-factor").into_response()),
         Err(error) => {
             let (status, errors) = form_failure(error)?;
@@ -280,13 +282,10 @@ pub(crate) async fn end_session(
 /// for ten minutes.
 pub(crate) async fn confirm(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
-    headers: axum::http::HeaderMap,
+    ClientAddress(address): ClientAddress,
     user: CurrentUser,
     Form(form): Form<PasswordForm>,
 ) -> AppResult<Response> {
-    let trusted = &state.app().config().trusted_proxies;
-    let address = crate::auth::client_ip(peer.ip(), &headers, trusted);
     let current = user.session.token_hash.expose();
     match sessions::confirm_identity(state.app(), &user, address, current, &form.password).await {
         Ok(()) => Ok(Redirect::to("/account").into_response()),

@@ -199,8 +199,12 @@ pub(crate) async fn logout(
     if let Some(token) = auth::cookie(&headers, SESSION_COOKIE) {
         sessions::log_out(state.app(), &token).await?;
     }
-    let clear = auth::set_cookie(SESSION_COOKIE, "", 0, state.app().config().secure_cookies);
-    Ok(with_cookies([clear], Redirect::to("/login")))
+    let secure = state.app().config().secure_cookies;
+    let clear = [
+        auth::set_cookie(SESSION_COOKIE, "", 0, secure),
+        auth::set_cookie(PENDING_COOKIE, "", 0, secure),
+    ];
+    Ok(with_cookies(clear, Redirect::to("/login")))
 }
 
 /// The second step of a sign-in, while its cookie lasts.
