@@ -414,3 +414,49 @@ async fn tokens_and_a_new_second_factor_ask_for_the_password_after_ten_minutes()
     assert_eq!(api.status(), StatusCode::CREATED);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_sign_in_ends_after_ten_wrong_codes_from_any_addresses() {
+    let mut app = App::spawn_configured(|c| c.trusted_proxies = "127.0.0.1".parse().unwrap()).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    turn_on_totp(&alice).await;
+
+    // The attacker has the password and one pending sign-in, and sends
+    // each code from another address (so no address is slowed).
+    let first = Client::forwarded_for(&app.url(""), "203.0.113.100");
+    password_step(&first, "alice", "alice-password-1").await;
+    let csrf = first.csrf("/login/second-factor").await;
+    let cookies = first
+        .http
+        .get(app.url("/login/second-factor"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cookies.status(),
+        StatusCode::OK,
+        "the pending cookie is kept"
+    );
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        let from = format!("203.0.113.{i}");
+        let res = first
+            .http
+            .post(app.url("/login/second-factor"))
+            .header("x-forwarded-for", &from)
+            .form(&[("csrf", csrf.as_str()), ("code", "000000")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status());
+    }
+    assert_eq!(
+        statuses[..9],
+        [StatusCode::UNPROCESSABLE_ENTITY; 9],
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[9], StatusCode::UNAUTHORIZED, "the tenth ends it");
+    assert_eq!(statuses[10], StatusCode::UNAUTHORIZED, "and it stays ended");
+    app.stop().await;
+}
