@@ -111,6 +111,27 @@ impl SealingKey {
         [nonce.as_slice(), &sealed].concat()
     }
 
+    /// A keyed hash (HMAC-SHA-256, hex) of `data` for `purpose`: what is
+    /// kept of a secret that is only ever compared (recovery codes), so a
+    /// copy of the database alone cannot be searched for them.
+    pub fn keyed_hash(&self, purpose: &[u8], data: &[u8]) -> String {
+        use hmac::{KeyInit, Mac};
+        type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+        // A key of its own per purpose, derived from the sealing key.
+        let mut derive =
+            <HmacSha256 as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        derive.update(purpose);
+        let subkey = derive.finalize().into_bytes();
+        let mut mac =
+            <HmacSha256 as KeyInit>::new_from_slice(&subkey).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealingError> {
         if sealed.len() < NONCE_LEN {
             return Err(SealingError::Tampered);
@@ -182,6 +203,11 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let other = SealingKey::load(other.path()).unwrap();
         assert!(other.open(b"user 1", &sealed).is_err());
+        let hash = key.keyed_hash(b"codes", b"abcd");
+        assert_eq!(hash.len(), 64);
+        assert_eq!(hash, again.keyed_hash(b"codes", b"abcd"));
+        assert_ne!(hash, other.keyed_hash(b"codes", b"abcd"));
+        assert_ne!(hash, key.keyed_hash(b"other", b"abcd"));
     }
 
     #[test]

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use crate::App;
 use crate::actor::Actor;
-use crate::credentials::token_hash;
 use crate::error::{OpError, OpResult};
 use crate::ops::activity::record;
 use crate::second_factor::{TotpKey, normalize_recovery_code, qr_svg, recovery_codes};
@@ -205,7 +204,7 @@ pub async fn confirm_totp(
         ));
     };
     let codes = recovery_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+    let hashes = recovery_hashes(app, actor.id(), &codes)?;
     let mut write = app.store().write().await?;
     // The key checked is the key turned on: another tab may have begun
     // a new one since it was read.
@@ -234,7 +233,7 @@ pub async fn confirm_totp(
 pub async fn new_recovery_codes(app: &App, actor: &Actor) -> OpResult<Vec<Secret>> {
     actor.require_recent_sign_in()?;
     let codes = recovery_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+    let hashes = recovery_hashes(app, actor.id(), &codes)?;
     let mut write = app.store().write().await?;
     if !write.totp_confirmed(actor.id()).await? {
         return Err(OpError::conflict(
@@ -293,7 +292,7 @@ pub(crate) async fn check(app: &App, user_id: i64, typed: &str) -> OpResult<bool
     let store = app.store();
     if let Some(code) = normalize_recovery_code(typed) {
         return Ok(store
-            .take_recovery_code(user_id, &recovery_hash(&code))
+            .take_recovery_code(user_id, &recovery_hash(app, user_id, &code)?)
             .await?);
     }
     let Some(stored) = store
@@ -310,8 +309,20 @@ pub(crate) async fn check(app: &App, user_id: i64, typed: &str) -> OpResult<bool
     }
 }
 
-fn recovery_hash(code: &str) -> String {
-    token_hash(&normalize_recovery_code(code).unwrap_or_default())
+/// What is kept of a recovery code: a hash keyed with the sealing key,
+/// bound to its user.
+fn recovery_hash(app: &App, user_id: i64, code: &str) -> OpResult<String> {
+    let plain = normalize_recovery_code(code).unwrap_or_default();
+    Ok(app
+        .sealing_key()?
+        .keyed_hash(b"recovery codes", format!("{user_id}:{plain}").as_bytes()))
+}
+
+fn recovery_hashes(app: &App, user_id: i64, codes: &[String]) -> OpResult<Vec<String>> {
+    codes
+        .iter()
+        .map(|c| recovery_hash(app, user_id, c))
+        .collect()
 }
 
 fn now_secs() -> u64 {
