@@ -464,6 +464,22 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     click(&browser, "a[data-back]").await;
     wait_text(&browser, "h1", "Servers", 10).await;
 
+    // The authenticator app's setup: its QR code is SVG the panel draws,
+    // within the policy.
+    browser.goto(&format!("{base}/account")).await.unwrap();
+    click(&browser, "form[action='/account/totp'] button").await;
+    wait_text(&browser, "h1", "Set up an authenticator app", 10).await;
+    let qr = browser
+        .find(Locator::Css("figure.qr svg"))
+        .await
+        .expect("the QR code is drawn");
+    let size = qr.rectangle().await.unwrap();
+    assert!(
+        size.2 >= 200.0 && size.3 >= 200.0,
+        "a QR code big enough to scan: {size:?}"
+    );
+    shot(&browser, "13-totp-setup").await;
+
     // The watcher sees what the policy refuses: inline script does not run.
     let ran = browser
         .execute(
