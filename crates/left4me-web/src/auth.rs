@@ -36,22 +36,30 @@ pub fn setup_url(listen: std::net::SocketAddr, token: &str) -> String {
     format!("http://{listen}/setup?token={token}")
 }
 
+/// The value of cookie `name` the request brings.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
+/// A `Set-Cookie` value: for the whole panel, never readable by scripts,
+/// not sent along by other sites' forms; `Secure` behind HTTPS. A
+/// `max_age` of 0 deletes it.
 pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
-    format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
-        if secure { "; Secure" } else { "" }
-    )
+    cookie::Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .secure(secure)
+        .build()
+        .to_string()
 }
 
 /// The logged-in user of a request: the actor of the operations it
@@ -384,5 +392,30 @@ mod tests {
         );
         assert_eq!(form_field(b"csrf=%zz", "csrf").as_deref(), Some("%zz"));
         assert_eq!(form_field(b"csrf=%4", "csrf").as_deref(), Some("%4"));
+    }
+
+    #[test]
+    fn cookies_are_set_with_their_attributes_and_read_back_from_any_header() {
+        let set = set_cookie("left4me_session", "abc123", 60, true);
+        for part in [
+            "left4me_session=abc123",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Max-Age=60",
+            "Secure",
+        ] {
+            assert!(set.contains(part), "{part} in {set}");
+        }
+        assert!(!set_cookie("a", "b", 0, false).contains("Secure"));
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, "other=1; left4me_csrf=x".parse().unwrap());
+        headers.append(header::COOKIE, "left4me_session=abc123".parse().unwrap());
+        assert_eq!(
+            cookie(&headers, "left4me_session").as_deref(),
+            Some("abc123")
+        );
+        assert_eq!(cookie(&headers, "left4me_csrf").as_deref(), Some("x"));
+        assert_eq!(cookie(&headers, "missing"), None);
     }
 }
