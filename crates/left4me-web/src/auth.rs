@@ -111,7 +111,12 @@ pub(crate) async fn user_of_token(
         }))
 }
 
+/// The request's signed-in user, looked up once per request: a layer
+/// that looked first leaves it in the extensions for the rest.
 async fn session_user(state: &AppState, parts: &Parts) -> Result<Option<CurrentUser>, AppError> {
+    if let Some(user) = parts.extensions.get::<CurrentUser>() {
+        return Ok(Some(user.clone()));
+    }
     let Some(token) = session_token(&parts.headers) else {
         return Ok(None);
     };
@@ -129,9 +134,6 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(user) = parts.extensions.get::<CurrentUser>() {
-            return Ok(user.clone());
-        }
         session_user(state, parts)
             .await?
             .ok_or(AppError::LoginRequired)
@@ -159,14 +161,22 @@ impl FromRequestParts<AppState> for MaybeUser {
 pub struct ClientAddress(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientAddress {
-    type Rejection = AppError;
+    /// Plain text: the pages' error pages and the API's problems both
+    /// take it (the server is always bound with its peers' addresses).
+    type Rejection = (axum::http::StatusCode, &'static str);
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip())
-            .ok_or_else(|| AppError::BadRequest("no client address".into()))?;
+            .ok_or((
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "no client address",
+            ))?;
         let trusted = &state.app().config().trusted_proxies;
         Ok(Self(client_ip(peer, &parts.headers, trusted)))
     }
@@ -199,13 +209,17 @@ pub async fn second_factor_gate(
     if open_before_second_factor(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     match session_user(&state, &parts).await {
         Ok(Some(user)) if user.must_set_up_second_factor => {
             axum::response::Redirect::to("/account#second-factor").into_response()
         }
+        Ok(Some(user)) => {
+            parts.extensions.insert(user);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Ok(None) => next.run(Request::from_parts(parts, body)).await,
         Err(e) => e.into_response(),
-        _ => next.run(Request::from_parts(parts, body)).await,
     }
 }
 

@@ -299,51 +299,22 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
     assert_eq!(status, StatusCode::ACCEPTED, "{stopped}");
     let job = stopped["id"].as_i64().unwrap();
     make_token(&owner, "to revoke", &["read"], &[]).await;
-    let to_revoke = {
+    // The id of the first item of one of the owner's account lists that
+    // `pick` chooses, read through their browser session.
+    let owners_item = async |path: &'static str, pick: &dyn Fn(&Value) -> bool| {
         let csrf = owner.csrf("/account").await;
-        let list = route(
-            Method::GET,
-            "",
-            "/account/tokens",
-            &[],
-            Whose::Session,
-            StatusCode::OK,
-        );
+        let list = route(Method::GET, "", path, &[], Whose::Session, StatusCode::OK);
         let (status, list) = send(&full.http, &base, Caller::Session(&owner, &csrf), &list).await;
         assert_eq!(status, StatusCode::OK, "{list}");
-        list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "to revoke")
-            .unwrap()["id"]
+        let item = list["items"].as_array().unwrap().iter().find(|i| pick(i));
+        item.unwrap_or_else(|| panic!("{path}: {list}"))["id"]
             .as_i64()
             .unwrap()
     };
-
+    let to_revoke = owners_item("/account/tokens", &|t| t["name"] == "to revoke").await;
     // A second session of the owner's, to end.
     let _laptop = app.login("olive", "olive-password-1").await;
-    let other_session = {
-        let csrf = owner.csrf("/account").await;
-        let list = route(
-            Method::GET,
-            "",
-            "/account/sessions",
-            &[],
-            Whose::Session,
-            StatusCode::OK,
-        );
-        let (status, list) = send(&full.http, &base, Caller::Session(&owner, &csrf), &list).await;
-        assert_eq!(status, StatusCode::OK, "{list}");
-        list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["current"] == false)
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap()
-    };
+    let other_session = owners_item("/account/sessions", &|s| s["current"] == false).await;
 
     use Whose::*;
     use reqwest::Method as M;

@@ -2,11 +2,9 @@
 //! signed-in browser session may use these (with its CSRF header to
 //! change anything): a token makes no tokens and changes no password.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use left4me_app::actor::Scope;
 use left4me_app::error::OpError;
@@ -20,6 +18,7 @@ use utoipa::ToSchema;
 use super::ApiJson;
 use super::auth::ApiUser;
 use super::problem::{ApiResult, Problem};
+use crate::auth::ClientAddress;
 use crate::state::AppState;
 
 /// A token as its owner sees it: never the token itself.
@@ -157,13 +156,10 @@ pub(crate) struct NewPassword {
     responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     user: ApiUser,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult<StatusCode> {
-    let trusted = &state.app().config().trusted_proxies;
-    let address = crate::auth::client_ip(peer.ip(), &headers, trusted);
     let input = PasswordInput {
         current: body.current,
         password: body.password,
@@ -188,13 +184,10 @@ pub(crate) struct Confirm {
     responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn confirm(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     user: ApiUser,
     ApiJson(body): ApiJson<Confirm>,
 ) -> ApiResult<StatusCode> {
-    let trusted = &state.app().config().trusted_proxies;
-    let address = crate::auth::client_ip(peer.ip(), &headers, trusted);
     // A token has no session: the operation refuses it.
     let current = user.session_hash().unwrap_or_default();
     sessions::confirm_identity(state.app(), &user, address, current, &body.password).await?;

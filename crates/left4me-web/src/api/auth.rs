@@ -2,9 +2,7 @@
 //! signed-in browser session, which must send its CSRF token in the
 //! `X-CSRF-Token` header for anything but reading.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use left4me_app::actor::Actor;
@@ -13,7 +11,7 @@ use left4me_app::ops::{sessions, tokens};
 use left4me_store::Secret;
 
 use super::problem::ApiError;
-use crate::auth::{client_ip, constant_time_eq, session_token};
+use crate::auth::{ClientAddress, constant_time_eq, session_token};
 use crate::state::AppState;
 
 /// The actor of an API request, and the hash of its session's token
@@ -53,15 +51,12 @@ impl FromRequestParts<AppState> for ApiUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let app = state.app();
-        if let Some(token) = bearer(parts) {
-            let peer = parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .ok_or_else(|| OpError::BadRequest("no client address".into()))?;
-            let client = client_ip(peer, &parts.headers, &app.config().trusted_proxies);
+        if let Some(token) = bearer(parts).map(str::to_owned) {
+            let ClientAddress(client) = ClientAddress::from_request_parts(parts, state)
+                .await
+                .map_err(|(_, why)| OpError::internal("the request", std::io::Error::other(why)))?;
             return Ok(Self {
-                actor: tokens::authenticate(app, client, token).await?,
+                actor: tokens::authenticate(app, client, &token).await?,
                 session: None,
             });
         }

@@ -1,9 +1,7 @@
 //! First-run setup, login and logout.
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -13,7 +11,9 @@ use left4me_store::Secret;
 use left4me_app::error::OpError;
 use left4me_app::ops::sessions::{self, NewSession, SignIn};
 
-use crate::auth::{self, MaybeUser, PRE_SESSION_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS};
+use crate::auth::{
+    self, ClientAddress, MaybeUser, PRE_SESSION_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS,
+};
 use crate::error::AppResult;
 use crate::pages::{FormErrors, LoginPage, SecondFactorPage, SetupPage, render};
 use crate::state::AppState;
@@ -45,10 +45,9 @@ fn with_cookies(cookies: impl IntoIterator<Item = String>, body: impl IntoRespon
 }
 
 /// Who signs in, as the limits and the list of sessions know them.
-fn client_of(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> sessions::Client {
-    let trusted = &state.app().config().trusted_proxies;
+fn client_of(address: ClientAddress, headers: &HeaderMap) -> sessions::Client {
     sessions::Client {
-        address: auth::client_ip(peer.ip(), headers, trusted),
+        address: address.0,
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -92,13 +91,13 @@ pub(crate) struct SetupForm {
 
 pub(crate) async fn setup(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     headers: HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
     let opened = sessions::set_up_first_admin(
         state.app(),
-        &client_of(&state, peer, &headers),
+        &client_of(address, &headers),
         &form.token,
         &form.username,
         &form.password,
@@ -164,11 +163,11 @@ pub(crate) struct LoginForm {
 
 pub(crate) async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
-    let client = client_of(&state, peer, &headers);
+    let client = client_of(address, &headers);
     match sessions::log_in(state.app(), &client, &form.username, &form.password).await {
         Ok(SignIn::Session(session)) => Ok(session_cookie(&state, &session)),
         Ok(SignIn::SecondFactor(pending)) => {
@@ -231,11 +230,11 @@ pub(crate) struct SecondFactorForm {
 
 pub(crate) async fn second_factor(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    address: ClientAddress,
     headers: HeaderMap,
     Form(form): Form<SecondFactorForm>,
 ) -> AppResult<Response> {
-    let client = client_of(&state, peer, &headers);
+    let client = client_of(address, &headers);
     let pending = auth::cookie(&headers, PENDING_COOKIE).unwrap_or_default();
     let again = |status, error| -> AppResult<Response> {
         let page = SecondFactorPage {
