@@ -214,6 +214,7 @@ mod tests {
             is_active: true,
             created_at: 0,
             second_factor_reset_at: None,
+            passkey_sign_in: false,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod limiter;
 pub mod live;
 pub mod memo;
 pub mod ops;
+pub mod passkeys;
 pub mod reconciler;
 pub mod runner;
 pub mod scripts;
@@ -99,6 +100,7 @@ struct Inner {
     sealing: std::sync::OnceLock<Result<sealing::SealingKey, String>>,
     limiter: limiter::LoginLimiter,
     token_limiter: limiter::LoginLimiter,
+    passkeys: passkeys::Passkeys,
     /// Cancelled when the panel shuts down: long-lived streams end then,
     /// so a graceful shutdown does not wait for them forever.
     shutdown: CancellationToken,
@@ -123,6 +125,7 @@ impl App {
             Arc::clone(jobs.installer()),
         );
         Self(Arc::new(Inner {
+            passkeys: passkeys::Passkeys::new(&config),
             config,
             store,
             host,
@@ -283,6 +286,11 @@ impl App {
                     std::io::Error::other(e.clone()),
                 )
             })
+    }
+
+    /// The passkey relying party and its ceremonies in flight.
+    pub fn passkeys(&self) -> &passkeys::Passkeys {
+        &self.0.passkeys
     }
 
     /// Failed sign-ins, slowing the next tries.

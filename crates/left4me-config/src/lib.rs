@@ -63,6 +63,9 @@ pub struct Config {
     pub upload_limit_mb: u64,
     /// Host name players connect to; defaults to the panel's own host.
     pub public_host: Option<String>,
+    /// The panel's address as browsers open it: passkeys are bound to
+    /// its host name and origin. See [`Config::web_origin`].
+    pub public_url: Option<url::Url>,
     /// Reverse proxies in front of the panel: for requests from them, the
     /// client address (for login rate limits) is taken from
     /// `X-Forwarded-For`.
@@ -126,6 +129,7 @@ impl Default for Config {
             workers: 2,
             upload_limit_mb: 512,
             public_host: None,
+            public_url: None,
             trusted_proxies: TrustedProxies::default(),
             max_crashes: 5,
             crash_window_secs: 60,
@@ -284,6 +288,12 @@ upload_limit_mb = 512
 # the host name the panel was opened with.
 # public_host = "l4d2.example.org"
 
+# The panel's address as browsers open it. Passkeys are bound to it: set
+# it when the panel is reached by any address but http://localhost:PORT.
+# It must be a host name (not an IP address) and https://, as browsers
+# offer passkeys only to such pages (and to http://localhost).
+# public_url = "https://l4d2.example.org"
+
 # Reverse proxies in front of the panel (exact addresses). Requests from
 # them are attributed to the client named in X-Forwarded-For, so login
 # rate limits apply per client rather than to the proxy as a whole.
@@ -424,6 +434,21 @@ impl Config {
         set(&env, "LEFT4ME_UPLOAD_LIMIT_MB", &mut self.upload_limit_mb)?;
         if let Some(host) = env("LEFT4ME_PUBLIC_HOST") {
             self.public_host = Some(host).filter(|h| !h.is_empty());
+        }
+        if let Some(value) = env("LEFT4ME_PUBLIC_URL") {
+            self.public_url = if value.is_empty() {
+                None
+            } else {
+                Some(
+                    value
+                        .parse()
+                        .map_err(|e: url::ParseError| ConfigError::Env {
+                            var: "LEFT4ME_PUBLIC_URL".into(),
+                            value: value.clone(),
+                            message: e.to_string(),
+                        })?,
+                )
+            };
         }
         set(&env, "LEFT4ME_TRUSTED_PROXIES", &mut self.trusted_proxies)?;
         set(&env, "LEFT4ME_MAX_CRASHES", &mut self.max_crashes)?;
@@ -573,6 +598,37 @@ impl Config {
         let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
         (hours < 24 && minutes < 60 && self.workshop_refresh_at.len() == 5)
             .then_some(hours * 3600 + minutes * 60)
+    }
+
+    /// Where browsers open the panel, for passkeys: `public_url`, or
+    /// `http://localhost:PORT` while the panel listens on loopback (browsers
+    /// treat that as secure). Otherwise why there is none.
+    pub fn web_origin(&self) -> Result<url::Url, String> {
+        let url = match &self.public_url {
+            Some(url) => url.clone(),
+            None if self.listen.ip().is_loopback() => {
+                url::Url::parse(&format!("http://localhost:{}", self.listen.port()))
+                    .map_err(|e| e.to_string())?
+            }
+            None => {
+                return Err(format!(
+                    "the panel listens on {} and public_url is not set: set public_url to the \
+                     address browsers open it with (https://NAME)",
+                    self.listen
+                ));
+            }
+        };
+        match url.host() {
+            Some(url::Host::Domain(name)) if url.scheme() == "https" || name == "localhost" => {
+                Ok(url.join("/").map_err(|e| e.to_string())?)
+            }
+            Some(url::Host::Domain(_)) => Err(format!(
+                "public_url {url} is not https://: browsers offer passkeys only to secure pages"
+            )),
+            _ => Err(format!(
+                "public_url {url} has no host name: passkeys are bound to a name, not an address"
+            )),
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -196,11 +196,23 @@ impl crate::Write {
         Ok(())
     }
 
-    /// Removes the key and the recovery codes.
+    /// Removes the user's authenticator app (on, or being set up).
+    pub async fn delete_totp_key(&mut self, user_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM totp_keys WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes every second factor: the app's key, the passkeys (which then
+    /// sign no one in alone) and the recovery codes.
     pub async fn delete_second_factor(&mut self, user_id: i64) -> Result<()> {
         for table in [
             "DELETE FROM totp_keys WHERE user_id = ?",
+            "DELETE FROM passkeys WHERE user_id = ?",
             "DELETE FROM recovery_codes WHERE user_id = ?",
+            "UPDATE users SET passkey_sign_in = 0 WHERE id = ?",
         ] {
             sqlx::query(table)
                 .bind(user_id)

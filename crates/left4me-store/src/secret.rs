@@ -52,6 +52,7 @@ mod tests {
             is_active: true,
             created_at: 0,
             second_factor_reset_at: None,
+            passkey_sign_in: false,
         };
         let session = Session {
             id: 1,

@@ -13,6 +13,8 @@ pub struct User {
     /// When an admin last turned the user's second factor off; said to
     /// them until they set one up again.
     pub second_factor_reset_at: Option<i64>,
+    /// A passkey alone signs the user in (they chose so).
+    pub passkey_sign_in: bool,
 }
 
 impl Store {

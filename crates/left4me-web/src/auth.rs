@@ -190,7 +190,12 @@ fn open_before_second_factor(method: &Method, path: &str) -> bool {
         (&Method::GET, "/account")
             | (
                 &Method::POST,
-                "/account/confirm" | "/account/totp" | "/account/totp/confirm" | "/logout"
+                "/account/confirm"
+                    | "/account/totp"
+                    | "/account/totp/confirm"
+                    | "/account/passkeys"
+                    | "/account/passkeys/options"
+                    | "/logout"
             )
     ) || !path.starts_with('/')
         || ["/login", "/setup", "/static/", "/health", "/api/"]

@@ -211,6 +211,24 @@ pub(crate) struct LoginPage {
     pub(crate) csrf: String,
     pub(crate) username: String,
     pub(crate) error: String,
+    /// Passkeys work on this panel (its web address allows them).
+    pub(crate) passkeys: bool,
+}
+
+impl LoginPage {
+    pub(crate) fn new(
+        state: &crate::state::AppState,
+        csrf: String,
+        username: String,
+        error: String,
+    ) -> Self {
+        Self {
+            csrf,
+            username,
+            error,
+            passkeys: state.app().passkeys().off_because().is_none(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -218,6 +236,11 @@ pub(crate) struct LoginPage {
 pub(crate) struct SecondFactorPage {
     pub(crate) csrf: String,
     pub(crate) error: String,
+    /// The user has an authenticator app.
+    pub(crate) totp: bool,
+    /// A passkey challenge (JSON for the page's script), if the user has
+    /// passkeys.
+    pub(crate) passkey: Option<String>,
 }
 
 #[derive(Template)]

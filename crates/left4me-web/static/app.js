@@ -165,7 +165,79 @@ function setupServerLog(log) {
   });
 }
 
+// Passkeys: a form with data-passkey ("create" or "get") asks the
+// browser's authenticator when it is sent, with the panel's challenge
+// from data-options (JSON) or fetched from data-options-url, and sends
+// the answer in its hidden ceremony and credential fields.
+const fromB64u = (s) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+const toB64u = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+function publicKeyOf(options) {
+  const pk = options.publicKey;
+  pk.challenge = fromB64u(pk.challenge);
+  if (pk.user) pk.user.id = fromB64u(pk.user.id);
+  for (const c of [...(pk.excludeCredentials ?? []), ...(pk.allowCredentials ?? [])]) c.id = fromB64u(c.id);
+  return pk;
+}
+
+function answerOf(cred) {
+  const r = cred.response;
+  const response = { clientDataJSON: toB64u(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = toB64u(r.attestationObject);
+    response.transports = r.getTransports?.() ?? [];
+  } else {
+    response.authenticatorData = toB64u(r.authenticatorData);
+    response.signature = toB64u(r.signature);
+    if (r.userHandle) response.userHandle = toB64u(r.userHandle);
+  }
+  return JSON.stringify({
+    id: cred.id, rawId: toB64u(cred.rawId), type: cred.type, response,
+    clientExtensionResults: cred.getClientExtensionResults(),
+  });
+}
+
+function setupPasskey(form) {
+  const error = form.querySelector(".passkey-error");
+  const say = (text) => { error.textContent = text; };
+  if (!window.PublicKeyCredential) {
+    say("This browser cannot use passkeys.");
+    form.querySelector("button").disabled = true;
+    return;
+  }
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    say("");
+    try {
+      let challenge;
+      if (form.dataset.options) {
+        challenge = JSON.parse(form.dataset.options);
+      } else {
+        const res = await fetch(form.dataset.optionsUrl, {
+          method: "POST",
+          headers: { "Accept": "application/json", "X-CSRF-Token": form.elements.csrf.value },
+        });
+        const body = await res.json().catch(() => null);
+        if (!res.ok) { say(body?.error ?? `${res.status} ${res.statusText}`); return; }
+        challenge = body;
+      }
+      const publicKey = publicKeyOf(challenge.options);
+      const cred = form.dataset.passkey === "create"
+        ? await navigator.credentials.create({ publicKey })
+        : await navigator.credentials.get({ publicKey });
+      form.elements.ceremony.value = challenge.ceremony;
+      form.elements.credential.value = answerOf(cred);
+      form.submit();
+    } catch (err) {
+      say(err.name === "NotAllowedError"
+        ? "No passkey was used: it was cancelled, or none of yours is for this panel."
+        : `The passkey did not work: ${err.message}`);
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form[data-passkey]").forEach(setupPasskey);
   const serverLog = document.getElementById("server-log");
   if (serverLog) setupServerLog(serverLog);
   const consoleForm = document.getElementById("console-form");

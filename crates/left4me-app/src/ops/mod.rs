@@ -15,6 +15,7 @@ pub mod game;
 pub mod health;
 pub mod jobs;
 pub mod overlays;
+pub mod passkeys;
 pub mod scripts;
 pub mod second_factor;
 pub mod server_files;

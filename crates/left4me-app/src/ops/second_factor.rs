@@ -10,6 +10,7 @@ use crate::App;
 use crate::actor::Actor;
 use crate::error::{OpError, OpResult};
 use crate::ops::activity::record;
+use crate::ops::passkeys::PasskeyInfo;
 use crate::second_factor::{TotpKey, normalize_recovery_code, qr_svg, recovery_codes};
 
 /// Who must have a second factor: until they set one up they can do
@@ -94,21 +95,32 @@ pub(crate) async fn must_set_up(app: &App, user: &User) -> OpResult<bool> {
 }
 
 /// What guards a user's sign-in besides the password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FactorStatus {
     pub totp: bool,
+    pub passkeys: Vec<PasskeyInfo>,
+    /// A passkey alone signs the user in.
+    pub passkey_sign_in: bool,
+    /// Why passkeys cannot be used on this panel, if they cannot.
+    pub passkeys_off: Option<String>,
     pub recovery_codes_left: i64,
+}
+
+impl FactorStatus {
+    /// Whether signing in takes a second factor.
+    pub fn any(&self) -> bool {
+        self.totp || !self.passkeys.is_empty()
+    }
 }
 
 pub async fn status(app: &App, actor: &Actor) -> OpResult<FactorStatus> {
     actor.require_session()?;
     let store = app.store();
-    let totp = store
-        .totp_key(actor.id())
-        .await?
-        .is_some_and(|k| k.confirmed_at.is_some());
     Ok(FactorStatus {
-        totp,
+        totp: totp_on(store, actor.id()).await?,
+        passkeys: crate::ops::passkeys::of(app, actor.id()).await?,
+        passkey_sign_in: store.user(actor.id()).await?.passkey_sign_in,
+        passkeys_off: app.passkeys().off_because().map(str::to_owned),
         recovery_codes_left: store.recovery_codes_left(actor.id()).await?,
     })
 }
@@ -235,9 +247,9 @@ pub async fn new_recovery_codes(app: &App, actor: &Actor) -> OpResult<Vec<Secret
     let codes = recovery_codes();
     let hashes = recovery_hashes(app, actor.id(), &codes)?;
     let mut write = app.store().write().await?;
-    if !write.totp_confirmed(actor.id()).await? {
+    if write.second_factors(actor.id()).await? == (false, 0) {
         return Err(OpError::conflict(
-            "Recovery codes come with an authenticator app: set one up first.",
+            "Recovery codes come with a second factor: set one up first.",
         ));
     }
     write.replace_recovery_codes(actor.id(), &hashes).await?;
@@ -253,7 +265,8 @@ pub async fn new_recovery_codes(app: &App, actor: &Actor) -> OpResult<Vec<Secret
     Ok(codes.into_iter().map(Secret::from).collect())
 }
 
-/// Turns two-factor sign-in off: the password is asked again.
+/// Turns the authenticator app off: the password is asked again. With
+/// no passkey left, the recovery codes go too.
 pub async fn remove_totp(
     app: &App,
     actor: &Actor,
@@ -265,25 +278,33 @@ pub async fn remove_totp(
         return Err(OpError::invalid("password", "that is not your password"));
     }
     let mut write = app.store().write().await?;
-    write.delete_second_factor(actor.id()).await?;
+    write.delete_totp_key(actor.id()).await?;
+    if write.second_factors(actor.id()).await?.1 == 0 {
+        write.delete_second_factor(actor.id()).await?;
+    }
     record(
         &mut write,
         actor,
         None,
         "account.second_factor",
-        "turned off two-factor sign-in",
+        "turned off the authenticator app",
     )
     .await?;
     write.commit().await?;
     Ok(())
 }
 
-/// Whether signing in as the user takes a second factor.
-pub(crate) async fn required(store: &Store, user_id: i64) -> OpResult<bool> {
+/// Whether the user's authenticator app is on.
+pub(crate) async fn totp_on(store: &Store, user_id: i64) -> OpResult<bool> {
     Ok(store
         .totp_key(user_id)
         .await?
         .is_some_and(|k| k.confirmed_at.is_some()))
+}
+
+/// Whether signing in as the user takes a second factor.
+pub(crate) async fn required(store: &Store, user_id: i64) -> OpResult<bool> {
+    Ok(totp_on(store, user_id).await? || !store.passkeys_of(user_id).await?.is_empty())
 }
 
 /// A second factor typed at sign-in: a code of the user's app (its time
@@ -318,7 +339,7 @@ fn recovery_hash(app: &App, user_id: i64, code: &str) -> OpResult<String> {
         .keyed_hash(b"recovery codes", format!("{user_id}:{plain}").as_bytes()))
 }
 
-fn recovery_hashes(app: &App, user_id: i64, codes: &[String]) -> OpResult<Vec<String>> {
+pub(crate) fn recovery_hashes(app: &App, user_id: i64, codes: &[String]) -> OpResult<Vec<String>> {
     codes
         .iter()
         .map(|c| recovery_hash(app, user_id, c))

@@ -87,7 +87,7 @@ pub async fn current(app: &App, token: &str) -> OpResult<Option<SignedIn>> {
     Ok(Some(signed_in))
 }
 
-async fn open(app: &App, user: User, client: &Client) -> OpResult<NewSession> {
+pub(crate) async fn open(app: &App, user: User, client: &Client) -> OpResult<NewSession> {
     let token = random_token();
     let csrf = random_token();
     // A browser's own description, cut short: enough to tell sessions
@@ -256,22 +256,54 @@ pub async fn log_in(
     }
 }
 
-/// The second step of a sign-in: a code of the user's authenticator app
-/// or one of their recovery codes. Failures are slowed like wrong
-/// passwords (per address and per address and user), logged, and in the
-/// admins' activity log.
+/// What proves the second step of a sign-in.
+#[derive(Debug)]
+pub enum Proof<'a> {
+    /// A code of the user's authenticator app, or a recovery code.
+    Code(&'a str),
+    /// A passkey's answer (JSON) to the challenge of `ceremony`.
+    Passkey { ceremony: &'a str, answer: &'a str },
+}
+
+/// What the second step of a pending sign-in can take.
+#[derive(Debug)]
+pub struct PendingSignIn {
+    /// A code of an authenticator app.
+    pub totp: bool,
+    /// A passkey, answering this challenge.
+    pub passkey: Option<crate::ops::passkeys::Challenge>,
+}
+
+fn sign_in_ended() -> OpError {
+    OpError::Unauthenticated("This sign-in took too long or has ended: log in again.".into())
+}
+
+/// The second step of the pending sign-in `pending`: what it can take.
+pub async fn pending(app: &App, pending: &str) -> OpResult<PendingSignIn> {
+    let hash = token_hash(pending);
+    let Some(user_id) = app.store().pending_login(&hash).await? else {
+        return Err(sign_in_ended());
+    };
+    Ok(PendingSignIn {
+        totp: second_factor::totp_on(app.store(), user_id).await?,
+        passkey: crate::ops::passkeys::second_factor_challenge(app, user_id, &hash).await?,
+    })
+}
+
+/// The second step of a sign-in: a code of the user's authenticator app,
+/// one of their recovery codes, or a passkey. Failures are slowed like
+/// wrong passwords (per address and per address and user), logged, and
+/// in the admins' activity log.
 pub async fn second_factor(
     app: &App,
     client: &Client,
     pending: &str,
-    typed: &str,
+    proof: Proof<'_>,
 ) -> OpResult<NewSession> {
     let address = client.address;
     let hash = token_hash(pending);
     let Some(user_id) = app.store().pending_login(&hash).await? else {
-        return Err(OpError::Unauthenticated(
-            "This sign-in took too long or has ended: log in again.".into(),
-        ));
+        return Err(sign_in_ended());
     };
     let user = app.store().user(user_id).await?;
     let limiter = app.limiter();
@@ -284,11 +316,24 @@ pub async fn second_factor(
             retry_after: wait,
         });
     }
-    if user.is_active && second_factor::check(app, user.id, typed).await? {
-        limiter.record_success(address, &user.username);
-        app.store().delete_pending_login(&hash).await?;
-        return open(app, user, client).await;
-    }
+    let checked = match proof {
+        Proof::Code(typed) => second_factor::check(app, user.id, typed)
+            .await?
+            .then_some(())
+            .ok_or_else(|| "That code is not right, or was used already.".to_owned()),
+        Proof::Passkey { ceremony, answer } => {
+            crate::ops::passkeys::check_second_factor(app, user.id, &hash, ceremony, answer).await?
+        }
+    };
+    let why = match checked {
+        Ok(()) if user.is_active => {
+            limiter.record_success(address, &user.username);
+            app.store().delete_pending_login(&hash).await?;
+            return open(app, user, client).await;
+        }
+        Ok(()) => "The account is deactivated.".to_owned(),
+        Err(why) => why,
+    };
     tracing::warn!(%address, username = %user.username, "failed second factor");
     // A pending sign-in takes a few wrong codes, from whatever addresses:
     // then the password is asked again (and counted again).
@@ -308,10 +353,7 @@ pub async fn second_factor(
             "Too many wrong codes: sign in again.".into(),
         ));
     }
-    Err(OpError::invalid(
-        "code",
-        "That code is not right, or was used already.",
-    ))
+    Err(OpError::invalid("code", why))
 }
 
 /// The user types their password again in this session (`current` is its

@@ -2,10 +2,13 @@
 //! API tokens are made (shown once), listed and revoked here.
 
 use axum::Form;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_app::actor::Scope;
+use left4me_app::error::OpError;
+use left4me_app::ops::passkeys::{self, Challenge, NewPasskey};
 use left4me_app::ops::second_factor::{self, TotpSetup};
 use left4me_app::ops::servers;
 use left4me_app::ops::sessions;
@@ -301,4 +304,83 @@ pub(crate) async fn confirm(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// A challenge for the browser to make a new passkey with (fetched by the
+/// page's script).
+pub(crate) async fn passkey_options(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> AppResult<Json<Challenge>> {
+    Ok(Json(
+        passkeys::begin_registration(state.app(), &user).await?,
+    ))
+}
+
+/// The passkey the browser made, named; the first second factor shows
+/// the recovery codes.
+pub(crate) async fn add_passkey(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<NewPasskey>,
+) -> AppResult<Response> {
+    let keep = user.session.token_hash.expose();
+    match passkeys::finish_registration(state.app(), &user, keep, &form).await {
+        Ok(Some(codes)) => codes_page(&user, &codes),
+        Ok(None) => Ok(Redirect::to("/account#passkeys").into_response()),
+        Err(error) => passkey_failure(&state, &user, error).await,
+    }
+}
+
+/// The account page again with why a passkey change did not happen.
+async fn passkey_failure(
+    state: &AppState,
+    user: &CurrentUser,
+    error: OpError,
+) -> AppResult<Response> {
+    let (status, errors) = match error {
+        OpError::BadRequest(message) => {
+            let mut errors = FormErrors::default();
+            errors.add("passkey", message);
+            (StatusCode::BAD_REQUEST, errors)
+        }
+        other => form_failure(other)?,
+    };
+    let page = account_page(state, user, errors, false, None).await?;
+    Ok((status, render(&page)?).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct RemovePasskeyForm {
+    #[serde(default)]
+    password: Option<left4me_store::Secret>,
+}
+
+/// Removes a passkey (the last second factor with the password).
+pub(crate) async fn remove_passkey(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<RemovePasskeyForm>,
+) -> AppResult<Response> {
+    match passkeys::remove(state.app(), &user, address, id, form.password.as_ref()).await {
+        Ok(()) => Ok(Redirect::to("/account#passkeys").into_response()),
+        Err(error) => passkey_failure(&state, &user, error).await,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct SignInAloneForm {
+    on: bool,
+}
+
+/// Whether a passkey alone signs the user in.
+pub(crate) async fn passkey_sign_in(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<SignInAloneForm>,
+) -> AppResult<Response> {
+    passkeys::set_sign_in_alone(state.app(), &user, form.on).await?;
+    Ok(Redirect::to("/account#passkeys").into_response())
 }

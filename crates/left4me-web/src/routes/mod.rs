@@ -43,6 +43,8 @@ pub(crate) fn router(state: AppState) -> Router {
             "/login/second-factor",
             get(session::second_factor_page).post(session::second_factor),
         )
+        .route("/login/passkey", post(session::passkey))
+        .route("/login/passkey/options", post(session::passkey_options))
         .route("/logout", post(session::logout))
         .route("/", get(servers::dashboard))
         .route("/servers", post(servers::create))
@@ -112,6 +114,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/account/totp/confirm", post(account::confirm_totp))
         .route("/account/totp/remove", post(account::remove_totp))
         .route("/account/recovery-codes", post(account::new_recovery_codes))
+        .route("/account/passkeys", post(account::add_passkey))
+        .route("/account/passkeys/options", post(account::passkey_options))
+        .route(
+            "/account/passkeys/{id}/remove",
+            post(account::remove_passkey),
+        )
+        .route("/account/passkeys/sign-in", post(account::passkey_sign_in))
         .route("/account/sessions/{id}/end", post(account::end_session))
         .route("/users/{id}/sessions/end", post(users::end_sessions))
         .route("/users/second-factor-policy", post(users::set_policy))

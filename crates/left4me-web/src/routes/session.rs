@@ -146,11 +146,7 @@ pub(crate) async fn login_page(
         return Ok(Redirect::to("/").into_response());
     }
     let (csrf, set) = pre_session_csrf(&state, &headers);
-    let page = LoginPage {
-        csrf,
-        username: String::new(),
-        error: String::new(),
-    };
+    let page = LoginPage::new(&state, csrf, String::new(), String::new());
     Ok(with_cookies(set, render(&page)?))
 }
 
@@ -180,11 +176,7 @@ pub(crate) async fn login(
             Ok(with_cookies([cookie], Redirect::to("/login/second-factor")))
         }
         Err(OpError::Unauthenticated(error)) => {
-            let page = LoginPage {
-                csrf: form.csrf.expose().to_owned(),
-                username: form.username,
-                error,
-            };
+            let page = LoginPage::new(&state, form.csrf.expose().to_owned(), form.username, error);
             Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
         }
         Err(other) => Err(other.into()),
@@ -211,21 +203,62 @@ pub(crate) async fn second_factor_page(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    if auth::cookie(&headers, PENDING_COOKIE).is_none() {
+    let Some(pending) = auth::cookie(&headers, PENDING_COOKIE) else {
         return Ok(Redirect::to("/login").into_response());
-    }
-    let (csrf, set) = pre_session_csrf(&state, &headers);
-    let page = SecondFactorPage {
-        csrf,
-        error: String::new(),
     };
-    Ok(with_cookies(set, render(&page)?))
+    let (csrf, set) = pre_session_csrf(&state, &headers);
+    let page = second_factor_step(&state, &pending, csrf, String::new()).await;
+    Ok(with_cookies(set, page?))
 }
 
+/// The second step's page (a fresh passkey challenge on it), or the
+/// login page once the pending sign-in is over.
+async fn second_factor_step(
+    state: &AppState,
+    pending: &str,
+    csrf: String,
+    error: String,
+) -> AppResult<Response> {
+    match sessions::pending(state.app(), pending).await {
+        Ok(step) => {
+            let passkey = step
+                .passkey
+                .map(|c| serde_json::to_string(&c))
+                .transpose()
+                .map_err(|e| OpError::internal("passkey options", e))?;
+            let page = SecondFactorPage {
+                csrf,
+                error,
+                totp: step.totp,
+                passkey,
+            };
+            let status = if page.error.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            Ok((status, render(&page)?).into_response())
+        }
+        Err(OpError::Unauthenticated(error)) => login_again(state, csrf, error),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn login_again(state: &AppState, csrf: String, error: String) -> AppResult<Response> {
+    let page = LoginPage::new(state, csrf, String::new(), error);
+    Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
+}
+
+/// The second step as sent: a code, or a passkey's answer.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SecondFactorForm {
     csrf: Secret,
-    code: Secret,
+    #[serde(default)]
+    code: Option<Secret>,
+    #[serde(default)]
+    ceremony: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
 }
 
 pub(crate) async fn second_factor(
@@ -236,26 +269,56 @@ pub(crate) async fn second_factor(
 ) -> AppResult<Response> {
     let client = client_of(address, &headers);
     let pending = auth::cookie(&headers, PENDING_COOKIE).unwrap_or_default();
-    let again = |status, error| -> AppResult<Response> {
-        let page = SecondFactorPage {
-            csrf: form.csrf.expose().to_owned(),
-            error,
-        };
-        Ok((status, render(&page)?).into_response())
+    let proof = match (&form.code, &form.ceremony, &form.credential) {
+        (_, Some(ceremony), Some(answer)) => sessions::Proof::Passkey { ceremony, answer },
+        (Some(code), _, _) => sessions::Proof::Code(code.expose()),
+        _ => sessions::Proof::Code(""),
     };
-    match sessions::second_factor(state.app(), &client, &pending, form.code.expose()).await {
+    let csrf = form.csrf.expose().to_owned();
+    match sessions::second_factor(state.app(), &client, &pending, proof).await {
         Ok(session) => Ok(session_cookie(&state, &session)),
-        Err(OpError::Invalid(fields)) => again(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            FormErrors::from(fields).get("code").to_owned(),
-        ),
-        Err(OpError::Unauthenticated(error)) => {
-            let page = LoginPage {
-                csrf: form.csrf.expose().to_owned(),
-                username: String::new(),
-                error,
-            };
-            Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
+        Err(OpError::Invalid(fields)) => {
+            let error = FormErrors::from(fields).get("code").to_owned();
+            second_factor_step(&state, &pending, csrf, error).await
+        }
+        Err(OpError::BadRequest(error)) => second_factor_step(&state, &pending, csrf, error).await,
+        Err(OpError::Unauthenticated(error)) => login_again(&state, csrf, error),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// A challenge to sign in with a passkey alone (fetched by the login
+/// page's script).
+pub(crate) async fn passkey_options(
+    State(state): State<AppState>,
+) -> AppResult<axum::Json<left4me_app::ops::passkeys::Challenge>> {
+    Ok(axum::Json(
+        left4me_app::ops::passkeys::begin_sign_in(state.app()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PasskeyForm {
+    csrf: Secret,
+    ceremony: String,
+    credential: String,
+}
+
+/// Signs in with a passkey alone.
+pub(crate) async fn passkey(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyForm>,
+) -> AppResult<Response> {
+    let client = client_of(address, &headers);
+    let signed_in =
+        left4me_app::ops::passkeys::sign_in(state.app(), &client, &form.ceremony, &form.credential)
+            .await;
+    match signed_in {
+        Ok(session) => Ok(session_cookie(&state, &session)),
+        Err(OpError::Unauthenticated(error) | OpError::BadRequest(error)) => {
+            login_again(&state, form.csrf.expose().to_owned(), error)
         }
         Err(other) => Err(other.into()),
     }
