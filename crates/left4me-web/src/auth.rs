@@ -30,10 +30,21 @@ pub use left4me_app::credentials::{
     constant_time_eq, hash_password, issue_setup_token, random_token, token_hash, verify_password,
 };
 
-/// The link that opens the setup page with `token`, on the address the
-/// panel listens on (behind a reverse proxy, open the same path there).
-pub fn setup_url(listen: std::net::SocketAddr, token: &str) -> String {
-    format!("http://{listen}/setup?token={token}")
+/// The link that opens the setup page with `token`: on the panel's
+/// `public_url` where set, else on the address it listens on, named
+/// `localhost` on loopback (passkeys are bound to a name, and cookies
+/// to the name a browser opened).
+pub fn setup_url(
+    public_url: Option<&url::Url>,
+    listen: std::net::SocketAddr,
+    token: &str,
+) -> String {
+    let base = match public_url {
+        Some(url) => url.origin().ascii_serialization(),
+        None if listen.ip().is_loopback() => format!("http://localhost:{}", listen.port()),
+        None => format!("http://{listen}"),
+    };
+    format!("{base}/setup?token={token}")
 }
 
 /// The value of cookie `name` the request brings.
@@ -354,6 +365,24 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setup_link_names_the_panel_as_browsers_open_it() {
+        let listen = "127.0.0.1:8000".parse().unwrap();
+        assert_eq!(
+            setup_url(None, listen, "t"),
+            "http://localhost:8000/setup?token=t"
+        );
+        assert_eq!(
+            setup_url(None, "0.0.0.0:8000".parse().unwrap(), "t"),
+            "http://0.0.0.0:8000/setup?token=t"
+        );
+        let public = "https://l4d2.example.org/".parse().unwrap();
+        assert_eq!(
+            setup_url(Some(&public), listen, "t"),
+            "https://l4d2.example.org/setup?token=t"
+        );
+    }
 
     #[test]
     fn the_client_address_comes_from_trusted_proxies_only() {

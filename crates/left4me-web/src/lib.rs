@@ -43,6 +43,7 @@ pub async fn launch_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LaunchError> {
     let addr = listener.local_addr().map_err(LaunchError::Serve)?;
+    let public_url = config.public_url.clone();
     let (app, background) = App::start(config, launch).await?;
     let setup = left4me_app::ops::sessions::setup_token_if_needed(&app)
         .await
@@ -51,7 +52,7 @@ pub async fn launch_with_listener(
         // On stdout, so it reaches the journal (and tests) plainly.
         println!(
             "left4me: no users yet. Create the first admin at {}",
-            auth::setup_url(addr, token.expose())
+            auth::setup_url(public_url.as_ref(), addr, token.expose())
         );
     }
     let stopping = app.shutdown().clone();

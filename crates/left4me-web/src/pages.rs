@@ -60,6 +60,11 @@ impl FormErrors {
         self.0.get(field).map_or("", String::as_str)
     }
 
+    /// Every message, whatever its field.
+    pub(crate) fn messages(self) -> Vec<String> {
+        self.0.into_values().collect()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

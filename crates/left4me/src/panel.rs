@@ -130,7 +130,11 @@ pub(crate) fn setup_url(cli: &Cli) -> CliResult {
         store.close().await;
         println!(
             "{}",
-            left4me_web::auth::setup_url(config.listen, &token.map_err(Failure::invalid)?)
+            left4me_web::auth::setup_url(
+                config.public_url.as_ref(),
+                config.listen,
+                &token.map_err(Failure::invalid)?
+            )
         );
         Ok::<_, Failure>(())
     })

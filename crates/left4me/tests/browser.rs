@@ -223,7 +223,13 @@ fn start_panel(root: &TestRoot, env: &[(&str, String)]) -> (KillOnDrop, String, 
                 .map(str::to_owned)
         })
         .expect("the setup URL is printed");
-    (panel, format!("http://127.0.0.1:{panel_port}"), setup_url)
+    // The panel names itself localhost on loopback: cookies and passkeys
+    // belong to that name.
+    assert!(
+        setup_url.starts_with(&format!("http://localhost:{panel_port}/")),
+        "{setup_url}"
+    );
+    (panel, format!("http://localhost:{panel_port}"), setup_url)
 }
 
 /// One Chromium at a time: two at once on a 2-core machine slow each
@@ -572,6 +578,219 @@ async fn workshop_maps_are_added_and_listed_in_the_browser() {
         "{:?}",
         csp_violations(&browser).await
     );
+    browser.close().await.unwrap();
+    let _ = panel.0.kill();
+}
+
+/// Chromium's WebDriver virtual authenticator (a platform authenticator
+/// that keeps discoverable passkeys and verifies its user): its id.
+async fn add_virtual_authenticator(browser: &Client, driver_port: u16) -> String {
+    let session = browser.session_id().await.unwrap().unwrap();
+    let res = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{driver_port}/session/{session}/webauthn/authenticator"
+        ))
+        .json(&serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no virtual authenticator: {body}"))
+        .to_owned()
+}
+
+/// The passkeys the virtual authenticator holds.
+async fn authenticator_credentials(
+    browser: &Client,
+    driver_port: u16,
+    authenticator: &str,
+) -> Vec<serde_json::Value> {
+    let session = browser.session_id().await.unwrap().unwrap();
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{driver_port}/session/{session}/webauthn/authenticator/{authenticator}/credentials"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["value"].as_array().cloned().unwrap_or_default()
+}
+
+/// A look-alike address for the panel: every connection to the returned
+/// port is relayed to `port`, as a phishing site relays a real one.
+async fn relay_to(port: u16) -> (tokio::task::JoinHandle<()>, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (task, relay_port)
+}
+
+async fn log_out(browser: &Client) {
+    click(browser, "header form button").await;
+    wait_text(browser, "h1", "left4me", 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passkeys_are_added_used_to_sign_in_and_removed_in_the_browser() {
+    let _one_browser = ONE_BROWSER.lock().await;
+    let root = TestRoot::new();
+    let (_driver, driver_port) = start_chromedriver();
+    let (mut panel, base, setup_url) = start_panel(&root, &[]);
+    let panel_port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = open_browser(driver_port, profile.path()).await;
+    watch_csp(&browser, driver_port).await;
+    let authenticator = add_virtual_authenticator(&browser, driver_port).await;
+    set_up_admin(&browser, &setup_url, None).await;
+
+    // Added from the account page: the first second factor comes with
+    // recovery codes.
+    browser.goto(&format!("{base}/account")).await.unwrap();
+    fill(&browser, "#passkey-form input[name=name]", "laptop").await;
+    click(&browser, "#passkey-form button").await;
+    wait_text(&browser, "h1", "Your recovery codes", 10).await;
+    let codes = browser
+        .find_all(Locator::Css("#recovery-codes code"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10, "ten recovery codes");
+    let held = authenticator_credentials(&browser, driver_port, &authenticator).await;
+    assert_eq!(
+        held.len(),
+        1,
+        "the authenticator holds one passkey: {held:?}"
+    );
+    assert_eq!(
+        held[0]["isResidentCredential"],
+        serde_json::json!(true),
+        "a discoverable passkey, which can sign in alone"
+    );
+    browser.goto(&format!("{base}/account")).await.unwrap();
+    wait_text(&browser, "#passkey-list", "laptop", 10).await;
+    wait_text(&browser, "#second-factor-state", "one of your passkeys", 10).await;
+    shot(&browser, "14-passkeys").await;
+
+    // The second factor after the password.
+    log_out(&browser).await;
+    fill(&browser, "input[name=username]", "friend").await;
+    fill(&browser, "input[name=password]", "friend-password-1").await;
+    click(&browser, "form[action='/login'] button").await;
+    wait_text(&browser, "#passkey-form button", "Use your passkey", 10).await;
+    shot(&browser, "15-passkey-second-factor").await;
+    click(&browser, "#passkey-form button").await;
+    wait_text(&browser, "h1", "Servers", 10).await;
+
+    // Alone, once the user chose that: before, the passkey is refused
+    // and says why.
+    log_out(&browser).await;
+    click(&browser, "#passkey-form button").await;
+    wait_text(
+        &browser,
+        "#login-error",
+        "sign in with your password first",
+        10,
+    )
+    .await;
+    fill(&browser, "input[name=username]", "friend").await;
+    fill(&browser, "input[name=password]", "friend-password-1").await;
+    click(&browser, "form[action='/login'] button").await;
+    click(&browser, "#passkey-form button").await;
+    wait_text(&browser, "h1", "Servers", 10).await;
+    browser.goto(&format!("{base}/account")).await.unwrap();
+    click(&browser, "#passkey-sign-in button").await;
+    wait_text(&browser, "#passkey-sign-in", "sign you in alone", 10).await;
+    log_out(&browser).await;
+    click(&browser, "#passkey-form button").await;
+    wait_text(&browser, "h1", "Servers", 10).await;
+
+    // A look-alike address relaying the panel: the browser signs for the
+    // address it shows, and the panel refuses that.
+    log_out(&browser).await;
+    let (relay, relay_port) = relay_to(panel_port).await;
+    browser
+        .goto(&format!("http://localhost:{relay_port}/login"))
+        .await
+        .unwrap();
+    click(&browser, "#passkey-form button").await;
+    wait_text(
+        &browser,
+        "#login-error",
+        &format!(
+            "made on http://localhost:{relay_port}, but this panel is http://localhost:{panel_port}"
+        ),
+        10,
+    )
+    .await;
+    browser
+        .goto(&format!("http://localhost:{relay_port}/"))
+        .await
+        .unwrap();
+    wait_text(&browser, "h1", "left4me", 10).await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/login"),
+        "the relayed sign-in opened no session"
+    );
+    relay.abort();
+
+    // Removing the last second factor takes the password.
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    click(&browser, "#passkey-form button").await;
+    wait_text(&browser, "h1", "Servers", 10).await;
+    browser.goto(&format!("{base}/activity")).await.unwrap();
+    wait_text(&browser, "main", "a failed passkey sign-in as friend", 10).await;
+    browser.goto(&format!("{base}/account")).await.unwrap();
+    fill(
+        &browser,
+        "#passkey-list input[name=password]",
+        "not-the-password",
+    )
+    .await;
+    click(&browser, "#passkey-list button").await;
+    wait_text(&browser, "#passkey-error", "not your password", 10).await;
+    fill(
+        &browser,
+        "#passkey-list input[name=password]",
+        "friend-password-1",
+    )
+    .await;
+    click(&browser, "#passkey-list button").await;
+    wait_text(&browser, "#second-factor-state", "Off.", 10).await;
+    assert!(
+        browser.find(Locator::Css("#passkey-list")).await.is_err(),
+        "no passkey is listed"
+    );
+
+    // The authenticator still holds it, and the panel no longer takes it.
+    log_out(&browser).await;
+    click(&browser, "#passkey-form button").await;
+    wait_text(&browser, "#login-error", "not registered here", 10).await;
+
     browser.close().await.unwrap();
     let _ = panel.0.kill();
 }

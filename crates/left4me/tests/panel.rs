@@ -935,7 +935,10 @@ async fn setup_url_issues_a_fresh_link_that_the_running_panel_accepts() {
     assert!(out.status.success(), "{}", stderr(&out));
     let url = stdout(&out).trim().to_owned();
     let fresh = url
-        .strip_prefix(&format!("http://{}", panel.addr))
+        .strip_prefix(&format!(
+            "http://{}",
+            panel.addr.replace("127.0.0.1", "localhost")
+        ))
         .unwrap_or_else(|| panic!("a link to the panel: {url}"))
         .to_owned();
     let client = Client::new(&format!("http://{}", panel.addr));

@@ -179,6 +179,13 @@ async fn an_authenticator_app_guards_the_sign_in_and_recovery_codes_stand_in_onc
         .post("/account/totp/remove", &[("password", "not-it")])
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("id=\"totp-error\">that is not your password<"),
+        "the mistake is said at the form that made it"
+    );
     let res = alice
         .post("/account/totp/remove", &[("password", "alice-password-1")])
         .await;
@@ -320,6 +327,10 @@ async fn an_admin_policy_leads_who_it_covers_to_set_up_a_second_factor_first() {
         StatusCode::SEE_OTHER,
         "no tokens before the setup"
     );
+    // A passkey is a way to set one up too.
+    let csrf = admin.csrf("/account").await;
+    let (status, challenge) = fetch_json(&admin, "/account/passkeys/options", &csrf).await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
     // Bob is no admin: untouched.
     assert_eq!(bob.get("/").await.status(), StatusCode::OK);
 
@@ -455,4 +466,119 @@ async fn a_pending_sign_in_ends_after_ten_wrong_codes_from_any_addresses() {
     assert_eq!(statuses[9], StatusCode::UNAUTHORIZED, "the tenth ends it");
     assert_eq!(statuses[10], StatusCode::UNAUTHORIZED, "and it stays ended");
     app.stop().await;
+}
+
+/// Posts to a page's script endpoint as the page's script does: the CSRF
+/// token in its header, JSON back.
+async fn fetch_json(client: &Client, path: &str, csrf: &str) -> (StatusCode, serde_json::Value) {
+    let res = client
+        .http
+        .post(format!("{}{path}", client.base))
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passkey_challenges_are_bound_to_the_panel_and_answers_that_are_not_a_passkey_are_refused()
+{
+    let app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+
+    // What the browser is asked for: a passkey for this panel's name,
+    // discoverable where the authenticator can, that checks its user.
+    let csrf = admin.csrf("/account").await;
+    let (status, challenge) = fetch_json(&admin, "/account/passkeys/options", &csrf).await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
+    let options = &challenge["options"]["publicKey"];
+    assert_eq!(options["rp"]["id"], "localhost", "{options}");
+    assert_eq!(
+        options["authenticatorSelection"]["residentKey"],
+        "preferred"
+    );
+    assert_eq!(
+        options["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    assert_eq!(options["user"]["name"], ADMIN.0);
+
+    // An answer that is not an authenticator's, or to no challenge.
+    let res = admin
+        .post(
+            "/account/passkeys",
+            &[
+                ("ceremony", challenge["ceremony"].as_str().unwrap()),
+                ("name", "fake"),
+                ("credential", "{\"id\": \"x\"}"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let page = res.text().await.unwrap();
+    assert!(
+        between(&page, "id=\"passkey-error\">", "<").contains("is not a passkey"),
+        "{page}"
+    );
+    let (_, account) = admin.get_text("/account").await;
+    assert!(
+        !account.contains("id=\"passkey-list\""),
+        "nothing was added"
+    );
+
+    // A passkey alone needs a passkey first.
+    let res = admin
+        .post("/account/passkeys/sign-in", &[("on", "true")])
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+
+    // Signing in with something that is not a passkey's answer says so
+    // and opens nothing.
+    let stranger = app.client();
+    let csrf = stranger.csrf("/login").await;
+    let (status, challenge) = fetch_json(&stranger, "/login/passkey/options", &csrf).await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
+    assert!(
+        challenge["options"]["publicKey"]["allowCredentials"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "the authenticator offers whichever of its passkeys is for this panel"
+    );
+    let res = stranger
+        .post_with_csrf(
+            "/login/passkey",
+            &[
+                ("ceremony", challenge["ceremony"].as_str().unwrap()),
+                ("credential", "not json"),
+            ],
+            &csrf,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(!signed_in(&stranger).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passkeys_are_off_with_the_reason_where_the_panel_has_no_name_browsers_accept() {
+    let app = App::spawn_configured(|c| {
+        c.public_url = Some("http://l4d2.example.org".parse().unwrap());
+    })
+    .await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let (_, account) = admin.get_text("/account").await;
+    assert!(
+        between(&account, "<p id=\"passkeys-off\">", "</p>").contains("is not https://"),
+        "{account}"
+    );
+    let csrf = admin.csrf("/account").await;
+    let (status, body) = fetch_json(&admin, "/account/passkeys/options", &csrf).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body.to_string().contains("Passkeys are off on this panel"),
+        "{body}"
+    );
+    let (_, login) = app.client().get_text("/login").await;
+    assert!(!login.contains("Sign in with a passkey"), "{login}");
 }

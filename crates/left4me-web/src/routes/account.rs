@@ -263,11 +263,7 @@ pub(crate) async fn remove_totp(
 ) -> AppResult<Response> {
     match second_factor::remove_totp(state.app(), &user, address, &form.password).await {
         Ok(()) => Ok(Redirect::to("/account#second-factor").into_response()),
-        Err(error) => {
-            let (status, errors) = form_failure(error)?;
-            let page = account_page(&state, &user, errors, false, None).await?;
-            Ok((status, render(&page)?).into_response())
-        }
+        Err(error) => account_failure(&state, &user, "totp", error).await,
     }
 }
 
@@ -292,17 +288,7 @@ pub(crate) async fn confirm(
     let current = user.session.token_hash.expose();
     match sessions::confirm_identity(state.app(), &user, address, current, &form.password).await {
         Ok(()) => Ok(Redirect::to("/account").into_response()),
-        Err(left4me_app::error::OpError::Invalid(fields)) => {
-            // Its own field name: the password change's form has a
-            // `password` too.
-            let mut errors = FormErrors::default();
-            for e in fields.iter() {
-                errors.add("confirm_password", e.message.clone());
-            }
-            let page = account_page(&state, &user, errors, false, None).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
-        }
-        Err(other) => Err(other.into()),
+        Err(error) => account_failure(&state, &user, "confirm_password", error).await,
     }
 }
 
@@ -328,24 +314,28 @@ pub(crate) async fn add_passkey(
     match passkeys::finish_registration(state.app(), &user, keep, &form).await {
         Ok(Some(codes)) => codes_page(&user, &codes),
         Ok(None) => Ok(Redirect::to("/account#passkeys").into_response()),
-        Err(error) => passkey_failure(&state, &user, error).await,
+        Err(error) => account_failure(&state, &user, "passkey", error).await,
     }
 }
 
-/// The account page again with why a passkey change did not happen.
-async fn passkey_failure(
+/// The account page again, with why a form of its own did not do what
+/// was asked said at `form` (its forms share field names, such as
+/// `password`).
+async fn account_failure(
     state: &AppState,
     user: &CurrentUser,
+    form: &'static str,
     error: OpError,
 ) -> AppResult<Response> {
-    let (status, errors) = match error {
-        OpError::BadRequest(message) => {
-            let mut errors = FormErrors::default();
-            errors.add("passkey", message);
-            (StatusCode::BAD_REQUEST, errors)
+    let (status, messages) = match error {
+        OpError::BadRequest(message) => (StatusCode::BAD_REQUEST, vec![message]),
+        other => {
+            let (status, errors) = form_failure(other)?;
+            (status, errors.messages())
         }
-        other => form_failure(other)?,
     };
+    let mut errors = FormErrors::default();
+    errors.add(form, messages.join("; "));
     let page = account_page(state, user, errors, false, None).await?;
     Ok((status, render(&page)?).into_response())
 }
@@ -366,7 +356,7 @@ pub(crate) async fn remove_passkey(
 ) -> AppResult<Response> {
     match passkeys::remove(state.app(), &user, address, id, form.password.as_ref()).await {
         Ok(()) => Ok(Redirect::to("/account#passkeys").into_response()),
-        Err(error) => passkey_failure(&state, &user, error).await,
+        Err(error) => account_failure(&state, &user, "passkey", error).await,
     }
 }
 

@@ -527,7 +527,11 @@ impl PanelProcess {
             .find(|l| l.contains("/setup?token="))
             .expect("the setup URL is printed");
         let url = line.split_whitespace().last().unwrap();
-        let prefix = format!("http://{}/setup?token=", self.addr);
+        // On loopback the panel names itself localhost.
+        let prefix = format!(
+            "http://{}/setup?token=",
+            self.addr.replace("127.0.0.1", "localhost")
+        );
         assert!(url.starts_with(&prefix), "{line}");
         url[prefix.len() - "/setup?token=".len()..].to_owned()
     }
