@@ -664,8 +664,17 @@ async fn passkeys_are_added_used_to_sign_in_and_removed_in_the_browser() {
     let authenticator = add_virtual_authenticator(&browser, driver_port).await;
     set_up_admin(&browser, &setup_url, None).await;
 
+    // Signed in elsewhere too, until a new second factor ends that.
+    let elsewhere = common::panel::Client::new(&base);
+    let res = elsewhere.login("friend", "friend-password-1").await;
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(
+        elsewhere.get("/account").await.status(),
+        reqwest::StatusCode::OK
+    );
+
     // Added from the account page: the first second factor comes with
-    // recovery codes.
+    // recovery codes, and the other sessions end.
     browser.goto(&format!("{base}/account")).await.unwrap();
     fill(&browser, "#passkey-form input[name=name]", "laptop").await;
     click(&browser, "#passkey-form button").await;
@@ -675,6 +684,11 @@ async fn passkeys_are_added_used_to_sign_in_and_removed_in_the_browser() {
         .await
         .unwrap();
     assert_eq!(codes.len(), 10, "ten recovery codes");
+    assert_eq!(
+        elsewhere.get("/account").await.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "the other session ended"
+    );
     let held = authenticator_credentials(&browser, driver_port, &authenticator).await;
     assert_eq!(
         held.len(),
