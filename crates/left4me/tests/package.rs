@@ -317,7 +317,12 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
          systemctl restart left4me.service"
     ));
     let setup = machine.ok("left4me setup-url");
-    let setup = setup.trim().strip_prefix(PANEL).unwrap().to_owned();
+    // Printed with the name browsers use (localhost on loopback).
+    let setup = setup
+        .trim()
+        .strip_prefix(&PANEL.replace("127.0.0.1", "localhost"))
+        .unwrap_or_else(|| panic!("a setup link on localhost: {setup}"))
+        .to_owned();
     let (server, unit) = in_machine(&machine, async || {
         let client = Client::new(PANEL);
         let (status, page) = client.get_text(&setup).await;
