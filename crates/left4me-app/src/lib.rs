@@ -25,6 +25,7 @@ pub mod scripts;
 pub mod sealing;
 pub mod second_factor;
 pub mod spec_builder;
+pub mod timing;
 pub mod workshop;
 
 use std::sync::Arc;
