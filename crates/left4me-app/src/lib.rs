@@ -21,6 +21,7 @@ pub mod ops;
 pub mod passkeys;
 pub mod reconciler;
 pub mod runner;
+pub mod schedule_plan;
 pub mod scripts;
 pub mod sealing;
 pub mod second_factor;
