@@ -83,6 +83,17 @@ impl Actor {
         }
     }
 
+    /// A schedule, with the rights of the user who made it: the activity
+    /// log and job lists say "schedule NAME".
+    pub fn for_schedule(owner: User, schedule: &str) -> Self {
+        Self {
+            name: format!("schedule {schedule}"),
+            user: owner,
+            token: None,
+            verified_at: None,
+        }
+    }
+
     /// The user through one of their API tokens.
     pub fn with_token(user: User, token: TokenGrant) -> Self {
         Self {

@@ -22,6 +22,7 @@ pub mod passkeys;
 pub mod reconciler;
 pub mod runner;
 pub mod schedule_plan;
+pub mod scheduling;
 pub mod scripts;
 pub mod sealing;
 pub mod second_factor;
@@ -221,6 +222,13 @@ impl App {
             }
             .spawn(stopping.clone()),
         ];
+        tasks.push(
+            scheduling::Scheduler {
+                app: self.clone(),
+                tick,
+            }
+            .spawn(stopping.clone()),
+        );
         if let Some(at) = config.workshop_refresh_time() {
             tasks.push(
                 workshop::Refresher {

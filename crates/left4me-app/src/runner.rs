@@ -496,15 +496,19 @@ impl Jobs {
         }
     }
 
-    async fn run(&self, job: Job) {
+    /// The Cancel of a job that runs now.
+    fn track(&self, job_id: i64) -> CancellationToken {
         let token = CancellationToken::new();
-        {
-            let mut running = self.0.running.lock().expect("running lock");
-            if running.early_cancels.remove(&job.id) {
-                token.cancel();
-            }
-            running.tokens.insert(job.id, token.clone());
+        let mut running = self.0.running.lock().expect("running lock");
+        if running.early_cancels.remove(&job_id) {
+            token.cancel();
         }
+        running.tokens.insert(job_id, token.clone());
+        token
+    }
+
+    async fn run(&self, job: Job) {
+        let token = self.track(job.id);
         self.log(
             job.id,
             "step",
@@ -517,13 +521,82 @@ impl Jobs {
         )
         .await;
         let result = self.execute(&job, &token).await;
+        self.conclude(&job, result).await;
+    }
+
+    /// A job its caller runs rather than a worker (a schedule's run, whose
+    /// steps queue jobs of their own): running from the start, with its
+    /// activity line, and its Cancel. The caller logs to it with
+    /// [`Jobs::log_line`] and ends it with [`Jobs::end_driven`].
+    pub async fn begin_driven(
+        &self,
+        new: &NewJob<'_>,
+        schedule_id: Option<i64>,
+        activity: &str,
+    ) -> left4me_store::Result<(Job, CancellationToken)> {
+        let mut write = self.0.store.write().await?;
+        let job = write.create_running_job(new, schedule_id).await?;
+        write
+            .record_activity(
+                new.user_id,
+                new.username,
+                new.server_id,
+                new.kind,
+                &format!("{activity} (job #{})", job.id),
+            )
+            .await?;
+        write.commit().await?;
+        let token = self.track(job.id);
+        Ok((job, token))
+    }
+
+    /// Ends a job begun with [`Jobs::begin_driven`]: `Err(None)` when it
+    /// was cancelled, `Err(Some(why))` when it failed.
+    pub async fn end_driven(&self, job: &Job, result: Result<(), Option<String>>) {
+        let result = result.map_err(|why| why.map_or(JobError::Cancelled, JobError::Failed));
+        self.conclude(job, result).await;
+    }
+
+    /// Adds a line to a running job's log (and its followers).
+    pub async fn log_line(&self, job_id: i64, stream: &str, text: &str) {
+        self.log(job_id, stream, text).await;
+    }
+
+    /// How job `id` ended, once it has; `None` when `stop` came first.
+    pub async fn finished(
+        &self,
+        id: i64,
+        stop: &CancellationToken,
+    ) -> left4me_store::Result<Option<Job>> {
+        let mut events = self.subscribe();
+        loop {
+            let job = self.0.store.job(id).await?;
+            if job.state.is_finished() {
+                return Ok(Some(job));
+            }
+            // Another look at the store each second: an event missed (a
+            // lagging receiver) costs that second, no more.
+            tokio::select! {
+                () = stop.cancelled() => return Ok(None),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                event = events.recv() => {
+                    if let Err(broadcast::error::RecvError::Closed) = event {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a running job: its last lines, its state, its Cancel.
+    async fn conclude(&self, job: &Job, result: Result<(), JobError>) {
         let (state, error) = match result {
             Ok(()) => (JobState::Succeeded, None),
             // The state says it all; no error text to repeat it.
             Err(JobError::Cancelled) => (JobState::Cancelled, None),
             Err(JobError::Failed(message)) => (JobState::Failed, Some(message)),
             Err(JobError::GameFailed(message)) => {
-                let console = self.console_tail(&job).await;
+                let console = self.console_tail(job).await;
                 (JobState::Failed, Some(with_console(&message, &console)))
             }
         };

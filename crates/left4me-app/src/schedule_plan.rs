@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FieldErrors;
 
 /// One step of a run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
@@ -33,6 +34,7 @@ pub enum Step {
 }
 
 /// What players on the server do to a run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "players", rename_all = "snake_case")]
 pub enum Players {
@@ -46,6 +48,7 @@ pub enum Players {
 }
 
 /// A schedule's run: the steps and the players' part in it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub steps: Vec<Step>,

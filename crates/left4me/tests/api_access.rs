@@ -325,6 +325,16 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
         StatusCode::NO_CONTENT,
     );
     let s = server;
+    let schedule_body = |name: &str| {
+        json!({"name": name, "timing": "04:00", "time_zone": "Europe/Berlin",
+               "plan": {"steps": [{"step": "wait", "seconds": 1}], "players": "ignore"}})
+    };
+    let schedule = json_id(
+        &full,
+        &format!("/servers/{s}/schedules"),
+        schedule_body("nightly"),
+    )
+    .await;
     let settings = json!({"name": "alpha", "hostname": "Alpha", "blueprint_id": blueprint});
     let blueprint_body =
         json!({"name": "Coop", "config": "sv_cheats 0", "arguments": "", "overlays": []});
@@ -347,6 +357,15 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
         route(M::PUT, "/servers/{id}/members/{user_id}", format!("/servers/{s}/members/{erin}"), &["manage"], Managers, none)
             .json(json!({"role": "viewer"})),
         route(M::DELETE, "/servers/{id}/members/{user_id}", format!("/servers/{s}/members/{erin}"), &["manage"], Managers, none),
+        route(M::GET, "/servers/{id}/schedules", format!("/servers/{s}/schedules"), &["read"], Viewers, ok),
+        route(M::POST, "/servers/{id}/schedules", format!("/servers/{s}/schedules"), &["manage"], Operators, created)
+            .json(schedule_body("hourly")),
+        route(M::GET, "/schedules/{id}", format!("/schedules/{schedule}"), &["read"], Viewers, ok),
+        route(M::PUT, "/schedules/{id}", format!("/schedules/{schedule}"), &["manage"], Operators, ok)
+            .json(schedule_body("nightly")),
+        route(M::POST, "/schedules/{id}/run", format!("/schedules/{schedule}/run"), &["manage"], Operators, accepted),
+        route(M::GET, "/schedules", "/schedules", &["read", "admin"], Admins, ok),
+        route(M::POST, "/schedules", "/schedules", &["admin"], Admins, created).json(schedule_body("panel")),
         route(M::GET, "/jobs", "/jobs", &["read"], Anyone, ok),
         route(M::GET, "/jobs/{id}", format!("/jobs/{job}"), &["read"], Viewers, ok),
         route(M::GET, "/jobs/{id}/events", format!("/jobs/{job}/events"), &["read"], Viewers, ok).stream(),
@@ -409,6 +428,7 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
             "current": "olive-password-1", "password": "olive-password-2", "confirm": "olive-password-2"
         })),
         route(M::DELETE, "/account/tokens/{id}", format!("/account/tokens/{to_revoke}"), &[], Session, none),
+        route(M::DELETE, "/schedules/{id}", format!("/schedules/{schedule}"), &["manage"], Operators, none),
         route(M::DELETE, "/servers/{id}", format!("/servers/{doomed}"), &["manage"], Managers, accepted),
         route(M::POST, "/jobs/{id}/cancel", format!("/jobs/{job}/cancel"), &["operate"], Operators, StatusCode::CONFLICT),
         route(M::DELETE, "/blueprints/{id}", format!("/blueprints/{doomed_blueprint}"), &["manage"], Owners, none),

@@ -85,6 +85,8 @@ pub enum ServerAction {
     Console,
     Files,
     Activity,
+    /// Make, change and run its schedules.
+    Schedule,
     /// Settings, reset, delete, members.
     Manage,
 }
@@ -93,7 +95,9 @@ impl ServerAction {
     pub fn needs(self) -> ServerAccess {
         match self {
             Self::View | Self::Log => ServerAccess::Viewer,
-            Self::Control | Self::Console | Self::Files | Self::Activity => ServerAccess::Operator,
+            Self::Control | Self::Console | Self::Files | Self::Activity | Self::Schedule => {
+                ServerAccess::Operator
+            }
             Self::Manage => ServerAccess::Manager,
         }
     }
@@ -120,7 +124,7 @@ impl ServerAction {
         match self {
             Self::View | Self::Log | Self::Files | Self::Activity => Scope::Read,
             Self::Control | Self::Console => Scope::Operate,
-            Self::Manage => Scope::Manage,
+            Self::Manage | Self::Schedule => Scope::Manage,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod health;
 pub mod jobs;
 pub mod overlays;
 pub mod passkeys;
+pub mod schedules;
 pub mod scripts;
 pub mod second_factor;
 pub mod server_files;

@@ -11,6 +11,7 @@ mod jobs;
 mod overlay_files;
 mod overlays;
 mod problem;
+mod schedules;
 mod servers;
 mod users;
 
@@ -46,6 +47,7 @@ use crate::state::AppState;
     ),
     tags((name = "servers"), (name = "jobs"), (name = "blueprints"), (name = "overlays"),
         (name = "overlay files"), (name = "game"), (name = "activity"), (name = "users"),
+        (name = "schedules", description = "What servers and the panel do by themselves."),
         (name = "account", description = "Only from a signed-in browser session."))
 )]
 struct ApiDoc;
@@ -220,6 +222,14 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(users::end_sessions))
         .routes(routes!(users::reset_second_factor))
         .routes(routes!(users::policy, users::set_policy))
+        .routes(routes!(schedules::of_server, schedules::create_for_server))
+        .routes(routes!(schedules::of_panel, schedules::create_for_panel))
+        .routes(routes!(
+            schedules::show,
+            schedules::change,
+            schedules::delete
+        ))
+        .routes(routes!(schedules::run))
         .split_for_parts();
     // After the routes: the modifiers work on every operation's entry.
     BearerToken.modify(&mut doc);
