@@ -280,6 +280,7 @@ impl Run<'_> {
             ),
         };
         let mut warnings = plan.warn_minutes.iter().copied().peekable();
+        let mut said_waiting = false;
         loop {
             let now = tokio::time::Instant::now();
             let playing = self.playing(server_id);
@@ -314,7 +315,8 @@ impl Run<'_> {
                     }
                 }
             }
-            if wait_for_empty && now == start {
+            if wait_for_empty && !said_waiting {
+                said_waiting = true;
                 self.log(&format!("waiting for {playing} player(s) to leave"))
                     .await;
             }
