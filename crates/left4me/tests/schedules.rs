@@ -15,12 +15,13 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// A plan: the steps, and the players' part (`{"players": …}`).
 fn plan(steps: Value, players: Value) -> Value {
-    let mut plan = json!({ "steps": steps });
-    plan.as_object_mut()
-        .unwrap()
-        .extend(players.as_object().unwrap().clone());
-    plan
+    let Value::Object(mut plan) = players else {
+        panic!("the players' part is an object")
+    };
+    plan.insert("steps".into(), steps);
+    Value::Object(plan)
 }
 
 fn schedule(name: &str, plan: Value) -> Value {
