@@ -24,7 +24,7 @@ fn plan(steps: Value, players: Value) -> Value {
     Value::Object(plan)
 }
 
-fn schedule(name: &str, plan: Value) -> Value {
+fn schedule(name: &str, plan: &Value) -> Value {
     json!({"name": name, "timing": "04:00", "time_zone": "Europe/Berlin", "plan": plan})
 }
 
@@ -68,7 +68,7 @@ async fn a_run_warns_the_players_waits_for_them_to_leave_and_restarts_the_server
             &format!("/servers/{server}/schedules"),
             schedule(
                 "nightly restart",
-                plan(
+                &plan(
                     json!([{"step": "say", "text": "Restarting now"}, {"step": "restart"}]),
                     json!({"players": "wait_for_empty", "up_to_minutes": 10, "warn_minutes": [5, 10]}),
                 ),
@@ -159,7 +159,7 @@ async fn a_failed_step_stops_the_run_and_a_cancelled_run_stops_between_steps() {
         let (status, made) = bot
             .post(
                 &format!("/servers/{server}/schedules"),
-                schedule(name, plan(steps, json!({"players": "ignore"}))),
+                schedule(name, &plan(steps, json!({"players": "ignore"}))),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{made}");
@@ -223,7 +223,7 @@ async fn a_run_missed_while_the_panel_was_down_runs_once_or_is_skipped() {
     for (name, catch_up) in [("catches up", true), ("skips", false)] {
         let mut body = schedule(
             name,
-            plan(
+            &plan(
                 json!([{"step": "wait", "seconds": 1}]),
                 json!({"players": "ignore"}),
             ),
@@ -334,7 +334,7 @@ async fn schedules_are_checked_and_kept_to_who_may_run_them() {
             &format!("/servers/{server}/schedules"),
             schedule(
                 "update",
-                plan(
+                &plan(
                     json!([{"step": "update_game"}]),
                     json!({"players": "ignore"}),
                 ),
@@ -347,7 +347,7 @@ async fn schedules_are_checked_and_kept_to_who_may_run_them() {
             "/schedules",
             schedule(
                 "panel",
-                plan(
+                &plan(
                     json!([{"step": "refresh_workshop"}]),
                     json!({"players": "ignore"}),
                 ),
@@ -362,7 +362,7 @@ async fn schedules_are_checked_and_kept_to_who_may_run_them() {
             &format!("/servers/{server}/schedules"),
             schedule(
                 "nightly",
-                plan(
+                &plan(
                     json!([{"step": "restart"}]),
                     json!({"players": "only_when_empty"}),
                 ),
@@ -376,7 +376,7 @@ async fn schedules_are_checked_and_kept_to_who_may_run_them() {
             &format!("/servers/{server}/schedules"),
             schedule(
                 "nightly",
-                plan(json!([{"step": "restart"}]), json!({"players": "ignore"})),
+                &plan(json!([{"step": "restart"}]), json!({"players": "ignore"})),
             ),
         )
         .await;
