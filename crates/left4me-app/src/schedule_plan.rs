@@ -131,6 +131,78 @@ impl Step {
     }
 }
 
+impl Step {
+    /// A step as one line of the form's text: `say TEXT`, `command TEXT`,
+    /// `restart`, `stop`, `start`, `update game`, `refresh workshop`,
+    /// `wait N` (seconds, or with `m` or `h`).
+    pub fn parse_line(line: &str) -> Result<Self, String> {
+        let line = line.trim();
+        let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let rest = rest.trim();
+        match (word.to_ascii_lowercase().as_str(), rest) {
+            ("say", text) => Ok(Self::Say { text: text.into() }),
+            ("command" | "console", command) => Ok(Self::Command {
+                command: command.into(),
+            }),
+            ("restart", "") => Ok(Self::Restart),
+            ("stop", "") => Ok(Self::Stop),
+            ("start", "") => Ok(Self::Start),
+            ("update", "game") => Ok(Self::UpdateGame),
+            ("refresh", "workshop") => Ok(Self::RefreshWorkshop),
+            ("wait", amount) => {
+                let (number, unit) = match amount.strip_suffix(['s', 'm', 'h']) {
+                    Some(n) => (n.trim(), &amount[amount.len() - 1..]),
+                    None => (amount, "s"),
+                };
+                let scale = match unit {
+                    "h" => 3600,
+                    "m" => 60,
+                    _ => 1,
+                };
+                number
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(scale))
+                    .map(|seconds| Self::Wait { seconds })
+                    .ok_or_else(|| format!("{line:?}: wait how long? (\"wait 30\", \"wait 5m\")"))
+            }
+            _ => Err(format!(
+                "{line:?} is not a step: say TEXT, command TEXT, restart, stop, start, \
+                 update game, refresh workshop or wait N"
+            )),
+        }
+    }
+
+    /// The step as [`Step::parse_line`] reads it.
+    pub fn to_line(&self) -> String {
+        match self {
+            Self::Say { text } => format!("say {text}"),
+            Self::Command { command } => format!("command {command}"),
+            Self::Restart => "restart".into(),
+            Self::Stop => "stop".into(),
+            Self::Start => "start".into(),
+            Self::UpdateGame => "update game".into(),
+            Self::RefreshWorkshop => "refresh workshop".into(),
+            Self::Wait { seconds } => format!("wait {seconds}"),
+        }
+    }
+
+    /// The steps of a form's text, one per line (blank lines skipped).
+    pub fn parse_lines(text: &str) -> Result<Vec<Self>, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let steps = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| Self::parse_line(l).map_err(|e| errors.add("steps", e)).ok())
+            .collect();
+        if errors.is_empty() {
+            Ok(steps)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 impl Plan {
     /// The plan, checked for `scope`: every mistake named under `steps`,
     /// `players` or `warn_minutes`.
@@ -229,6 +301,32 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn steps_read_as_lines_and_back() {
+        let steps = Step::parse_lines(
+            "say Restart in 5 minutes\n\nwait 5m\nRESTART\ncommand sm_reload\nwait 30\nupdate game\nrefresh workshop\nstop\nstart\nwait 2h",
+        )
+        .unwrap();
+        assert_eq!(
+            steps[0],
+            Step::Say {
+                text: "Restart in 5 minutes".into()
+            }
+        );
+        assert_eq!(steps[1], Step::Wait { seconds: 300 });
+        assert_eq!(steps[2], Step::Restart);
+        assert_eq!(steps[4], Step::Wait { seconds: 30 });
+        assert_eq!(steps[9], Step::Wait { seconds: 7200 });
+        for step in &steps {
+            assert_eq!(&Step::parse_line(&step.to_line()).unwrap(), step);
+        }
+        let errors = Step::parse_lines("reboot\nwait soon")
+            .unwrap_err()
+            .to_string();
+        assert!(errors.contains("\"reboot\" is not a step"), "{errors}");
+        assert!(errors.contains("\"wait soon\": wait how long"), "{errors}");
     }
 
     #[test]

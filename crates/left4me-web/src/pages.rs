@@ -140,6 +140,16 @@ impl Page for SecondFactorPage {
     }
 }
 
+impl Page for SchedulesPage {
+    fn failure(&self) -> Option<FormFailure> {
+        FormFailure::of(&self.errors).or_else(|| {
+            self.schedules
+                .iter()
+                .find_map(|s| FormFailure::of(&s.errors))
+        })
+    }
+}
+
 impl Page for RecoveryCodesPage {}
 impl Page for JobsPage {}
 impl Page for GamePage {}
@@ -193,12 +203,24 @@ pub(crate) fn why_waiting(job: &Job, ahead: &Job) -> &'static str {
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`: the panel and its users
 /// may be in different zones, so the zone is always said.
 pub(crate) fn datetime(secs: &i64) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    time::OffsetDateTime::from_unix_timestamp(*secs)
-        .ok()
-        .and_then(|t| t.format(FORMAT).ok())
-        .unwrap_or_else(|| format!("{secs} (Unix time)"))
+    jiff::Timestamp::from_second(*secs).map_or_else(
+        |_| format!("{secs} (Unix time)"),
+        |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// `secs` as wall-clock time in the IANA zone `zone` (a schedule's).
+pub(crate) fn datetime_in(secs: i64, zone: &str) -> String {
+    match (
+        jiff::Timestamp::from_second(secs),
+        jiff::tz::TimeZone::get(zone),
+    ) {
+        (Ok(t), Ok(zone)) => t
+            .to_zoned(zone)
+            .strftime("%a %Y-%m-%d %H:%M %Z")
+            .to_string(),
+        _ => datetime(&secs),
+    }
 }
 
 #[derive(Template)]
@@ -713,5 +735,81 @@ mod tests {
         assert_eq!(datetime(&0), "1970-01-01 00:00:00 UTC");
         assert_eq!(datetime(&1_763_870_400), "2025-11-23 04:00:00 UTC");
         assert_eq!(datetime(&951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}
+
+/// A schedule's form, as typed (every field text; a checkbox is there
+/// when ticked).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(crate) struct ScheduleForm {
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) timing: String,
+    #[serde(default)]
+    pub(crate) time_zone: String,
+    /// One step per line.
+    #[serde(default)]
+    pub(crate) steps: String,
+    /// `ignore`, `only_when_empty` or `wait_for_empty`.
+    #[serde(default)]
+    pub(crate) players: String,
+    #[serde(default)]
+    pub(crate) up_to_minutes: String,
+    /// Minutes, separated by commas or spaces.
+    #[serde(default)]
+    pub(crate) warn_minutes: String,
+    pub(crate) catch_up: Option<String>,
+    pub(crate) enabled: Option<String>,
+}
+
+/// A past run of a schedule.
+#[derive(Debug)]
+pub(crate) struct RunRow {
+    pub(crate) job_id: i64,
+    pub(crate) state: String,
+    pub(crate) at: String,
+}
+
+/// A schedule as its page lists it.
+#[derive(Debug)]
+pub(crate) struct ScheduleRow {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) enabled: bool,
+    /// When, in words: "04:00 (Europe/Berlin)".
+    pub(crate) when: String,
+    pub(crate) players: String,
+    pub(crate) steps: Vec<String>,
+    pub(crate) next_runs: Vec<String>,
+    pub(crate) runs: Vec<RunRow>,
+    pub(crate) last_skipped: Option<String>,
+    /// Its settings, to change them.
+    pub(crate) form: ScheduleForm,
+    /// Mistakes in its settings as last submitted.
+    pub(crate) errors: FormErrors,
+}
+
+#[derive(Template)]
+#[template(path = "schedules.html")]
+pub(crate) struct SchedulesPage {
+    pub(crate) l: Layout,
+    /// The server's id and name; `None` on the panel's page.
+    pub(crate) server: Option<(i64, String)>,
+    /// May make, change and run them (and, on a server, operate it).
+    pub(crate) can_change: bool,
+    pub(crate) schedules: Vec<ScheduleRow>,
+    /// The new schedule's form.
+    pub(crate) form: ScheduleForm,
+    pub(crate) errors: FormErrors,
+}
+
+impl SchedulesPage {
+    /// Where the new schedule's form goes.
+    pub(crate) fn new_action(&self) -> String {
+        match &self.server {
+            Some((id, _)) => format!("/servers/{id}/schedules"),
+            None => "/schedules".to_owned(),
+        }
     }
 }

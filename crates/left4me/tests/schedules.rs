@@ -403,3 +403,101 @@ async fn schedules_are_checked_and_kept_to_who_may_run_them() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schedules_page_makes_changes_runs_and_deletes_them() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&admin, "coop", "maxplayers 8").await;
+    let server = create_server(&admin, "coop", bp, free_port()).await;
+    let page = format!("/servers/{server}/schedules");
+    let (status, html) = admin.get_text(&page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"no-schedules\""), "{html}");
+
+    // A step the form cannot read is named, and what was typed stays.
+    let fields = |steps: &'static str| {
+        vec![
+            ("name", "nightly"),
+            ("timing", "04:30"),
+            ("time_zone", "Europe/Berlin"),
+            ("steps", steps),
+            ("players", "wait_for_empty"),
+            ("up_to_minutes", "15"),
+            ("warn_minutes", "10, 5"),
+            ("catch_up", "on"),
+            ("enabled", "on"),
+        ]
+    };
+    let res = admin.post(&page, &fields("say Restart soon\nreboot")).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("&quot;reboot&quot; is not a step")
+            || html.contains("&#34;reboot&#34; is not a step"),
+        "{html}"
+    );
+    assert!(
+        html.contains("say Restart soon\nreboot"),
+        "what was typed stays: {html}"
+    );
+
+    let res = admin
+        .post(&page, &fields("say Restart soon\nwait 1\nrestart"))
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = admin.get_text(&page).await;
+    for expected in [
+        "04:30 (Europe/Berlin)",
+        "waits up to 15 minutes for the server to empty; warns 10, 5 minutes before",
+        "say &quot;Restart soon&quot;",
+        // CET or CEST, as the season has it.
+        "04:30 CE",
+    ] {
+        assert!(
+            html.contains(expected) || html.contains(&expected.replace("&quot;", "&#34;")),
+            "{expected}: {html}"
+        );
+    }
+    let id: i64 = between(&html, "id=\"schedule-", "\"").parse().unwrap();
+
+    // Changed: now off, at another time.
+    let mut changed = fields("stop");
+    changed.retain(|(k, _)| *k != "enabled");
+    changed[1] = ("timing", "0 6 * * 1");
+    let res = admin.post(&format!("/schedules/{id}"), &changed).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = admin.get_text(&page).await;
+    assert!(html.contains("0 6 * * 1 (Europe/Berlin)"), "{html}");
+    assert!(html.contains("<span class=\"state\">off</span>"), "{html}");
+    assert!(
+        !html.contains("Next:"),
+        "an off schedule has no next runs: {html}"
+    );
+
+    // Run now leads to the run's job; then it is deleted.
+    let res = admin.post(&format!("/schedules/{id}/run"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let job: i64 = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("/jobs/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (log, _) = run_log(&admin, job).await;
+    assert!(log.contains("started by admin"), "{log}");
+    let res = admin.post(&format!("/schedules/{id}/delete"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = admin.get_text(&page).await;
+    assert!(html.contains("id=\"no-schedules\""), "{html}");
+    app.stop().await;
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in:\n{text}"))
+        + start.len();
+    &text[from..from + text[from..].find(end).unwrap()]
+}

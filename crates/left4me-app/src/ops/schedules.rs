@@ -123,14 +123,40 @@ async fn schedule(app: &App, actor: &Actor, id: i64, change: bool) -> OpResult<S
     }
 }
 
+/// A server's schedules (or the panel's), and what the user may do.
+#[derive(Debug, Clone)]
+pub struct ScheduleList {
+    /// `None`: the panel's own.
+    pub server: Option<left4me_store::Server>,
+    /// Operators, the owner and admins (the panel's: admins).
+    pub can_change: bool,
+    pub schedules: Vec<ScheduleView>,
+}
+
 /// The schedules of `server` (`None`: the panel's), by name.
-pub async fn list(app: &App, actor: &Actor, server: Option<i64>) -> OpResult<Vec<ScheduleView>> {
+pub async fn list(app: &App, actor: &Actor, server: Option<i64>) -> OpResult<ScheduleList> {
     require(app, actor, server, false).await?;
-    let mut views = Vec::new();
-    for schedule in app.store().schedules_of(server).await? {
-        views.push(view(app, schedule).await?);
+    let (server, can_change) = match server {
+        Some(id) => {
+            let grant = access::server(app, actor, id, ServerAction::View).await?;
+            let can = grant.access.allows(ServerAction::Schedule);
+            (Some(grant.server), can)
+        }
+        None => (None, true),
+    };
+    let mut schedules = Vec::new();
+    for schedule in app
+        .store()
+        .schedules_of(server.as_ref().map(|s| s.id))
+        .await?
+    {
+        schedules.push(view(app, schedule).await?);
     }
-    Ok(views)
+    Ok(ScheduleList {
+        server,
+        can_change,
+        schedules,
+    })
 }
 
 pub async fn show(app: &App, actor: &Actor, id: i64) -> OpResult<ScheduleView> {

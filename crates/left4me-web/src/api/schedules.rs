@@ -109,8 +109,8 @@ fn created(view: schedules::ScheduleView) -> Response {
         .into_response()
 }
 
-fn views(list: Vec<schedules::ScheduleView>) -> Json<Vec<ScheduleView>> {
-    Json(list.into_iter().map(ScheduleView::from).collect())
+fn views(list: schedules::ScheduleList) -> Json<Vec<ScheduleView>> {
+    Json(list.schedules.into_iter().map(ScheduleView::from).collect())
 }
 
 /// A server's schedules.

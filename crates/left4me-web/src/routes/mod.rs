@@ -7,6 +7,7 @@ mod console;
 mod game;
 mod jobs;
 mod overlays;
+mod schedules;
 mod scripts;
 mod server_files;
 mod server_log;
@@ -100,6 +101,17 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/servers/{id}/files/download", get(server_files::download))
         .route("/servers/{id}/log", get(server_log::page))
         .route("/servers/{id}/log/events", get(server_log::events))
+        .route(
+            "/servers/{id}/schedules",
+            get(schedules::of_server).post(schedules::create_for_server),
+        )
+        .route(
+            "/schedules",
+            get(schedules::of_panel).post(schedules::create_for_panel),
+        )
+        .route("/schedules/{id}", post(schedules::change))
+        .route("/schedules/{id}/run", post(schedules::run))
+        .route("/schedules/{id}/delete", post(schedules::delete))
         .route("/activity", get(activity::all))
         .route("/servers/{id}/activity", get(activity::of_server))
         .route("/game", get(game::page))
