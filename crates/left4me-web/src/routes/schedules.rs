@@ -115,12 +115,13 @@ fn row(view: &ScheduleView) -> ScheduleRow {
 /// The form as the operation's input; what cannot be read, by field.
 fn input(form: &ScheduleForm) -> Result<ScheduleInput, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let steps = Step::parse_lines(&form.steps)
-        .map_err(|e| {
-            e.iter()
-                .for_each(|e| errors.add(e.field, e.message.clone()))
-        })
-        .unwrap_or_default();
+    let steps = match Step::parse_lines(&form.steps) {
+        Ok(steps) => steps,
+        Err(mistakes) => {
+            errors = mistakes;
+            Vec::new()
+        }
+    };
     let minutes = |text: &str| text.trim().parse::<u32>().ok();
     let players = match form.players.as_str() {
         "" | "ignore" => Players::Ignore,
