@@ -22,7 +22,6 @@ pub mod passkeys;
 pub mod reconciler;
 pub mod runner;
 pub mod schedule_plan;
-pub mod scheduling;
 pub mod scripts;
 pub mod sealing;
 pub mod second_factor;
@@ -223,7 +222,7 @@ impl App {
             .spawn(stopping.clone()),
         ];
         tasks.push(
-            scheduling::Scheduler {
+            ops::schedule_runs::Scheduler {
                 app: self.clone(),
                 tick,
             }

@@ -438,6 +438,54 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     assert_eq!(recalled, "status", "↑ recalls the last command");
     shot(&browser, "08b-console").await;
 
+    // A schedule: a nightly restart that waits for players and warns them.
+    click(&browser, "nav.tabs a[href$='/schedules']").await;
+    wait_text(&browser, "h1", "schedules", 10).await;
+    fill(
+        &browser,
+        "form.schedule-form input[name=name]",
+        "Nightly restart",
+    )
+    .await;
+    fill(&browser, "form.schedule-form input[name=timing]", "04:30").await;
+    fill(
+        &browser,
+        "form.schedule-form input[name=time_zone]",
+        "Europe/Berlin",
+    )
+    .await;
+    fill(
+        &browser,
+        "form.schedule-form textarea[name=steps]",
+        "say Restarting for the night\nrestart",
+    )
+    .await;
+    browser
+        .find(Locator::Css(
+            "form.schedule-form select[name=players] option[value=wait_for_empty]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(
+        &browser,
+        "form.schedule-form input[name=up_to_minutes]",
+        "30",
+    )
+    .await;
+    fill(
+        &browser,
+        "form.schedule-form input[name=warn_minutes]",
+        "10, 5, 1",
+    )
+    .await;
+    click(&browser, "form.schedule-form button").await;
+    wait_text(&browser, "section.schedule", "04:30 (Europe/Berlin)", 10).await;
+    wait_text(&browser, "section.schedule .next-runs", "04:30 CE", 10).await;
+    shot(&browser, "08c-schedules").await;
+
     // Stop.
     click(&browser, "nav.tabs a:first-child").await;
     wait_text(&browser, "#server-state", "running", 10).await;

@@ -5,7 +5,10 @@
 //! The pages, the API and the schedulers call these and nothing below.
 //!
 //! Operations sit above everything else in this crate: the runner, the
-//! poller and the schedulers never call them, so no module circles back.
+//! poller and the game and Workshop schedulers never call them, so no
+//! module circles back. `schedule_runs` starts the runs of users'
+//! schedules in the background and calls the other operations for their
+//! steps; none calls it.
 
 pub mod access;
 pub mod activity;
@@ -16,6 +19,7 @@ pub mod health;
 pub mod jobs;
 pub mod overlays;
 pub mod passkeys;
+pub mod schedule_runs;
 pub mod schedules;
 pub mod scripts;
 pub mod second_factor;

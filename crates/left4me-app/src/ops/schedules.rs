@@ -1,5 +1,5 @@
 //! Schedules: a server's (its owner, admins and operators make them) or
-//! the panel's (admins). They run in [`crate::scheduling`], with the
+//! the panel's (admins). They run in [`super::schedule_runs`], with the
 //! rights of who made them, through the same operations as the pages.
 
 use jiff::Timestamp;

@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use left4me_app::ops::schedule_runs;
 use left4me_app::ops::schedules::{self, ScheduleInput};
 use left4me_app::schedule_plan::Plan;
-use left4me_app::scheduling;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -230,5 +230,7 @@ pub(crate) async fn run(
     user: ApiUser,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    Ok(accepted(scheduling::run_now(state.app(), &user, id).await?))
+    Ok(accepted(
+        schedule_runs::run_now(state.app(), &user, id).await?,
+    ))
 }

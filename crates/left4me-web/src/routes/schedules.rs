@@ -5,9 +5,9 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_app::error::{FieldErrors, OpError};
+use left4me_app::ops::schedule_runs;
 use left4me_app::ops::schedules::{self, ScheduleInput, ScheduleView};
 use left4me_app::schedule_plan::{Plan, Players, Step};
-use left4me_app::scheduling;
 
 use super::form_failure;
 use crate::auth::CurrentUser;
@@ -282,7 +282,7 @@ pub(crate) async fn run(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
-    let job = scheduling::run_now(state.app(), &user, id).await?;
+    let job = schedule_runs::run_now(state.app(), &user, id).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }
 

@@ -2,8 +2,8 @@
 //! the run itself, a job whose steps call the same operations as the
 //! pages and the API, as the schedule's maker ("schedule NAME").
 //!
-//! This sits above [`crate::ops`], like the web crate: it calls
-//! operations, and no operation calls it.
+//! The one part of the operation layer that works by itself: it calls
+//! the other operations, and none of them calls it.
 
 use std::time::Duration;
 
