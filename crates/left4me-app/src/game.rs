@@ -1,6 +1,6 @@
 //! The game from Steam as the panel sees it, below the routes so the Game
 //! page and a future JSON API share it: the overview, the build each
-//! server runs, and the scheduler (the daily check and automatic mode).
+//! server runs, and automatic mode's restarts onto a new build.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use left4me_host::game::{
     Check, GameError, GameStatus, Installer, rebuilt_overlays, running_versions,
 };
 pub use left4me_host::versions::VersionInfo;
-use left4me_store::{Job, JobState, OverlayKind, Store, StoreError};
+use left4me_store::{Job, OverlayKind, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::live::Live;
@@ -251,60 +251,56 @@ pub async fn overview(store: &Store, jobs: &Jobs) -> Result<Overview, GameError>
     })
 }
 
-/// The daily check for a newer build and, in automatic mode, the update
-/// and the restarts of the servers still on the old one once nobody
-/// plays on them. Every step is a job or an activity entry by
-/// "scheduler".
+/// Automatic mode's restarts: each server still on an older build than
+/// the installed one is restarted once nobody plays on it. (The checks
+/// and the updates are the built-in schedule "Check for game updates".)
+/// Every restart is a job and an activity entry by "scheduler".
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     pub store: Store,
     pub jobs: Jobs,
     pub live: Arc<Live>,
-    pub auto_update: bool,
-    /// Between checks.
-    pub interval: Duration,
-    /// Between looks at running servers and at the jobs it queued.
+    /// Between looks at the running servers.
     pub tick: Duration,
 }
 
 /// How recent a poll must be to tell that nobody plays.
 const LIVE_MAX_AGE_SECS: i64 = 60;
 
+/// Whether the game is installed (a check has nothing to look at before).
+pub async fn installed(installer: &Arc<dyn Installer>) -> bool {
+    let installer = Arc::clone(installer);
+    tokio::task::spawn_blocking(move || installer.game().status())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .is_some_and(|s| s.installed.is_some())
+}
+
+/// What a finished check found that automatic mode installs: "build N is
+/// public, version M installed", when the public build is not the
+/// installed one.
+pub async fn newer_public_build(installer: &Arc<dyn Installer>) -> Option<String> {
+    let installer = Arc::clone(installer);
+    let status = tokio::task::spawn_blocking(move || installer.game().status())
+        .await
+        .ok()?
+        .ok()?;
+    let (check, installed) = (status.latest?, status.installed?);
+    (installed.build_id.as_deref() != Some(&check.public_build)).then(|| {
+        format!(
+            "build {} is public, {} installed",
+            check.public_build,
+            version_label(&installed)
+        )
+    })
+}
+
 impl Scheduler {
     pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            // Counted from the last check, so a panel restarted daily
-            // still checks daily, and a new panel waits a full interval.
-            let interval = i64::try_from(self.interval.as_secs()).unwrap_or(i64::MAX);
-            let last = self
-                .status()
-                .await
-                .and_then(|s| s.latest)
-                .map(|c| c.checked);
-            let mut next_check = last
-                .unwrap_or_else(left4me_store::now)
-                .saturating_add(interval);
-            let mut pending: Option<i64> = None;
             loop {
-                if left4me_store::now() >= next_check {
-                    next_check = left4me_store::now().saturating_add(interval);
-                    match self.check().await {
-                        Ok(job) => pending = job.or(pending),
-                        Err(e) => tracing::error!("the game check: {e}"),
-                    }
-                }
-                if let Some(id) = pending {
-                    match self.follow(id).await {
-                        Ok(next) => pending = next,
-                        Err(e) => {
-                            tracing::error!("following game job #{id}: {e}");
-                            pending = None;
-                        }
-                    }
-                }
-                if self.auto_update
-                    && let Err(e) = self.restart_outdated().await
-                {
+                if let Err(e) = self.restart_outdated().await {
                     tracing::error!("restarting servers onto the new build: {e}");
                 }
                 tokio::select! {
@@ -313,74 +309,6 @@ impl Scheduler {
                 }
             }
         })
-    }
-
-    async fn status(&self) -> Option<GameStatus> {
-        let installer = Arc::clone(self.jobs.installer());
-        tokio::task::spawn_blocking(move || installer.game().status())
-            .await
-            .ok()?
-            .ok()
-    }
-
-    /// Queues a check unless one is queued or running, or the game is not
-    /// installed (installing is an admin's decision).
-    async fn check(&self) -> Result<Option<i64>, String> {
-        let installed = self.status().await.and_then(|s| s.installed).is_some();
-        if !installed {
-            return Ok(None);
-        }
-        let active = self
-            .store
-            .active_jobs_on(INSTALL_LOCK)
-            .await
-            .map_err(|e| e.to_string())?;
-        if active.iter().any(|j| j.kind == JobKind::GameCheck.as_str()) {
-            return Ok(None);
-        }
-        let job = self
-            .jobs
-            .enqueue_game(JobKind::GameCheck, Actor::Scheduler)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Some(job.id))
-    }
-
-    /// Looks at a job the scheduler queued; after a check that found a
-    /// newer build, in automatic mode, queues the update. Returns the job
-    /// to follow next.
-    async fn follow(&self, id: i64) -> Result<Option<i64>, String> {
-        let job = self.store.job(id).await.map_err(|e| e.to_string())?;
-        if !job.state.is_finished() {
-            return Ok(Some(id));
-        }
-        if job.kind != JobKind::GameCheck.as_str()
-            || job.state != JobState::Succeeded
-            || !self.auto_update
-        {
-            return Ok(None);
-        }
-        let Some(status) = self.status().await else {
-            return Ok(None);
-        };
-        let (Some(check), Some(installed)) = (status.latest, status.installed) else {
-            return Ok(None);
-        };
-        if installed.build_id.as_deref() == Some(&check.public_build) {
-            return Ok(None);
-        }
-        let detail = format!(
-            "build {} is public, {} installed: updating automatically",
-            check.public_build,
-            version_label(&installed)
-        );
-        self.record(None, "game.auto", &detail).await?;
-        let job = self
-            .jobs
-            .enqueue_game(JobKind::GameUpdate, Actor::Scheduler)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Some(job.id))
     }
 
     async fn record(&self, server: Option<i64>, kind: &str, detail: &str) -> Result<(), String> {

@@ -165,6 +165,12 @@ impl App {
                 "{interrupted} job(s) were running when the panel last stopped; marked interrupted"
             );
         }
+        if config.game_check_interval_secs != Config::default().game_check_interval_secs {
+            tracing::warn!(
+                "game_check_interval_secs is no longer read: the built-in schedule \
+                 \"Check for game updates\" on the Schedules page says when the panel checks"
+            );
+        }
         let installer = Arc::from(config.installer().map_err(LaunchError::Game)?);
         // No build runs yet: what builds that died with the panel left goes.
         if let Err(e) = left4me_host::scripts::clean_leftovers(host.root()) {
@@ -211,16 +217,18 @@ impl App {
                 last_prune: Arc::default(),
             }
             .spawn(tick, stopping.clone()),
-            game::Scheduler {
-                store: store.clone(),
-                jobs: jobs.clone(),
-                live: Arc::clone(live),
-                auto_update: config.auto_update,
-                interval: Duration::from_secs(config.game_check_interval_secs),
-                tick,
-            }
-            .spawn(stopping.clone()),
         ];
+        if config.auto_update {
+            tasks.push(
+                game::Scheduler {
+                    store: store.clone(),
+                    jobs: jobs.clone(),
+                    live: Arc::clone(live),
+                    tick,
+                }
+                .spawn(stopping.clone()),
+            );
+        }
         tasks.push(
             ops::schedule_runs::Scheduler {
                 app: self.clone(),
@@ -228,17 +236,6 @@ impl App {
             }
             .spawn(stopping.clone()),
         );
-        if let Some(at) = config.workshop_refresh_time() {
-            tasks.push(
-                workshop::Refresher {
-                    store: store.clone(),
-                    jobs: jobs.clone(),
-                    at,
-                    tick,
-                }
-                .spawn(stopping.clone()),
-            );
-        }
         Background {
             app: self.clone(),
             tasks,

@@ -24,6 +24,9 @@ pub enum Step {
     /// The game from Steam (admins only; servers restart onto it once
     /// nobody plays).
     UpdateGame,
+    /// Asks Steam for a newer build (admins only); in automatic mode an
+    /// update follows when there is one.
+    CheckGame,
     /// The Workshop overlays: the server's, or every one for a
     /// panel-wide schedule.
     RefreshWorkshop,
@@ -84,6 +87,7 @@ impl Step {
             Self::Stop => "stop".into(),
             Self::Start => "start".into(),
             Self::UpdateGame => "update the game".into(),
+            Self::CheckGame => "check for game updates".into(),
             Self::RefreshWorkshop => "refresh Workshop overlays".into(),
             Self::Wait { seconds } => format!("wait {seconds} s"),
         }
@@ -148,6 +152,7 @@ impl Step {
             ("stop", "") => Ok(Self::Stop),
             ("start", "") => Ok(Self::Start),
             ("update", "game") => Ok(Self::UpdateGame),
+            ("check", "game") => Ok(Self::CheckGame),
             ("refresh", "workshop") => Ok(Self::RefreshWorkshop),
             ("wait", amount) => {
                 let (number, unit) = match amount.strip_suffix(['s', 'm', 'h']) {
@@ -168,7 +173,7 @@ impl Step {
             }
             _ => Err(format!(
                 "{line:?} is not a step: say TEXT, command TEXT, restart, stop, start, \
-                 update game, refresh workshop or wait N"
+                 update game, check game, refresh workshop or wait N"
             )),
         }
     }
@@ -182,6 +187,7 @@ impl Step {
             Self::Stop => "stop".into(),
             Self::Start => "start".into(),
             Self::UpdateGame => "update game".into(),
+            Self::CheckGame => "check game".into(),
             Self::RefreshWorkshop => "refresh workshop".into(),
             Self::Wait { seconds } => format!("wait {seconds}"),
         }
@@ -306,7 +312,7 @@ mod tests {
     #[test]
     fn steps_read_as_lines_and_back() {
         let steps = Step::parse_lines(
-            "say Restart in 5 minutes\n\nwait 5m\nRESTART\ncommand sm_reload\nwait 30\nupdate game\nrefresh workshop\nstop\nstart\nwait 2h",
+            "say Restart in 5 minutes\n\nwait 5m\nRESTART\ncommand sm_reload\nwait 30\nupdate game\nrefresh workshop\nstop\nstart\nwait 2h\ncheck game",
         )
         .unwrap();
         assert_eq!(

@@ -183,6 +183,11 @@ impl fmt::Display for Timing {
     }
 }
 
+/// The host's time zone by its IANA name ("UTC" when it has none).
+pub fn host_zone_name() -> String {
+    TimeZone::system().iana_name().unwrap_or("UTC").to_owned()
+}
+
 /// A time zone by its IANA name ("Europe/Berlin", "UTC").
 pub fn zone(name: &str) -> Result<TimeZone, TimingError> {
     TimeZone::get(name.trim()).map_err(|_| {

@@ -1,12 +1,12 @@
 //! Workshop overlays: adding items (asked of Steam first, so a wrong id
 //! is refused at once), removing them, refreshes (builds), running a
-//! build job's host side, and the daily refresh.
+//! build job's host side.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use left4me_host::events::{CancellationToken, Ctx};
+use left4me_host::events::Ctx;
 use left4me_host::game::Installer;
 use left4me_host::lifecycle::Host;
 use left4me_store::{Job, OverlayKind, Store, WorkshopItem};
@@ -14,7 +14,7 @@ use left4me_workshop::build::{BuildError, Built, ItemReport, ItemState};
 use left4me_workshop::{ApiSettings, Builder, Source, SteamApi, WorkshopId};
 
 use crate::config::Config;
-use crate::runner::{Actor as Requester, JobKind, Jobs};
+use crate::runner::{Actor as Requester, Jobs};
 use crate::spec_builder::overlay_path;
 
 /// The Steam Web API client and how builds use it.
@@ -135,77 +135,4 @@ pub(crate) async fn queue_refreshes(
         queued.push(jobs.enqueue_build(requester, &overlay).await?);
     }
     Ok(queued)
-}
-
-/// The daily refresh of every Workshop overlay at `at` (seconds after
-/// midnight UTC). Whether today's ran is read from the jobs the
-/// scheduler queued, so a panel restarted around that time neither skips
-/// nor repeats it.
-#[derive(Debug, Clone)]
-pub struct Refresher {
-    pub store: Store,
-    pub jobs: Jobs,
-    pub at: u32,
-    pub tick: Duration,
-}
-
-impl Refresher {
-    pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = self.refresh_if_due().await {
-                    tracing::error!("the daily Workshop refresh: {e}");
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(self.tick) => {}
-                    () = stop.cancelled() => return,
-                }
-            }
-        })
-    }
-
-    async fn refresh_if_due(&self) -> left4me_store::Result<()> {
-        let now = left4me_store::now();
-        let due = last_occurrence(now, self.at);
-        let last = self
-            .store
-            .newest_job_by(JobKind::OverlayBuild.as_str(), Requester::Scheduler.name())
-            .await?;
-        if last.is_some_and(|at| at >= due) {
-            return Ok(());
-        }
-        let queued = queue_refreshes(&self.store, &self.jobs, Requester::Scheduler).await?;
-        if !queued.is_empty() {
-            tracing::info!("daily Workshop refresh: {} overlay build(s)", queued.len());
-        }
-        Ok(())
-    }
-}
-
-/// The latest moment at or before `now` that is `at` seconds after a
-/// midnight (UTC).
-fn last_occurrence(now: i64, at: u32) -> i64 {
-    let midnight = now - now.rem_euclid(86_400);
-    let today = midnight + i64::from(at);
-    if today <= now { today } else { today - 86_400 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_refresh_is_due_once_its_time_of_day_passed() {
-        let day = 20_000 * 86_400;
-        assert_eq!(
-            last_occurrence(day + 5 * 3600, 4 * 3600 + 1800),
-            day + 4 * 3600 + 1800
-        );
-        assert_eq!(
-            last_occurrence(day + 3600, 4 * 3600 + 1800),
-            day - 86_400 + 4 * 3600 + 1800,
-            "before today's time: yesterday's"
-        );
-        assert_eq!(last_occurrence(day, 0), day);
-    }
 }

@@ -86,12 +86,13 @@ pub struct Config {
     pub steamcmd_stall_secs: u64,
     /// The first wait before retrying a network failure (doubling).
     pub steamcmd_retry_ms: u64,
-    /// Update the game by itself when the daily check finds a new build.
+    /// Update the game by itself when a check finds a new build.
     pub auto_update: bool,
     /// The installation is flattened into one layer when an update makes
     /// it deeper than this.
     pub installation_max_layers: usize,
-    /// How often the panel checks Steam for a newer build of the game.
+    /// No longer read: the built-in schedule "Check for game updates"
+    /// says when. Kept so that files which set it still load.
     pub game_check_interval_secs: u64,
     /// Where the host's system files are, for the 32-bit library check
     /// (`/`; tests use a directory of their own).
@@ -104,7 +105,7 @@ pub struct Config {
     /// Workshop downloads at once.
     pub workshop_downloads: usize,
     /// When Workshop overlays refresh by themselves each day ("HH:MM",
-    /// UTC); empty turns it off.
+    /// UTC; empty: off), for the built-in schedule the first start makes.
     pub workshop_refresh_at: String,
     /// Limits of a script overlay's build.
     pub build_memory_mb: u64,
@@ -325,11 +326,11 @@ steamcmd = "/usr/games/steamcmd"
 steamcmd_stall_secs = 600
 # First wait before retrying a network failure, doubling, 3 attempts.
 steamcmd_retry_ms = 10000
-# Update the game by itself when the daily check finds a new build, then
-# restart each running server once nobody plays on it.
+# Update the game by itself when a check finds a new build, then restart
+# each running server once nobody plays on it. When the panel checks is
+# the built-in schedule "Check for game updates" (Schedules page; daily
+# at 05:00 host time at first).
 auto_update = false
-# Seconds between the panel's checks for a newer build (daily).
-game_check_interval_secs = 86400
 # Each update adds a layer with what changed; past this many layers the
 # installation is flattened into one (hard links, no copy).
 installation_max_layers = 16
@@ -343,7 +344,9 @@ steam_api_retry_ms = 2000
 # Workshop downloads at once.
 workshop_downloads = 4
 # When Workshop overlays refresh by themselves each day (HH:MM, UTC);
-# "" turns it off. Unchanged items cost one API call per 100 items.
+# "" turns it off. Unchanged items cost one API call per 100 items. The
+# first start makes the built-in schedule "Refresh Workshop overlays"
+# from it; change that on the Schedules page afterwards.
 workshop_refresh_at = "04:30"
 # Limits of a script overlay's build (memory without swap).
 build_memory_mb = 4096

@@ -25,6 +25,8 @@ pub struct Schedule {
     /// The last run skipped, and why.
     pub last_skipped: Option<String>,
     pub created_at: i64,
+    /// Which of the panel's own routines it is, if it is one.
+    pub builtin: Option<String>,
 }
 
 /// A schedule's settings, to make or change one.
@@ -66,6 +68,14 @@ impl Store {
         .bind(server_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The panel's own routine `builtin`, if it exists yet.
+    pub async fn builtin_schedule(&self, builtin: &str) -> Result<Option<Schedule>> {
+        Ok(sqlx::query_as("SELECT * FROM schedules WHERE builtin = ?")
+            .bind(builtin)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Enabled schedules whose run is due at `at`, the longest due first.
@@ -177,6 +187,16 @@ impl crate::Write {
         .await
         .map_err(named_twice(settings.name))?
         .ok_or(StoreError::NotFound)
+    }
+
+    /// Marks a schedule as the panel's own routine `builtin`.
+    pub async fn set_builtin(&mut self, id: i64, builtin: &str) -> Result<()> {
+        sqlx::query("UPDATE schedules SET builtin = ? WHERE id = ?")
+            .bind(builtin)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     pub async fn delete_schedule(&mut self, id: i64) -> Result<()> {

@@ -777,6 +777,8 @@ pub(crate) struct ScheduleRow {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) enabled: bool,
+    /// One of the panel's own routines (never deleted).
+    pub(crate) builtin: bool,
     /// When, in words: "04:00 (Europe/Berlin)".
     pub(crate) when: String,
     pub(crate) players: String,

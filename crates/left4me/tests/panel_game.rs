@@ -352,10 +352,8 @@ async fn wait_for_job_line(client: &Client, job: i64, text: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn automatic_mode_checks_updates_and_restarts_an_empty_server() {
-    // No public build yet: the scheduler's checks fail until one appears.
     let mut app = installed_app(None, |c| {
         c.auto_update = true;
-        c.game_check_interval_secs = 2;
         c.poll_interval_secs = 1;
     })
     .await;
@@ -364,7 +362,18 @@ async fn automatic_mode_checks_updates_and_restarts_an_empty_server() {
     let port = free_port();
     let server = create_server(&admin, "alpha", bp, port).await;
     act_ok(&admin, server, "start").await;
+
+    // The built-in schedule's check, with no public build yet: the check
+    // fails, and so does the run, saying so.
+    let check = panel_schedule(&admin, "Check for game updates").await;
+    let run = run_schedule(&admin, check).await;
+    let (log, end) = finished_job(&admin, run).await;
+    assert_eq!(end, "failed", "{log:?}");
+
+    // Once Valve publishes a build, the next check updates and the empty
+    // server moves onto it.
     publish(&app.config.steamcmd, 1002);
+    run_schedule(&admin, check).await;
 
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {

@@ -374,12 +374,11 @@ async fn a_start_waits_for_a_build_of_its_overlay_and_a_failed_build_changes_not
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_daily_refresh_queues_builds_by_itself() {
+async fn the_daily_refresh_is_a_built_in_schedule_that_queues_builds() {
     let sim = WorkshopSim::start().await.unwrap();
     sim.add_item(SimItem::vpk(1, 1_000));
-    // Midnight has passed today: the refresh is due once.
     let mut app = workshop_app(&sim, |c| {
-        c.workshop_refresh_at = "00:00".into();
+        c.workshop_refresh_at = "00:15".into();
         c.poll_interval_secs = 1;
     })
     .await;
@@ -387,14 +386,23 @@ async fn the_daily_refresh_queues_builds_by_itself() {
     let overlay = create_workshop_overlay(&admin, "Maps").await;
     let (_, page) = add_items(&admin, overlay, "1").await;
     job_ok(&admin, job_in(&page)).await;
+
+    // Made from the configuration: at 00:15 UTC, on.
+    let refresh = panel_schedule(&admin, "Refresh Workshop overlays").await;
+    let (_, schedules) = admin.get_text("/schedules").await;
+    assert!(schedules.contains("00:15 (UTC)"), "{schedules}");
+    let run = run_schedule(&admin, refresh).await;
+    let (log, end) = finished_job(&admin, run).await;
+    assert_eq!(end, "succeeded", "{log:?}");
     let store = left4me_web::open_store(&app.config).await.unwrap();
     let by_scheduler = wait_until_async(Duration::from_secs(15), || async {
         let jobs = store.jobs(left4me_store::JobFilter::All, 20).await.unwrap();
-        jobs.into_iter()
-            .find(|j| j.kind == "overlay.build" && j.username == "scheduler")
+        jobs.into_iter().find(|j| {
+            j.kind == "overlay.build" && j.username == "schedule Refresh Workshop overlays"
+        })
     })
     .await
-    .expect("the scheduler queued a refresh");
+    .expect("the schedule queued a refresh");
     assert_eq!(by_scheduler.overlay_id, Some(overlay));
     job_ok(&admin, by_scheduler.id).await;
 

@@ -501,3 +501,65 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
         + start.len();
     &text[from..from + text[from..].find(end).unwrap()]
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_panels_own_routines_are_built_in_schedules_admins_change_but_keep() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let check = panel_schedule(&admin, "Check for game updates").await;
+    panel_schedule(&admin, "Refresh Workshop overlays").await;
+    let root = Bot::new(
+        &app,
+        &make_token(&admin, "root", &["read", "manage", "admin"], &[]).await,
+    );
+    let (status, listed) = root.get("/schedules").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let builtins: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["builtin"].as_str())
+        .collect();
+    assert_eq!(builtins, ["game_check", "workshop_refresh"], "{listed}");
+
+    // Kept: turned off, not deleted.
+    let (status, problem) = root
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/schedules/{check}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("turn it off"),
+        "{problem}"
+    );
+    let (status, changed) = root
+        .call(
+            reqwest::Method::PUT,
+            &format!("/schedules/{check}"),
+            Some(json!({"name": "Check for game updates", "timing": "0 6 * * 1", "time_zone": "UTC",
+                   "enabled": false, "plan": {"steps": [{"step": "check_game"}], "players": "ignore"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["enabled"], false);
+    assert_eq!(changed["next_runs"], json!([]), "{changed}");
+
+    // Run by hand even while off; with no steamcmd here the check fails,
+    // and the run says which step and why.
+    let run = run_schedule(&admin, check).await;
+    let (log, end) = run_log(&admin, run).await;
+    assert_eq!(end, "failed", "{log}");
+    assert!(
+        log.contains("step 1 (check for game updates) failed")
+            && log.contains("steamcmd is not at"),
+        "{log}"
+    );
+
+    // Users see none of it.
+    let bob = add_user(&app, &admin, "bob", "bob-password-1").await;
+    assert_eq!(bob.get("/schedules").await.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}

@@ -9,6 +9,7 @@ use crate::actor::{Actor, Scope};
 use crate::error::{OpError, OpResult};
 use crate::game::Overview;
 use crate::ops::access;
+use crate::ops::activity::record;
 use crate::runner::JobKind;
 
 /// The installed and public builds, the versions on disk and which
@@ -50,4 +51,20 @@ pub async fn queue(app: &App, actor: &Actor, operation: GameOperation) -> OpResu
         .jobs()
         .enqueue_game(operation.job_kind(), actor.requester())
         .await?)
+}
+
+/// After a check, in automatic mode: queues the update when the public
+/// build is not the installed one, and says so in the activity log.
+pub(crate) async fn update_if_newer(app: &App, actor: &Actor) -> OpResult<Option<Job>> {
+    if !app.config().auto_update {
+        return Ok(None);
+    }
+    let Some(found) = crate::game::newer_public_build(app.jobs().installer()).await else {
+        return Ok(None);
+    };
+    let mut write = app.store().write().await?;
+    let detail = format!("{found}: updating automatically");
+    record(&mut write, actor, None, "game.auto", &detail).await?;
+    write.commit().await?;
+    queue(app, actor, GameOperation::Update).await.map(Some)
 }

@@ -18,6 +18,7 @@ use crate::ops::schedules::{changeable, plan_of, when};
 use crate::ops::servers::ServerOperation;
 use crate::ops::{console, game, servers, workshop};
 use crate::schedule_plan::{Plan, Players, Step};
+use crate::timing;
 
 /// A run due longer ago than this was missed while the panel was down.
 const MISSED_AFTER_SECS: i64 = 120;
@@ -56,6 +57,7 @@ impl Scheduler {
     }
 
     async fn start_due(&self) -> OpResult<()> {
+        ensure_builtins(&self.app).await?;
         let now = left4me_store::now();
         for schedule in self.app.store().due_schedules(now).await? {
             if let Err(e) = self.start_one(&schedule, now).await {
@@ -114,6 +116,87 @@ impl Scheduler {
     }
 }
 
+/// The panel's own routines, as schedules an admin can change.
+pub const GAME_CHECK: &str = "game_check";
+pub const WORKSHOP_REFRESH: &str = "workshop_refresh";
+
+/// Makes the panel's own routines as schedules, once, when an admin
+/// exists to own them: the check for game updates (daily at 05:00, host
+/// time) and the Workshop refresh (at `workshop_refresh_at`, UTC, off
+/// when that is empty).
+async fn ensure_builtins(app: &App) -> OpResult<()> {
+    let store = app.store();
+    let refresh_at = &app.config().workshop_refresh_at;
+    let routines = [
+        (
+            GAME_CHECK,
+            "Check for game updates",
+            "05:00".to_owned(),
+            timing::host_zone_name(),
+            Step::CheckGame,
+            true,
+        ),
+        (
+            WORKSHOP_REFRESH,
+            "Refresh Workshop overlays",
+            if refresh_at.is_empty() {
+                "04:30".to_owned()
+            } else {
+                refresh_at.clone()
+            },
+            "UTC".to_owned(),
+            Step::RefreshWorkshop,
+            !refresh_at.is_empty(),
+        ),
+    ];
+    for (builtin, name, at, zone_name, step, enabled) in routines {
+        if store.builtin_schedule(builtin).await?.is_some() {
+            continue;
+        }
+        let Some(admin) = store.first_admin().await? else {
+            return Ok(());
+        };
+        let plan = Plan {
+            steps: vec![step],
+            players: Players::Ignore,
+            warn_minutes: Vec::new(),
+        };
+        let timing = timing::Timing::parse(&at)
+            .map_err(|e| OpError::internal("a built-in schedule's time", e))?;
+        let zone =
+            timing::zone(&zone_name).map_err(|e| OpError::internal("the host's time zone", e))?;
+        let due_at = timing
+            .next_after(&zone, Timestamp::now())
+            .map_or(i64::MAX, Timestamp::as_second);
+        let plan_json = serde_json::to_string(&plan).map_err(|e| OpError::internal("a plan", e))?;
+        // Named as the pages show it; an admin's schedule of that name
+        // keeps it, and the routine is named apart.
+        for name in [name.to_owned(), format!("{name} (built in)")] {
+            let mut write = store.write().await?;
+            let settings = left4me_store::ScheduleSettings {
+                name: &name,
+                timing: &timing.to_string(),
+                time_zone: &zone_name,
+                plan: &plan_json,
+                catch_up: true,
+                enabled,
+                due_at,
+            };
+            match write.create_schedule(None, admin.id, &settings).await {
+                Ok(made) => {
+                    write.set_builtin(made.id, builtin).await?;
+                    write.commit().await?;
+                    tracing::info!("made the built-in schedule {name:?}");
+                    break;
+                }
+                Err(left4me_store::StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Says in the activity log that the schedule skipped a run, and why.
 async fn skipped(app: &App, schedule: &Schedule, why: &str) -> OpResult<()> {
     Ok(app
@@ -157,6 +240,12 @@ async fn start(app: &App, schedule: &Schedule, why: &str) -> OpResult<Job> {
     let owner = match schedule.owner_id {
         Some(id) => Some(app.store().user(id).await?),
         None => None,
+    };
+    // The panel's own routines run as an admin whoever made them.
+    let owner = match owner {
+        Some(user) if user.is_active && (schedule.builtin.is_none() || user.is_admin) => Some(user),
+        _ if schedule.builtin.is_some() => app.store().first_admin().await?,
+        other => other,
     };
     let username = format!("schedule {}", schedule.name);
     let (job, token) = app
@@ -367,6 +456,23 @@ impl Run<'_> {
                     .await
                     .map_err(failed)?;
                 self.follow(job).await
+            }
+            Step::CheckGame => {
+                if !crate::game::installed(app.jobs().installer()).await {
+                    self.log("the game is not installed: nothing to check")
+                        .await;
+                    return Ok(());
+                }
+                let job = game::queue(app, actor, game::GameOperation::Check)
+                    .await
+                    .map_err(failed)?;
+                self.follow(job).await?;
+                if let Some(update) = game::update_if_newer(app, actor).await.map_err(failed)? {
+                    self.log("a newer build is public: updating (automatic mode)")
+                        .await;
+                    self.follow(update).await?;
+                }
+                Ok(())
             }
             Step::UpdateGame => {
                 let job = game::queue(app, actor, game::GameOperation::Update)

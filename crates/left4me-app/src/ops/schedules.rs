@@ -201,7 +201,11 @@ fn checked(
     else {
         return Err(OpError::Invalid(errors));
     };
-    if plan.steps.contains(&Step::UpdateGame) {
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::UpdateGame | Step::CheckGame))
+    {
         access::game(actor)?;
     }
     Ok((name.to_owned(), timing, zone, plan))
@@ -308,6 +312,11 @@ pub async fn change(
 
 pub async fn delete(app: &App, actor: &Actor, id: i64) -> OpResult<()> {
     let schedule = changeable(app, actor, id).await?;
+    if schedule.builtin.is_some() {
+        return Err(OpError::conflict(
+            "This is one of the panel's own routines: turn it off instead.",
+        ));
+    }
     let mut write = app.store().write().await?;
     write.delete_schedule(id).await?;
     let detail = format!("deleted the schedule {}", schedule.name);

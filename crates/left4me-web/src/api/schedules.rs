@@ -37,6 +37,9 @@ pub(crate) struct ScheduleView {
     last_skipped: Option<String>,
     /// Its last runs, newest first.
     runs: Vec<JobView>,
+    /// One of the panel's own routines (`game_check`,
+    /// `workshop_refresh`): changed or turned off, never deleted.
+    builtin: Option<String>,
     url: String,
 }
 
@@ -56,6 +59,7 @@ impl From<schedules::ScheduleView> for ScheduleView {
             next_runs: v.next_runs,
             last_skipped: s.last_skipped,
             runs: v.runs.into_iter().map(JobView::from).collect(),
+            builtin: s.builtin,
         }
     }
 }
@@ -207,7 +211,7 @@ pub(crate) async fn change(
 
 #[utoipa::path(delete, path = "/schedules/{id}", tag = "schedules",
     params(("id" = i64, Path, description = "schedule id")),
-    responses((status = 204), (status = 403, body = Problem)),
+    responses((status = 204), (status = 403, body = Problem), (status = 409, body = Problem)),
     security(("token" = ["manage"])))]
 pub(crate) async fn delete(
     State(state): State<AppState>,

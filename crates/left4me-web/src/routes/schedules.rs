@@ -18,17 +18,10 @@ use crate::pages::{
 };
 use crate::state::AppState;
 
-/// The zone a new schedule's form starts with: the host's.
-fn host_zone() -> String {
-    jiff::tz::TimeZone::system()
-        .iana_name()
-        .unwrap_or("UTC")
-        .to_owned()
-}
-
 fn new_form() -> ScheduleForm {
     ScheduleForm {
-        time_zone: host_zone(),
+        // The host's zone to start with.
+        time_zone: left4me_app::timing::host_zone_name(),
         players: "ignore".into(),
         catch_up: Some("on".into()),
         enabled: Some("on".into()),
@@ -89,6 +82,7 @@ fn row(view: &ScheduleView) -> ScheduleRow {
         id: s.id,
         name: s.name.clone(),
         enabled: s.enabled,
+        builtin: s.builtin.is_some(),
         when: format!("{} ({})", s.timing, s.time_zone),
         players: players + &warned,
         steps: view.plan.steps.iter().map(Step::describe).collect(),

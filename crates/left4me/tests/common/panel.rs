@@ -547,3 +547,29 @@ impl PanelProcess {
         assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
     }
 }
+
+/// The id of the panel's schedule `name` (the panel makes its built-in
+/// ones on its first pass once an admin exists: waited for).
+pub async fn panel_schedule(admin: &Client, name: &str) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, page) = admin.get_text("/schedules").await;
+        if let Some(at) = page.find(&format!("<h2>{name}")) {
+            let marker = "id=\"schedule-";
+            let start = page[..at].rfind(marker).expect("a schedule's section") + marker.len();
+            return page[start..].split('"').next().unwrap().parse().unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no schedule {name:?}:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs a schedule now from its page; the run's job.
+pub async fn run_schedule(client: &Client, id: i64) -> i64 {
+    let res = client.post(&format!("/schedules/{id}/run"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "run schedule {id}");
+    Client::redirect_id(&res)
+}
