@@ -373,7 +373,8 @@ impl Run<'_> {
         loop {
             let now = tokio::time::Instant::now();
             let playing = self.playing(server_id);
-            if wait_for_empty && playing == 0 {
+            // Nobody to wait for, nor to warn.
+            if playing == 0 && (wait_for_empty || now < deadline) {
                 self.log("nobody plays: going ahead").await;
                 return Ok(true);
             }
