@@ -3,6 +3,7 @@
 //! Only this crate mounts filesystems and starts or signals processes; the
 //! CLI and the panel call the [`lifecycle`] functions.
 
+pub mod backup;
 pub mod events;
 pub mod fsutil;
 pub mod game;
