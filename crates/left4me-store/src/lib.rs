@@ -59,6 +59,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -155,6 +160,28 @@ impl Store {
 
     fn changed(&self) {
         self.changes.bump();
+    }
+
+    /// A consistent copy of the database at `path`, taken while the panel
+    /// runs: SQLite's `VACUUM INTO` reads one snapshot of the database
+    /// (commits meanwhile are in the copy whole or not at all). Written
+    /// beside `path` and renamed into place, so `path` is never half a
+    /// copy.
+    pub async fn copy_to(&self, path: &Path) -> Result<()> {
+        let partial = path.with_extension("partial");
+        let io = |context: String| move |source| StoreError::Io { context, source };
+        match std::fs::remove_file(&partial) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("removing {}", partial.display()))(e));
+            }
+            _ => {}
+        }
+        sqlx::query("VACUUM INTO ?")
+            .bind(partial.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        std::fs::rename(&partial, path)
+            .map_err(io(format!("moving the copy to {}", path.display())))
     }
 
     /// The newest migration this build carries.
