@@ -8,6 +8,7 @@
 /// commands; re-exported for the panel's users.
 pub use left4me_config as config;
 pub mod actor;
+pub mod backups;
 pub mod board;
 pub mod credentials;
 pub mod domain;
@@ -347,6 +348,7 @@ fn runner_for(
         installer,
         workshop::Workshop::new(config)?,
         scripts::ScriptBuilder::new(config),
+        backups::Backups::new(config),
         ready_timeout,
     ))
 }

@@ -37,13 +37,18 @@ pub enum JobKind {
     GameCheck,
     /// A build of a Workshop or script overlay: lock `overlay:ID`.
     OverlayBuild,
+    /// A backup of the panel: lock `backup`.
+    PanelBackup,
 }
 
 /// The lock every game job holds: one install, update or check at a time.
 pub const INSTALL_LOCK: &str = "install";
 
+/// The lock of a backup: one at a time.
+pub const BACKUP_LOCK: &str = "backup";
+
 impl JobKind {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::ServerStart,
         Self::ServerStop,
         Self::ServerRestart,
@@ -54,6 +59,7 @@ impl JobKind {
         Self::GameValidate,
         Self::GameCheck,
         Self::OverlayBuild,
+        Self::PanelBackup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +74,7 @@ impl JobKind {
             Self::GameValidate => "game.validate",
             Self::GameCheck => "game.check",
             Self::OverlayBuild => "overlay.build",
+            Self::PanelBackup => "panel.backup",
         }
     }
 
@@ -84,6 +91,7 @@ impl JobKind {
             Self::GameValidate => "update and validate the game",
             Self::GameCheck => "check for game updates",
             Self::OverlayBuild => "build overlay",
+            Self::PanelBackup => "back up the panel",
         }
     }
 
@@ -143,6 +151,8 @@ enum Target<'a> {
     Server(&'a Server),
     Overlay(&'a Overlay),
     Game,
+    /// The panel as a whole (a backup).
+    Panel,
 }
 
 impl Target<'_> {
@@ -151,6 +161,7 @@ impl Target<'_> {
             Self::Server(server) => format!("server:{}", server.id),
             Self::Overlay(overlay) => format!("overlay:{}", overlay.id),
             Self::Game => INSTALL_LOCK.to_owned(),
+            Self::Panel => BACKUP_LOCK.to_owned(),
         }]
     }
 
@@ -159,6 +170,7 @@ impl Target<'_> {
             Self::Server(server) => format!("server {}", server.name),
             Self::Overlay(overlay) => format!("overlay {}", overlay.name),
             Self::Game => "the game".to_owned(),
+            Self::Panel => "the panel".to_owned(),
         }
     }
 }
@@ -192,6 +204,7 @@ struct Inner {
     installer: Arc<dyn Installer>,
     workshop: crate::workshop::Workshop,
     scripts: crate::scripts::ScriptBuilder,
+    backups: crate::backups::Backups,
     wake: Notify,
     running: Mutex<Running>,
     events: broadcast::Sender<JobEvent>,
@@ -208,6 +221,15 @@ enum JobError {
     /// The game was started (or was running) and failed: its console
     /// probably says why, and the job shows its last lines.
     GameFailed(String),
+}
+
+impl From<left4me_host::backup::BackupError> for JobError {
+    fn from(e: left4me_host::backup::BackupError) -> Self {
+        match e {
+            left4me_host::backup::BackupError::Cancelled(_) => Self::Cancelled,
+            other => Self::Failed(other.to_string()),
+        }
+    }
 }
 
 impl From<GameError> for JobError {
@@ -266,6 +288,7 @@ impl Jobs {
         installer: Arc<dyn Installer>,
         workshop: crate::workshop::Workshop,
         scripts: crate::scripts::ScriptBuilder,
+        backups: crate::backups::Backups,
         ready_timeout: Duration,
     ) -> Self {
         Self(Arc::new(Inner {
@@ -274,6 +297,7 @@ impl Jobs {
             installer,
             workshop,
             scripts,
+            backups,
             wake: Notify::new(),
             running: Mutex::new(Running::default()),
             events: broadcast::channel(4096).0,
@@ -323,6 +347,21 @@ impl Jobs {
     ) -> left4me_store::Result<Job> {
         debug_assert!(kind.is_game(), "{kind:?} needs a server");
         self.queue(kind, actor, Target::Game).await
+    }
+
+    /// Queues a backup of the panel, or returns the one already queued.
+    pub async fn enqueue_backup(&self, actor: Actor<'_>) -> left4me_store::Result<Job> {
+        let mut write = self.0.store.write().await?;
+        let locks = Target::Panel.locks();
+        if let Some(queued) = write
+            .queued_job(JobKind::PanelBackup.as_str(), &locks)
+            .await?
+        {
+            write.commit().await?;
+            return Ok(queued);
+        }
+        self.commit_queued(write, JobKind::PanelBackup, actor, Target::Panel, &locks)
+            .await
     }
 
     /// Queues a build of an overlay, or returns the one already queued:
@@ -386,7 +425,7 @@ impl Jobs {
         let (server, overlay) = match target {
             Target::Server(server) => (Some(server), None),
             Target::Overlay(overlay) => (None, Some(overlay)),
-            Target::Game => (None, None),
+            Target::Game | Target::Panel => (None, None),
         };
         let subject = target.subject();
         // One transaction: the job and its activity line, and a build
@@ -414,7 +453,7 @@ impl Jobs {
             Target::Overlay(overlay) => {
                 format!("{} {} (job #{})", kind.label(), overlay.name, job.id)
             }
-            Target::Game => format!("{} (job #{})", kind.label(), job.id),
+            Target::Game | Target::Panel => format!("{} (job #{})", kind.label(), job.id),
         };
         write
             .record_activity(
@@ -670,6 +709,9 @@ impl Jobs {
         if kind.is_game() {
             return self.game(job.id, kind, token).await;
         }
+        if kind == JobKind::PanelBackup {
+            return self.back_up(job, token).await;
+        }
         if kind == JobKind::OverlayBuild {
             return self.overlay_build(job, token).await;
         }
@@ -708,7 +750,8 @@ impl Jobs {
             | JobKind::GameUpdate
             | JobKind::GameValidate
             | JobKind::GameCheck
-            | JobKind::OverlayBuild => unreachable!("game and overlay jobs returned above"),
+            | JobKind::OverlayBuild
+            | JobKind::PanelBackup => unreachable!("game, overlay and backup jobs returned above"),
             JobKind::ServerDelete => {
                 // Wanted stopped first: if deleting fails halfway, the
                 // reconciler must not start the server again.
@@ -1077,6 +1120,77 @@ impl Jobs {
         let installer = Arc::clone(&self.0.installer);
         self.blocking_op(job_id, token, move |ctx| op(installer.as_ref(), ctx))
             .await
+    }
+
+    /// Backs up the panel: a consistent copy of the database and the
+    /// files that are its own into the restic repository, then forgets
+    /// what the retention does not keep.
+    async fn back_up(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
+        let started = left4me_store::now();
+        let root = self.0.host.root().clone();
+        let staging = crate::backups::Backups::staging(root.path());
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| JobError::Failed(format!("making {}: {e}", staging.display())))?;
+        self.log(job.id, "step", "copying the database as it is now")
+            .await;
+        let copy = staging.join("left4me.db");
+        self.0
+            .store
+            .copy_to(&copy)
+            .await
+            .map_err(|e| JobError::Failed(format!("copying the database: {e}")))?;
+        let set = left4me_host::backup::BackupSet::of_panel(&root, &staging);
+        let backups = self.0.backups.clone();
+        let summary = self
+            .blocking_op(job.id, token, move |ctx| {
+                use left4me_host::backup::ensure_password_file;
+                let restic = &backups.restic;
+                if ensure_password_file(&restic.password_file)? {
+                    ctx.step(format!(
+                        "made the repository's password in {}: keep a copy apart, no backup opens without it",
+                        restic.password_file.display()
+                    ))?;
+                }
+                if restic.ensure_repository(ctx)? {
+                    ctx.step(format!("made the backup repository {}", restic.repository))?;
+                }
+                restic.unlock(ctx)?;
+                ctx.step(format!("backing up into {}", restic.repository))?;
+                let paths: Vec<&std::path::Path> = set.paths.iter().map(AsRef::as_ref).collect();
+                let excludes: Vec<&std::path::Path> = set.excludes.iter().map(AsRef::as_ref).collect();
+                let summary = restic.backup(&paths, &excludes, &["left4me"], ctx)?;
+                ctx.step("forgetting the backups the retention does not keep")?;
+                restic.forget(backups.keep, ctx)?;
+                Ok::<_, left4me_host::backup::BackupError>(summary)
+            })
+            .await?;
+        let _ = std::fs::remove_file(&copy);
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.log(
+            job.id,
+            "step",
+            &format!(
+                "snapshot {}: {} files, {} bytes looked at, {} bytes new",
+                &summary.snapshot_id[..summary.snapshot_id.len().min(8)],
+                summary.total_files_processed,
+                summary.total_bytes_processed,
+                summary.data_added
+            ),
+        )
+        .await;
+        self.0
+            .store
+            .record_backup(&left4me_store::NewBackup {
+                job_id: job.id,
+                snapshot_id: &summary.snapshot_id,
+                started_at: started,
+                files: as_i64(summary.total_files_processed),
+                bytes_processed: as_i64(summary.total_bytes_processed),
+                data_added: as_i64(summary.data_added),
+            })
+            .await
+            .map_err(|e| JobError::Failed(format!("recording the backup: {e}")))?;
+        Ok(())
     }
 
     /// Runs a host operation on a blocking thread, streaming its events

@@ -27,6 +27,8 @@ pub enum Step {
     /// Asks Steam for a newer build (admins only); in automatic mode an
     /// update follows when there is one.
     CheckGame,
+    /// Backs up the panel (admins only).
+    BackUp,
     /// The Workshop overlays: the server's, or every one for a
     /// panel-wide schedule.
     RefreshWorkshop,
@@ -88,6 +90,7 @@ impl Step {
             Self::Start => "start".into(),
             Self::UpdateGame => "update the game".into(),
             Self::CheckGame => "check for game updates".into(),
+            Self::BackUp => "back up the panel".into(),
             Self::RefreshWorkshop => "refresh Workshop overlays".into(),
             Self::Wait { seconds } => format!("wait {seconds} s"),
         }
@@ -153,6 +156,7 @@ impl Step {
             ("start", "") => Ok(Self::Start),
             ("update", "game") => Ok(Self::UpdateGame),
             ("check", "game") => Ok(Self::CheckGame),
+            ("back", "up") | ("backup", "") => Ok(Self::BackUp),
             ("refresh", "workshop") => Ok(Self::RefreshWorkshop),
             ("wait", amount) => {
                 let (number, unit) = match amount.strip_suffix(['s', 'm', 'h']) {
@@ -173,7 +177,7 @@ impl Step {
             }
             _ => Err(format!(
                 "{line:?} is not a step: say TEXT, command TEXT, restart, stop, start, \
-                 update game, check game, refresh workshop or wait N"
+                 update game, check game, back up, refresh workshop or wait N"
             )),
         }
     }
@@ -188,6 +192,7 @@ impl Step {
             Self::Start => "start".into(),
             Self::UpdateGame => "update game".into(),
             Self::CheckGame => "check game".into(),
+            Self::BackUp => "back up".into(),
             Self::RefreshWorkshop => "refresh workshop".into(),
             Self::Wait { seconds } => format!("wait {seconds}"),
         }
@@ -312,7 +317,7 @@ mod tests {
     #[test]
     fn steps_read_as_lines_and_back() {
         let steps = Step::parse_lines(
-            "say Restart in 5 minutes\n\nwait 5m\nRESTART\ncommand sm_reload\nwait 30\nupdate game\nrefresh workshop\nstop\nstart\nwait 2h\ncheck game",
+            "say Restart in 5 minutes\n\nwait 5m\nRESTART\ncommand sm_reload\nwait 30\nupdate game\nrefresh workshop\nstop\nstart\nwait 2h\ncheck game\nback up",
         )
         .unwrap();
         assert_eq!(

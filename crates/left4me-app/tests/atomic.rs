@@ -50,6 +50,7 @@ async fn world(steam_api_url: Option<String>) -> World {
         Arc::new(config.game().unwrap()),
         Workshop::new(&config).unwrap(),
         ScriptBuilder::new(&config),
+        left4me_app::backups::Backups::new(&config),
         Duration::from_secs(1),
     );
     let app = App::new(config, store.clone(), host, jobs, Arc::default());

@@ -115,6 +115,18 @@ pub struct Config {
     pub build_output_mb: u64,
     /// Free space a build must leave on the state root's file system.
     pub build_disk_reserve_mb: u64,
+    /// Debian's restic, which keeps the backups.
+    pub restic: PathBuf,
+    /// Where backups go: a directory, or any location restic takes
+    /// (`sftp:…`, `s3:…`, `rest:…`). Defaults to `<root>/backups/repository`.
+    pub backup_repository: Option<String>,
+    /// The file with the backup repository's password (made on the first
+    /// backup when missing). Defaults to `<root>/backups/password`.
+    pub backup_password_file: Option<PathBuf>,
+    /// Backups kept: the newest of each of this many days, weeks, months.
+    pub backup_keep_daily: u32,
+    pub backup_keep_weekly: u32,
+    pub backup_keep_monthly: u32,
 }
 
 impl Default for Config {
@@ -156,6 +168,12 @@ impl Default for Config {
             build_timeout_secs: 3600,
             build_output_mb: 20_480,
             build_disk_reserve_mb: 2048,
+            restic: PathBuf::from("/usr/bin/restic"),
+            backup_repository: None,
+            backup_password_file: None,
+            backup_keep_daily: 7,
+            backup_keep_weekly: 4,
+            backup_keep_monthly: 6,
         }
     }
 }
@@ -356,6 +374,18 @@ build_timeout_secs = 3600
 build_output_mb = 20480
 # A build is stopped when the state root's file system has less free.
 build_disk_reserve_mb = 2048
+
+# Backups (the Backups page): Debian's restic, where the repository is
+# (a directory, or any restic location: sftp:..., s3:..., rest:...;
+# default <root>/backups/repository), the file with its password (made
+# on the first backup; keep a copy apart: without it no backup opens),
+# and how many to keep.
+restic = "/usr/bin/restic"
+# backup_repository = "sftp:backup@example.org:/srv/left4me"
+# backup_password_file = "/var/lib/left4me/backups/password"
+backup_keep_daily = 7
+backup_keep_weekly = 4
+backup_keep_monthly = 6
 "#;
 
 impl Config {
@@ -534,6 +564,29 @@ impl Config {
             "LEFT4ME_BUILD_DISK_RESERVE_MB",
             &mut self.build_disk_reserve_mb,
         )?;
+        set(&env, "LEFT4ME_RESTIC", &mut self.restic)?;
+        if let Some(repository) = env("LEFT4ME_BACKUP_REPOSITORY") {
+            self.backup_repository = Some(repository).filter(|r| !r.is_empty());
+        }
+        if let Some(file) = env("LEFT4ME_BACKUP_PASSWORD_FILE") {
+            self.backup_password_file =
+                Some(PathBuf::from(file)).filter(|f| !f.as_os_str().is_empty());
+        }
+        set(
+            &env,
+            "LEFT4ME_BACKUP_KEEP_DAILY",
+            &mut self.backup_keep_daily,
+        )?;
+        set(
+            &env,
+            "LEFT4ME_BACKUP_KEEP_WEEKLY",
+            &mut self.backup_keep_weekly,
+        )?;
+        set(
+            &env,
+            "LEFT4ME_BACKUP_KEEP_MONTHLY",
+            &mut self.backup_keep_monthly,
+        )?;
         Ok(())
     }
 
@@ -632,6 +685,20 @@ impl Config {
                 "public_url {url} has no host name: passkeys are bound to a name, not an address"
             )),
         }
+    }
+
+    /// Where backups go.
+    pub fn backup_repository(&self) -> String {
+        self.backup_repository
+            .clone()
+            .unwrap_or_else(|| self.root.join("backups/repository").display().to_string())
+    }
+
+    /// The backup repository's password file.
+    pub fn backup_password_file(&self) -> PathBuf {
+        self.backup_password_file
+            .clone()
+            .unwrap_or_else(|| self.root.join("backups/password"))
     }
 
     pub fn database_path(&self) -> PathBuf {

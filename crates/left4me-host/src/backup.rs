@@ -361,3 +361,65 @@ fn end_group(pid: rustix::process::Pid, child: &mut std::process::Child) {
     }
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
+
+/// What a backup of the panel takes from the state root: the database's
+/// copy in `staging`, the overlays' own files, and each server's own
+/// state (its upper layer, its instance files). Not the game, nor built
+/// overlay versions and the Workshop cache: those are made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSet {
+    pub paths: Vec<PathBuf>,
+    pub excludes: Vec<PathBuf>,
+}
+
+impl BackupSet {
+    pub fn of_panel(root: &crate::layout::StateRoot, staging: &Path) -> Self {
+        let runtime = root.runtime();
+        Self {
+            paths: vec![
+                staging.to_owned(),
+                root.overlays(),
+                root.instances(),
+                runtime.clone(),
+            ],
+            // A running server's merged tree is a mount of the whole game.
+            excludes: vec![runtime.join("*/merged"), runtime.join("*/work")],
+        }
+    }
+}
+
+/// Makes the password file with a new random password unless it exists;
+/// says whether it did. Only its owner may read it.
+pub fn ensure_password_file(path: &Path) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut random = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(password.as_bytes())?;
+    file.sync_all()?;
+    // A password made meanwhile by another run wins: it may be in use.
+    match std::fs::hard_link(&partial, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&partial)?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::remove_file(&partial)?;
+    Ok(true)
+}

@@ -122,6 +122,16 @@ impl Store {
         .await?)
     }
 
+    /// The newest job of `kind`.
+    pub async fn newest_job_of_kind(&self, kind: &str) -> Result<Option<Job>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM jobs WHERE kind = ? ORDER BY id DESC LIMIT 1")
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn job(&self, id: i64) -> Result<Job> {
         sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
             .bind(id)

@@ -3,6 +3,7 @@
 //! writes it.
 
 mod activity;
+mod backups;
 mod blueprints;
 mod jobs;
 mod members;
@@ -31,6 +32,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use activity::{Activity, ActivityFilter, ConsoleCommand};
+pub use backups::{Backup, NewBackup};
 pub use blueprints::{Blueprint, BlueprintOverlay, ListedBlueprint};
 pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob, SHARED};
 pub use members::{ServerMember, ServerRole};

@@ -815,3 +815,28 @@ impl SchedulesPage {
         }
     }
 }
+
+/// A backup in the list.
+#[derive(Debug)]
+pub(crate) struct BackupRow {
+    pub(crate) snapshot: String,
+    pub(crate) job_id: Option<i64>,
+    pub(crate) taken: String,
+    pub(crate) took: String,
+    pub(crate) files: i64,
+    pub(crate) looked_at: String,
+    pub(crate) added: String,
+}
+
+#[derive(Template)]
+#[template(path = "backups.html")]
+pub(crate) struct BackupsPage {
+    pub(crate) l: Layout,
+    pub(crate) repository: String,
+    pub(crate) password_file: String,
+    pub(crate) backups: Vec<BackupRow>,
+    /// The last backup job, when it failed.
+    pub(crate) last_failed: Option<(i64, String)>,
+}
+
+impl Page for BackupsPage {}

@@ -113,7 +113,8 @@ impl ServerAction {
             | JobKind::GameUpdate
             | JobKind::GameValidate
             | JobKind::GameCheck
-            | JobKind::OverlayBuild => None,
+            | JobKind::OverlayBuild
+            | JobKind::PanelBackup => None,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod activity;
+pub mod backups;
 pub mod blueprints;
 pub mod console;
 pub mod game;

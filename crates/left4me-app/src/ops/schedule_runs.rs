@@ -475,6 +475,10 @@ impl Run<'_> {
                 }
                 Ok(())
             }
+            Step::BackUp => {
+                let job = super::backups::back_up(app, actor).await.map_err(failed)?;
+                self.follow(job).await
+            }
             Step::UpdateGame => {
                 let job = game::queue(app, actor, game::GameOperation::Update)
                     .await

@@ -204,7 +204,7 @@ fn checked(
     if plan
         .steps
         .iter()
-        .any(|s| matches!(s, Step::UpdateGame | Step::CheckGame))
+        .any(|s| matches!(s, Step::UpdateGame | Step::CheckGame | Step::BackUp))
     {
         access::game(actor)?;
     }

@@ -5,6 +5,7 @@
 mod account;
 mod activity;
 mod auth;
+mod backups;
 mod blueprints;
 mod game;
 mod jobs;
@@ -48,6 +49,7 @@ use crate::state::AppState;
     tags((name = "servers"), (name = "jobs"), (name = "blueprints"), (name = "overlays"),
         (name = "overlay files"), (name = "game"), (name = "activity"), (name = "users"),
         (name = "schedules", description = "What servers and the panel do by themselves."),
+        (name = "backups", description = "The panel's backups, with restic (admins)."),
         (name = "account", description = "Only from a signed-in browser session."))
 )]
 struct ApiDoc;
@@ -230,6 +232,7 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
             schedules::delete
         ))
         .routes(routes!(schedules::run))
+        .routes(routes!(backups::list, backups::back_up))
         .split_for_parts();
     // After the routes: the modifiers work on every operation's entry.
     BearerToken.modify(&mut doc);

@@ -2,6 +2,7 @@
 
 mod account;
 mod activity;
+mod backups;
 mod blueprints;
 mod console;
 mod game;
@@ -112,6 +113,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/schedules/{id}", post(schedules::change))
         .route("/schedules/{id}/run", post(schedules::run))
         .route("/schedules/{id}/delete", post(schedules::delete))
+        .route("/backups", get(backups::page).post(backups::back_up))
         .route("/activity", get(activity::all))
         .route("/servers/{id}/activity", get(activity::of_server))
         .route("/game", get(game::page))

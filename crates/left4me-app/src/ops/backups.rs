@@ -1,0 +1,52 @@
+//! Backups of the panel (admins): taken now or by a schedule, listed with
+//! what each took.
+
+use left4me_store::{Backup, Job};
+
+use crate::App;
+use crate::actor::{Actor, Scope};
+use crate::error::OpResult;
+use crate::ops::access;
+
+/// The backups and where they go.
+#[derive(Debug, Clone)]
+pub struct BackupsView {
+    /// The restic repository.
+    pub repository: String,
+    /// The file with its password (keep a copy apart).
+    pub password_file: String,
+    /// Newest first.
+    pub backups: Vec<Backup>,
+    /// The last backup job, if it failed: said loudly.
+    pub last_failed: Option<Job>,
+}
+
+/// How many backups the list shows.
+const LISTED: i64 = 100;
+
+pub async fn list(app: &App, actor: &Actor) -> OpResult<BackupsView> {
+    access::admin(actor, "see the backups")?;
+    actor.require(Scope::Read)?;
+    let config = app.config();
+    Ok(BackupsView {
+        repository: config.backup_repository(),
+        password_file: config.backup_password_file().display().to_string(),
+        backups: app.store().backups(LISTED).await?,
+        last_failed: last_failed(app).await?,
+    })
+}
+
+/// The newest backup job, if it failed.
+pub(crate) async fn last_failed(app: &App) -> OpResult<Option<Job>> {
+    Ok(app
+        .store()
+        .newest_job_of_kind(crate::runner::JobKind::PanelBackup.as_str())
+        .await?
+        .filter(|j| j.state == left4me_store::JobState::Failed))
+}
+
+/// Queues a backup now (one that is queued already is reused).
+pub async fn back_up(app: &App, actor: &Actor) -> OpResult<Job> {
+    access::admin(actor, "back up the panel")?;
+    Ok(app.jobs().enqueue_backup(actor.requester()).await?)
+}

@@ -1,0 +1,78 @@
+//! `/api/v1/backups`: the panel's backups (admins), and one taken now.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use left4me_app::ops::backups;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::ApiUser;
+use super::jobs::{JobView, accepted};
+use super::problem::{ApiResult, Problem};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BackupView {
+    /// The restic snapshot.
+    snapshot_id: String,
+    /// The job that took it.
+    job_id: Option<i64>,
+    started_at: i64,
+    finished_at: i64,
+    files: i64,
+    /// What the backup looked at.
+    bytes_processed: i64,
+    /// What it added to the repository, after deduplication.
+    data_added: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BackupList {
+    /// The restic repository.
+    repository: String,
+    /// The file with the repository's password: keep a copy apart.
+    password_file: String,
+    /// Newest first.
+    items: Vec<BackupView>,
+    /// The last backup job, when it failed.
+    last_failed: Option<JobView>,
+}
+
+/// The backups, newest first, and where they go (admins).
+#[utoipa::path(get, path = "/backups", tag = "backups",
+    responses((status = 200, body = BackupList), (status = 403, body = Problem)),
+    security(("token" = ["read", "admin"])))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    user: ApiUser,
+) -> ApiResult<Json<BackupList>> {
+    let view = backups::list(state.app(), &user).await?;
+    Ok(Json(BackupList {
+        repository: view.repository,
+        password_file: view.password_file,
+        items: view
+            .backups
+            .into_iter()
+            .map(|b| BackupView {
+                snapshot_id: b.snapshot_id,
+                job_id: b.job_id,
+                started_at: b.started_at,
+                finished_at: b.finished_at,
+                files: b.files,
+                bytes_processed: b.bytes_processed,
+                data_added: b.data_added,
+            })
+            .collect(),
+        last_failed: view.last_failed.map(JobView::from),
+    }))
+}
+
+/// Backs the panel up now: 202 with the job (one queued already is
+/// reused).
+#[utoipa::path(post, path = "/backups", tag = "backups",
+    responses((status = 202, body = JobView), (status = 403, body = Problem)),
+    security(("token" = ["admin"])))]
+pub(crate) async fn back_up(State(state): State<AppState>, user: ApiUser) -> ApiResult<Response> {
+    Ok(accepted(backups::back_up(state.app(), &user).await?))
+}

@@ -1,0 +1,45 @@
+//! The Backups page (admins): the backups, where they go, and Back up now.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use left4me_app::ops::backups;
+
+use crate::auth::CurrentUser;
+use crate::error::AppResult;
+use crate::pages::{BackupRow, BackupsPage, Layout, datetime, human_size, render};
+use crate::state::AppState;
+
+pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
+    let view = backups::list(state.app(), &user).await?;
+    let size = |bytes: i64| human_size(&u64::try_from(bytes).unwrap_or(0));
+    let page = BackupsPage {
+        l: Layout::of(&user),
+        repository: view.repository,
+        password_file: view.password_file,
+        backups: view
+            .backups
+            .into_iter()
+            .map(|b| BackupRow {
+                snapshot: b.snapshot_id.chars().take(8).collect(),
+                job_id: b.job_id,
+                taken: datetime(&b.started_at),
+                took: format!("{} s", (b.finished_at - b.started_at).max(0)),
+                files: b.files,
+                looked_at: size(b.bytes_processed),
+                added: size(b.data_added),
+            })
+            .collect(),
+        last_failed: view
+            .last_failed
+            .map(|j| (j.id, j.error.unwrap_or_default())),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+pub(crate) async fn back_up(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> AppResult<Response> {
+    let job = backups::back_up(state.app(), &user).await?;
+    Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+}

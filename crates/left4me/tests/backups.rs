@@ -1,0 +1,142 @@
+//! Backups of the real panel with Debian's restic: one taken while a
+//! server runs and its console keeps writing to the database restores to
+//! a database SQLite finds whole, with every row committed before it; the
+//! next adds little; a backup that fails is said on the Backups page.
+
+mod common;
+
+use std::time::Duration;
+
+use common::panel::*;
+use common::*;
+use left4me_host::backup::Restic;
+use left4me_host::events::{CancellationToken, Ctx, Event};
+use reqwest::StatusCode;
+
+async fn back_up(client: &Client) -> (Vec<String>, String) {
+    let res = client.post("/backups", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    finished_job(client, Client::redirect_id(&res)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_taken_while_the_panel_works_restores_whole() {
+    let mut app = App::spawn_configured(|c| c.poll_interval_secs = 1).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&admin, "coop", "maxplayers 8").await;
+    let server = create_server(&admin, "coop", bp, free_port()).await;
+    act_ok(&admin, server, "start").await;
+
+    // The console keeps writing (its history, the activity log) while the
+    // backup runs.
+    let writer = tokio::spawn({
+        let admin = admin.clone();
+        async move {
+            let mut sent = 0;
+            loop {
+                console(&admin, server, &format!("echo line {sent}")).await;
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let database = app.config.database_path();
+    let count = async |path: &std::path::Path| -> i64 {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM console_commands")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    };
+    let before = count(&database).await;
+    assert!(before > 0);
+    let (log, end) = back_up(&admin).await;
+    writer.abort();
+    assert_eq!(end, "succeeded", "{log:?}");
+    let log = log.join("\n");
+    for expected in [
+        "made the repository's password",
+        "made the backup repository",
+        "snapshot ",
+    ] {
+        assert!(log.contains(expected), "{expected}: {log}");
+    }
+    let (_, detail) = admin.get_text(&format!("/servers/{server}")).await;
+    let state = &detail[detail.find("id=\"server-state\"").expect("the state")..];
+    assert!(
+        state[..120].contains("running"),
+        "the server ran on: {state}"
+    );
+
+    // Restored with restic as an admin would: whole, and with every row.
+    let restic = Restic {
+        program: "/usr/bin/restic".into(),
+        repository: app.config.backup_repository(),
+        password_file: app.config.backup_password_file(),
+        cache_dir: app.root.path().join("backups/cache"),
+    };
+    let mode = std::fs::metadata(&restic.password_file).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    let cancel = CancellationToken::new();
+    let sink = |_: Event| {};
+    let ctx = Ctx::new(&sink, &cancel);
+    let snapshots = restic.snapshots(&ctx).unwrap();
+    assert_eq!(snapshots.len(), 1);
+    let target = tempfile::tempdir().unwrap();
+    restic
+        .restore(&snapshots[0].id, target.path(), &[], &ctx)
+        .unwrap();
+    let root = app.root.path().canonicalize().unwrap();
+    let restored = target.path().join(root.strip_prefix("/").unwrap());
+    let copy = restored.join("backups/staging/left4me.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display()))
+        .await
+        .unwrap();
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    pool.close().await;
+    assert!(
+        count(&copy).await >= before,
+        "every row committed before it"
+    );
+    assert!(
+        restored
+            .join(format!("runtime/server-{server}/upper"))
+            .is_dir(),
+        "the server's own state"
+    );
+    assert!(
+        !restored
+            .join(format!("runtime/server-{server}/merged/left4dead2"))
+            .exists(),
+        "not the mounted game"
+    );
+
+    // Listed; the next adds little.
+    let (log, end) = back_up(&admin).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    let (_, page) = admin.get_text("/backups").await;
+    assert_eq!(page.matches("<td><code>").count(), 2, "{page}");
+
+    // A repository that no longer takes the password: the backup fails,
+    // and the page says so.
+    std::fs::write(&restic.password_file, "not the password").unwrap();
+    let (log, end) = back_up(&admin).await;
+    assert_eq!(end, "failed", "{log:?}");
+    let (_, page) = admin.get_text("/backups").await;
+    assert!(page.contains("id=\"backup-failed\""), "{page}");
+    assert!(page.contains("does not take this password"), "{page}");
+    act_ok(&admin, server, "stop").await;
+    app.stop().await;
+}
