@@ -39,6 +39,8 @@ pub enum JobKind {
     OverlayBuild,
     /// A backup of the panel: lock `backup`.
     PanelBackup,
+    /// A check of the backup repository: lock `backup`.
+    BackupCheck,
 }
 
 /// The lock every game job holds: one install, update or check at a time.
@@ -48,7 +50,7 @@ pub const INSTALL_LOCK: &str = "install";
 pub const BACKUP_LOCK: &str = "backup";
 
 impl JobKind {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::ServerStart,
         Self::ServerStop,
         Self::ServerRestart,
@@ -60,6 +62,7 @@ impl JobKind {
         Self::GameCheck,
         Self::OverlayBuild,
         Self::PanelBackup,
+        Self::BackupCheck,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl JobKind {
             Self::GameCheck => "game.check",
             Self::OverlayBuild => "overlay.build",
             Self::PanelBackup => "panel.backup",
+            Self::BackupCheck => "panel.check_backups",
         }
     }
 
@@ -92,6 +96,7 @@ impl JobKind {
             Self::GameCheck => "check for game updates",
             Self::OverlayBuild => "build overlay",
             Self::PanelBackup => "back up the panel",
+            Self::BackupCheck => "check the backups",
         }
     }
 
@@ -349,18 +354,21 @@ impl Jobs {
         self.queue(kind, actor, Target::Game).await
     }
 
-    /// Queues a backup of the panel, or returns the one already queued.
-    pub async fn enqueue_backup(&self, actor: Actor<'_>) -> left4me_store::Result<Job> {
+    /// Queues a backup of the panel or a check of its backups
+    /// (`PanelBackup`, `BackupCheck`), or returns the one already queued.
+    pub async fn enqueue_panel(
+        &self,
+        kind: JobKind,
+        actor: Actor<'_>,
+    ) -> left4me_store::Result<Job> {
+        debug_assert!(matches!(kind, JobKind::PanelBackup | JobKind::BackupCheck));
         let mut write = self.0.store.write().await?;
         let locks = Target::Panel.locks();
-        if let Some(queued) = write
-            .queued_job(JobKind::PanelBackup.as_str(), &locks)
-            .await?
-        {
+        if let Some(queued) = write.queued_job(kind.as_str(), &locks).await? {
             write.commit().await?;
             return Ok(queued);
         }
-        self.commit_queued(write, JobKind::PanelBackup, actor, Target::Panel, &locks)
+        self.commit_queued(write, kind, actor, Target::Panel, &locks)
             .await
     }
 
@@ -712,6 +720,9 @@ impl Jobs {
         if kind == JobKind::PanelBackup {
             return self.back_up(job, token).await;
         }
+        if kind == JobKind::BackupCheck {
+            return self.check_backups(job, token).await;
+        }
         if kind == JobKind::OverlayBuild {
             return self.overlay_build(job, token).await;
         }
@@ -751,7 +762,8 @@ impl Jobs {
             | JobKind::GameValidate
             | JobKind::GameCheck
             | JobKind::OverlayBuild
-            | JobKind::PanelBackup => unreachable!("game, overlay and backup jobs returned above"),
+            | JobKind::PanelBackup
+            | JobKind::BackupCheck => unreachable!("game, overlay and backup jobs returned above"),
             JobKind::ServerDelete => {
                 // Wanted stopped first: if deleting fails halfway, the
                 // reconciler must not start the server again.
@@ -1191,6 +1203,33 @@ impl Jobs {
             .await
             .map_err(|e| JobError::Failed(format!("recording the backup: {e}")))?;
         Ok(())
+    }
+
+    /// Checks the backup repository: its structure, and a share of its
+    /// data read back.
+    async fn check_backups(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
+        /// The share of the data a check reads back: all of it, over a
+        /// few weeks of nightly checks, without reading it all each night.
+        const READ_PERCENT: u8 = 5;
+        let backups = self.0.backups.clone();
+        if !backups.restic.password_file.exists() {
+            return Err(JobError::Failed(format!(
+                "no backup has been taken yet: the repository's password file {} is not there",
+                backups.restic.password_file.display()
+            )));
+        }
+        self.blocking_op(job.id, token, move |ctx| {
+            let restic = &backups.restic;
+            restic.unlock(ctx)?;
+            ctx.step(format!(
+                "checking {} ({READ_PERCENT}% of its data read back)",
+                restic.repository
+            ))?;
+            restic.check(READ_PERCENT, ctx)?;
+            ctx.step("the repository is sound")?;
+            Ok::<_, left4me_host::backup::BackupError>(())
+        })
+        .await
     }
 
     /// Runs a host operation on a blocking thread, streaming its events

@@ -29,6 +29,8 @@ pub enum Step {
     CheckGame,
     /// Backs up the panel (admins only).
     BackUp,
+    /// Checks the backup repository (admins only).
+    CheckBackups,
     /// The Workshop overlays: the server's, or every one for a
     /// panel-wide schedule.
     RefreshWorkshop,
@@ -91,6 +93,7 @@ impl Step {
             Self::UpdateGame => "update the game".into(),
             Self::CheckGame => "check for game updates".into(),
             Self::BackUp => "back up the panel".into(),
+            Self::CheckBackups => "check the backups".into(),
             Self::RefreshWorkshop => "refresh Workshop overlays".into(),
             Self::Wait { seconds } => format!("wait {seconds} s"),
         }
@@ -157,6 +160,7 @@ impl Step {
             ("update", "game") => Ok(Self::UpdateGame),
             ("check", "game") => Ok(Self::CheckGame),
             ("back", "up") | ("backup", "") => Ok(Self::BackUp),
+            ("check", "backups") => Ok(Self::CheckBackups),
             ("refresh", "workshop") => Ok(Self::RefreshWorkshop),
             ("wait", amount) => {
                 let (number, unit) = match amount.strip_suffix(['s', 'm', 'h']) {
@@ -177,7 +181,7 @@ impl Step {
             }
             _ => Err(format!(
                 "{line:?} is not a step: say TEXT, command TEXT, restart, stop, start, \
-                 update game, check game, back up, refresh workshop or wait N"
+                 update game, check game, back up, check backups, refresh workshop or wait N"
             )),
         }
     }
@@ -193,6 +197,7 @@ impl Step {
             Self::UpdateGame => "update game".into(),
             Self::CheckGame => "check game".into(),
             Self::BackUp => "back up".into(),
+            Self::CheckBackups => "check backups".into(),
             Self::RefreshWorkshop => "refresh workshop".into(),
             Self::Wait { seconds } => format!("wait {seconds}"),
         }
@@ -317,7 +322,7 @@ mod tests {
     #[test]
     fn steps_read_as_lines_and_back() {
         let steps = Step::parse_lines(
-            "say Restart in 5 minutes\n\nwait 5m\nRESTART\ncommand sm_reload\nwait 30\nupdate game\nrefresh workshop\nstop\nstart\nwait 2h\ncheck game\nback up",
+            "say Restart in 5 minutes\n\nwait 5m\nRESTART\ncommand sm_reload\nwait 30\nupdate game\nrefresh workshop\nstop\nstart\nwait 2h\ncheck game\nback up\ncheck backups",
         )
         .unwrap();
         assert_eq!(

@@ -122,11 +122,17 @@ impl Store {
         .await?)
     }
 
-    /// The newest job of `kind`.
-    pub async fn newest_job_of_kind(&self, kind: &str) -> Result<Option<Job>> {
+    /// The newest job of one of `kinds` (two at most).
+    pub async fn newest_job_of_kinds(&self, kinds: &[&str]) -> Result<Option<Job>> {
+        let (first, second) = match kinds {
+            [one] => (*one, *one),
+            [one, two] => (*one, *two),
+            _ => return Err(StoreError::Conflict("one or two job kinds".into())),
+        };
         Ok(
-            sqlx::query_as("SELECT * FROM jobs WHERE kind = ? ORDER BY id DESC LIMIT 1")
-                .bind(kind)
+            sqlx::query_as("SELECT * FROM jobs WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1")
+                .bind(first)
+                .bind(second)
                 .fetch_optional(&self.pool)
                 .await?,
         )

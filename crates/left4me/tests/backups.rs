@@ -1,7 +1,9 @@
 //! Backups of the real panel with Debian's restic: one taken while a
 //! server runs and its console keeps writing to the database restores to
 //! a database SQLite finds whole, with every row committed before it; the
-//! next adds little; a backup that fails is said on the Backups page.
+//! next adds little; a check finds the repository sound, then damaged
+//! once a pack file is cut short; a backup or check that fails is said on
+//! the Backups page.
 
 mod common;
 
@@ -129,6 +131,28 @@ async fn a_backup_taken_while_the_panel_works_restores_whole() {
     let (_, page) = admin.get_text("/backups").await;
     assert_eq!(page.matches("<td><code>").count(), 2, "{page}");
 
+    // Checked: sound; then half a pack file gone, and the check says the
+    // repository is damaged, on the page too.
+    let check = async || {
+        let res = admin.post("/backups/check", &[]).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        finished_job(&admin, Client::redirect_id(&res)).await
+    };
+    let (log, end) = check().await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    assert!(
+        log.join("\n").contains("the repository is sound"),
+        "{log:?}"
+    );
+    let pack = largest_file(&std::path::Path::new(&restic.repository).join("data"));
+    let bytes = std::fs::read(&pack).unwrap();
+    std::fs::write(&pack, &bytes[..bytes.len() / 2]).unwrap();
+    let (log, end) = check().await;
+    assert_eq!(end, "failed", "{log:?}");
+    let (_, page) = admin.get_text("/backups").await;
+    assert!(page.contains("id=\"backup-failed\""), "{page}");
+    assert!(page.contains("is damaged"), "{page}");
+
     // A repository that no longer takes the password: the backup fails,
     // and the page says so.
     std::fs::write(&restic.password_file, "not the password").unwrap();
@@ -139,4 +163,23 @@ async fn a_backup_taken_while_the_panel_works_restores_whole() {
     assert!(page.contains("does not take this password"), "{page}");
     act_ok(&admin, server, "stop").await;
     app.stop().await;
+}
+
+fn largest_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut largest: Option<(u64, std::path::PathBuf)> = None;
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let len = path.metadata().unwrap().len();
+                if largest.as_ref().is_none_or(|(l, _)| len > *l) {
+                    largest = Some((len, path));
+                }
+            }
+        }
+    }
+    largest.expect("a pack file").1
 }

@@ -114,7 +114,8 @@ impl ServerAction {
             | JobKind::GameValidate
             | JobKind::GameCheck
             | JobKind::OverlayBuild
-            | JobKind::PanelBackup => None,
+            | JobKind::PanelBackup
+            | JobKind::BackupCheck => None,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::App;
 use crate::actor::{Actor, Scope};
 use crate::error::OpResult;
 use crate::ops::access;
+use crate::runner::JobKind;
 
 /// The backups and where they go.
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub struct BackupsView {
     pub password_file: String,
     /// Newest first.
     pub backups: Vec<Backup>,
-    /// The last backup job, if it failed: said loudly.
+    /// The last backup or check, if it failed: said loudly.
     pub last_failed: Option<Job>,
 }
 
@@ -36,11 +37,12 @@ pub async fn list(app: &App, actor: &Actor) -> OpResult<BackupsView> {
     })
 }
 
-/// The newest backup job, if it failed.
+/// The newest backup or check of the backups, if it failed.
 pub(crate) async fn last_failed(app: &App) -> OpResult<Option<Job>> {
+    let kinds = [JobKind::PanelBackup.as_str(), JobKind::BackupCheck.as_str()];
     Ok(app
         .store()
-        .newest_job_of_kind(crate::runner::JobKind::PanelBackup.as_str())
+        .newest_job_of_kinds(&kinds)
         .await?
         .filter(|j| j.state == left4me_store::JobState::Failed))
 }
@@ -48,5 +50,17 @@ pub(crate) async fn last_failed(app: &App) -> OpResult<Option<Job>> {
 /// Queues a backup now (one that is queued already is reused).
 pub async fn back_up(app: &App, actor: &Actor) -> OpResult<Job> {
     access::admin(actor, "back up the panel")?;
-    Ok(app.jobs().enqueue_backup(actor.requester()).await?)
+    Ok(app
+        .jobs()
+        .enqueue_panel(JobKind::PanelBackup, actor.requester())
+        .await?)
+}
+
+/// Queues a check of the backup repository.
+pub async fn check(app: &App, actor: &Actor) -> OpResult<Job> {
+    access::admin(actor, "check the backups")?;
+    Ok(app
+        .jobs()
+        .enqueue_panel(JobKind::BackupCheck, actor.requester())
+        .await?)
 }

@@ -479,6 +479,10 @@ impl Run<'_> {
                 let job = super::backups::back_up(app, actor).await.map_err(failed)?;
                 self.follow(job).await
             }
+            Step::CheckBackups => {
+                let job = super::backups::check(app, actor).await.map_err(failed)?;
+                self.follow(job).await
+            }
             Step::UpdateGame => {
                 let job = game::queue(app, actor, game::GameOperation::Update)
                     .await

@@ -201,11 +201,12 @@ fn checked(
     else {
         return Err(OpError::Invalid(errors));
     };
-    if plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::UpdateGame | Step::CheckGame | Step::BackUp))
-    {
+    if plan.steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::UpdateGame | Step::CheckGame | Step::BackUp | Step::CheckBackups
+        )
+    }) {
         access::game(actor)?;
     }
     Ok((name.to_owned(), timing, zone, plan))

@@ -35,7 +35,7 @@ pub(crate) struct BackupList {
     password_file: String,
     /// Newest first.
     items: Vec<BackupView>,
-    /// The last backup job, when it failed.
+    /// The last backup or check of the backups, when it failed.
     last_failed: Option<JobView>,
 }
 
@@ -75,4 +75,13 @@ pub(crate) async fn list(
     security(("token" = ["admin"])))]
 pub(crate) async fn back_up(State(state): State<AppState>, user: ApiUser) -> ApiResult<Response> {
     Ok(accepted(backups::back_up(state.app(), &user).await?))
+}
+
+/// Checks the backup repository (its structure and 5% of its data read
+/// back): 202 with the job.
+#[utoipa::path(post, path = "/backups/check", tag = "backups",
+    responses((status = 202, body = JobView), (status = 403, body = Problem)),
+    security(("token" = ["admin"])))]
+pub(crate) async fn check(State(state): State<AppState>, user: ApiUser) -> ApiResult<Response> {
+    Ok(accepted(backups::check(state.app(), &user).await?))
 }

@@ -233,6 +233,7 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         ))
         .routes(routes!(schedules::run))
         .routes(routes!(backups::list, backups::back_up))
+        .routes(routes!(backups::check))
         .split_for_parts();
     // After the routes: the modifiers work on every operation's entry.
     BearerToken.modify(&mut doc);

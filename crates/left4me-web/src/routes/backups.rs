@@ -43,3 +43,8 @@ pub(crate) async fn back_up(
     let job = backups::back_up(state.app(), &user).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }
+
+pub(crate) async fn check(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
+    let job = backups::check(state.app(), &user).await?;
+    Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+}
