@@ -28,6 +28,9 @@ pub enum JobKind {
     ServerRestart,
     ServerReset,
     ServerDelete,
+    /// The server's own state put back from a backup (the job's argument
+    /// names the snapshot).
+    ServerRestore,
     /// The game from Steam: no server, lock `install` (steamcmd cannot
     /// run twice on one installation).
     GameInstall,
@@ -50,12 +53,13 @@ pub const INSTALL_LOCK: &str = "install";
 pub const BACKUP_LOCK: &str = "backup";
 
 impl JobKind {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 13] = [
         Self::ServerStart,
         Self::ServerStop,
         Self::ServerRestart,
         Self::ServerReset,
         Self::ServerDelete,
+        Self::ServerRestore,
         Self::GameInstall,
         Self::GameUpdate,
         Self::GameValidate,
@@ -72,6 +76,7 @@ impl JobKind {
             Self::ServerRestart => "server.restart",
             Self::ServerReset => "server.reset",
             Self::ServerDelete => "server.delete",
+            Self::ServerRestore => "server.restore",
             Self::GameInstall => "game.install",
             Self::GameUpdate => "game.update",
             Self::GameValidate => "game.validate",
@@ -90,6 +95,7 @@ impl JobKind {
             Self::ServerRestart => "restart server",
             Self::ServerReset => "reset server",
             Self::ServerDelete => "delete server",
+            Self::ServerRestore => "restore server",
             Self::GameInstall => "install the game",
             Self::GameUpdate => "update the game",
             Self::GameValidate => "update and validate the game",
@@ -354,6 +360,27 @@ impl Jobs {
         self.queue(kind, actor, Target::Game).await
     }
 
+    /// Queues putting a server's own state back from the snapshot
+    /// `snapshot`.
+    pub async fn enqueue_restore(
+        &self,
+        actor: Actor<'_>,
+        server: &Server,
+        snapshot: &str,
+    ) -> left4me_store::Result<Job> {
+        let write = self.0.store.write().await?;
+        let target = Target::Server(server);
+        self.commit_queued(
+            write,
+            JobKind::ServerRestore,
+            actor,
+            target,
+            &target.locks(),
+            Some(snapshot),
+        )
+        .await
+    }
+
     /// Queues a backup of the panel or a check of its backups
     /// (`PanelBackup`, `BackupCheck`), or returns the one already queued.
     pub async fn enqueue_panel(
@@ -368,7 +395,7 @@ impl Jobs {
             write.commit().await?;
             return Ok(queued);
         }
-        self.commit_queued(write, kind, actor, Target::Panel, &locks)
+        self.commit_queued(write, kind, actor, Target::Panel, &locks, None)
             .await
     }
 
@@ -393,8 +420,15 @@ impl Jobs {
         overlay: &Overlay,
     ) -> left4me_store::Result<Job> {
         let target = Target::Overlay(overlay);
-        self.commit_queued(write, JobKind::OverlayBuild, actor, target, &target.locks())
-            .await
+        self.commit_queued(
+            write,
+            JobKind::OverlayBuild,
+            actor,
+            target,
+            &target.locks(),
+            None,
+        )
+        .await
     }
 
     async fn queue(
@@ -417,7 +451,8 @@ impl Jobs {
             );
         }
         let write = self.0.store.write().await?;
-        self.commit_queued(write, kind, actor, target, &locks).await
+        self.commit_queued(write, kind, actor, target, &locks, None)
+            .await
     }
 
     /// Queues the job (holding `locks`) in `write` with its activity
@@ -429,6 +464,7 @@ impl Jobs {
         actor: Actor<'_>,
         target: Target<'_>,
         locks: &[String],
+        argument: Option<&str>,
     ) -> left4me_store::Result<Job> {
         let (server, overlay) = match target {
             Target::Server(server) => (Some(server), None),
@@ -453,6 +489,7 @@ impl Jobs {
                 overlay_id: overlay.map(|o| o.id),
                 subject: &subject,
                 locks,
+                argument,
             })
             .await?;
         let detail = match target {
@@ -733,6 +770,7 @@ impl Jobs {
         let name = instance_name(server.id);
         match kind {
             JobKind::ServerStart => self.start(job, &server, token).await,
+            JobKind::ServerRestore => self.restore_server(job, &server, token).await,
             JobKind::ServerStop => {
                 self.0
                     .store
@@ -1203,6 +1241,51 @@ impl Jobs {
             .await
             .map_err(|e| JobError::Failed(format!("recording the backup: {e}")))?;
         Ok(())
+    }
+
+    /// Puts the server's own state (its upper layer) back from the
+    /// snapshot the job names: restored beside it, then moved in place.
+    async fn restore_server(
+        &self,
+        job: &Job,
+        server: &Server,
+        token: &CancellationToken,
+    ) -> Result<(), JobError> {
+        let snapshot = job
+            .argument
+            .clone()
+            .ok_or_else(|| JobError::Failed("the job names no backup".into()))?;
+        let name = instance_name(server.id);
+        let root = self.0.host.root().clone();
+        let upper = root.instance(&name).upper();
+        let staging = root.path().join(format!("backups/restore-{}", job.id));
+        let _ = std::fs::remove_dir_all(&staging);
+        let backups = self.0.backups.clone();
+        let (target, include) = (staging.clone(), upper.clone());
+        self.blocking_op(job.id, token, move |ctx| {
+            ctx.step(format!(
+                "restoring the state of the server from snapshot {snapshot}"
+            ))?;
+            backups
+                .restic
+                .restore(&snapshot, &target, &[include.as_path()], ctx)
+        })
+        .await?;
+        let restored = staging.join(upper.strip_prefix("/").unwrap_or(&upper));
+        if !restored.is_dir() {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(JobError::Failed(format!(
+                "that backup holds no state of server {}",
+                server.name
+            )));
+        }
+        let result = self
+            .host_op(job.id, token, move |host, ctx| {
+                host.replace_upper(&name, &restored, ctx)
+            })
+            .await;
+        let _ = std::fs::remove_dir_all(&staging);
+        result
     }
 
     /// Checks the backup repository: its structure, and a share of its

@@ -426,6 +426,54 @@ impl Host {
     }
 
     /// Whether the instance has files or runtime state.
+    /// Puts `restored` (a directory on the state root's file system: a
+    /// backup's copy of the instance's writable layer) in place of its
+    /// upper layer. The server must be stopped. The layer it had stays
+    /// aside until the new one is in place, and a restore that died
+    /// between the two moves is put back first, so a crash loses neither.
+    pub fn replace_upper(
+        &self,
+        name: &InstanceName,
+        restored: &std::path::Path,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), HostError> {
+        let _lock = self.lock(name)?;
+        let status = self.status(name)?;
+        if status.running || status.mounted {
+            return Err(HostError::Io {
+                context: format!("restoring the state of {name}"),
+                error: std::io::Error::other("it is running: stop it first"),
+            });
+        }
+        let paths = self.root.instance(name);
+        let upper = paths.upper();
+        let aside = upper.with_file_name("upper.before-restore");
+        let io = |context: String| move |error| HostError::Io { context, error };
+        if aside.exists() && !upper.exists() {
+            std::fs::rename(&aside, &upper)
+                .map_err(io(format!("putting back {}", upper.display())))?;
+        }
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).map_err(io(format!("removing {}", aside.display())))?;
+        }
+        ctx.step(format!("putting the backup's state of {name} in place"))?;
+        std::fs::create_dir_all(&paths.runtime)
+            .map_err(io(format!("making {}", paths.runtime.display())))?;
+        if upper.exists() {
+            std::fs::rename(&upper, &aside)
+                .map_err(io(format!("moving {} aside", upper.display())))?;
+        }
+        crate::events::fault_point("restore-between-moves");
+        std::fs::rename(restored, &upper).map_err(io(format!(
+            "moving the restored state to {}",
+            upper.display()
+        )))?;
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).map_err(io(format!("removing {}", aside.display())))?;
+        }
+        Ok(())
+    }
+
     pub fn exists(&self, name: &InstanceName) -> bool {
         let paths = self.root.instance(name);
         paths.dir.exists() || paths.runtime.exists()

@@ -218,3 +218,45 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// A restore that died between moving a server's state aside and moving
+/// the backup's in (no layer in place, the old one aside) is finished by
+/// the next: the old layer put back first, then replaced, nothing left
+/// aside.
+#[test]
+fn a_restore_that_died_midway_is_repaired_by_the_next() {
+    use left4me_host::lifecycle::Host;
+    use left4me_host::name::InstanceName;
+    use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let supervisor = BuiltinSupervisor {
+        program: "/nonexistent/left4me".into(),
+        policy: RestartPolicy::default(),
+        mount_api: left4me_host::mount::MountApi::Auto,
+    };
+    let host = Host::open(dir.path(), Box::new(supervisor)).unwrap();
+    let name = InstanceName::parse("server-1").unwrap();
+    let paths = host.root().instance(&name);
+    let upper = paths.upper();
+    let aside = upper.with_file_name("upper.before-restore");
+    // The state of the died restore: the server's layer aside, none in
+    // place.
+    std::fs::create_dir_all(&aside).unwrap();
+    std::fs::write(aside.join("bans.cfg"), "old").unwrap();
+    let restored = dir.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::write(restored.join("bans.cfg"), "from the backup").unwrap();
+
+    let (cancel, sink) = quiet();
+    let ctx = Ctx::new(&sink, &cancel);
+    host.replace_upper(&name, &restored, &ctx).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(upper.join("bans.cfg")).unwrap(),
+        "from the backup"
+    );
+    assert!(
+        !aside.exists(),
+        "the old state went once the new was in place"
+    );
+    assert!(!restored.exists(), "moved, not copied");
+}

@@ -49,6 +49,14 @@ impl Store {
         Ok(backup)
     }
 
+    pub async fn backup(&self, id: i64) -> Result<Backup> {
+        sqlx::query_as("SELECT * FROM backups WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(crate::StoreError::NotFound)
+    }
+
     /// The newest backups first.
     pub async fn backups(&self, limit: i64) -> Result<Vec<Backup>> {
         Ok(

@@ -48,6 +48,8 @@ pub struct Job {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub overlay_id: Option<i64>,
+    /// What it works from beyond its server or overlay.
+    pub argument: Option<String>,
 }
 
 impl Job {
@@ -86,6 +88,9 @@ pub struct NewJob<'a> {
     /// Resource keys; two jobs sharing one never run at the same time, and
     /// run in the order they were queued.
     pub locks: &'a [String],
+    /// What it works from beyond its server or overlay (a restore's
+    /// backup).
+    pub argument: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,8 +335,8 @@ impl Store {
 impl crate::Write {
     pub async fn create_job(&mut self, new: &NewJob<'_>) -> Result<Job> {
         Ok(sqlx::query_as(
-            "INSERT INTO jobs (kind, user_id, username, server_id, overlay_id, subject, locks, state, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING *",
+            "INSERT INTO jobs (kind, user_id, username, server_id, overlay_id, subject, locks, state, created_at, argument)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING *",
         )
         .bind(new.kind)
         .bind(new.user_id)
@@ -341,6 +346,7 @@ impl crate::Write {
         .bind(new.subject)
         .bind(new.locks.join(" "))
         .bind(now())
+        .bind(new.argument)
         .fetch_one(&mut *self.tx)
         .await?)
     }

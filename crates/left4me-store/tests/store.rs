@@ -34,6 +34,7 @@ fn job<'a>(kind: &'a str, locks: &'a [String]) -> NewJob<'a> {
         overlay_id: None,
         subject: "test",
         locks,
+        argument: None,
     }
 }
 

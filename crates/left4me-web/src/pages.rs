@@ -819,6 +819,7 @@ impl SchedulesPage {
 /// A backup in the list.
 #[derive(Debug)]
 pub(crate) struct BackupRow {
+    pub(crate) id: i64,
     pub(crate) snapshot: String,
     pub(crate) job_id: Option<i64>,
     pub(crate) taken: String,
@@ -837,6 +838,8 @@ pub(crate) struct BackupsPage {
     pub(crate) backups: Vec<BackupRow>,
     /// The last backup job, when it failed.
     pub(crate) last_failed: Option<(i64, String)>,
+    /// The servers whose state a backup can bring back: `(id, name)`.
+    pub(crate) servers: Vec<(i64, String)>,
 }
 
 impl Page for BackupsPage {}

@@ -183,3 +183,79 @@ fn largest_file(dir: &std::path::Path) -> std::path::PathBuf {
     }
     largest.expect("a pack file").1
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_own_state_comes_back_from_a_backup() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&admin, "coop", "maxplayers 8").await;
+    let server = create_server(&admin, "coop", bp, free_port()).await;
+    act_ok(&admin, server, "start").await;
+    act_ok(&admin, server, "stop").await;
+    let upper = app
+        .root
+        .path()
+        .join(format!("runtime/server-{server}/upper"));
+    let bans = upper.join("left4dead2/cfg/banned_user.cfg");
+    std::fs::create_dir_all(bans.parent().unwrap()).unwrap();
+    std::fs::write(&bans, "banid 0 STEAM_1:0:1\n").unwrap();
+    let (log, end) = back_up(&admin).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    let (_, page) = admin.get_text("/backups").await;
+    let end = page.find("/restore\"").expect("a backup to restore from");
+    let start = page[..end].rfind('/').unwrap() + 1;
+    let backup: i64 = page[start..end].parse().unwrap();
+
+    // Changed since: another ban, a new file.
+    std::fs::write(&bans, "banid 0 STEAM_1:0:2\n").unwrap();
+    std::fs::write(upper.join("extra.txt"), "new").unwrap();
+
+    // Not while it runs.
+    act_ok(&admin, server, "start").await;
+    let server_field = server.to_string();
+    let res = admin
+        .post(
+            &format!("/backups/{backup}/restore"),
+            &[("server", server_field.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("Stop coop first"));
+    act_ok(&admin, server, "stop").await;
+
+    let res = admin
+        .post(
+            &format!("/backups/{backup}/restore"),
+            &[("server", server_field.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (log, end) = finished_job(&admin, Client::redirect_id(&res)).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    assert_eq!(
+        std::fs::read_to_string(&bans).unwrap(),
+        "banid 0 STEAM_1:0:1\n"
+    );
+    assert!(!upper.join("extra.txt").exists(), "as the backup holds it");
+    assert!(
+        !upper.with_file_name("upper.before-restore").exists(),
+        "nothing left aside"
+    );
+    assert!(
+        !app.root
+            .path()
+            .join("backups")
+            .read_dir()
+            .unwrap()
+            .any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("restore-")),
+        "nothing left of the restore's scratch"
+    );
+    // It runs on its restored state.
+    act_ok(&admin, server, "start").await;
+    act_ok(&admin, server, "stop").await;
+    app.stop().await;
+}

@@ -108,7 +108,9 @@ impl ServerAction {
             JobKind::ServerStart | JobKind::ServerStop | JobKind::ServerRestart => {
                 Some(Self::Control)
             }
-            JobKind::ServerReset | JobKind::ServerDelete => Some(Self::Manage),
+            JobKind::ServerReset | JobKind::ServerDelete | JobKind::ServerRestore => {
+                Some(Self::Manage)
+            }
             JobKind::GameInstall
             | JobKind::GameUpdate
             | JobKind::GameValidate

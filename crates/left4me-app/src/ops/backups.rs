@@ -5,8 +5,8 @@ use left4me_store::{Backup, Job};
 
 use crate::App;
 use crate::actor::{Actor, Scope};
-use crate::error::OpResult;
-use crate::ops::access;
+use crate::error::{OpError, OpResult};
+use crate::ops::access::{self, ServerAction};
 use crate::runner::JobKind;
 
 /// The backups and where they go.
@@ -62,5 +62,30 @@ pub async fn check(app: &App, actor: &Actor) -> OpResult<Job> {
     Ok(app
         .jobs()
         .enqueue_panel(JobKind::BackupCheck, actor.requester())
+        .await?)
+}
+
+/// Admins: puts a stopped server's own state (its writable layer: bans,
+/// admin lists, saved files) back as the backup `backup_id` holds it.
+pub async fn restore_server(
+    app: &App,
+    actor: &Actor,
+    server_id: i64,
+    backup_id: i64,
+) -> OpResult<Job> {
+    access::admin(actor, "restore from backups")?;
+    let server = access::server(app, actor, server_id, ServerAction::Manage)
+        .await?
+        .server;
+    let backup = app.store().backup(backup_id).await?;
+    if server.desired_state == left4me_store::DesiredState::Running {
+        return Err(OpError::conflict(format!(
+            "Stop {} first: its state is replaced while it is stopped.",
+            server.name
+        )));
+    }
+    Ok(app
+        .jobs()
+        .enqueue_restore(actor.requester(), &server, &backup.snapshot_id)
         .await?)
 }

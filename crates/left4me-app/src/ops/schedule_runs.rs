@@ -259,6 +259,7 @@ async fn start(app: &App, schedule: &Schedule, why: &str) -> OpResult<Job> {
                 overlay_id: None,
                 subject: &username,
                 locks: &[],
+                argument: None,
             },
             Some(schedule.id),
             &format!("started {username}"),

@@ -1,12 +1,13 @@
 //! `/api/v1/backups`: the panel's backups (admins), and one taken now.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use left4me_app::ops::backups;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ApiJson;
 use super::auth::ApiUser;
 use super::jobs::{JobView, accepted};
 use super::problem::{ApiResult, Problem};
@@ -14,6 +15,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BackupView {
+    id: i64,
     /// The restic snapshot.
     snapshot_id: String,
     /// The job that took it.
@@ -55,6 +57,7 @@ pub(crate) async fn list(
             .backups
             .into_iter()
             .map(|b| BackupView {
+                id: b.id,
                 snapshot_id: b.snapshot_id,
                 job_id: b.job_id,
                 started_at: b.started_at,
@@ -84,4 +87,30 @@ pub(crate) async fn back_up(State(state): State<AppState>, user: ApiUser) -> Api
     security(("token" = ["admin"])))]
 pub(crate) async fn check(State(state): State<AppState>, user: ApiUser) -> ApiResult<Response> {
     Ok(accepted(backups::check(state.app(), &user).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Restore {
+    /// The backup (its `id` in `GET /backups`) to take the state from.
+    backup_id: i64,
+}
+
+/// Puts a stopped server's own state (bans, admin lists, saved files)
+/// back as a backup holds it (admins): 202 with the job; 409 while the
+/// server runs.
+#[utoipa::path(post, path = "/servers/{id}/restore", tag = "backups", request_body = Restore,
+    params(("id" = i64, Path, description = "server id")),
+    responses((status = 202, body = JobView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("token" = ["manage", "admin"])))]
+pub(crate) async fn restore_server(
+    State(state): State<AppState>,
+    user: ApiUser,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<Restore>,
+) -> ApiResult<Response> {
+    Ok(accepted(
+        backups::restore_server(state.app(), &user, id, body.backup_id).await?,
+    ))
 }

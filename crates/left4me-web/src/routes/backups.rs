@@ -1,6 +1,7 @@
 //! The Backups page (admins): the backups, where they go, and Back up now.
 
-use axum::extract::State;
+use axum::Form;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_app::ops::backups;
 
@@ -11,6 +12,11 @@ use crate::state::AppState;
 
 pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
     let view = backups::list(state.app(), &user).await?;
+    let servers = left4me_app::ops::servers::list(state.app(), &user)
+        .await?
+        .into_iter()
+        .map(|s| (s.server().id, s.server().name.clone()))
+        .collect();
     let size = |bytes: i64| human_size(&u64::try_from(bytes).unwrap_or(0));
     let page = BackupsPage {
         l: Layout::of(&user),
@@ -20,6 +26,7 @@ pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> Ap
             .backups
             .into_iter()
             .map(|b| BackupRow {
+                id: b.id,
                 snapshot: b.snapshot_id.chars().take(8).collect(),
                 job_id: b.job_id,
                 taken: datetime(&b.started_at),
@@ -32,6 +39,7 @@ pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> Ap
         last_failed: view
             .last_failed
             .map(|j| (j.id, j.error.unwrap_or_default())),
+        servers,
     };
     Ok(render(&page)?.into_response())
 }
@@ -46,5 +54,21 @@ pub(crate) async fn back_up(
 
 pub(crate) async fn check(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
     let job = backups::check(state.app(), &user).await?;
+    Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct RestoreForm {
+    server: i64,
+}
+
+/// Puts a stopped server's own state back as the backup holds it.
+pub(crate) async fn restore_server(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<RestoreForm>,
+) -> AppResult<Response> {
+    let job = backups::restore_server(state.app(), &user, form.server, id).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }

@@ -115,6 +115,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/schedules/{id}/delete", post(schedules::delete))
         .route("/backups", get(backups::page).post(backups::back_up))
         .route("/backups/check", post(backups::check))
+        .route("/backups/{id}/restore", post(backups::restore_server))
         .route("/activity", get(activity::all))
         .route("/servers/{id}/activity", get(activity::of_server))
         .route("/game", get(game::page))
