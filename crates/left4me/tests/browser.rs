@@ -777,6 +777,9 @@ async fn passkeys_are_added_used_to_sign_in_and_removed_in_the_browser() {
     fill(&browser, "input[name=username]", "friend").await;
     fill(&browser, "input[name=password]", "friend-password-1").await;
     click(&browser, "form[action='/login'] button").await;
+    // The second step's page, not the login page it leaves (both have
+    // a passkey button).
+    wait_text(&browser, "#passkey-form button", "Use your passkey", 10).await;
     click(&browser, "#passkey-form button").await;
     wait_text(&browser, "h1", "Servers", 10).await;
     browser.goto(&format!("{base}/account")).await.unwrap();
