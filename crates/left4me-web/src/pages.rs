@@ -370,6 +370,8 @@ pub(crate) struct ServerPage {
     pub(crate) errors: FormErrors,
     pub(crate) online: Vec<crate::live::OnlinePlayer>,
     pub(crate) sessions: Vec<left4me_store::PlayerSession>,
+    /// For admins: the failed last backup or check (job, why).
+    pub(crate) backup_failed: Option<(i64, String)>,
 }
 
 /// A blueprint or overlay in a drop-down: someone else's is labelled with

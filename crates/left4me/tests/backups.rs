@@ -161,6 +161,15 @@ async fn a_backup_taken_while_the_panel_works_restores_whole() {
     let (_, page) = admin.get_text("/backups").await;
     assert!(page.contains("id=\"backup-failed\""), "{page}");
     assert!(page.contains("does not take this password"), "{page}");
+    // Said on the servers' pages too, to admins only.
+    let (_, page) = admin.get_text(&format!("/servers/{server}")).await;
+    assert!(page.contains("id=\"backup-failed\""), "{page}");
+    let bob = add_user(&app, &admin, "bob", "bob-password-1").await;
+    let bobs = create_blueprint(&bob, "bobs", "maxplayers 8").await;
+    let bobs = create_server(&bob, "bobs", bobs, free_port()).await;
+    let (status, page) = bob.get_text(&format!("/servers/{bobs}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("backup-failed"), "not to others: {page}");
     act_ok(&admin, server, "stop").await;
     app.stop().await;
 }

@@ -103,6 +103,9 @@ pub struct ServerDetail {
     /// For those who may use its console (a token: with the operate
     /// scope): the password is as good as the console.
     pub rcon_password: Option<Secret>,
+    /// For admins: the last backup or check of the backups, when it
+    /// failed (said on every server's page until one succeeds).
+    pub backup_failed: Option<Job>,
 }
 
 pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail> {
@@ -150,6 +153,11 @@ pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail>
         rcon_password: (grant.access.allows(ServerAction::Console)
             && actor.require(Scope::Operate).is_ok())
         .then(|| server.rcon_password.clone()),
+        backup_failed: if actor.is_admin() {
+            crate::ops::backups::last_failed(app).await?
+        } else {
+            None
+        },
     })
 }
 

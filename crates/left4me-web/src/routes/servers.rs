@@ -212,6 +212,9 @@ async fn server_page(
         reason: process.reason.unwrap_or_default(),
         jobs: detail.jobs,
         errors,
+        backup_failed: detail
+            .backup_failed
+            .map(|j| (j.id, j.error.unwrap_or_default())),
         online: detail.online,
         sessions: detail.sessions,
     })
