@@ -3,7 +3,9 @@
 //! a database SQLite finds whole, with every row committed before it; the
 //! next adds little; a check finds the repository sound, then damaged
 //! once a pack file is cut short; a backup or check that fails is said on
-//! the Backups page.
+//! the Backups page; a server's own state comes back; and a panel killed
+//! (with its restic) mid-backup leaves a repository the next backup and
+//! check use.
 
 mod common;
 
@@ -267,4 +269,81 @@ async fn a_servers_own_state_comes_back_from_a_backup() {
     act_ok(&admin, server, "start").await;
     act_ok(&admin, server, "stop").await;
     app.stop().await;
+}
+
+/// restic processes backing up into `repository` (restic runs in a
+/// process group of its own and outlives a killed panel).
+fn restic_pids(repository: &str) -> Vec<rustix::process::Pid> {
+    let wanted = format!("RESTIC_REPOSITORY={repository}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == wanted.as_bytes()))
+        })
+        .filter_map(rustix::process::Pid::from_raw)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panel_killed_during_a_backup_leaves_the_repository_usable() {
+    let mut root = TestRoot::new();
+    root.env
+        .push(("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()));
+    root.ok(&["user", "create", ADMIN.0, "--admin"]);
+    // Enough to back up that the kill lands mid-way.
+    let big = root.path().join("overlays/big");
+    std::fs::create_dir_all(&big).unwrap();
+    for n in 0..8 {
+        let mut bytes = vec![0u8; 16 << 20];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .unwrap();
+        std::fs::write(big.join(format!("{n}.bin")), bytes).unwrap();
+    }
+    let port = free_port();
+    let mut panel = PanelProcess::start(&root, port);
+    let admin = Client::new(&format!("http://{}", panel.addr));
+    admin.login(ADMIN.0, ADMIN.1).await;
+    let res = admin.post("/backups", &[]).await;
+    let job = Client::redirect_id(&res);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !admin
+        .get_text(&format!("/jobs/{job}"))
+        .await
+        .1
+        .contains("backing up into")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backup never began"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Everything dies at once, as in a power cut.
+    panel.child.kill().unwrap();
+    panel.child.wait().unwrap();
+    let repository = root.path().join("backups/repository").display().to_string();
+    for pid in restic_pids(&repository) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+
+    let panel = PanelProcess::start(&root, port);
+    let admin = Client::new(&format!("http://{}", panel.addr));
+    admin.login(ADMIN.0, ADMIN.1).await;
+    let (_, page) = admin.get_text(&format!("/jobs/{job}")).await;
+    assert!(page.contains("interrupted"), "{page}");
+    let (log, end) = back_up(&admin).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    let res = admin.post("/backups/check", &[]).await;
+    let (log, end) = finished_job(&admin, Client::redirect_id(&res)).await;
+    assert_eq!(end, "succeeded", "the repository checks out: {log:?}");
+    let (_, page) = admin.get_text("/backups").await;
+    assert_eq!(
+        page.matches("<td><code>").count(),
+        1,
+        "the killed backup never finished; the next one did: {page}"
+    );
+    panel.terminate();
 }
