@@ -7,6 +7,7 @@
 //! never run at once and keep their order.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub enum JobKind {
     /// The server's own state put back from a backup (the job's argument
     /// names the snapshot).
     ServerRestore,
+    /// A files overlay's working copy put back from a backup (the same).
+    OverlayRestore,
     /// The game from Steam: no server, lock `install` (steamcmd cannot
     /// run twice on one installation).
     GameInstall,
@@ -53,13 +56,14 @@ pub const INSTALL_LOCK: &str = "install";
 pub const BACKUP_LOCK: &str = "backup";
 
 impl JobKind {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 14] = [
         Self::ServerStart,
         Self::ServerStop,
         Self::ServerRestart,
         Self::ServerReset,
         Self::ServerDelete,
         Self::ServerRestore,
+        Self::OverlayRestore,
         Self::GameInstall,
         Self::GameUpdate,
         Self::GameValidate,
@@ -77,6 +81,7 @@ impl JobKind {
             Self::ServerReset => "server.reset",
             Self::ServerDelete => "server.delete",
             Self::ServerRestore => "server.restore",
+            Self::OverlayRestore => "overlay.restore",
             Self::GameInstall => "game.install",
             Self::GameUpdate => "game.update",
             Self::GameValidate => "game.validate",
@@ -96,6 +101,7 @@ impl JobKind {
             Self::ServerReset => "reset server",
             Self::ServerDelete => "delete server",
             Self::ServerRestore => "restore server",
+            Self::OverlayRestore => "restore overlay",
             Self::GameInstall => "install the game",
             Self::GameUpdate => "update the game",
             Self::GameValidate => "update and validate the game",
@@ -368,17 +374,42 @@ impl Jobs {
         server: &Server,
         snapshot: &str,
     ) -> left4me_store::Result<Job> {
-        let write = self.0.store.write().await?;
-        let target = Target::Server(server);
-        self.commit_queued(
-            write,
+        self.queue_restore(
             JobKind::ServerRestore,
             actor,
-            target,
-            &target.locks(),
-            Some(snapshot),
+            Target::Server(server),
+            snapshot,
         )
         .await
+    }
+
+    /// Queues putting a files overlay's working copy back from the
+    /// snapshot `snapshot`.
+    pub async fn enqueue_overlay_restore(
+        &self,
+        actor: Actor<'_>,
+        overlay: &Overlay,
+        snapshot: &str,
+    ) -> left4me_store::Result<Job> {
+        self.queue_restore(
+            JobKind::OverlayRestore,
+            actor,
+            Target::Overlay(overlay),
+            snapshot,
+        )
+        .await
+    }
+
+    async fn queue_restore(
+        &self,
+        kind: JobKind,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        snapshot: &str,
+    ) -> left4me_store::Result<Job> {
+        let write = self.0.store.write().await?;
+        self.commit_queued(write, kind, actor, target, &target.locks(), Some(snapshot))
+            .await
     }
 
     /// Queues a backup of the panel or a check of its backups
@@ -763,6 +794,9 @@ impl Jobs {
         if kind == JobKind::OverlayBuild {
             return self.overlay_build(job, token).await;
         }
+        if kind == JobKind::OverlayRestore {
+            return self.restore_overlay(job, token).await;
+        }
         let server_id = job
             .server_id
             .ok_or_else(|| JobError::Failed("the server no longer exists".into()))?;
@@ -800,6 +834,7 @@ impl Jobs {
             | JobKind::GameValidate
             | JobKind::GameCheck
             | JobKind::OverlayBuild
+            | JobKind::OverlayRestore
             | JobKind::PanelBackup
             | JobKind::BackupCheck => unreachable!("game, overlay and backup jobs returned above"),
             JobKind::ServerDelete => {
@@ -1251,34 +1286,10 @@ impl Jobs {
         server: &Server,
         token: &CancellationToken,
     ) -> Result<(), JobError> {
-        let snapshot = job
-            .argument
-            .clone()
-            .ok_or_else(|| JobError::Failed("the job names no backup".into()))?;
         let name = instance_name(server.id);
-        let root = self.0.host.root().clone();
-        let upper = root.instance(&name).upper();
-        let staging = root.path().join(format!("backups/restore-{}", job.id));
-        let _ = std::fs::remove_dir_all(&staging);
-        let backups = self.0.backups.clone();
-        let (target, include) = (staging.clone(), upper.clone());
-        self.blocking_op(job.id, token, move |ctx| {
-            ctx.step(format!(
-                "restoring the state of the server from snapshot {snapshot}"
-            ))?;
-            backups
-                .restic
-                .restore(&snapshot, &target, &[include.as_path()], ctx)
-        })
-        .await?;
-        let restored = staging.join(upper.strip_prefix("/").unwrap_or(&upper));
-        if !restored.is_dir() {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(JobError::Failed(format!(
-                "that backup holds no state of server {}",
-                server.name
-            )));
-        }
+        let upper = self.0.host.root().instance(&name).upper();
+        let what = format!("the state of server {}", server.name);
+        let (staging, restored) = self.restore_dir(job, token, &upper, &what).await?;
         let result = self
             .host_op(job.id, token, move |host, ctx| {
                 host.replace_upper(&name, &restored, ctx)
@@ -1286,6 +1297,76 @@ impl Jobs {
             .await;
         let _ = std::fs::remove_dir_all(&staging);
         result
+    }
+
+    /// Puts a files overlay's working copy back from the snapshot the job
+    /// names. Servers keep the snapshot they mounted; their next start
+    /// takes the restored files.
+    async fn restore_overlay(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
+        let id = job
+            .overlay_id
+            .ok_or_else(|| JobError::Failed("the overlay no longer exists".into()))?;
+        let overlay = self.0.store.overlay(id).await?;
+        let dir = self
+            .0
+            .host
+            .root()
+            .overlay(&crate::spec_builder::overlay_path(id));
+        let what = format!("the files of overlay {}", overlay.name);
+        let (staging, restored) = self.restore_dir(job, token, &dir, &what).await?;
+        self.log(job.id, "step", &format!("putting {what} in place"))
+            .await;
+        let result =
+            tokio::task::spawn_blocking(move || left4me_host::fsutil::replace_dir(&dir, &restored))
+                .await
+                .map_err(|e| JobError::Failed(format!("the job's worker thread failed: {e}")))?
+                .map_err(|e| JobError::Failed(format!("putting the restored files in place: {e}")));
+        let _ = std::fs::remove_dir_all(&staging);
+        result
+    }
+
+    /// Restores `dir` (`what`, in words) from the snapshot the job names
+    /// into `<root>/backups/restore-JOB`: that directory, and the copy of
+    /// `dir` in it.
+    async fn restore_dir(
+        &self,
+        job: &Job,
+        token: &CancellationToken,
+        dir: &Path,
+        what: &str,
+    ) -> Result<(PathBuf, PathBuf), JobError> {
+        let snapshot = job
+            .argument
+            .clone()
+            .ok_or_else(|| JobError::Failed("the job names no backup".into()))?;
+        let staging = self
+            .0
+            .host
+            .root()
+            .path()
+            .join(format!("backups/restore-{}", job.id));
+        let _ = std::fs::remove_dir_all(&staging);
+        let backups = self.0.backups.clone();
+        let (target, include, step) = (
+            staging.clone(),
+            dir.to_owned(),
+            format!("restoring {what} from snapshot {snapshot}"),
+        );
+        self.blocking_op(job.id, token, move |ctx| {
+            ctx.step(step)?;
+            backups
+                .restic
+                .restore(&snapshot, &target, &[include.as_path()], ctx)
+        })
+        .await?;
+        let restored = staging.join(dir.strip_prefix("/").unwrap_or(dir));
+        if !restored.is_dir() {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(JobError::Failed(format!(
+                "that backup holds no copy of {what}"
+            )));
+        }
+        Ok((staging, restored))
     }
 
     /// Checks the backup repository: its structure, and a share of its

@@ -26,6 +26,29 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Removes a directory tree; a missing directory is success.
+/// Puts the directory `replacement` in place of `target` (both on one
+/// file system): `target` is moved aside, `replacement` in, and the old
+/// one removed. A replace that died between its two moves (nothing in
+/// place, the old one aside) is put back first, so a crash loses neither.
+pub fn replace_dir(target: &Path, replacement: &Path) -> io::Result<()> {
+    let mut name = target.file_name().unwrap_or_default().to_owned();
+    name.push(".before-restore");
+    let aside = target.with_file_name(name);
+    if aside.exists() && !target.exists() {
+        std::fs::rename(&aside, target)?;
+    }
+    remove_dir_all_if_exists(&aside)?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if target.exists() {
+        std::fs::rename(target, &aside)?;
+    }
+    crate::events::fault_point("restore-between-moves");
+    std::fs::rename(replacement, target)?;
+    remove_dir_all_if_exists(&aside)
+}
+
 pub fn remove_dir_all_if_exists(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -445,33 +445,12 @@ impl Host {
                 error: std::io::Error::other("it is running: stop it first"),
             });
         }
-        let paths = self.root.instance(name);
-        let upper = paths.upper();
-        let aside = upper.with_file_name("upper.before-restore");
-        let io = |context: String| move |error| HostError::Io { context, error };
-        if aside.exists() && !upper.exists() {
-            std::fs::rename(&aside, &upper)
-                .map_err(io(format!("putting back {}", upper.display())))?;
-        }
-        if aside.exists() {
-            std::fs::remove_dir_all(&aside).map_err(io(format!("removing {}", aside.display())))?;
-        }
+        let upper = self.root.instance(name).upper();
         ctx.step(format!("putting the backup's state of {name} in place"))?;
-        std::fs::create_dir_all(&paths.runtime)
-            .map_err(io(format!("making {}", paths.runtime.display())))?;
-        if upper.exists() {
-            std::fs::rename(&upper, &aside)
-                .map_err(io(format!("moving {} aside", upper.display())))?;
-        }
-        crate::events::fault_point("restore-between-moves");
-        std::fs::rename(restored, &upper).map_err(io(format!(
-            "moving the restored state to {}",
-            upper.display()
-        )))?;
-        if aside.exists() {
-            std::fs::remove_dir_all(&aside).map_err(io(format!("removing {}", aside.display())))?;
-        }
-        Ok(())
+        crate::fsutil::replace_dir(&upper, restored).map_err(|error| HostError::Io {
+            context: format!("putting the restored state in {}", upper.display()),
+            error,
+        })
     }
 
     pub fn exists(&self, name: &InstanceName) -> bool {

@@ -842,6 +842,8 @@ pub(crate) struct BackupsPage {
     pub(crate) last_failed: Option<(i64, String)>,
     /// The servers whose state a backup can bring back: `(id, name)`.
     pub(crate) servers: Vec<(i64, String)>,
+    /// The files overlays a backup can bring back: `(id, name)`.
+    pub(crate) overlays: Vec<(i64, String)>,
 }
 
 impl Page for BackupsPage {}

@@ -369,6 +369,8 @@ async fn every_route_refuses_whom_it_must_and_serves_whom_it_is_for() {
         route(M::POST, "/backups/check", "/backups/check", &["admin"], Admins, accepted),
         route(M::POST, "/servers/{id}/restore", format!("/servers/{s}/restore"), &["manage", "admin"], Admins, StatusCode::NOT_FOUND)
             .json(json!({"backup_id": 999_999})),
+        route(M::POST, "/overlays/{id}/restore", format!("/overlays/{files}/restore"), &["manage", "admin"], Admins, StatusCode::NOT_FOUND)
+            .json(json!({"backup_id": 999_999})),
         route(M::GET, "/schedules", "/schedules", &["read", "admin"], Admins, ok),
         route(M::POST, "/schedules", "/schedules", &["admin"], Admins, created).json(schedule_body("panel")),
         route(M::GET, "/jobs", "/jobs", &["read"], Anyone, ok),

@@ -271,6 +271,49 @@ async fn a_servers_own_state_comes_back_from_a_backup() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_files_overlays_own_files_come_back_from_a_backup() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let res = admin.post("/overlays", &[("name", "configs")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let overlay = Client::redirect_id(&res);
+    let copy = app.root.path().join(format!("overlays/{overlay}"));
+    let cfg = copy.join("left4dead2/cfg/server.cfg");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(&cfg, "sv_cheats 0\n").unwrap();
+    let (log, end) = back_up(&admin).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    let (_, page) = admin.get_text("/backups").await;
+    let end_at = page
+        .find("/restore-overlay\"")
+        .expect("a backup to restore from");
+    let start = page[..end_at].rfind('/').unwrap() + 1;
+    let backup = &page[start..end_at];
+
+    // Changed since (replaced, as the panel writes files), and a new one.
+    let new = cfg.with_extension("new");
+    std::fs::write(&new, "sv_cheats 1\n").unwrap();
+    std::fs::rename(&new, &cfg).unwrap();
+    std::fs::write(copy.join("extra.cfg"), "x").unwrap();
+
+    let overlay_field = overlay.to_string();
+    let res = admin
+        .post(
+            &format!("/backups/{backup}/restore-overlay"),
+            &[("overlay", overlay_field.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (log, end) = finished_job(&admin, Client::redirect_id(&res)).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "sv_cheats 0\n");
+    assert!(!copy.join("extra.cfg").exists(), "as the backup holds it");
+    let (_, files) = admin.get_text(&format!("/overlays/{overlay}")).await;
+    assert!(files.contains("left4dead2"), "{files}");
+    app.stop().await;
+}
+
 /// restic processes backing up into `repository` (restic runs in a
 /// process group of its own and outlives a killed panel).
 fn restic_pids(repository: &str) -> Vec<rustix::process::Pid> {

@@ -116,6 +116,7 @@ impl ServerAction {
             | JobKind::GameValidate
             | JobKind::GameCheck
             | JobKind::OverlayBuild
+            | JobKind::OverlayRestore
             | JobKind::PanelBackup
             | JobKind::BackupCheck => None,
         }

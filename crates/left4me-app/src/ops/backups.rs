@@ -89,3 +89,27 @@ pub async fn restore_server(
         .enqueue_restore(actor.requester(), &server, &backup.snapshot_id)
         .await?)
 }
+
+/// Admins: puts a files overlay's own files back as the backup
+/// `backup_id` holds them (Workshop and script overlays are built again
+/// instead). Servers take them at their next start.
+pub async fn restore_overlay(
+    app: &App,
+    actor: &Actor,
+    overlay_id: i64,
+    backup_id: i64,
+) -> OpResult<Job> {
+    access::admin(actor, "restore from backups")?;
+    let overlay = access::overlay(app, actor, overlay_id, access::ItemAccess::Change).await?;
+    if overlay.kind != left4me_store::OverlayKind::Files {
+        return Err(OpError::conflict(
+            "Only a files overlay comes back from a backup: Workshop and script overlays are \
+             built again from their items and scripts (Refresh, Rebuild).",
+        ));
+    }
+    let backup = app.store().backup(backup_id).await?;
+    Ok(app
+        .jobs()
+        .enqueue_overlay_restore(actor.requester(), &overlay, &backup.snapshot_id)
+        .await?)
+}

@@ -114,3 +114,22 @@ pub(crate) async fn restore_server(
         backups::restore_server(state.app(), &user, id, body.backup_id).await?,
     ))
 }
+
+/// Puts a files overlay's own files back as a backup holds them (admins):
+/// 202 with the job; servers take them at their next start. Workshop and
+/// script overlays are built again instead (409).
+#[utoipa::path(post, path = "/overlays/{id}/restore", tag = "backups", request_body = Restore,
+    params(("id" = i64, Path, description = "overlay id")),
+    responses((status = 202, body = JobView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("token" = ["manage", "admin"])))]
+pub(crate) async fn restore_overlay(
+    State(state): State<AppState>,
+    user: ApiUser,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<Restore>,
+) -> ApiResult<Response> {
+    Ok(accepted(
+        backups::restore_overlay(state.app(), &user, id, body.backup_id).await?,
+    ))
+}

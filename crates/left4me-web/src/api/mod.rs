@@ -235,6 +235,7 @@ fn parts() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(backups::list, backups::back_up))
         .routes(routes!(backups::check))
         .routes(routes!(backups::restore_server))
+        .routes(routes!(backups::restore_overlay))
         .split_for_parts();
     // After the routes: the modifiers work on every operation's entry.
     BearerToken.modify(&mut doc);

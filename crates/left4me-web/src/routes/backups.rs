@@ -17,6 +17,12 @@ pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> Ap
         .into_iter()
         .map(|s| (s.server().id, s.server().name.clone()))
         .collect();
+    let overlays = left4me_app::ops::overlays::list(state.app(), &user)
+        .await?
+        .into_iter()
+        .filter(|o| o.overlay.kind == left4me_store::OverlayKind::Files)
+        .map(|o| (o.overlay.id, o.overlay.name))
+        .collect();
     let size = |bytes: i64| human_size(&u64::try_from(bytes).unwrap_or(0));
     let page = BackupsPage {
         l: Layout::of(&user),
@@ -40,6 +46,7 @@ pub(crate) async fn page(State(state): State<AppState>, user: CurrentUser) -> Ap
             .last_failed
             .map(|j| (j.id, j.error.unwrap_or_default())),
         servers,
+        overlays,
     };
     Ok(render(&page)?.into_response())
 }
@@ -70,5 +77,21 @@ pub(crate) async fn restore_server(
     Form(form): Form<RestoreForm>,
 ) -> AppResult<Response> {
     let job = backups::restore_server(state.app(), &user, form.server, id).await?;
+    Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct RestoreOverlayForm {
+    overlay: i64,
+}
+
+/// Puts a files overlay's own files back as the backup holds them.
+pub(crate) async fn restore_overlay(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<RestoreOverlayForm>,
+) -> AppResult<Response> {
+    let job = backups::restore_overlay(state.app(), &user, form.overlay, id).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }

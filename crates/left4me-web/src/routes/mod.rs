@@ -116,6 +116,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/backups", get(backups::page).post(backups::back_up))
         .route("/backups/check", post(backups::check))
         .route("/backups/{id}/restore", post(backups::restore_server))
+        .route(
+            "/backups/{id}/restore-overlay",
+            post(backups::restore_overlay),
+        )
         .route("/activity", get(activity::all))
         .route("/servers/{id}/activity", get(activity::of_server))
         .route("/game", get(game::page))
