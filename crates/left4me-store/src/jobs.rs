@@ -127,17 +127,12 @@ impl Store {
         .await?)
     }
 
-    /// The newest job of one of `kinds` (two at most).
-    pub async fn newest_job_of_kinds(&self, kinds: &[&str]) -> Result<Option<Job>> {
-        let (first, second) = match kinds {
-            [one] => (*one, *one),
-            [one, two] => (*one, *two),
-            _ => return Err(StoreError::Conflict("one or two job kinds".into())),
-        };
+    /// The newest job of either kind.
+    pub async fn newest_job_of_kinds(&self, kinds: [&str; 2]) -> Result<Option<Job>> {
         Ok(
             sqlx::query_as("SELECT * FROM jobs WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1")
-                .bind(first)
-                .bind(second)
+                .bind(kinds[0])
+                .bind(kinds[1])
                 .fetch_optional(&self.pool)
                 .await?,
         )

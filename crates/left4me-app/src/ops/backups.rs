@@ -42,7 +42,7 @@ pub(crate) async fn last_failed(app: &App) -> OpResult<Option<Job>> {
     let kinds = [JobKind::PanelBackup.as_str(), JobKind::BackupCheck.as_str()];
     Ok(app
         .store()
-        .newest_job_of_kinds(&kinds)
+        .newest_job_of_kinds(kinds)
         .await?
         .filter(|j| j.state == left4me_store::JobState::Failed))
 }

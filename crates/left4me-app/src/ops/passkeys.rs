@@ -342,27 +342,39 @@ pub(crate) async fn check_second_factor(
     };
     match relying_party.finish_passkey_authentication(&answer, &state) {
         Ok(result) => {
-            note_use(app, user_id, result.cred_id(), &result).await?;
+            if let Some((record, key)) = key_of(app, user_id, result.cred_id()).await? {
+                note_use(app, &record, key, &result).await?;
+            }
             Ok(Ok(()))
         }
         Err(e) => Ok(Err(refusal(app, &answer.response.client_data_json, &e))),
     }
 }
 
-/// Keeps the passkey's new signature counter and when it was used.
-async fn note_use(
+/// The user's passkey with this credential id, if they have it.
+async fn key_of(
     app: &App,
     user_id: i64,
     credential_id: &[u8],
+) -> OpResult<Option<(PasskeyRecord, Passkey)>> {
+    match app.store().passkey_by_credential(credential_id).await? {
+        Some(record) if record.user_id == user_id => {
+            let key = stored(&record)?;
+            Ok(Some((record, key)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Keeps the passkey's new signature counter and when it was used.
+async fn note_use(
+    app: &App,
+    record: &PasskeyRecord,
+    mut key: Passkey,
     result: &webauthn_rs::prelude::AuthenticationResult,
 ) -> OpResult<()> {
-    for (record, mut key) in keys_of(app, user_id).await? {
-        if record.credential_id == credential_id {
-            key.update_credential(result);
-            app.store().passkey_used(record.id, &to_json(&key)?).await?;
-        }
-    }
-    Ok(())
+    key.update_credential(result);
+    Ok(app.store().passkey_used(record.id, &to_json(&key)?).await?)
 }
 
 /// A challenge to sign in with a passkey alone: the authenticator offers
@@ -455,18 +467,14 @@ async fn verify_alone(
     state: webauthn_rs::prelude::DiscoverableAuthentication,
 ) -> OpResult<Result<(), String>> {
     let relying_party = app.passkeys().relying_party()?;
-    let Some((_, key)) = keys_of(app, user.id)
-        .await?
-        .into_iter()
-        .find(|(r, _)| r.credential_id == answer.get_credential_id())
-    else {
+    let Some((record, key)) = key_of(app, user.id, answer.get_credential_id()).await? else {
         return Ok(Err(
             "This passkey is not registered here (it may have been removed).".into(),
         ));
     };
     match relying_party.finish_discoverable_authentication_v2(answer, state, &key) {
         Ok(result) => {
-            note_use(app, user.id, result.cred_id(), &result).await?;
+            note_use(app, &record, key, &result).await?;
             Ok(Ok(()))
         }
         Err(e) => Ok(Err(refusal(app, &answer.response.client_data_json, &e))),

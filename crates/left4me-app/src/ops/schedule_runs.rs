@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::App;
 use crate::actor::Actor;
 use crate::error::{OpError, OpResult};
-use crate::ops::schedules::{changeable, plan_of, when};
+use crate::ops::schedules::{ScheduleInput, changeable, check, plan_of, when};
 use crate::ops::servers::ServerOperation;
 use crate::ops::{console, game, servers, workshop};
 use crate::schedule_plan::{Plan, Players, Step};
@@ -37,7 +37,15 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            // Once they are made (an admin exists), nothing unmakes them.
+            let mut builtins_made = false;
             loop {
+                if !builtins_made {
+                    match ensure_builtins(&self.app).await {
+                        Ok(made) => builtins_made = made,
+                        Err(e) => tracing::error!("making the built-in schedules: {}", e.chain()),
+                    }
+                }
                 if let Err(e) = self.start_due().await {
                     tracing::error!("starting scheduled runs: {}", e.chain());
                 }
@@ -57,7 +65,6 @@ impl Scheduler {
     }
 
     async fn start_due(&self) -> OpResult<()> {
-        ensure_builtins(&self.app).await?;
         let now = left4me_store::now();
         for schedule in self.app.store().due_schedules(now).await? {
             if let Err(e) = self.start_one(&schedule, now).await {
@@ -123,8 +130,8 @@ pub const WORKSHOP_REFRESH: &str = "workshop_refresh";
 /// Makes the panel's own routines as schedules, once, when an admin
 /// exists to own them: the check for game updates (daily at 05:00, host
 /// time) and the Workshop refresh (at `workshop_refresh_at`, UTC, off
-/// when that is empty).
-async fn ensure_builtins(app: &App) -> OpResult<()> {
+/// when that is empty). Whether both exist now.
+async fn ensure_builtins(app: &App) -> OpResult<bool> {
     let store = app.store();
     let refresh_at = &app.config().workshop_refresh_at;
     let routines = [
@@ -154,39 +161,34 @@ async fn ensure_builtins(app: &App) -> OpResult<()> {
             continue;
         }
         let Some(admin) = store.first_admin().await? else {
-            return Ok(());
+            return Ok(false);
         };
-        let plan = Plan {
-            steps: vec![step],
-            players: Players::Ignore,
-            warn_minutes: Vec::new(),
+        let input = ScheduleInput {
+            name: name.to_owned(),
+            timing: at,
+            time_zone: zone_name,
+            plan: Plan {
+                steps: vec![step],
+                players: Players::Ignore,
+                warn_minutes: Vec::new(),
+            },
+            catch_up: true,
+            enabled,
         };
-        let timing = timing::Timing::parse(&at)
-            .map_err(|e| OpError::internal("a built-in schedule's time", e))?;
-        let zone =
-            timing::zone(&zone_name).map_err(|e| OpError::internal("the host's time zone", e))?;
-        let due_at = timing
-            .next_after(&zone, Timestamp::now())
-            .map_or(i64::MAX, Timestamp::as_second);
-        let plan_json = serde_json::to_string(&plan).map_err(|e| OpError::internal("a plan", e))?;
+        let mut checked = check(&Actor::new(admin.clone()), &input, None)?;
         // Named as the pages show it; an admin's schedule of that name
         // keeps it, and the routine is named apart.
         for name in [name.to_owned(), format!("{name} (built in)")] {
+            checked.name = name;
             let mut write = store.write().await?;
-            let settings = left4me_store::ScheduleSettings {
-                name: &name,
-                timing: &timing.to_string(),
-                time_zone: &zone_name,
-                plan: &plan_json,
-                catch_up: true,
-                enabled,
-                due_at,
-            };
-            match write.create_schedule(None, admin.id, &settings).await {
+            match write
+                .create_schedule(None, admin.id, &checked.settings())
+                .await
+            {
                 Ok(made) => {
                     write.set_builtin(made.id, builtin).await?;
                     write.commit().await?;
-                    tracing::info!("made the built-in schedule {name:?}");
+                    tracing::info!("made the built-in schedule {:?}", checked.name);
                     break;
                 }
                 Err(left4me_store::StoreError::Conflict(_)) => continue,
@@ -194,7 +196,7 @@ async fn ensure_builtins(app: &App) -> OpResult<()> {
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Says in the activity log that the schedule skipped a run, and why.

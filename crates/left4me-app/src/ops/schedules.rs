@@ -135,14 +135,17 @@ pub struct ScheduleList {
 
 /// The schedules of `server` (`None`: the panel's), by name.
 pub async fn list(app: &App, actor: &Actor, server: Option<i64>) -> OpResult<ScheduleList> {
-    require(app, actor, server, false).await?;
     let (server, can_change) = match server {
+        // One access check answers both: may see, and may change.
         Some(id) => {
             let grant = access::server(app, actor, id, ServerAction::View).await?;
             let can = grant.access.allows(ServerAction::Schedule);
             (Some(grant.server), can)
         }
-        None => (None, true),
+        None => {
+            require(app, actor, None, false).await?;
+            (None, true)
+        }
     };
     let mut schedules = Vec::new();
     for schedule in app
@@ -168,12 +171,49 @@ pub(crate) async fn changeable(app: &App, actor: &Actor, id: i64) -> OpResult<Sc
     schedule(app, actor, id, true).await
 }
 
-/// The input checked: every mistake named by its field.
-fn checked(
+/// A schedule's settings, checked, as they are stored.
+pub(crate) struct Checked {
+    pub(crate) name: String,
+    timing: String,
+    time_zone: String,
+    plan: String,
+    catch_up: bool,
+    enabled: bool,
+    /// Its first run, from now.
+    due_at: i64,
+}
+
+impl Checked {
+    pub(crate) fn settings(&self) -> ScheduleSettings<'_> {
+        ScheduleSettings {
+            name: &self.name,
+            timing: &self.timing,
+            time_zone: &self.time_zone,
+            plan: &self.plan,
+            catch_up: self.catch_up,
+            enabled: self.enabled,
+            due_at: self.due_at,
+        }
+    }
+}
+
+/// Where a schedule acts: `server`'s, or the panel's.
+fn scope_of(server: Option<i64>) -> Scope {
+    if server.is_some() {
+        Scope::Server
+    } else {
+        Scope::Panel
+    }
+}
+
+/// `input` checked for a schedule `actor` makes or changes for `server`
+/// (`None`: the panel's): every mistake named by its field.
+pub(crate) fn check(
     actor: &Actor,
     input: &ScheduleInput,
-    scope: Scope,
-) -> OpResult<(String, Timing, jiff::tz::TimeZone, Plan)> {
+    server: Option<i64>,
+) -> OpResult<Checked> {
+    let scope = scope_of(server);
     let mut errors = FieldErrors::default();
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
@@ -209,34 +249,18 @@ fn checked(
     }) {
         access::game(actor)?;
     }
-    Ok((name.to_owned(), timing, zone, plan))
-}
-
-fn settings<'a>(
-    input: &ScheduleInput,
-    name: &'a str,
-    timing: &'a str,
-    zone: &'a str,
-    plan: &'a str,
-    due_at: i64,
-) -> ScheduleSettings<'a> {
-    ScheduleSettings {
-        name,
-        timing,
-        time_zone: zone,
-        plan,
+    Ok(Checked {
+        name: name.to_owned(),
+        due_at: timing
+            .next_after(&zone, Timestamp::now())
+            .map(Timestamp::as_second)
+            .ok_or_else(|| OpError::invalid("timing", "it never comes round"))?,
+        timing: timing.to_string(),
+        time_zone: input.time_zone.trim().to_owned(),
+        plan: serde_json::to_string(&plan).map_err(|e| OpError::internal("writing a plan", e))?,
         catch_up: input.catch_up,
         enabled: input.enabled,
-        due_at,
-    }
-}
-
-/// When the schedule runs first, from now.
-fn first_run(timing: &Timing, zone: &jiff::tz::TimeZone) -> OpResult<i64> {
-    timing
-        .next_after(zone, Timestamp::now())
-        .map(Timestamp::as_second)
-        .ok_or_else(|| OpError::invalid("timing", "it never comes round"))
+    })
 }
 
 /// Makes a schedule for `server` (`None`: the panel's).
@@ -247,31 +271,18 @@ pub async fn create(
     input: &ScheduleInput,
 ) -> OpResult<ScheduleView> {
     require(app, actor, server, true).await?;
-    let scope = if server.is_some() {
-        Scope::Server
-    } else {
-        Scope::Panel
-    };
-    let (name, timing, zone, plan) = checked(actor, input, scope)?;
-    let (timing_text, plan_json) = (timing.to_string(), json(&plan)?);
-    let zone_name = input.time_zone.trim();
-    let due_at = first_run(&timing, &zone)?;
+    let checked = check(actor, input, server)?;
     let mut write = app.store().write().await?;
     let made = write
-        .create_schedule(
-            server,
-            actor.id(),
-            &settings(input, &name, &timing_text, zone_name, &plan_json, due_at),
-        )
+        .create_schedule(server, actor.id(), &checked.settings())
         .await?;
-    let detail = format!("made the schedule {name} ({timing_text}, {zone_name})");
+    let detail = format!(
+        "made the schedule {} ({}, {})",
+        checked.name, checked.timing, checked.time_zone
+    );
     record(&mut write, actor, server, "schedule.create", &detail).await?;
     write.commit().await?;
     view(app, made).await
-}
-
-fn json(plan: &Plan) -> OpResult<String> {
-    serde_json::to_string(plan).map_err(|e| OpError::internal("writing a plan", e))
 }
 
 /// New settings for a schedule; its next run is counted from now.
@@ -282,23 +293,10 @@ pub async fn change(
     input: &ScheduleInput,
 ) -> OpResult<ScheduleView> {
     let before = changeable(app, actor, id).await?;
-    let scope = if before.server_id.is_some() {
-        Scope::Server
-    } else {
-        Scope::Panel
-    };
-    let (name, timing, zone, plan) = checked(actor, input, scope)?;
-    let (timing_text, plan_json) = (timing.to_string(), json(&plan)?);
-    let zone_name = input.time_zone.trim();
-    let due_at = first_run(&timing, &zone)?;
+    let checked = check(actor, input, before.server_id)?;
     let mut write = app.store().write().await?;
-    let changed = write
-        .update_schedule(
-            id,
-            &settings(input, &name, &timing_text, zone_name, &plan_json, due_at),
-        )
-        .await?;
-    let detail = format!("changed the schedule {name}");
+    let changed = write.update_schedule(id, &checked.settings()).await?;
+    let detail = format!("changed the schedule {}", checked.name);
     record(
         &mut write,
         actor,
