@@ -21,6 +21,7 @@ pub mod memo;
 pub mod ops;
 pub mod passkeys;
 pub mod reconciler;
+pub mod restore;
 pub mod runner;
 pub mod schedule_plan;
 pub mod scripts;
@@ -56,6 +57,10 @@ pub enum LaunchError {
     Workshop(String),
     #[error("the key that seals second factors: {0}")]
     Sealing(#[from] sealing::SealingError),
+    #[error("another panel (or `left4me restore`) is running on the state root {0}")]
+    AlreadyRunning(std::path::PathBuf),
+    #[error("bringing back what the restored backup did not hold: {0}")]
+    Resume(left4me_store::StoreError),
 }
 
 /// Everything the panel needs besides its configuration.
@@ -116,6 +121,8 @@ pub struct Background {
     app: App,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// The panel's lock on its state root, released once stopped.
+    _lock: std::fs::File,
 }
 
 impl App {
@@ -148,11 +155,19 @@ impl App {
     /// jobs a previous run left running as interrupted, removes what
     /// killed builds left, and starts the background work.
     pub async fn start(config: Config, launch: Launch) -> Result<(Self, Background), LaunchError> {
-        let store = open_store(&config).await?;
         let host = Arc::new(Host::open(
             &config.root,
             config.supervisor(&launch.supervisor_program),
         )?);
+        let lock = left4me_host::lock::lock_panel(host.root())
+            .map_err(|error| {
+                LaunchError::Host(left4me_host::lifecycle::HostError::Io {
+                    context: "taking the panel's lock".into(),
+                    error,
+                })
+            })?
+            .ok_or_else(|| LaunchError::AlreadyRunning(config.root.clone()))?;
+        let store = open_store(&config).await?;
         let interrupted =
             store
                 .interrupt_running_jobs()
@@ -182,11 +197,16 @@ impl App {
         let app = Self::new(config, store, host, jobs, launch.live);
         let key = sealing::SealingKey::load(&app.config().root)?;
         let _ = app.0.sealing.set(Ok(key));
-        let background = app.spawn_background();
+        // Before the reconciler: it would start the restored servers
+        // before the game is back.
+        restore::resume(app.store(), app.host(), app.jobs())
+            .await
+            .map_err(LaunchError::Resume)?;
+        let background = app.spawn_background(lock);
         Ok((app, background))
     }
 
-    fn spawn_background(&self) -> Background {
+    fn spawn_background(&self, lock: std::fs::File) -> Background {
         let (config, store, host, jobs, live) = (
             self.config(),
             self.store(),
@@ -241,6 +261,7 @@ impl App {
             app: self.clone(),
             tasks,
             workers,
+            _lock: lock,
         }
     }
 

@@ -142,13 +142,16 @@ pub enum Actor<'a> {
     Scheduler,
     /// An admin's `left4me` command (no session says who).
     CommandLine,
+    /// The first start after `left4me restore`, bringing back what the
+    /// backup did not hold.
+    Restore,
 }
 
 impl Actor<'_> {
     pub fn id(&self) -> Option<i64> {
         match self {
             Self::User { id, .. } => Some(*id),
-            Self::Reconciler | Self::Scheduler | Self::CommandLine => None,
+            Self::Reconciler | Self::Scheduler | Self::CommandLine | Self::Restore => None,
         }
     }
 
@@ -158,6 +161,7 @@ impl Actor<'_> {
             Self::Reconciler => "reconciler",
             Self::Scheduler => "scheduler",
             Self::CommandLine => "command line",
+            Self::Restore => "restore",
         }
     }
 }
@@ -462,13 +466,43 @@ impl Jobs {
         .await
     }
 
+    /// Queues a start that also waits for the game jobs queued before it
+    /// (after a restore, the game comes back first). Other starts do not
+    /// wait for an update: it leaves the versions servers run alone.
+    pub async fn enqueue_start_after_game(
+        &self,
+        actor: Actor<'_>,
+        server: &Server,
+    ) -> left4me_store::Result<Job> {
+        let after_game = format!("{}{INSTALL_LOCK}", left4me_store::SHARED);
+        self.queue_with(
+            JobKind::ServerStart,
+            actor,
+            Target::Server(server),
+            &[after_game],
+        )
+        .await
+    }
+
     async fn queue(
         &self,
         kind: JobKind,
         actor: Actor<'_>,
         target: Target<'_>,
     ) -> left4me_store::Result<Job> {
+        self.queue_with(kind, actor, target, &[]).await
+    }
+
+    /// Queues the job holding its target's locks and `extra`.
+    async fn queue_with(
+        &self,
+        kind: JobKind,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        extra: &[String],
+    ) -> left4me_store::Result<Job> {
         let mut locks = target.locks();
+        locks.extend_from_slice(extra);
         if let Target::Server(server) = target
             && matches!(kind, JobKind::ServerStart | JobKind::ServerRestart)
         {

@@ -172,6 +172,12 @@ impl StateRoot {
         self.root.join("locks")
     }
 
+    /// Beside `locks/` rather than in it, where an instance could be
+    /// named `panel`.
+    pub fn panel_lock(&self) -> PathBuf {
+        self.root.join("panel.lock")
+    }
+
     pub fn instance(&self, name: &InstanceName) -> InstancePaths {
         InstancePaths {
             dir: self.instances().join(name.as_str()),

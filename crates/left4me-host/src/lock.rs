@@ -88,6 +88,13 @@ pub fn try_lock_file(path: &Path) -> std::io::Result<Option<File>> {
     }
 }
 
+/// The panel's lock on its state root, held while it runs and while
+/// `left4me restore` replaces what it works with: `None` when another
+/// holds it. Released when dropped or the process dies.
+pub fn lock_panel(root: &crate::layout::StateRoot) -> std::io::Result<Option<File>> {
+    try_lock_file(&root.panel_lock())
+}
+
 /// The installation lock, waited for: shared while a start picks and
 /// mounts its layers, exclusive while unused versions are removed.
 pub fn lock_installation(

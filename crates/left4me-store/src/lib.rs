@@ -32,7 +32,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use activity::{Activity, ActivityFilter, ConsoleCommand};
-pub use backups::{Backup, NewBackup};
+pub use backups::{Backup, Holdings, NewBackup, RESTORED_FROM};
 pub use blueprints::{Blueprint, BlueprintOverlay, ListedBlueprint};
 pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob, SHARED};
 pub use members::{ServerMember, ServerRole};

@@ -14,7 +14,9 @@ mod routes;
 pub mod state;
 
 pub use left4me_app::ops::access;
-pub use left4me_app::{Launch, config, domain, live, open_store, runner, scripts};
+pub use left4me_app::{
+    Launch, backups, config, domain, live, open_store, restore, runner, scripts,
+};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -73,6 +73,12 @@ enum Command {
     Serve(panel::ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
+    /// Put the whole panel back from a backup: on a new host, install
+    /// left4me, configure the backup repository as before, put its
+    /// password file (and the old secrets.key) in place, stop the panel,
+    /// run this, start the panel. It then installs the game, rebuilds the
+    /// built overlays and starts the servers that were running.
+    Restore(panel::RestoreArgs),
     /// Print a fresh one-time link to the page that creates the first
     /// admin (while no user exists; earlier links stop working).
     #[command(name = "setup-url")]
@@ -212,6 +218,7 @@ fn run(cli: &Cli) -> CliResult {
     match &cli.command {
         Command::Serve(args) => panel::serve(cli, args),
         Command::Migrate => panel::migrate(cli),
+        Command::Restore(args) => panel::restore(cli, args),
         Command::SetupUrl => panel::setup_url(cli),
         Command::User(cmd) => panel::user(cli, cmd),
         Command::Overlays(cmd) => panel::overlays(cli, cmd),

@@ -24,6 +24,21 @@ pub(crate) struct ServeArgs {
     demo: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// The backup to restore: its id or the start of it (default: the
+    /// newest backup of a panel in the repository).
+    #[arg(long)]
+    snapshot: Option<String>,
+    /// List the panel's backups in the repository and exit.
+    #[arg(long)]
+    list: bool,
+    /// Restore over a panel that has users; what is here is moved aside
+    /// into backups/replaced-TIME first, not deleted.
+    #[arg(long)]
+    replace: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
     /// Create a user; the password comes from LEFT4ME_ADMIN_PASSWORD or a prompt.
@@ -120,6 +135,65 @@ pub(crate) fn migrate(cli: &Cli) -> CliResult {
         );
         Ok::<_, Failure>(())
     })
+}
+
+pub(crate) fn restore(cli: &Cli, args: &RestoreArgs) -> CliResult {
+    use left4me_web::restore::{self, RestoreError};
+    let config = settings_as_state_owner(cli)?;
+    let refused = |e: RestoreError| match e {
+        RestoreError::PanelRunning(_)
+        | RestoreError::NotEmpty { .. }
+        | RestoreError::ServersRunning(_)
+        | RestoreError::NoPassword(_)
+        | RestoreError::NoBackups(_)
+        | RestoreError::UnknownSnapshot { .. }
+        | RestoreError::NotAPanel(_) => Failure::invalid(e),
+        other => Failure::from(other),
+    };
+    if args.list {
+        let backups = left4me_web::backups::Backups::new(&config);
+        for s in restore::panel_snapshots(&backups).map_err(refused)? {
+            println!("{}  {}  {}", s.short_id, s.time, s.paths.join(" "));
+        }
+        return Ok(());
+    }
+    let request = restore::Request {
+        snapshot: args.snapshot.clone(),
+        replace: args.replace,
+    };
+    let restored = runtime()?
+        .block_on(restore::restore_panel(&config, &request, |step| {
+            println!("{step}");
+        }))
+        .map_err(refused)?;
+    let h = restored.holdings;
+    println!(
+        "restored backup {} of {}: {} user(s), {} server(s), {} blueprint(s), {} overlay(s)",
+        restored.snapshot.short_id,
+        restored.snapshot.time,
+        h.users,
+        h.servers,
+        h.blueprints,
+        h.overlays
+    );
+    if let Some(aside) = restored.aside {
+        println!("what was here before is in {}", aside.display());
+    }
+    if h.authenticators > 0 {
+        let key = match config.supervisor {
+            left4me_config::SupervisorKind::Systemd => PathBuf::from("/etc/left4me/secrets.key"),
+            left4me_config::SupervisorKind::Builtin => config.root.join("secrets.key"),
+        };
+        println!(
+            "{} user(s) sign in with an authenticator app: their keys open only with the secrets.key of the host that was backed up; put your copy of it at {} before starting the panel (without it they sign in with a recovery code or a passkey)",
+            h.authenticators,
+            key.display()
+        );
+    }
+    println!(
+        "start the panel now (`systemctl start left4me`): it installs the game, builds the Workshop and script overlays again and starts the servers that were running"
+    );
+    Ok(())
 }
 
 pub(crate) fn setup_url(cli: &Cli) -> CliResult {

@@ -17,6 +17,8 @@ use left4me_host::backup::Restic;
 use left4me_host::events::{CancellationToken, Ctx, Event};
 use reqwest::StatusCode;
 
+const STEAMCMD_SIM: &str = env!("CARGO_BIN_EXE_steamcmd-sim");
+
 async fn back_up(client: &Client) -> (Vec<String>, String) {
     let res = client.post("/backups", &[]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -389,4 +391,153 @@ async fn a_panel_killed_during_a_backup_leaves_the_repository_usable() {
         "the killed backup never finished; the next one did: {page}"
     );
     panel.terminate();
+}
+
+/// `left4me restore` on a new host: `args` with the old host's
+/// repository and the copy of its password file.
+fn restore(root: &TestRoot, repository: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = root.cmd();
+    cmd.arg("restore")
+        .args(args)
+        .env("LEFT4ME_BACKUP_REPOSITORY", repository)
+        .env(
+            "LEFT4ME_BACKUP_PASSWORD_FILE",
+            root.path().join("kept-password"),
+        );
+    cmd.output().unwrap()
+}
+
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_panel_comes_back_on_a_new_host() {
+    // The old host: an admin, a user, a blueprint and a running server
+    // with a ban of its own; backed up while it runs.
+    let mut old = App::spawn().await;
+    let admin = old.login(ADMIN.0, ADMIN.1).await;
+    add_user(&old, &admin, "bob", "bob-password-1").await;
+    let bp = create_blueprint(&admin, "coop", "maxplayers 8").await;
+    let port = free_port();
+    let server = create_server(&admin, "coop", bp, port).await;
+    act_ok(&admin, server, "start").await;
+    let ban = format!("runtime/server-{server}/upper/left4dead2/cfg/banned_user.cfg");
+    let bans = old.root.path().join(&ban);
+    std::fs::create_dir_all(bans.parent().unwrap()).unwrap();
+    std::fs::write(&bans, "banid 0 STEAM_1:0:1\n").unwrap();
+    let (log, end) = back_up(&admin).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    // The old host is gone (its server with it).
+    act_ok(&admin, server, "stop").await;
+    old.stop().await;
+    let repository = old.config.backup_repository();
+
+    // The new host: left4me installed, no game yet, Steam reachable; the
+    // admin configures the repository and puts the kept password back.
+    let new = TestRoot::new();
+    std::fs::remove_dir_all(new.path().join("installation")).unwrap();
+    std::fs::copy(
+        old.config.backup_password_file(),
+        new.path().join("kept-password"),
+    )
+    .unwrap();
+    let mut config = test_config(&new);
+    let sim = steamcmd_sim::SteamcmdSim::create(
+        &new.path().join("steamcmd"),
+        std::path::Path::new(STEAMCMD_SIM),
+    )
+    .unwrap();
+    sim.publish_game(1001, std::path::Path::new(SRCDS_SIM), 20, 200_000)
+        .unwrap();
+    config.steamcmd = sim.program();
+    config.system_root = fake_system_root(new.path(), &libraries_32());
+    config.backup_repository = Some(repository.clone());
+    config.backup_password_file = Some(new.path().join("kept-password"));
+
+    // Not while its panel runs.
+    let mut fresh = App::spawn_with(new, config.clone()).await;
+    let out = restore(&fresh.root, &repository, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(
+        said(&out).contains("the panel is running"),
+        "{}",
+        said(&out)
+    );
+    fresh.stop().await;
+    let new = fresh.root;
+
+    let out = restore(&new, &repository, &["--list"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let out = restore(&new, &repository, &["--snapshot", "0000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(
+        said(&out).contains(listed.split_whitespace().next().unwrap()),
+        "the error names the backups there are: {}",
+        said(&out)
+    );
+
+    let out = restore(&new, &repository, &[]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("2 user(s), 1 server(s), 1 blueprint(s)"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(new.path().join(&ban)).unwrap(),
+        "banid 0 STEAM_1:0:1\n",
+        "the server's own state is back"
+    );
+    let again = restore(&new, &repository, &[]);
+    assert_eq!(again.status.code(), Some(2), "{}", said(&again));
+    assert!(said(&again).contains("--replace"), "{}", said(&again));
+
+    // The panel comes back: the same people, servers and blueprints; the
+    // game is installed from Steam, then the server that ran starts.
+    let mut app = App::spawn_with(new, config).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    app.login("bob", "bob-password-1").await;
+    let (_, blueprints) = admin.get_text("/blueprints").await;
+    assert!(blueprints.contains("coop"), "{blueprints}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, page) = admin.get_text(&format!("/servers/{server}")).await;
+        let state = &page[page.find("id=\"server-state\"").expect("the state")..];
+        if state[..120].contains("running") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restored server never started: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, activity) = admin.get_text("/activity").await;
+    assert!(
+        activity.contains("panel restored from backup")
+            && activity.contains("the game is installed again"),
+        "{activity}"
+    );
+    let (_, game) = admin.get_text("/game").await;
+    assert!(game.contains("1001"), "the game is Steam's build: {game}");
+
+    // Restoring over it puts what is there aside, never deletes it.
+    act_ok(&admin, server, "stop").await;
+    app.stop().await;
+    let out = restore(&app.root, &repository, &["--replace"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let aside = said(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("what was here before is in "))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("where it went: {}", said(&out)));
+    assert!(aside.join("left4me.db").is_file(), "{}", aside.display());
+    assert!(aside.join("runtime").is_dir(), "{}", aside.display());
 }

@@ -1,0 +1,363 @@
+//! A whole panel put back from a backup on a new host (`left4me
+//! restore`), and what its first start then does: the game installed
+//! from Steam again, the built overlays rebuilt, and the servers that
+//! were running started once both are there.
+//!
+//! The restore works with the panel stopped (it holds the panel's lock),
+//! restores the snapshot beside the state root, readies the database
+//! copy, and moves each part in place, the database last: a restore
+//! that dies midway is simply run again. Whatever it replaces that holds
+//! something (an earlier panel's database, files) is moved aside, never
+//! deleted.
+
+use std::path::{Path, PathBuf};
+
+use left4me_config::Config;
+use left4me_host::backup::{BackupError, Snapshot};
+use left4me_host::events::{CancellationToken, Ctx, discard};
+use left4me_host::layout::StateRoot;
+use left4me_host::lifecycle::Host;
+use left4me_store::{DesiredState, Holdings, OverlayKind, RESTORED_FROM, Store, StoreError};
+
+use crate::backups::Backups;
+use crate::runner::{Actor, JobKind, Jobs};
+
+/// The tag every panel backup carries.
+pub const TAG: &str = "left4me";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(
+        "the panel is running on {0}: stop it first (`systemctl stop left4me`, or end `left4me serve`)"
+    )]
+    PanelRunning(PathBuf),
+    #[error(
+        "this panel already has {users} user(s) and {servers} server(s); `left4me restore --replace` moves them aside into {aside} and restores over them"
+    )]
+    NotEmpty {
+        users: i64,
+        servers: i64,
+        aside: PathBuf,
+    },
+    #[error("servers of this panel are running (mounted: {0}); stop them first")]
+    ServersRunning(String),
+    #[error(
+        "the backup repository's password file {0} is missing: put the copy you kept there (readable by the panel's user only)"
+    )]
+    NoPassword(PathBuf),
+    #[error("the repository {0} holds no backup of a panel")]
+    NoBackups(String),
+    #[error("the repository holds no backup {wanted}; it has {have}")]
+    UnknownSnapshot { wanted: String, have: String },
+    #[error("snapshot {0} is not a backup of a panel: it holds no copy of a database")]
+    NotAPanel(String),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error("the database {path}: {error}")]
+    Store { path: PathBuf, error: StoreError },
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
+    let what = what.into();
+    move |error| RestoreError::Io { what, error }
+}
+
+fn store_error(path: &Path) -> impl FnOnce(StoreError) -> RestoreError + '_ {
+    move |error| RestoreError::Store {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+/// What `left4me restore` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// A snapshot's id or its start; the newest panel backup when `None`.
+    pub snapshot: Option<String>,
+    /// Restore over a panel that has users (moved aside first).
+    pub replace: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub snapshot: Snapshot,
+    pub holdings: Holdings,
+    /// Where what the restore replaced went, if it held anything.
+    pub aside: Option<PathBuf>,
+}
+
+/// The panel backups in the repository, oldest first.
+pub fn panel_snapshots(backups: &Backups) -> Result<Vec<Snapshot>, RestoreError> {
+    let cancel = CancellationToken::new();
+    let ctx = Ctx::new(&discard, &cancel);
+    if !backups.restic.password_file.exists() {
+        return Err(RestoreError::NoPassword(
+            backups.restic.password_file.clone(),
+        ));
+    }
+    let mut snapshots = backups.restic.snapshots(&ctx)?;
+    snapshots.retain(|s| s.tags.iter().any(|t| t == TAG));
+    Ok(snapshots)
+}
+
+/// Puts the panel of the snapshot `request` names back on this host; see
+/// the module's description. `say` hears each step.
+pub async fn restore_panel(
+    config: &Config,
+    request: &Request,
+    say: impl Fn(&str),
+) -> Result<Restored, RestoreError> {
+    let root = StateRoot::open(&config.root).map_err(io(format!(
+        "opening the state root {}",
+        config.root.display()
+    )))?;
+    let _lock = left4me_host::lock::lock_panel(&root)
+        .map_err(io("taking the panel's lock"))?
+        .ok_or_else(|| RestoreError::PanelRunning(root.path().to_owned()))?;
+    let mounted = left4me_host::mount::mounts_below(&root.runtime())
+        .map_err(|e| io("reading the mounts")(std::io::Error::other(e.to_string())))?;
+    if !mounted.is_empty() {
+        let names: Vec<String> = mounted.iter().map(|p| p.display().to_string()).collect();
+        return Err(RestoreError::ServersRunning(names.join(", ")));
+    }
+    let aside = root.path().join(format!(
+        "backups/replaced-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+    ));
+    let database = config.database_path();
+    let current = current_holdings(&database).await?;
+    if current.users > 0 && !request.replace {
+        return Err(RestoreError::NotEmpty {
+            users: current.users,
+            servers: current.servers,
+            aside,
+        });
+    }
+
+    let backups = Backups::new(config);
+    let snapshots = panel_snapshots(&backups)?;
+    let snapshot = choose(&snapshots, request.snapshot.as_deref())
+        .ok_or_else(|| match &request.snapshot {
+            None => RestoreError::NoBackups(backups.restic.repository.clone()),
+            Some(wanted) => RestoreError::UnknownSnapshot {
+                wanted: wanted.clone(),
+                have: snapshots
+                    .iter()
+                    .map(|s| format!("{} ({})", s.short_id, s.time))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        })?
+        .clone();
+    let old_root = snapshot
+        .paths
+        .iter()
+        .map(Path::new)
+        .find(|p| p.ends_with("backups/staging"))
+        .and_then(|p| p.parent()?.parent())
+        .ok_or_else(|| RestoreError::NotAPanel(snapshot.short_id.clone()))?
+        .to_owned();
+
+    let staging = root.path().join("backups/restore-panel");
+    say(&format!(
+        "restoring backup {} of {} from {}",
+        snapshot.short_id, snapshot.time, backups.restic.repository
+    ));
+    let (restic, target, id) = (backups.restic.clone(), staging.clone(), snapshot.id.clone());
+    tokio::task::spawn_blocking(move || -> Result<(), RestoreError> {
+        left4me_host::fsutil::remove_dir_all_if_exists(&target)
+            .map_err(io(format!("removing {}", target.display())))?;
+        let cancel = CancellationToken::new();
+        let ctx = Ctx::new(&discard, &cancel);
+        restic.unlock(&ctx)?;
+        restic.restore(&id, &target, &[], &ctx)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| io("the restore's thread")(std::io::Error::other(e.to_string())))??;
+    let restored = staging.join(old_root.strip_prefix("/").unwrap_or(&old_root));
+    let copy = restored.join("backups/staging/left4me.db");
+    if !copy.is_file() {
+        return Err(RestoreError::NotAPanel(snapshot.short_id.clone()));
+    }
+
+    say("readying the database for this host");
+    let store = Store::open(&copy).await.map_err(store_error(&copy))?;
+    let holdings = store.prepare_restored(&snapshot.id).await;
+    store.close().await;
+    let holdings = holdings.map_err(store_error(&copy))?;
+
+    let mut moved_aside = false;
+    for part in ["overlays", "instances", "runtime"] {
+        say(&format!("putting {part} in place"));
+        let target = root.path().join(part);
+        moved_aside |= put_in_place(&target, &restored.join(part), &aside)?;
+    }
+    say("putting the database in place");
+    moved_aside |= put_database_in_place(&database, &copy, current.users > 0, &aside)?;
+    left4me_host::fsutil::remove_dir_all_if_exists(&staging)
+        .map_err(io(format!("removing {}", staging.display())))?;
+    Ok(Restored {
+        snapshot,
+        holdings,
+        aside: moved_aside.then_some(aside),
+    })
+}
+
+/// What the database here holds (nothing when there is none).
+async fn current_holdings(database: &Path) -> Result<Holdings, RestoreError> {
+    if !database.exists() {
+        return Ok(Holdings::default());
+    }
+    let store = Store::open(database).await.map_err(store_error(database))?;
+    let holdings = store.holdings().await;
+    store.close().await;
+    holdings.map_err(store_error(database))
+}
+
+/// The snapshot `wanted` names (an id or its start), or the newest.
+fn choose<'a>(snapshots: &'a [Snapshot], wanted: Option<&str>) -> Option<&'a Snapshot> {
+    match wanted {
+        None => snapshots.last(),
+        Some(wanted) => {
+            let mut found = snapshots.iter().filter(|s| s.id.starts_with(wanted));
+            // An ambiguous start names none.
+            match (found.next(), found.next()) {
+                (Some(one), None) if !wanted.is_empty() => Some(one),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Moves `restored` to `target`; what was at `target` goes into `aside`
+/// if it holds anything (says whether it did), else is removed.
+fn put_in_place(target: &Path, restored: &Path, aside: &Path) -> Result<bool, RestoreError> {
+    let name = target.file_name().unwrap_or_default();
+    let mut moved = false;
+    if target.exists() {
+        let empty = std::fs::read_dir(target)
+            .map_err(io(format!("reading {}", target.display())))?
+            .next()
+            .is_none();
+        if empty {
+            std::fs::remove_dir(target).map_err(io(format!("removing {}", target.display())))?;
+        } else {
+            std::fs::create_dir_all(aside).map_err(io(format!("making {}", aside.display())))?;
+            std::fs::rename(target, aside.join(name))
+                .map_err(io(format!("moving {} aside", target.display())))?;
+            moved = true;
+        }
+    }
+    if restored.is_dir() {
+        std::fs::rename(restored, target).map_err(io(format!(
+            "moving {} to {}",
+            restored.display(),
+            target.display()
+        )))?;
+    } else {
+        std::fs::create_dir_all(target).map_err(io(format!("making {}", target.display())))?;
+    }
+    Ok(moved)
+}
+
+/// Moves the readied copy to `database`: an existing database with users
+/// goes into `aside` with its journal files, one without is removed.
+fn put_database_in_place(
+    database: &Path,
+    copy: &Path,
+    keep_current: bool,
+    aside: &Path,
+) -> Result<bool, RestoreError> {
+    let with_suffix = |path: &Path, suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let mut moved = false;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = with_suffix(database, suffix);
+        if !file.exists() {
+            continue;
+        }
+        if keep_current {
+            std::fs::create_dir_all(aside).map_err(io(format!("making {}", aside.display())))?;
+            let name = file.file_name().unwrap_or_default();
+            std::fs::rename(&file, aside.join(name))
+                .map_err(io(format!("moving {} aside", file.display())))?;
+            moved = true;
+        } else {
+            std::fs::remove_file(&file).map_err(io(format!("removing {}", file.display())))?;
+        }
+    }
+    if let Some(dir) = database.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("making {}", dir.display())))?;
+    }
+    match std::fs::rename(copy, database) {
+        // The database elsewhere than the state root: copied across.
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            left4me_host::fsutil::copy_atomic(copy, database).map_err(io(format!(
+                "copying the database to {}",
+                database.display()
+            )))
+        }
+        other => other.map_err(io(format!("moving the database to {}", database.display()))),
+    }?;
+    Ok(moved)
+}
+
+/// The first start after a restore: the game installed if this host has
+/// none, each built overlay (Workshop, script) without a version built,
+/// and the servers that were running started after both. Then the mark
+/// goes, with a line in the activity log. Nothing to do without it.
+pub async fn resume(store: &Store, host: &Host, jobs: &Jobs) -> Result<(), StoreError> {
+    let Some(snapshot) = store.setting(RESTORED_FROM).await? else {
+        return Ok(());
+    };
+    let root = host.root();
+    let mut said = Vec::new();
+    let installed = matches!(root.installation_versions().current(), Ok(Some(_)));
+    if !installed {
+        jobs.enqueue_game(JobKind::GameInstall, Actor::Restore)
+            .await?;
+        said.push("the game is installed again".to_owned());
+    }
+    let mut rebuilt = 0;
+    for kind in [OverlayKind::Workshop, OverlayKind::Script] {
+        for overlay in store.overlays_of_kind(kind).await? {
+            let path = crate::spec_builder::overlay_path(overlay.id);
+            if !matches!(root.overlay_versions(&path).current(), Ok(Some(_))) {
+                jobs.enqueue_build(Actor::Restore, &overlay).await?;
+                rebuilt += 1;
+            }
+        }
+    }
+    if rebuilt > 0 {
+        said.push(format!("{rebuilt} overlay(s) are built again"));
+    }
+    let mut started = 0;
+    for server in store.servers(None).await? {
+        if server.desired_state == DesiredState::Running {
+            jobs.enqueue_start_after_game(Actor::Restore, &server)
+                .await?;
+            started += 1;
+        }
+    }
+    if started > 0 {
+        said.push(format!("{started} server(s) that were running start then"));
+    }
+    let mut write = store.write().await?;
+    let detail = match said.is_empty() {
+        true => format!("panel restored from backup {snapshot}"),
+        false => format!("panel restored from backup {snapshot}: {}", said.join("; ")),
+    };
+    tracing::info!("{detail}");
+    write
+        .record_activity(None, Actor::Restore.name(), None, "panel.restore", &detail)
+        .await?;
+    write.clear_restored_from().await?;
+    write.commit().await
+}
