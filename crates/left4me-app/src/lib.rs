@@ -197,6 +197,15 @@ impl App {
         let app = Self::new(config, store, host, jobs, launch.live);
         let key = sealing::SealingKey::load(&app.config().root)?;
         let _ = app.0.sealing.set(Ok(key));
+        match ops::second_factor::keys_that_do_not_open(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::error!(
+                "the authenticator keys of {n} user(s) do not open with this panel's sealing key: \
+                 their codes are refused until the secrets.key that sealed them is back \
+                 (recovery codes and passkeys still sign them in)"
+            ),
+            Err(e) => tracing::warn!("checking the sealed authenticator keys: {e}"),
+        }
         // Before the reconciler: it would start the restored servers
         // before the game is back.
         restore::resume(app.store(), app.host(), app.jobs())

@@ -33,6 +33,16 @@ impl Store {
         .await?)
     }
 
+    /// Every user's key in use (checked at start against the sealing key).
+    pub async fn confirmed_totp_keys(&self) -> Result<Vec<TotpRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, sealed, confirmed_at, last_step FROM totp_keys
+             WHERE confirmed_at IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Recovery codes not used yet.
     pub async fn recovery_codes_left(&self, user_id: i64) -> Result<i64> {
         Ok(sqlx::query_scalar(

@@ -584,3 +584,30 @@ async fn passkeys_are_off_with_the_reason_where_the_panel_has_no_name_browsers_a
     let (_, login) = app.client().get_text("/login").await;
     assert!(!login.contains("Sign in with a passkey"), "{login}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panel_whose_sealing_key_was_replaced_says_so_at_start() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    turn_on_totp(&admin).await;
+    app.stop().await;
+    // A restore without the old host's key: a new one in its place.
+    let key = app.root.path().join("secrets.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let panel = PanelProcess::start(&app.root, common::free_port());
+    let log = panel.log.clone();
+    common::wait_until(
+        "the panel says which keys do not open",
+        std::time::Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&log).is_ok_and(|l| {
+                l.contains("the authenticator keys of 1 user(s) do not open with this panel's sealing key")
+            })
+        },
+    );
+    // Started (its signal handler in place) before it is stopped.
+    let client = Client::new(&format!("http://{}", panel.addr));
+    assert_eq!(client.get("/health").await.status(), StatusCode::OK);
+    panel.terminate();
+}

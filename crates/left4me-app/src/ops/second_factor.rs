@@ -155,6 +155,20 @@ fn key_of(app: &App, user_id: i64, sealed: &[u8]) -> OpResult<TotpKey> {
     Ok(TotpKey::from_bytes(bytes))
 }
 
+/// How many users' keys in use do not open with this panel's sealing
+/// key (a restore without the old host's secrets.key): said at start,
+/// since those users' codes are refused until the key is put back.
+pub(crate) async fn keys_that_do_not_open(app: &App) -> OpResult<usize> {
+    let key = app.sealing_key()?;
+    Ok(app
+        .store()
+        .confirmed_totp_keys()
+        .await?
+        .iter()
+        .filter(|record| key.open(&context(record.user_id), &record.sealed).is_err())
+        .count())
+}
+
 fn setup_of(actor: &Actor, key: &TotpKey) -> TotpSetup {
     TotpSetup {
         secret: key.base32().into(),
