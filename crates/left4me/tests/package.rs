@@ -2,7 +2,8 @@
 //! cargo-deb, installed with apt into a throwaway copy of this machine
 //! booted with systemd as PID 1 (`common::machine`), and checked as an
 //! admin would: the predecessor's six checks, then an upgrade with a game
-//! running, a reboot, removal and purge.
+//! running, a reboot, a backup, removal and purge, and the whole panel
+//! restored from its backup onto the purged host as onto a new one.
 
 mod common;
 
@@ -23,6 +24,11 @@ const GAME_PORT: u16 = 27015;
 const STATE: &str = "/var/lib/left4me";
 const CONFIG: &str = "/etc/left4me/left4me.toml";
 const ADMIN_PASSWORD: &str = "admin-password-1";
+/// A local backup repository outside the state root (a purge leaves it),
+/// which the panel's unit may write by a drop-in, as docs/backups.md says.
+const REPOSITORY: &str = "/srv/left4me-backups";
+/// Where the admin keeps the backup password and the sealing key apart.
+const KEPT: &str = "/root/kept";
 
 /// What the package puts on the system besides the configuration.
 const CODE: &[&str] = &[
@@ -564,6 +570,27 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
         "1002"
     );
 
+    // A backup into a repository outside the state root, taken while the
+    // game runs; the password and the sealing key kept apart.
+    machine.ok(&format!(
+        "install -d -o left4me -g left4me -m 700 {REPOSITORY} && \
+         mkdir -p /etc/systemd/system/left4me.service.d && \
+         printf '[Service]\nReadWritePaths={REPOSITORY}\n' \
+           >/etc/systemd/system/left4me.service.d/backups.conf && \
+         echo 'backup_repository = \"{REPOSITORY}\"' >>{CONFIG} && \
+         systemctl daemon-reload && systemctl restart left4me.service"
+    ));
+    in_machine(&machine, async || {
+        let client = admin().await;
+        let res = client.post("/backups", &[]).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let (lines, end) = finished_job(&client, Client::redirect_id(&res)).await;
+        assert_eq!(end, "succeeded", "{lines:?}");
+    });
+    machine.ok(&format!(
+        "install -d -m 700 {KEPT} && cp {STATE}/backups/password /etc/left4me/secrets.key {KEPT}/"
+    ));
+
     // Removing stops the games and keeps the state; purging deletes it
     // and says so.
     let removed = machine.ok("apt-get remove -y left4me 2>&1");
@@ -588,6 +615,60 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     );
     assert_eq!(machine.ok(&format!("ls -A {STATE}")), "");
     machine.ok("test ! -e /etc/left4me");
+
+    // The host as new: the package installed afresh, the admin puts the
+    // kept sealing key and password back, points the panel at the
+    // repository (and at Steam), stops it and restores; the panel comes
+    // back with its people, blueprints and servers, installs the game
+    // and starts the server that ran.
+    machine.install(&current);
+    machine.ok(&format!(
+        "install -m 600 {KEPT}/secrets.key /etc/left4me/secrets.key && \
+         install -d -o left4me -g left4me -m 700 {STATE}/backups && \
+         install -o left4me -g left4me -m 600 {KEPT}/password {STATE}/backups/password && \
+         sed -i -e 's|^steamcmd = .*|steamcmd = \"/srv/steam/steamcmd/steamcmd.sh\"|' \
+                -e 's|^system_root = .*|system_root = \"/srv/steam/system\"|' {CONFIG} && \
+         echo 'backup_repository = \"{REPOSITORY}\"' >>{CONFIG}"
+    ));
+    let refused = machine.sh("left4me restore");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("the panel is running"),
+        "{refused:?}"
+    );
+    machine.ok("systemctl stop left4me.service");
+    let restored = machine.ok("left4me restore 2>&1");
+    assert!(
+        restored.contains("1 server(s), 1 blueprint(s)"),
+        "{restored}"
+    );
+    assert_eq!(
+        machine.ok(&format!("find {STATE} ! -user left4me")),
+        "",
+        "everything restored belongs to left4me"
+    );
+    machine.ok("systemctl start left4me.service");
+    common::wait_until(
+        "the restored server runs again",
+        Duration::from_secs(120),
+        || {
+            machine
+                .sh(&format!("systemctl is-active {unit}"))
+                .status
+                .success()
+        },
+    );
+    in_machine(&machine, async || {
+        let client = admin().await;
+        let (_, blueprints) = client.get_text("/blueprints").await;
+        assert!(blueprints.contains("Coop"), "{blueprints}");
+        wait_for_page(&client, &format!("/servers/{server}"), "c1m1_hotel").await;
+        let (_, game) = client.get_text("/game").await;
+        assert!(
+            game.contains("1002"),
+            "the game is Steam's build again: {game}"
+        );
+    });
+    machine.ok("apt-get purge -y left4me 2>&1");
 
     // The host is as it was: no process of the machine, no mount of it
     // in any namespace, no directory left.

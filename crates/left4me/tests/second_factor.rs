@@ -602,7 +602,9 @@ async fn a_panel_whose_sealing_key_was_replaced_says_so_at_start() {
         std::time::Duration::from_secs(20),
         || {
             std::fs::read_to_string(&log).is_ok_and(|l| {
-                l.contains("the authenticator keys of 1 user(s) do not open with this panel's sealing key")
+                l.contains(
+                    "the authenticator keys of 1 user(s) do not open with this panel's sealing key",
+                )
             })
         },
     );
