@@ -9,6 +9,8 @@ use left4me_host::backup::{Keep, Restic};
 pub struct Backups {
     pub restic: Restic,
     pub keep: Keep,
+    /// The configuration file, copied into each backup.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl Backups {
@@ -25,8 +27,12 @@ impl Backups {
                 weekly: config.backup_keep_weekly,
                 monthly: config.backup_keep_monthly,
             },
+            config_file: config.file.clone(),
         }
     }
+
+    /// The name of the configuration's copy in `staging`.
+    pub const CONFIG_COPY: &str = "left4me.toml";
 
     /// Where the database is copied for a backup.
     pub fn staging(config_root: &std::path::Path) -> std::path::PathBuf {

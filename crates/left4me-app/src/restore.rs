@@ -87,6 +87,10 @@ pub struct Restored {
     pub holdings: Holdings,
     /// Where what the restore replaced went, if it held anything.
     pub aside: Option<PathBuf>,
+    /// The old host's configuration file, if the backup holds it: put
+    /// beside the state root's backups for the admin to compare, since
+    /// this host's may rightly differ.
+    pub config_file: Option<PathBuf>,
 }
 
 /// The panel backups in the repository, oldest first.
@@ -196,6 +200,17 @@ pub async fn restore_panel(
         let target = root.path().join(part);
         moved_aside |= put_in_place(&target, &restored.join(part), &aside)?;
     }
+    let config_copy = restored.join("backups/staging").join(Backups::CONFIG_COPY);
+    let config_file = if config_copy.is_file() {
+        let kept = root.path().join("backups/restored-left4me.toml");
+        std::fs::rename(&config_copy, &kept).map_err(io(format!(
+            "moving the configuration to {}",
+            kept.display()
+        )))?;
+        Some(kept)
+    } else {
+        None
+    };
     say("putting the database in place");
     moved_aside |= put_database_in_place(&database, &copy, current.users > 0, &aside)?;
     left4me_host::fsutil::remove_dir_all_if_exists(&staging)
@@ -204,6 +219,7 @@ pub async fn restore_panel(
         snapshot,
         holdings,
         aside: moved_aside.then_some(aside),
+        config_file,
     })
 }
 

@@ -1258,6 +1258,19 @@ impl Jobs {
             .copy_to(&copy)
             .await
             .map_err(|e| JobError::Failed(format!("copying the database: {e}")))?;
+        let config_copy = staging.join(crate::backups::Backups::CONFIG_COPY);
+        let _ = std::fs::remove_file(&config_copy);
+        if let Some(file) = &self.0.backups.config_file {
+            self.log(
+                job.id,
+                "step",
+                &format!("copying the configuration {}", file.display()),
+            )
+            .await;
+            left4me_host::fsutil::copy_atomic(file, &config_copy).map_err(|e| {
+                JobError::Failed(format!("copying the configuration {}: {e}", file.display()))
+            })?;
+        }
         let set = left4me_host::backup::BackupSet::of_panel(&root, &staging);
         let backups = self.0.backups.clone();
         let summary = self
@@ -1284,6 +1297,7 @@ impl Jobs {
             })
             .await?;
         let _ = std::fs::remove_file(&copy);
+        let _ = std::fs::remove_file(&config_copy);
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.log(
             job.id,

@@ -127,6 +127,10 @@ pub struct Config {
     pub backup_keep_daily: u32,
     pub backup_keep_weekly: u32,
     pub backup_keep_monthly: u32,
+    /// The file this configuration was read from (`None`: defaults and
+    /// the environment only); backups keep a copy of it.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -174,6 +178,7 @@ impl Default for Config {
             backup_keep_daily: 7,
             backup_keep_weekly: 4,
             backup_keep_monthly: 6,
+            file: None,
         }
     }
 }
@@ -401,7 +406,10 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
         let mut config = match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path)?,
+            Ok(text) => Self {
+                file: Some(path.to_owned()),
+                ..Self::parse(&text, path)?
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
                 Self::default()
             }

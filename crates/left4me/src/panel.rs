@@ -179,6 +179,12 @@ pub(crate) fn restore(cli: &Cli, args: &RestoreArgs) -> CliResult {
     if let Some(aside) = restored.aside {
         println!("what was here before is in {}", aside.display());
     }
+    if let Some(file) = restored.config_file {
+        println!(
+            "the old host's configuration is in {}: compare it with this host's",
+            file.display()
+        );
+    }
     if h.authenticators > 0 {
         let key = match config.supervisor {
             left4me_config::SupervisorKind::Systemd => PathBuf::from("/etc/left4me/secrets.key"),

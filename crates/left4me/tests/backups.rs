@@ -419,7 +419,10 @@ fn said(out: &std::process::Output) -> String {
 async fn a_whole_panel_comes_back_on_a_new_host() {
     // The old host: an admin, a user, a blueprint and a running server
     // with a ban of its own; backed up while it runs.
-    let mut old = App::spawn().await;
+    let configured = tempfile::tempdir().unwrap();
+    let old_config = configured.path().join("left4me.toml");
+    std::fs::write(&old_config, "# the old host's configuration\n").unwrap();
+    let mut old = App::spawn_configured(|c| c.file = Some(old_config.clone())).await;
     let admin = old.login(ADMIN.0, ADMIN.1).await;
     add_user(&old, &admin, "bob", "bob-password-1").await;
     let bp = create_blueprint(&admin, "coop", "maxplayers 8").await;
@@ -489,6 +492,19 @@ async fn a_whole_panel_comes_back_on_a_new_host() {
         said(&out).contains("2 user(s), 1 server(s), 1 blueprint(s)"),
         "{}",
         said(&out)
+    );
+    let kept = new.path().join("backups/restored-left4me.toml");
+    assert!(
+        said(&out).contains(&format!(
+            "the old host's configuration is in {}",
+            kept.display()
+        )),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        "# the old host's configuration\n"
     );
     assert_eq!(
         std::fs::read_to_string(new.path().join(&ban)).unwrap(),

@@ -1415,7 +1415,14 @@ async fn user_create_migrate_and_config_default_from_the_shell() {
     let file = root.path().join("left4me.toml");
     std::fs::write(&file, &out.stdout).unwrap();
     let parsed = left4me_web::config::Config::load_with_env(Some(&file), |_| None).unwrap();
-    assert_eq!(parsed, left4me_web::config::Config::default());
+    assert_eq!(parsed.file.as_deref(), Some(file.as_path()));
+    assert_eq!(
+        left4me_web::config::Config {
+            file: None,
+            ..parsed
+        },
+        left4me_web::config::Config::default()
+    );
     std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlisten_addr = 2\n").unwrap();
     let out = root.run(&["--config", file.to_str().unwrap(), "migrate"]);
     assert_eq!(out.status.code(), Some(2));
