@@ -18,6 +18,7 @@ pub mod input;
 pub mod limiter;
 pub mod live;
 pub mod memo;
+pub mod metrics;
 pub mod ops;
 pub mod passkeys;
 pub mod reconciler;
@@ -259,6 +260,11 @@ impl App {
                 .spawn(stopping.clone()),
             );
         }
+        tasks.push(spawn_disk_measure(
+            Arc::clone(host),
+            Arc::clone(self.metrics()),
+            stopping.clone(),
+        ));
         tasks.push(
             ops::schedule_runs::Scheduler {
                 app: self.clone(),
@@ -272,6 +278,10 @@ impl App {
             workers,
             _lock: lock,
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        self.jobs().metrics()
     }
 
     pub fn config(&self) -> &Config {
@@ -361,6 +371,29 @@ impl Background {
         }
         self.app.store().close().await;
     }
+}
+
+/// Measures the disk use below the state root for the metrics: at start,
+/// then every five minutes (walking the game's layers takes a moment).
+fn spawn_disk_measure(
+    host: Arc<Host>,
+    metrics: Arc<metrics::Metrics>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let root = host.root().clone();
+            match tokio::task::spawn_blocking(move || metrics::measure_disk(&root)).await {
+                Ok(Ok(sample)) => metrics.set_disk(sample),
+                Ok(Err(e)) => tracing::warn!("measuring the disk use for the metrics: {e}"),
+                Err(e) => tracing::warn!("measuring the disk use for the metrics: {e}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(300)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    })
 }
 
 /// The job runner for `config`: its Workshop client and script sandbox

@@ -43,6 +43,20 @@ pub struct LiveState {
     pub online: Vec<OnlinePlayer>,
     /// Unix seconds of the answer.
     pub at: i64,
+    /// How long the server took to answer A2S_INFO, in microseconds.
+    pub query_micros: u64,
+}
+
+/// What the supervisor said of a server's processes at the last poll,
+/// with their CPU time and memory while running.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProcessSample {
+    /// `running`, `backoff`, `stopped`, `failed`, … as the backend says.
+    pub state: String,
+    pub running: bool,
+    /// Restarts after crashes since the last start.
+    pub restarts: u32,
+    pub usage: Option<left4me_host::usage::Usage>,
 }
 
 /// The latest live state per server id, and how many poll cycles have
@@ -50,6 +64,7 @@ pub struct LiveState {
 #[derive(Debug)]
 pub struct Live {
     states: RwLock<HashMap<i64, LiveState>>,
+    processes: RwLock<HashMap<i64, ProcessSample>>,
     cycles: watch::Sender<u64>,
 }
 
@@ -57,6 +72,7 @@ impl Default for Live {
     fn default() -> Self {
         Self {
             states: RwLock::default(),
+            processes: RwLock::default(),
             cycles: watch::Sender::new(0),
         }
     }
@@ -77,6 +93,18 @@ impl Live {
             Some(state) => map.insert(server_id, state),
             None => map.remove(&server_id),
         };
+    }
+
+    /// Every server's latest answer and process sample (for metrics).
+    pub fn all(&self) -> (HashMap<i64, LiveState>, HashMap<i64, ProcessSample>) {
+        (
+            self.states.read().expect("live lock").clone(),
+            self.processes.read().expect("live lock").clone(),
+        )
+    }
+
+    pub(crate) fn set_processes(&self, samples: HashMap<i64, ProcessSample>) {
+        *self.processes.write().expect("live lock") = samples;
     }
 
     /// Whether nobody plays on the server, by a poll at most `max_age`
@@ -155,7 +183,9 @@ async fn poll_one(
 ) -> Option<LiveState> {
     let port = u16::try_from(server.port).ok()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let asked = std::time::Instant::now();
     let info = a2s::info(addr, timeout).await.ok()?;
+    let query_micros = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
     let players = if info.players == 0 {
         Vec::new()
     } else {
@@ -210,6 +240,7 @@ async fn poll_one(
         hibernating: info.players == 0,
         online,
         at: left4me_store::now(),
+        query_micros,
     })
 }
 
@@ -243,14 +274,38 @@ impl Poller {
     pub async fn cycle(&self, timeout: Duration) -> Result<(), String> {
         let servers = self.store.servers(None).await.map_err(|e| e.to_string())?;
         let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
-        let running: Vec<bool> = ask_host(&self.host, &ids, |host, names| {
-            host.process_statuses(names)
+        let samples: Vec<ProcessSample> = ask_host(&self.host, &ids, |host, names| {
+            let statuses = host.process_statuses(names);
+            let pids: Vec<u32> = statuses
+                .iter()
+                .filter_map(|s| s.as_ref().ok().filter(|s| s.running).and_then(|s| s.pid))
+                .collect();
+            let mut usage = left4me_host::usage::of_process_trees(&pids).into_iter();
+            statuses
                 .into_iter()
-                .map(|s| s.is_ok_and(|s| s.running))
+                .map(|status| match status {
+                    Ok(status) => ProcessSample {
+                        usage: if status.running && status.pid.is_some() {
+                            usage.next().flatten()
+                        } else {
+                            None
+                        },
+                        running: status.running,
+                        restarts: status.restarts,
+                        state: status.state,
+                    },
+                    Err(_) => ProcessSample {
+                        state: "unknown".into(),
+                        ..ProcessSample::default()
+                    },
+                })
                 .collect()
         })
         .await
         .map_err(|e| format!("asking the host: {e}"))?;
+        let running: Vec<bool> = samples.iter().map(|s| s.running).collect();
+        self.live
+            .set_processes(ids.iter().copied().zip(samples).collect());
         let up: Vec<&Server> = servers
             .iter()
             .zip(&running)

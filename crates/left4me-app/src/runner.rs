@@ -211,6 +211,8 @@ pub struct Jobs(Arc<Inner>);
 #[derive(Debug, Default)]
 struct Running {
     tokens: HashMap<i64, CancellationToken>,
+    /// When each began here (for its duration in the metrics).
+    began: HashMap<i64, std::time::Instant>,
     /// Cancels that came after a worker claimed the job but before it
     /// registered a token: applied when it does, so none is lost.
     early_cancels: std::collections::HashSet<i64>,
@@ -232,6 +234,7 @@ struct Inner {
     shutdown: CancellationToken,
     /// How long a start waits for the server to answer queries.
     ready_timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Why a job did not succeed.
@@ -324,7 +327,13 @@ impl Jobs {
             events: broadcast::channel(4096).0,
             shutdown: CancellationToken::new(),
             ready_timeout,
+            metrics: Arc::default(),
         }))
+    }
+
+    /// The panel's metrics, which count every job as it ends.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.0.metrics
     }
 
     pub fn spawn_workers(&self, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
@@ -653,10 +662,18 @@ impl Jobs {
             token.cancel();
         }
         running.tokens.insert(job_id, token.clone());
+        running.began.insert(job_id, std::time::Instant::now());
         token
     }
 
     async fn run(&self, job: Job) {
+        use tracing::Instrument;
+        // Every log line the job causes names it.
+        let span = tracing::info_span!("job", id = job.id, kind = %job.kind);
+        self.run_in_span(job).instrument(span).await;
+    }
+
+    async fn run_in_span(&self, job: Job) {
         let token = self.track(job.id);
         self.log(
             job.id,
@@ -762,10 +779,16 @@ impl Jobs {
         {
             tracing::error!("recording the end of job {}: {e}", job.id);
         }
-        {
+        let began = {
             let mut running = self.0.running.lock().expect("running lock");
             running.tokens.remove(&job.id);
             running.early_cancels.remove(&job.id);
+            running.began.remove(&job.id)
+        };
+        if let Some(began) = began {
+            self.0
+                .metrics
+                .job_finished(&job.kind, state.as_str(), began.elapsed());
         }
         let _ = self.0.events.send(JobEvent::Finished {
             job_id: job.id,

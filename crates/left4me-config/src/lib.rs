@@ -66,6 +66,12 @@ pub struct Config {
     /// The panel's address as browsers open it: passkeys are bound to
     /// its host name and origin. See [`Config::web_origin`].
     pub public_url: Option<url::Url>,
+    /// Serves the metrics (Prometheus' text format, `/metrics`) on this
+    /// address of their own, without sign-in: keep it private.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Also serves `/metrics` on the panel's own address, to an admin's
+    /// API token with the read scope.
+    pub metrics_on_panel: bool,
     /// Reverse proxies in front of the panel: for requests from them, the
     /// client address (for login rate limits) is taken from
     /// `X-Forwarded-For`.
@@ -147,6 +153,8 @@ impl Default for Config {
             upload_limit_mb: 512,
             public_host: None,
             public_url: None,
+            metrics_listen: None,
+            metrics_on_panel: false,
             trusted_proxies: TrustedProxies::default(),
             max_crashes: 5,
             crash_window_secs: 60,
@@ -318,6 +326,13 @@ upload_limit_mb = 512
 # offer passkeys only to such pages (and to http://localhost).
 # public_url = "https://l4d2.example.org"
 
+# Metrics for Prometheus (its text format, at /metrics): on an address of
+# their own, answered without sign-in (keep it private), and/or on the
+# panel's address to an admin's API token with the read scope. Off by
+# default.
+# metrics_listen = "127.0.0.1:9108"
+metrics_on_panel = false
+
 # Reverse proxies in front of the panel (exact addresses). Requests from
 # them are attributed to the client named in X-Forwarded-For, so login
 # rate limits apply per client rather than to the proxy as a whole.
@@ -469,6 +484,22 @@ impl Config {
             };
         }
         set(&env, "LEFT4ME_SECURE_COOKIES", &mut self.secure_cookies)?;
+        if let Some(value) = env("LEFT4ME_METRICS_LISTEN") {
+            self.metrics_listen = if value.is_empty() {
+                None
+            } else {
+                Some(
+                    value
+                        .parse()
+                        .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                            var: "LEFT4ME_METRICS_LISTEN".into(),
+                            value: value.clone(),
+                            message: e.to_string(),
+                        })?,
+                )
+            };
+        }
+        set(&env, "LEFT4ME_METRICS_ON_PANEL", &mut self.metrics_on_panel)?;
         set(&env, "LEFT4ME_PORT_RANGE_START", &mut self.port_range_start)?;
         set(&env, "LEFT4ME_PORT_RANGE_END", &mut self.port_range_end)?;
         set(&env, "LEFT4ME_WORKERS", &mut self.workers)?;

@@ -25,4 +25,5 @@ pub mod spawn;
 pub mod spec;
 pub mod supervisor;
 pub mod units;
+pub mod usage;
 pub mod versions;

@@ -138,6 +138,17 @@ impl Store {
         )
     }
 
+    /// The newest job of `kind` that has ended (as it ended).
+    pub async fn newest_finished_job(&self, kind: &str) -> Result<Option<Job>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM jobs WHERE kind = ? AND finished_at IS NOT NULL
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn job(&self, id: i64) -> Result<Job> {
         sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
             .bind(id)

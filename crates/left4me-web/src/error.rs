@@ -144,7 +144,7 @@ impl IntoResponse for AppError {
         let message = match &self {
             Self::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
-                "Something went wrong on the server. The details are in the panel's log.".to_owned()
+                crate::observe::went_wrong()
             }
             other => other.to_string(),
         };

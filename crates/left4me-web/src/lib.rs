@@ -8,6 +8,7 @@
 mod api;
 pub mod auth;
 pub mod error;
+mod observe;
 mod pages;
 mod responses;
 mod routes;
@@ -58,7 +59,23 @@ pub async fn launch_with_listener(
         );
     }
     let stopping = app.shutdown().clone();
-    let router = routes::router(AppState::new(app));
+    let metrics_listen = app.config().metrics_listen;
+    let state = AppState::new(app);
+    let metrics = match metrics_listen {
+        Some(at) => {
+            let listener = TcpListener::bind(at).await.map_err(LaunchError::Serve)?;
+            tracing::info!("metrics on http://{at}/metrics");
+            let router = routes::metrics::router(state.clone());
+            let stopping = stopping.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopping.cancelled_owned())
+                    .await
+            }))
+        }
+        None => None,
+    };
+    let router = routes::router(state);
     tracing::info!("listening on http://{addr}");
     // Under systemd (Type=notify) the start finishes here, migrations done
     // and the socket bound; without NOTIFY_SOCKET this does nothing.
@@ -76,6 +93,14 @@ pub async fn launch_with_listener(
     })
     .await
     .map_err(LaunchError::Serve)?;
+    // The shutdown above cancelled `stopping`, which ends it too.
+    if let Some(metrics) = metrics {
+        match metrics.await {
+            Ok(Err(e)) => tracing::warn!("serving the metrics: {e}"),
+            Err(e) => tracing::warn!("serving the metrics: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     background.stop().await;
     Ok(())
 }

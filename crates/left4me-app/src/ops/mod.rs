@@ -18,6 +18,7 @@ pub mod console;
 pub mod game;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 pub mod overlays;
 pub mod passkeys;
 pub mod schedule_runs;

@@ -4,14 +4,14 @@
 
 mod account;
 mod activity;
-mod auth;
+pub(crate) mod auth;
 mod backups;
 mod blueprints;
 mod game;
 mod jobs;
 mod overlay_files;
 mod overlays;
-mod problem;
+pub(crate) mod problem;
 mod schedules;
 mod servers;
 mod users;

@@ -95,7 +95,7 @@ impl IntoResponse for ApiError {
         let detail = match &self.0 {
             internal @ OpError::Internal { .. } => {
                 tracing::error!(error = %internal.chain(), "API request failed");
-                "Something went wrong on the server. The details are in the panel's log.".into()
+                crate::observe::went_wrong()
             }
             other => other.to_string(),
         };

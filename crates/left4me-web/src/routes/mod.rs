@@ -7,6 +7,7 @@ mod blueprints;
 mod console;
 mod game;
 mod jobs;
+pub(crate) mod metrics;
 mod overlays;
 mod schedules;
 mod scripts;
@@ -164,8 +165,10 @@ pub(crate) fn router(state: AppState) -> Router {
             crate::error::error_pages,
         ))
         // Not behind the pages' CSRF form check and error pages: the API
-        // checks its own callers and answers in problem+json.
+        // and the metrics check their own callers and answer in
+        // problem+json.
         .nest("/api/v1", crate::api::router())
+        .route("/metrics", get(metrics::on_panel))
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,
             CONTENT_SECURITY_POLICY,
@@ -173,6 +176,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::REFERRER_POLICY, "same-origin"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::observe::observe,
+        ))
         .with_state(state)
 }
 
