@@ -5,6 +5,7 @@
 mod activity;
 mod backups;
 mod blueprints;
+mod history;
 mod jobs;
 mod members;
 mod overlays;
@@ -34,6 +35,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use activity::{Activity, ActivityFilter, ConsoleCommand};
 pub use backups::{Backup, Holdings, NewBackup, RESTORED_FROM};
 pub use blueprints::{Blueprint, BlueprintOverlay, ListedBlueprint};
+pub use history::{HistoryPoint, MAX_ROWS_PER_SERVER, Observed, TIERS, Tier};
 pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob, SHARED};
 pub use members::{ServerMember, ServerRole};
 pub use overlays::{ListedOverlay, Overlay, OverlayKind};

@@ -925,3 +925,75 @@ async fn a_copy_taken_while_writes_go_on_is_whole_and_consistent() {
         assert_eq!(row, &format!("row {n}"), "no row missing in between");
     }
 }
+
+#[tokio::test]
+async fn a_month_of_history_stays_within_its_bound_and_reads_back_by_tier() {
+    use left4me_store::{MAX_ROWS_PER_SERVER, Observed, TIERS};
+    let (_d, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let bp = store.create_blueprint(user.id, "coop").await.unwrap();
+    let server = store
+        .create_server(&new_server(user.id, bp.id, "coop"))
+        .await
+        .unwrap();
+    // 40 days of a minute's observations every 5 minutes: 2 players, 6
+    // for the last 45 minutes, CPU 10 %, memory growing.
+    let start = 1_700_000_000 - 1_700_000_000 % 86_400;
+    let end = start + 40 * 86_400;
+    let mut at = start;
+    while at < end {
+        let players = if at >= end - 2700 { 6 } else { 2 };
+        let mut seen = Observed::default();
+        for _ in 0..12 {
+            seen.add(players, Some(10.0), Some((at - start) / 60));
+        }
+        store
+            .record_history(at, &[(server.id, seen)])
+            .await
+            .unwrap();
+        at += 300;
+    }
+    let rows = store.history_rows(server.id).await.unwrap();
+    assert!(rows <= MAX_ROWS_PER_SERVER, "{rows}");
+    assert_eq!(rows, MAX_ROWS_PER_SERVER, "every slot used once wrapped");
+
+    let day = store.history(server.id, TIERS[0], end).await.unwrap();
+    assert_eq!(
+        day.len(),
+        287,
+        "a day in 5-minute buckets (the span is open at its start)"
+    );
+    assert!(day.windows(2).all(|w| w[0].at < w[1].at), "oldest first");
+    assert_eq!(day.last().unwrap().players_max, 6);
+    assert_eq!(day.first().unwrap().players_avg, 2.0);
+    assert_eq!(day.first().unwrap().cpu_avg, Some(10.0));
+    let week = store.history(server.id, TIERS[1], end).await.unwrap();
+    assert_eq!(week.len(), 335);
+    // The last 30-minute bucket at 6 players; the one before half at 2,
+    // half at 6.
+    let last = week.last().unwrap();
+    assert_eq!((last.players_max, last.players_avg), (6, 6.0));
+    let before = &week[week.len() - 2];
+    assert_eq!((before.players_max, before.players_avg), (6, 4.0));
+    let month = store.history(server.id, TIERS[2], end).await.unwrap();
+    assert_eq!(month.len(), 371);
+    assert!(month.first().unwrap().at > end - 31 * 86_400);
+    assert_eq!(
+        month.last().unwrap().memory_max,
+        (end - 300 - start) / 60,
+        "the largest memory of the bucket"
+    );
+
+    // A server idle for longer than a month has nothing left to show,
+    // and pruning leaves no rows.
+    let later = end + 32 * 86_400;
+    assert!(
+        store
+            .history(server.id, TIERS[2], later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.prune_history(later).await.unwrap();
+    assert_eq!(store.history_rows(server.id).await.unwrap(), 0);
+}
