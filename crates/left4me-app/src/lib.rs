@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod domain;
 pub mod error;
 pub mod game;
+pub mod history;
 pub mod input;
 pub mod limiter;
 pub mod live;
@@ -122,6 +123,9 @@ pub struct Background {
     app: App,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Writes the servers' history; waited for at the end (its last
+    /// minute), not aborted.
+    history_writer: tokio::task::JoinHandle<()>,
     /// The panel's lock on its state root, released once stopped.
     _lock: std::fs::File,
 }
@@ -226,6 +230,12 @@ impl App {
         );
         let stopping = self.shutdown();
         let workers = jobs.spawn_workers(config.workers);
+        let history = Arc::new(history::History::default());
+        let history_writer = Arc::clone(&history).spawn_writer(
+            store.clone(),
+            Duration::from_secs(config.history_write_secs.max(1)),
+            stopping.clone(),
+        );
         let tick = Duration::from_secs(config.poll_interval_secs);
         let mut tasks = vec![
             reconciler::Reconciler::new(
@@ -246,6 +256,7 @@ impl App {
                     .unwrap_or(i64::MAX / 86_400)
                     .saturating_mul(86_400),
                 last_prune: Arc::default(),
+                history: Arc::clone(&history),
             }
             .spawn(tick, stopping.clone()),
         ];
@@ -276,6 +287,7 @@ impl App {
             app: self.clone(),
             tasks,
             workers,
+            history_writer,
             _lock: lock,
         }
     }
@@ -368,6 +380,12 @@ impl Background {
         self.app.jobs().shutdown(Duration::from_secs(5)).await;
         for worker in &self.workers {
             worker.abort();
+        }
+        if tokio::time::timeout(Duration::from_secs(5), self.history_writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the servers' last minute of history was not written in time");
         }
         self.app.store().close().await;
     }

@@ -253,6 +253,8 @@ pub struct Poller {
     pub history_secs: i64,
     /// When old sessions were last pruned.
     pub last_prune: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// What each poll sees, for the servers' graphs.
+    pub history: Arc<crate::history::History>,
 }
 
 impl Poller {
@@ -304,8 +306,7 @@ impl Poller {
         .await
         .map_err(|e| format!("asking the host: {e}"))?;
         let running: Vec<bool> = samples.iter().map(|s| s.running).collect();
-        self.live
-            .set_processes(ids.iter().copied().zip(samples).collect());
+        let samples: HashMap<i64, ProcessSample> = ids.iter().copied().zip(samples).collect();
         let up: Vec<&Server> = servers
             .iter()
             .zip(&running)
@@ -338,8 +339,16 @@ impl Poller {
             let sessions = open.remove(&server.id).unwrap_or_default();
             self.record_sessions(server.id, &sessions, state.as_ref())
                 .await?;
+            match samples.get(&server.id) {
+                Some(process) if process.running => {
+                    self.history
+                        .observe(server.id, state.as_ref().map(|s| s.players), process);
+                }
+                _ => self.history.forget_cpu(server.id),
+            }
             self.live.set(server.id, state);
         }
+        self.live.set_processes(samples);
         self.prune_now_and_then().await?;
         self.live.cycle_done();
         Ok(())

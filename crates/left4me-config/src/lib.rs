@@ -66,6 +66,8 @@ pub struct Config {
     /// The panel's address as browsers open it: passkeys are bound to
     /// its host name and origin. See [`Config::web_origin`].
     pub public_url: Option<url::Url>,
+    /// How often the servers' graphs' history is written (seconds).
+    pub history_write_secs: u64,
     /// Serves the metrics (Prometheus' text format, `/metrics`) on this
     /// address of their own, without sign-in: keep it private.
     pub metrics_listen: Option<SocketAddr>,
@@ -153,6 +155,7 @@ impl Default for Config {
             upload_limit_mb: 512,
             public_host: None,
             public_url: None,
+            history_write_secs: 60,
             metrics_listen: None,
             metrics_on_panel: false,
             trusted_proxies: TrustedProxies::default(),
@@ -325,6 +328,10 @@ upload_limit_mb = 512
 # It must be a host name (not an IP address) and https://, as browsers
 # offer passkeys only to such pages (and to http://localhost).
 # public_url = "https://l4d2.example.org"
+
+# How often what the poller sees is written to the servers' graphs
+# (seconds).
+history_write_secs = 60
 
 # Metrics for Prometheus (its text format, at /metrics): on an address of
 # their own, answered without sign-in (keep it private), and/or on the
@@ -500,6 +507,11 @@ impl Config {
             };
         }
         set(&env, "LEFT4ME_METRICS_ON_PANEL", &mut self.metrics_on_panel)?;
+        set(
+            &env,
+            "LEFT4ME_HISTORY_WRITE_SECS",
+            &mut self.history_write_secs,
+        )?;
         set(&env, "LEFT4ME_PORT_RANGE_START", &mut self.port_range_start)?;
         set(&env, "LEFT4ME_PORT_RANGE_END", &mut self.port_range_end)?;
         set(&env, "LEFT4ME_WORKERS", &mut self.workers)?;

@@ -7,6 +7,7 @@
 
 mod api;
 pub mod auth;
+mod charts;
 pub mod error;
 mod observe;
 mod pages;

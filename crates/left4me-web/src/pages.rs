@@ -372,6 +372,10 @@ pub(crate) struct ServerPage {
     pub(crate) sessions: Vec<left4me_store::PlayerSession>,
     /// For admins: the failed last backup or check (job, why).
     pub(crate) backup_failed: Option<(i64, String)>,
+    pub(crate) charts: Vec<crate::charts::Chart>,
+    /// The graphs' range, and the ranges to choose from (`?graph=`).
+    pub(crate) graph_range: &'static str,
+    pub(crate) graph_ranges: [(&'static str, &'static str); 3],
 }
 
 /// A blueprint or overlay in a drop-down: someone else's is labelled with

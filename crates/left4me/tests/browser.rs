@@ -255,7 +255,14 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     let _one_browser = ONE_BROWSER.lock().await;
     let root = TestRoot::new();
     let (_driver, driver_port) = start_chromedriver();
-    let (mut panel, base, setup_url) = start_panel(&root, &[]);
+    // Graphs from the first seconds: history written every second.
+    let (mut panel, base, setup_url) = start_panel(
+        &root,
+        &[
+            ("LEFT4ME_HISTORY_WRITE_SECS", "1".into()),
+            ("LEFT4ME_POLL_INTERVAL_SECS", "1".into()),
+        ],
+    );
     let profile = tempfile::tempdir().unwrap();
     let browser = open_browser(driver_port, profile.path()).await;
     watch_csp(&browser, driver_port).await;
@@ -437,6 +444,50 @@ async fn a_friend_sets_up_and_runs_a_server_in_the_browser() {
     let recalled = input.prop("value").await.unwrap().unwrap_or_default();
     assert_eq!(recalled, "status", "↑ recalls the last command");
     shot(&browser, "08b-console").await;
+
+    // A player joins; the server page draws the players, CPU and memory
+    // from the history the panel keeps (SVG, nothing the CSP refuses).
+    fill(&browser, "#console-input", "sim_join Coach STEAM_1:0:42").await;
+    click(&browser, "#console-form button").await;
+    let server_url = format!("{base}/servers/{server_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        browser.goto(&server_url).await.unwrap();
+        let drawn = browser
+            .find_all(Locator::Css("#chart-players polyline.line-max"))
+            .await
+            .unwrap();
+        let memory = browser
+            .find_all(Locator::Css("#chart-memory polyline"))
+            .await
+            .unwrap();
+        let players = browser.find_all(Locator::Css("#players")).await.unwrap();
+        if !drawn.is_empty() && !memory.is_empty() && !players.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the graphs were never drawn"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ticks = browser
+        .find_all(Locator::Css("#chart-players text.tick"))
+        .await
+        .unwrap();
+    assert_eq!(ticks.len(), 8, "3 values and 5 times");
+    shot(&browser, "08d-graphs").await;
+    click(&browser, "p.ranges a[href='?graph=week#graphs']").await;
+    wait_text(&browser, "p.ranges strong", "Last week", 10).await;
+    assert!(
+        !browser
+            .find_all(Locator::Css("#chart-players polyline"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the week's graph has the same minutes"
+    );
+    shot(&browser, "08e-graphs-week").await;
 
     // A schedule: a nightly restart that waits for players and warns them.
     click(&browser, "nav.tabs a[href$='/schedules']").await;

@@ -106,9 +106,50 @@ pub struct ServerDetail {
     /// For admins: the last backup or check of the backups, when it
     /// failed (said on every server's page until one succeeds).
     pub backup_failed: Option<Job>,
+    /// The server's history over the range asked for (oldest first), for
+    /// its graphs; empty when none was asked.
+    pub history: Vec<left4me_store::HistoryPoint>,
 }
 
-pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail> {
+/// How far back a server's graphs look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryRange {
+    #[default]
+    Day,
+    Week,
+    Month,
+}
+
+impl HistoryRange {
+    pub const ALL: [Self; 3] = [Self::Day, Self::Week, Self::Month];
+
+    /// The history's resolution for the range.
+    pub fn tier(self) -> left4me_store::Tier {
+        left4me_store::TIERS[match self {
+            Self::Day => 0,
+            Self::Week => 1,
+            Self::Month => 2,
+        }]
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+        }
+    }
+}
+
+/// Everything about a server its page shows, with its history over
+/// `history` when asked.
+pub async fn detail(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    history: Option<HistoryRange>,
+) -> OpResult<ServerDetail> {
     let grant = access::server(app, actor, id, ServerAction::View).await?;
     let server = grant.server;
     let store = app.store();
@@ -157,6 +198,14 @@ pub async fn detail(app: &App, actor: &Actor, id: i64) -> OpResult<ServerDetail>
             crate::ops::backups::last_failed(app).await?
         } else {
             None
+        },
+        history: match history {
+            Some(range) => {
+                store
+                    .history(id, range.tier(), left4me_store::now())
+                    .await?
+            }
+            None => Vec::new(),
         },
     })
 }

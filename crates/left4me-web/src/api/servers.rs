@@ -155,7 +155,7 @@ pub(crate) async fn show(
     user: ApiUser,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ServerView>> {
-    let detail = servers::detail(state.app(), &user, id).await?;
+    let detail = servers::detail(state.app(), &user, id, None).await?;
     Ok(Json(ServerView {
         rcon_password: detail.rcon_password.map(|p| p.expose().to_owned()),
         ..detail.summary.into()

@@ -1,12 +1,12 @@
 //! Servers: the dashboard list, creation, the server page and its actions.
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use left4me_app::ops::servers::{
-    self, MemberInput, NewServerInput, ServerDetail, ServerOperation, ServerSettingsInput,
-    ServerSummary,
+    self, HistoryRange, MemberInput, NewServerInput, ServerDetail, ServerOperation,
+    ServerSettingsInput, ServerSummary,
 };
 use left4me_store::{Blueprint, ServerRole};
 use serde::Deserialize;
@@ -145,10 +145,19 @@ fn public_host(state: &AppState, headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// What the server page is asked beyond its server.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    /// How far back the graphs look.
+    #[serde(default)]
+    graph: HistoryRange,
+}
+
 async fn server_page(
     state: &AppState,
     user: &CurrentUser,
     detail: ServerDetail,
+    range: HistoryRange,
     headers: &HeaderMap,
     errors: FormErrors,
     submitted: Option<ServerSettingsInput>,
@@ -217,6 +226,23 @@ async fn server_page(
             .map(|j| (j.id, j.error.unwrap_or_default())),
         online: detail.online,
         sessions: detail.sessions,
+        charts: crate::charts::charts(
+            &detail.history,
+            range,
+            left4me_store::now(),
+            &jiff::tz::TimeZone::system(),
+        ),
+        graph_range: range.as_str(),
+        graph_ranges: HistoryRange::ALL.map(|r| {
+            (
+                r.as_str(),
+                match r {
+                    HistoryRange::Day => "Last day",
+                    HistoryRange::Week => "Last week",
+                    HistoryRange::Month => "Last month",
+                },
+            )
+        }),
     })
 }
 
@@ -225,9 +251,19 @@ pub(crate) async fn show(
     user: CurrentUser,
     headers: HeaderMap,
     Path(id): Path<i64>,
+    Query(query): Query<PageQuery>,
 ) -> AppResult<Response> {
-    let detail = servers::detail(state.app(), &user, id).await?;
-    let page = server_page(&state, &user, detail, &headers, FormErrors::default(), None).await?;
+    let detail = servers::detail(state.app(), &user, id, Some(query.graph)).await?;
+    let page = server_page(
+        &state,
+        &user,
+        detail,
+        query.graph,
+        &headers,
+        FormErrors::default(),
+        None,
+    )
+    .await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -257,8 +293,10 @@ pub(crate) async fn settings(
         Ok(_) => Ok(Redirect::to(&format!("/servers/{id}")).into_response()),
         Err(error) => {
             let (status, errors) = form_failure(error)?;
-            let detail = servers::detail(state.app(), &user, id).await?;
-            let page = server_page(&state, &user, detail, &headers, errors, Some(form)).await?;
+            let range = HistoryRange::default();
+            let detail = servers::detail(state.app(), &user, id, Some(range)).await?;
+            let page =
+                server_page(&state, &user, detail, range, &headers, errors, Some(form)).await?;
             Ok((status, render(&page)?).into_response())
         }
     }
