@@ -110,6 +110,8 @@ pub struct BackupSample {
 #[derive(Debug, Clone, Copy)]
 pub struct ServerSample<'a> {
     pub name: &'a str,
+    /// Whether the server should be running (its desired state).
+    pub wanted: bool,
     pub live: Option<&'a LiveState>,
     pub process: Option<&'a ProcessSample>,
 }
@@ -273,6 +275,7 @@ fn gauge(v: u64) -> Gauge {
 fn servers_registry(servers: &[ServerSample<'_>]) -> Registry {
     let mut registry = Registry::with_prefix(format!("{PREFIX}_server"));
     let up = Family::<ServerLabels, Gauge>::default();
+    let wanted = Family::<ServerLabels, Gauge>::default();
     let running = Family::<ServerLabels, Gauge>::default();
     let state = Family::<ServerStateLabels, Gauge>::default();
     let players = Family::<ServerLabels, Gauge>::default();
@@ -288,6 +291,7 @@ fn servers_registry(servers: &[ServerSample<'_>]) -> Registry {
         };
         up.get_or_create(&labels)
             .set(i64::from(server.live.is_some()));
+        wanted.get_or_create(&labels).set(i64::from(server.wanted));
         if let Some(process) = server.process {
             running
                 .get_or_create(&labels)
@@ -327,6 +331,11 @@ fn servers_registry(servers: &[ServerSample<'_>]) -> Registry {
         "up",
         "1 when the server answered the panel's last query (A2S_INFO)",
         up,
+    );
+    registry.register(
+        "wanted_running",
+        "1 when the server should be running (started, and not stopped since)",
+        wanted,
     );
     registry.register("running", "1 when the server's game process runs", running);
     registry.register(
@@ -467,6 +476,7 @@ mod tests {
         let text = metrics.render(
             &[ServerSample {
                 name: "coop \"one\"",
+                wanted: true,
                 live: Some(&live),
                 process: Some(&process),
             }],

@@ -10,7 +10,8 @@ use left4me_store::HistoryPoint;
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 150.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 8.0;
+// Room for the last time label, centred on the right edge.
+const RIGHT: f64 = 20.0;
 const TOP: f64 = 8.0;
 const BOTTOM: f64 = 22.0;
 

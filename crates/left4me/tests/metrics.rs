@@ -117,6 +117,62 @@ fn promtool_check(exposition: &str) -> String {
     )
 }
 
+fn monitoring() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/monitoring")
+}
+
+/// The metrics the packaged Grafana dashboard and alert rules name.
+fn shipped_metric_names() -> std::collections::BTreeSet<String> {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(monitoring().join("left4me-grafana.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    let rules = std::fs::read_to_string(monitoring().join("left4me-alerts.yml")).unwrap();
+    exprs.extend(
+        rules
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("expr: "))
+            .map(str::to_owned),
+    );
+    assert!(exprs.len() > 10, "{exprs:?}");
+    exprs
+        .iter()
+        .flat_map(|e| {
+            e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("left4me_") || w.starts_with("process_"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_packaged_alert_rules_pass_promtool_and_their_own_tests() {
+    for args in [
+        &["check", "rules", "left4me-alerts.yml"][..],
+        &["test", "rules", "left4me-alerts.test.yml"][..],
+    ] {
+        let out = Command::new("/usr/bin/promtool")
+            .args(args)
+            .current_dir(monitoring())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_scrapes_the_players_and_jobs_of_the_panel() {
     let metrics_addr = format!("127.0.0.1:{}", free_port());
@@ -142,7 +198,26 @@ async fn prometheus_scrapes_the_players_and_jobs_of_the_panel() {
         res.headers()["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
     );
-    let text = res.text().await.unwrap();
+    let mut text = res.text().await.unwrap();
+    // The disk is measured by a task of its own, soon after the start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !text.contains("# TYPE left4me_disk_used_bytes gauge") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the disk use was never measured"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    assert!(
+        text.contains("left4me_disk_used_bytes{part=\"game\"}"),
+        "{text}"
+    );
     for family in [
         "left4me_server_up",
         "left4me_server_players",
@@ -160,6 +235,14 @@ async fn prometheus_scrapes_the_players_and_jobs_of_the_panel() {
     }
     let lint = promtool_check(&text);
     assert_eq!(lint.trim(), "", "promtool finds nothing to say: {lint}");
+    // What the packaged dashboard and alert rules ask for is what the
+    // panel exports.
+    for name in shipped_metric_names() {
+        assert!(
+            text.contains(&format!("\n{name}")) || text.contains(&format!("# TYPE {name} ")),
+            "{name}, which the dashboard or the alerts use, is exported: {text}"
+        );
+    }
 
     // Prometheus sees a player join and the start that ran.
     let prometheus = Prometheus::start(&metrics_addr);

@@ -50,6 +50,8 @@ const CODE: &[&str] = &[
     "/usr/lib/tmpfiles.d/left4me.conf",
     "/usr/share/left4me/scripts/sourcemod-metamod.sh",
     "/usr/share/left4me/scripts/tickrate-100.sh",
+    "/usr/share/left4me/monitoring/left4me-alerts.yml",
+    "/usr/share/left4me/monitoring/left4me-grafana.json",
 ];
 
 /// Two packages of this tree: the current version and a higher one (the

@@ -17,6 +17,7 @@ pub async fn scrape(app: &App) -> OpResult<String> {
         .iter()
         .map(|s| ServerSample {
             name: &s.name,
+            wanted: s.desired_state == left4me_store::DesiredState::Running,
             live: live.get(&s.id),
             process: processes.get(&s.id),
         })
