@@ -1,14 +1,21 @@
 //! One poll cycle over 500 simulated servers (the panel's poller code, in
 //! its steady state: each server with its previous answer), against
-//! polling one server alone, in the same run; then the lines the poller
-//! adds to an idle server's console per hour, against the previous poller
-//! (A2S_INFO, A2S_PLAYER and RCON `status` every cycle).
-//! `cargo bench -p left4me-web --bench poll` (target: under 1 s).
+//! polling one server alone, in the same run; the same cycle with what
+//! metrics and graphs add to it (CPU and memory of 500 process trees from
+//! one pass over /proc, the history's observations), against the cycle
+//! without them (target: within 1.2x); the metrics of 500 servers
+//! rendered (target: under 50 ms) and their minute of history written;
+//! then the lines the poller adds to an idle server's console per hour,
+//! against the previous poller (A2S_INFO, A2S_PLAYER and RCON `status`
+//! every cycle). `cargo bench -p left4me-app --bench poll` (target: a
+//! cycle under 1 s).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use left4me_app::live::{LiveState, poll_servers};
+use left4me_app::history::History;
+use left4me_app::live::{LiveState, ProcessSample, poll_servers};
+use left4me_app::metrics::{BackupSample, Metrics, ServerSample};
 use left4me_store::{DesiredState, Server};
 use srcds_protocol::{RconClient, a2s};
 use srcds_sim::SimConfig;
@@ -127,6 +134,87 @@ fn main() {
                 .count();
             assert_eq!(with_players, SERVERS / 5, "Steam ids are kept");
         }
+        // 500 processes to read, as 500 games would be.
+        let games: Vec<std::process::Child> = (0..SERVERS)
+            .map(|_| {
+                use std::os::unix::process::CommandExt;
+                std::process::Command::new("sleep")
+                    .arg("600")
+                    .process_group(0)
+                    .spawn()
+                    .expect("sleep starts")
+            })
+            .collect();
+        let pids: Vec<u32> = games.iter().map(std::process::Child::id).collect();
+        let history = History::default();
+        let mut plain = Vec::new();
+        let mut observed = Vec::new();
+        let mut last_samples = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let answers = poll_servers(&all, timeout).await;
+            plain.push(t.elapsed());
+            assert_eq!(answers.iter().flatten().count(), SERVERS);
+            let t = Instant::now();
+            // As the poller does: /proc is read while the servers answer.
+            let reading = pids.clone();
+            let usage = tokio::task::spawn_blocking(move || {
+                left4me_host::usage::of_process_trees(&reading)
+            });
+            let answers = poll_servers(&all, timeout).await;
+            let usage = usage.await.unwrap();
+            let samples: Vec<ProcessSample> = usage
+                .into_iter()
+                .map(|usage| ProcessSample {
+                    state: "running".into(),
+                    running: true,
+                    restarts: 0,
+                    usage,
+                })
+                .collect();
+            for ((row, answer), sample) in rows.iter().zip(&answers).zip(&samples) {
+                history.observe(row.id, answer.as_ref().map(|a| a.players), sample);
+            }
+            observed.push(t.elapsed());
+            assert!(samples.iter().all(|s| s.usage.is_some()), "every tree read");
+            last_samples = samples.into_iter().zip(answers).collect();
+        }
+        for mut game in games {
+            let _ = game.kill();
+            let _ = game.wait();
+        }
+        plain.sort();
+        observed.sort();
+        let metrics = Metrics::default();
+        let servers: Vec<ServerSample<'_>> = rows
+            .iter()
+            .zip(&last_samples)
+            .map(|(row, (process, live))| ServerSample {
+                name: &row.name,
+                wanted: true,
+                live: live.as_ref(),
+                process: Some(process),
+            })
+            .collect();
+        let mut render = Vec::new();
+        let mut size = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            size = metrics.render(&servers, BackupSample::default()).len();
+            render.push(t.elapsed());
+        }
+        render.sort();
+        let scratch = tempfile::tempdir().unwrap();
+        let store = left4me_store::Store::open(&scratch.path().join("left4me.db"))
+            .await
+            .unwrap();
+        let write_minute: Vec<(i64, left4me_store::Observed)> = (0..SERVERS)
+            .map(|i| {
+                let mut o = left4me_store::Observed::default();
+                o.add(1, Some(5.0), Some(1 << 20));
+                (i64::try_from(i).unwrap(), o)
+            })
+            .collect();
         single.sort();
         cycle.sort();
         let (one, many) = (single[2], cycle[2]);
@@ -138,6 +226,20 @@ fn main() {
             many.as_secs_f64() * 1000.0,
             many.as_secs_f64() / one.as_secs_f64()
         );
+        let (plain, observed) = (plain[2], observed[2]);
+        let ratio = observed.as_secs_f64() / plain.as_secs_f64();
+        println!(
+            "| poll {SERVERS} servers with CPU, memory and history | {:.1} ms ({ratio:.2}x the cycle without, {:.1} ms; target within 1.2x) |",
+            observed.as_secs_f64() * 1000.0,
+            plain.as_secs_f64() * 1000.0
+        );
+        let render = render[2];
+        println!(
+            "| render /metrics of {SERVERS} servers | {:.1} ms ({} KiB; target under 50 ms) |",
+            render.as_secs_f64() * 1000.0,
+            size / 1024
+        );
+        write_a_minute_of_history(&store, &write_minute).await;
         drop(sims);
         let (before, after) = idle_console_lines(timeout).await;
         println!();
@@ -145,5 +247,55 @@ fn main() {
         println!("|---|---|");
         println!("| previous poller (A2S_INFO, A2S_PLAYER, RCON status every 5 s) | {before} |");
         println!("| this poller | {after} |");
+        assert!(ratio <= 1.2, "metrics and history cost {ratio:.2}x the cycle");
+        assert!(render < Duration::from_millis(50), "render took {render:?}");
     });
+}
+
+/// A minute of history for every server written in one transaction (what
+/// the writer does once a minute, beside the poller).
+async fn write_a_minute_of_history(
+    store: &left4me_store::Store,
+    minute: &[(i64, left4me_store::Observed)],
+) {
+    let user = store.create_user("bench", "h", true).await.unwrap();
+    let bp = store.create_blueprint(user.id, "bench").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..minute.len() {
+        let name = format!("s{i}");
+        let server = store
+            .create_server(&left4me_store::NewServer {
+                owner_id: user.id,
+                blueprint_id: bp.id,
+                name: &name,
+                hostname: "h",
+                port: Some(u16::try_from(20_000 + i).unwrap()),
+                port_range: 20_000..=30_000,
+                rcon_password: "pw",
+                held_elsewhere: &[],
+            })
+            .await
+            .unwrap();
+        ids.push(server.id);
+    }
+    let minute: Vec<(i64, left4me_store::Observed)> = ids
+        .iter()
+        .zip(minute)
+        .map(|(id, (_, o))| (*id, *o))
+        .collect();
+    let mut took = Vec::new();
+    for n in 0..5 {
+        let t = Instant::now();
+        store
+            .record_history(1_700_000_000 + n * 60, &minute)
+            .await
+            .unwrap();
+        took.push(t.elapsed());
+    }
+    took.sort();
+    println!(
+        "| write a minute of history for {} servers (once a minute, beside the poller) | {:.1} ms |",
+        minute.len(),
+        took[2].as_secs_f64() * 1000.0
+    );
 }

@@ -276,16 +276,46 @@ impl Poller {
     pub async fn cycle(&self, timeout: Duration) -> Result<(), String> {
         let servers = self.store.servers(None).await.map_err(|e| e.to_string())?;
         let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
-        let samples: Vec<ProcessSample> = ask_host(&self.host, &ids, |host, names| {
-            let statuses = host.process_statuses(names);
-            let pids: Vec<u32> = statuses
-                .iter()
-                .filter_map(|s| s.as_ref().ok().filter(|s| s.running).and_then(|s| s.pid))
-                .collect();
-            let mut usage = left4me_host::usage::of_process_trees(&pids).into_iter();
-            statuses
-                .into_iter()
-                .map(|status| match status {
+        let statuses = ask_host(&self.host, &ids, |host, names| host.process_statuses(names))
+            .await
+            .map_err(|e| format!("asking the host: {e}"))?;
+        let pids: Vec<u32> = statuses
+            .iter()
+            .filter_map(|s| s.as_ref().ok().filter(|s| s.running).and_then(|s| s.pid))
+            .collect();
+        // Read from /proc on a blocking thread while the servers answer
+        // their queries, so it adds (almost) nothing to the cycle.
+        let usage =
+            tokio::task::spawn_blocking(move || left4me_host::usage::of_process_trees(&pids));
+        let up: Vec<&Server> = servers
+            .iter()
+            .zip(&statuses)
+            .filter_map(|(server, status)| {
+                status.as_ref().is_ok_and(|s| s.running).then_some(server)
+            })
+            .collect();
+        let before: Vec<Option<LiveState>> = up.iter().map(|s| self.live.get(s.id)).collect();
+        let asks: Vec<(&Server, Option<&LiveState>)> = up
+            .iter()
+            .zip(&before)
+            .map(|(server, before)| (*server, before.as_ref()))
+            .collect();
+        let mut answers: HashMap<i64, LiveState> = HashMap::new();
+        for (server, state) in up.iter().zip(poll_servers(&asks, timeout).await) {
+            if let Some(state) = state {
+                answers.insert(server.id, state);
+            }
+        }
+        let mut usage = usage
+            .await
+            .map_err(|e| format!("reading the servers' processes: {e}"))?
+            .into_iter();
+        let samples: HashMap<i64, ProcessSample> = ids
+            .iter()
+            .copied()
+            .zip(statuses)
+            .map(|(id, status)| {
+                let sample = match status {
                     Ok(status) => ProcessSample {
                         usage: if status.running && status.pid.is_some() {
                             usage.next().flatten()
@@ -300,30 +330,10 @@ impl Poller {
                         state: "unknown".into(),
                         ..ProcessSample::default()
                     },
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| format!("asking the host: {e}"))?;
-        let running: Vec<bool> = samples.iter().map(|s| s.running).collect();
-        let samples: HashMap<i64, ProcessSample> = ids.iter().copied().zip(samples).collect();
-        let up: Vec<&Server> = servers
-            .iter()
-            .zip(&running)
-            .filter_map(|(server, running)| running.then_some(server))
+                };
+                (id, sample)
+            })
             .collect();
-        let before: Vec<Option<LiveState>> = up.iter().map(|s| self.live.get(s.id)).collect();
-        let asks: Vec<(&Server, Option<&LiveState>)> = up
-            .iter()
-            .zip(&before)
-            .map(|(server, before)| (*server, before.as_ref()))
-            .collect();
-        let mut answers: HashMap<i64, LiveState> = HashMap::new();
-        for (server, state) in up.iter().zip(poll_servers(&asks, timeout).await) {
-            if let Some(state) = state {
-                answers.insert(server.id, state);
-            }
-        }
         // One query for every open session, not one per server and cycle.
         let mut open: HashMap<i64, Vec<PlayerSession>> = HashMap::new();
         for session in self
