@@ -124,6 +124,7 @@ pub struct Metrics {
     http_seconds: Family<RouteLabels, Histogram>,
     jobs: Family<JobLabels, Counter>,
     job_seconds: Family<KindLabels, Histogram>,
+    job_bytes: Family<KindLabels, Counter>,
     disk: Mutex<Option<DiskSample>>,
 }
 
@@ -156,12 +157,19 @@ impl Default for Metrics {
             "How long jobs ran, by kind (steamcmd's game jobs, Workshop and script builds, starts, backups)",
             job_seconds.clone(),
         );
+        let job_bytes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "job_progress_bytes",
+            "Bytes jobs moved as their progress last said (steamcmd's downloads, Workshop downloads, backups), by kind",
+            job_bytes.clone(),
+        );
         Self {
             registry,
             http_requests,
             http_seconds,
             jobs,
             job_seconds,
+            job_bytes,
             disk: Mutex::default(),
         }
     }
@@ -186,8 +194,15 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts a finished job.
-    pub fn job_finished(&self, kind: &str, outcome: &str, took: Duration) {
+    /// Counts a finished job, with the bytes its progress last said.
+    pub fn job_finished(&self, kind: &str, outcome: &str, took: Duration, bytes: u64) {
+        if bytes > 0 {
+            self.job_bytes
+                .get_or_create(&KindLabels {
+                    kind: kind.to_owned(),
+                })
+                .inc_by(bytes);
+        }
         self.jobs
             .get_or_create(&JobLabels {
                 kind: kind.to_owned(),
@@ -456,7 +471,8 @@ mod tests {
     fn renders_counters_gauges_and_histograms_with_help_and_units() {
         let metrics = Metrics::default();
         metrics.http_request("GET", "/servers/{id}", 200, Duration::from_millis(3));
-        metrics.job_finished("server.start", "succeeded", Duration::from_secs(2));
+        metrics.job_finished("server.start", "succeeded", Duration::from_secs(2), 0);
+        metrics.job_finished("game.update", "succeeded", Duration::from_secs(60), 1 << 30);
         let live = LiveState {
             map: "c1m1_hotel".into(),
             players: 1,
@@ -490,6 +506,7 @@ mod tests {
             "left4me_http_requests_total{method=\"GET\",route=\"/servers/{id}\",status=\"200\"} 1",
             "left4me_http_request_duration_seconds_count{method=\"GET\",route=\"/servers/{id}\"} 1",
             "left4me_jobs_total{kind=\"server.start\",outcome=\"succeeded\"} 1",
+            "left4me_job_progress_bytes_total{kind=\"game.update\"} 1073741824",
             "# TYPE left4me_job_duration_seconds histogram",
             "left4me_server_players{server=\"coop \\\"one\\\"\"} 1",
             "left4me_server_max_players{server=\"coop \\\"one\\\"\"} 8",

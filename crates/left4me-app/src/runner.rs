@@ -786,9 +786,19 @@ impl Jobs {
             running.began.remove(&job.id)
         };
         if let Some(began) = began {
+            // The bytes its last progress said (steamcmd, downloads, backups).
+            let bytes = self
+                .0
+                .store
+                .job(job.id)
+                .await
+                .ok()
+                .and_then(|done| done.progress_done)
+                .and_then(|done| u64::try_from(done).ok())
+                .unwrap_or(0);
             self.0
                 .metrics
-                .job_finished(&job.kind, state.as_str(), began.elapsed());
+                .job_finished(&job.kind, state.as_str(), began.elapsed(), bytes);
         }
         let _ = self.0.events.send(JobEvent::Finished {
             job_id: job.id,

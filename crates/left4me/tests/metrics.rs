@@ -296,6 +296,21 @@ async fn prometheus_scrapes_the_players_and_jobs_of_the_panel() {
             "2",
         )
         .await;
+    // A backup: when it succeeded, for the alert on old backups.
+    prometheus
+        .wait_for("left4me_backup_last_success_timestamp_seconds", "0")
+        .await;
+    let res = admin.post("/backups", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (log, end) = finished_job(&admin, Client::redirect_id(&res)).await;
+    assert_eq!(end, "succeeded", "{log:?}");
+    prometheus
+        .wait_for(
+            "left4me_backup_last_success_timestamp_seconds > bool (time() - 600)",
+            "1",
+        )
+        .await;
+    prometheus.wait_for("left4me_backup_last_failed", "0").await;
     app.stop().await;
 }
 
