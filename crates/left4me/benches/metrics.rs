@@ -43,7 +43,10 @@ fn main() {
     let panel = common::spawn_panel_with(
         &root,
         port,
-        &[("LEFT4ME_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))],
+        &[(
+            "LEFT4ME_METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )],
     );
     common::wait_listening(port);
     common::wait_listening(metrics_port);

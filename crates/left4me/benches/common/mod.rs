@@ -61,6 +61,11 @@ pub async fn seed(root: &Path, servers: usize, mut port: impl FnMut() -> Option<
 }
 
 pub fn spawn_panel(root: &Path, port: u16) -> Child {
+    spawn_panel_with(root, port, &[])
+}
+
+/// `left4me serve` with more environment.
+pub fn spawn_panel_with(root: &Path, port: u16, env: &[(&str, String)]) -> Child {
     Command::new(LEFT4ME)
         .args([
             "--root",
@@ -69,6 +74,7 @@ pub fn spawn_panel(root: &Path, port: u16) -> Child {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
