@@ -16,7 +16,9 @@ use left4me_host::game::{GameError, Installer, Updated};
 use left4me_host::lifecycle::{Host, HostError, StartOutcome};
 use left4me_host::spec::Spec;
 use left4me_host::supervisor::ProcessStatus;
-use left4me_store::{Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store, Write};
+use left4me_store::{
+    CancelRequest, Job, JobState, LogLine, NewJob, Overlay, OverlayKind, Server, Store, Write,
+};
 use srcds_protocol::a2s::{ReadyWait, Try};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -213,9 +215,6 @@ struct Running {
     tokens: HashMap<i64, CancellationToken>,
     /// When each began here (for its duration in the metrics).
     began: HashMap<i64, std::time::Instant>,
-    /// Cancels that came after a worker claimed the job but before it
-    /// registered a token: applied when it does, so none is lost.
-    early_cancels: std::collections::HashSet<i64>,
 }
 
 #[derive(Debug)]
@@ -591,21 +590,39 @@ impl Jobs {
     /// Cancels a queued job, or asks a running one to stop between steps
     /// (it rolls back what it did).
     pub async fn cancel(&self, job: &Job) -> left4me_store::Result<()> {
-        if self.0.store.cancel_queued_job(job.id).await? {
-            let _ = self.0.events.send(JobEvent::Finished {
-                job_id: job.id,
-                state: JobState::Cancelled,
-            });
-            return Ok(());
-        }
-        let mut running = self.0.running.lock().expect("running lock");
-        match running.tokens.get(&job.id) {
-            Some(token) => token.cancel(),
-            None => {
-                running.early_cancels.insert(job.id);
-            }
-        }
+        let mut write = self.0.store.write().await?;
+        let request = write.request_cancel(job.id).await?;
+        write.commit().await?;
+        self.cancel_requested(job.id, request);
         Ok(())
+    }
+
+    /// Acts on a Cancel the store has recorded (in the caller's
+    /// transaction, with its activity line): a dequeued job is said to
+    /// have ended, a running one's token is cancelled. A job claimed but
+    /// not yet tracked finds the request in the store when it starts.
+    pub fn cancel_requested(&self, job_id: i64, request: CancelRequest) {
+        match request {
+            CancelRequest::Dequeued => {
+                let _ = self.0.events.send(JobEvent::Finished {
+                    job_id,
+                    state: JobState::Cancelled,
+                });
+            }
+            CancelRequest::Asked => {
+                if let Some(token) = self
+                    .0
+                    .running
+                    .lock()
+                    .expect("running lock")
+                    .tokens
+                    .get(&job_id)
+                {
+                    token.cancel();
+                }
+            }
+            CancelRequest::Finished => {}
+        }
     }
 
     /// Stops taking jobs, gives running ones a moment, and marks the rest
@@ -658,9 +675,6 @@ impl Jobs {
     fn track(&self, job_id: i64) -> CancellationToken {
         let token = CancellationToken::new();
         let mut running = self.0.running.lock().expect("running lock");
-        if running.early_cancels.remove(&job_id) {
-            token.cancel();
-        }
         running.tokens.insert(job_id, token.clone());
         running.began.insert(job_id, std::time::Instant::now());
         token
@@ -675,6 +689,13 @@ impl Jobs {
 
     async fn run_in_span(&self, job: Job) {
         let token = self.track(job.id);
+        // A Cancel recorded before the token was tracked (or before a
+        // restart) is in the store.
+        match self.0.store.job(job.id).await {
+            Ok(now) if now.cancel_requested_at.is_some() => token.cancel(),
+            Ok(_) => {}
+            Err(e) => tracing::error!("reading job {}: {e}", job.id),
+        }
         self.log(
             job.id,
             "step",
@@ -782,7 +803,6 @@ impl Jobs {
         let began = {
             let mut running = self.0.running.lock().expect("running lock");
             running.tokens.remove(&job.id);
-            running.early_cancels.remove(&job.id);
             running.began.remove(&job.id)
         };
         if let Some(began) = began {

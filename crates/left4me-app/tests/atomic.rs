@@ -243,7 +243,10 @@ async fn a_failed_activity_line_leaves_no_overlay_change_half_saved() {
         .unwrap();
     // No build waits: each change below would queue its own, with a line.
     for job in store.jobs(JobFilter::All, 10).await.unwrap() {
-        assert!(store.cancel_queued_job(job.id).await.unwrap());
+        let mut write = store.write().await.unwrap();
+        let request = write.request_cancel(job.id).await.unwrap();
+        write.commit().await.unwrap();
+        assert_eq!(request, left4me_store::CancelRequest::Dequeued);
     }
     // Older than any change below could mark it.
     execute(&w.db, "UPDATE overlays SET updated_at = 1").await;

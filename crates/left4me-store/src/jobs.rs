@@ -50,6 +50,20 @@ pub struct Job {
     pub overlay_id: Option<i64>,
     /// What it works from beyond its server or overlay.
     pub argument: Option<String>,
+    /// When someone asked a running job to stop (kept across restarts).
+    pub cancel_requested_at: Option<i64>,
+}
+
+/// What asking a job to stop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// It had not started: it is cancelled.
+    Dequeued,
+    /// It runs: it is asked to stop, and ends as cancelled even if the
+    /// panel stops first.
+    Asked,
+    /// It had ended already.
+    Finished,
 }
 
 impl Job {
@@ -269,28 +283,17 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels a job that has not started. Returns whether it was queued.
-    pub async fn cancel_queued_job(&self, id: i64) -> Result<bool> {
-        let result = sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'",
-        )
-        .bind(now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        if result {
-            self.changed();
-        }
-        Ok(result)
-    }
-
-    /// After a restart: jobs that were running when the panel stopped.
+    /// After a restart: jobs that were running when the panel stopped are
+    /// interrupted, or cancelled when someone had asked them to stop.
     pub async fn interrupt_running_jobs(&self) -> Result<u64> {
         let result = sqlx::query(
-            "UPDATE jobs SET state = 'interrupted', finished_at = ?,
-                    error = COALESCE(error, 'the panel stopped while the job was running')
+            "UPDATE jobs SET
+                    state = CASE WHEN cancel_requested_at IS NULL THEN 'interrupted'
+                                 ELSE 'cancelled' END,
+                    finished_at = ?,
+                    error = CASE WHEN cancel_requested_at IS NULL
+                                 THEN COALESCE(error, 'the panel stopped while the job was running')
+                                 ELSE error END
              WHERE state = 'running'",
         )
         .bind(now())
@@ -339,6 +342,38 @@ impl Store {
 }
 
 impl crate::Write {
+    /// Asks job `id` to stop: a queued one is cancelled at once, a running
+    /// one marked (see [`CancelRequest`]).
+    pub async fn request_cancel(&mut self, id: i64) -> Result<CancelRequest> {
+        let state: Option<JobState> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let request = match state.ok_or(StoreError::NotFound)? {
+            JobState::Queued => {
+                sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ?")
+                    .bind(now())
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                CancelRequest::Dequeued
+            }
+            JobState::Running => {
+                sqlx::query(
+                    "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?)
+                     WHERE id = ?",
+                )
+                .bind(now())
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+                CancelRequest::Asked
+            }
+            _ => CancelRequest::Finished,
+        };
+        Ok(request)
+    }
+
     pub async fn create_job(&mut self, new: &NewJob<'_>) -> Result<Job> {
         Ok(sqlx::query_as(
             "INSERT INTO jobs (kind, user_id, username, server_id, overlay_id, subject, locks, state, created_at, argument)

@@ -36,7 +36,7 @@ pub use activity::{Activity, ActivityFilter, ConsoleCommand};
 pub use backups::{Backup, Holdings, NewBackup, RESTORED_FROM};
 pub use blueprints::{Blueprint, BlueprintOverlay, ListedBlueprint};
 pub use history::{HistoryPoint, MAX_ROWS_PER_SERVER, Observed, TIERS, Tier};
-pub use jobs::{Job, JobFilter, JobState, LogLine, NewJob, SHARED};
+pub use jobs::{CancelRequest, Job, JobFilter, JobState, LogLine, NewJob, SHARED};
 pub use members::{ServerMember, ServerRole};
 pub use overlays::{ListedOverlay, Overlay, OverlayKind};
 pub use passkeys::PasskeyRecord;

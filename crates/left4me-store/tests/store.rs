@@ -1,8 +1,8 @@
 //! The store against a real SQLite file.
 
 use left4me_store::{
-    DesiredState, JobState, NewJob, NewServer, OverlayKind, ScriptEdit, ScriptRun, ServerRole,
-    SharedItem, Store, StoreError, Viewer, WorkshopItem,
+    CancelRequest, DesiredState, JobState, NewJob, NewServer, OverlayKind, ScriptEdit, ScriptRun,
+    ServerRole, SharedItem, Store, StoreError, Viewer, WorkshopItem,
 };
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -178,21 +178,35 @@ async fn log_lines_are_numbered_and_read_after_a_point() {
     assert_eq!(lines, [(4, "line 4"), (5, "line 5")]);
 }
 
+async fn request_cancel(store: &Store, id: i64) -> CancelRequest {
+    let mut write = store.write().await.unwrap();
+    let request = write.request_cancel(id).await.unwrap();
+    write.commit().await.unwrap();
+    request
+}
+
 #[tokio::test]
 async fn cancel_and_interrupt() {
     let (_d, store) = store().await;
     store.create_user("alice", "h", true).await.unwrap();
     let a = store.create_job(&job("a", &[])).await.unwrap();
     let b = store.create_job(&job("b", &[])).await.unwrap();
+    let c = store.create_job(&job("c", &[])).await.unwrap();
     store.claim_next_job().await.unwrap();
-    assert!(
-        !store.cancel_queued_job(a.id).await.unwrap(),
-        "a is running"
-    );
-    assert!(store.cancel_queued_job(b.id).await.unwrap());
-    assert_eq!(store.interrupt_running_jobs().await.unwrap(), 1);
+    store.claim_next_job().await.unwrap();
+    assert_eq!(request_cancel(&store, c.id).await, CancelRequest::Dequeued);
+    assert_eq!(store.job(c.id).await.unwrap().state, JobState::Cancelled);
+    assert_eq!(request_cancel(&store, c.id).await, CancelRequest::Finished);
+    // A running job asked to stop ends cancelled even if the panel stops
+    // before it does; one not asked is interrupted.
+    assert_eq!(request_cancel(&store, b.id).await, CancelRequest::Asked);
+    let asked = store.job(b.id).await.unwrap();
+    assert_eq!(asked.state, JobState::Running);
+    assert!(asked.cancel_requested_at.is_some());
+    assert_eq!(store.interrupt_running_jobs().await.unwrap(), 2);
     assert_eq!(store.job(a.id).await.unwrap().state, JobState::Interrupted);
-    assert_eq!(store.job(b.id).await.unwrap().state, JobState::Cancelled);
+    let b = store.job(b.id).await.unwrap();
+    assert_eq!((b.state, b.error), (JobState::Cancelled, None));
 }
 
 #[tokio::test]

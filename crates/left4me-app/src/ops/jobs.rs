@@ -77,15 +77,23 @@ pub async fn cancel(app: &App, actor: &Actor, id: i64) -> OpResult<Cancel> {
     if job.state.is_finished() {
         return Ok(Cancel::AlreadyFinished(job));
     }
-    app.jobs().cancel(&job).await?;
     let detail = format!(
         "cancelled job #{id} ({}, {})",
         job_label(&job.kind),
         job.subject
     );
+    // The request and its line in one transaction; kept, so a Cancel
+    // outlives a panel that stops before the job does.
     let mut write = app.store().write().await?;
+    let request = write.request_cancel(id).await?;
+    if request == left4me_store::CancelRequest::Finished {
+        drop(write);
+        return Ok(Cancel::AlreadyFinished(app.store().job(id).await?));
+    }
     record(&mut write, actor, job.server_id, "job.cancel", &detail).await?;
     write.commit().await?;
+    left4me_host::events::fault_point("cancel-recorded");
+    app.jobs().cancel_requested(id, request);
     Ok(Cancel::Asked(app.store().job(id).await?))
 }
 

@@ -499,10 +499,19 @@ pub struct PanelProcess {
 
 impl PanelProcess {
     pub fn start(root: &TestRoot, port: u16) -> Self {
+        Self::start_failing_at(root, port, None)
+    }
+
+    /// The panel, aborting at the fault point `fault` when it is reached
+    /// (`left4me_host::events::fault_point`).
+    pub fn start_failing_at(root: &TestRoot, port: u16, fault: Option<&str>) -> Self {
         let addr = format!("127.0.0.1:{port}");
         let log = root.path().join("panel-stderr.log");
-        let mut child = root
-            .cmd()
+        let mut cmd = root.cmd();
+        if let Some(fault) = fault {
+            cmd.env("LEFT4ME_FAULT", fault);
+        }
+        let mut child = cmd
             .args(["serve", "--listen", &addr])
             .env("LEFT4ME_LOG", "debug")
             .stdout(Stdio::piped())
