@@ -168,6 +168,10 @@ impl Reconciler {
             .delete_expired_sessions()
             .await
             .map_err(|e| e.to_string())?;
+        // A restore is complete once the game and built overlays are back.
+        crate::restore::finish_if_done(&self.store, &self.host)
+            .await
+            .map_err(|e| e.to_string())?;
         let busy = self
             .store
             .servers_with_active_jobs()

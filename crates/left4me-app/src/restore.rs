@@ -11,13 +11,16 @@
 //! deleted.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use left4me_config::Config;
 use left4me_host::backup::{BackupError, Snapshot};
 use left4me_host::events::{CancellationToken, Ctx, discard};
 use left4me_host::layout::StateRoot;
 use left4me_host::lifecycle::Host;
-use left4me_store::{DesiredState, Holdings, OverlayKind, RESTORED_FROM, Store, StoreError};
+use left4me_store::{
+    DesiredState, Holdings, JobState, OverlayKind, RESTORED_FROM, Store, StoreError,
+};
 
 use crate::backups::Backups;
 use crate::runner::{Actor, JobKind, Jobs};
@@ -28,18 +31,24 @@ pub const TAG: &str = "left4me";
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error(
-        "the panel is running on {0}: stop it first (`systemctl stop left4me`, or end `left4me serve`)"
+        "the panel (or another `left4me restore`) is running on {0}: stop it first (`systemctl stop left4me`, or end `left4me serve`)"
     )]
     PanelRunning(PathBuf),
     #[error(
-        "this panel already has {users} user(s) and {servers} server(s); `left4me restore --replace` moves them aside into {aside} and restores over them"
+        "this panel already holds {users} user(s) and {servers} server(s); `left4me restore --replace` moves what is here aside into {aside}/replaced-TIME and restores over it"
     )]
     NotEmpty {
         users: i64,
         servers: i64,
         aside: PathBuf,
     },
-    #[error("servers of this panel are running (mounted: {0}); stop them first")]
+    #[error(
+        "this panel was restored from backup {0}: start it (`systemctl start left4me`), and it brings back the game and the built overlays; `--replace` restores over it again"
+    )]
+    AlreadyRestored(String),
+    #[error(
+        "game servers of this panel are still mounted ({0}): stop them first (`systemctl stop 'left4me-server@*'`, or `left4me instance stop NAME`)"
+    )]
     ServersRunning(String),
     #[error(
         "the backup repository's password file {0} is missing: put the copy you kept there (readable by the panel's user only)"
@@ -132,13 +141,18 @@ pub async fn restore_panel(
         jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
     ));
     let database = config.database_path();
-    let current = current_holdings(&database).await?;
-    if current.users > 0 && !request.replace {
-        return Err(RestoreError::NotEmpty {
-            users: current.users,
-            servers: current.servers,
-            aside,
-        });
+    let (current, restored_from) = current_holdings(&database).await?;
+    if !request.replace {
+        if let Some(snapshot) = restored_from {
+            return Err(RestoreError::AlreadyRestored(snapshot));
+        }
+        if !current.is_empty() {
+            return Err(RestoreError::NotEmpty {
+                users: current.users,
+                servers: current.servers,
+                aside: root.path().join("backups"),
+            });
+        }
     }
 
     let backups = Backups::new(config);
@@ -195,7 +209,10 @@ pub async fn restore_panel(
     let holdings = holdings.map_err(store_error(&copy))?;
 
     let mut moved_aside = false;
-    for part in ["overlays", "instances", "runtime"] {
+    // Built overlays are not in backups: whatever versions are here belong
+    // to what is replaced, and go aside with it (the restored panel builds
+    // its own).
+    for part in ["overlays", "instances", "runtime", "overlay-versions"] {
         say(&format!("putting {part} in place"));
         let target = root.path().join(part);
         moved_aside |= put_in_place(&target, &restored.join(part), &aside)?;
@@ -212,7 +229,7 @@ pub async fn restore_panel(
         None
     };
     say("putting the database in place");
-    moved_aside |= put_database_in_place(&database, &copy, current.users > 0, &aside)?;
+    moved_aside |= put_database_in_place(&database, &copy, !current.is_empty(), &aside)?;
     left4me_host::fsutil::remove_dir_all_if_exists(&staging)
         .map_err(io(format!("removing {}", staging.display())))?;
     Ok(Restored {
@@ -223,15 +240,19 @@ pub async fn restore_panel(
     })
 }
 
-/// What the database here holds (nothing when there is none).
-async fn current_holdings(database: &Path) -> Result<Holdings, RestoreError> {
+/// What the database here holds (nothing when there is none), and the
+/// backup it was restored from if its panel has not started since.
+async fn current_holdings(database: &Path) -> Result<(Holdings, Option<String>), RestoreError> {
     if !database.exists() {
-        return Ok(Holdings::default());
+        return Ok((Holdings::default(), None));
     }
     let store = Store::open(database).await.map_err(store_error(database))?;
-    let holdings = store.holdings().await;
+    let read = async {
+        Ok::<_, StoreError>((store.holdings().await?, store.setting(RESTORED_FROM).await?))
+    }
+    .await;
     store.close().await;
-    holdings.map_err(store_error(database))
+    read.map_err(store_error(database))
 }
 
 /// The snapshot `wanted` names (an id or its start), or the newest.
@@ -325,27 +346,49 @@ fn put_database_in_place(
     Ok(moved)
 }
 
-/// The first start after a restore: the game installed if this host has
-/// none, each built overlay (Workshop, script) without a version built,
-/// and the servers that were running started after both. Then the mark
-/// goes, with a line in the activity log. Nothing to do without it.
-pub async fn resume(store: &Store, host: &Host, jobs: &Jobs) -> Result<(), StoreError> {
+/// The starts after a restore, until it is complete: the game installed
+/// if this host has none, each built overlay (Workshop, script) without a
+/// version built, and the servers that should run and do not started
+/// after both. Runs at every start while the mark is there and queues
+/// only what is missing and not already queued or running, so a start
+/// that died midway (an install interrupted) is repaired by the next.
+/// The mark goes once the game and every built overlay are back (see
+/// [`finish_if_done`]).
+pub async fn resume(store: &Store, host: &Arc<Host>, jobs: &Jobs) -> Result<(), StoreError> {
     let Some(snapshot) = store.setting(RESTORED_FROM).await? else {
         return Ok(());
     };
+    let active = store.active_jobs().await?;
     let root = host.root();
     let mut said = Vec::new();
     let installed = matches!(root.installation_versions().current(), Ok(Some(_)));
-    if !installed {
+    let installing = active
+        .iter()
+        .any(|j| j.kind == JobKind::GameInstall.as_str());
+    if !installed && !installing {
         jobs.enqueue_game(JobKind::GameInstall, Actor::Restore)
             .await?;
         said.push("the game is installed again".to_owned());
+        // Starts queued before this install would not wait for it: they
+        // are queued again after it.
+        for start in active
+            .iter()
+            .filter(|j| j.state == JobState::Queued && j.kind == JobKind::ServerStart.as_str())
+        {
+            let mut write = store.write().await?;
+            let request = write.request_cancel(start.id).await?;
+            write.commit().await?;
+            jobs.cancel_requested(start, request);
+        }
     }
     let mut rebuilt = 0;
     for kind in [OverlayKind::Workshop, OverlayKind::Script] {
         for overlay in store.overlays_of_kind(kind).await? {
             let path = crate::spec_builder::overlay_path(overlay.id);
-            if !matches!(root.overlay_versions(&path).current(), Ok(Some(_))) {
+            let building = active.iter().any(|j| {
+                j.kind == JobKind::OverlayBuild.as_str() && j.overlay_id == Some(overlay.id)
+            });
+            if !building && !matches!(root.overlay_versions(&path).current(), Ok(Some(_))) {
                 jobs.enqueue_build(Actor::Restore, &overlay).await?;
                 rebuilt += 1;
             }
@@ -354,10 +397,30 @@ pub async fn resume(store: &Store, host: &Host, jobs: &Jobs) -> Result<(), Store
     if rebuilt > 0 {
         said.push(format!("{rebuilt} overlay(s) are built again"));
     }
+    let servers: Vec<_> = store
+        .servers(None)
+        .await?
+        .into_iter()
+        .filter(|s| s.desired_state == DesiredState::Running)
+        .collect();
+    let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
+    let running = crate::spec_builder::ask_host(host, &ids, |host, names| {
+        host.process_statuses(names)
+            .into_iter()
+            .map(|s| s.is_ok_and(|s| s.running))
+            .collect::<Vec<bool>>()
+    })
+    .await
+    .map_err(|e| StoreError::Io {
+        context: "asking the supervisor which servers run".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    // Queued again above, or still queued: only servers without a job.
+    let active = store.active_jobs().await?;
     let mut started = 0;
-    for server in store.servers(None).await? {
-        if server.desired_state == DesiredState::Running {
-            jobs.enqueue_start_after_game(Actor::Restore, &server)
+    for (server, running) in servers.iter().zip(running) {
+        if !running && !active.iter().any(|j| j.server_id == Some(server.id)) {
+            jobs.enqueue_start_after_game(Actor::Restore, server)
                 .await?;
             started += 1;
         }
@@ -365,15 +428,48 @@ pub async fn resume(store: &Store, host: &Host, jobs: &Jobs) -> Result<(), Store
     if started > 0 {
         said.push(format!("{started} server(s) that were running start then"));
     }
-    let mut write = store.write().await?;
-    let detail = match said.is_empty() {
-        true => format!("panel restored from backup {snapshot}"),
-        false => format!("panel restored from backup {snapshot}: {}", said.join("; ")),
+    if !said.is_empty() {
+        let detail = format!("panel restored from backup {snapshot}: {}", said.join("; "));
+        tracing::info!("{detail}");
+        let mut write = store.write().await?;
+        write
+            .record_activity(None, Actor::Restore.name(), None, "panel.restore", &detail)
+            .await?;
+        write.commit().await?;
+    }
+    finish_if_done(store, host).await.map(drop)
+}
+
+/// Removes the restore's mark once the game is installed and every built
+/// overlay has a version again (at start, and at each reconciler pass);
+/// says whether it did.
+pub async fn finish_if_done(store: &Store, host: &Host) -> Result<bool, StoreError> {
+    let Some(snapshot) = store.setting(RESTORED_FROM).await? else {
+        return Ok(false);
     };
-    tracing::info!("{detail}");
+    let root = host.root();
+    if !matches!(root.installation_versions().current(), Ok(Some(_))) {
+        return Ok(false);
+    }
+    for kind in [OverlayKind::Workshop, OverlayKind::Script] {
+        for overlay in store.overlays_of_kind(kind).await? {
+            let path = crate::spec_builder::overlay_path(overlay.id);
+            if !matches!(root.overlay_versions(&path).current(), Ok(Some(_))) {
+                return Ok(false);
+            }
+        }
+    }
+    let mut write = store.write().await?;
     write
-        .record_activity(None, Actor::Restore.name(), None, "panel.restore", &detail)
+        .record_activity(
+            None,
+            Actor::Restore.name(),
+            None,
+            "panel.restore",
+            &format!("the restore from backup {snapshot} is complete: the game and the built overlays are back"),
+        )
         .await?;
     write.clear_restored_from().await?;
-    write.commit().await
+    write.commit().await?;
+    Ok(true)
 }

@@ -593,7 +593,7 @@ impl Jobs {
         let mut write = self.0.store.write().await?;
         let request = write.request_cancel(job.id).await?;
         write.commit().await?;
-        self.cancel_requested(job.id, request);
+        self.cancel_requested(job, request);
         Ok(())
     }
 
@@ -601,9 +601,16 @@ impl Jobs {
     /// transaction, with its activity line): a dequeued job is said to
     /// have ended, a running one's token is cancelled. A job claimed but
     /// not yet tracked finds the request in the store when it starts.
-    pub fn cancel_requested(&self, job_id: i64, request: CancelRequest) {
+    pub fn cancel_requested(&self, job: &Job, request: CancelRequest) {
+        let job_id = job.id;
         match request {
             CancelRequest::Dequeued => {
+                self.0.metrics.job_finished(
+                    &job.kind,
+                    JobState::Cancelled.as_str(),
+                    Duration::ZERO,
+                    0,
+                );
                 let _ = self.0.events.send(JobEvent::Finished {
                     job_id,
                     state: JobState::Cancelled,

@@ -84,6 +84,13 @@ pub struct Holdings {
     pub authenticators: i64,
 }
 
+impl Holdings {
+    /// Nothing a restore over it could lose.
+    pub fn is_empty(&self) -> bool {
+        self.users == 0 && self.servers == 0 && self.blueprints == 0 && self.overlays == 0
+    }
+}
+
 impl Store {
     pub async fn holdings(&self) -> Result<Holdings> {
         Ok(sqlx::query_as(

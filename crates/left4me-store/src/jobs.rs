@@ -227,6 +227,15 @@ impl Store {
         Ok(Some(job))
     }
 
+    /// Every queued or running job, oldest first.
+    pub async fn active_jobs(&self) -> Result<Vec<Job>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Whether a job for the server is queued or running.
     /// Servers with a queued or running job, in one query.
     pub async fn servers_with_active_jobs(&self) -> Result<std::collections::HashSet<i64>> {

@@ -143,6 +143,7 @@ pub(crate) fn restore(cli: &Cli, args: &RestoreArgs) -> CliResult {
     let refused = |e: RestoreError| match e {
         RestoreError::PanelRunning(_)
         | RestoreError::NotEmpty { .. }
+        | RestoreError::AlreadyRestored(_)
         | RestoreError::ServersRunning(_)
         | RestoreError::NoPassword(_)
         | RestoreError::NoBackups(_)

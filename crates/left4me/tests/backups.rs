@@ -461,13 +461,14 @@ async fn a_whole_panel_comes_back_on_a_new_host() {
     config.system_root = fake_system_root(new.path(), &libraries_32());
     config.backup_repository = Some(repository.clone());
     config.backup_password_file = Some(new.path().join("kept-password"));
+    config.reconcile_interval_secs = 1;
 
     // Not while its panel runs.
     let mut fresh = App::spawn_with(new, config.clone()).await;
     let out = restore(&fresh.root, &repository, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", said(&out));
     assert!(
-        said(&out).contains("the panel is running"),
+        said(&out).contains("the panel (or another `left4me restore`) is running"),
         "{}",
         said(&out)
     );
@@ -515,8 +516,31 @@ async fn a_whole_panel_comes_back_on_a_new_host() {
     assert_eq!(again.status.code(), Some(2), "{}", said(&again));
     assert!(said(&again).contains("--replace"), "{}", said(&again));
 
-    // The panel comes back: the same people, servers and blueprints; the
-    // game is installed from Steam, then the server that ran starts.
+    // A first start whose install fails (steamcmd missing): the server
+    // that waited for it does not start, and the restore is not over.
+    let broken = left4me_web::config::Config {
+        steamcmd: "/nonexistent/steamcmd.sh".into(),
+        ..config.clone()
+    };
+    let mut first = App::spawn_with(new, broken).await;
+    let admin = first.login(ADMIN.0, ADMIN.1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, jobs) = admin.get_text("/jobs").await;
+        if jobs.contains("state-failed") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the install never failed: {jobs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.stop().await;
+    let new = first.root;
+
+    // The next start repairs it: the same people, servers and blueprints;
+    // the game is installed from Steam, then the server that ran starts.
     let mut app = App::spawn_with(new, config).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     app.login("bob", "bob-password-1").await;
@@ -543,6 +567,20 @@ async fn a_whole_panel_comes_back_on_a_new_host() {
     );
     let (_, game) = admin.get_text("/game").await;
     assert!(game.contains("1001"), "the game is Steam's build: {game}");
+    // The restore is over once the game is back (a reconciler pass says).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !admin
+        .get_text("/activity")
+        .await
+        .1
+        .contains("is complete: the game and the built overlays are back")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restore was never said complete"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Restoring over it puts what is there aside, never deletes it.
     act_ok(&admin, server, "stop").await;

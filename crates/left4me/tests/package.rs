@@ -634,7 +634,7 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
     ));
     let refused = machine.sh("left4me restore");
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("the panel is running"),
+        String::from_utf8_lossy(&refused.stderr).contains("is running on /var/lib/left4me"),
         "{refused:?}"
     );
     machine.ok("systemctl stop left4me.service");

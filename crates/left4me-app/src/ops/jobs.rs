@@ -93,7 +93,7 @@ pub async fn cancel(app: &App, actor: &Actor, id: i64) -> OpResult<Cancel> {
     record(&mut write, actor, job.server_id, "job.cancel", &detail).await?;
     write.commit().await?;
     left4me_host::events::fault_point("cancel-recorded");
-    app.jobs().cancel_requested(id, request);
+    app.jobs().cancel_requested(&job, request);
     Ok(Cancel::Asked(app.store().job(id).await?))
 }
 
