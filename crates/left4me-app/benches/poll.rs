@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use left4me_app::history::History;
 use left4me_app::live::{LiveState, ProcessSample, poll_servers};
-use left4me_app::metrics::{BackupSample, Metrics, ServerSample};
+use left4me_app::metrics::{Metrics, PanelSample, ServerSample};
 use left4me_store::{DesiredState, Server};
 use srcds_protocol::{RconClient, a2s};
 use srcds_sim::SimConfig;
@@ -200,7 +200,7 @@ fn main() {
         let mut size = 0;
         for _ in 0..5 {
             let t = Instant::now();
-            size = metrics.render(&servers, BackupSample::default()).len();
+            size = metrics.render(&servers, PanelSample::default()).len();
             render.push(t.elapsed());
         }
         render.sort();

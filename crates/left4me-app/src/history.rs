@@ -58,6 +58,15 @@ impl History {
         );
     }
 
+    /// Forgets the CPU readings of servers not in `ids` (deleted).
+    pub fn keep_only(&self, ids: &std::collections::HashSet<i64>) {
+        self.gathered
+            .lock()
+            .expect("history lock")
+            .cpu
+            .retain(|id, _| ids.contains(id));
+    }
+
     /// A server that stopped: its next start's CPU count begins anew.
     pub fn forget_cpu(&self, server_id: i64) {
         self.gathered

@@ -66,6 +66,8 @@ pub struct Live {
     states: RwLock<HashMap<i64, LiveState>>,
     processes: RwLock<HashMap<i64, ProcessSample>>,
     cycles: watch::Sender<u64>,
+    /// Unix seconds of the last finished cycle (0: none yet).
+    last_cycle_at: std::sync::atomic::AtomicI64,
 }
 
 impl Default for Live {
@@ -74,6 +76,7 @@ impl Default for Live {
             states: RwLock::default(),
             processes: RwLock::default(),
             cycles: watch::Sender::new(0),
+            last_cycle_at: std::sync::atomic::AtomicI64::new(0),
         }
     }
 }
@@ -129,7 +132,18 @@ impl Live {
     }
 
     fn cycle_done(&self) {
+        self.last_cycle_at
+            .store(left4me_store::now(), std::sync::atomic::Ordering::Relaxed);
         self.cycles.send_modify(|done| *done += 1);
+    }
+
+    /// When the last cycle finished (Unix seconds), if one has.
+    pub fn last_cycle_at(&self) -> Option<i64> {
+        Some(
+            self.last_cycle_at
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .filter(|t| *t > 0)
     }
 }
 
@@ -358,6 +372,8 @@ impl Poller {
             }
             self.live.set(server.id, state);
         }
+        self.history
+            .keep_only(&servers.iter().map(|s| s.id).collect());
         self.live.set_processes(samples);
         self.prune_now_and_then().await?;
         self.live.cycle_done();

@@ -97,9 +97,11 @@ pub struct DiskSample {
     pub file_system_avail: u64,
 }
 
-/// How backups went, read at scrape.
+/// How the poller and the backups went, read at scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct BackupSample {
+pub struct PanelSample {
+    /// Unix seconds when the poller last finished a cycle.
+    pub poller_last_cycle: Option<i64>,
     /// Unix seconds of the last successful backup, if any.
     pub last_success: Option<i64>,
     pub last_failed: bool,
@@ -124,7 +126,7 @@ pub struct Metrics {
     http_seconds: Family<RouteLabels, Histogram>,
     jobs: Family<JobLabels, Counter>,
     job_seconds: Family<KindLabels, Histogram>,
-    job_bytes: Family<KindLabels, Counter>,
+    workshop_bytes: Counter,
     disk: Mutex<Option<DiskSample>>,
 }
 
@@ -157,11 +159,11 @@ impl Default for Metrics {
             "How long jobs ran, by kind (steamcmd's game jobs, Workshop and script builds, starts, backups)",
             job_seconds.clone(),
         );
-        let job_bytes = Family::<KindLabels, Counter>::default();
+        let workshop_bytes = Counter::default();
         registry.register(
-            "job_progress_bytes",
-            "Bytes jobs moved as their progress last said (steamcmd's downloads, Workshop downloads, backups), by kind",
-            job_bytes.clone(),
+            "workshop_download_bytes",
+            "Bytes Workshop builds downloaded",
+            workshop_bytes.clone(),
         );
         Self {
             registry,
@@ -169,7 +171,7 @@ impl Default for Metrics {
             http_seconds,
             jobs,
             job_seconds,
-            job_bytes,
+            workshop_bytes,
             disk: Mutex::default(),
         }
     }
@@ -194,15 +196,13 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts a finished job, with the bytes its progress last said.
-    pub fn job_finished(&self, kind: &str, outcome: &str, took: Duration, bytes: u64) {
-        if bytes > 0 {
-            self.job_bytes
-                .get_or_create(&KindLabels {
-                    kind: kind.to_owned(),
-                })
-                .inc_by(bytes);
-        }
+    /// Counts what a Workshop build downloaded.
+    pub fn workshop_downloaded(&self, bytes: u64) {
+        self.workshop_bytes.inc_by(bytes);
+    }
+
+    /// Counts a finished job.
+    pub fn job_finished(&self, kind: &str, outcome: &str, took: Duration) {
         self.jobs
             .get_or_create(&JobLabels {
                 kind: kind.to_owned(),
@@ -221,17 +221,17 @@ impl Metrics {
     }
 
     /// Everything, in the Prometheus text format.
-    pub fn render(&self, servers: &[ServerSample<'_>], backup: BackupSample) -> String {
+    pub fn render(&self, servers: &[ServerSample<'_>], panel: PanelSample) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         let _ = encode(&mut out, &servers_registry(servers));
-        let _ = encode(&mut out, &self.state_registry(backup));
+        let _ = encode(&mut out, &self.state_registry(panel));
         let _ = encode(&mut out, &process_registry());
         out
     }
 
-    fn state_registry(&self, backup: BackupSample) -> Registry {
+    fn state_registry(&self, panel: PanelSample) -> Registry {
         let mut registry = Registry::with_prefix(PREFIX);
         if let Some(disk) = self.disk.lock().expect("disk lock").clone() {
             let used = Family::<PartLabels, Gauge>::default();
@@ -258,19 +258,24 @@ impl Metrics {
             );
         }
         registry.register(
+            "poller_last_cycle_timestamp_seconds",
+            "When the poller last finished a round over the servers (0: not yet); the servers' figures are as old as this",
+            gauge(panel.poller_last_cycle.map_or(0, |t| t.max(0).unsigned_abs())),
+        );
+        registry.register(
             "backup_last_success_timestamp_seconds",
             "When the last successful backup finished (0: never)",
-            gauge(backup.last_success.map_or(0, |t| t.max(0).unsigned_abs())),
+            gauge(panel.last_success.map_or(0, |t| t.max(0).unsigned_abs())),
         );
         registry.register(
             "backup_last_failed",
             "1 when the last backup failed",
-            gauge(u64::from(backup.last_failed)),
+            gauge(u64::from(panel.last_failed)),
         );
         registry.register(
             "backup_check_last_failed",
             "1 when the last check of the backup repository failed",
-            gauge(u64::from(backup.last_check_failed)),
+            gauge(u64::from(panel.last_check_failed)),
         );
         registry
     }
@@ -422,7 +427,9 @@ fn process_registry() -> Registry {
     registry
 }
 
-/// Measures the space used below `root` (see [`DiskSample`]).
+/// Measures the space used below `root` (see [`DiskSample`]): a part
+/// that cannot be read is left out (and said), the file system's figures
+/// (the disk-full alert's) are there whatever the parts do.
 pub fn measure_disk(root: &left4me_host::layout::StateRoot) -> std::io::Result<DiskSample> {
     let parts: [(&'static str, std::path::PathBuf); 5] = [
         ("game", root.installation()),
@@ -433,7 +440,10 @@ pub fn measure_disk(root: &left4me_host::layout::StateRoot) -> std::io::Result<D
     ];
     let mut used = Vec::new();
     for (part, dir) in parts {
-        used.push((part, disk_used_outside_mounts(&dir)?));
+        match disk_used_outside_mounts(&dir) {
+            Ok(bytes) => used.push((part, bytes)),
+            Err(e) => tracing::warn!("measuring {}: {e}", dir.display()),
+        }
     }
     let (size, avail) = left4me_host::usage::file_system(root.path())?;
     Ok(DiskSample {
@@ -454,7 +464,11 @@ fn disk_used_outside_mounts(dir: &Path) -> std::io::Result<u64> {
         return Ok(0);
     };
     for entry in entries.flatten() {
-        for own in std::fs::read_dir(entry.path())?.flatten() {
+        // A server deleted meanwhile, or a stray file: nothing of its own.
+        let Ok(own) = std::fs::read_dir(entry.path()) else {
+            continue;
+        };
+        for own in own.flatten() {
             if own.file_name() != "merged" {
                 total += left4me_host::usage::disk_used(&own.path())?;
             }
@@ -471,8 +485,8 @@ mod tests {
     fn renders_counters_gauges_and_histograms_with_help_and_units() {
         let metrics = Metrics::default();
         metrics.http_request("GET", "/servers/{id}", 200, Duration::from_millis(3));
-        metrics.job_finished("server.start", "succeeded", Duration::from_secs(2), 0);
-        metrics.job_finished("game.update", "succeeded", Duration::from_secs(60), 1 << 30);
+        metrics.job_finished("server.start", "succeeded", Duration::from_secs(2));
+        metrics.workshop_downloaded(1 << 30);
         let live = LiveState {
             map: "c1m1_hotel".into(),
             players: 1,
@@ -496,9 +510,9 @@ mod tests {
                 live: Some(&live),
                 process: Some(&process),
             }],
-            BackupSample {
+            PanelSample {
                 last_success: Some(1_700_000_000),
-                ..BackupSample::default()
+                ..PanelSample::default()
             },
         );
         for expected in [
@@ -506,7 +520,7 @@ mod tests {
             "left4me_http_requests_total{method=\"GET\",route=\"/servers/{id}\",status=\"200\"} 1",
             "left4me_http_request_duration_seconds_count{method=\"GET\",route=\"/servers/{id}\"} 1",
             "left4me_jobs_total{kind=\"server.start\",outcome=\"succeeded\"} 1",
-            "left4me_job_progress_bytes_total{kind=\"game.update\"} 1073741824",
+            "left4me_workshop_download_bytes_total 1073741824",
             "# TYPE left4me_job_duration_seconds histogram",
             "left4me_server_players{server=\"coop \\\"one\\\"\"} 1",
             "left4me_server_max_players{server=\"coop \\\"one\\\"\"} 8",

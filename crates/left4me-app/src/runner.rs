@@ -609,7 +609,6 @@ impl Jobs {
                     &job.kind,
                     JobState::Cancelled.as_str(),
                     Duration::ZERO,
-                    0,
                 );
                 let _ = self.0.events.send(JobEvent::Finished {
                     job_id,
@@ -813,19 +812,9 @@ impl Jobs {
             running.began.remove(&job.id)
         };
         if let Some(began) = began {
-            // The bytes its last progress said (steamcmd, downloads, backups).
-            let bytes = self
-                .0
-                .store
-                .job(job.id)
-                .await
-                .ok()
-                .and_then(|done| done.progress_done)
-                .and_then(|done| u64::try_from(done).ok())
-                .unwrap_or(0);
             self.0
                 .metrics
-                .job_finished(&job.kind, state.as_str(), began.elapsed(), bytes);
+                .job_finished(&job.kind, state.as_str(), began.elapsed());
         }
         let _ = self.0.events.send(JobEvent::Finished {
             job_id: job.id,
@@ -1273,6 +1262,7 @@ impl Jobs {
             .await
             .map_err(|e| JobError::Failed(format!("recording item states: {e}")))?;
         let built = result?;
+        self.0.metrics.workshop_downloaded(built.downloaded_bytes);
         store
             .keep_workshop_items(overlay.id, &crate::workshop::reported_ids(&written))
             .await?;

@@ -8,7 +8,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// CPU time and memory of a process and its descendants.
+/// CPU time and memory of a process and its descendants (CPU time
+/// including that of descendants which ended: it only grows).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Usage {
     /// User and system time, in seconds, since the process started.
@@ -20,7 +21,10 @@ pub struct Usage {
 /// One line of `/proc/PID/stat`, the parts used here.
 struct Stat {
     ppid: u32,
+    /// Its own user and system time.
     ticks: u64,
+    /// That of its children it waited for (when they ended).
+    children_ticks: u64,
     rss_pages: u64,
 }
 
@@ -29,11 +33,14 @@ struct Stat {
 fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state(0) ppid(1) … utime(11) stime(12) … rss(21).
+    // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13)
+    // cstime(14) … rss(21).
+    let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
     Some(Stat {
         ppid: fields.get(1)?.parse().ok()?,
-        ticks: fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
-        rss_pages: fields.get(21)?.parse().ok()?,
+        ticks: field(11)? + field(12)?,
+        children_ticks: field(13)? + field(14)?,
+        rss_pages: field(21)?,
     })
 }
 
@@ -80,7 +87,9 @@ pub fn of_process_trees(roots: &[u32]) -> Vec<Option<Usage>> {
                     continue;
                 }
                 if let Some(stat) = stats.get(&pid) {
-                    ticks += stat.ticks;
+                    // With what its ended children used, so the tree's
+                    // time never goes down when one of them ends.
+                    ticks += stat.ticks + stat.children_ticks;
                     pages += stat.rss_pages;
                 }
                 stack.extend(children.get(&pid).into_iter().flatten());
@@ -149,8 +158,13 @@ pub fn disk_used(dir: &Path) -> io::Result<u64> {
         if meta.is_dir() {
             match std::fs::read_dir(&path) {
                 Ok(entries) => stack.extend(entries.flatten().map(|e| e.path())),
-                // A build's private directory: counted as far as readable.
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                // A build's private directory: counted as far as readable;
+                // one removed meanwhile (an old version pruned): gone.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -175,6 +189,7 @@ mod tests {
         let stat = parse_stat(line).unwrap();
         assert_eq!(stat.ppid, 7);
         assert_eq!(stat.ticks, 300);
+        assert_eq!(stat.children_ticks, 0);
         assert_eq!(stat.rss_pages, 300);
     }
 

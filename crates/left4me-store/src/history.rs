@@ -97,11 +97,13 @@ impl Store {
             for tier in TIERS {
                 let start = at - at.rem_euclid(tier.bucket);
                 let slot = (start / tier.bucket).rem_euclid(tier.slots);
-                // A slot still holding an older bucket starts over.
+                // A slot still holding an older bucket starts over; a server
+                // deleted since it was observed is left out.
                 sqlx::query(
                     "INSERT INTO server_history (server_id, tier, slot, at, samples, players_sum,
                                                  players_max, cpu_sum, cpu_samples, memory_max)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+                     WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?1)
                      ON CONFLICT (server_id, tier, slot) DO UPDATE SET
                         samples     = CASE WHEN at = ?4 THEN samples + ?5 ELSE ?5 END,
                         players_sum = CASE WHEN at = ?4 THEN players_sum + ?6 ELSE ?6 END,

@@ -152,10 +152,11 @@ impl Store {
         )
     }
 
-    /// The newest job of `kind` that has ended (as it ended).
-    pub async fn newest_finished_job(&self, kind: &str) -> Result<Option<Job>> {
+    /// The newest job of `kind` that succeeded or failed (not one
+    /// cancelled or interrupted, which says nothing of either).
+    pub async fn newest_concluded_job(&self, kind: &str) -> Result<Option<Job>> {
         Ok(sqlx::query_as(
-            "SELECT * FROM jobs WHERE kind = ? AND finished_at IS NOT NULL
+            "SELECT * FROM jobs WHERE kind = ? AND state IN ('succeeded', 'failed')
              ORDER BY id DESC LIMIT 1",
         )
         .bind(kind)

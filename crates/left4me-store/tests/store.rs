@@ -967,6 +967,12 @@ async fn a_month_of_history_stays_within_its_bound_and_reads_back_by_tier() {
             .unwrap();
         at += 300;
     }
+    // A server deleted since it was seen is left out; the others are kept.
+    store
+        .record_history(end, &[(server.id + 1000, Observed::default())])
+        .await
+        .expect("a deleted server's minute is no error");
+    assert_eq!(store.history_rows(server.id + 1000).await.unwrap(), 0);
     let rows = store.history_rows(server.id).await.unwrap();
     assert!(rows <= MAX_ROWS_PER_SERVER, "{rows}");
     assert_eq!(rows, MAX_ROWS_PER_SERVER, "every slot used once wrapped");

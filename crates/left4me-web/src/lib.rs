@@ -37,6 +37,11 @@ pub enum LaunchError {
     Serve(std::io::Error),
     #[error("making the setup link: {}", .0.chain())]
     Setup(left4me_app::error::OpError),
+    #[error("listening for metrics on {addr} (metrics_listen): {error}")]
+    Metrics {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
 }
 
 /// Runs the panel on `listener` until `shutdown` resolves.
@@ -48,6 +53,16 @@ pub async fn launch_with_listener(
 ) -> Result<(), LaunchError> {
     let addr = listener.local_addr().map_err(LaunchError::Serve)?;
     let public_url = config.public_url.clone();
+    // Bound before anything starts: a taken address stops the panel at
+    // once, with nothing begun.
+    let metrics_listener = match config.metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .map_err(|error| LaunchError::Metrics { addr: at, error })?,
+        ),
+        None => None,
+    };
     let (app, background) = App::start(config, launch).await?;
     let setup = left4me_app::ops::sessions::setup_token_if_needed(&app)
         .await
@@ -62,9 +77,8 @@ pub async fn launch_with_listener(
     let stopping = app.shutdown().clone();
     let metrics_listen = app.config().metrics_listen;
     let state = AppState::new(app);
-    let metrics = match metrics_listen {
-        Some(at) => {
-            let listener = TcpListener::bind(at).await.map_err(LaunchError::Serve)?;
+    let metrics = match metrics_listener.zip(metrics_listen) {
+        Some((listener, at)) => {
             tracing::info!("metrics on http://{at}/metrics");
             let router = routes::metrics::router(state.clone());
             let stopping = stopping.clone();

@@ -6,7 +6,7 @@
 use crate::App;
 use crate::actor::{Actor, Scope};
 use crate::error::{OpError, OpResult};
-use crate::metrics::{BackupSample, ServerSample};
+use crate::metrics::{PanelSample, ServerSample};
 use crate::runner::JobKind;
 
 /// The metrics, for the metrics listener (no caller to check).
@@ -24,16 +24,17 @@ pub async fn scrape(app: &App) -> OpResult<String> {
         .collect();
     let store = app.store();
     let backup = store
-        .newest_finished_job(JobKind::PanelBackup.as_str())
+        .newest_concluded_job(JobKind::PanelBackup.as_str())
         .await?;
     let check = store
-        .newest_finished_job(JobKind::BackupCheck.as_str())
+        .newest_concluded_job(JobKind::BackupCheck.as_str())
         .await?;
     let failed = |job: &Option<left4me_store::Job>| {
         job.as_ref()
             .is_some_and(|j| j.state == left4me_store::JobState::Failed)
     };
-    let sample = BackupSample {
+    let sample = PanelSample {
+        poller_last_cycle: app.live().last_cycle_at(),
         last_success: store.backups(1).await?.first().map(|b| b.finished_at),
         last_failed: failed(&backup),
         last_check_failed: failed(&check),
