@@ -173,6 +173,24 @@ struct Envelope<T> {
     response: T,
 }
 
+/// For the fuzz targets: a Steam Web API answer read as details and as
+/// collections, and what the panel asks of each item. Whatever the bytes,
+/// this returns.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_answers(json: &[u8]) {
+    if let Ok(details) = serde_json::from_slice::<Envelope<DetailsResponse>>(json) {
+        for item in &details.response.publishedfiledetails {
+            let _ = (item.problem(), item.direct_url(), item.revision());
+        }
+    }
+    if let Ok(collections) = serde_json::from_slice::<Envelope<CollectionsResponse>>(json) {
+        for c in &collections.response.collectiondetails {
+            let _ = c.children.iter().map(Child::is_collection).count();
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct DetailsResponse {
     #[serde(default)]

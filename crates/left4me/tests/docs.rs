@@ -65,6 +65,8 @@ fn the_readme_starts_with_the_run_and_the_test_command_and_ci_runs_the_second() 
         "cargo fmt --check",
         "cargo clippy --workspace --all-targets -- -D warnings",
         "cargo test --workspace --no-fail-fast",
+        "fuzz/run 10",
+        "cargo fmt --manifest-path fuzz/Cargo.toml --check",
     ] {
         assert!(
             run_tests.iter().any(|l| l == check),

@@ -138,6 +138,26 @@ pub async fn rules(addr: SocketAddr, timeout: Duration) -> Result<Vec<Rule>, Que
     parse::rules(reply.body())
 }
 
+/// For the fuzz targets: `data` as datagrams (each after a byte giving
+/// its length) fed to the reassembler, every message it completes parsed
+/// as INFO, PLAYER and RULES. Whatever the bytes, this returns.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_replies(data: &[u8]) {
+    let mut reassembler = packet::Reassembler::default();
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (datagram, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        rest = tail;
+        if let Ok(Some(message)) = reassembler.accept(datagram) {
+            let _ = message.kind();
+            let _ = parse::info(message.body());
+            let _ = parse::players(message.body());
+            let _ = parse::rules(message.body());
+        }
+    }
+}
+
 fn serialize_secs<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }

@@ -248,6 +248,30 @@ async fn bounded<T>(
 
 /// Rejects text the server would misread: a NUL ends the body early, and a
 /// body over the server's packet limit makes it drop the connection.
+/// For the fuzz targets: `data` as reads (each after a byte giving its
+/// length) into the decoder, every packet decoded until it refuses the
+/// stream. Whatever the bytes, this returns.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_stream(data: &[u8]) {
+    let mut inbound = Inbound::default();
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (read, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        rest = tail;
+        inbound.read_space().extend_from_slice(read);
+        loop {
+            match inbound.next_packet() {
+                Ok(Some(packet)) => {
+                    let _ = into_text(packet.body);
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 fn check_body(what: &str, text: &str) -> Result<(), RconError> {
     if text.contains('\0') {
         return Err(RconError::InvalidInput(format!(

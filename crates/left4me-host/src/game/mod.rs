@@ -13,6 +13,16 @@ pub mod steamcmd;
 pub mod systemd;
 mod vdf;
 
+/// For the fuzz targets: steamcmd's KeyValues text (an app manifest, an
+/// `app_info_print` output) read for build ids. Whatever the text, this
+/// returns.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_vdf(text: &str) {
+    let _ = vdf::manifest_build(text);
+    let _ = vdf::public_build(text);
+}
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -26,8 +26,12 @@ fn lookup(obj: &Obj<'_>, path: &[&str]) -> Option<String> {
 /// The build id of the installed app in `dir`, if steamcmd finished an
 /// install there (`StateFlags` 4: fully installed).
 pub(super) fn installed_build(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(manifest(dir)).ok()?;
-    let vdf = keyvalues_parser::parse(&text).ok()?.into_vdf();
+    manifest_build(&std::fs::read_to_string(manifest(dir)).ok()?)
+}
+
+/// The build id an app manifest's text names, if fully installed.
+pub(super) fn manifest_build(text: &str) -> Option<String> {
+    let vdf = keyvalues_parser::parse(text).ok()?.into_vdf();
     let state = vdf.value.get_obj()?;
     if lookup(state, &["StateFlags"])? != "4" {
         return None;
