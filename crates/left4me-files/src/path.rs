@@ -340,3 +340,57 @@ mod tests {
         assert!(err.contains("'..' is not allowed"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::path::{Component, Path};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Paths as a browser or an archive might name them: parts that are
+    /// fine, parts that try to climb, odd separators and bytes.
+    fn raw_path() -> impl Strategy<Value = String> {
+        let part = prop_oneof![
+            Just("maps".to_owned()),
+            Just("c1m1.vpk".to_owned()),
+            Just("..".to_owned()),
+            Just(".".to_owned()),
+            Just(String::new()),
+            Just("\\..".to_owned()),
+            Just("a\0b".to_owned()),
+            Just("ü ß".to_owned()),
+            "[a-z./\\\\]{1,6}",
+        ];
+        (any::<bool>(), proptest::collection::vec(part, 0..8)).prop_map(|(absolute, parts)| {
+            let joined = parts.join("/");
+            if absolute {
+                format!("/{joined}")
+            } else {
+                joined
+            }
+        })
+    }
+
+    proptest! {
+        /// What parses never leaves the overlay's directory, and neither
+        /// does anything joined to it.
+        #[test]
+        fn parsed_paths_stay_below_their_root(raw in raw_path(), name in raw_path()) {
+            let Ok(path) = RelPath::parse(&raw) else {
+                return Ok(());
+            };
+            let inside = |p: &RelPath| {
+                Path::new(p.as_str())
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)))
+            };
+            prop_assert!(inside(&path), "{:?} from {:?}", path, raw);
+            if let Ok(joined) = path.join(&name) {
+                prop_assert!(inside(&joined), "{:?}", joined);
+                prop_assert!(joined.is_inside(&path), "{:?} left {:?}", joined, path);
+            }
+        }
+    }
+}

@@ -1017,3 +1017,60 @@ async fn a_month_of_history_stays_within_its_bound_and_reads_back_by_tier() {
     store.prune_history(later).await.unwrap();
     assert_eq!(store.history_rows(server.id).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_made_at_once_never_share_a_port() {
+    let (_d, store) = store().await;
+    let user = store.create_user("alice", "h", true).await.unwrap();
+    let bp = store.create_blueprint(user.id, "coop").await.unwrap();
+    // 40 at once for 30 ports, some asking for a port by number.
+    let tasks: Vec<_> = (0..40u16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name = format!("s{i}");
+                store
+                    .create_server(&NewServer {
+                        owner_id: user.id,
+                        blueprint_id: bp.id,
+                        name: &name,
+                        hostname: "h",
+                        port: (i % 4 == 0).then_some(31_000 + i / 2),
+                        port_range: 31_000..=31_029,
+                        rcon_password: "pw",
+                        held_elsewhere: &[],
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut ports = std::collections::HashSet::new();
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(server) => assert!(ports.insert(server.port), "port {} twice", server.port),
+            Err(StoreError::Conflict(why)) => {
+                assert!(
+                    why.contains("is in use") || why.contains("already used"),
+                    "{why}"
+                );
+                refused += 1;
+            }
+            Err(other) => panic!("not a clear answer: {other}"),
+        }
+    }
+    assert_eq!(ports.len() + refused, 40);
+    assert!(ports.len() <= 30 && ports.len() >= 20, "{}", ports.len());
+    let stored: Vec<i64> = store
+        .servers(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.port)
+        .collect();
+    assert_eq!(
+        stored.len(),
+        ports.len(),
+        "what was answered is what is stored"
+    );
+}

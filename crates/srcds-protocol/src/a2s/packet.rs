@@ -267,3 +267,63 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A reply split into parts arrives whole whatever the parts'
+        /// order and however many are sent twice.
+        #[test]
+        fn split_replies_are_joined_in_any_order(
+            reply in proptest::collection::vec(any::<u8>(), 1..4000),
+            parts in 1usize..8,
+            order in any::<u64>(),
+            twice in proptest::collection::vec(any::<bool>(), 8),
+        ) {
+            let mut message = SINGLE.to_vec();
+            message.extend_from_slice(&reply);
+            let size = message.len().div_ceil(parts);
+            let chunks: Vec<&[u8]> = message.chunks(size).collect();
+            let total = u8::try_from(chunks.len()).unwrap();
+            let mut datagrams: Vec<Vec<u8>> = Vec::new();
+            for (number, chunk) in chunks.iter().enumerate() {
+                let mut packet = SPLIT.to_vec();
+                packet.extend_from_slice(&42u32.to_le_bytes());
+                packet.extend_from_slice(&[total, u8::try_from(number).unwrap()]);
+                packet.extend_from_slice(&1248u16.to_le_bytes());
+                packet.extend_from_slice(chunk);
+                datagrams.push(packet.clone());
+                if twice[number % twice.len()] {
+                    datagrams.push(packet);
+                }
+            }
+            // A shuffle from the seed (Fisher-Yates with a xorshift).
+            let mut state = order | 1;
+            for i in (1..datagrams.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let j = usize::try_from(state % (i as u64 + 1)).unwrap();
+                datagrams.swap(i, j);
+            }
+            // (Parts sent again after the reply was complete may complete
+            // it again: the caller stops listening at the first.)
+            let mut reassembler = Reassembler::default();
+            let mut completed = Vec::new();
+            for datagram in &datagrams {
+                if let Some(message) = reassembler.accept(datagram).unwrap() {
+                    completed.push(message);
+                }
+            }
+            prop_assert!(!completed.is_empty(), "the reply was completed");
+            for whole in &completed {
+                prop_assert_eq!(whole.kind(), reply.first().copied());
+                prop_assert_eq!(whole.body(), reply.get(1..).unwrap_or_default());
+            }
+        }
+    }
+}

@@ -187,3 +187,49 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn packet() -> impl Strategy<Value = Packet> {
+        (
+            any::<i32>(),
+            any::<i32>(),
+            proptest::collection::vec(1u8..=255, 0..MAX_BODY),
+        )
+            .prop_map(|(id, kind, body)| Packet { id, kind, body })
+    }
+
+    proptest! {
+        /// Whatever the packets and however the stream is cut into reads,
+        /// what is decoded is what was encoded, in order.
+        #[test]
+        fn packets_come_back_as_encoded(
+            packets in proptest::collection::vec(packet(), 1..6),
+            cuts in proptest::collection::vec(1usize..600, 1..40),
+        ) {
+            let mut wire = Vec::new();
+            for p in &packets {
+                encode(&mut wire, p.id, p.kind, &p.body);
+            }
+            let mut inbound = Inbound::default();
+            let mut got = Vec::new();
+            let mut rest = wire.as_slice();
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (read, tail) = rest.split_at((*cut).min(rest.len()));
+                rest = tail;
+                inbound.read_space().extend_from_slice(read);
+                while let Some(p) = inbound.next_packet().unwrap() {
+                    got.push(p);
+                }
+            }
+            prop_assert_eq!(got, packets);
+        }
+    }
+}
