@@ -72,14 +72,7 @@ impl Store {
 
     /// The overlays in list order (the first wins over later ones).
     pub async fn blueprint_overlays(&self, id: i64) -> Result<Vec<BlueprintOverlay>> {
-        Ok(sqlx::query_as(
-            "SELECT bo.overlay_id, o.name, bo.position, bo.expose_server_cfg
-             FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
-             WHERE bo.blueprint_id = ? ORDER BY bo.position",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?)
+        blueprint_overlays_on(&self.pool, id).await
     }
 
     /// Replaces the overlay list: `(overlay id, expose its server.cfg)` in order.
@@ -98,7 +91,26 @@ impl Store {
     }
 }
 
+async fn blueprint_overlays_on<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    id: i64,
+) -> Result<Vec<BlueprintOverlay>> {
+    Ok(sqlx::query_as(
+        "SELECT bo.overlay_id, o.name, bo.position, bo.expose_server_cfg
+         FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
+         WHERE bo.blueprint_id = ? ORDER BY bo.position",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?)
+}
+
 impl crate::Write {
+    /// The blueprint's overlays as this transaction sees them.
+    pub async fn blueprint_overlays(&mut self, id: i64) -> Result<Vec<BlueprintOverlay>> {
+        blueprint_overlays_on(&mut *self.tx, id).await
+    }
+
     pub async fn create_blueprint(&mut self, owner_id: i64, name: &str) -> Result<Blueprint> {
         let now = now();
         Ok(sqlx::query_as(

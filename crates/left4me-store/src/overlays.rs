@@ -56,11 +56,7 @@ impl Store {
     }
 
     pub async fn overlay(&self, id: i64) -> Result<Overlay> {
-        sqlx::query_as("SELECT * FROM overlays WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)
+        overlay_on(&self.pool, id).await
     }
 
     /// The overlays `viewer` may see (and so use), with their owners.
@@ -133,7 +129,21 @@ impl Store {
     }
 }
 
+async fn overlay_on<'e>(db: impl sqlx::SqliteExecutor<'e>, id: i64) -> Result<Overlay> {
+    sqlx::query_as("SELECT * FROM overlays WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
 impl crate::Write {
+    /// The overlay as this transaction sees it (checks that must hold
+    /// when the write commits read here).
+    pub async fn overlay(&mut self, id: i64) -> Result<Overlay> {
+        overlay_on(&mut *self.tx, id).await
+    }
+
     pub async fn create_overlay(
         &mut self,
         owner_id: i64,

@@ -115,20 +115,55 @@ pub struct BlueprintInput {
 /// The overlays of `input` with their names. Only overlays `actor` can
 /// see may be added; ones already in the blueprint stay, whoever put them
 /// there. An overlay is in a blueprint once.
+/// Where overlays are read: the store for a draft, the write transaction
+/// when saving (so a share taken back or an overlay deleted meanwhile is
+/// seen, not raced).
+trait OverlayReads {
+    async fn overlay(&mut self, id: i64) -> left4me_store::Result<left4me_store::Overlay>;
+    async fn blueprint_overlays(&mut self, id: i64)
+    -> left4me_store::Result<Vec<BlueprintOverlay>>;
+}
+
+impl OverlayReads for &left4me_store::Store {
+    async fn overlay(&mut self, id: i64) -> left4me_store::Result<left4me_store::Overlay> {
+        left4me_store::Store::overlay(self, id).await
+    }
+    async fn blueprint_overlays(
+        &mut self,
+        id: i64,
+    ) -> left4me_store::Result<Vec<BlueprintOverlay>> {
+        left4me_store::Store::blueprint_overlays(self, id).await
+    }
+}
+
+impl OverlayReads for left4me_store::Write {
+    async fn overlay(&mut self, id: i64) -> left4me_store::Result<left4me_store::Overlay> {
+        left4me_store::Write::overlay(self, id).await
+    }
+    async fn blueprint_overlays(
+        &mut self,
+        id: i64,
+    ) -> left4me_store::Result<Vec<BlueprintOverlay>> {
+        left4me_store::Write::blueprint_overlays(self, id).await
+    }
+}
+
+/// The overlays `input` names, each one the actor may use or one the
+/// blueprint has already.
 async fn resolve_overlays(
-    app: &App,
+    reads: &mut impl OverlayReads,
     actor: &Actor,
     id: i64,
     input: &BlueprintInput,
 ) -> OpResult<Vec<BlueprintOverlay>> {
-    let current = app.store().blueprint_overlays(id).await?;
+    let current = reads.blueprint_overlays(id).await?;
     let mut overlays: Vec<BlueprintOverlay> = Vec::new();
     for entry in &input.overlays {
         if overlays.iter().any(|o| o.overlay_id == entry.overlay_id) {
             continue;
         }
         // One the actor may not see is as missing as one that is not.
-        let overlay = app.store().overlay(entry.overlay_id).await?;
+        let overlay = reads.overlay(entry.overlay_id).await?;
         if actor.item_access(&overlay).is_none()
             && !current.iter().any(|c| c.overlay_id == overlay.id)
         {
@@ -153,7 +188,7 @@ pub async fn draft(
     input: &BlueprintInput,
 ) -> OpResult<BlueprintDetail> {
     let mut blueprint = access::blueprint(app, actor, id, ItemAccess::Use).await?;
-    let overlays = resolve_overlays(app, actor, id, input).await?;
+    let overlays = resolve_overlays(&mut app.store(), actor, id, input).await?;
     blueprint.name.clone_from(&input.name);
     blueprint.config = input.config.replace("\r\n", "\n");
     blueprint.arguments = input.arguments.trim().to_owned();
@@ -169,7 +204,6 @@ pub async fn save(
     input: &BlueprintInput,
 ) -> OpResult<BlueprintDetail> {
     access::blueprint(app, actor, id, ItemAccess::Change).await?;
-    let overlays = resolve_overlays(app, actor, id, input).await?;
     let mut errors = FieldErrors::default();
     let name = DisplayName::parse(&input.name)
         .map_err(|e| errors.add("name", e))
@@ -182,11 +216,12 @@ pub async fn save(
     let (Some(name), true) = (name, errors.is_empty()) else {
         return Err(OpError::Invalid(errors));
     };
+    let mut write = app.store().write().await?;
+    let overlays = resolve_overlays(&mut write, actor, id, input).await?;
     let list: Vec<(i64, bool)> = overlays
         .iter()
         .map(|o| (o.overlay_id, o.expose_server_cfg))
         .collect();
-    let mut write = app.store().write().await?;
     write
         .set_blueprint_overlays(id, &list)
         .await
