@@ -420,8 +420,12 @@ fn an_endless_loop_is_stopped_at_the_time_limit() {
     assert!(run.says("looping"), "the script ran: {}", run.out());
     let message = limit_message(&run);
     assert!(message.contains("time limit"), "{message}");
+    // Stopped, not left looping: the loop never ends by itself. The bound
+    // is loose because under a full test run the unit's journal can take
+    // seconds to show its end (waited for, up to 10 s, before the build
+    // reports), which says nothing of the limit itself.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(30),
         "stopped after {:?}:\n{}",
         started.elapsed(),
         run.out()
