@@ -68,6 +68,14 @@ pub enum RestoreError {
     Io { what: String, error: std::io::Error },
 }
 
+impl RestoreError {
+    /// Whether the restore was refused as asked (the admin has something
+    /// to do first), rather than failing.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, Self::Backup(_) | Self::Store { .. } | Self::Io { .. })
+    }
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
     let what = what.into();
     move |error| RestoreError::Io { what, error }
@@ -359,13 +367,12 @@ pub async fn resume(store: &Store, host: &Arc<Host>, jobs: &Jobs) -> Result<(), 
         return Ok(());
     };
     let active = store.active_jobs().await?;
-    let root = host.root();
+    let missing = missing(store, host).await?;
     let mut said = Vec::new();
-    let installed = matches!(root.installation_versions().current(), Ok(Some(_)));
     let installing = active
         .iter()
         .any(|j| j.kind == JobKind::GameInstall.as_str());
-    if !installed && !installing {
+    if !missing.game && !installing {
         jobs.enqueue_game(JobKind::GameInstall, Actor::Restore)
             .await?;
         said.push("the game is installed again".to_owned());
@@ -382,16 +389,13 @@ pub async fn resume(store: &Store, host: &Arc<Host>, jobs: &Jobs) -> Result<(), 
         }
     }
     let mut rebuilt = 0;
-    for kind in [OverlayKind::Workshop, OverlayKind::Script] {
-        for overlay in store.overlays_of_kind(kind).await? {
-            let path = crate::spec_builder::overlay_path(overlay.id);
-            let building = active.iter().any(|j| {
-                j.kind == JobKind::OverlayBuild.as_str() && j.overlay_id == Some(overlay.id)
-            });
-            if !building && !matches!(root.overlay_versions(&path).current(), Ok(Some(_))) {
-                jobs.enqueue_build(Actor::Restore, &overlay).await?;
-                rebuilt += 1;
-            }
+    for overlay in &missing.overlays {
+        let building = active
+            .iter()
+            .any(|j| j.kind == JobKind::OverlayBuild.as_str() && j.overlay_id == Some(overlay.id));
+        if !building {
+            jobs.enqueue_build(Actor::Restore, overlay).await?;
+            rebuilt += 1;
         }
     }
     if rebuilt > 0 {
@@ -440,6 +444,31 @@ pub async fn resume(store: &Store, host: &Arc<Host>, jobs: &Jobs) -> Result<(), 
     finish_if_done(store, host).await.map(drop)
 }
 
+/// What a restore did not bring back and this host lacks.
+struct Missing {
+    /// No version of the game is installed.
+    game: bool,
+    /// Built overlays (Workshop, script) without a version.
+    overlays: Vec<left4me_store::Overlay>,
+}
+
+async fn missing(store: &Store, host: &Host) -> Result<Missing, StoreError> {
+    let root = host.root();
+    let mut overlays = Vec::new();
+    for kind in [OverlayKind::Workshop, OverlayKind::Script] {
+        for overlay in store.overlays_of_kind(kind).await? {
+            let path = crate::spec_builder::overlay_path(overlay.id);
+            if !matches!(root.overlay_versions(&path).current(), Ok(Some(_))) {
+                overlays.push(overlay);
+            }
+        }
+    }
+    Ok(Missing {
+        game: !matches!(root.installation_versions().current(), Ok(Some(_))),
+        overlays,
+    })
+}
+
 /// Removes the restore's mark once the game is installed and every built
 /// overlay has a version again (at start, and at each reconciler pass);
 /// says whether it did.
@@ -447,17 +476,9 @@ pub async fn finish_if_done(store: &Store, host: &Host) -> Result<bool, StoreErr
     let Some(snapshot) = store.setting(RESTORED_FROM).await? else {
         return Ok(false);
     };
-    let root = host.root();
-    if !matches!(root.installation_versions().current(), Ok(Some(_))) {
+    let missing = missing(store, host).await?;
+    if missing.game || !missing.overlays.is_empty() {
         return Ok(false);
-    }
-    for kind in [OverlayKind::Workshop, OverlayKind::Script] {
-        for overlay in store.overlays_of_kind(kind).await? {
-            let path = crate::spec_builder::overlay_path(overlay.id);
-            if !matches!(root.overlay_versions(&path).current(), Ok(Some(_))) {
-                return Ok(false);
-            }
-        }
     }
     let mut write = store.write().await?;
     write

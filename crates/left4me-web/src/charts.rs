@@ -139,7 +139,7 @@ fn chart(
     let drawn = series
         .iter()
         .map(|(class, label, value)| {
-            let mut lines: Vec<Vec<String>> = Vec::new();
+            let mut lines: Vec<Vec<(f64, f64)>> = Vec::new();
             let mut last_at: Option<i64> = None;
             for point in points {
                 let Some(v) = value(point) else {
@@ -153,11 +153,10 @@ fn chart(
                 }
                 // The middle of the bucket.
                 let at = point.at + tier.bucket / 2;
-                lines.last_mut().expect("a line was begun").push(format!(
-                    "{},{}",
-                    fmt(x(at)),
-                    fmt(y(v))
-                ));
+                lines
+                    .last_mut()
+                    .expect("a line was begun")
+                    .push((x(at), y(v)));
                 last_at = Some(point.at);
                 empty = false;
             }
@@ -168,12 +167,14 @@ fn chart(
                     .into_iter()
                     // A lone point is drawn as a short flat line.
                     .map(|l| match l.as_slice() {
-                        [one] => {
-                            let (px, py) = one.split_once(',').expect("x,y");
-                            let px: f64 = px.parse().unwrap_or(0.0);
-                            format!("{},{py} {},{py}", fmt(px - 1.5), fmt(px + 1.5))
-                        }
-                        _ => l.join(" "),
+                        [(px, py)] => vec![(px - 1.5, *py), (px + 1.5, *py)],
+                        _ => l,
+                    })
+                    .map(|l| {
+                        l.iter()
+                            .map(|(px, py)| format!("{},{}", fmt(*px), fmt(*py)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     })
                     .collect(),
             }

@@ -140,16 +140,12 @@ pub(crate) fn migrate(cli: &Cli) -> CliResult {
 pub(crate) fn restore(cli: &Cli, args: &RestoreArgs) -> CliResult {
     use left4me_web::restore::{self, RestoreError};
     let config = settings_as_state_owner(cli)?;
-    let refused = |e: RestoreError| match e {
-        RestoreError::PanelRunning(_)
-        | RestoreError::NotEmpty { .. }
-        | RestoreError::AlreadyRestored(_)
-        | RestoreError::ServersRunning(_)
-        | RestoreError::NoPassword(_)
-        | RestoreError::NoBackups(_)
-        | RestoreError::UnknownSnapshot { .. }
-        | RestoreError::NotAPanel(_) => Failure::invalid(e),
-        other => Failure::from(other),
+    let refused = |e: RestoreError| {
+        if e.is_refusal() {
+            Failure::invalid(e)
+        } else {
+            Failure::from(e)
+        }
     };
     if args.list {
         let backups = left4me_web::backups::Backups::new(&config);
