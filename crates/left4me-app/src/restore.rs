@@ -372,7 +372,7 @@ pub async fn resume(store: &Store, host: &Arc<Host>, jobs: &Jobs) -> Result<(), 
     let installing = active
         .iter()
         .any(|j| j.kind == JobKind::GameInstall.as_str());
-    if !missing.game && !installing {
+    if missing.game && !installing {
         jobs.enqueue_game(JobKind::GameInstall, Actor::Restore)
             .await?;
         said.push("the game is installed again".to_owned());
