@@ -104,7 +104,8 @@ pub struct InvalidSpec(pub String);
 /// Where the server listens: left4me sets it (the unit's `ExecStart` and
 /// the built-in supervisor's command line), and another value would make
 /// the server listen where nobody looks. Repeating what left4me passes
-/// anyway (`-game left4dead2`, `-norestart`) is harmless and allowed, so
+/// anyway (`-game left4dead2`) or what guides give `srcds_run`
+/// (`-norestart`, which the engine ignores) is harmless and allowed, so
 /// specs written from srcds guides keep loading.
 const RESERVED_ARGUMENTS: &[&str] = &["-port", "+hostport", "-ip", "+ip"];
 

@@ -87,7 +87,7 @@ fn host(dir: &Path, systemctl: PathBuf) -> Host {
     host.root()
         .installation_versions()
         .publish_tree(None, |dir| {
-            std::fs::write(dir.join("srcds_run"), "#!/bin/sh\n")
+            std::fs::write(dir.join("srcds_linux"), "#!/bin/sh\n")
         })
         .unwrap();
     host

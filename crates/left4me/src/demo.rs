@@ -1,5 +1,5 @@
 //! `left4me demo`: a working server without Steam, from a synthetic
-//! installation whose `srcds_run` is the simulator.
+//! installation whose `srcds_linux` is the simulator.
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,7 @@ pub(crate) struct DemoArgs {
 const PACKAGED_SIMULATOR: &str = "/usr/lib/left4me/srcds-sim";
 
 /// Publishes a synthetic installation (the simulator, found next to this
-/// binary, as `srcds_run`) unless a version of the game is installed.
+/// binary, as `srcds_linux`) unless a version of the game is installed.
 pub(crate) fn ensure_synthetic_installation(root: &StateRoot) -> CliResult {
     let versions = root.installation_versions();
     if versions.current()?.is_some() {
@@ -44,7 +44,7 @@ pub(crate) fn ensure_synthetic_installation(root: &StateRoot) -> CliResult {
     else {
         return Err(anyhow::anyhow!(
             "the simulator is missing from {} and {PACKAGED_SIMULATOR}; build it with \
-             `cargo build` (it becomes the demo's srcds_run)",
+             `cargo build` (it becomes the demo's srcds_linux)",
             beside.display()
         )
         .into());

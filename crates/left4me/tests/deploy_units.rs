@@ -808,9 +808,11 @@ fn the_mount_helper_with_its_units_capabilities_mounts_a_writable_overlay() {
 }
 
 /// The server unit's `ExecStart`, run the way systemd runs it (its user,
-/// no new privileges, in its `WorkingDirectory`), hands srcds_run every
-/// launch argument whole: spaces and quotes inside one argument stay in
-/// it, which `$L4D2_ARGS` in the unit could not do.
+/// no new privileges, in its `WorkingDirectory`), runs the engine
+/// (`srcds_linux`) with every launch argument whole (spaces and quotes
+/// inside one argument stay in it, which neither `$L4D2_ARGS` in the unit
+/// nor Valve's `srcds_run` could do) and the library path srcds_run would
+/// have set.
 #[test]
 fn the_server_units_exec_start_passes_every_argument_whole() {
     let t = TestRoot::new();
@@ -822,10 +824,15 @@ fn the_server_units_exec_start_passes_every_argument_whole() {
         ),
     );
     t.ok(&["instance", "init", "rho", "--spec", spec.to_str().unwrap()]);
-    // A stand-in srcds_run that writes its argv, one per line.
-    let srcds_run = t.merged("rho").join("srcds_run");
-    std::fs::write(&srcds_run, "#!/bin/sh\nprintf '%s\\n' \"$@\" > argv\n").unwrap();
-    std::fs::set_permissions(&srcds_run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A stand-in engine that writes its argv, one per line, and its
+    // library path.
+    let engine = t.merged("rho").join("srcds_linux");
+    std::fs::write(
+        &engine,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > argv\necho \"$LD_LIBRARY_PATH\" > library_path\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
     give_to_game_user(&t, &["instances", "runtime"]);
     // Like /var/lib/left4me: the game user may pass through the root.
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -864,7 +871,6 @@ fn the_server_units_exec_start_passes_every_argument_whole() {
         [
             "-game",
             "left4dead2",
-            "-norestart",
             "+ip",
             "0.0.0.0",
             "-port",
@@ -876,5 +882,12 @@ fn the_server_units_exec_start_passes_every_argument_whole() {
             "\"quoted\" it's",
             "$HOME",
         ]
+    );
+    let merged = t.merged("rho");
+    let library_path = std::fs::read_to_string(merged.join("library_path")).unwrap();
+    let wanted = format!("{0}:{0}/bin", merged.display());
+    assert!(
+        library_path.trim_end().starts_with(&wanted),
+        "{library_path}"
     );
 }

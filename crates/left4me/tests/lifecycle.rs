@@ -646,9 +646,9 @@ fn a_symlinked_overlay_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn a_missing_srcds_run_fails_the_start_and_leaves_nothing_mounted() {
+fn a_missing_engine_fails_the_start_and_leaves_nothing_mounted() {
     let t = TestRoot::new();
-    std::fs::remove_file(t.path().join("installation/srcds_run")).unwrap();
+    std::fs::remove_file(t.path().join("installation/srcds_linux")).unwrap();
     let spec = basic_spec(&t, free_port(), "Nothing");
     let out = t.run(&["instance", "start", "sigma", "--spec", &spec]);
     assert_eq!(out.status.code(), Some(1));
@@ -657,7 +657,7 @@ fn a_missing_srcds_run_fails_the_start_and_leaves_nothing_mounted() {
         err.contains("the server did not start: cannot run"),
         "{err}"
     );
-    assert!(err.contains("runtime/sigma/merged/srcds_run"), "{err}");
+    assert!(err.contains("runtime/sigma/merged/srcds_linux"), "{err}");
     let status = t.status("sigma");
     assert_eq!(status["mounted"], false);
     assert_eq!(status["state"], "failed");

@@ -401,7 +401,7 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
             .success()
     };
     assert!(view(&format!(
-        "{STATE}/runtime/server-{server}/merged/srcds_run"
+        "{STATE}/runtime/server-{server}/merged/srcds_linux"
     )));
     assert!(
         !view(&format!("{STATE}/left4me.db")),

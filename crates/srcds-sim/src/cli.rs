@@ -36,8 +36,11 @@ impl SimConfig {
     ///
     /// `-name [value]` are engine parameters (`-game`, `-port`, `-ip`,
     /// `-maxplayers`, `-insecure`; others such as `-tickrate` are accepted and
-    /// ignored). `+name args...` are console commands run at start-up, except
-    /// `+map`, which picks the first map. Defaults follow srcds: IP 0.0.0.0,
+    /// ignored). `+name value` are console commands run at start-up, except
+    /// `+map`, which picks the first map. Like the engine's `stuffcmds`, a
+    /// `+command` takes one argument as its value: `+hostname My Server`
+    /// names the server "My" (the value must be one argv entry, as
+    /// `+hostname "My Server"` gives it from a shell). Defaults follow srcds: IP 0.0.0.0,
     /// port 27015, and stdout output.
     pub fn from_srcds_args(root: impl Into<PathBuf>, args: &[String]) -> Result<Self, ArgsError> {
         let mut config = Self {
@@ -66,7 +69,7 @@ impl SimConfig {
                 }
                 if !name.eq_ignore_ascii_case("map") {
                     let mut line = name.to_owned();
-                    for value in &values {
+                    if let Some(value) = values.first() {
                         line.push(' ');
                         line.push_str(&quote_arg(value));
                     }
@@ -128,7 +131,7 @@ fn parse_ip(value: &str) -> Result<IpAddr, ArgsError> {
     name = "srcds-sim",
     about = "Left 4 Dead 2 dedicated server simulator",
     long_about = "Left 4 Dead 2 dedicated server simulator. Copied into a game \
-                  installation as `srcds_run`, it behaves like the real server."
+                  installation as `srcds_linux` (and `srcds_run`), it behaves like the real server."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -180,12 +183,17 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// [`main_from_env`](crate::main_from_env).
 pub fn run_from_args(args: Vec<OsString>) -> ExitCode {
     let argv0 = args.first().cloned().unwrap_or_default();
-    if Path::new(&argv0).file_name() == Some(OsStr::new("srcds_run")) {
+    let invoked_as = Path::new(&argv0).file_name().and_then(OsStr::to_str);
+    if let Some(program @ ("srcds_run" | "srcds_linux")) = invoked_as {
         let rest = match utf8_args(&args[1..]) {
             Ok(rest) => rest,
             Err(code) => return code,
         };
-        return run_srcds_run(&argv0, &rest);
+        return if program == "srcds_run" {
+            run_srcds_run(&argv0, &rest)
+        } else {
+            run_srcds_linux(&rest)
+        };
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -244,9 +252,12 @@ fn own_directory(argv0: &OsStr) -> io::Result<PathBuf> {
     }
 }
 
-/// `srcds_run ARGS`: change into our own directory, then run there. Files are
-/// read relative to that directory, which is what makes add-ons of overlay
-/// layers visible when started from a merged overlay tree.
+/// `srcds_run ARGS` as Valve's script runs it: change into its own
+/// directory, put that directory and its `bin/` first on the library path,
+/// drop the script's own options, join the rest into one string and let
+/// the shell split it again at whitespace (`$HL_CMD` unquoted), so an
+/// argument with spaces reaches `srcds_linux` as several. The script's
+/// restart loop is not simulated: it only ever runs once here.
 fn run_srcds_run(argv0: &OsStr, args: &[String]) -> ExitCode {
     let dir = match own_directory(argv0) {
         Ok(dir) => dir,
@@ -254,6 +265,79 @@ fn run_srcds_run(argv0: &OsStr, args: &[String]) -> ExitCode {
     };
     if let Err(e) = std::env::set_current_dir(&dir) {
         return fail(&format!("cannot change into {}: {e}", dir.display()));
+    }
+    let mut library_path = OsString::from(dir.as_os_str());
+    library_path.push(":");
+    library_path.push(dir.join("bin"));
+    if let Some(inherited) = std::env::var_os("LD_LIBRARY_PATH") {
+        library_path.push(":");
+        library_path.push(inherited);
+    }
+    run_engine(dir, &library_path, &srcds_run_params(args))
+}
+
+/// What `srcds_run` hands the engine: its own options removed (with their
+/// values), everything else joined with single spaces and split again at
+/// whitespace.
+fn srcds_run_params(args: &[String]) -> Vec<String> {
+    const FLAGS: [&str; 6] = [
+        "-debug",
+        "-norestart",
+        "-autoupdate",
+        "-steamerr",
+        "-ignoresigint",
+        "-notrap",
+    ];
+    const WITH_VALUE: [&str; 7] = [
+        "-pidfile",
+        "-binary",
+        "-timeout",
+        "-gdb",
+        "-debuglog",
+        "-steam_dir",
+        "-steamcmd_script",
+    ];
+    let mut params = String::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if FLAGS.contains(&arg.as_str()) {
+            continue;
+        }
+        if WITH_VALUE.contains(&arg.as_str()) {
+            rest.next();
+            continue;
+        }
+        if !params.is_empty() {
+            params.push(' ');
+        }
+        params.push_str(arg);
+    }
+    params.split_whitespace().map(str::to_owned).collect()
+}
+
+/// `srcds_linux ARGS`: the engine itself, run in the current directory. Like
+/// the real one it cannot load its libraries unless `LD_LIBRARY_PATH` holds
+/// the installation's `bin/` (what `srcds_run` sets).
+fn run_srcds_linux(args: &[String]) -> ExitCode {
+    match std::env::current_dir() {
+        Ok(dir) => run_engine(
+            dir,
+            &std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default(),
+            args,
+        ),
+        Err(e) => fail(&format!("cannot read the current directory: {e}")),
+    }
+}
+
+fn run_engine(dir: PathBuf, library_path: &OsStr, args: &[String]) -> ExitCode {
+    let bin = dir.join("bin");
+    let finds_libraries = std::env::split_paths(library_path)
+        .any(|entry| entry == bin || (entry.is_relative() && dir.join(&entry) == bin));
+    if !finds_libraries {
+        return fail(
+            "Failed to open dedicated_srv.so (libtier0_srv.so: cannot open shared object \
+             file: No such file or directory)",
+        );
     }
     run_with_args(dir, args)
 }
@@ -330,9 +414,47 @@ mod tests {
             [
                 "ip 127.0.0.2",
                 "maxplayers 12",
-                "hostname My Server",
+                // One value per +command: "Server" is a stray word.
+                "hostname My",
                 "sv_region -1"
             ]
+        );
+    }
+
+    #[test]
+    fn srcds_run_drops_its_options_and_splits_again_at_spaces() {
+        let given: Vec<String> = [
+            "-game",
+            "left4dead2",
+            "-norestart",
+            "-timeout",
+            "3",
+            "+hostname",
+            "My  Cool Server",
+            "-autoupdate",
+            "+sv_tags",
+            "a\tb",
+        ]
+        .map(str::to_owned)
+        .into();
+        assert_eq!(
+            srcds_run_params(&given),
+            [
+                "-game",
+                "left4dead2",
+                "+hostname",
+                "My",
+                "Cool",
+                "Server",
+                "+sv_tags",
+                "a",
+                "b"
+            ]
+        );
+        let config = SimConfig::from_srcds_args(".", &srcds_run_params(&given));
+        assert_eq!(
+            config.map(|c| c.commands),
+            Ok(vec!["hostname My".to_owned(), "sv_tags a".to_owned()])
         );
     }
 

@@ -1,8 +1,8 @@
 //! Synthetic game installations.
 //!
 //! A real L4D2 installation is ~15 GB from Steam; tests and demos need a
-//! directory that looks like one to left4me (srcds_run at the top, the
-//! `left4dead2/` game folder) and whose `srcds_run` is the simulator. Filler
+//! directory that looks like one to left4me (`srcds_linux` and `srcds_run` at
+//! the top, the `left4dead2/` game folder) whose programs are the simulator. Filler
 //! files give it a realistic file count and size for overlay and disk-usage
 //! tests.
 
@@ -32,8 +32,10 @@ const GAMEINFO: &str = "\"GameInfo\"\n{\n\tgame\t\"Left 4 Dead 2\"\n\
 
 /// Creates (or completes) a synthetic installation in `dir`:
 ///
-/// - `srcds_run`: a copy of `srcds_run_source` (normally the simulator's own
-///   executable), mode 0755;
+/// - `srcds_linux` and `srcds_run`: copies of `simulator` (normally the
+///   simulator's own executable), mode 0755, which act as the engine and as
+///   Valve's script by the name they are run as; `bin/` for the engine's
+///   libraries;
 /// - `steam_appid.txt` (222860), `left4dead2/gameinfo.txt`;
 /// - `left4dead2/cfg/server.cfg` (a commented default), `left4dead2/addons/`,
 ///   `left4dead2/maps/c1m1_hotel.bsp` (a placeholder);
@@ -44,12 +46,7 @@ const GAMEINFO: &str = "\"GameInfo\"\n{\n\tgame\t\"Left 4 Dead 2\"\n\
 /// Idempotent: files that are already right are left alone (an edited
 /// `server.cfg` is kept), and filler left over from a run with other numbers
 /// is removed, so the filler always matches the latest call exactly.
-pub fn make_installation(
-    dir: &Path,
-    srcds_run_source: &Path,
-    files: usize,
-    bytes: u64,
-) -> io::Result<()> {
+pub fn make_installation(dir: &Path, simulator: &Path, files: usize, bytes: u64) -> io::Result<()> {
     if files == 0 && bytes > 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -60,7 +57,10 @@ pub fn make_installation(
     for sub in ["cfg", "addons", "maps"] {
         fs::create_dir_all(game.join(sub))?;
     }
-    install_executable(srcds_run_source, &dir.join("srcds_run"))?;
+    fs::create_dir_all(dir.join("bin"))?;
+    for program in ["srcds_linux", "srcds_run"] {
+        install_executable(simulator, &dir.join(program))?;
+    }
     write_if_missing(&dir.join("steam_appid.txt"), b"222860\n")?;
     write_if_missing(&game.join("gameinfo.txt"), GAMEINFO.as_bytes())?;
     write_if_missing(&game.join("cfg/server.cfg"), DEFAULT_SERVER_CFG.as_bytes())?;
@@ -70,7 +70,7 @@ pub fn make_installation(
 
 /// Copies the executable unless an identical copy is already there. The copy
 /// goes to a temporary name first and is renamed into place, so a running
-/// `srcds_run` is never overwritten in place (that fails with ETXTBSY).
+/// server is never overwritten in place (that fails with ETXTBSY).
 fn install_executable(source: &Path, target: &Path) -> io::Result<()> {
     if let (Ok(a), Ok(b)) = (fs::canonicalize(source), fs::canonicalize(target))
         && a == b
@@ -80,7 +80,7 @@ fn install_executable(source: &Path, target: &Path) -> io::Result<()> {
     let wanted = fs::read(source)?;
     let same = fs::read(target).is_ok_and(|current| current == wanted);
     if !same {
-        let temporary = target.with_file_name(format!(".srcds_run.{}.tmp", std::process::id()));
+        let temporary = target.with_file_name(format!(".install.{}.tmp", std::process::id()));
         fs::write(&temporary, &wanted)?;
         fs::set_permissions(&temporary, fs::Permissions::from_mode(0o755))?;
         fs::rename(&temporary, target)?;

@@ -3,7 +3,7 @@
 //! left4me runs, queries and administers srcds processes. Tests (and people
 //! trying left4me without a 15 GB Steam download) need a stand-in that
 //! behaves the same on the outside: it is started as
-//! `<merged tree>/srcds_run -game left4dead2 +ip … -port …`, reads
+//! `<merged tree>/srcds_linux -game left4dead2 +ip … -port …`, reads
 //! `left4dead2/cfg/server.cfg` (following `exec`) relative to its own
 //! directory, answers A2S queries on UDP and RCON on TCP on the same port,
 //! prints an srcds-like console and stops cleanly on SIGINT/SIGTERM.
@@ -42,8 +42,12 @@ pub use state::{JoinError, PlayerInfo, SimExit};
 
 /// The simulator's `main`.
 ///
-/// - Invoked as `srcds_run` (argv\[0\]'s file name): changes into its own
-///   directory and runs a server with the srcds command line that follows.
+/// - Invoked as `srcds_linux` (argv\[0\]'s file name): the engine, run in
+///   the current directory; like the real one it fails unless
+///   `LD_LIBRARY_PATH` holds the installation's `bin/`.
+/// - Invoked as `srcds_run`: Valve's script, which changes into its own
+///   directory, sets the library path, and splits its arguments again at
+///   whitespace before it runs the engine.
 /// - `srcds-sim run ARGS…`: the same in the current directory.
 /// - `srcds-sim make-installation DIR [--files N] [--bytes B]`: see
 ///   [`make_installation`].

@@ -24,7 +24,7 @@ use crate::state::{GameState, JoinError, Output, PlayerInfo, SimExit};
 /// line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimConfig {
-    /// The installation root (the directory holding `srcds_run` and
+    /// The installation root (the directory holding `srcds_linux` and
     /// `left4dead2/`), or `None` to run without files.
     pub root: Option<PathBuf>,
     /// The game folder (`-game`), also reported by A2S_INFO.

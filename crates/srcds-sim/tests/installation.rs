@@ -38,10 +38,13 @@ fn creates_the_layout_and_filler() {
     let dir = tmp.path().join("installation");
     make_installation(&dir, &exe, 2500, 10_000_003).unwrap();
 
-    let srcds_run = dir.join("srcds_run");
-    assert_eq!(fs::read(&srcds_run).unwrap(), fs::read(&exe).unwrap());
-    let mode = fs::metadata(&srcds_run).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o755);
+    for program in ["srcds_linux", "srcds_run"] {
+        let program = dir.join(program);
+        assert_eq!(fs::read(&program).unwrap(), fs::read(&exe).unwrap());
+        let mode = fs::metadata(&program).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+    assert!(dir.join("bin").is_dir());
     assert_eq!(
         fs::read_to_string(dir.join("steam_appid.txt"))
             .unwrap()

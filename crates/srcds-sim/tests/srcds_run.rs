@@ -1,7 +1,9 @@
 //! The executable's behaviour through `run_from_args`, as `main_from_env`
 //! runs it. This file holds a single test on purpose: running as
 //! `srcds_run` changes the process's working directory and installs signal
-//! handlers, which must not disturb other tests of the same binary.
+//! handlers, which must not disturb other tests of the same binary. (The
+//! engine, `srcds_linux`, run with its library path, is exercised by
+//! left4me's own tests, which start servers the way the supervisors do.)
 
 mod common;
 
@@ -75,6 +77,9 @@ async fn srcds_run_changes_into_its_directory_and_stops_on_signals() {
         &port_arg,
         "+map",
         "c1m2_streets",
+        "-norestart",
+        "+sv_contact",
+        "Two Words",
     ]);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let info = wait_for_info(addr).await;
@@ -85,6 +90,12 @@ async fn srcds_run_changes_into_its_directory_and_stops_on_signals() {
         std::env::current_dir().unwrap(),
         std::path::absolute(&root).unwrap()
     );
+    // Valve's script splits its arguments again at spaces: the engine got
+    // `+sv_contact Two Words` and took "Two" as the value.
+    let mut rcon = Rcon::connect(addr).await;
+    assert!(rcon.auth("pw").await);
+    let (contact, _) = rcon.exec("sv_contact").await;
+    assert!(contact.contains("\"sv_contact\" = \"Two\""), "{contact}");
 
     // SIGTERM: a clean stop with status 0, promptly.
     let sent = Instant::now();
@@ -125,5 +136,18 @@ async fn srcds_run_changes_into_its_directory_and_stops_on_signals() {
     let code = run_from_args(vec!["srcds-sim".into(), "bogus".into()]);
     assert_eq!(code, ExitCode::from(2));
     let code = run_from_args(vec!["./srcds_run".into(), "-port".into(), "x".into()]);
+    assert_eq!(code, ExitCode::FAILURE);
+
+    // The engine alone cannot find its libraries without the library path
+    // srcds_run sets (this test process has none naming `bin/`).
+    assert!(
+        std::env::var_os("LD_LIBRARY_PATH").is_none_or(|p| !p.to_string_lossy().contains("bin")),
+        "the test needs a library path without bin/"
+    );
+    let code = run_from_args(vec![
+        "./srcds_linux".into(),
+        "-port".into(),
+        port_arg.clone().into(),
+    ]);
     assert_eq!(code, ExitCode::FAILURE);
 }

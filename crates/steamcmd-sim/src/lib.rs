@@ -183,18 +183,18 @@ impl SteamcmdSim {
         std::fs::write(self.sim().join("public"), build.to_string())
     }
 
-    /// Publishes a synthetic game (the srcds simulator as `srcds_run`, see
+    /// Publishes a synthetic game (the srcds simulator as `srcds_linux`, see
     /// `srcds_sim::make_installation`) as build `build`, with a
     /// `build.txt` naming it.
     pub fn publish_game(
         &self,
         build: u64,
-        srcds_run: &Path,
+        simulator: &Path,
         files: usize,
         bytes: u64,
     ) -> io::Result<()> {
         let staging = self.sim().join(format!("staging-{build}"));
-        srcds_sim::make_installation(&staging, srcds_run, files, bytes)?;
+        srcds_sim::make_installation(&staging, simulator, files, bytes)?;
         std::fs::write(staging.join("build.txt"), format!("{build}\n"))?;
         self.publish_build(build, &staging)?;
         std::fs::remove_dir_all(staging)

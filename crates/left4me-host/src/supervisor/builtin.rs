@@ -4,7 +4,7 @@
 //! which launches the daemon (`PROGRAM supervise`) in its own process group
 //! and exits, so the daemon is reparented to init and outlives the CLI or
 //! the panel that started it. The daemon holds `supervisor.lock` for its
-//! whole life (liveness without PID guessing), runs `merged/srcds_run` with
+//! whole life (liveness without PID guessing), runs `merged/srcds_linux` with
 //! the merged tree as working directory, copies its output into the rotated
 //! `console.log`, restarts it after crashes with backoff, gives up after
 //! too many crashes in a window, and records everything in
@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::console_log::ConsoleLog;
 use super::process::{self, group_exists, signal_group, signal_process};
 use super::{
-    LogSource, ProcessStatus, Supervisor, SupervisorError, Target, game_command, mount_instance,
-    unmount_instance,
+    GAME_PROGRAM, LogSource, ProcessStatus, Supervisor, SupervisorError, Target, game_command,
+    mount_instance, unmount_instance,
 };
 use crate::events::{Ctx, fault_point};
 use crate::fsutil::{remove_file_if_exists, write_atomic};
@@ -534,7 +534,7 @@ impl Daemon {
                 Ok(running) => running,
                 Err(e) => {
                     // Not a crash: retrying cannot help a missing program.
-                    let program = self.paths.merged().join("srcds_run");
+                    let program = self.paths.merged().join(GAME_PROGRAM);
                     let reason = format!("cannot run {}: {e}", program.display());
                     self.finish(state, RunState::Failed, reason);
                     return Ok(());

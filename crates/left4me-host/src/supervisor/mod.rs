@@ -143,27 +143,35 @@ impl Target<'_> {
     }
 }
 
+/// The engine's file name at the top of the installation. left4me runs it
+/// itself rather than Valve's `srcds_run`, which joins its arguments into
+/// one string and lets the shell split it again at spaces, so
+/// `+hostname "My Cool Server"` would reach the engine as three words.
+pub const GAME_PROGRAM: &str = "srcds_linux";
+
 /// The game's command line, the same under both supervisors:
-/// `merged/srcds_run -game left4dead2 -norestart +ip 0.0.0.0 -port PORT
-/// ARGS`, run in `merged` (srcds_run changes into its own directory, and
-/// starting from the merged tree is what makes the overlays' add-ons
-/// load). `-norestart`: srcds_run would otherwise loop on its own and hide
-/// crashes and SIGINT from the supervisor. Each of `env.arguments` is one
-/// argv entry, spaces and quotes included.
+/// `merged/srcds_linux -game left4dead2 +ip 0.0.0.0 -port PORT ARGS`, each of
+/// `env.arguments` one argv entry, spaces and quotes included. It gets what
+/// `srcds_run` would give it: the merged tree as working directory (files
+/// are found relative to it, which is what makes the overlays' add-ons load)
+/// and the installation's own libraries first on `LD_LIBRARY_PATH`
+/// (`merged` and `merged/bin`). `srcds_run`'s restart loop is the
+/// supervisor's job, which sees every crash and delivers SIGINT itself.
 pub fn game_command(paths: &InstancePaths, env: &InstanceEnv) -> std::process::Command {
     let merged = paths.merged();
-    let mut command = std::process::Command::new(merged.join("srcds_run"));
+    let mut library_path = std::ffi::OsString::from(merged.as_os_str());
+    library_path.push(":");
+    library_path.push(merged.join("bin"));
+    if let Some(inherited) = std::env::var_os("LD_LIBRARY_PATH").filter(|p| !p.is_empty()) {
+        library_path.push(":");
+        library_path.push(inherited);
+    }
+    let mut command = std::process::Command::new(merged.join(GAME_PROGRAM));
     command
-        .args([
-            "-game",
-            "left4dead2",
-            "-norestart",
-            "+ip",
-            "0.0.0.0",
-            "-port",
-        ])
+        .args(["-game", "left4dead2", "+ip", "0.0.0.0", "-port"])
         .arg(env.port.to_string())
         .args(&env.arguments)
+        .env("LD_LIBRARY_PATH", library_path)
         .current_dir(&merged);
     command
 }
@@ -193,7 +201,7 @@ pub fn exec_game(root: &StateRoot, name: &InstanceName) -> SupervisorError {
     };
     let error = game_command(&paths, &env).exec();
     SupervisorError::Io {
-        context: format!("running {}", paths.merged().join("srcds_run").display()),
+        context: format!("running {}", paths.merged().join(GAME_PROGRAM).display()),
         error,
     }
 }
