@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use left4me_app::history::History;
-use left4me_app::live::{LiveState, ProcessSample, poll_servers};
+use left4me_app::live::{LiveState, PollTarget, ProcessSample, RconMemory, poll_servers};
 use left4me_app::metrics::{Metrics, PanelSample, ServerSample};
 use left4me_store::{DesiredState, Server};
 use srcds_protocol::{RconClient, a2s};
@@ -33,6 +33,32 @@ async fn previous_poller_cycle(addr: SocketAddr, password: &str, timeout: Durati
     rcon.exec("status").await.unwrap();
 }
 
+/// Polls `rows` as the poller does: each with its previous answer and what
+/// was learnt of asking it over RCON.
+async fn poll(
+    rows: &[Server],
+    before: &[Option<LiveState>],
+    memories: &mut [RconMemory],
+    timeout: Duration,
+) -> Vec<Option<LiveState>> {
+    let mut targets: Vec<PollTarget<'_>> = rows
+        .iter()
+        .zip(
+            before
+                .iter()
+                .map(Option::as_ref)
+                .chain(std::iter::repeat(None)),
+        )
+        .zip(memories.iter_mut())
+        .map(|((server, before), rcon)| PollTarget {
+            server,
+            before,
+            rcon,
+        })
+        .collect();
+    poll_servers(&mut targets, timeout).await
+}
+
 /// Console lines an idle simulator gets over [`IDLE_CYCLES`] cycles of the
 /// panel's poller and of the previous one, per hour.
 async fn idle_console_lines(timeout: Duration) -> (u64, u64) {
@@ -44,7 +70,8 @@ async fn idle_console_lines(timeout: Duration) -> (u64, u64) {
     .await
     .expect("a simulator starts");
     sim.wait_ready().await;
-    let server = row(0, &sim);
+    let server = [row(0, &sim)];
+    let mut memory = [RconMemory::default()];
     let lines = || sim.console_lines().len() as u64;
 
     let start = lines();
@@ -54,13 +81,10 @@ async fn idle_console_lines(timeout: Duration) -> (u64, u64) {
     let before = lines() - start;
 
     let start = lines();
-    let mut last: Option<LiveState> = None;
+    let mut last: Vec<Option<LiveState>> = Vec::new();
     for _ in 0..IDLE_CYCLES {
-        last = poll_servers(&[(&server, last.as_ref())], timeout)
-            .await
-            .pop()
-            .flatten();
-        assert!(last.is_some(), "the idle server answered");
+        last = poll(&server, &last, &mut memory, timeout).await;
+        assert!(last[0].is_some(), "the idle server answered");
     }
     let after = lines() - start;
     let per_hour = |n: u64| n * CYCLES_PER_HOUR / IDLE_CYCLES;
@@ -108,22 +132,16 @@ fn main() {
         let timeout = Duration::from_secs(2);
         // The first cycle meets everyone (and asks `status` where players
         // are); the measured ones are the steady state after it.
-        let first: Vec<(&Server, Option<&LiveState>)> = rows.iter().map(|r| (r, None)).collect();
-        let previous = poll_servers(&first, timeout).await;
-        let all: Vec<(&Server, Option<&LiveState>)> = rows
-            .iter()
-            .zip(&previous)
-            .map(|(r, p)| (r, p.as_ref()))
-            .collect();
-        let one = &all[..1];
+        let mut memories = vec![RconMemory::default(); SERVERS];
+        let previous = poll(&rows, &[], &mut memories, timeout).await;
         let mut single = Vec::new();
         let mut cycle = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
-            assert!(poll_servers(one, timeout).await[0].is_some());
+            assert!(poll(&rows[..1], &previous, &mut memories, timeout).await[0].is_some());
             single.push(t.elapsed());
             let t = Instant::now();
-            let answers = poll_servers(&all, timeout).await;
+            let answers = poll(&rows, &previous, &mut memories, timeout).await;
             cycle.push(t.elapsed());
             let answered = answers.iter().filter(|a| a.is_some()).count();
             assert_eq!(answered, SERVERS, "every server answered");
@@ -152,7 +170,7 @@ fn main() {
         let mut last_samples = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
-            let answers = poll_servers(&all, timeout).await;
+            let answers = poll(&rows, &previous, &mut memories, timeout).await;
             plain.push(t.elapsed());
             assert_eq!(answers.iter().flatten().count(), SERVERS);
             let t = Instant::now();
@@ -161,7 +179,7 @@ fn main() {
             let usage = tokio::task::spawn_blocking(move || {
                 left4me_host::usage::of_process_trees(&reading)
             });
-            let answers = poll_servers(&all, timeout).await;
+            let answers = poll(&rows, &previous, &mut memories, timeout).await;
             let usage = usage.await.unwrap();
             let samples: Vec<ProcessSample> = usage
                 .into_iter()

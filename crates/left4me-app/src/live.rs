@@ -10,6 +10,15 @@
 //! would drown the server's log in 720 lines an hour. An idle server gets
 //! nothing from the poller in its console. Each question is bounded by a
 //! timeout so a silent server never stalls the others.
+//!
+//! RCON is asked only for what is missing, and less often after failures
+//! ([`RconMemory`]): a player whose Steam id `status` does not give (still
+//! connecting, a bot, a name it prints differently) is asked about again
+//! after 15 s, then 30 s, … up to 15 min; a server that does not answer
+//! RCON likewise. A server that refuses the password is not asked again
+//! until its process changes: srcds bans an address after repeated wrong
+//! passwords (`sv_rcon_maxfailures`), which would lock the panel's console
+//! out too. The server page says so.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -65,9 +74,67 @@ pub struct ProcessSample {
 pub struct Live {
     states: RwLock<HashMap<i64, LiveState>>,
     processes: RwLock<HashMap<i64, ProcessSample>>,
+    rcon: RwLock<HashMap<i64, RconMemory>>,
     cycles: watch::Sender<u64>,
     /// Unix seconds of the last finished cycle (0: none yet).
     last_cycle_at: std::sync::atomic::AtomicI64,
+}
+
+/// Failures in a row and when the next attempt may be made: 15 s after
+/// the first, doubling up to 15 min.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backoff {
+    failures: u32,
+    next_at: i64,
+}
+
+impl Backoff {
+    const FIRST_SECS: i64 = 15;
+    const MAX_SECS: i64 = 15 * 60;
+
+    fn ready(self, now: i64) -> bool {
+        now >= self.next_at
+    }
+
+    #[must_use]
+    fn failed(self, now: i64) -> Self {
+        let delay = Self::FIRST_SECS
+            .checked_shl(self.failures)
+            .map_or(Self::MAX_SECS, |d| d.min(Self::MAX_SECS));
+        Self {
+            failures: self.failures.saturating_add(1),
+            next_at: now + delay,
+        }
+    }
+}
+
+/// What the poller remembers of asking one server process over RCON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RconMemory {
+    /// The process this is about: another one (a restart) starts afresh.
+    pid: Option<u32>,
+    /// The server refused the panel's password.
+    refused: bool,
+    /// `status` got no answer (timeouts, network errors).
+    failures: Backoff,
+    /// Players `status` gave no Steam id for, by name.
+    unknown: HashMap<String, Backoff>,
+}
+
+impl RconMemory {
+    /// Forgets everything learnt of another process than `pid`.
+    fn for_process(self, pid: Option<u32>) -> Self {
+        match (self.pid, pid) {
+            (Some(before), Some(now)) if before != now => Self {
+                pid,
+                ..Self::default()
+            },
+            _ => Self {
+                pid: pid.or(self.pid),
+                ..self
+            },
+        }
+    }
 }
 
 impl Default for Live {
@@ -75,6 +142,7 @@ impl Default for Live {
         Self {
             states: RwLock::default(),
             processes: RwLock::default(),
+            rcon: RwLock::default(),
             cycles: watch::Sender::new(0),
             last_cycle_at: std::sync::atomic::AtomicI64::new(0),
         }
@@ -108,6 +176,41 @@ impl Live {
 
     pub(crate) fn set_processes(&self, samples: HashMap<i64, ProcessSample>) {
         *self.processes.write().expect("live lock") = samples;
+    }
+
+    /// Whether the server refused the panel's RCON password, to the poller
+    /// or to a console command, since it last started.
+    pub fn rcon_refused(&self, server_id: i64) -> bool {
+        self.rcon
+            .read()
+            .expect("live lock")
+            .get(&server_id)
+            .is_some_and(|m| m.refused)
+    }
+
+    /// What a console command learnt: the password was refused, or it
+    /// worked (someone put it right).
+    pub(crate) fn note_rcon_answer(&self, server_id: i64, refused: bool) {
+        let mut memories = self.rcon.write().expect("live lock");
+        let memory = memories.entry(server_id).or_default();
+        memory.refused = refused;
+        if !refused {
+            memory.failures = Backoff::default();
+        }
+    }
+
+    fn take_rcon(&self, server_id: i64, pid: Option<u32>) -> RconMemory {
+        self.rcon
+            .read()
+            .expect("live lock")
+            .get(&server_id)
+            .cloned()
+            .unwrap_or_default()
+            .for_process(pid)
+    }
+
+    fn keep_rcon(&self, memories: HashMap<i64, RconMemory>) {
+        *self.rcon.write().expect("live lock") = memories;
     }
 
     /// Whether nobody plays on the server, by a poll at most `max_age`
@@ -149,11 +252,13 @@ impl Live {
 
 /// A player line of RCON `status`:
 /// `#  2 "Name" STEAM_1:0:12345 05:12 48 0 active 30000 127.0.0.1:27005`.
+/// The name is what lies between the first and the last quote (a name may
+/// hold quotes; the fields after it never do).
 fn parse_status_player(line: &str) -> Option<(String, String, u32)> {
     let rest = line.strip_prefix('#')?.trim_start();
     let (_userid, rest) = rest.split_once(' ')?;
     let rest = rest.trim_start().strip_prefix('"')?;
-    let (name, rest) = rest.split_once('"')?;
+    let (name, rest) = rest.rsplit_once('"')?;
     let mut fields = rest.split_whitespace();
     let steam_id = fields.next()?.to_owned();
     let _connected = fields.next()?;
@@ -161,38 +266,61 @@ fn parse_status_player(line: &str) -> Option<(String, String, u32)> {
     Some((name.to_owned(), steam_id, ping))
 }
 
-/// Players in RCON `status`: name → (Steam id, ping).
+/// Players in RCON `status` with a Steam id: name → (Steam id, ping).
+/// `BOT`, `STEAM_ID_PENDING` (still connecting) and `STEAM_ID_LAN` are not
+/// ids.
 pub fn parse_status(text: &str) -> HashMap<String, (String, u32)> {
     text.lines()
         .filter_map(parse_status_player)
+        .filter(|(_, id, _)| is_steam_id(id))
         .map(|(name, id, ping)| (name, (id, ping)))
         .collect()
 }
 
-/// Polls the given servers all at once, each with its previous answer
-/// (which tells whether the players changed); each answer is bounded by
+/// `STEAM_X:Y:Z` or `[U:1:N]`.
+fn is_steam_id(id: &str) -> bool {
+    let numbers = |s: &str, count: usize| {
+        let parts: Vec<&str> = s.split(':').collect();
+        parts.len() == count
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    id.strip_prefix("STEAM_")
+        .is_some_and(|rest| numbers(rest, 3))
+        || id
+            .strip_prefix("[U:")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .is_some_and(|rest| numbers(rest, 2))
+}
+
+/// One server to poll: its previous answer (the Steam ids already known)
+/// and what was learnt of asking it over RCON.
+#[derive(Debug)]
+pub struct PollTarget<'a> {
+    pub server: &'a Server,
+    pub before: Option<&'a LiveState>,
+    pub rcon: &'a mut RconMemory,
+}
+
+/// Polls the given servers all at once; each answer is bounded by
 /// `timeout` (a silent server gives `None` without delaying the others).
 pub async fn poll_servers(
-    servers: &[(&Server, Option<&LiveState>)],
+    targets: &mut [PollTarget<'_>],
     timeout: Duration,
 ) -> Vec<Option<LiveState>> {
     futures_util::future::join_all(
-        servers
-            .iter()
-            .map(|(server, before)| poll_one(server, *before, timeout)),
+        targets
+            .iter_mut()
+            .map(|t| poll_one(t.server, t.before, t.rcon, timeout)),
     )
     .await
-}
-
-fn sorted_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut names: Vec<&str> = names.collect();
-    names.sort_unstable();
-    names
 }
 
 async fn poll_one(
     server: &Server,
     before: Option<&LiveState>,
+    rcon: &mut RconMemory,
     timeout: Duration,
 ) -> Option<LiveState> {
     let port = u16::try_from(server.port).ok()?;
@@ -209,22 +337,51 @@ async fn poll_one(
     let known: HashMap<&str, &OnlinePlayer> = before
         .map(|b| b.online.iter().map(|p| (p.name.as_str(), p)).collect())
         .unwrap_or_default();
-    // The same people as last time, each with a Steam id: nothing to ask.
-    let unchanged = sorted_names(players.iter().map(|p| p.name.as_str()))
-        == sorted_names(known.keys().copied())
-        && known.values().all(|p| p.steam_id.is_some());
-    let details = if players.is_empty() || unchanged {
+    let now = left4me_store::now();
+    rcon.unknown
+        .retain(|name, _| players.iter().any(|p| p.name == *name));
+    // Asked for: the players without a known Steam id whose wait is over.
+    let lacking: Vec<&str> = players
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|name| known.get(name).is_none_or(|p| p.steam_id.is_none()))
+        .filter(|name| rcon.unknown.get(*name).is_none_or(|b| b.ready(now)))
+        .collect();
+    let details = if lacking.is_empty() || rcon.refused || !rcon.failures.ready(now) {
         HashMap::new()
     } else {
         let status = async {
-            let mut client = RconClient::connect(addr, server.rcon_password.expose(), timeout)
-                .await
-                .ok()?;
-            client.exec("status").await.ok()
+            let mut client =
+                RconClient::connect(addr, server.rcon_password.expose(), timeout).await?;
+            client.exec("status").await
         };
         match tokio::time::timeout(timeout, status).await {
-            Ok(Some(text)) => parse_status(&text),
-            _ => HashMap::new(),
+            Ok(Ok(text)) => {
+                rcon.failures = Backoff::default();
+                let details = parse_status(&text);
+                for name in lacking {
+                    if details.contains_key(name) {
+                        rcon.unknown.remove(name);
+                    } else {
+                        let wait = rcon.unknown.entry(name.to_owned()).or_default();
+                        *wait = wait.failed(now);
+                    }
+                }
+                details
+            }
+            Ok(Err(srcds_protocol::RconError::AuthFailed)) => {
+                tracing::warn!(
+                    server = %server.name,
+                    "the server refused the panel's RCON password (its rcon_password no longer \
+                     matches); not asked again until it restarts"
+                );
+                rcon.refused = true;
+                HashMap::new()
+            }
+            Ok(Err(_)) | Err(_) => {
+                rcon.failures = rcon.failures.failed(now);
+                HashMap::new()
+            }
         }
     };
     let online = players
@@ -301,25 +458,44 @@ impl Poller {
         // their queries, so it adds (almost) nothing to the cycle.
         let usage =
             tokio::task::spawn_blocking(move || left4me_host::usage::of_process_trees(&pids));
-        let up: Vec<&Server> = servers
+        let up: Vec<(&Server, Option<u32>)> = servers
             .iter()
             .zip(&statuses)
             .filter_map(|(server, status)| {
-                status.as_ref().is_ok_and(|s| s.running).then_some(server)
+                let status = status.as_ref().ok().filter(|s| s.running)?;
+                Some((server, status.pid))
             })
             .collect();
-        let before: Vec<Option<LiveState>> = up.iter().map(|s| self.live.get(s.id)).collect();
-        let asks: Vec<(&Server, Option<&LiveState>)> = up
+        let before: Vec<Option<LiveState>> = up.iter().map(|(s, _)| self.live.get(s.id)).collect();
+        let mut memories: Vec<RconMemory> = up
+            .iter()
+            .map(|(s, pid)| self.live.take_rcon(s.id, *pid))
+            .collect();
+        let mut targets: Vec<PollTarget<'_>> = up
             .iter()
             .zip(&before)
-            .map(|(server, before)| (*server, before.as_ref()))
+            .zip(&mut memories)
+            .map(|(((server, _), before), rcon)| PollTarget {
+                server,
+                before: before.as_ref(),
+                rcon,
+            })
             .collect();
+        let polled = poll_servers(&mut targets, timeout).await;
+        drop(targets);
         let mut answers: HashMap<i64, LiveState> = HashMap::new();
-        for (server, state) in up.iter().zip(poll_servers(&asks, timeout).await) {
+        for ((server, _), state) in up.iter().zip(polled) {
             if let Some(state) = state {
                 answers.insert(server.id, state);
             }
         }
+        // Servers that are not running are forgotten with their process.
+        self.live.keep_rcon(
+            up.iter()
+                .map(|(server, _)| server.id)
+                .zip(memories)
+                .collect(),
+        );
         let mut usage = usage
             .await
             .map_err(|e| format!("reading the servers' processes: {e}"))?
@@ -450,5 +626,52 @@ mod tests {
         assert_eq!(players["Coach"], ("STEAM_1:0:42".to_owned(), 48));
         assert_eq!(players["Name With Spaces"], ("STEAM_1:1:7".to_owned(), 120));
         assert_eq!(players.len(), 2);
+    }
+
+    #[test]
+    fn names_with_quotes_and_ids_that_are_not_ids() {
+        let text = "#  2 \"Say \"hi\"\" STEAM_1:0:42 05:12 48 0 active 30000 127.0.0.1:27005\n\
+                    #  3 \"Joining\" STEAM_ID_PENDING 00:03 120 0 spawning 30000 127.0.0.1:27006\n\
+                    #  4 \"Zoey\" [U:1:84] 00:03 20 0 active 30000 127.0.0.1:27007\n\
+                    #  5 \"Coach\" BOT active\n";
+        let players = parse_status(text);
+        assert_eq!(players["Say \"hi\""], ("STEAM_1:0:42".to_owned(), 48));
+        assert_eq!(players["Zoey"], ("[U:1:84]".to_owned(), 20));
+        assert_eq!(players.len(), 2, "{players:?}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_limit() {
+        let mut b = Backoff::default();
+        assert!(b.ready(0));
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            b = b.failed(1000);
+            waits.push(b.next_at - 1000);
+        }
+        assert_eq!(waits, [15, 30, 60, 120, 240, 480, 900, 900, 900]);
+        assert!(!b.ready(1899) && b.ready(1900));
+        for _ in 0..100 {
+            b = b.failed(0);
+        }
+        assert_eq!(b.next_at, 900, "no overflow");
+    }
+
+    #[test]
+    fn another_process_starts_afresh() {
+        let memory = RconMemory {
+            pid: Some(7),
+            refused: true,
+            ..RconMemory::default()
+        };
+        assert!(memory.clone().for_process(Some(7)).refused);
+        assert!(memory.clone().for_process(None).refused);
+        assert!(!memory.for_process(Some(8)).refused);
+        // A refusal a console command noted before any poll is kept.
+        let noted = RconMemory {
+            refused: true,
+            ..RconMemory::default()
+        };
+        assert!(noted.for_process(Some(9)).refused);
     }
 }

@@ -372,6 +372,8 @@ pub(crate) struct ServerPage {
     pub(crate) sessions: Vec<left4me_store::PlayerSession>,
     /// For admins: the failed last backup or check (job, why).
     pub(crate) backup_failed: Option<(i64, String)>,
+    /// The running server refuses the panel's RCON password.
+    pub(crate) rcon_refused: bool,
     pub(crate) charts: Vec<crate::charts::Chart>,
     /// The graphs' range, and the ranges to choose from (`?graph=`).
     pub(crate) graph_range: &'static str,

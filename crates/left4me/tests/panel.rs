@@ -2200,7 +2200,7 @@ async fn the_console_runs_rcon_keeps_history_and_records_errors() {
         entry["error"]
             .as_str()
             .unwrap()
-            .contains("refused the RCON password"),
+            .contains("rcon_password no longer matches"),
         "{entry}"
     );
 
@@ -2914,6 +2914,76 @@ async fn the_poller_leaves_an_idle_servers_console_alone_and_still_learns_steam_
         .filter(|l| l.ends_with("command \"status\""))
         .count();
     assert_eq!(statuses, 1, "{:?}", rcon_lines(&app.root, &instance));
+    app.stop().await;
+}
+
+/// `status` lines and refused passwords the panel's RCON put into a server's console.
+fn rcon_counts(root: &TestRoot, instance: &str) -> (usize, usize) {
+    let lines = rcon_lines(root, instance);
+    let statuses = lines
+        .iter()
+        .filter(|l| l.ends_with("command \"status\""))
+        .count();
+    let refused = lines.iter().filter(|l| l.ends_with("Bad Password")).count();
+    (statuses, refused)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_poller_backs_off_and_says_when_the_rcon_password_no_longer_matches() {
+    let mut app = App::spawn_configured(|c| c.poll_interval_secs = 1).await;
+    let client = app.login(ADMIN.0, ADMIN.1).await;
+    let bp = create_blueprint(&client, "Coop", "maxplayers 8").await;
+    let server = create_server(&client, "xi", bp, free_port()).await;
+    act_ok(&client, server, "start").await;
+    let instance = format!("server-{server}");
+    let cycles = async |count: u64| {
+        let now = app.live.cycles();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            app.live.wait_for_cycles(now + count),
+        )
+        .await
+        .expect("poll cycles");
+    };
+
+    // A player `status` shows without a Steam id (still connecting): asked
+    // about once, then not for 15 s, though every cycle sees them lack one.
+    console(&client, server, "sim_join Joining STEAM_ID_PENDING").await;
+    wait_until("status is asked", Duration::from_secs(15), || {
+        rcon_counts(&app.root, &instance).0 == 1
+    });
+    cycles(4).await;
+    let live = app.live.get(server).expect("polled");
+    assert_eq!(live.online.len(), 1);
+    assert_eq!(live.online[0].steam_id, None);
+    assert_eq!(rcon_counts(&app.root, &instance), (1, 0));
+
+    // The password changes behind the panel's back, and a newcomer needs
+    // `status`: refused once, then never asked again, however many cycles.
+    console(
+        &client,
+        server,
+        "rcon_password changed-elsewhere; sim_join Coach STEAM_1:0:42",
+    )
+    .await;
+    wait_until("the refusal", Duration::from_secs(15), || {
+        rcon_counts(&app.root, &instance).1 == 1
+    });
+    cycles(4).await;
+    assert_eq!(rcon_counts(&app.root, &instance), (1, 1));
+    let (_, page) = client.get_text(&format!("/servers/{server}")).await;
+    assert!(
+        page.contains("id=\"rcon-refused\"") && page.contains("rcon_password no longer matches"),
+        "{page}"
+    );
+    let (_, json) = client.get_text(&format!("/api/v1/servers/{server}")).await;
+    assert!(json.contains("\"rcon_refused\":true"), "{json}");
+
+    // A restart puts the panel's password back: the notice goes.
+    act_ok(&client, server, "restart").await;
+    cycles(2).await;
+    let (_, page) = client.get_text(&format!("/servers/{server}")).await;
+    assert!(!page.contains("id=\"rcon-refused\""), "{page}");
     app.stop().await;
 }
 

@@ -44,6 +44,12 @@ pub async fn execute(app: &App, actor: &Actor, id: i64, command: &str) -> OpResu
         )));
     }
     let outcome = run(&server, command).await;
+    match &outcome {
+        Ok(_) => app.live().note_rcon_answer(id, false),
+        Err(RconError::AuthFailed) => app.live().note_rcon_answer(id, true),
+        Err(_) => {}
+    }
+    let outcome = outcome.map_err(|e| describe(&e, server.port));
     let mut write = app.store().write().await?;
     let entry = write
         .record_console_command(
@@ -65,22 +71,18 @@ fn describe(err: &RconError, port: i64) -> String {
         RconError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             format!("the server is not running (nothing answers RCON on port {port})")
         }
-        RconError::AuthFailed => {
-            "the server refused the RCON password (did a config change rcon_password?)".to_owned()
-        }
+        RconError::AuthFailed => "the server refused the panel's RCON password: its \
+                                  rcon_password no longer matches (did a config change it?)"
+            .to_owned(),
         RconError::Timeout { .. } => format!("no reply within {} s", RCON_TIMEOUT.as_secs()),
         other => other.to_string(),
     }
 }
 
-async fn run(server: &Server, command: &str) -> Result<String, String> {
-    let port = u16::try_from(server.port).map_err(|_| "bad port".to_owned())?;
+async fn run(server: &Server, command: &str) -> Result<String, RconError> {
+    let port = u16::try_from(server.port)
+        .map_err(|_| RconError::InvalidInput(format!("bad port {}", server.port)))?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut client = RconClient::connect(addr, server.rcon_password.expose(), RCON_TIMEOUT)
-        .await
-        .map_err(|e| describe(&e, server.port))?;
-    client
-        .exec(command)
-        .await
-        .map_err(|e| describe(&e, server.port))
+    let mut client = RconClient::connect(addr, server.rcon_password.expose(), RCON_TIMEOUT).await?;
+    client.exec(command).await
 }

@@ -35,6 +35,9 @@ pub struct ServerSummary {
     /// "build 1001, 1002 available: restart to update" and the like,
     /// for a running server on older layers.
     pub restart_note: Option<String>,
+    /// The running server refused the panel's RCON password (its
+    /// `rcon_password` was changed behind the panel's back).
+    pub rcon_refused: bool,
 }
 
 impl ServerSummary {
@@ -66,6 +69,7 @@ async fn summaries(app: &App, actor: &Actor, filter: ServerFilter) -> OpResult<V
                 .running()
                 .then(|| app.live().get(server.listed.server.id))
                 .flatten(),
+            rcon_refused: server.running() && app.live().rcon_refused(server.listed.server.id),
             listed: ListedServer {
                 member_role,
                 ..server.listed.clone()

@@ -71,6 +71,9 @@ pub(crate) struct ServerView {
     live: Option<LiveView>,
     /// Why a restart would change it (a newer game build, rebuilt overlays).
     restart_note: Option<String>,
+    /// The running server refused the panel's RCON password: its
+    /// `rcon_password` no longer matches (a config changed it).
+    rcon_refused: bool,
     /// In one server's answer, for those who may use its console (with
     /// the operate scope); never in lists.
     rcon_password: Option<String>,
@@ -112,6 +115,7 @@ impl From<ServerSummary> for ServerView {
                 at: l.at,
             }),
             restart_note: s.restart_note,
+            rcon_refused: s.rcon_refused,
             rcon_password: None,
         }
     }

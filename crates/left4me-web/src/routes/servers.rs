@@ -194,6 +194,7 @@ async fn server_page(
         None => current,
     };
     let process = detail.summary.process.clone().unwrap_or_default();
+    let rcon_refused = detail.summary.rcon_refused;
     let row = row(detail.summary);
     Ok(ServerPage {
         l: Layout::of(user),
@@ -226,6 +227,7 @@ async fn server_page(
             .map(|j| (j.id, j.error.unwrap_or_default())),
         online: detail.online,
         sessions: detail.sessions,
+        rcon_refused,
         charts: crate::charts::charts(
             &detail.history,
             range,
