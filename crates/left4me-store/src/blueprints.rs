@@ -42,11 +42,7 @@ impl Store {
     }
 
     pub async fn blueprint(&self, id: i64) -> Result<Blueprint> {
-        sqlx::query_as("SELECT * FROM blueprints WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)
+        blueprint_on(&self.pool, id).await
     }
 
     /// The blueprints `viewer` may see (and so build on), with owners.
@@ -91,6 +87,14 @@ impl Store {
     }
 }
 
+async fn blueprint_on<'e>(db: impl sqlx::SqliteExecutor<'e>, id: i64) -> Result<Blueprint> {
+    sqlx::query_as("SELECT * FROM blueprints WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
 async fn blueprint_overlays_on<'e>(
     db: impl sqlx::SqliteExecutor<'e>,
     id: i64,
@@ -106,6 +110,12 @@ async fn blueprint_overlays_on<'e>(
 }
 
 impl crate::Write {
+    /// The blueprint as this transaction sees it (whether it is still
+    /// shared, or there at all).
+    pub async fn blueprint(&mut self, id: i64) -> Result<Blueprint> {
+        blueprint_on(&mut *self.tx, id).await
+    }
+
     /// The blueprint's overlays as this transaction sees them.
     pub async fn blueprint_overlays(&mut self, id: i64) -> Result<Vec<BlueprintOverlay>> {
         blueprint_overlays_on(&mut *self.tx, id).await

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::free_port;
 use common::panel::*;
 use reqwest::StatusCode;
 
@@ -146,6 +147,181 @@ async fn deleting_an_overlay_while_someone_adds_it_to_a_blueprint() {
                     &[("name", "coop"), ("config", "")],
                 )
                 .await;
+            assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn taking_a_blueprints_share_back_while_someone_makes_a_server_on_it() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let alice = add_user(&app, &admin, "alice", "alice-password-1").await;
+    let bob = add_user(&app, &admin, "bob", "bob-password-1").await;
+    let blueprint = create_blueprint(&alice, "alices", "").await;
+    let csrf_alice = alice.csrf("/account").await;
+    let share_path = format!("/blueprints/{blueprint}/share");
+    let share = async |shared: &'static str| {
+        alice
+            .post_with_csrf(&share_path, &[("shared", shared)], &csrf_alice)
+            .await
+    };
+    let (mut made, mut refused) = (0, 0);
+    for round in 0..ROUNDS {
+        assert_eq!(share("true").await.status(), StatusCode::SEE_OTHER);
+        let name = format!("bob-{round}");
+        // Making a server first reads the host's ports (a pass over /proc):
+        // the share is taken back after a delay that grows each round, so
+        // both orders happen.
+        let late_unshare = async {
+            tokio::time::sleep(std::time::Duration::from_millis(2 * round as u64)).await;
+            share("false").await
+        };
+        let (create, unshare) = tokio::join!(post_server(&bob, &name, blueprint, ""), late_unshare);
+        let (status, page) = (create.status(), create.text().await.unwrap());
+        let (unshared, refusal) = (unshare.status(), unshare.text().await.unwrap());
+        if status == StatusCode::SEE_OTHER {
+            made += 1;
+            // Made while the blueprint was shared: then the share cannot
+            // be taken back from under bob's server, and says why.
+            assert_eq!(unshared, StatusCode::CONFLICT, "round {round}: {refusal}");
+            assert!(refusal.contains(&name), "round {round}: {refusal}");
+            let server = left4me_web::open_store(&app.config)
+                .await
+                .unwrap()
+                .servers(None)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|s| s.name == name)
+                .unwrap()
+                .id;
+            act_ok(&bob, server, "delete").await;
+        } else {
+            refused += 1;
+            assert_eq!(unshared, StatusCode::SEE_OTHER, "round {round}: {refusal}");
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "round {round}: {page}"
+            );
+            assert!(
+                page.contains("choose one of the blueprints offered"),
+                "round {round}: {page}"
+            );
+        }
+    }
+    eprintln!("{made} rounds the server was made, {refused} the share's taking back won");
+    assert!(made > 0 && refused > 0, "both orders were tried");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_blueprint_while_a_server_is_made_on_it() {
+    let mut app = App::spawn().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let (mut made_first, mut deleted_first) = (0, 0);
+    for round in 0..ROUNDS {
+        let blueprint = create_blueprint(&admin, &format!("coop {round}"), "").await;
+        let name = format!("made-{round}");
+        let delete_path = format!("/blueprints/{blueprint}/delete");
+        let late_delete = async {
+            tokio::time::sleep(std::time::Duration::from_millis(10 * round as u64)).await;
+            admin.post(&delete_path, &[]).await
+        };
+        let (create, delete) = tokio::join!(post_server(&admin, &name, blueprint, ""), late_delete);
+        let (created, deleted) = (create.status(), delete.status());
+        let (create_page, delete_page) =
+            (create.text().await.unwrap(), delete.text().await.unwrap());
+        match (created, deleted) {
+            (StatusCode::SEE_OTHER, StatusCode::CONFLICT) => {
+                made_first += 1;
+                assert!(
+                    delete_page.contains(&name),
+                    "round {round}: the refusal names the server: {delete_page}"
+                );
+            }
+            (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::SEE_OTHER) => {
+                deleted_first += 1;
+                assert!(
+                    create_page.contains("choose one of the blueprints offered"),
+                    "round {round}: {create_page}"
+                );
+            }
+            other => panic!("round {round}: {other:?} is no clear pair of answers"),
+        }
+    }
+    assert!(
+        made_first > 0 && deleted_first > 0,
+        "both orders were tried"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_admins_change_servers_at_once() {
+    let mut app = App::spawn().await;
+    let one = app.login(ADMIN.0, ADMIN.1).await;
+    let two = app.login(ADMIN.0, ADMIN.1).await;
+    let blueprint = create_blueprint(&one, "coop", "").await;
+    let first = create_server(&one, "first", blueprint, free_port()).await;
+    let second = create_server(&one, "second", blueprint, free_port()).await;
+    let settings_of = async |server: i64| {
+        let store = left4me_web::open_store(&app.config).await.unwrap();
+        let s = store.server(server).await.unwrap();
+        store.close().await;
+        (s.name, s.hostname)
+    };
+    for round in 0..ROUNDS {
+        // One server, two sets of settings: both saved whole, one after
+        // the other; what is stored is one of them, never a mix.
+        let (a, b) = (format!("one-{round}"), format!("two-{round}"));
+        let (ha, hb) = (format!("host of {a}"), format!("host of {b}"));
+        let (ra, rb) = tokio::join!(
+            post_settings(&one, first, &a, &ha, blueprint),
+            post_settings(&two, first, &b, &hb, blueprint)
+        );
+        assert_eq!(ra.status(), StatusCode::SEE_OTHER, "round {round}");
+        assert_eq!(rb.status(), StatusCode::SEE_OTHER, "round {round}");
+        let stored = settings_of(first).await;
+        assert!(
+            stored == (a.clone(), ha) || stored == (b.clone(), hb),
+            "round {round}: {stored:?}"
+        );
+
+        // Two servers, one name: one gets it, the other a refusal naming it.
+        let same = format!("same-{round}");
+        let (ra, rb) = tokio::join!(
+            post_settings(&one, first, &same, "a host", blueprint),
+            post_settings(&two, second, &same, "another host", blueprint)
+        );
+        let mut statuses = [ra.status(), rb.status()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::SEE_OTHER, StatusCode::CONFLICT],
+            "round {round}"
+        );
+        let refusal = if ra.status() == StatusCode::CONFLICT {
+            ra
+        } else {
+            rb
+        };
+        let page = refusal.text().await.unwrap();
+        assert!(
+            page.contains(&same) && page.contains("already exists"),
+            "round {round}: {page}"
+        );
+        let names = [settings_of(first).await.0, settings_of(second).await.0];
+        assert_eq!(
+            names.iter().filter(|n| **n == same).count(),
+            1,
+            "round {round}: {names:?}"
+        );
+        // Apart again for the next round.
+        for (client, server, name) in [(&one, first, "first"), (&two, second, "second")] {
+            let res = post_settings(client, server, name, "host", blueprint).await;
             assert_eq!(res.status(), StatusCode::SEE_OTHER);
         }
     }

@@ -229,9 +229,11 @@ pub struct NewServerInput {
 }
 
 /// The blueprint a server may be built on (or keep): `None` with the
-/// field's error said in `errors`.
+/// field's error said in `errors`. Read in the transaction that uses it,
+/// so a share taken back or a blueprint deleted meanwhile is seen, not
+/// raced.
 async fn usable_blueprint(
-    app: &App,
+    write: &mut left4me_store::Write,
     actor: &Actor,
     raw: &str,
     keep: Option<i64>,
@@ -241,7 +243,7 @@ async fn usable_blueprint(
         errors.add("blueprint_id", "choose a blueprint (create one first)");
         return Ok(None);
     };
-    match app.store().blueprint(id).await {
+    match write.blueprint(id).await {
         // Keeping the current one is fine even when the actor cannot see it.
         Ok(b) if actor.item_access(&b).is_some() || Some(b.id) == keep => Ok(Some(b)),
         Ok(_) | Err(left4me_store::StoreError::NotFound) => {
@@ -292,10 +294,10 @@ pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResul
     let port = parse_optional_port(&input.port)
         .map_err(|e| errors.add("port", e))
         .ok();
-    let blueprint = usable_blueprint(app, actor, &input.blueprint_id, None, &mut errors).await?;
-    let (Some(name), Some(hostname), Some(port), Some(blueprint)) =
-        (name, hostname, port, blueprint)
-    else {
+    let (Some(name), Some(hostname), Some(port)) = (name, hostname, port) else {
+        // The blueprint's mistake too, to say everything at once.
+        let mut write = app.store().write().await?;
+        usable_blueprint(&mut write, actor, &input.blueprint_id, None, &mut errors).await?;
         return Err(OpError::Invalid(errors));
     };
     let rcon_password = crate::credentials::random_token()[..20].to_owned();
@@ -316,6 +318,11 @@ pub async fn create(app: &App, actor: &Actor, input: &NewServerInput) -> OpResul
         .filter(|p| !ours.contains(&i64::from(*p)) && bound.contains(p))
         .collect();
     let mut write = app.store().write().await?;
+    let Some(blueprint) =
+        usable_blueprint(&mut write, actor, &input.blueprint_id, None, &mut errors).await?
+    else {
+        return Err(OpError::Invalid(errors));
+    };
     let server = write
         .create_server(&NewServer {
             owner_id: actor.id(),
@@ -365,8 +372,9 @@ pub async fn change(
         .server;
     let mut errors = FieldErrors::default();
     let (name, hostname) = names(&input.name, &input.hostname, &mut errors);
+    let mut write = app.store().write().await?;
     let blueprint = usable_blueprint(
-        app,
+        &mut write,
         actor,
         &input.blueprint_id,
         Some(server.blueprint_id),
@@ -376,7 +384,6 @@ pub async fn change(
     let (Some(name), Some(hostname), Some(blueprint)) = (name, hostname, blueprint) else {
         return Err(OpError::Invalid(errors));
     };
-    let mut write = app.store().write().await?;
     write
         .change_server(
             id,
