@@ -153,6 +153,14 @@ pub fn network_up(root: &StateRoot, name: &str) -> Result<(), ScriptError> {
         Ok(uplink) => (uplink, None),
         Err(e) => (Uplink::Offline(e.to_string()), Some(e)),
     };
+    // A build without an uplink binds nothing of its network: the unit
+    // binds resolv.conf only where it is.
+    if let Uplink::Offline(_) = uplink {
+        match rustix::fs::unlinkat(&dir, "resolv.conf", AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(io("removing the offline build's resolv.conf")(e.into())),
+        }
+    }
     // A new file, never one found there: the directory is the panel's,
     // and root must not write through a link it planted.
     match rustix::fs::unlinkat(&dir, NETWORK_NOTE, AtFlags::empty()) {
@@ -258,6 +266,14 @@ fn run_and_publish(
     let script = dir.join("script.sh");
     std::fs::create_dir_all(dir).map_err(io("creating the build directory"))?;
     std::fs::write(&script, build.script).map_err(io("writing the script"))?;
+    // Whatever the panel's umask: the build user passes through the
+    // directory and reads the script.
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+    };
+    mode(dir, 0o711)
+        .and_then(|()| mode(&script, 0o644))
+        .map_err(io("letting the build user read the script"))?;
     let versions = root.overlay_versions(build.overlay);
     let current = versions
         .current()

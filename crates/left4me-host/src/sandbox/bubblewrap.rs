@@ -9,7 +9,10 @@
 //! `--die-with-parent`: it and everything in the sandbox end when it or
 //! this process dies. As root, `nsenter` first puts it all in the build's
 //! filtered network namespace ([`super::network`]); otherwise the build
-//! has no network, and says so.
+//! has no network, and says so. As root, `unshare --mount` comes first of
+//! all: a private mount namespace where the build's directory is bound at
+//! `/tmp/build`, so the build user reaches it whatever the modes of the
+//! directories above it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -27,6 +30,10 @@ use crate::events::{Ctx, Event};
 const SYSTEM: &[&str] = &[
     "usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
 ];
+
+/// Where the build's directory is bound for bubblewrap when the build runs
+/// as another user (in the chain's own mount namespace).
+const BOUND_BUILD_DIR: &str = "/tmp/build";
 
 /// Always hidden, besides what the caller names.
 const HIDDEN: &[&str] = &["/etc/left4me"];
@@ -72,9 +79,20 @@ impl Bubblewrap {
         }
     }
 
-    /// `resolv_conf`: the build's own, when it has a network namespace
-    /// (otherwise bubblewrap gives it an empty one).
-    fn bwrap_args(&self, run: &BuildRun<'_>, resolv_conf: Option<&Path>) -> Vec<String> {
+    /// Where bubblewrap finds the build's directory: as root, where the
+    /// chain's private mount namespace binds it (see [`Self::command`]);
+    /// otherwise where it is.
+    fn build_dir_seen<'a>(&self, run: &'a BuildRun<'_>) -> &'a Path {
+        match self.run_as {
+            RunAs::User { .. } => Path::new(BOUND_BUILD_DIR),
+            RunAs::Current => run.dir,
+        }
+    }
+
+    /// `online`: the build has its network namespace and its own
+    /// `resolv.conf` (otherwise bubblewrap gives it an empty network).
+    fn bwrap_args(&self, run: &BuildRun<'_>, online: bool) -> Vec<String> {
+        let dir = self.build_dir_seen(run);
         let mut args: Vec<String> = [
             "--unshare-user",
             "--unshare-ipc",
@@ -110,15 +128,15 @@ impl Bubblewrap {
                 _ => {}
             }
         }
-        match resolv_conf {
+        if !online {
+            args.push("--unshare-net".into());
+        } else if Path::new("/etc/resolv.conf").exists() {
             // Over the host's, which names resolvers the build cannot reach.
-            Some(file) if Path::new("/etc/resolv.conf").exists() => args.extend([
+            args.extend([
                 "--ro-bind".into(),
-                file.display().to_string(),
+                dir.join("resolv.conf").display().to_string(),
                 "/etc/resolv.conf".into(),
-            ]),
-            Some(_) => {}
-            None => args.push("--unshare-net".into()),
+            ]);
         }
         let hidden = HIDDEN
             .iter()
@@ -143,10 +161,10 @@ impl Bubblewrap {
                 "--tmpfs",
                 "/tmp",
                 "--bind",
-                &run.layer().display().to_string(),
+                &dir.join("layer").display().to_string(),
                 "/overlay",
                 "--ro-bind",
-                &run.script().display().to_string(),
+                &dir.join("script.sh").display().to_string(),
                 "/script.sh",
                 "--chdir",
                 "/overlay",
@@ -181,16 +199,40 @@ impl Bubblewrap {
         cgroup: &BuildCgroup,
         network: Option<&Network>,
     ) -> Command {
-        let mut command = match network {
-            Some(network) => {
-                let mut command = Command::new("nsenter");
-                command
-                    .arg(format!("--net={}", network.namespace.path().display()))
-                    .args(["--", "/bin/sh"]);
-                command
-            }
-            None => Command::new("/bin/sh"),
-        };
+        let mut chain: Vec<std::ffi::OsString> = Vec::new();
+        if let RunAs::User { .. } = self.run_as {
+            // The build user must reach the build's directory whatever
+            // the modes above it (a state root made by `mktemp -d` is 0700,
+            // and so is /root): a private mount namespace gets a /tmp of
+            // its own with the directory bound in it. Nothing of this
+            // outlives the chain.
+            chain.extend(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    // Held open while /tmp is covered (the directory may be below
+                    // it) and closed before the sandbox could inherit it.
+                    r#"exec 3<"$1" && mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /tmp && mkdir "$2" && mount --no-canonicalize --bind /proc/self/fd/3 "$2" && exec 3<&- && shift 2 && exec "$@""#,
+                    "sh",
+                ]
+                .map(Into::into),
+            );
+            chain.push(run.dir.into());
+            chain.push(BOUND_BUILD_DIR.into());
+        }
+        if let Some(network) = network {
+            chain.push("nsenter".into());
+            chain.push(format!("--net={}", network.namespace.path().display()).into());
+            chain.push("--".into());
+        }
+        chain.push("/bin/sh".into());
+        let mut command = Command::new(&chain[0]);
+        command.args(&chain[1..]);
         // Joins every cgroup (the pid is the shell's, which the rest
         // replaces), then runs what follows `--`.
         command.args([
@@ -219,7 +261,7 @@ impl Bubblewrap {
         }
         command
             .arg(&self.bwrap)
-            .args(self.bwrap_args(run, network.map(|n| n.resolv_conf.as_path())))
+            .args(self.bwrap_args(run, network.is_some()))
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null())
@@ -233,7 +275,6 @@ impl Bubblewrap {
 /// dropped, a panic included.
 struct Network {
     namespace: BuildNetwork,
-    resolv_conf: PathBuf,
 }
 
 impl Drop for Network {
@@ -308,7 +349,9 @@ impl Sandbox for Bubblewrap {
 
 impl Bubblewrap {
     /// The build's filtered namespace and its `resolv.conf`, when this
-    /// process may make them; the log says what the build gets.
+    /// process may make them and they reach the internet; the log says
+    /// what the build gets. A build without an uplink gets no namespace of
+    /// ours and nothing of its `resolv.conf`: bubblewrap's empty network.
     fn network(&self, run: &BuildRun<'_>, ctx: &Ctx<'_>) -> Result<Option<Network>, SandboxError> {
         let offline = |why: String| {
             ctx.emit(Event::Stderr(Uplink::Offline(why).describe()));
@@ -319,17 +362,21 @@ impl Bubblewrap {
                 "making its filtered network namespace needs a panel running as root".into(),
             );
         }
-        let resolv_conf = run.write_resolv_conf()?;
         let namespace = BuildNetwork::new(run.name);
         match namespace.up() {
             Ok(uplink @ Uplink::Public) => ctx.emit(Event::Step(uplink.describe())),
-            Ok(uplink) => ctx.emit(Event::Stderr(uplink.describe())),
+            Ok(Uplink::Offline(why)) => {
+                namespace.down();
+                return offline(why);
+            }
             Err(e) => return offline(e.to_string()),
         }
-        Ok(Some(Network {
-            namespace,
-            resolv_conf,
-        }))
+        // Held first, so a failure below still removes the namespace; the
+        // file is made only now, as a build without network binds nothing
+        // of it.
+        let network = Network { namespace };
+        run.write_resolv_conf()?;
+        Ok(Some(network))
     }
 
     fn watch(
@@ -438,5 +485,59 @@ impl Bubblewrap {
                 status: status.to_string(),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(run_as: RunAs, online: bool) -> Vec<String> {
+        let sandbox = Bubblewrap {
+            run_as,
+            ..Bubblewrap::new(Limits::default())
+        };
+        let dir = Path::new("/state/tmp/builds/b-1");
+        sandbox.bwrap_args(
+            &BuildRun {
+                name: "b-1",
+                dir,
+                hidden: &[],
+            },
+            online,
+        )
+    }
+
+    #[test]
+    fn a_build_without_network_binds_nothing_of_it() {
+        let nobody = RunAs::User {
+            uid: 65_534,
+            gid: 65_534,
+        };
+        let offline = args(nobody, false);
+        assert!(offline.contains(&"--unshare-net".to_owned()));
+        assert!(
+            !offline.iter().any(|a| a.contains("resolv.conf")),
+            "{offline:?}"
+        );
+        let online = args(nobody, true);
+        assert!(!online.contains(&"--unshare-net".to_owned()));
+        if Path::new("/etc/resolv.conf").exists() {
+            assert!(
+                online.contains(&"/tmp/build/resolv.conf".to_owned()),
+                "{online:?}"
+            );
+        }
+        // As another user the build's directory is where the chain binds
+        // it; as oneself, where it is.
+        assert!(
+            online.contains(&"/tmp/build/layer".to_owned()),
+            "{online:?}"
+        );
+        let own = args(RunAs::Current, false);
+        assert!(
+            own.contains(&"/state/tmp/builds/b-1/layer".to_owned()),
+            "{own:?}"
+        );
     }
 }

@@ -20,7 +20,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Where a build sends DNS queries (its `/etc/resolv.conf`); pasta
@@ -40,6 +40,35 @@ const NETNS_DIR: &str = "/run/netns";
 const PREFIX: &str = "left4me-build-";
 /// `nobody`: pasta never runs as root, nor as the build's user.
 const PASTA_USER: u32 = 65_534;
+/// The device pasta connects the namespace through.
+const TUN: &str = "/dev/net/tun";
+
+/// Whether user `uid` (pasta's) may open the tun device at `path` for
+/// reading and writing; otherwise why not and the fix, in plain words
+/// (pasta's own message would be a bare "Permission denied").
+fn tun_usable(path: &Path, uid: u32) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        format!(
+            "{} cannot be used ({e}): load the tun module (`modprobe tun`) so pasta can connect builds",
+            path.display()
+        )
+    })?;
+    let mode = meta.mode();
+    let usable = mode & 0o006 == 0o006 || (meta.uid() == uid && mode & 0o600 == 0o600);
+    if usable {
+        Ok(())
+    } else {
+        Err(format!(
+            "pasta runs as user nobody, who cannot open {} (mode {:04o}); builds get the \
+             internet once it may: `chmod 0666 {}` (Debian's default mode), kept across \
+             reboots by a udev rule such as KERNEL==\"tun\", MODE=\"0666\" in \
+             /etc/udev/rules.d/60-tun.rules",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        ))
+    }
+}
 
 /// Addresses a build must not reach, besides the host's own.
 const BLOCKED_V4: &[&str] = &[
@@ -156,6 +185,9 @@ impl BuildNetwork {
         else {
             return Uplink::Offline("pasta is not installed (Debian: apt install passt)".into());
         };
+        if let Err(why) = tun_usable(Path::new(TUN), PASTA_USER) {
+            return Uplink::Offline(why);
+        }
         let holder = match Holder::start(&self.path()) {
             Ok(holder) => holder,
             Err(e) => return Uplink::Offline(e.to_string()),
@@ -547,6 +579,29 @@ fn failure_text(out: &std::process::Output) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tun_device_pasta_cannot_open_is_said_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tun = dir.path().join("tun");
+        std::fs::write(&tun, "").unwrap();
+        let mode = |m| std::fs::set_permissions(&tun, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(0o666);
+        assert_eq!(super::tun_usable(&tun, 65_534), Ok(()));
+        mode(0o600);
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&tun).unwrap());
+        assert_eq!(super::tun_usable(&tun, owner), Ok(()), "its owner may");
+        let why = super::tun_usable(&tun, owner + 1).unwrap_err();
+        assert!(
+            why.contains("cannot open")
+                && why.contains("(mode 0600)")
+                && why.contains("chmod 0666"),
+            "{why}"
+        );
+        let why = super::tun_usable(&dir.path().join("missing"), 65_534).unwrap_err();
+        assert!(why.contains("modprobe tun"), "{why}");
+    }
+
     use super::*;
 
     fn prefix(text: &str) -> Prefix {
