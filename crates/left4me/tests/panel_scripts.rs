@@ -443,6 +443,12 @@ async fn a_failed_or_cancelled_build_keeps_the_current_version() {
 async fn the_tickrate_example_builds_its_cfg() {
     require_root();
     let mut app = App::spawn().await;
+    // As a new admin's state root from `mktemp -d`: nobody else may enter.
+    std::fs::set_permissions(
+        app.root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let res = admin.post("/overlays/examples", &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
