@@ -197,6 +197,12 @@ impl App {
         if let Err(e) = left4me_host::scripts::clean_leftovers(host.root()) {
             tracing::warn!("removing what earlier script builds left: {e}");
         }
+        // Nor a backup: the database copy of one killed mid-way (it holds
+        // every secret the database does) goes too.
+        let staging = backups::Backups::staging(host.root().path());
+        if let Err(e) = left4me_host::fsutil::remove_dir_all_if_exists(&staging) {
+            tracing::warn!("removing {}: {e}", staging.display());
+        }
         let jobs = runner_for(&config, &store, &host, installer, launch.ready_timeout)
             .map_err(LaunchError::Workshop)?;
         let app = Self::new(config, store, host, jobs, launch.live);

@@ -946,6 +946,7 @@ impl Jobs {
         store
             .set_desired_state(server.id, left4me_store::DesiredState::Running)
             .await?;
+        left4me_host::events::fault_point("start-wanted");
         let name = instance_name(server.id);
         // Unknown counts as running: a cancel must never stop a server
         // this job did not start.
@@ -1308,6 +1309,7 @@ impl Jobs {
             .copy_to(&copy)
             .await
             .map_err(|e| JobError::Failed(format!("copying the database: {e}")))?;
+        left4me_host::events::fault_point("backup-database-copied");
         let config_copy = staging.join(crate::backups::Backups::CONFIG_COPY);
         let _ = std::fs::remove_file(&config_copy);
         if let Some(file) = &self.0.backups.config_file {
@@ -1341,6 +1343,7 @@ impl Jobs {
                 let paths: Vec<&std::path::Path> = set.paths.iter().map(AsRef::as_ref).collect();
                 let excludes: Vec<&std::path::Path> = set.excludes.iter().map(AsRef::as_ref).collect();
                 let summary = restic.backup(&paths, &excludes, &["left4me"], ctx)?;
+                left4me_host::events::fault_point("backup-taken");
                 ctx.step("forgetting the backups the retention does not keep")?;
                 restic.forget(backups.keep, ctx)?;
                 Ok::<_, left4me_host::backup::BackupError>(summary)

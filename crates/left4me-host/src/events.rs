@@ -98,13 +98,18 @@ impl<'a> Ctx<'a> {
 /// A sink that drops everything, for callers with nothing to show.
 pub fn discard(_: Event) {}
 
-/// Aborts the process at a named point when `LEFT4ME_FAULT` names it.
+/// Kills the process with SIGKILL at a named point when `LEFT4ME_FAULT`
+/// names it.
 ///
-/// Crash-recovery tests use this to die exactly between two steps (like a
-/// `kill -9` would) without racing a signal against the step.
+/// Crash-recovery tests use this to die exactly between two steps, as a
+/// `kill -9` would (no destructor, no flush, children left as they are),
+/// without racing a signal against the step.
 pub fn fault_point(name: &str) {
     if std::env::var("LEFT4ME_FAULT").is_ok_and(|v| v == name) {
-        eprintln!("LEFT4ME_FAULT: aborting at {name}");
+        eprintln!("LEFT4ME_FAULT: killing this process at {name}");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        // Not reached: SIGKILL cannot be caught.
         std::process::abort();
     }
 }

@@ -262,6 +262,7 @@ impl Host {
             None => return Err(HostError::NotInitialized(name.clone())),
         };
         self.initialize_locked(name, &spec, ctx)?;
+        crate::events::fault_point("start-initialized");
         // Before the active check: a server started by an older version,
         // or by hand, gets its boot setting all the same.
         self.record_start_on_boot(&target, true, ctx)?;
@@ -277,6 +278,7 @@ impl Host {
         ports::check_free(spec.port().get())?;
         ctx.step("staging server.cfg files into the upper layer...")?;
         self.stage(&paths, &spec)?;
+        crate::events::fault_point("start-staged");
         self.supervisor.start(&target, ctx)?;
         ctx.emit(Event::Step("start complete.".into()));
         Ok(StartOutcome::Started)

@@ -274,6 +274,7 @@ fn run_and_publish(
     mode(dir, 0o711)
         .and_then(|()| mode(&script, 0o644))
         .map_err(io("letting the build user read the script"))?;
+    crate::events::fault_point("build-prepared");
     let versions = root.overlay_versions(build.overlay);
     let current = versions
         .current()
@@ -301,6 +302,7 @@ fn run_and_publish(
         },
         ctx,
     )?;
+    crate::events::fault_point("build-ran");
     ctx.step("checking the layer")
         .map_err(|_| SandboxError::Cancelled)?;
     let owner =

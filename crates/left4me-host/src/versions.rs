@@ -250,8 +250,10 @@ impl VersionedLayer {
                 .expect("a version description serializes")
                 .as_bytes(),
         )?;
+        crate::events::fault_point("publish-described");
         std::fs::rename(upper, self.layer_dir(info.version))?;
         crate::fsutil::sync_dir(&self.versions_dir())?;
+        crate::events::fault_point("publish-renamed");
         write_atomic(
             &self.dir.join("current"),
             format!("{}\n", info.version).as_bytes(),

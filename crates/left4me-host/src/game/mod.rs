@@ -502,7 +502,9 @@ impl Game {
         versions.clean().map_err(io("cleaning the installation"))?;
         self.link_steamclient(ctx);
         let build = versions.begin(true).map_err(io("preparing the build"))?;
+        crate::events::fault_point("update-begun");
         let result = self.build(&build, validate, ctx);
+        crate::events::fault_point("update-downloaded");
         let unmounted = mount::unmount(&build.merged());
         match result {
             Ok(Some(build_id)) => {

@@ -237,6 +237,9 @@ impl Supervisor for BuiltinSupervisor {
             .step("starting the server process...")
             .map_err(SupervisorError::from)
             .and_then(|()| self.spawn_daemon(target));
+        if launched.is_ok() {
+            fault_point("start-launched");
+        }
         if let Err(e) = launched {
             // Leave nothing half-started: no mount without a process.
             let _ = self.stop(
