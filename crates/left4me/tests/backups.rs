@@ -353,19 +353,13 @@ async fn a_panel_killed_during_a_backup_leaves_the_repository_usable() {
     admin.login(ADMIN.0, ADMIN.1).await;
     let res = admin.post("/backups", &[]).await;
     let job = Client::redirect_id(&res);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !admin
-        .get_text(&format!("/jobs/{job}"))
-        .await
-        .1
-        .contains("backing up into")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the backup never began"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    page_showing(
+        &admin,
+        &format!("/jobs/{job}"),
+        "backing up into",
+        Duration::from_secs(30),
+    )
+    .await;
     // Everything dies at once, as in a power cut.
     panel.child.kill().unwrap();
     panel.child.wait().unwrap();
@@ -524,18 +518,7 @@ async fn a_whole_panel_comes_back_on_a_new_host() {
     };
     let mut first = App::spawn_with(new, broken).await;
     let admin = first.login(ADMIN.0, ADMIN.1).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, jobs) = admin.get_text("/jobs").await;
-        if jobs.contains("state-failed") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the install never failed: {jobs}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    page_showing(&admin, "/jobs", "state-failed", Duration::from_secs(30)).await;
     first.stop().await;
     let new = first.root;
 
@@ -568,19 +551,13 @@ async fn a_whole_panel_comes_back_on_a_new_host() {
     let (_, game) = admin.get_text("/game").await;
     assert!(game.contains("1001"), "the game is Steam's build: {game}");
     // The restore is over once the game is back (a reconciler pass says).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !admin
-        .get_text("/activity")
-        .await
-        .1
-        .contains("is complete: the game and the built overlays are back")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the restore was never said complete"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    page_showing(
+        &admin,
+        "/activity",
+        "is complete: the game and the built overlays are back",
+        Duration::from_secs(30),
+    )
+    .await;
 
     // Restoring over it puts what is there aside, never deletes it.
     act_ok(&admin, server, "stop").await;

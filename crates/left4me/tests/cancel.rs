@@ -24,19 +24,13 @@ async fn a_cancel_recorded_before_the_panel_died_ends_the_job_as_cancelled() {
     let bp = create_blueprint(&admin, "slow", "sim_boot_delay_ms 60000").await;
     let server = create_server(&admin, "slow", bp, free_port()).await;
     let job = action(&admin, server, "start").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !admin
-        .get_text(&format!("/jobs/{job}"))
-        .await
-        .1
-        .contains("waiting for the server")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the start never began waiting"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    page_showing(
+        &admin,
+        &format!("/jobs/{job}"),
+        "waiting for the server",
+        Duration::from_secs(30),
+    )
+    .await;
     // The Cancel is recorded, then the panel dies before the job hears it.
     let csrf = admin.csrf("/account").await;
     let _ = admin

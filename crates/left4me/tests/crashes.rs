@@ -89,14 +89,6 @@ fn mounts_below(dir: &Path) -> usize {
         .count()
 }
 
-async fn wait_for<F: AsyncFnMut() -> bool>(what: &str, mut done: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_start_killed_at_any_step_is_repaired_by_the_next_panel() {
     let root = state();
@@ -122,7 +114,8 @@ async fn a_start_killed_at_any_step_is_repaired_by_the_next_panel() {
         assert_eq!(job_state(&admin, job).await, "interrupted", "{fault}");
         // Wanted running: the reconciler starts it (or finds it started),
         // and it answers on its port.
-        wait_for(&format!("{fault}: the server never answered"), async || {
+        let answers = format!("{fault}: the server to answer");
+        eventually(&answers, Duration::from_secs(30), async || {
             srcds_protocol::a2s::info(a2s_addr(game_port), Duration::from_millis(500))
                 .await
                 .is_ok_and(|info| info.name == format!("{name} host"))

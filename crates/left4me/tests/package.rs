@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::machine::{Bind, Machine};
 use common::panel::{
     Client, act_ok, console, create_blueprint, create_server, csrf_in, finished_job, game_action,
+    page_showing,
 };
 use reqwest::StatusCode;
 use steamcmd_sim::SteamcmdSim;
@@ -177,18 +178,7 @@ async fn admin() -> Client {
 }
 
 async fn wait_for_page(client: &Client, path: &str, what: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, page) = client.get_text(path).await;
-        if status == StatusCode::OK && page.contains(what) {
-            return page;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never showed {what:?}: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    page_showing(client, path, what, Duration::from_secs(30)).await
 }
 
 /// Package files and their owners, the user, the configuration, the
@@ -503,15 +493,10 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
         machine.ok("systemctl is-active left4me.service").trim(),
         "active"
     );
-    common::wait_until(
+    machine.wait_active(
+        &unit,
         "the server is back after the reboot",
         Duration::from_secs(30),
-        || {
-            machine
-                .sh(&format!("systemctl is-active {unit}"))
-                .status
-                .success()
-        },
     );
     in_machine(&machine, async || {
         let client = admin().await;
@@ -649,15 +634,10 @@ fn the_package_installs_runs_games_under_systemd_and_upgrades_without_stopping_t
         "everything restored belongs to left4me"
     );
     machine.ok("systemctl start left4me.service");
-    common::wait_until(
+    machine.wait_active(
+        &unit,
         "the restored server runs again",
         Duration::from_secs(120),
-        || {
-            machine
-                .sh(&format!("systemctl is-active {unit}"))
-                .status
-                .success()
-        },
     );
     in_machine(&machine, async || {
         let client = admin().await;

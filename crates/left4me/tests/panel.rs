@@ -2381,14 +2381,12 @@ fn kill_instance(root: &TestRoot, instance: &str) {
 }
 
 async fn wait_for_a2s(port: u16, what: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while srcds_protocol::a2s::info(a2s_addr(port), Duration::from_millis(300))
-        .await
-        .is_err()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(what, Duration::from_secs(30), async || {
+        srcds_protocol::a2s::info(a2s_addr(port), Duration::from_millis(300))
+            .await
+            .is_ok()
+    })
+    .await;
 }
 
 async fn fast_reconciling_app() -> App {
@@ -2582,11 +2580,7 @@ async fn a_game_whose_supervisor_died_is_restarted_only_once_nobody_plays() {
     let server = create_server(&client, "orphan", bp, free_port()).await;
     act_ok(&client, server, "start").await;
     console(&client, server, "sim_join Coach STEAM_1:0:42").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !client.get_text("/").await.1.contains("1/8 players") {
-        assert!(tokio::time::Instant::now() < deadline, "no player shown");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    page_showing(&client, "/", "1/8 players", Duration::from_secs(15)).await;
 
     // The supervisor dies; the game and its player carry on.
     let instance = format!("server-{server}");
@@ -2607,16 +2601,13 @@ async fn a_game_whose_supervisor_died_is_restarted_only_once_nobody_plays() {
     )
     .unwrap();
     let activity = format!("/servers/{server}/activity");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !client
-        .get_text(&activity)
-        .await
-        .1
-        .contains("runs without its supervisor")
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no drift reported");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    page_showing(
+        &client,
+        &activity,
+        "runs without its supervisor",
+        Duration::from_secs(15),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let status = app.root.status(&instance);
     assert_eq!(status["state"], "orphaned", "{status}");

@@ -36,14 +36,12 @@ async fn run_log(client: &Client, job: i64) -> (String, String) {
 
 /// Waits until the panel has polled the server and seen `players`.
 async fn wait_for_players(app: &App, server: i64, players: u8) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while app.live.get(server).map(|l| l.players) != Some(players) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the panel never saw {players} player(s)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("the panel to see {players} player(s)"),
+        Duration::from_secs(20),
+        async || app.live.get(server).map(|l| l.players) == Some(players),
+    )
+    .await;
 }
 
 async fn running_server(client: &Client, name: &str) -> i64 {

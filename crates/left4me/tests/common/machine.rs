@@ -323,6 +323,15 @@ impl Machine {
             .expect("nsenter")
     }
 
+    /// Waits until systemd says `unit` is active; fails naming `what`.
+    pub fn wait_active(&self, unit: &str, what: &str, timeout: std::time::Duration) {
+        super::wait_until(what, timeout, || {
+            self.sh(&format!("systemctl is-active {unit}"))
+                .status
+                .success()
+        });
+    }
+
     /// [`sh`](Self::sh) that must succeed; returns its standard output.
     pub fn ok(&self, script: &str) -> String {
         let out = self.sh(script);

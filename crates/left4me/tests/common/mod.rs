@@ -45,6 +45,19 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// The async twin of [`wait_until`]: asks `done` every 100 ms until it
+/// says yes; fails naming `what` after `timeout`.
+pub async fn eventually(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub struct TestRoot {
     pub dir: tempfile::TempDir,
     /// Extra environment for every `left4me` call.

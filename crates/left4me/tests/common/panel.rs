@@ -488,6 +488,23 @@ pub async fn finished_job(client: &Client, job: i64) -> (Vec<String>, String) {
     (lines, end.2)
 }
 
+/// The page at `path` once it answers 200 and shows `text`, asked every
+/// 200 ms for up to `timeout`.
+pub async fn page_showing(client: &Client, path: &str, text: &str, timeout: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (status, page) = client.get_text(path).await;
+        if status == StatusCode::OK && page.contains(text) {
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never showed {text:?} within {timeout:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `left4me serve` as its own process, with its stdout lines.
 pub struct PanelProcess {
     pub child: Child,
