@@ -26,6 +26,9 @@ struct Stat {
     /// That of its children it waited for (when they ended).
     children_ticks: u64,
     rss_pages: u64,
+    threads: u64,
+    /// Ticks after boot.
+    start_ticks: u64,
 }
 
 /// Parses `/proc/PID/stat`; the command name may hold spaces and
@@ -34,12 +37,14 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13)
-    // cstime(14) … rss(21).
+    // cstime(14) … threads(17) … starttime(19) … rss(21).
     let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
     Some(Stat {
         ppid: fields.get(1)?.parse().ok()?,
         ticks: field(11)? + field(12)?,
         children_ticks: field(13)? + field(14)?,
+        threads: field(17)?,
+        start_ticks: field(19)?,
         rss_pages: field(21)?,
     })
 }
@@ -115,15 +120,6 @@ pub struct OwnProcess {
 pub fn own_process() -> io::Result<OwnProcess> {
     let text = std::fs::read_to_string("/proc/self/stat")?;
     let stat = parse_stat(&text).ok_or_else(|| io::Error::other("unreadable /proc/self/stat"))?;
-    let rest = &text[text.rfind(')').unwrap_or(0) + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // threads(17), starttime(19) in ticks after boot.
     let boot = std::fs::read_to_string("/proc/stat")?
         .lines()
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())
@@ -135,8 +131,8 @@ pub fn own_process() -> io::Result<OwnProcess> {
             memory_bytes: stat.rss_pages * rustix::param::page_size() as u64,
         },
         open_fds: std::fs::read_dir("/proc/self/fd")?.count() as u64,
-        threads: field(17),
-        start_time: boot as f64 + field(19) as f64 / hz,
+        threads: stat.threads,
+        start_time: boot as f64 + stat.start_ticks as f64 / hz,
     })
 }
 
