@@ -18,11 +18,8 @@ use left4me_host::events::{CancellationToken, Ctx, discard};
 use left4me_host::fsutil::disk_usage;
 use left4me_host::game::{Game, Steamcmd, Updated};
 use left4me_host::layout::StateRoot;
-use left4me_host::lifecycle::Host;
-use left4me_host::mount::MountApi;
 use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
-use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
 use steamcmd_sim::{SimConfig, SteamcmdSim, copy_tree, files_below};
 use support::{env_or, median, ms};
 
@@ -82,15 +79,7 @@ fn update(game: &Game) -> Duration {
 
 /// Median time of `starts` start + stop pairs of one server.
 fn start_times(game: &Game, starts: usize) -> Duration {
-    let host = Host::open(
-        game.root.path(),
-        Box::new(BuiltinSupervisor {
-            program: env!("CARGO_BIN_EXE_left4me").into(),
-            policy: RestartPolicy::default(),
-            mount_api: MountApi::Auto,
-        }),
-    )
-    .unwrap();
+    let host = support::builtin_host(game.root.path());
     let cancel = CancellationToken::new();
     let ctx = Ctx::new(&discard, &cancel);
     let name = InstanceName::parse("bench").unwrap();

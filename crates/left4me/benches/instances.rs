@@ -17,11 +17,9 @@ mod support;
 use left4me_host::events::{CancellationToken, Ctx, discard};
 use left4me_host::layer::{Layer, OverlayPath};
 use left4me_host::layout::StateRoot;
-use left4me_host::lifecycle::Host;
 use left4me_host::mount::{self, MountApi, OverlaySpec};
 use left4me_host::name::InstanceName;
 use left4me_host::spec::{Port, Spec};
-use left4me_host::supervisor::builtin::{BuiltinSupervisor, RestartPolicy};
 use steamcmd_sim::copy_tree;
 use support::{env_or, median, ms};
 
@@ -90,15 +88,7 @@ fn main() {
     }
 
     // left4me: initialize + stage + mount + spawn, through the library.
-    let host = Host::open(
-        root.path(),
-        Box::new(BuiltinSupervisor {
-            program: env!("CARGO_BIN_EXE_left4me").into(),
-            policy: RestartPolicy::default(),
-            mount_api: MountApi::Auto,
-        }),
-    )
-    .unwrap();
+    let host = support::builtin_host(root.path());
     let cancel = CancellationToken::new();
     let ctx = Ctx::new(&discard, &cancel);
     let mut start_times = Vec::new();

@@ -71,7 +71,11 @@ async fn taking_a_share_back_while_someone_starts_using_it() {
         // An overlay no longer shared is as missing to bob as a deleted one;
         // a share is not taken back from under a blueprint that uses it.
         clear(add.status(), StatusCode::NOT_FOUND, "adding the overlay");
-        clear(unshare.status(), StatusCode::CONFLICT, "taking the share back");
+        clear(
+            unshare.status(),
+            StatusCode::CONFLICT,
+            "taking the share back",
+        );
         let in_use = uses(&bob, blueprint, overlay).await;
         let (_, page) = alice.get_text(&format!("/overlays/{overlay}")).await;
         let shared = page.contains("value=\"false\"");
@@ -127,7 +131,11 @@ async fn deleting_an_overlay_while_someone_adds_it_to_a_blueprint() {
         };
         let (add, delete) = tokio::join!(add, delete);
         clear(add.status(), StatusCode::NOT_FOUND, "adding the overlay");
-        clear(delete.status(), StatusCode::CONFLICT, "deleting the overlay");
+        clear(
+            delete.status(),
+            StatusCode::CONFLICT,
+            "deleting the overlay",
+        );
         let in_use = uses(&admin, blueprint, overlay).await;
         let (status, _) = admin.get_text(&format!("/overlays/{overlay}")).await;
         let exists = status == StatusCode::OK;
