@@ -16,6 +16,7 @@ pub mod error;
 pub mod game;
 pub mod history;
 pub mod input;
+pub mod job_control;
 pub mod limiter;
 pub mod live;
 pub mod memo;
@@ -173,14 +174,14 @@ impl App {
             })?
             .ok_or_else(|| LaunchError::AlreadyRunning(config.root.clone()))?;
         let store = open_store(&config).await?;
-        let interrupted =
-            store
-                .interrupt_running_jobs()
-                .await
-                .map_err(|error| LaunchError::Database {
-                    path: config.database_path(),
-                    error,
-                })?;
+        let database = |error| LaunchError::Database {
+            path: config.database_path(),
+            error,
+        };
+        job_control::undo_cancelled_starts(&store)
+            .await
+            .map_err(database)?;
+        let interrupted = store.interrupt_running_jobs().await.map_err(database)?;
         if interrupted > 0 {
             tracing::warn!(
                 "{interrupted} job(s) were running when the panel last stopped; marked interrupted"

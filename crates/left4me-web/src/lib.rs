@@ -17,7 +17,7 @@ pub mod state;
 
 pub use left4me_app::ops::access;
 pub use left4me_app::{
-    Launch, backups, config, domain, live, open_store, restore, runner, scripts,
+    Launch, backups, config, domain, job_control, live, open_store, restore, runner, scripts,
 };
 
 use std::future::Future;

@@ -89,6 +89,10 @@ enum Command {
     /// Manage the panel's overlays.
     #[command(subcommand)]
     Overlays(panel::OverlaysCommand),
+    /// The panel's unfinished jobs, and cancelling one while the panel is
+    /// stopped.
+    #[command(subcommand)]
+    Jobs(panel::JobsCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(panel::ConfigCommand),
@@ -222,6 +226,7 @@ fn run(cli: &Cli) -> CliResult {
         Command::SetupUrl => panel::setup_url(cli),
         Command::User(cmd) => panel::user(cli, cmd),
         Command::Overlays(cmd) => panel::overlays(cli, cmd),
+        Command::Jobs(cmd) => panel::jobs(cli, cmd),
         Command::Config(cmd) => panel::config(cmd),
         Command::Instance(cmd) => instance::run(cli, cmd),
         Command::Game(cmd) => game::run(cli, cmd),

@@ -50,6 +50,18 @@ pub(crate) enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// The jobs still queued or running (with the panel stopped: running
+    /// when it stopped).
+    List,
+    /// Cancel a job while the panel is stopped: a queued one ends now; a
+    /// running one ends as cancelled when the panel starts (a server's
+    /// start is undone: it is wanted stopped). With the panel running,
+    /// cancel it on its page or with the API.
+    Cancel { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum OverlaysCommand {
     /// Add a shared script overlay, owned by the first admin, for each
     /// `*.sh` file in DIR (named after the file, described by its
@@ -291,6 +303,89 @@ async fn seed_as_first_admin(
     })?;
     let actor = left4me_web::runner::Actor::CommandLine;
     Ok(left4me_web::scripts::seed(store, actor, admin.id, examples).await?)
+}
+
+pub(crate) fn jobs(cli: &Cli, cmd: &JobsCommand) -> CliResult {
+    use left4me_web::job_control::{self, JobControlError};
+    let config = settings_as_state_owner(cli)?;
+    let root = left4me_host::layout::StateRoot::open(&config.root)?;
+    runtime()?.block_on(async {
+        let store = left4me_web::open_store(&config).await?;
+        let done = match cmd {
+            JobsCommand::List => job_control::unfinished(&store).await.map(|jobs| {
+                if jobs.is_empty() {
+                    println!("no job is queued or running");
+                }
+                for job in jobs {
+                    println!("{}", job_line(&job));
+                }
+            }),
+            JobsCommand::Cancel { id } => {
+                match job_control::cancel_while_stopped(&root, &store, *id).await {
+                    Ok((request, job)) => {
+                        println!("{}", cancelled(request, &job));
+                        Ok(())
+                    }
+                    Err(e @ (JobControlError::PanelRunning(_) | JobControlError::NotFound(_))) => {
+                        store.close().await;
+                        return Err(Failure::invalid(e));
+                    }
+                    Err(e) => {
+                        store.close().await;
+                        return Err(anyhow::Error::from(e).into());
+                    }
+                }
+            }
+        };
+        store.close().await;
+        done.map_err(|e| anyhow::Error::from(e).into())
+    })
+}
+
+/// One job for `left4me jobs list`.
+fn job_line(job: &left4me_store::Job) -> String {
+    let since = job.started_at.unwrap_or(job.created_at);
+    let since = jiff::Timestamp::from_second(since)
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!(
+        "#{}  {}  {}  {}  since {since}{}",
+        job.id,
+        job.state.as_str(),
+        left4me_web::runner::job_label(&job.kind),
+        job.subject,
+        if job.cancel_requested_at.is_some() {
+            "  (cancel asked)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What `left4me jobs cancel` did, in words.
+fn cancelled(request: left4me_store::CancelRequest, job: &left4me_store::Job) -> String {
+    use left4me_store::CancelRequest;
+    match request {
+        CancelRequest::Dequeued => format!("job #{} was queued: cancelled", job.id),
+        CancelRequest::Asked => format!(
+            "job #{} was running when the panel stopped: it ends as cancelled when the panel starts{}",
+            job.id,
+            if job.kind == left4me_web::runner::JobKind::ServerStart.as_str() {
+                ", and its server is wanted stopped"
+            } else {
+                ""
+            }
+        ),
+        CancelRequest::Finished => format!(
+            "job #{} has ended already ({}): nothing to cancel",
+            job.id,
+            job.state.as_str()
+        ),
+    }
 }
 
 pub(crate) fn config(cmd: &ConfigCommand) -> CliResult {

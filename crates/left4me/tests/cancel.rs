@@ -61,3 +61,90 @@ async fn a_cancel_recorded_before_the_panel_died_ends_the_job_as_cancelled() {
     act_ok(&admin, server, "stop").await;
     panel.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_cancelled_from_the_shell_while_the_panel_is_down_ends_as_cancelled() {
+    let mut root = TestRoot::new();
+    root.env
+        .push(("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()));
+    root.ok(&["user", "create", ADMIN.0, "--admin"]);
+    let port = free_port();
+    let mut panel = PanelProcess::start(&root, port);
+    let admin = Client::new(&format!("http://{}", panel.addr));
+    admin.login(ADMIN.0, ADMIN.1).await;
+    // A start that waits for a silent server, and a stop queued behind it.
+    let bp = create_blueprint(&admin, "slow", "sim_boot_delay_ms 60000").await;
+    let server = create_server(&admin, "slow", bp, free_port()).await;
+    let start = action(&admin, server, "start").await;
+    page_showing(
+        &admin,
+        &format!("/jobs/{start}"),
+        "waiting for the server",
+        Duration::from_secs(30),
+    )
+    .await;
+    let stop = action(&admin, server, "stop").await;
+    let text = |out: std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    // While the panel runs, its jobs are its own to cancel.
+    let out = root.run(&["jobs", "cancel", &start.to_string()]);
+    assert_eq!(out.status.code(), Some(2), "refused as a usage error");
+    assert!(text(out).contains("the panel is running"));
+
+    // The panel dies; the shell sees both jobs and cancels them.
+    panel.child.kill().unwrap();
+    panel.child.wait().unwrap();
+    let listed = text(root.ok(&["jobs", "list"]));
+    assert!(
+        listed.contains(&format!("#{start}  running  start server"))
+            && listed.contains(&format!("#{stop}  queued  stop server")),
+        "{listed}"
+    );
+    let said = text(root.ok(&["jobs", "cancel", &stop.to_string()]));
+    assert!(said.contains("was queued: cancelled"), "{said}");
+    let said = text(root.ok(&["jobs", "cancel", &start.to_string()]));
+    assert!(
+        said.contains("ends as cancelled when the panel starts, and its server is wanted stopped"),
+        "{said}"
+    );
+    let out = root.run(&["jobs", "cancel", "999999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(out).contains("there is no job #999999"));
+    let listed = text(root.ok(&["jobs", "list"]));
+    assert!(listed.contains("(cancel asked)"), "{listed}");
+
+    // Back up: the start ended as cancelled and was undone, so the
+    // server that kept booting without the panel is stopped.
+    let panel = PanelProcess::start(&root, port);
+    let admin = Client::new(&format!("http://{}", panel.addr));
+    admin.login(ADMIN.0, ADMIN.1).await;
+    let state_of = async |job: i64| {
+        let (_, text) = admin.get_text(&format!("/api/v1/jobs/{job}")).await;
+        let job: serde_json::Value = serde_json::from_str(&text).unwrap();
+        job["state"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(state_of(start).await, "cancelled");
+    assert_eq!(state_of(stop).await, "cancelled");
+    let page = page_showing(
+        &admin,
+        &format!("/servers/{server}"),
+        "state-stopped",
+        Duration::from_secs(40),
+    )
+    .await;
+    assert!(page.contains("wanted: stopped"), "{page}");
+    let status = root.status(&format!("server-{server}"));
+    assert_eq!(status["running"], false, "{status}");
+    let (_, activity) = admin.get_text("/activity").await;
+    assert!(
+        activity.contains(&format!("cancelled job #{start}")) && activity.contains("command line"),
+        "{activity}"
+    );
+    panel.terminate();
+}
