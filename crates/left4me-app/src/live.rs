@@ -98,9 +98,8 @@ impl Backoff {
 
     #[must_use]
     fn failed(self, now: i64) -> Self {
-        let delay = Self::FIRST_SECS
-            .checked_shl(self.failures)
-            .map_or(Self::MAX_SECS, |d| d.min(Self::MAX_SECS));
+        // 15 s << 6 is past the limit already: no shift overflows.
+        let delay = (Self::FIRST_SECS << self.failures.min(6)).min(Self::MAX_SECS);
         Self {
             failures: self.failures.saturating_add(1),
             next_at: now + delay,
@@ -119,6 +118,9 @@ pub struct RconMemory {
     failures: Backoff,
     /// Players `status` gave no Steam id for, by name.
     unknown: HashMap<String, Backoff>,
+    /// Console commands' answers noted so far: one noted while a cycle
+    /// asked the server wins over what that cycle learnt.
+    noted: u64,
 }
 
 impl RconMemory {
@@ -194,6 +196,7 @@ impl Live {
         let mut memories = self.rcon.write().expect("live lock");
         let memory = memories.entry(server_id).or_default();
         memory.refused = refused;
+        memory.noted += 1;
         if !refused {
             memory.failures = Backoff::default();
         }
@@ -209,8 +212,23 @@ impl Live {
             .for_process(pid)
     }
 
-    fn keep_rcon(&self, memories: HashMap<i64, RconMemory>) {
-        *self.rcon.write().expect("live lock") = memories;
+    /// Keeps what a cycle learnt of the servers it asked, but not over a
+    /// console command's answer noted meanwhile, and forgets the servers
+    /// it saw stopped or gone (their next process starts afresh). Servers
+    /// the supervisor could not tell of keep what they had.
+    fn keep_rcon(&self, polled: Vec<(i64, RconMemory)>, forget: impl Fn(i64) -> bool) {
+        let mut memories = self.rcon.write().expect("live lock");
+        memories.retain(|id, _| !forget(*id));
+        for (id, mut learnt) in polled {
+            if let Some(now) = memories.get(&id)
+                && now.noted != learnt.noted
+            {
+                learnt.refused = now.refused;
+                learnt.failures = now.failures;
+                learnt.noted = now.noted;
+            }
+            memories.insert(id, learnt);
+        }
     }
 
     /// Whether nobody plays on the server, by a poll at most `max_age`
@@ -489,12 +507,18 @@ impl Poller {
                 answers.insert(server.id, state);
             }
         }
-        // Servers that are not running are forgotten with their process.
+        let stopped: std::collections::HashSet<i64> = servers
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, status)| status.as_ref().is_ok_and(|s| !s.running))
+            .map(|(server, _)| server.id)
+            .collect();
         self.live.keep_rcon(
             up.iter()
                 .map(|(server, _)| server.id)
                 .zip(memories)
                 .collect(),
+            |id| stopped.contains(&id) || !ids.contains(&id),
         );
         let mut usage = usage
             .await
@@ -651,10 +675,28 @@ mod tests {
         }
         assert_eq!(waits, [15, 30, 60, 120, 240, 480, 900, 900, 900]);
         assert!(!b.ready(1899) && b.ready(1900));
-        for _ in 0..100 {
+        // Days of failures: the wait stays at the limit at every count.
+        for failures in 9..200 {
             b = b.failed(0);
+            assert_eq!(b.next_at, 900, "after {failures} failures");
         }
-        assert_eq!(b.next_at, 900, "no overflow");
+    }
+
+    #[test]
+    fn a_console_answer_during_a_cycle_wins_and_stopped_servers_are_forgotten() {
+        let live = Live::default();
+        live.note_rcon_answer(1, true);
+        let mut learnt = live.take_rcon(1, Some(10));
+        // A console command gets in while the cycle asks the server.
+        live.note_rcon_answer(1, false);
+        learnt.refused = true;
+        live.keep_rcon(vec![(1, learnt)], |_| false);
+        assert!(!live.rcon_refused(1), "the later answer stands");
+        // Unasked servers keep theirs; stopped ones are forgotten.
+        live.note_rcon_answer(2, true);
+        live.keep_rcon(Vec::new(), |id| id == 1);
+        assert!(live.rcon_refused(2));
+        assert!(!live.rcon.read().unwrap().contains_key(&1));
     }
 
     #[test]

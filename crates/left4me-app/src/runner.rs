@@ -1296,10 +1296,30 @@ impl Jobs {
     /// files that are its own into the restic repository, then forgets
     /// what the retention does not keep.
     async fn back_up(&self, job: &Job, token: &CancellationToken) -> Result<(), JobError> {
+        let staging = crate::backups::Backups::staging(self.0.host.root().path());
+        let result = self.back_up_staged(job, token, &staging).await;
+        // The database copy holds every secret the database does: it
+        // never outlives its backup, however that ended.
+        if let Err(e) = left4me_host::fsutil::remove_dir_all_if_exists(&staging) {
+            self.log(
+                job.id,
+                "stderr",
+                &format!("removing the database copy in {}: {e}", staging.display()),
+            )
+            .await;
+        }
+        result
+    }
+
+    async fn back_up_staged(
+        &self,
+        job: &Job,
+        token: &CancellationToken,
+        staging: &std::path::Path,
+    ) -> Result<(), JobError> {
         let started = left4me_store::now();
         let root = self.0.host.root().clone();
-        let staging = crate::backups::Backups::staging(root.path());
-        std::fs::create_dir_all(&staging)
+        std::fs::create_dir_all(staging)
             .map_err(|e| JobError::Failed(format!("making {}: {e}", staging.display())))?;
         self.log(job.id, "step", "copying the database as it is now")
             .await;
@@ -1323,7 +1343,7 @@ impl Jobs {
                 JobError::Failed(format!("copying the configuration {}: {e}", file.display()))
             })?;
         }
-        let set = left4me_host::backup::BackupSet::of_panel(&root, &staging);
+        let set = left4me_host::backup::BackupSet::of_panel(&root, staging);
         let backups = self.0.backups.clone();
         let summary = self
             .blocking_op(job.id, token, move |ctx| {
@@ -1349,8 +1369,6 @@ impl Jobs {
                 Ok::<_, left4me_host::backup::BackupError>(summary)
             })
             .await?;
-        let _ = std::fs::remove_file(&copy);
-        let _ = std::fs::remove_file(&config_copy);
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.log(
             job.id,

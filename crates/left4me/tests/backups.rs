@@ -162,6 +162,14 @@ async fn a_backup_taken_while_the_panel_works_restores_whole() {
     std::fs::write(&restic.password_file, "not the password").unwrap();
     let (log, end) = back_up(&admin).await;
     assert_eq!(end, "failed", "{log:?}");
+    assert!(
+        log.join("\n").contains("copying the database"),
+        "the copy was made: {log:?}"
+    );
+    assert!(
+        !app.root.path().join("backups/staging").exists(),
+        "the failed backup's database copy is gone"
+    );
     let (_, page) = admin.get_text("/backups").await;
     assert!(page.contains("id=\"backup-failed\""), "{page}");
     assert!(page.contains("does not take this password"), "{page}");
