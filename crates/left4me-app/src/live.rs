@@ -129,6 +129,8 @@ impl RconMemory {
         match (self.pid, pid) {
             (Some(before), Some(now)) if before != now => Self {
                 pid,
+                // Not a console command's answer: the count goes on.
+                noted: self.noted,
                 ..Self::default()
             },
             _ => Self {
@@ -697,6 +699,14 @@ mod tests {
         live.keep_rcon(Vec::new(), |id| id == 1);
         assert!(live.rcon_refused(2));
         assert!(!live.rcon.read().unwrap().contains_key(&1));
+        // A refusal ends with its process, though a console command
+        // noted it.
+        let seen = live.take_rcon(2, Some(7));
+        live.keep_rcon(vec![(2, seen)], |_| false);
+        assert!(live.rcon_refused(2));
+        let restarted = live.take_rcon(2, Some(8));
+        live.keep_rcon(vec![(2, restarted)], |_| false);
+        assert!(!live.rcon_refused(2));
     }
 
     #[test]

@@ -31,7 +31,7 @@ fn offline_root() -> tempfile::TempDir {
     for exe in [
         "usr/bin/left4me",
         "bin/bash",
-        "var/lib/left4me/runtime/demo/merged/srcds_run",
+        "var/lib/left4me/runtime/demo/merged/srcds_linux",
     ] {
         let path = root.path().join(exe);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

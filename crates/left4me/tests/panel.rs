@@ -2970,11 +2970,27 @@ async fn the_poller_backs_off_and_says_when_the_rcon_password_no_longer_matches(
     let (_, json) = client.get_text(&format!("/api/v1/servers/{server}")).await;
     assert!(json.contains("\"rcon_refused\":true"), "{json}");
 
-    // A restart puts the panel's password back: the notice goes.
+    // A restart puts the panel's password back: the notice goes, and the
+    // new process is asked again.
     act_ok(&client, server, "restart").await;
     cycles(2).await;
     let (_, page) = client.get_text(&format!("/servers/{server}")).await;
     assert!(!page.contains("id=\"rcon-refused\""), "{page}");
+    let (statuses, _) = rcon_counts(&app.root, &instance);
+    console(&client, server, "sim_join Zoey STEAM_1:1:7").await;
+    wait_until(
+        "status is asked of the new process",
+        Duration::from_secs(15),
+        || rcon_counts(&app.root, &instance).0 > statuses,
+    );
+    eventually("Zoey's Steam id", Duration::from_secs(15), async || {
+        app.live.get(server).is_some_and(|l| {
+            l.online
+                .iter()
+                .any(|p| p.name == "Zoey" && p.steam_id.as_deref() == Some("STEAM_1:1:7"))
+        })
+    })
+    .await;
     app.stop().await;
 }
 

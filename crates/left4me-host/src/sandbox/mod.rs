@@ -95,13 +95,13 @@ impl BuildRun<'_> {
     }
 
     /// Writes the build's `/etc/resolv.conf` (see [`network`]).
-    fn write_resolv_conf(&self) -> Result<PathBuf, SandboxError> {
+    fn write_resolv_conf(&self) -> Result<(), SandboxError> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.join("resolv.conf");
         std::fs::write(&path, network::resolv_conf())
             .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)))
             .map_err(io("writing the build's resolv.conf"))?;
-        Ok(path)
+        Ok(())
     }
 }
 

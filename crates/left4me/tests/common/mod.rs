@@ -1,5 +1,6 @@
 //! Test harness: a temporary state root with a synthetic installation
-//! (the srcds simulator as `srcds_run`) and the real `left4me` binary.
+//! (the srcds simulator as `srcds_linux` and `srcds_run`) and the real
+//! `left4me` binary.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod api;
