@@ -217,7 +217,9 @@ impl Bubblewrap {
                     "-c",
                     // Held open while /tmp is covered (the directory may be below
                     // it) and closed before the sandbox could inherit it.
-                    r#"exec 3<"$1" && mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /tmp && mkdir "$2" && mount --no-canonicalize --bind /proc/self/fd/3 "$2" && exec 3<&- && shift 2 && exec "$@""#,
+                    // A failure is said in the log in words (an exit code
+                    // could be the script's own).
+                    r#"fail() { echo "left4me: the build's directory could not be bound where the build user reaches it: $1" >&2; exit 1; }; [ -d "$1" ] || fail "$1 is not a directory"; exec 3<"$1"; { mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /tmp && mkdir "$2" && mount --no-canonicalize --bind /proc/self/fd/3 "$2"; } || fail "mount failed (see above)"; exec 3<&-; shift 2; exec "$@""#,
                     "sh",
                 ]
                 .map(Into::into),
@@ -480,6 +482,7 @@ impl Bubblewrap {
             Err(SandboxError::Unavailable(
                 "the build could not join its cgroup".into(),
             ))
+
         } else {
             Err(SandboxError::Failed {
                 status: status.to_string(),
