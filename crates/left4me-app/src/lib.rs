@@ -193,7 +193,11 @@ impl App {
                  \"Check for game updates\" on the Schedules page says when the panel checks"
             );
         }
-        let installer = Arc::from(config.installer().map_err(LaunchError::Game)?);
+        let installer: Arc<dyn left4me_host::game::Installer> =
+            Arc::from(config.installer().map_err(LaunchError::Game)?);
+        if let Err(e) = installer.clear_interrupted() {
+            tracing::warn!("removing what an interrupted game install left: {e}");
+        }
         // No build runs yet: what builds that died with the panel left goes.
         if let Err(e) = left4me_host::scripts::clean_leftovers(host.root()) {
             tracing::warn!("removing what earlier script builds left: {e}");

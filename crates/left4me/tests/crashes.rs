@@ -230,6 +230,16 @@ async fn a_game_update_killed_at_any_step_is_repaired_by_the_next_panel() {
         let job = killed_at(&root, port, fault, async |c| game_action(c, "update").await).await;
         let (panel, admin) = again(&root, port).await;
         assert_eq!(job_state(&admin, job).await, "interrupted", "{fault}");
+        assert_eq!(
+            mounts_below(&installation),
+            0,
+            "{fault}: the killed update's mount is gone when the panel is back"
+        );
+        assert!(
+            !installation.join("build").exists()
+                || std::fs::read_dir(installation.join("build")).unwrap().count() == 0,
+            "{fault}: and its build directory"
+        );
         let (_, page) = admin.get_text("/game").await;
         assert!(
             page.contains(&format!("build {}", build - 1)),
@@ -239,11 +249,6 @@ async fn a_game_update_killed_at_any_step_is_repaired_by_the_next_panel() {
         assert_eq!(end, "succeeded", "{fault}: {log:?}");
         let (_, page) = admin.get_text("/game").await;
         assert!(page.contains(&format!("build {build}")), "{fault}: {page}");
-        assert_eq!(
-            mounts_below(&installation),
-            0,
-            "{fault}: the killed update's mount is gone"
-        );
         panel.terminate();
     }
     // Servers start on what the updates left.

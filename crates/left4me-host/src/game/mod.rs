@@ -203,6 +203,14 @@ pub trait Installer: Send + Sync + std::fmt::Debug {
     /// not downloadable over HTTP); the path of its VPK
     /// (see [`Game::download_workshop_item`]).
     fn download_workshop_item(&self, id: u64, ctx: &Ctx<'_>) -> Result<PathBuf, GameError>;
+
+    /// At the panel's start: what an install or update that died with an
+    /// earlier panel left (its build's mount and directory). Where
+    /// installs run outside the panel (a unit that outlives it), nothing:
+    /// the next install cleans up.
+    fn clear_interrupted(&self) -> Result<(), GameError> {
+        Ok(())
+    }
 }
 
 impl Installer for Game {
@@ -220,6 +228,20 @@ impl Installer for Game {
 
     fn download_workshop_item(&self, id: u64, ctx: &Ctx<'_>) -> Result<PathBuf, GameError> {
         Game::download_workshop_item(self, id, ctx)
+    }
+
+    fn clear_interrupted(&self) -> Result<(), GameError> {
+        // Busy: an install by the command line runs now, and is its own.
+        let Some(_busy) = crate::lock::try_lock_file(&self.steamcmd_lock())
+            .map_err(io("taking the install lock"))?
+        else {
+            return Ok(());
+        };
+        self.unmount_builds()?;
+        self.root
+            .installation_versions()
+            .clean()
+            .map_err(io("cleaning the installation"))
     }
 }
 
