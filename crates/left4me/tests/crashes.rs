@@ -237,7 +237,10 @@ async fn a_game_update_killed_at_any_step_is_repaired_by_the_next_panel() {
         );
         assert!(
             !installation.join("build").exists()
-                || std::fs::read_dir(installation.join("build")).unwrap().count() == 0,
+                || std::fs::read_dir(installation.join("build"))
+                    .unwrap()
+                    .count()
+                    == 0,
             "{fault}: and its build directory"
         );
         let (_, page) = admin.get_text("/game").await;

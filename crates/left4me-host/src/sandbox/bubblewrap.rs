@@ -482,7 +482,6 @@ impl Bubblewrap {
             Err(SandboxError::Unavailable(
                 "the build could not join its cgroup".into(),
             ))
-
         } else {
             Err(SandboxError::Failed {
                 status: status.to_string(),
