@@ -120,6 +120,15 @@ pub struct ServerChange<'a> {
 }
 
 impl crate::Write {
+    /// The blueprint the server is on, as this transaction sees it.
+    pub async fn server_blueprint(&mut self, id: i64) -> Result<i64> {
+        sqlx::query_scalar("SELECT blueprint_id FROM servers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
     /// Creates a server on the port asked for or the lowest free one; in
     /// the write transaction, so two creations cannot take one port.
     pub async fn create_server(&mut self, new: &NewServer<'_>) -> Result<Server> {

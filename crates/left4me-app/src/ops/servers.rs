@@ -373,11 +373,13 @@ pub async fn change(
     let mut errors = FieldErrors::default();
     let (name, hostname) = names(&input.name, &input.hostname, &mut errors);
     let mut write = app.store().write().await?;
+    // The one it is on now, which it may keep whoever can see it.
+    let current = write.server_blueprint(id).await?;
     let blueprint = usable_blueprint(
         &mut write,
         actor,
         &input.blueprint_id,
-        Some(server.blueprint_id),
+        Some(current),
         &mut errors,
     )
     .await?;
