@@ -341,10 +341,7 @@ fn restic_pids(repository: &str) -> Vec<rustix::process::Pid> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panel_killed_during_a_backup_leaves_the_repository_usable() {
-    let mut root = TestRoot::new();
-    root.env
-        .push(("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()));
-    root.ok(&["user", "create", ADMIN.0, "--admin"]);
+    let root = root_with_admin();
     // Enough to back up that the kill lands mid-way.
     let big = root.path().join("overlays/big");
     std::fs::create_dir_all(&big).unwrap();
@@ -357,8 +354,7 @@ async fn a_panel_killed_during_a_backup_leaves_the_repository_usable() {
     }
     let port = free_port();
     let mut panel = PanelProcess::start(&root, port);
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
+    let admin = panel.admin().await;
     let res = admin.post("/backups", &[]).await;
     let job = Client::redirect_id(&res);
     page_showing(
@@ -377,8 +373,7 @@ async fn a_panel_killed_during_a_backup_leaves_the_repository_usable() {
     }
 
     let panel = PanelProcess::start(&root, port);
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
+    let admin = panel.admin().await;
     let (_, page) = admin.get_text(&format!("/jobs/{job}")).await;
     assert!(page.contains("interrupted"), "{page}");
     let (log, end) = back_up(&admin).await;

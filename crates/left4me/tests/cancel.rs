@@ -10,27 +10,29 @@ use common::panel::*;
 use common::*;
 use reqwest::StatusCode;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cancel_recorded_before_the_panel_died_ends_the_job_as_cancelled() {
-    let mut root = TestRoot::new();
-    root.env
-        .push(("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()));
-    root.ok(&["user", "create", ADMIN.0, "--admin"]);
-    let port = free_port();
-    let mut panel = PanelProcess::start_failing_at(&root, port, Some("cancel-recorded"));
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
-    // A server that stays silent for a minute: its start waits for it.
-    let bp = create_blueprint(&admin, "slow", "sim_boot_delay_ms 60000").await;
-    let server = create_server(&admin, "slow", bp, free_port()).await;
-    let job = action(&admin, server, "start").await;
+/// A server that stays silent for a minute, and its start, once that is
+/// waiting for it.
+async fn slow_start(admin: &Client) -> (i64, i64) {
+    let bp = create_blueprint(admin, "slow", "sim_boot_delay_ms 60000").await;
+    let server = create_server(admin, "slow", bp, free_port()).await;
+    let job = action(admin, server, "start").await;
     page_showing(
-        &admin,
+        admin,
         &format!("/jobs/{job}"),
         "waiting for the server",
         Duration::from_secs(30),
     )
     .await;
+    (server, job)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_recorded_before_the_panel_died_ends_the_job_as_cancelled() {
+    let root = root_with_admin();
+    let port = free_port();
+    let mut panel = PanelProcess::start_failing_at(&root, port, Some("cancel-recorded"));
+    let admin = panel.admin().await;
+    let (server, job) = slow_start(&admin).await;
     // The Cancel is recorded, then the panel dies before the job hears it.
     let csrf = admin.csrf("/account").await;
     let _ = admin
@@ -46,8 +48,7 @@ async fn a_cancel_recorded_before_the_panel_died_ends_the_job_as_cancelled() {
     );
 
     let panel = PanelProcess::start(&root, port);
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
+    let admin = panel.admin().await;
     let (status, page) = admin.get_text(&format!("/jobs/{job}")).await;
     assert_eq!(status, StatusCode::OK);
     let state = &page[page.find("id=\"job-state\"").expect("the job's state")..];
@@ -64,25 +65,12 @@ async fn a_cancel_recorded_before_the_panel_died_ends_the_job_as_cancelled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_cancelled_from_the_shell_while_the_panel_is_down_ends_as_cancelled() {
-    let mut root = TestRoot::new();
-    root.env
-        .push(("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()));
-    root.ok(&["user", "create", ADMIN.0, "--admin"]);
+    let root = root_with_admin();
     let port = free_port();
     let mut panel = PanelProcess::start(&root, port);
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
+    let admin = panel.admin().await;
     // A start that waits for a silent server, and a stop queued behind it.
-    let bp = create_blueprint(&admin, "slow", "sim_boot_delay_ms 60000").await;
-    let server = create_server(&admin, "slow", bp, free_port()).await;
-    let start = action(&admin, server, "start").await;
-    page_showing(
-        &admin,
-        &format!("/jobs/{start}"),
-        "waiting for the server",
-        Duration::from_secs(30),
-    )
-    .await;
+    let (server, start) = slow_start(&admin).await;
     let stop = action(&admin, server, "stop").await;
     let text = |out: std::process::Output| {
         format!(
@@ -122,8 +110,7 @@ async fn a_job_cancelled_from_the_shell_while_the_panel_is_down_ends_as_cancelle
     // Back up: the start ended as cancelled and was undone, so the
     // server that kept booting without the panel is stopped.
     let panel = PanelProcess::start(&root, port);
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
+    let admin = panel.admin().await;
     let state_of = async |job: i64| {
         let (_, text) = admin.get_text(&format!("/api/v1/jobs/{job}")).await;
         let job: serde_json::Value = serde_json::from_str(&text).unwrap();

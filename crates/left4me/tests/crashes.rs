@@ -22,10 +22,7 @@ const SRCDS_SIM: &str = env!("CARGO_BIN_EXE_srcds-sim");
 /// A state root with an admin, for panels run as processes; servers that
 /// should run are started again within a second.
 fn state() -> TestRoot {
-    let mut root = TestRoot::new();
-    root.env
-        .push(("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()));
-    root.ok(&["user", "create", ADMIN.0, "--admin"]);
+    let mut root = root_with_admin();
     root.env
         .push(("LEFT4ME_RECONCILE_INTERVAL_SECS".into(), "1".into()));
     root
@@ -40,8 +37,7 @@ async fn killed_at<T>(
     trigger: impl AsyncFnOnce(&Client) -> T,
 ) -> T {
     let mut panel = PanelProcess::start_failing_at(root, port, Some(fault));
-    let client = Client::new(&format!("http://{}", panel.addr));
-    client.login(ADMIN.0, ADMIN.1).await;
+    let client = panel.admin().await;
     let made = trigger(&client).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -66,8 +62,7 @@ async fn killed_at<T>(
 /// The panel again, as it starts after a crash.
 async fn again(root: &TestRoot, port: u16) -> (PanelProcess, Client) {
     let panel = PanelProcess::start(root, port);
-    let client = Client::new(&format!("http://{}", panel.addr));
-    client.login(ADMIN.0, ADMIN.1).await;
+    let client = panel.admin().await;
     (panel, client)
 }
 

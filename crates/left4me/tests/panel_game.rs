@@ -426,8 +426,7 @@ async fn a_panel_killed_during_an_update_leaves_the_current_version() {
     root.ok(&["user", "create", ADMIN.0, "--admin"]);
     let port = free_port();
     let mut panel = PanelProcess::start(&root, port);
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
+    let admin = panel.admin().await;
     let job = game_action(&admin, "update").await;
     wait_for_job_line(&admin, job, "steamcmd: downloading").await;
     panel.child.kill().unwrap();
@@ -444,8 +443,7 @@ async fn a_panel_killed_during_an_update_leaves_the_current_version() {
 
     sim.set_config(&SimConfig::default()).unwrap();
     let panel = PanelProcess::start(&root, port);
-    let admin = Client::new(&format!("http://{}", panel.addr));
-    admin.login(ADMIN.0, ADMIN.1).await;
+    let admin = panel.admin().await;
     let (_, page) = admin.get_text(&format!("/jobs/{job}")).await;
     assert!(page.contains("interrupted"), "{page}");
     let lines = game_job_ok(&admin, "update").await;

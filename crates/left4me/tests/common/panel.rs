@@ -505,6 +505,16 @@ pub async fn page_showing(client: &Client, path: &str, text: &str, timeout: Dura
     }
 }
 
+/// A state root with the test's admin in its database, made by the
+/// command line, for panels run as processes.
+pub fn root_with_admin() -> TestRoot {
+    let mut root = TestRoot::new();
+    root.env
+        .push(("LEFT4ME_ADMIN_PASSWORD".into(), ADMIN.1.into()));
+    root.ok(&["user", "create", ADMIN.0, "--admin"]);
+    root
+}
+
 /// `left4me serve` as its own process, with its stdout lines.
 pub struct PanelProcess {
     pub child: Child,
@@ -560,6 +570,13 @@ impl PanelProcess {
         );
         assert!(url.starts_with(&prefix), "{line}");
         url[prefix.len() - "/setup?token=".len()..].to_owned()
+    }
+
+    /// A client of this panel, signed in as the test's admin.
+    pub async fn admin(&self) -> Client {
+        let client = Client::new(&format!("http://{}", self.addr));
+        client.login(ADMIN.0, ADMIN.1).await;
+        client
     }
 
     /// SIGTERM; the panel must stop cleanly.
