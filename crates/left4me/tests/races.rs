@@ -12,18 +12,19 @@ const ROUNDS: usize = 20;
 /// Rounds a race with a moving delay may take to see both of its orders.
 const MOST_ROUNDS: usize = 200;
 
-/// The delay before the second side of a race, moved after each round
-/// towards the point where either side may win, so both orders happen
-/// however fast this machine makes the first side.
+/// A head start for one side of a race (the second when positive, the
+/// first when negative), moved after each round towards the point where
+/// either side may win, so both orders happen however fast this machine
+/// makes either side.
 #[derive(Debug, Default)]
 struct Straddle {
-    delay_ms: u64,
+    delay_ms: i64,
     first_won: usize,
     second_won: usize,
 }
 
 impl Straddle {
-    const STEP_MS: u64 = 2;
+    const STEP_MS: i64 = 2;
 
     /// Whether to race again: the usual rounds, then until both orders
     /// were seen (a test fails past [`MOST_ROUNDS`]).
@@ -35,14 +36,31 @@ impl Straddle {
         round < ROUNDS || self.first_won == 0 || self.second_won == 0
     }
 
-    async fn wait(&self) {
-        tokio::time::sleep(std::time::Duration::from_millis(self.delay_ms)).await;
+    /// Runs both sides at once, the one behind after its delay.
+    async fn run<A, B>(
+        &self,
+        first: impl std::future::Future<Output = A>,
+        second: impl std::future::Future<Output = B>,
+    ) -> (A, B) {
+        let after = |ms: i64| {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.max(0).unsigned_abs()))
+        };
+        tokio::join!(
+            async {
+                after(-self.delay_ms).await;
+                first.await
+            },
+            async {
+                after(self.delay_ms).await;
+                second.await
+            }
+        )
     }
 
     fn outcome(&mut self, first_won: bool) {
         if first_won {
             self.first_won += 1;
-            self.delay_ms = self.delay_ms.saturating_sub(Self::STEP_MS);
+            self.delay_ms -= Self::STEP_MS;
         } else {
             self.second_won += 1;
             self.delay_ms += Self::STEP_MS;
@@ -109,12 +127,13 @@ async fn taking_a_share_back_while_someone_starts_using_it() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let (mut used, mut refused) = (0, 0);
-    for round in 0..ROUNDS {
+    let mut race = Straddle::default();
+    let mut round = 0;
+    while race.again(round) {
+        round += 1;
         assert_eq!(share("true").await.status(), StatusCode::SEE_OTHER);
         let add = bob.post_with_csrf(&blueprint_path, &add_fields, &csrf_bob);
-        let unshare = share("false");
-        let (add, unshare) = tokio::join!(add, unshare);
+        let (add, unshare) = race.run(add, share("false")).await;
         // An overlay no longer shared is as missing to bob as a deleted one;
         // a share is not taken back from under a blueprint that uses it.
         clear(add.status(), StatusCode::NOT_FOUND, "adding the overlay");
@@ -130,8 +149,8 @@ async fn taking_a_share_back_while_someone_starts_using_it() {
             !in_use || shared,
             "round {round}: bob's blueprint uses alice's private overlay"
         );
+        race.outcome(in_use);
         if in_use {
-            used += 1;
             // Out of bob's blueprint again for the next round.
             let res = bob
                 .post(
@@ -140,11 +159,9 @@ async fn taking_a_share_back_while_someone_starts_using_it() {
                 )
                 .await;
             assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        } else {
-            refused += 1;
         }
     }
-    eprintln!("{used} rounds the use won, {refused} the share's taking back");
+    eprintln!("{race:?}");
     app.stop().await;
 }
 
@@ -153,7 +170,10 @@ async fn deleting_an_overlay_while_someone_adds_it_to_a_blueprint() {
     let mut app = App::spawn().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let blueprint = create_blueprint(&admin, "coop", "").await;
-    for round in 0..ROUNDS {
+    let mut race = Straddle::default();
+    let mut round = 0;
+    while race.again(round) {
+        round += 1;
         let res = admin
             .post("/overlays", &[("name", &format!("maps {round}"))])
             .await;
@@ -171,12 +191,8 @@ async fn deleting_an_overlay_while_someone_adds_it_to_a_blueprint() {
                 )
                 .await
         };
-        let delete = async {
-            admin
-                .post(&format!("/overlays/{overlay}/delete"), &[])
-                .await
-        };
-        let (add, delete) = tokio::join!(add, delete);
+        let delete_path = format!("/overlays/{overlay}/delete");
+        let (add, delete) = race.run(add, admin.post(&delete_path, &[])).await;
         clear(add.status(), StatusCode::NOT_FOUND, "adding the overlay");
         clear(
             delete.status(),
@@ -195,6 +211,7 @@ async fn deleting_an_overlay_while_someone_adds_it_to_a_blueprint() {
             !exists,
             "round {round}: the delete's answer says what happened"
         );
+        race.outcome(in_use);
         if in_use {
             let res = admin
                 .post(
@@ -228,13 +245,9 @@ async fn taking_a_blueprints_share_back_while_someone_makes_a_server_on_it() {
         round += 1;
         assert_eq!(share("true").await.status(), StatusCode::SEE_OTHER);
         let name = format!("bob-{round}");
-        // Making a server first reads the host's ports (a pass over /proc):
-        // the share is taken back after a delay.
-        let late_unshare = async {
-            race.wait().await;
-            share("false").await
-        };
-        let (create, unshare) = tokio::join!(post_server(&bob, &name, blueprint, ""), late_unshare);
+        let (create, unshare) = race
+            .run(post_server(&bob, &name, blueprint, ""), share("false"))
+            .await;
         let (status, page) = (create.status(), create.text().await.unwrap());
         let (unshared, refusal) = (unshare.status(), unshare.text().await.unwrap());
         race.outcome(status == StatusCode::SEE_OTHER);
@@ -279,11 +292,12 @@ async fn deleting_a_blueprint_while_a_server_is_made_on_it() {
         let blueprint = create_blueprint(&admin, &format!("coop {round}"), "").await;
         let name = format!("made-{round}");
         let delete_path = format!("/blueprints/{blueprint}/delete");
-        let late_delete = async {
-            race.wait().await;
-            admin.post(&delete_path, &[]).await
-        };
-        let (create, delete) = tokio::join!(post_server(&admin, &name, blueprint, ""), late_delete);
+        let (create, delete) = race
+            .run(
+                post_server(&admin, &name, blueprint, ""),
+                admin.post(&delete_path, &[]),
+            )
+            .await;
         let (created, deleted) = (create.status(), delete.status());
         let (create_page, delete_page) =
             (create.text().await.unwrap(), delete.text().await.unwrap());
