@@ -515,12 +515,13 @@ impl Poller {
             .filter(|(_, status)| status.as_ref().is_ok_and(|s| !s.running))
             .map(|(server, _)| server.id)
             .collect();
+        let known: std::collections::HashSet<i64> = ids.iter().copied().collect();
         self.live.keep_rcon(
             up.iter()
                 .map(|(server, _)| server.id)
                 .zip(memories)
                 .collect(),
-            |id| stopped.contains(&id) || !ids.contains(&id),
+            |id| stopped.contains(&id) || !known.contains(&id),
         );
         let mut usage = usage
             .await
